@@ -1,0 +1,196 @@
+"""Admission: the server-side rules that run after defaulting and before storage.
+
+Each function reproduces one of kube-apiserver's default admission plugins:
+
+- NamespaceLifecycle: nothing is created in a namespace that does not exist
+  (404) or is being deleted (403);
+- DefaultTolerationSeconds: a pod that says nothing about unreachable or
+  not-ready nodes tolerates them for 300 s, after which it is evicted;
+- the Service registry's allocators: ClusterIPs and NodePorts, given out once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.errors import FieldError
+from api.resources import ResourceInfo
+
+from . import errors
+from .allocators import AlreadyAllocated, NodePorts, RangeFull, ServiceIPs
+from .storage import Store
+
+DEFAULT_TOLERATION_SECONDS = 300
+NOT_READY_TAINT = "node.kubernetes.io/not-ready"
+UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
+
+
+async def check_namespace(store: Store, info: ResourceInfo, namespace: str, name: str) -> None:
+    if not info.namespaced:
+        return
+    stored = await store.get(f"/registry/namespaces/{namespace}")
+    if stored is None:
+        raise errors.not_found("namespaces", "", namespace)
+    if stored.obj.get("metadata", {}).get("deletionTimestamp") or (
+        stored.obj.get("status", {}).get("phase") == "Terminating"
+    ):
+        raise errors.forbidden(
+            info.plural,
+            info.group,
+            name,
+            f"unable to create new content in namespace {namespace} because it is being terminated",
+            causes=[
+                {
+                    "reason": "NamespaceTerminating",
+                    "message": f"namespace {namespace} is being terminated",
+                    "field": "metadata.namespace",
+                }
+            ],
+        )
+
+
+def add_default_tolerations(pod: dict[str, Any]) -> None:
+    spec = pod.setdefault("spec", {})
+    tolerations = spec.setdefault("tolerations", [])
+
+    def tolerates(key: str) -> bool:
+        for t in tolerations:
+            effect = t.get("effect", "")
+            if effect not in ("", "NoExecute"):
+                continue
+            if t.get("key", "") == key or (
+                t.get("key", "") == "" and t.get("operator") == "Exists"
+            ):
+                return True
+        return False
+
+    for key in (NOT_READY_TAINT, UNREACHABLE_TAINT):
+        if not tolerates(key):
+            tolerations.append(
+                {
+                    "key": key,
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": DEFAULT_TOLERATION_SECONDS,
+                }
+            )
+
+
+class ServiceAllocation:
+    """Assigns a Service's ClusterIP and NodePorts on create, frees them on delete."""
+
+    def __init__(self, ips: ServiceIPs, ports: NodePorts) -> None:
+        self.ips = ips
+        self.ports = ports
+
+    async def on_create(self, svc: dict[str, Any], dry_run: bool) -> list[FieldError]:
+        spec = svc.setdefault("spec", {})
+        owner = f"{svc['metadata'].get('namespace', '')}/{svc['metadata'].get('name', '')}"
+        problems: list[FieldError] = []
+        svc_type = spec.get("type", "ClusterIP")
+        wanted = spec.get("clusterIP") or ""
+        allocated_ip: str | None = None
+        if svc_type != "ExternalName" and wanted != "None":
+            if wanted and not self.ips.contains(wanted):
+                return [
+                    FieldError(
+                        "spec.clusterIPs",
+                        "FieldValueInvalid",
+                        f"failed to allocate IP {wanted}: the provided IP ({wanted}) "
+                        "is not in the valid range. "
+                        f"The range of valid IPs is {self.ips.network}",
+                        [wanted],
+                    )
+                ]
+            if not dry_run:
+                try:
+                    allocated_ip = await self.ips.allocate(owner, wanted or None)
+                except AlreadyAllocated:
+                    return [
+                        FieldError(
+                            "spec.clusterIPs",
+                            "FieldValueInvalid",
+                            f"failed to allocate IP {wanted}: provided IP is already allocated",
+                            [wanted],
+                        )
+                    ]
+                except RangeFull as e:
+                    raise errors.internal(str(e)) from e
+                spec["clusterIP"] = allocated_ip
+                spec["clusterIPs"] = [allocated_ip]
+        elif wanted == "None":
+            spec["clusterIPs"] = ["None"]
+        if svc_type in ("NodePort", "LoadBalancer"):
+            taken: list[int] = []
+            for i, port in enumerate(spec.get("ports") or []):
+                requested = port.get("nodePort")
+                if requested and not self.ports.contains(int(requested)):
+                    problems.append(
+                        FieldError(
+                            f"spec.ports[{i}].nodePort",
+                            "FieldValueInvalid",
+                            "provided port is not in the valid range. "
+                            f"The range of valid ports is {self.ports.low}-{self.ports.high}",
+                            requested,
+                        )
+                    )
+                    continue
+                if dry_run:
+                    continue
+                try:
+                    port["nodePort"] = await self.ports.allocate(owner, requested)
+                    taken.append(port["nodePort"])
+                except AlreadyAllocated:
+                    problems.append(
+                        FieldError(
+                            f"spec.ports[{i}].nodePort",
+                            "FieldValueInvalid",
+                            "provided port is already allocated",
+                            requested,
+                        )
+                    )
+            if problems and not dry_run:
+                for p in taken:
+                    await self.ports.release(p)
+        if problems and allocated_ip:
+            await self.ips.release(allocated_ip)
+        return problems
+
+    async def on_delete(self, svc: dict[str, Any]) -> None:
+        spec = svc.get("spec", {})
+        ip = spec.get("clusterIP")
+        if ip and ip != "None":
+            await self.ips.release(ip)
+        for port in spec.get("ports") or []:
+            if port.get("nodePort"):
+                await self.ports.release(int(port["nodePort"]))
+
+    @staticmethod
+    def keep_allocations(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+        """clusterIP is immutable; an update that leaves it out keeps the old one."""
+        new_spec, old_spec = new.setdefault("spec", {}), old.get("spec", {})
+        if not new_spec.get("clusterIP") and old_spec.get("clusterIP"):
+            new_spec["clusterIP"] = old_spec["clusterIP"]
+            new_spec["clusterIPs"] = old_spec.get("clusterIPs", [old_spec["clusterIP"]])
+        elif new_spec.get("clusterIP") != old_spec.get("clusterIP"):
+            return [
+                FieldError(
+                    "spec.clusterIPs[0]",
+                    "FieldValueInvalid",
+                    "may not change once set",
+                    new_spec.get("clusterIP"),
+                )
+            ]
+        old_ports = {
+            (p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
+            for p in old_spec.get("ports") or []
+        }
+        for p in new_spec.get("ports") or []:
+            kept = old_ports.get((p.get("port"), p.get("protocol", "TCP")))
+            if (
+                kept
+                and not p.get("nodePort")
+                and new_spec.get("type") in ("NodePort", "LoadBalancer")
+            ):
+                p["nodePort"] = kept
+        return []

@@ -1,0 +1,505 @@
+"""The verbs on stored objects: get, list, create, update, delete, watch.
+
+This is the part of kube-apiserver between the HTTP handler and etcd
+(`genericregistry.Store`). Every write follows one pattern:
+
+    read current → compute the new object → validate → guarded write
+                                                   ↳ lost the race? start over
+
+A write whose client named a `resourceVersion` is never retried here: the
+client asked "only if nothing changed", so a change means 409 Conflict.
+A write without one (a patch, a delete) is retried on fresh state, because
+the client asked for an effect, not for a particular starting point.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import datetime
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from api.errors import FieldError
+from api.resources import ResourceInfo
+from api.selectors import FieldSelector, LabelSelector
+
+from api import defaults, fields, validation
+
+from . import errors, strategies
+from .admission import ServiceAllocation, add_default_tolerations, check_namespace
+from .storage import CompactedError, Conflict, Store, Stored
+from .watch import Change, WatchHubs
+
+MAX_RETRIES = 16
+UNDELETABLE_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
+
+
+def now_rfc3339() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class WriteOptions:
+    dry_run: bool = False
+    field_validation: str = "Warn"  # Strict | Warn | Ignore
+    field_manager: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DeleteOptions:
+    grace_period: int | None = None
+    propagation: str | None = None  # Orphan | Background | Foreground
+    preconditions: dict[str, str] = field(default_factory=dict)
+    dry_run: bool = False
+
+
+@dataclass
+class ListOptions:
+    labels: LabelSelector | None = None
+    fields: FieldSelector | None = None
+    limit: int = 0
+    continue_token: str = ""
+
+
+def storage_prefix(info: ResourceInfo, namespace: str = "") -> str:
+    resource = info.storage or info.plural
+    if info.namespaced and namespace:
+        return f"/registry/{resource}/{namespace}/"
+    return f"/registry/{resource}/"
+
+
+def object_key(info: ResourceInfo, namespace: str, name: str) -> str:
+    return storage_prefix(info, namespace) + name
+
+
+# -- continue tokens, in Kubernetes' format: base64 of {"v","rv","start"} -----
+
+
+def encode_continue(revision: int, last_key: str, prefix: str) -> str:
+    body = {"v": "meta.k8s.io/v1", "rv": revision, "start": last_key[len(prefix) :] + "\x00"}
+    return base64.urlsafe_b64encode(json.dumps(body).encode()).decode().rstrip("=")
+
+
+def decode_continue(token: str, prefix: str) -> tuple[int, str]:
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        body = json.loads(base64.urlsafe_b64decode(padded))
+        revision, start = int(body["rv"]), str(body["start"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise errors.bad_request(f"continue key is not valid: {e}") from e
+    if revision <= 0 or body.get("v") != "meta.k8s.io/v1":
+        raise errors.bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion "
+            "(version meta.k8s.io/v1)"
+        )
+    # The key we stopped at, without the trailing NUL that meant "after it".
+    return revision, prefix + start.rstrip("\x00")
+
+
+class Registry:
+    def __init__(
+        self,
+        store: Store,
+        hubs: WatchHubs,
+        services: ServiceAllocation,
+        *,
+        clock: Callable[[], str] = now_rfc3339,
+    ) -> None:
+        self.store = store
+        self.hubs = hubs
+        self.services = services
+        self.clock = clock
+
+    # -- reads --------------------------------------------------------------
+
+    async def get(self, info: ResourceInfo, namespace: str, name: str) -> Stored:
+        stored = await self.store.get(object_key(info, namespace, name))
+        if stored is None:
+            raise errors.not_found(info.plural, info.group, name)
+        return stored
+
+    def _matches(self, info: ResourceInfo, obj: dict[str, Any], opts: ListOptions) -> bool:
+        if opts.labels is not None and not opts.labels.matches(
+            obj.get("metadata", {}).get("labels") or {}
+        ):
+            return False
+        return opts.fields is None or opts.fields.matches(fields.field_labels(info, obj))
+
+    async def list(
+        self, info: ResourceInfo, namespace: str, opts: ListOptions
+    ) -> tuple[list[dict], int, str, int | None]:
+        """Items, the list's revision, a continue token and remainingItemCount.
+
+        With a limit, pages are read at one revision (a consistent snapshot),
+        and filtering happens page by page until the limit is filled, as
+        kube-apiserver does; a continue token whose revision etcd has
+        compacted away answers 410.
+        """
+        prefix = storage_prefix(info, namespace)
+        revision, start_after = 0, ""
+        if opts.continue_token:
+            revision, start_after = decode_continue(opts.continue_token, prefix)
+        items: list[dict] = []
+        filtering = opts.labels is not None or opts.fields is not None
+        while True:
+            want = opts.limit - len(items) if opts.limit else 0
+            chunk = max(want, 100) if (want and filtering) else want
+            try:
+                page = await self.store.list(
+                    prefix, start_after=start_after, limit=chunk, revision=revision
+                )
+            except CompactedError as e:
+                raise errors.gone(
+                    "The provided continue parameter is too old to display a consistent list "
+                    "result. "
+                    "You can start a new list without the continue parameter."
+                ) from e
+            revision = page.revision
+            for i, stored in enumerate(page.items):
+                if self._matches(info, stored.obj, opts):
+                    items.append(stored.obj)
+                    if opts.limit and len(items) == opts.limit:
+                        last = page.items[i]
+                        more = page.more or i < len(page.items) - 1
+                        if not more:
+                            return items, revision, "", None
+                        key = object_key(
+                            info,
+                            last.obj["metadata"].get("namespace", ""),
+                            last.obj["metadata"]["name"],
+                        )
+                        remaining = (
+                            None if filtering else page.remaining + (len(page.items) - 1 - i)
+                        )
+                        return items, revision, encode_continue(revision, key, prefix), remaining
+            if not page.more or not page.items:
+                return items, revision, "", None
+            last = page.items[-1].obj["metadata"]
+            start_after = object_key(info, last.get("namespace", ""), last["name"])
+
+    # -- create -------------------------------------------------------------
+
+    def _check_unknown_fields(self, info: ResourceInfo, obj: dict, opts: WriteOptions) -> None:
+        if opts.field_validation == "Ignore":
+            validation.drop_unknown_fields(info, obj)
+            return
+        unknown = validation.unknown_fields(info, obj)
+        if not unknown:
+            return
+        messages = [f'unknown field "{path}"' for path in unknown]
+        if opts.field_validation == "Strict":
+            raise errors.bad_request("strict decoding error: " + ", ".join(messages))
+        opts.warnings.extend(messages)
+        validation.drop_unknown_fields(info, obj)
+
+    async def create(
+        self, info: ResourceInfo, namespace: str, obj: dict[str, Any], opts: WriteOptions
+    ) -> dict:
+        self._check_unknown_fields(info, obj, opts)
+        meta = obj.setdefault("metadata", {})
+        if info.namespaced:
+            meta["namespace"] = namespace
+        else:
+            meta.pop("namespace", None)
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = strategies.generate_name(str(meta["generateName"]))
+        name = str(meta.get("name") or "")
+        strategies.prepare_for_create(info, obj, self.clock())
+        defaults.apply_defaults(info, obj)
+        if info.kind == "Pod":
+            add_default_tolerations(obj)
+        problems = validation.validate_create(info, obj)
+        if problems:
+            raise errors.invalid(info.kind, info.group, name, problems)
+        await check_namespace(self.store, info, namespace, name)
+        if info.kind == "Service":
+            problems = await self.services.on_create(obj, opts.dry_run)
+            if problems:
+                raise errors.invalid(info.kind, info.group, name, problems)
+        if opts.dry_run:
+            return obj
+        # A generated name that collides is generated again, as Kubernetes
+        # (RetryGenerateName) does, before giving up with AlreadyExists.
+        tries = 8 if meta.get("generateName") and name.startswith(str(meta["generateName"])) else 1
+        for _ in range(tries):
+            result = await self.store.create(object_key(info, namespace, name), obj)
+            if not isinstance(result, Conflict):
+                return result.obj
+            if tries > 1:
+                name = meta["name"] = strategies.generate_name(str(meta["generateName"]))
+        if info.kind == "Service":
+            await self.services.on_delete(obj)
+        raise errors.already_exists(info.plural, info.group, name)
+
+    # -- update and patch ---------------------------------------------------
+
+    async def update(
+        self,
+        info: ResourceInfo,
+        namespace: str,
+        name: str,
+        compute: Callable[[dict[str, Any]], dict[str, Any]],
+        opts: WriteOptions,
+        *,
+        subresource: str = "",
+    ) -> dict:
+        """Apply `compute(current) -> desired` and write it, guarded by the read revision.
+
+        `compute` is a PUT body (which may carry its own resourceVersion
+        precondition) or a patch applied to the current object.
+        """
+        for _ in range(MAX_RETRIES):
+            current = await self.get(info, namespace, name)
+            desired = compute(copy.deepcopy(current.obj))
+            if not isinstance(desired, dict):
+                raise errors.bad_request("the request body must be a JSON object")
+            self._check_unknown_fields(info, desired, opts)
+            meta = desired.setdefault("metadata", {})
+            if meta.get("name", name) != name:
+                raise errors.bad_request(
+                    f"the name of the object ({meta.get('name')}) does not match "
+                    f"the name on the URL ({name})"
+                )
+            if info.namespaced and meta.get("namespace", namespace) != namespace:
+                raise errors.bad_request(
+                    "the namespace of the provided object does not match the namespace "
+                    "sent on the request"
+                )
+            meta["name"] = name
+            if info.namespaced:
+                meta["namespace"] = namespace
+            wanted_rv = meta.get("resourceVersion")
+            if wanted_rv and str(wanted_rv) != str(current.revision):
+                raise errors.conflict(info.plural, info.group, name, errors.STALE)
+            desired.setdefault("apiVersion", info.api_version)
+            desired.setdefault("kind", info.kind)
+            strategies.prepare_for_update(info, desired, current.obj, subresource)
+            defaults.apply_defaults(info, desired)
+            if info.kind == "Service" and subresource == "":
+                problems = admission_keep(desired, current.obj)
+                if problems:
+                    raise errors.invalid(info.kind, info.group, name, problems)
+            if subresource == "status":
+                problems = validation.validate_status_update(info, desired, current.obj)
+            else:
+                problems = validation.validate_update(info, desired, current.obj)
+            if problems:
+                raise errors.invalid(info.kind, info.group, name, problems)
+            if _same(desired, current.obj):
+                return current.obj  # a no-op write does not move resourceVersion
+            if opts.dry_run:
+                return desired
+            finished = self._finalized(info, desired)
+            if finished:
+                gone = await self.store.delete(object_key(info, namespace, name), current.revision)
+                if isinstance(gone, Conflict):
+                    if wanted_rv:
+                        raise errors.conflict(info.plural, info.group, name, errors.STALE)
+                    continue
+                await self._after_delete(info, desired)
+                return desired
+            result = await self.store.update(
+                object_key(info, namespace, name), desired, current.revision
+            )
+            if isinstance(result, Conflict):
+                if result.current is None:
+                    raise errors.not_found(info.plural, info.group, name)
+                if wanted_rv:
+                    raise errors.conflict(info.plural, info.group, name, errors.STALE)
+                continue
+            return result.obj
+        raise errors.conflict(
+            info.plural, info.group, name, "too many concurrent writers; try again"
+        )
+
+    @staticmethod
+    def _finalized(info: ResourceInfo, obj: dict[str, Any]) -> bool:
+        """A deleting object whose last finalizer just went is removed for good."""
+        meta = obj.get("metadata", {})
+        if not meta.get("deletionTimestamp") or meta.get("finalizers"):
+            return False
+        if info.kind == "Namespace" and obj.get("spec", {}).get("finalizers"):
+            return False
+        return not (info.kind == "Pod" and meta.get("deletionGracePeriodSeconds", 0) > 0)
+
+    # -- delete -------------------------------------------------------------
+
+    async def delete(
+        self, info: ResourceInfo, namespace: str, name: str, opts: DeleteOptions
+    ) -> tuple[dict, bool]:
+        """Delete, mark for deletion, or shorten a grace period.
+
+        Returns the object and whether it is gone from storage now.
+        """
+        if info.kind == "Namespace" and name in UNDELETABLE_NAMESPACES:
+            raise errors.forbidden("namespaces", "", name, "this namespace may not be deleted")
+        for _ in range(MAX_RETRIES):
+            current = await self.get(info, namespace, name)
+            obj = copy.deepcopy(current.obj)
+            meta = obj["metadata"]
+            self._check_preconditions(info, name, meta, opts.preconditions)
+            finalizers = list(meta.get("finalizers") or [])
+            if opts.propagation == "Orphan" and "orphan" not in finalizers:
+                finalizers.append("orphan")
+            elif opts.propagation == "Foreground" and "foregroundDeletion" not in finalizers:
+                finalizers.append("foregroundDeletion")
+            grace = strategies.graceful_period(info, obj, opts.grace_period)
+            pending_namespace = info.kind == "Namespace" and bool(
+                obj.get("spec", {}).get("finalizers")
+            )
+            if finalizers or grace > 0 or pending_namespace:
+                already = bool(meta.get("deletionTimestamp"))
+                shorter = (
+                    already
+                    and info.kind == "Pod"
+                    and grace < int(meta.get("deletionGracePeriodSeconds") or 0)
+                )
+                if already and not shorter and finalizers == list(meta.get("finalizers") or []):
+                    return obj, False  # already terminating; nothing new to say
+                if finalizers:
+                    meta["finalizers"] = finalizers
+                if not already or shorter:
+                    meta["deletionTimestamp"] = self._deadline(grace)
+                    meta["deletionGracePeriodSeconds"] = grace
+                if info.kind == "Namespace":
+                    obj.setdefault("status", {})["phase"] = "Terminating"
+                if grace > 0 or finalizers or pending_namespace:
+                    if opts.dry_run:
+                        return obj, False
+                    result = await self.store.update(
+                        object_key(info, namespace, name), obj, current.revision
+                    )
+                    if isinstance(result, Conflict):
+                        continue
+                    return result.obj, False
+            if opts.dry_run:
+                return obj, True
+            gone = await self.store.delete(object_key(info, namespace, name), current.revision)
+            if isinstance(gone, Conflict):
+                if gone.current is None:
+                    raise errors.not_found(info.plural, info.group, name)
+                continue
+            await self._after_delete(info, obj)
+            return obj, True
+        raise errors.conflict(
+            info.plural, info.group, name, "too many concurrent writers; try again"
+        )
+
+    def _deadline(self, grace: int) -> str:
+        now = datetime.datetime.strptime(self.clock(), "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=datetime.UTC
+        )
+        return (now + datetime.timedelta(seconds=grace)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    @staticmethod
+    def _check_preconditions(
+        info: ResourceInfo, name: str, meta: dict, pre: dict[str, str]
+    ) -> None:
+        if pre.get("uid") and pre["uid"] != meta.get("uid"):
+            raise errors.conflict(
+                info.plural,
+                info.group,
+                name,
+                f"Precondition failed: UID in precondition: {pre['uid']}, "
+                f"UID in object meta: {meta.get('uid')}",
+            )
+        if pre.get("resourceVersion") and pre["resourceVersion"] != meta.get("resourceVersion"):
+            raise errors.conflict(
+                info.plural,
+                info.group,
+                name,
+                "Precondition failed: ResourceVersion in precondition: "
+                f"{pre['resourceVersion']}, ResourceVersion in object meta: "
+                f"{meta.get('resourceVersion')}",
+            )
+
+    async def _after_delete(self, info: ResourceInfo, obj: dict[str, Any]) -> None:
+        if info.kind == "Service":
+            await self.services.on_delete(obj)
+
+    async def delete_collection(
+        self, info: ResourceInfo, namespace: str, list_opts: ListOptions, opts: DeleteOptions
+    ) -> list[dict]:
+        items, _, _, _ = await self.list(info, namespace, list_opts)
+        deleted = []
+        for item in items:
+            meta = item["metadata"]
+            try:
+                obj, _ = await self.delete(info, meta.get("namespace", ""), meta["name"], opts)
+            except errors.ApiError as e:
+                if e.code == 404:
+                    continue
+                raise
+            deleted.append(obj)
+        return deleted
+
+    # -- watch --------------------------------------------------------------
+
+    async def watch(
+        self, info: ResourceInfo, namespace: str, opts: ListOptions, resource_version: str
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """(type, object) pairs: first the current state as ADDED when no
+        resourceVersion was given, then every change after it, filtered the way
+        Kubernetes filters a watch with selectors (an object that stops
+        matching is DELETED for this watcher, one that starts is ADDED)."""
+        if resource_version in ("", "0"):
+            items, revision, _, _ = await self.list(
+                info, namespace, ListOptions(opts.labels, opts.fields)
+            )
+            for item in items:
+                yield "ADDED", item
+        else:
+            try:
+                revision = int(resource_version)
+            except ValueError as e:
+                raise errors.bad_request(f"invalid resource version: {resource_version}") from e
+        prefix = storage_prefix(info, namespace)
+        resource_prefix = storage_prefix(info)
+        try:
+            async for change in self.hubs.changes(resource_prefix, revision):
+                if not change.key.startswith(prefix):
+                    continue
+                event = self._filter(info, change, opts)
+                if event is not None:
+                    yield event
+        except CompactedError as e:
+            raise errors.gone(f"too old resource version: {revision} ({e.compacted})") from e
+
+    def _filter(
+        self, info: ResourceInfo, change: Change, opts: ListOptions
+    ) -> tuple[str, dict] | None:
+        if opts.labels is None and opts.fields is None:
+            return change.type, change.obj
+        now = self._matches(info, change.obj, opts)
+        before = change.prev is not None and self._matches(info, change.prev, opts)
+        if change.type == "DELETED":
+            return ("DELETED", change.obj) if before or now else None
+        if now and not before:
+            return "ADDED", change.obj
+        if before and not now:
+            return "DELETED", change.obj
+        if now:
+            return change.type if change.type != "ADDED" else "ADDED", change.obj
+        return None
+
+
+def admission_keep(new: dict, old: dict) -> list[FieldError]:
+    return ServiceAllocation.keep_allocations(new, old)
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Equal but for resourceVersion and managedFields bookkeeping."""
+
+    def strip(o: dict[str, Any]) -> dict[str, Any]:
+        meta = {
+            k: v
+            for k, v in o.get("metadata", {}).items()
+            if k not in ("resourceVersion", "managedFields")
+        }
+        return {**o, "metadata": meta}
+
+    return strip(a) == strip(b)

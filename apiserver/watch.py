@@ -1,0 +1,247 @@
+"""Watch: every change after a resourceVersion, in order, shared between watchers.
+
+kube-apiserver keeps a "watch cache" per resource: one etcd watch feeds a ring
+buffer of recent events, and every client watch is served from that buffer.
+skiff does the same, smaller:
+
+- a `Hub` per stored resource (`/registry/pods/`) owns the one etcd watch on
+  that prefix and a bounded history of decoded events;
+- a watcher asking to start after revision X is served from the hub when the
+  hub's history reaches back to X; otherwise it gets a dedicated etcd watch
+  from X+1, which etcd answers with a compaction error when X is too old —
+  that becomes the 410 Gone a client answers by relisting;
+- a watcher that cannot keep up (its queue is full) is ended; like any
+  client it resumes from the last resourceVersion it saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from aetcd import exceptions as etcd_exceptions
+
+from .storage import CompactedError, Store, decode, prefix_end
+
+log = logging.getLogger("skiff.apiserver.watch")
+
+HISTORY = 10_000  # events kept per resource for resuming watchers
+QUEUE_LIMIT = 20_000  # events buffered per watcher before it is ended
+
+
+@dataclass(frozen=True)
+class Change:
+    """One etcd event, decoded: the object after (or, for DELETED, before) it."""
+
+    type: str  # ADDED, MODIFIED, DELETED
+    key: str
+    revision: int
+    obj: dict[str, Any]
+    prev: dict[str, Any] | None  # the object before the change, when known
+
+
+class WatcherOverflow(Exception):
+    """The watcher fell too far behind and was dropped."""
+
+
+def change_from_event(event: Any) -> Change:
+    kv = event.kv
+    key = kv.key.decode()
+    prev = decode(event.prev_kv.value, event.prev_kv.mod_revision) if event.prev_kv else None
+    if event.kind == "DELETE":
+        # The deleted object carries the deletion revision, as in Kubernetes.
+        obj = dict(prev) if prev else {"metadata": {}}
+        obj["metadata"] = {**obj.get("metadata", {}), "resourceVersion": str(kv.mod_revision)}
+        return Change("DELETED", key, kv.mod_revision, obj, prev)
+    obj = decode(kv.value, kv.mod_revision)
+    kind = "ADDED" if kv.create_revision == kv.mod_revision else "MODIFIED"
+    return Change(kind, key, kv.mod_revision, obj, prev)
+
+
+class Subscription:
+    def __init__(self, hub: Hub, after: int) -> None:
+        self.hub = hub
+        self.after = after
+        self.queue: asyncio.Queue[Change | BaseException] = asyncio.Queue()
+        self.closed = False
+
+    def push(self, item: Change | BaseException) -> None:
+        if self.closed:
+            return
+        if isinstance(item, Change) and item.revision <= self.after:
+            return
+        if self.queue.qsize() >= QUEUE_LIMIT:
+            self.closed = True
+            self.queue.put_nowait(WatcherOverflow())
+            return
+        self.queue.put_nowait(item)
+
+    async def next(self) -> Change:
+        item = await self.queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        self.after = item.revision
+        return item
+
+    def close(self) -> None:
+        self.closed = True
+        self.hub.subscribers.discard(self)
+
+
+class Hub:
+    """The one etcd watch of a resource prefix, fanned out to many watchers."""
+
+    def __init__(self, store: Store, prefix: str) -> None:
+        self.store = store
+        self.prefix = prefix
+        self.history: deque[Change] = deque(maxlen=HISTORY)
+        self.floor = 0  # every event after `floor` is in history or still coming
+        self.latest = 0  # the newest revision this hub has seen for its prefix
+        self.subscribers: set[Subscription] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._started = asyncio.Event()
+
+    async def start(self, from_revision: int) -> None:
+        self.floor = self.latest = from_revision
+        self._task = asyncio.create_task(self._run(), name=f"watch {self.prefix}")
+        await self._started.wait()
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+    async def _run(self) -> None:
+        """Follow etcd; on a broken stream resume after the last revision seen."""
+        backoff = 0.1
+        while True:
+            try:
+                assert self.store.client is not None
+                watch = await self.store.client.watch(
+                    self.prefix.encode(),
+                    range_end=prefix_end(self.prefix.encode()),
+                    start_revision=self.latest + 1,
+                    prev_kv=True,
+                )
+                self._started.set()
+                backoff = 0.1
+                async for event in watch:
+                    self._publish(change_from_event(event))
+            except asyncio.CancelledError:
+                raise
+            except etcd_exceptions.RevisionCompactedError as e:
+                # We fell behind a compaction: nobody can be resumed from our
+                # history any more. Tell every watcher to relist.
+                log.warning(
+                    "watch on %s compacted at %s; restarting", self.prefix, e.compacted_revision
+                )
+                self._reset(int(e.compacted_revision))
+            except Exception as e:
+                log.warning(
+                    "watch on %s broke (%s); resuming after %d", self.prefix, e, self.latest
+                )
+                self._started.set()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def _publish(self, change: Change) -> None:
+        if len(self.history) == self.history.maxlen:
+            self.floor = self.history[0].revision
+        self.history.append(change)
+        self.latest = change.revision
+        for sub in list(self.subscribers):
+            sub.push(change)
+
+    def _reset(self, revision: int) -> None:
+        gone = CompactedError(self.latest, revision)
+        for sub in list(self.subscribers):
+            sub.push(gone)
+            sub.close()
+        self.history.clear()
+        self.floor = self.latest = revision
+
+    def subscribe(self, after: int) -> Subscription | None:
+        """Subscribe from `after`, or None when history does not reach back that far."""
+        if after < self.floor:
+            return None
+        sub = Subscription(self, after)
+        for change in self.history:
+            if change.revision > after:
+                sub.push(change)
+        self.subscribers.add(sub)
+        return sub
+
+
+class WatchHubs:
+    """All hubs of one apiserver, started lazily per resource prefix."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.hubs: dict[str, Hub] = {}
+        self._lock = asyncio.Lock()
+        self.start_revision = 0
+
+    async def hub(self, prefix: str) -> Hub:
+        hub = self.hubs.get(prefix)
+        if hub is None:
+            async with self._lock:
+                hub = self.hubs.get(prefix)
+                if hub is None:
+                    hub = Hub(self.store, prefix)
+                    # From the server's start revision, so that any
+                    # resourceVersion a client saw since start can resume here.
+                    await hub.start(self.start_revision or await self.store.revision())
+                    self.hubs[prefix] = hub
+        return hub
+
+    async def stop(self) -> None:
+        for hub in self.hubs.values():
+            await hub.stop()
+
+    def open_watches(self) -> int:
+        return sum(len(h.subscribers) for h in self.hubs.values())
+
+    async def changes(self, prefix: str, after: int) -> AsyncIterator[Change]:
+        """Every change under `prefix` with revision > `after`, in order, forever.
+
+        Raises CompactedError when `after` is older than etcd keeps.
+        """
+        hub = await self.hub(prefix)
+        sub = hub.subscribe(after)
+        if sub is not None:
+            try:
+                while True:
+                    yield await sub.next()
+            finally:
+                sub.close()
+            return
+        # History does not reach back: a watch of our own, from etcd itself.
+        assert self.store.client is not None
+        try:
+            watch = await self.store.client.watch(
+                prefix.encode(),
+                range_end=prefix_end(prefix.encode()),
+                start_revision=after + 1,
+                prev_kv=True,
+            )
+        except etcd_exceptions.RevisionCompactedError as e:
+            raise CompactedError(after, int(e.compacted_revision)) from e
+        try:
+            async for event in watch:
+                yield change_from_event(event)
+        except etcd_exceptions.RevisionCompactedError as e:
+            raise CompactedError(after, int(e.compacted_revision)) from e
+        finally:
+            with contextlib.suppress(Exception):
+                await watch.cancel()
+
+
+def event_line(event_type: str, obj: dict[str, Any]) -> bytes:
+    return json.dumps({"type": event_type, "object": obj}, separators=(",", ":")).encode() + b"\n"
