@@ -8,6 +8,7 @@ CN=kubernetes-admin, O=system:masters, exactly what kubeadm writes.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import ipaddress
 import os
@@ -197,12 +198,8 @@ def write_kubeconfig(
     if token:
         user_entry["token"] = token
     if client:
-        import base64
-
         user_entry["client-certificate-data"] = base64.b64encode(client.cert.read_bytes()).decode()
         user_entry["client-key-data"] = base64.b64encode(client.key.read_bytes()).decode()
-    import base64
-
     config = {
         "apiVersion": "v1",
         "kind": "Config",

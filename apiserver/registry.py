@@ -34,6 +34,7 @@ from .storage import CompactedError, Conflict, Store, Stored
 from .watch import Change, WatchHubs
 
 MAX_RETRIES = 16
+PROGRESS = "PROGRESS"  # a watch item that only moves the watcher's revision forward
 UNDELETABLE_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
 
 
@@ -445,13 +446,15 @@ class Registry:
         """(type, object) pairs: first the current state as ADDED when no
         resourceVersion was given, then every change after it, filtered the way
         Kubernetes filters a watch with selectors (an object that stops
-        matching is DELETED for this watcher, one that starts is ADDED)."""
+        matching is DELETED for this watcher, one that starts is ADDED).
+        Changes filtered out come as PROGRESS items, never sent to clients."""
         if resource_version in ("", "0"):
             items, revision, _, _ = await self.list(
                 info, namespace, ListOptions(opts.labels, opts.fields)
             )
             for item in items:
                 yield "ADDED", item
+            yield PROGRESS, {"metadata": {"resourceVersion": str(revision)}}
         else:
             try:
                 revision = int(resource_version)
@@ -461,10 +464,12 @@ class Registry:
         resource_prefix = storage_prefix(info)
         try:
             async for change in self.hubs.changes(resource_prefix, revision):
-                if not change.key.startswith(prefix):
-                    continue
-                event = self._filter(info, change, opts)
-                if event is not None:
+                event = self._filter(info, change, opts) if change.key.startswith(prefix) else None
+                if event is None:
+                    # Not for this watcher, but it has now seen everything up
+                    # to this revision: what a bookmark may tell the client.
+                    yield PROGRESS, {"metadata": {"resourceVersion": str(change.revision)}}
+                else:
                     yield event
         except CompactedError as e:
             raise errors.gone(f"too old resource version: {revision} ({e.compacted})") from e

@@ -167,6 +167,11 @@ class Hub:
         self.history.clear()
         self.floor = self.latest = revision
 
+    def forget_before(self, revision: int) -> None:
+        while self.history and self.history[0].revision <= revision:
+            self.history.popleft()
+        self.floor = max(self.floor, revision)
+
     def subscribe(self, after: int) -> Subscription | None:
         """Subscribe from `after`, or None when history does not reach back that far."""
         if after < self.floor:
@@ -204,6 +209,11 @@ class WatchHubs:
     async def stop(self) -> None:
         for hub in self.hubs.values():
             await hub.stop()
+
+    def forget_before(self, revision: int) -> None:
+        """etcd was compacted at `revision`: watches from before it now get 410."""
+        for hub in self.hubs.values():
+            hub.forget_before(revision)
 
     def open_watches(self) -> int:
         return sum(len(h.subscribers) for h in self.hubs.values())

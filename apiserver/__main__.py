@@ -1,0 +1,87 @@
+"""`python -m apiserver` (what `skiff apiserver` runs): flags as kube-apiserver names them."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from .etcd_process import EtcdError
+from .server import ServerConfig, run
+from .storage import StorageError
+
+
+def parse_args(argv: list[str]) -> ServerConfig:
+    p = argparse.ArgumentParser(prog="skiff apiserver", description=__doc__)
+    p.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path("/var/lib/skiff"),
+        help="where etcd data, certificates and the admin kubeconfig live",
+    )
+    p.add_argument("--secure-port", type=int, default=6443)
+    p.add_argument("--bind-address", default="0.0.0.0")
+    p.add_argument(
+        "--advertise-address",
+        default="127.0.0.1",
+        help="the address clients and nodes use to reach this server",
+    )
+    p.add_argument(
+        "--etcd-servers",
+        default="",
+        help="comma-separated etcd client URLs; empty starts an embedded etcd",
+    )
+    p.add_argument(
+        "--token-auth-file",
+        type=Path,
+        default=None,
+        help='static tokens, CSV: token,user,uid,"group1,group2"',
+    )
+    p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12")
+    p.add_argument("--service-node-port-range", default="30000-32767")
+    p.add_argument(
+        "--etcd-compaction-interval",
+        type=float,
+        default=300.0,
+        help="seconds between compactions of etcd history",
+    )
+    p.add_argument(
+        "-v", "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    a = p.parse_args(argv)
+    low, _, high = a.service_node_port_range.partition("-")
+    if not (low.isdigit() and high.isdigit()):
+        p.error(f"--service-node-port-range must be LOW-HIGH, not {a.service_node_port_range!r}")
+    return ServerConfig(
+        state_dir=a.state_dir,
+        secure_port=a.secure_port,
+        bind_address=a.bind_address,
+        advertise_address=a.advertise_address,
+        etcd_servers=[u for u in a.etcd_servers.split(",") if u],
+        token_auth_file=a.token_auth_file,
+        service_cluster_ip_range=a.service_cluster_ip_range,
+        service_node_port_range=(int(low), int(high)),
+        etcd_compaction_interval=a.etcd_compaction_interval,
+        log_level=a.log_level,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(
+        level=config.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    try:
+        asyncio.run(run(config))
+    except (EtcdError, StorageError, OSError) as e:
+        print(f"skiff apiserver: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

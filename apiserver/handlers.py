@@ -1,0 +1,284 @@
+"""The REST verbs: from an HTTP request on a resource path to a registry call.
+
+One function per verb, as kube-apiserver's `endpoints/handlers` has them.
+`handle` picks the verb from the method and the path's shape:
+
+    GET    collection → list (or watch with ?watch=1)   object → get
+    POST   collection → create                          pods/x/binding → bind
+    PUT    object     → update (also /status, /scale, namespaces/x/finalize)
+    PATCH  object     → patch (JSON Patch, merge patch)
+    DELETE collection → deletecollection                object → delete
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from api.resources import ResourceInfo
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from api import resources
+
+from . import errors, patch, requests, responses, subresources, tables
+from .paths import ResourcePath
+from .registry import Registry
+from .watch_stream import WatchRequest, stream
+
+# Kinds whose DELETE answers with the object rather than a Status, as their
+# Kubernetes storage sets ReturnDeletedObject.
+RETURNS_DELETED_OBJECT = frozenset({"Pod", "Service", "Namespace"})
+STATUS_SUBRESOURCE = "status"
+
+
+def verb_of(method: str, path: ResourcePath, watch: bool) -> str:
+    """Kubernetes' request verb, for metrics, logs and (later) authorization."""
+    if watch:
+        return "watch"
+    if method == "GET":
+        return "get" if path.name else "list"
+    if method == "DELETE":
+        return "delete" if path.name else "deletecollection"
+    return {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method, method.lower())
+
+
+def scope_of(info: ResourceInfo, path: ResourcePath) -> str:
+    """The metric's scope label: one object, a namespace, or the whole cluster."""
+    if path.name:
+        return "resource"
+    return "namespace" if info.namespaced and path.namespace else "cluster"
+
+
+def _is_watch(request: Request, path: ResourcePath) -> bool:
+    return path.watch or request.query_params.get("watch", "").lower() in ("1", "true")
+
+
+class Handlers:
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    async def handle(self, request: Request, path: ResourcePath) -> Response:
+        info = resources.lookup(path.group, path.version, path.resource)
+        if info is None:
+            raise errors.path_not_found()
+        if path.namespace and not info.namespaced:
+            raise errors.path_not_found()
+        if path.subresource and path.subresource not in info.subresources:
+            raise errors.path_not_found()
+        watch = _is_watch(request, path)
+        request.state.verb = verb_of(request.method, path, watch)
+        request.state.resource = info.plural
+        request.state.subresource = path.subresource
+        request.state.group, request.state.version = info.group, info.version
+        request.state.scope = scope_of(info, path)
+        method = request.method
+        if watch:
+            if method != "GET" or path.subresource:
+                raise errors.method_not_allowed(method, request.url.path)
+            return await self.watch(request, info, path)
+        if not path.name:
+            if method == "GET":
+                return await self.list(request, info, path)
+            if method == "POST":
+                return await self.create(request, info, path)
+            if method == "DELETE":
+                return await self.delete_collection(request, info, path)
+            raise errors.method_not_allowed(method, request.url.path)
+        if method == "GET" and path.subresource in ("", STATUS_SUBRESOURCE):
+            return await self.get(request, info, path)
+        if method == "GET" and path.subresource == "scale":
+            stored = await self.registry.get(info, path.namespace, path.name)
+            return responses.send(subresources.to_scale(stored.obj))
+        if method == "POST" and path.subresource == "binding":
+            return await self.bind(request, info, path)
+        if method == "PUT" and path.subresource in ("", STATUS_SUBRESOURCE, "scale", "finalize"):
+            return await self.update(request, info, path)
+        if method == "PATCH" and path.subresource in ("", STATUS_SUBRESOURCE, "scale"):
+            return await self.patch(request, info, path)
+        if method == "DELETE" and not path.subresource:
+            return await self.delete(request, info, path)
+        if path.subresource in ("log", "exec", "attach", "portforward", "proxy"):
+            raise errors.service_unavailable(
+                f"pods/{path.subresource} is served by the node's kubelet, "
+                "which this server cannot reach"
+            )
+        raise errors.method_not_allowed(method, request.url.path)
+
+    # -- reads ----------------------------------------------------------------
+
+    def _table_mode(self, request: Request) -> str:
+        if not tables.accepts_table(request.headers.get("accept", "")):
+            return ""
+        return request.query_params.get("includeObject", "Metadata") or "Metadata"
+
+    async def get(self, request: Request, info: ResourceInfo, path: ResourcePath) -> Response:
+        stored = await self.registry.get(info, path.namespace, path.name)
+        mode = self._table_mode(request)
+        if mode:
+            return responses.send(responses.table(info, [stored.obj], mode))
+        return responses.send(stored.obj, accept=request.headers.get("accept", ""))
+
+    async def list(self, request: Request, info: ResourceInfo, path: ResourcePath) -> Response:
+        opts = requests.list_options(info, request)
+        items, revision, token, remaining = await self.registry.list(info, path.namespace, opts)
+        mode = self._table_mode(request)
+        if mode:
+            return responses.send(responses.table(info, items, mode, revision, token, remaining))
+        body = responses.list_object(info, items, revision, token, remaining)
+        return responses.send(body, accept=request.headers.get("accept", ""))
+
+    async def watch(self, request: Request, info: ResourceInfo, path: ResourcePath) -> Response:
+        q = request.query_params
+        timeout_text = q.get("timeoutSeconds", "")
+        try:
+            timeout = float(timeout_text) if timeout_text else None
+        except ValueError as e:
+            raise errors.bad_request(f"invalid timeoutSeconds: {timeout_text!r}") from e
+        req = WatchRequest(
+            info=info,
+            namespace=path.namespace,
+            options=requests.list_options(info, request),
+            resource_version=q.get("resourceVersion", ""),
+            bookmarks=q.get("allowWatchBookmarks", "").lower() in ("1", "true"),
+            initial_events_end=q.get("sendInitialEvents", "").lower() == "true",
+            table=self._table_mode(request),
+            scope=scope_of(info, path),
+        )
+        if path.name:
+            # A watch on one object is a watch of the list, filtered by name.
+            name_filter = f"metadata.name={path.name}"
+            selector = q.get("fieldSelector", "")
+            req.options.fields = requests.field_selector(
+                info, f"{selector},{name_filter}" if selector else name_filter
+            )
+        if timeout is not None:
+            req.timeout = max(timeout, 0.0)
+        if not req.resource_version.isdigit() and req.resource_version not in ("", "0"):
+            raise errors.bad_request(f"invalid resource version: {req.resource_version}")
+        return StreamingResponse(
+            stream(self.registry, req),
+            media_type="application/json",
+            headers={"Transfer-Encoding": "chunked", "Cache-Control": "no-cache"},
+        )
+
+    # -- writes ---------------------------------------------------------------
+
+    async def create(self, request: Request, info: ResourceInfo, path: ResourcePath) -> Response:
+        if info.namespaced and not path.namespace:
+            raise errors.method_not_allowed("POST", request.url.path)
+        opts = requests.write_options(request)
+        obj = await requests.object_body(request)
+        requests.check_kind(info, obj)
+        body_ns = (obj.get("metadata") or {}).get("namespace")
+        if info.namespaced and body_ns and body_ns != path.namespace:
+            raise errors.bad_request(
+                "the namespace of the provided object does not match the namespace sent on "
+                "the request"
+            )
+        created = await self.registry.create(info, path.namespace, obj, opts)
+        return responses.send(created, 201, warnings=opts.warnings)
+
+    async def bind(self, request: Request, info: ResourceInfo, path: ResourcePath) -> Response:
+        opts = requests.write_options(request)
+        binding = await requests.object_body(request)
+        now = self.registry.clock()
+        await self.registry.update(
+            info,
+            path.namespace,
+            path.name,
+            lambda pod: subresources.bind(pod, binding, now),
+            opts,
+            subresource="binding",
+        )
+        status = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "code": 201,
+        }
+        return responses.send(status, 201)
+
+    async def update(self, request: Request, info: ResourceInfo, path: ResourcePath) -> Response:
+        opts = requests.write_options(request)
+        body = await requests.object_body(request)
+        compute: Callable[[dict[str, Any]], dict[str, Any]]
+        if path.subresource == "scale":
+
+            def compute(current: dict[str, Any]) -> dict[str, Any]:
+                return subresources.apply_scale(info, current, body)
+        elif path.subresource == "finalize":
+
+            def compute(current: dict[str, Any]) -> dict[str, Any]:
+                return subresources.finalize(current, body)
+        else:
+            requests.check_kind(info, body)
+
+            def compute(current: dict[str, Any]) -> dict[str, Any]:
+                return json.loads(json.dumps(body))  # a fresh copy for every retry
+
+        updated = await self.registry.update(
+            info, path.namespace, path.name, compute, opts, subresource=path.subresource
+        )
+        if path.subresource == "scale":
+            return responses.send(subresources.to_scale(updated), warnings=opts.warnings)
+        return responses.send(updated, warnings=opts.warnings)
+
+    async def patch(self, request: Request, info: ResourceInfo, path: ResourcePath) -> Response:
+        opts = requests.write_options(request)
+        content_type = requests.media_type(request)
+        raw = await requests.read_body(request)
+        if content_type == patch.JSON_PATCH:
+            operations = requests.decode(raw, content_type)
+
+            def change(target: dict[str, Any]) -> dict[str, Any]:
+                return patch.json_patch(target, operations)
+        elif content_type == patch.MERGE_PATCH:
+            document = requests.decode(raw, content_type)
+            if not isinstance(document, dict):
+                raise errors.bad_request("a merge patch must be a JSON object")
+
+            def change(target: dict[str, Any]) -> dict[str, Any]:
+                return patch.merge_patch(target, document)
+        elif content_type == patch.STRATEGIC_MERGE_PATCH:
+            document = requests.decode(raw, content_type)
+            if not isinstance(document, dict):
+                raise errors.bad_request("a strategic merge patch must be a JSON object")
+
+            def change(target: dict[str, Any]) -> dict[str, Any]:
+                return patch.strategic_merge_patch(info, target, document)
+        else:
+            raise errors.unsupported_media_type(content_type)
+
+        if path.subresource == "scale":
+
+            def compute(current: dict[str, Any]) -> dict[str, Any]:
+                scale = change(subresources.to_scale(current))
+                return subresources.apply_scale(info, current, scale)
+        else:
+            compute = change
+        updated = await self.registry.update(
+            info, path.namespace, path.name, compute, opts, subresource=path.subresource
+        )
+        if path.subresource == "scale":
+            return responses.send(subresources.to_scale(updated), warnings=opts.warnings)
+        return responses.send(updated, warnings=opts.warnings)
+
+    async def delete(self, request: Request, info: ResourceInfo, path: ResourcePath) -> Response:
+        opts = await requests.delete_options(request)
+        obj, gone = await self.registry.delete(info, path.namespace, path.name, opts)
+        if gone and info.kind not in RETURNS_DELETED_OBJECT:
+            return responses.send(responses.success_status(info, obj))
+        return responses.send(obj)
+
+    async def delete_collection(
+        self, request: Request, info: ResourceInfo, path: ResourcePath
+    ) -> Response:
+        list_opts = requests.list_options(info, request)
+        list_opts.limit, list_opts.continue_token = 0, ""
+        opts = await requests.delete_options(request)
+        deleted = await self.registry.delete_collection(info, path.namespace, list_opts, opts)
+        revision = await self.registry.store.revision()
+        return responses.send(responses.list_object(info, deleted, revision))

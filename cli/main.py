@@ -1,0 +1,41 @@
+"""The `skiff` command.
+
+Each cluster component runs as its own process, as in Kubernetes, so that any
+one of them can be stopped and restarted while the others carry on.
+`skiff <component>` therefore replaces itself with that component's process
+(`python -m <component>`) rather than importing it: the CLI depends only on
+`api/` and `client/`, as the architecture's import rules say.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+COMPONENTS = {
+    "apiserver": ("apiserver", "the API server (etcd, HTTPS, the Kubernetes REST API)"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: skiff <command> [flags]", "", "commands:"]
+    lines += [f"  {name:<12} {desc}" for name, (_, desc) in COMPONENTS.items()]
+    lines.append("\n`skiff <command> --help` shows a command's flags.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0 if args else 2
+    command, rest = args[0], args[1:]
+    if command in COMPONENTS:
+        module = COMPONENTS[command][0]
+        os.execv(sys.executable, [sys.executable, "-m", module, *rest])
+    print(f"skiff: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
