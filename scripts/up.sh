@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs what is missing and brings up skiff as far as it is built: today the
+# API server with its embedded etcd. Prints how to reach it with kubectl.
+# Stop it again with scripts/down.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh
+
+STATE=${SKIFF_STATE_DIR:-/var/lib/skiff}
+PORT=${SKIFF_PORT:-6443}
+ADVERTISE=${SKIFF_ADVERTISE_ADDRESS:-127.0.0.1}
+mkdir -p "$STATE"
+pidfile=$STATE/apiserver.pid
+
+if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    echo "skiff: the API server is already running (pid $(cat "$pidfile"))"
+else
+    echo "skiff: starting the API server (log: $STATE/apiserver.log)"
+    setsid .venv/bin/skiff apiserver --state-dir "$STATE" --secure-port "$PORT" \
+        --advertise-address "$ADVERTISE" >>"$STATE/apiserver.log" 2>&1 < /dev/null &
+    echo $! > "$pidfile"
+fi
+
+for _ in $(seq 1 120); do
+    if [ -f "$STATE/pki/ca.crt" ] && \
+       .venv/bin/python - "$STATE/pki/ca.crt" "$ADVERTISE" "$PORT" <<'PY' 2>/dev/null
+import ssl, sys, urllib.request
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+urllib.request.urlopen(f"https://{sys.argv[2]}:{sys.argv[3]}/readyz", context=ctx, timeout=2)
+PY
+    then
+        break
+    fi
+    if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+        echo "skiff: the API server stopped; the end of its log:" >&2
+        tail -n 20 "$STATE/apiserver.log" >&2
+        exit 1
+    fi
+    sleep 0.5
+done
+
+cat <<MSG
+
+skiff is up: the Kubernetes API is at https://$ADVERTISE:$PORT
+
+  export KUBECONFIG=$STATE/admin.kubeconfig
+  kubectl get namespaces
+  kubectl api-resources
+  kubectl create deployment web --image=nginx:1.25 && kubectl get deploy -w
+
+Stop it with: sudo bash scripts/down.sh   (data stays in $STATE)
+MSG

@@ -1,0 +1,130 @@
+"""The real kubectl against skiff, with the admin kubeconfig skiff wrote."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from typing import Any
+
+import yaml
+
+DEPLOYMENT = """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.25
+        ports:
+        - containerPort: 80
+"""
+
+POD = """
+apiVersion: v1
+kind: Pod
+metadata:
+  name: hello
+spec:
+  containers:
+  - name: hello
+    image: busybox:1.36
+    command: ["sleep", "3600"]
+"""
+
+
+def test_get_namespaces(apiserver: Any) -> None:
+    out = apiserver.kubectl("get", "ns")
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["NAME", "STATUS", "AGE"]
+    names = {line.split()[0] for line in lines[1:]}
+    assert {"default", "kube-system", "kube-public", "kube-node-lease"} <= names
+    assert "Active" in out
+
+
+def test_create_get_yaml_delete(apiserver: Any, namespace: str) -> None:
+    out = apiserver.kubectl("create", "-n", namespace, "-f", "-", input=POD)
+    assert "pod/hello created" in out
+    pod = yaml.safe_load(apiserver.kubectl("get", "pods", "-n", namespace, "-o", "yaml"))
+    assert pod["kind"] == "List"
+    assert pod["items"][0]["metadata"]["name"] == "hello"
+    assert pod["items"][0]["spec"]["containers"][0]["command"] == ["sleep", "3600"]
+    table = apiserver.kubectl("get", "pods", "-n", namespace)
+    assert table.splitlines()[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert "Pending" in table
+    assert 'pod "hello" deleted' in apiserver.kubectl(
+        "delete", "pod", "hello", "-n", namespace, "--wait=false"
+    )
+    missing = apiserver.kubectl("get", "pod", "hello", "-n", namespace, check=False)
+    assert 'pods "hello" not found' in missing
+
+
+def test_apply_twice_and_validation(apiserver: Any, namespace: str) -> None:
+    assert "deployment.apps/web created" in apiserver.kubectl(
+        "apply", "-n", namespace, "-f", "-", input=DEPLOYMENT
+    )
+    changed = DEPLOYMENT.replace("replicas: 2", "replicas: 3")
+    assert "deployment.apps/web configured" in apiserver.kubectl(
+        "apply", "-n", namespace, "-f", "-", input=changed
+    )
+    replicas = apiserver.kubectl(
+        "get", "deploy", "web", "-n", namespace, "-o", "jsonpath={.spec.replicas}"
+    )
+    assert replicas == "3"
+    typo = DEPLOYMENT.replace("image: nginx:1.25", "imagee: nginx:1.25")
+    refused = apiserver.kubectl("apply", "-n", namespace, "-f", "-", input=typo, check=False)
+    assert 'unknown field "spec.template.spec.containers[0].imagee"' in refused
+
+
+def test_get_deploy_watch_sees_change(apiserver: Any, namespace: str) -> None:
+    apiserver.kubectl("create", "-n", namespace, "-f", "-", input=DEPLOYMENT)
+    watch = subprocess.Popen(
+        ["kubectl", "--kubeconfig", str(apiserver.kubeconfig), "get", "deploy", "-n", namespace,
+         "-w", "--request-timeout=20s"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert watch.stdout is not None
+        header = watch.stdout.readline()
+        assert header.split()[:2] == ["NAME", "READY"]
+        assert watch.stdout.readline().split()[0] == "web"
+        time.sleep(0.5)
+        apiserver.kubectl("scale", "deploy", "web", "-n", namespace, "--replicas=5")
+        apiserver.kubectl("label", "deploy", "web", "-n", namespace, "changed=yes")
+        line = watch.stdout.readline()
+        assert line.split()[0] == "web", line
+    finally:
+        watch.kill()
+        watch.wait()
+    spec = apiserver.kubectl(
+        "get", "deploy", "web", "-n", namespace, "-o", "jsonpath={.spec.replicas}"
+    )
+    assert spec == "5"
+
+
+def test_api_resources(apiserver: Any) -> None:
+    out = apiserver.kubectl("api-resources")
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[1:]}
+    assert rows["pods"][1:] == ["po", "v1", "true", "Pod"]
+    assert rows["deployments"][1:] == ["deploy", "apps/v1", "true", "Deployment"]
+    assert rows["namespaces"][1:] == ["ns", "v1", "false", "Namespace"]
+    assert "leases" in rows and "endpointslices" in rows
+
+
+def test_errors_are_one_readable_line(apiserver: Any, namespace: str) -> None:
+    out = apiserver.kubectl("get", "pod", "nope", "-n", namespace, check=False)
+    assert out.strip() == 'Error from server (NotFound): pods "nope" not found'
+
+
+def test_server_version(apiserver: Any) -> None:
+    out = apiserver.kubectl("version", "-o", "yaml")
+    assert yaml.safe_load(out)["serverVersion"]["minor"] == "32"
