@@ -22,9 +22,9 @@ from starlette.responses import Response, StreamingResponse
 
 from api import resources
 
-from . import errors, patch, requests, responses, subresources, tables
+from . import errors, managed_fields, patch, requests, responses, subresources, tables
 from .paths import ResourcePath
-from .registry import Registry
+from .registry import Registry, WriteOptions
 from .watch_stream import WatchRequest, stream
 
 # Kinds whose DELETE answers with the object rather than a Status, as their
@@ -249,6 +249,8 @@ class Handlers:
 
             def change(target: dict[str, Any]) -> dict[str, Any]:
                 return patch.strategic_merge_patch(info, target, document)
+        elif content_type == patch.APPLY_PATCH:
+            return await self.apply(request, info, path, opts, raw)
         else:
             raise errors.unsupported_media_type(content_type)
 
@@ -264,6 +266,46 @@ class Handlers:
         )
         if path.subresource == "scale":
             return responses.send(subresources.to_scale(updated), warnings=opts.warnings)
+        return responses.send(updated, warnings=opts.warnings)
+
+    async def apply(
+        self,
+        request: Request,
+        info: ResourceInfo,
+        path: ResourcePath,
+        opts: WriteOptions,
+        raw: bytes,
+    ) -> Response:
+        """Server-side apply: update the object, or create it when it is absent."""
+        if not request.query_params.get("fieldManager"):
+            raise errors.ApiError(
+                422,
+                "Invalid",
+                'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: '
+                "is required for apply patch",
+            )
+        if path.subresource:
+            raise errors.method_not_allowed("PATCH", request.url.path)
+        config = requests.decode(raw, "application/yaml")
+        if not isinstance(config, dict):
+            raise errors.bad_request("an apply patch must be an object")
+        requests.check_kind(info, config)
+        force = request.query_params.get("force", "").lower() == "true"
+        opts.applying = True
+        manager = opts.field_manager
+
+        def compute(current: dict[str, Any]) -> dict[str, Any]:
+            return managed_fields.apply(info, current, config, manager, force=force)
+
+        try:
+            updated = await self.registry.update(info, path.namespace, path.name, compute, opts)
+        except errors.ApiError as e:
+            if e.code != 404:
+                raise
+            body = managed_fields.apply(info, None, config, manager, force=force)
+            body.setdefault("metadata", {})["name"] = path.name
+            created = await self.registry.create(info, path.namespace, body, opts)
+            return responses.send(created, 201, warnings=opts.warnings)
         return responses.send(updated, warnings=opts.warnings)
 
     async def delete(self, request: Request, info: ResourceInfo, path: ResourcePath) -> Response:

@@ -28,7 +28,7 @@ from api.selectors import FieldSelector, LabelSelector
 
 from api import defaults, fields, validation
 
-from . import errors, strategies
+from . import errors, managed_fields, strategies
 from .admission import ServiceAllocation, add_default_tolerations, check_namespace
 from .storage import CompactedError, Conflict, Store, Stored
 from .watch import Change, WatchHubs
@@ -47,6 +47,7 @@ class WriteOptions:
     dry_run: bool = False
     field_validation: str = "Warn"  # Strict | Warn | Ignore
     field_manager: str = ""
+    applying: bool = False  # a server-side apply: managedFields were computed by the apply
     warnings: list[str] = field(default_factory=list)
 
 
@@ -211,6 +212,8 @@ class Registry:
         name = str(meta.get("name") or "")
         strategies.prepare_for_create(info, obj, self.clock())
         defaults.apply_defaults(info, obj)
+        if not opts.applying:
+            managed_fields.track_update(info, None, obj, opts.field_manager or "unknown")
         if info.kind == "Pod":
             add_default_tolerations(obj)
         problems = validation.validate_create(info, obj)
@@ -280,6 +283,10 @@ class Registry:
             desired.setdefault("kind", info.kind)
             strategies.prepare_for_update(info, desired, current.obj, subresource)
             defaults.apply_defaults(info, desired)
+            if not opts.applying:
+                managed_fields.track_update(
+                    info, current.obj, desired, opts.field_manager or "unknown", subresource
+                )
             if info.kind == "Service" and subresource == "":
                 problems = admission_keep(desired, current.obj)
                 if problems:

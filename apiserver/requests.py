@@ -18,7 +18,7 @@ from starlette.requests import Request
 
 from api import fields
 
-from . import errors
+from . import errors, managed_fields
 from .registry import DeleteOptions, ListOptions, WriteOptions
 
 MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's limit on a request body
@@ -119,7 +119,9 @@ def write_options(request: Request) -> WriteOptions:
     return WriteOptions(
         dry_run=dry_run(request),
         field_validation=validation,
-        field_manager=q.get("fieldManager", ""),
+        field_manager=managed_fields.manager_name(
+            q.get("fieldManager", ""), request.headers.get("user-agent", "")
+        ),
     )
 
 
