@@ -9,6 +9,7 @@ this one when the server answers with it.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import platform
@@ -51,8 +52,6 @@ def version_info() -> dict[str, str]:
 
 def _storage_hash(info: ResourceInfo) -> str:
     digest = hashlib.sha256(f"{info.group}/{info.version}/{info.kind}".encode()).digest()
-    import base64
-
     return base64.b64encode(digest[:8]).decode()
 
 

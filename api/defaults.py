@@ -1,0 +1,173 @@
+"""Defaulting: the values Kubernetes fills in when a manifest leaves them out.
+
+Each function mirrors one of Kubernetes' `SetDefaults_*` functions, so that
+`kubectl get -o yaml` shows the same object a real cluster would store.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any
+
+from .resources import ResourceInfo
+
+
+def _image_pull_policy(image: str) -> str:
+    """Always for :latest or no tag; IfNotPresent for a tag or digest."""
+    if "@" in image:
+        return "IfNotPresent"
+    last = image.rsplit("/", 1)[-1]
+    tag = last.split(":", 1)[1] if ":" in last else ""
+    return "Always" if tag in ("", "latest") else "IfNotPresent"
+
+
+def container(c: dict[str, Any]) -> None:
+    c.setdefault("terminationMessagePath", "/dev/termination-log")
+    c.setdefault("terminationMessagePolicy", "File")
+    if "image" in c and "imagePullPolicy" not in c:
+        c["imagePullPolicy"] = _image_pull_policy(str(c["image"]))
+    c.setdefault("resources", {})
+    res = c["resources"]
+    # Limits without requests: the requests default to the limits.
+    if res.get("limits"):
+        requests = res.setdefault("requests", {})
+        for name, value in res["limits"].items():
+            requests.setdefault(name, value)
+    for port in c.get("ports") or []:
+        port.setdefault("protocol", "TCP")
+    for probe_name in ("livenessProbe", "readinessProbe", "startupProbe"):
+        probe = c.get(probe_name)
+        if isinstance(probe, dict):
+            probe.setdefault("timeoutSeconds", 1)
+            probe.setdefault("periodSeconds", 10)
+            probe.setdefault("successThreshold", 1)
+            probe.setdefault("failureThreshold", 3)
+            if isinstance(probe.get("httpGet"), dict):
+                probe["httpGet"].setdefault("path", "/")
+                probe["httpGet"].setdefault("scheme", "HTTP")
+
+
+def pod_spec(spec: dict[str, Any]) -> None:
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("securityContext", {})
+    spec.setdefault("schedulerName", "default-scheduler")
+    spec.setdefault("enableServiceLinks", True)
+    if spec.get("serviceAccount") and not spec.get("serviceAccountName"):
+        spec["serviceAccountName"] = spec["serviceAccount"]
+    for c in list(spec.get("containers") or []) + list(spec.get("initContainers") or []):
+        if isinstance(c, dict):
+            container(c)
+    for v in spec.get("volumes") or []:
+        if not isinstance(v, dict):
+            continue
+        if not any(k for k in v if k != "name"):
+            v["emptyDir"] = {}
+        for source in ("configMap", "secret"):
+            if isinstance(v.get(source), dict):
+                v[source].setdefault("defaultMode", 0o644)
+        if isinstance(v.get("hostPath"), dict):
+            v["hostPath"].setdefault("type", "")
+    for t in spec.get("tolerations") or []:
+        if isinstance(t, dict) and t.get("key") is None and t.get("operator") is None:
+            t["operator"] = "Exists"
+
+
+def pod(obj: dict[str, Any]) -> None:
+    pod_spec(obj.setdefault("spec", {}))
+
+
+def _template(spec: dict[str, Any]) -> None:
+    template = spec.get("template")
+    if isinstance(template, dict):
+        template.setdefault("metadata", {})
+        pod_spec(template.setdefault("spec", {}))
+
+
+def deployment(obj: dict[str, Any]) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("replicas", 1)
+    strategy = spec.setdefault("strategy", {})
+    strategy.setdefault("type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        rolling = strategy.setdefault("rollingUpdate", {})
+        rolling.setdefault("maxUnavailable", "25%")
+        rolling.setdefault("maxSurge", "25%")
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault("progressDeadlineSeconds", 600)
+    _template(spec)
+
+
+def replicaset(obj: dict[str, Any]) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("replicas", 1)
+    _template(spec)
+
+
+def service(obj: dict[str, Any]) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("type", "ClusterIP")
+    if spec["type"] == "ExternalName":
+        return
+    spec.setdefault("sessionAffinity", "None")
+    if spec.get("sessionAffinity") == "ClientIP":
+        spec.setdefault("sessionAffinityConfig", {"clientIP": {"timeoutSeconds": 10800}})
+    for port in spec.get("ports") or []:
+        if isinstance(port, dict):
+            port.setdefault("protocol", "TCP")
+            if "targetPort" not in port and "port" in port:
+                port["targetPort"] = port["port"]
+    spec.setdefault("internalTrafficPolicy", "Cluster")
+    if spec["type"] in ("NodePort", "LoadBalancer"):
+        spec.setdefault("externalTrafficPolicy", "Cluster")
+    spec.setdefault("ipFamilies", ["IPv4"])
+    spec.setdefault("ipFamilyPolicy", "SingleStack")
+
+
+def namespace(obj: dict[str, Any]) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("finalizers", ["kubernetes"])
+    meta = obj.setdefault("metadata", {})
+    labels = meta.setdefault("labels", {})
+    # Every namespace carries its own name as a label (since Kubernetes 1.21).
+    if meta.get("name"):
+        labels["kubernetes.io/metadata.name"] = meta["name"]
+
+
+def secret(obj: dict[str, Any]) -> None:
+    obj.setdefault("type", "Opaque")
+    string_data = obj.pop("stringData", None)
+    if isinstance(string_data, dict):
+        data = obj.setdefault("data", {})
+        for key, value in string_data.items():
+            data[key] = base64.b64encode(str(value).encode()).decode()
+
+
+def endpoint_slice(obj: dict[str, Any]) -> None:
+    for port in obj.get("ports") or []:
+        if isinstance(port, dict):
+            port.setdefault("protocol", "TCP")
+
+
+def node(obj: dict[str, Any]) -> None:
+    obj.setdefault("spec", {})
+
+
+_BY_KIND: dict[tuple[str, str], Callable[[dict[str, Any]], None]] = {
+    ("", "Pod"): pod,
+    ("apps", "Deployment"): deployment,
+    ("apps", "ReplicaSet"): replicaset,
+    ("", "Service"): service,
+    ("", "Namespace"): namespace,
+    ("", "Secret"): secret,
+    ("discovery.k8s.io", "EndpointSlice"): endpoint_slice,
+    ("", "Node"): node,
+}
+
+
+def apply_defaults(info: ResourceInfo, obj: dict[str, Any]) -> None:
+    fill = _BY_KIND.get((info.group, info.kind))
+    if fill is not None:
+        fill(obj)

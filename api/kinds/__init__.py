@@ -1,0 +1,1 @@
+"""The schema of every kind skiff serves, one module per API group."""

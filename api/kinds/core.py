@@ -1,0 +1,319 @@
+"""core/v1 kinds other than Pod: Namespace, Service, Endpoints, Node, Event, ConfigMap,
+Secret, ServiceAccount."""
+
+from __future__ import annotations
+
+from api.schema import (
+    any_value,
+    arr,
+    boolean,
+    int_or_string,
+    integer,
+    map_of,
+    obj,
+    quantity,
+    string,
+    string_map,
+    strings,
+    time,
+)
+
+from .meta import META, ObjectMeta
+from .pod import CORE, PodSpec, PodStatus
+
+
+def kind(name: str, description: str, **fields: object) -> object:
+    """A top-level kind: apiVersion, kind, metadata plus its own fields."""
+    return obj(
+        CORE + name,
+        description,
+        apiVersion=string("The versioned schema of this object, e.g. v1 or apps/v1."),
+        kind=string("The kind of this object, e.g. Pod."),
+        metadata=ObjectMeta.described("Standard object metadata."),
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+Pod = kind(
+    "Pod",
+    "A group of containers that share a network namespace and volumes, "
+    "scheduled together onto one node.",
+    spec=PodSpec.described("What should run."),
+    status=PodStatus.described("What is running, as last observed."),
+)
+
+Namespace = kind(
+    "Namespace",
+    "A scope for names; deleting it deletes everything in it.",
+    spec=obj(
+        CORE + "NamespaceSpec",
+        "Desired state.",
+        finalizers=strings("Must be empty before the namespace is removed."),
+    ),
+    status=obj(
+        CORE + "NamespaceStatus",
+        "Observed state.",
+        phase=string("Active or Terminating.", enum=("Active", "Terminating")),
+        conditions=any_value("Conditions."),
+    ),
+)
+
+ServicePort = obj(
+    CORE + "ServicePort",
+    "A port the Service exposes.",
+    required=("port",),
+    name=string("Name; required when there is more than one port."),
+    protocol=string("TCP, UDP or SCTP; default TCP.", enum=("TCP", "UDP", "SCTP")),
+    appProtocol=string("Application protocol hint."),
+    port=integer("The port on the cluster IP."),
+    targetPort=int_or_string("Number or name of the port on the pods; default port."),
+    nodePort=integer("Port on every node for NodePort and LoadBalancer Services."),
+)
+
+Service = kind(
+    "Service",
+    "A stable virtual IP and DNS name in front of the pods a selector picks.",
+    spec=obj(
+        CORE + "ServiceSpec",
+        "Desired state.",
+        ports=arr(ServicePort, "The ports.", merge_key="port"),
+        selector=string_map("Pods with these labels receive the traffic."),
+        clusterIP=string("The virtual IP; allocated when empty, None for headless."),
+        clusterIPs=strings("The virtual IPs (first equals clusterIP)."),
+        type=string(
+            "ClusterIP, NodePort, LoadBalancer or ExternalName.",
+            enum=("ClusterIP", "NodePort", "LoadBalancer", "ExternalName"),
+        ),
+        externalIPs=strings("Extra addresses that route to the Service."),
+        sessionAffinity=string("None or ClientIP.", enum=("None", "ClientIP")),
+        sessionAffinityConfig=any_value("ClientIP timeout."),
+        loadBalancerIP=string("Deprecated."),
+        loadBalancerSourceRanges=strings("Allowed client ranges."),
+        loadBalancerClass=string("Load balancer implementation."),
+        externalName=string("DNS name for ExternalName Services."),
+        externalTrafficPolicy=string("Cluster or Local."),
+        internalTrafficPolicy=string("Cluster or Local."),
+        healthCheckNodePort=integer("Health check port."),
+        publishNotReadyAddresses=boolean("Publish endpoints of pods that are not ready."),
+        ipFamilies=strings("IPv4 and/or IPv6."),
+        ipFamilyPolicy=string("SingleStack, PreferDualStack or RequireDualStack."),
+        allocateLoadBalancerNodePorts=boolean("Allocate node ports for LoadBalancer."),
+        trafficDistribution=string("Traffic distribution preference."),
+    ),
+    status=obj(
+        CORE + "ServiceStatus",
+        "Observed state.",
+        loadBalancer=any_value("Load balancer ingress points."),
+        conditions=any_value("Conditions."),
+    ),
+)
+
+EndpointAddress = obj(
+    CORE + "EndpointAddress",
+    "One backend address.",
+    required=("ip",),
+    ip=string("Address."),
+    hostname=string("Hostname."),
+    nodeName=string("Node."),
+    targetRef=obj(
+        CORE + "ObjectReference",
+        "The pod behind the address.",
+        kind=string("Kind."),
+        namespace=string("Namespace."),
+        name=string("Name."),
+        uid=string("UID."),
+        apiVersion=string("API version."),
+        resourceVersion=string("Version."),
+        fieldPath=string("Field path."),
+    ),
+)
+Endpoints = kind(
+    "Endpoints",
+    "The addresses behind a Service, maintained by the endpoints controller.",
+    subsets=arr(
+        obj(
+            CORE + "EndpointSubset",
+            "Addresses sharing the same ports.",
+            addresses=arr(EndpointAddress, "Ready addresses."),
+            notReadyAddresses=arr(EndpointAddress, "Addresses not ready yet."),
+            ports=arr(
+                obj(
+                    CORE + "EndpointPort",
+                    "A port.",
+                    required=("port",),
+                    name=string("Name."),
+                    port=integer("Port."),
+                    protocol=string("Protocol."),
+                    appProtocol=string("App protocol."),
+                ),
+                "Ports.",
+            ),
+        ),
+        "Groups of addresses and ports.",
+    ),
+)
+
+Taint = obj(
+    CORE + "Taint",
+    "Repels pods that do not tolerate it.",
+    required=("key", "effect"),
+    key=string("Key."),
+    value=string("Value."),
+    effect=string(
+        "NoSchedule, PreferNoSchedule or NoExecute.",
+        enum=("NoSchedule", "PreferNoSchedule", "NoExecute"),
+    ),
+    timeAdded=time("When it was added (NoExecute)."),
+)
+NodeCondition = obj(
+    CORE + "NodeCondition",
+    "Ready, MemoryPressure, DiskPressure, ...",
+    required=("type", "status"),
+    type=string("Type."),
+    status=string("True, False or Unknown."),
+    lastHeartbeatTime=time("Last heartbeat."),
+    lastTransitionTime=time("Last change."),
+    reason=string("Reason."),
+    message=string("Message."),
+)
+Node = kind(
+    "Node",
+    "A machine (or lab namespace) that runs pods, registered by its kubelet.",
+    spec=obj(
+        CORE + "NodeSpec",
+        "Desired state.",
+        podCIDR=string("Pod address range of this node."),
+        podCIDRs=strings("Pod address ranges."),
+        providerID=string("Cloud provider id."),
+        unschedulable=boolean("Cordoned: no new pods."),
+        taints=arr(Taint, "Taints."),
+        configSource=any_value("Deprecated."),
+        externalID=string("Deprecated."),
+    ),
+    status=obj(
+        CORE + "NodeStatus",
+        "Observed state, reported by the kubelet.",
+        capacity=map_of(quantity(), "Total resources."),
+        allocatable=map_of(quantity(), "Resources available to pods."),
+        phase=string("Deprecated."),
+        conditions=arr(NodeCondition, "Conditions.", merge_key="type"),
+        addresses=arr(
+            obj(
+                CORE + "NodeAddress",
+                "An address.",
+                type=string("InternalIP, ..."),
+                address=string("Address."),
+            ),
+            "Addresses.",
+            merge_key="type",
+        ),
+        daemonEndpoints=any_value("Kubelet endpoint."),
+        nodeInfo=obj(
+            CORE + "NodeSystemInfo",
+            "Versions.",
+            machineID=string("Machine id."),
+            systemUUID=string("UUID."),
+            bootID=string("Boot id."),
+            kernelVersion=string("Kernel."),
+            osImage=string("OS."),
+            containerRuntimeVersion=string("Runtime."),
+            kubeletVersion=string("Kubelet."),
+            kubeProxyVersion=string("Proxy."),
+            operatingSystem=string("OS."),
+            architecture=string("Arch."),
+            swap=any_value("Swap."),
+        ),
+        images=any_value("Images on the node."),
+        volumesInUse=strings("Volumes."),
+        volumesAttached=any_value("Attached."),
+        config=any_value("Config."),
+        runtimeHandlers=any_value("Runtime handlers."),
+        features=any_value("Features."),
+    ),
+)
+
+ObjectReference = obj(
+    CORE + "ObjectReference",
+    "A reference to an object.",
+    kind=string("Kind."),
+    namespace=string("Namespace."),
+    name=string("Name."),
+    uid=string("UID."),
+    apiVersion=string("API version."),
+    resourceVersion=string("Version."),
+    fieldPath=string("Field within the object."),
+)
+Event = kind(
+    "Event",
+    "Something that happened to an object, for people reading kubectl describe.",
+    involvedObject=ObjectReference.described("The object it happened to."),
+    reason=string("Short CamelCase reason, e.g. Scheduled."),
+    message=string("What happened."),
+    source=obj(
+        CORE + "EventSource",
+        "Who reported it.",
+        component=string("Component."),
+        host=string("Host."),
+    ),
+    firstTimestamp=time("First time it happened."),
+    lastTimestamp=time("Most recent time."),
+    count=integer("How many times."),
+    type=string("Normal or Warning."),
+    eventTime=time("When it happened (MicroTime)."),
+    series=any_value("Series data."),
+    action=string("What action was taken."),
+    related=ObjectReference.described("A second object involved."),
+    reportingComponent=string("Controller that reported it."),
+    reportingInstance=string("Instance of that controller."),
+)
+
+ConfigMap = kind(
+    "ConfigMap",
+    "Configuration data for pods, as key/value pairs.",
+    data=string_map("UTF-8 values."),
+    binaryData=string_map("Base64-encoded binary values."),
+    immutable=boolean("When true, data cannot change."),
+)
+
+Secret = kind(
+    "Secret",
+    "Sensitive data for pods, base64-encoded.",
+    data=string_map("Base64-encoded values."),
+    stringData=string_map("Plain values, merged into data on write."),
+    type=string("Opaque, kubernetes.io/tls, kubernetes.io/dockerconfigjson, ..."),
+    immutable=boolean("When true, data cannot change."),
+)
+
+ServiceAccount = kind(
+    "ServiceAccount",
+    "An identity for processes that run in pods.",
+    secrets=arr(ObjectReference, "Secrets for this account.", merge_key="name"),
+    imagePullSecrets=arr(
+        obj(CORE + "LocalObjectReference", "By name.", name=string("Name.")),
+        "Pull secrets for pods of this account.",
+    ),
+    automountServiceAccountToken=boolean("Mount the token into pods."),
+)
+
+Binding = kind(
+    "Binding",
+    "Binds a pod to a node; what the scheduler posts.",
+    target=ObjectReference.described("The node."),
+)
+
+DeleteOptions = obj(
+    META + "DeleteOptions",
+    "Options for a delete.",
+    apiVersion=string("v1"),
+    kind=string("DeleteOptions"),
+    gracePeriodSeconds=integer("Seconds before the object is deleted.", format="int64"),
+    preconditions=obj(
+        META + "Preconditions",
+        "Must hold for the delete.",
+        uid=string("UID."),
+        resourceVersion=string("Version."),
+    ),
+    propagationPolicy=string("Orphan, Background or Foreground."),
+    orphanDependents=boolean("Deprecated."),
+    dryRun=strings("All."),
+)

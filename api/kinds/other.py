@@ -1,0 +1,101 @@
+"""discovery.k8s.io/v1 EndpointSlice, coordination.k8s.io/v1 Lease, events.k8s.io/v1 Event."""
+
+from __future__ import annotations
+
+from api.schema import any_value, arr, boolean, integer, obj, string, strings, time
+
+from .core import ObjectReference
+from .meta import ObjectMeta
+
+
+def kind(ref: str, description: str, **fields: object) -> object:
+    return obj(
+        ref,
+        description,
+        apiVersion=string("The versioned schema of this object."),
+        kind=string("The kind of this object."),
+        metadata=ObjectMeta.described("Standard object metadata."),
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+DISCOVERY = "io.k8s.api.discovery.v1."
+EndpointSlice = kind(
+    DISCOVERY + "EndpointSlice",
+    "A slice of the endpoints behind a Service.",
+    addressType=string("IPv4, IPv6 or FQDN.", enum=("IPv4", "IPv6", "FQDN")),
+    endpoints=arr(
+        obj(
+            DISCOVERY + "Endpoint",
+            "One backend.",
+            required=("addresses",),
+            addresses=strings("Its addresses."),
+            conditions=obj(
+                DISCOVERY + "EndpointConditions",
+                "Its state.",
+                ready=boolean("Ready to receive traffic."),
+                serving=boolean("Serving, even while terminating."),
+                terminating=boolean("Being deleted."),
+            ),
+            hostname=string("Hostname."),
+            targetRef=ObjectReference,
+            nodeName=string("Node."),
+            zone=string("Zone."),
+            hints=any_value("Topology hints."),
+            deprecatedTopology=any_value("Deprecated."),
+        ),
+        "The endpoints.",
+    ),
+    ports=arr(
+        obj(
+            DISCOVERY + "EndpointPort",
+            "A port.",
+            name=string("Name."),
+            protocol=string("Protocol."),
+            port=integer("Port."),
+            appProtocol=string("Application protocol."),
+        ),
+        "The ports.",
+    ),
+)
+
+Lease = kind(
+    "io.k8s.api.coordination.v1.Lease",
+    "A lease: node heartbeats and leader election.",
+    spec=obj(
+        "io.k8s.api.coordination.v1.LeaseSpec",
+        "The lease.",
+        holderIdentity=string("Who holds it."),
+        leaseDurationSeconds=integer("How long a holder may go without renewing."),
+        acquireTime=time("When it was acquired (MicroTime)."),
+        renewTime=time("When it was last renewed (MicroTime)."),
+        leaseTransitions=integer("How many times it changed hands."),
+        strategy=string("Coordinated leader election strategy."),
+        preferredHolder=string("Preferred holder."),
+    ),
+)
+
+EVENTS = "io.k8s.api.events.v1."
+NewEvent = kind(
+    EVENTS + "Event",
+    "Something that happened, in the events.k8s.io form.",
+    eventTime=time("When it happened (MicroTime)."),
+    series=obj(
+        EVENTS + "EventSeries",
+        "Repeats.",
+        count=integer("Count."),
+        lastObservedTime=time("Last seen."),
+    ),
+    reportingController=string("Controller that reported it."),
+    reportingInstance=string("Its instance."),
+    action=string("What was done."),
+    reason=string("Why."),
+    regarding=ObjectReference.described("The object it is about."),
+    related=ObjectReference.described("A second object."),
+    note=string("Human-readable description."),
+    type=string("Normal or Warning."),
+    deprecatedSource=any_value("Old source."),
+    deprecatedFirstTimestamp=time("Old firstTimestamp."),
+    deprecatedLastTimestamp=time("Old lastTimestamp."),
+    deprecatedCount=integer("Old count."),
+)

@@ -1,0 +1,592 @@
+"""Validation: every problem with an object, as Kubernetes field errors.
+
+Three layers, all returning a list so that one 422 names every bad field:
+the schema (JSON types, required fields, enums — from `api/kinds`), object
+metadata (names, labels, annotations), and the rules of each kind (replicas
+not negative, the selector matches the template, immutable fields stay).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from . import names, quantity
+from .errors import (
+    FieldError,
+    GoValue,
+    duplicate,
+    forbidden,
+    go_value,
+    invalid,
+    not_supported,
+    required,
+)
+from .resources import ResourceInfo
+from .schema import JSON_TYPE, Schema, drop_unknown, walk
+from .selectors import selector_from_dict
+
+# Names are DNS-1123 subdomains, except these kinds (as Kubernetes validates them).
+NAME_RULES: dict[str, Callable[[str, str], list[FieldError]]] = {
+    "Namespace": names.dns1123_label,
+    "Service": names.dns1035_label,
+}
+
+
+# -- schema-driven checks -------------------------------------------------------------
+
+
+def unknown_fields(info: ResourceInfo, obj: dict[str, Any]) -> list[str]:
+    return [path for kind, path, _ in walk(info.schema, obj, "") if kind == "unknown"]
+
+
+def drop_unknown_fields(info: ResourceInfo, obj: dict[str, Any]) -> None:
+    drop_unknown(info.schema, obj)
+
+
+def _schema_errors(schema: Schema, value: Any, path: str) -> Iterator[FieldError]:
+    """Types, required fields and enums, everywhere the schema describes."""
+    if value is None or schema.type == "any":
+        return
+    for kind, at, bad in walk(schema, value, path):
+        if kind == "type":
+            yield FieldError(
+                at,
+                "FieldValueTypeInvalid",
+                f"must be of type {JSON_TYPE.get(_schema_at(schema, at, path), 'a')}",
+                bad,
+            )
+    yield from _required_and_enums(schema, value, path)
+
+
+def _schema_at(root: Schema, at: str, base: str) -> str:
+    """The type name of the schema at `at`, for the type error message."""
+    node: Schema | None = root
+    rest = at[len(base) :].lstrip(".")
+    for part in rest.replace("[", ".[").split("."):
+        if not part or node is None:
+            continue
+        if part.startswith("["):
+            node = node.items if node.type == "array" else node.values
+        else:
+            node = node.fields.get(part)
+    return node.type if node is not None else "any"
+
+
+def _required_and_enums(schema: Schema, value: Any, path: str) -> Iterator[FieldError]:
+    if schema.type == "object" and isinstance(value, dict):
+        for name in schema.required:
+            if value.get(name) in (None, "", [], {}) and not isinstance(
+                value.get(name), bool | int
+            ):
+                yield required(f"{path}.{name}" if path else name)
+            elif value.get(name) is None:
+                yield required(f"{path}.{name}" if path else name)
+        for key, sub in value.items():
+            child = schema.fields.get(key)
+            if child is not None:
+                yield from _required_and_enums(child, sub, f"{path}.{key}" if path else key)
+    elif schema.type == "array" and isinstance(value, list) and schema.items is not None:
+        for i, sub in enumerate(value):
+            yield from _required_and_enums(schema.items, sub, f"{path}[{i}]")
+    elif schema.type == "map" and isinstance(value, dict) and schema.values is not None:
+        for key, sub in value.items():
+            yield from _required_and_enums(schema.values, sub, f"{path}[{key}]")
+    elif schema.enum and isinstance(value, str) and value and value not in schema.enum:
+        yield not_supported(path, value, list(schema.enum))
+
+
+# -- metadata ---------------------------------------------------------------------------
+
+
+def _metadata(
+    info: ResourceInfo, meta: dict[str, Any], path: str = "metadata", top: bool = True
+) -> list[FieldError]:
+    out: list[FieldError] = []
+    if top:
+        name = meta.get("name")
+        if not name:
+            if meta.get("generateName"):
+                pass
+            else:
+                out.append(required(f"{path}.name", "name or generateName is required"))
+        elif isinstance(name, str):
+            rule = NAME_RULES.get(info.kind, names.dns1123_subdomain)
+            out += rule(f"{path}.name", name)
+    out += names.labels(f"{path}.labels", meta.get("labels"))
+    out += names.annotations(f"{path}.annotations", meta.get("annotations"))
+    for i, ref in enumerate(meta.get("ownerReferences") or []):
+        if isinstance(ref, dict):
+            for key in ("apiVersion", "kind", "name", "uid"):
+                if not ref.get(key):
+                    out.append(required(f"{path}.ownerReferences[{i}].{key}"))
+    controllers = [
+        r for r in meta.get("ownerReferences") or [] if isinstance(r, dict) and r.get("controller")
+    ]
+    if len(controllers) > 1:
+        out.append(
+            invalid(
+                f"{path}.ownerReferences",
+                meta.get("ownerReferences"),
+                "Only one reference can have Controller set to true",
+            )
+        )
+    return out
+
+
+# -- per kind -------------------------------------------------------------------------
+
+
+def _port(field: str, value: Any) -> list[FieldError]:
+    if isinstance(value, int) and not isinstance(value, bool) and not 1 <= value <= 65535:
+        return [invalid(field, value, "must be between 1 and 65535, inclusive")]
+    return []
+
+
+def _resources(path: str, res: Any) -> list[FieldError]:
+    out: list[FieldError] = []
+    if not isinstance(res, dict):
+        return out
+    for part in ("limits", "requests"):
+        for name, value in (res.get(part) or {}).items():
+            at = f"{path}.{part}[{name}]"
+            if not quantity.is_valid(value):
+                out.append(
+                    invalid(
+                        at,
+                        value,
+                        "quantities must match the regular expression "
+                        "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+                    )
+                )
+            elif quantity.parse(value) < 0:
+                out.append(invalid(at, value, "must be greater than or equal to 0"))
+    limits, requests = res.get("limits") or {}, res.get("requests") or {}
+    for name, value in requests.items():
+        if name in limits and quantity.is_valid(value) and quantity.is_valid(limits[name]):
+            if quantity.parse(value) > quantity.parse(limits[name]):
+                out.append(
+                    invalid(
+                        f"{path}.requests",
+                        value,
+                        f"must be less than or equal to {name} limit of {limits[name]}",
+                    )
+                )
+    return out
+
+
+def _containers(path: str, containers: Any) -> list[FieldError]:
+    out: list[FieldError] = []
+    if not isinstance(containers, list):
+        return out
+    seen: set[str] = set()
+    for i, c in enumerate(containers):
+        at = f"{path}[{i}]"
+        if not isinstance(c, dict):
+            continue
+        name = c.get("name")
+        if isinstance(name, str) and name:
+            out += names.dns1123_label(f"{at}.name", name)
+            if name in seen:
+                out.append(duplicate(f"{at}.name", name))
+            seen.add(name)
+        if not c.get("image"):
+            out.append(required(f"{at}.image"))
+        ports: set[tuple[Any, Any]] = set()
+        port_names: set[str] = set()
+        for j, p in enumerate(c.get("ports") or []):
+            if not isinstance(p, dict):
+                continue
+            out += _port(f"{at}.ports[{j}].containerPort", p.get("containerPort"))
+            if p.get("hostPort"):
+                out += _port(f"{at}.ports[{j}].hostPort", p.get("hostPort"))
+            key = (p.get("containerPort"), p.get("protocol", "TCP"))
+            if key in ports:
+                out.append(
+                    duplicate(
+                        f"{at}.ports[{j}]",
+                        json.dumps({"containerPort": key[0], "protocol": key[1]}),
+                    )
+                )
+            ports.add(key)
+            if p.get("name"):
+                if len(p["name"]) > 15:
+                    out.append(
+                        invalid(
+                            f"{at}.ports[{j}].name", p["name"], "must be no more than 15 characters"
+                        )
+                    )
+                if p["name"] in port_names:
+                    out.append(duplicate(f"{at}.ports[{j}].name", p["name"]))
+                port_names.add(p["name"])
+        env_names = [e.get("name") for e in c.get("env") or [] if isinstance(e, dict)]
+        for j, e in enumerate(env_names):
+            if not e:
+                out.append(required(f"{at}.env[{j}].name"))
+        out += _resources(f"{at}.resources", c.get("resources"))
+        for j, m in enumerate(c.get("volumeMounts") or []):
+            if isinstance(m, dict) and ":" in str(m.get("mountPath", "")):
+                out.append(
+                    invalid(
+                        f"{at}.volumeMounts[{j}].mountPath", m["mountPath"], "must not contain ':'"
+                    )
+                )
+    return out
+
+
+def _pod_spec(path: str, spec: Any, *, template: bool = False) -> list[FieldError]:
+    if not isinstance(spec, dict):
+        return []
+    out: list[FieldError] = []
+    containers = spec.get("containers")
+    if not containers:
+        out.append(required(f"{path}.containers"))
+    out += _containers(f"{path}.containers", containers)
+    out += _containers(f"{path}.initContainers", spec.get("initContainers"))
+    init_names = {c.get("name") for c in spec.get("initContainers") or [] if isinstance(c, dict)}
+    for i, c in enumerate(spec.get("containers") or []):
+        if isinstance(c, dict) and c.get("name") in init_names:
+            out.append(duplicate(f"{path}.containers[{i}].name", c["name"]))
+    grace = spec.get("terminationGracePeriodSeconds")
+    if isinstance(grace, int) and grace < 0:
+        out.append(
+            invalid(
+                f"{path}.terminationGracePeriodSeconds", grace, "must be greater than or equal to 0"
+            )
+        )
+    deadline = spec.get("activeDeadlineSeconds")
+    if isinstance(deadline, int) and deadline <= 0:
+        out.append(
+            invalid(f"{path}.activeDeadlineSeconds", deadline, "must be greater than or equal to 1")
+        )
+    volume_names: set[str] = set()
+    for i, v in enumerate(spec.get("volumes") or []):
+        if isinstance(v, dict) and isinstance(v.get("name"), str):
+            out += names.dns1123_label(f"{path}.volumes[{i}].name", v["name"])
+            if v["name"] in volume_names:
+                out.append(duplicate(f"{path}.volumes[{i}].name", v["name"]))
+            volume_names.add(v["name"])
+    for kind in ("containers", "initContainers"):
+        for i, c in enumerate(spec.get(kind) or []):
+            for j, m in enumerate((c or {}).get("volumeMounts") or []):
+                if isinstance(m, dict) and m.get("name") and m["name"] not in volume_names:
+                    out.append(
+                        FieldError(
+                            f"{path}.{kind}[{i}].volumeMounts[{j}].name",
+                            "FieldValueNotFound",
+                            "",
+                            m["name"],
+                        )
+                    )
+    if spec.get("hostname"):
+        out += names.dns1123_label(f"{path}.hostname", str(spec["hostname"]))
+    if spec.get("subdomain"):
+        out += names.dns1123_label(f"{path}.subdomain", str(spec["subdomain"]))
+    return out
+
+
+def _pod(obj: dict[str, Any]) -> list[FieldError]:
+    return _pod_spec("spec", obj.get("spec"))
+
+
+def _selector_matches_template(spec: dict[str, Any], kind: str) -> list[FieldError]:
+    out: list[FieldError] = []
+    selector = spec.get("selector")
+    if isinstance(selector, dict) and not (
+        selector.get("matchLabels") or selector.get("matchExpressions")
+    ):
+        out.append(
+            invalid(
+                "spec.selector", _go_selector(selector), f"empty selector is invalid for {kind}"
+            )
+        )
+        return out
+    template = spec.get("template")
+    if not isinstance(selector, dict) or not isinstance(template, dict):
+        return out
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    try:
+        matches = selector_from_dict(selector).matches(labels)
+    except ValueError as e:
+        return [invalid("spec.selector", _go_selector(selector), str(e))]
+    if not matches:
+        out.append(
+            invalid(
+                "spec.template.metadata.labels",
+                _go_map(labels),
+                "`selector` does not match template `labels`",
+            )
+        )
+    return out
+
+
+def _go_map(m: dict[str, Any]) -> GoValue:
+    inner = ", ".join(f"{go_value(k)}:{go_value(v)}" for k, v in sorted(m.items()))
+    return GoValue(f"map[string]string{{{inner}}}")
+
+
+def _go_selector(sel: dict[str, Any]) -> GoValue:
+    labels = _go_map(sel.get("matchLabels") or {}).text
+    return GoValue(
+        f"v1.LabelSelector{{MatchLabels:{labels}, "
+        "MatchExpressions:[]v1.LabelSelectorRequirement(nil)}"
+    )
+
+
+def _replicas(spec: dict[str, Any]) -> list[FieldError]:
+    r = spec.get("replicas")
+    if isinstance(r, int) and not isinstance(r, bool) and r < 0:
+        return [invalid("spec.replicas", r, "must be greater than or equal to 0")]
+    return []
+
+
+def _workload(obj: dict[str, Any], kind: str) -> list[FieldError]:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [required("spec")]
+    out = _replicas(spec)
+    if not spec.get("selector"):
+        out.append(required("spec.selector"))
+    if kind == "Deployment" and not spec.get("template"):
+        out.append(required("spec.template"))
+    out += _selector_matches_template(spec, kind.lower())
+    template = spec.get("template")
+    if isinstance(template, dict):
+        tmeta = template.get("metadata") or {}
+        out += _metadata_template(tmeta)
+        tspec = template.get("spec")
+        out += _pod_spec("spec.template.spec", tspec, template=True)
+        policy = (tspec or {}).get("restartPolicy", "Always") if isinstance(tspec, dict) else ""
+        if policy and policy != "Always":
+            out.append(not_supported("spec.template.spec.restartPolicy", policy, ["Always"]))
+    msr = spec.get("minReadySeconds")
+    if isinstance(msr, int) and msr < 0:
+        out.append(invalid("spec.minReadySeconds", msr, "must be greater than or equal to 0"))
+    if kind == "Deployment":
+        out += _strategy(spec)
+        for field in ("revisionHistoryLimit", "progressDeadlineSeconds"):
+            v = spec.get(field)
+            if isinstance(v, int) and v < 0:
+                out.append(invalid(f"spec.{field}", v, "must be greater than or equal to 0"))
+    return out
+
+
+def _metadata_template(meta: dict[str, Any]) -> list[FieldError]:
+    out = names.labels("spec.template.metadata.labels", meta.get("labels"))
+    out += names.annotations("spec.template.metadata.annotations", meta.get("annotations"))
+    return out
+
+
+def _int_or_percent(field: str, value: Any) -> list[FieldError]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            return [invalid(field, value, "must be greater than or equal to 0")]
+        return []
+    if isinstance(value, str):
+        if not value.endswith("%") or not value[:-1].isdigit():
+            return [
+                invalid(
+                    field,
+                    value,
+                    "a valid percent string must be a numeric string "
+                    "followed by an ending '%' (e.g. '1%',  or '93%', regex used for "
+                    "validation is '[0-9]+%')",
+                )
+            ]
+        if int(value[:-1]) > 100:
+            return [invalid(field, value, "must not be greater than 100%")]
+    return []
+
+
+def _strategy(spec: dict[str, Any]) -> list[FieldError]:
+    strategy = spec.get("strategy") or {}
+    out: list[FieldError] = []
+    if strategy.get("type") == "Recreate" and strategy.get("rollingUpdate"):
+        out.append(
+            forbidden(
+                "spec.strategy.rollingUpdate",
+                "may not be specified when strategy `type` is 'Recreate'",
+            )
+        )
+    rolling = strategy.get("rollingUpdate") or {}
+    surge, unavailable = rolling.get("maxSurge"), rolling.get("maxUnavailable")
+    base = "spec.strategy.rollingUpdate"
+    out += _int_or_percent(f"{base}.maxSurge", surge)
+    out += _int_or_percent(f"{base}.maxUnavailable", unavailable)
+    if surge in (0, "0%") and unavailable in (0, "0%"):
+        out.append(
+            invalid(f"{base}.maxUnavailable", unavailable, "may not be 0 when `maxSurge` is 0")
+        )
+    return out
+
+
+def _service(obj: dict[str, Any]) -> list[FieldError]:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [required("spec")]
+    out: list[FieldError] = []
+    kind = spec.get("type", "ClusterIP")
+    ports = spec.get("ports") or []
+    headless = spec.get("clusterIP") == "None"
+    if kind == "ExternalName":
+        if not spec.get("externalName"):
+            out.append(required("spec.externalName"))
+    elif not ports and not headless:
+        out.append(required("spec.ports"))
+    seen_names: set[str] = set()
+    seen_ports: set[tuple[Any, Any]] = set()
+    for i, p in enumerate(ports):
+        if not isinstance(p, dict):
+            continue
+        at = f"spec.ports[{i}]"
+        out += _port(f"{at}.port", p.get("port"))
+        if len(ports) > 1 and not p.get("name"):
+            out.append(required(f"{at}.name"))
+        if p.get("name"):
+            if p["name"] in seen_names:
+                out.append(duplicate(f"{at}.name", p["name"]))
+            seen_names.add(p["name"])
+            out += names.dns1123_label(f"{at}.name", str(p["name"]))
+        key = (p.get("port"), p.get("protocol", "TCP"))
+        if key in seen_ports:
+            out.append(duplicate(at, json.dumps({"port": key[0], "protocol": key[1]})))
+        seen_ports.add(key)
+        target = p.get("targetPort")
+        if isinstance(target, int):
+            out += _port(f"{at}.targetPort", target)
+        if p.get("nodePort") and kind not in ("NodePort", "LoadBalancer"):
+            out.append(forbidden(f"{at}.nodePort", "may not be used when `type` is 'ClusterIP'"))
+    if spec.get("selector") is not None:
+        out += names.labels("spec.selector", spec.get("selector"))
+    return out
+
+
+def _config(obj: dict[str, Any]) -> list[FieldError]:
+    return names.config_keys("data", obj.get("data")) + names.config_keys(
+        "binaryData", obj.get("binaryData")
+    )
+
+
+def _lease(obj: dict[str, Any]) -> list[FieldError]:
+    d = (obj.get("spec") or {}).get("leaseDurationSeconds")
+    if isinstance(d, int) and d <= 0:
+        return [invalid("spec.leaseDurationSeconds", d, "must be greater than 0")]
+    return []
+
+
+def _endpoint_slice(obj: dict[str, Any]) -> list[FieldError]:
+    if not obj.get("addressType"):
+        return [required("addressType")]
+    return []
+
+
+KIND_RULES: dict[tuple[str, str], Callable[[dict[str, Any]], list[FieldError]]] = {
+    ("", "Pod"): _pod,
+    ("apps", "Deployment"): lambda o: _workload(o, "Deployment"),
+    ("apps", "ReplicaSet"): lambda o: _workload(o, "ReplicaSet"),
+    ("", "Service"): _service,
+    ("", "ConfigMap"): _config,
+    ("", "Secret"): _config,
+    ("coordination.k8s.io", "Lease"): _lease,
+    ("discovery.k8s.io", "EndpointSlice"): _endpoint_slice,
+}
+
+
+def _dedupe(errors: list[FieldError]) -> list[FieldError]:
+    seen: set[tuple[str, str, str]] = set()
+    out = []
+    for e in errors:
+        key = (e.field, e.reason, e.detail)
+        if key not in seen:
+            seen.add(key)
+            out.append(e)
+    return out
+
+
+def validate_create(info: ResourceInfo, obj: dict[str, Any]) -> list[FieldError]:
+    out = list(_schema_errors(info.schema, obj, ""))
+    type_errors = {e.field for e in out if e.reason == "FieldValueTypeInvalid"}
+    out += _metadata(info, obj.get("metadata") or {})
+    rule = KIND_RULES.get((info.group, info.kind))
+    if rule is not None and not type_errors:
+        out += rule(obj)
+    return _dedupe(out)
+
+
+# -- updates: immutable fields --------------------------------------------------------------
+
+POD_UPDATE_FORBIDDEN = (
+    "pod updates may not change fields other than `spec.containers[*].image`,"
+    "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` "
+    "(only additions to existing tolerations),`spec.terminationGracePeriodSeconds` "
+    "(allow it to be set to 1 if it was previously negative)"
+)
+
+
+def _pod_spec_mutable_view(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec with the fields an update may change blanked out."""
+    view = json.loads(json.dumps(spec))
+    for kind in ("containers", "initContainers"):
+        for c in view.get(kind) or []:
+            if isinstance(c, dict):
+                c.pop("image", None)
+    view.pop("activeDeadlineSeconds", None)
+    view.pop("tolerations", None)
+    return view
+
+
+def _pod_update(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+    ns, os_ = new.get("spec") or {}, old.get("spec") or {}
+    if _pod_spec_mutable_view(ns) != _pod_spec_mutable_view(os_):
+        return [forbidden("spec", POD_UPDATE_FORBIDDEN)]
+    old_tolerations = os_.get("tolerations") or []
+    new_tolerations = ns.get("tolerations") or []
+    if any(t not in new_tolerations for t in old_tolerations):
+        return [
+            forbidden(
+                "spec.tolerations",
+                "existing toleration can not be modified except its tolerationSeconds",
+            )
+        ]
+    return []
+
+
+def _immutable(field: str, new: Any, old: Any) -> list[FieldError]:
+    if new != old:
+        return [
+            invalid(
+                field, new if not isinstance(new, dict) else _go_selector(new), "field is immutable"
+            )
+        ]
+    return []
+
+
+def validate_update(
+    info: ResourceInfo, new: dict[str, Any], old: dict[str, Any]
+) -> list[FieldError]:
+    out = validate_create(info, new)
+    key = (info.group, info.kind)
+    if key == ("", "Pod"):
+        out += _pod_update(new, old)
+    elif key in (("apps", "Deployment"), ("apps", "ReplicaSet")):
+        out += _immutable(
+            "spec.selector",
+            (new.get("spec") or {}).get("selector"),
+            (old.get("spec") or {}).get("selector"),
+        )
+    elif key in (("", "ConfigMap"), ("", "Secret")) and old.get("immutable"):
+        for field in ("data", "binaryData", "immutable"):
+            if new.get(field) != old.get(field):
+                out.append(forbidden(field, "field is immutable when `immutable` is set"))
+    elif key == ("discovery.k8s.io", "EndpointSlice"):
+        out += _immutable("addressType", new.get("addressType"), old.get("addressType"))
+    return _dedupe(out)
+
+
+def validate_status_update(
+    info: ResourceInfo, new: dict[str, Any], old: dict[str, Any]
+) -> list[FieldError]:
+    out = list(_schema_errors(info.schema, new, ""))
+    out += _metadata(info, new.get("metadata") or {})
+    return _dedupe(out)
