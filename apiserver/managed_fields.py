@@ -300,7 +300,8 @@ def apply(
 
     obj = copy.deepcopy(live)
     owned_by_others = set().union(*(owned for _, owned in others)) if others else set()
-    for path in sorted(previous - applied, key=len, reverse=True):
+    # Whole list items first: removing an item's key field first would lose the item.
+    for path in sorted(previous - applied, key=lambda p: (p[-1] != ITEM, len(p))):
         if _still_wanted(path, owned_by_others | applied):
             continue
         remove_at(obj, path)

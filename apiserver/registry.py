@@ -22,11 +22,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from api import defaults, fields, validation
 from api.errors import FieldError
 from api.resources import ResourceInfo
 from api.selectors import FieldSelector, LabelSelector
-
-from api import defaults, fields, validation
 
 from . import errors, managed_fields, strategies
 from .admission import ServiceAllocation, add_default_tolerations, check_namespace
@@ -291,7 +290,7 @@ class Registry:
                 problems = admission_keep(desired, current.obj)
                 if problems:
                     raise errors.invalid(info.kind, info.group, name, problems)
-            if subresource == "status":
+            if subresource in ("status", "binding"):
                 problems = validation.validate_status_update(info, desired, current.obj)
             else:
                 problems = validation.validate_update(info, desired, current.obj)

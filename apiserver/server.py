@@ -144,7 +144,7 @@ class APIServer:
                     "labels": {"component": "apiserver", "provider": "kubernetes"},
                 },
                 "spec": {
-                    "clusterIP": self.registry.services.ips.kubernetes_ip(),
+                    "clusterIP": self.registry.services.ips.kubernetes_ip,
                     "ports": [
                         {
                             "name": "https",
@@ -162,6 +162,12 @@ class APIServer:
     async def _ensure(self, info: resources.ResourceInfo, namespace: str, obj: dict) -> None:
         assert self.registry is not None
         obj = {"apiVersion": info.api_version, "kind": info.kind, **obj}
+        try:
+            await self.registry.get(info, namespace, obj["metadata"]["name"])
+            return  # there from an earlier start
+        except errors.ApiError as e:
+            if e.code != 404:
+                raise
         try:
             await self.registry.create(info, namespace, obj, WriteOptions())
         except errors.ApiError as e:

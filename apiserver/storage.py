@@ -183,7 +183,9 @@ class Store:
         except CompactedError as e:
             raise CompactedError(revision, 0) from e
         items = [_stored(kv) for kv in resp.kvs]
-        return Page(items, int(resp.header.revision), bool(resp.more), int(resp.count) - len(items))
+        # A read at a past revision is a snapshot of that revision, not of now.
+        at = revision or int(resp.header.revision)
+        return Page(items, at, bool(resp.more), int(resp.count) - len(items))
 
     # -- guarded writes -----------------------------------------------------
 

@@ -53,7 +53,9 @@ class WatcherOverflow(Exception):
 def change_from_event(event: Any) -> Change:
     kv = event.kv
     key = kv.key.decode()
-    prev = decode(event.prev_kv.value, event.prev_kv.mod_revision) if event.prev_kv else None
+    # etcd sends an empty KeyValue (not none) when there was no previous value.
+    has_prev = event.prev_kv is not None and bool(event.prev_kv.key)
+    prev = decode(event.prev_kv.value, event.prev_kv.mod_revision) if has_prev else None
     if event.kind == "DELETE":
         # The deleted object carries the deletion revision, as in Kubernetes.
         obj = dict(prev) if prev else {"metadata": {}}

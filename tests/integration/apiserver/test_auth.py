@@ -36,11 +36,9 @@ def test_plain_http_is_not_served(apiserver: Any) -> None:
 
 def test_client_certificate_identifies_user(apiserver: Any, tmp_path: Path) -> None:
     pki = apiserver.state_dir / "pki"
-    with httpx.Client(
-        base_url=apiserver.url,
-        verify=apiserver.ssl_context(),
-        cert=(str(pki / "admin.crt"), str(pki / "admin.key")),
-    ) as client:
+    context = apiserver.ssl_context()
+    context.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+    with httpx.Client(base_url=apiserver.url, verify=context) as client:
         r = client.get("/api/v1/namespaces/default")
         assert r.status_code == 200, r.text
 
@@ -52,16 +50,14 @@ def test_certificate_from_another_ca_is_anonymous(apiserver: Any, tmp_path: Path
     pair = certs.ensure_client_cert(
         tmp_path / "other", other_ca, "x", "mallory", ["system:masters"]
     )
+    context = apiserver.ssl_context()
+    context.load_cert_chain(str(pair.cert), str(pair.key))
     try:
-        with httpx.Client(
-            base_url=apiserver.url,
-            verify=apiserver.ssl_context(),
-            cert=(str(pair.cert), str(pair.key)),
-        ) as client:
+        with httpx.Client(base_url=apiserver.url, verify=context) as client:
             r = client.get("/api/v1/namespaces")
-        assert r.status_code == 401
-    except httpx.ConnectError:
-        pass  # refusing the handshake outright is fine too
+    except httpx.TransportError:
+        return  # refusing the TLS handshake outright is the other correct answer
+    assert r.status_code == 401
 
 
 def test_admin_kubeconfig_is_complete(apiserver: Any) -> None:
