@@ -16,11 +16,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from api.resources import ResourceInfo
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from api import resources
+from api.resources import ResourceInfo
 
 from . import errors, managed_fields, patch, requests, responses, subresources, tables
 from .paths import ResourcePath

@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import yaml
-from api.resources import ResourceInfo
-from api.selectors import FieldSelector, parse_field_selector, parse_label_selector
 from starlette.requests import Request
 
 from api import fields
+from api.resources import ResourceInfo
+from api.selectors import FieldSelector, parse_field_selector, parse_label_selector
 
 from . import errors, managed_fields
 from .registry import DeleteOptions, ListOptions, WriteOptions

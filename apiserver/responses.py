@@ -11,8 +11,9 @@ import json
 from typing import Any
 
 import yaml
-from api.resources import ResourceInfo
 from starlette.responses import Response
+
+from api.resources import ResourceInfo
 
 from . import tables
 from .errors import ApiError

@@ -121,10 +121,10 @@ def _pod_row(pod: dict[str, Any], now: datetime.datetime) -> Row:
                     if term.get("signal")
                     else f"ExitCode:{term.get('exitCode')}"
                 )
-            elif state.get("running") and cs.get("ready"):
+            elif state.get("running") is not None and cs.get("ready"):
                 has_running = True
                 ready += 1
-            elif state.get("running"):
+            elif state.get("running") is not None:
                 has_running = True
         if reason == "Completed" and has_running:
             conditions = status.get("conditions") or []
