@@ -23,6 +23,7 @@ from api import resources
 from api.resources import ResourceInfo
 
 from . import errors, managed_fields, patch, requests, responses, subresources, tables
+from .conversion import ConvertingRegistry, registry_for
 from .paths import ResourcePath
 from .registry import Registry, WriteOptions
 from .watch_stream import WatchRequest, stream
@@ -59,6 +60,9 @@ class Handlers:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
 
+    def _reg(self, info: ResourceInfo) -> Registry | ConvertingRegistry:
+        return registry_for(self.registry, info)
+
     async def handle(self, request: Request, path: ResourcePath) -> Response:
         info = resources.lookup(path.group, path.version, path.resource)
         if info is None:
@@ -89,7 +93,7 @@ class Handlers:
         if method == "GET" and path.subresource in ("", STATUS_SUBRESOURCE):
             return await self.get(request, info, path)
         if method == "GET" and path.subresource == "scale":
-            stored = await self.registry.get(info, path.namespace, path.name)
+            stored = await self._reg(info).get(info, path.namespace, path.name)
             return responses.send(subresources.to_scale(stored.obj))
         if method == "POST" and path.subresource == "binding":
             return await self.bind(request, info, path)
@@ -114,7 +118,7 @@ class Handlers:
         return request.query_params.get("includeObject", "Metadata") or "Metadata"
 
     async def get(self, request: Request, info: ResourceInfo, path: ResourcePath) -> Response:
-        stored = await self.registry.get(info, path.namespace, path.name)
+        stored = await self._reg(info).get(info, path.namespace, path.name)
         mode = self._table_mode(request)
         if mode:
             return responses.send(responses.table(info, [stored.obj], mode))
@@ -122,7 +126,7 @@ class Handlers:
 
     async def list(self, request: Request, info: ResourceInfo, path: ResourcePath) -> Response:
         opts = requests.list_options(info, request)
-        items, revision, token, remaining = await self.registry.list(info, path.namespace, opts)
+        items, revision, token, remaining = await self._reg(info).list(info, path.namespace, opts)
         mode = self._table_mode(request)
         if mode:
             return responses.send(responses.table(info, items, mode, revision, token, remaining))
@@ -158,7 +162,7 @@ class Handlers:
         if not req.resource_version.isdigit() and req.resource_version not in ("", "0"):
             raise errors.bad_request(f"invalid resource version: {req.resource_version}")
         return StreamingResponse(
-            stream(self.registry, req),
+            stream(self._reg(info), req),  # type: ignore[arg-type]
             media_type="application/json",
             headers={"Transfer-Encoding": "chunked", "Cache-Control": "no-cache"},
         )
@@ -177,14 +181,14 @@ class Handlers:
                 "the namespace of the provided object does not match the namespace sent on "
                 "the request"
             )
-        created = await self.registry.create(info, path.namespace, obj, opts)
+        created = await self._reg(info).create(info, path.namespace, obj, opts)
         return responses.send(created, 201, warnings=opts.warnings)
 
     async def bind(self, request: Request, info: ResourceInfo, path: ResourcePath) -> Response:
         opts = requests.write_options(request)
         binding = await requests.object_body(request)
         now = self.registry.clock()
-        await self.registry.update(
+        await self._reg(info).update(
             info,
             path.namespace,
             path.name,
@@ -219,7 +223,7 @@ class Handlers:
             def compute(current: dict[str, Any]) -> dict[str, Any]:
                 return json.loads(json.dumps(body))  # a fresh copy for every retry
 
-        updated = await self.registry.update(
+        updated = await self._reg(info).update(
             info, path.namespace, path.name, compute, opts, subresource=path.subresource
         )
         if path.subresource == "scale":
@@ -261,7 +265,7 @@ class Handlers:
                 return subresources.apply_scale(info, current, scale)
         else:
             compute = change
-        updated = await self.registry.update(
+        updated = await self._reg(info).update(
             info, path.namespace, path.name, compute, opts, subresource=path.subresource
         )
         if path.subresource == "scale":
@@ -298,19 +302,19 @@ class Handlers:
             return managed_fields.apply(info, current, config, manager, force=force)
 
         try:
-            updated = await self.registry.update(info, path.namespace, path.name, compute, opts)
+            updated = await self._reg(info).update(info, path.namespace, path.name, compute, opts)
         except errors.ApiError as e:
             if e.code != 404:
                 raise
             body = managed_fields.apply(info, None, config, manager, force=force)
             body.setdefault("metadata", {})["name"] = path.name
-            created = await self.registry.create(info, path.namespace, body, opts)
+            created = await self._reg(info).create(info, path.namespace, body, opts)
             return responses.send(created, 201, warnings=opts.warnings)
         return responses.send(updated, warnings=opts.warnings)
 
     async def delete(self, request: Request, info: ResourceInfo, path: ResourcePath) -> Response:
         opts = await requests.delete_options(request)
-        obj, gone = await self.registry.delete(info, path.namespace, path.name, opts)
+        obj, gone = await self._reg(info).delete(info, path.namespace, path.name, opts)
         if gone and info.kind not in RETURNS_DELETED_OBJECT:
             return responses.send(responses.success_status(info, obj))
         return responses.send(obj)
@@ -321,6 +325,6 @@ class Handlers:
         list_opts = requests.list_options(info, request)
         list_opts.limit, list_opts.continue_token = 0, ""
         opts = await requests.delete_options(request)
-        deleted = await self.registry.delete_collection(info, path.namespace, list_opts, opts)
+        deleted = await self._reg(info).delete_collection(info, path.namespace, list_opts, opts)
         revision = await self.registry.store.revision()
         return responses.send(responses.list_object(info, deleted, revision))

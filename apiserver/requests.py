@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from starlette.requests import Request
 
-from api import fields
+from api import events, fields
 from api.resources import ResourceInfo
 from api.selectors import FieldSelector, parse_field_selector, parse_label_selector
 
@@ -144,6 +144,9 @@ def field_selector(info: ResourceInfo, text: str) -> FieldSelector | None:
                 + '", "'.join(sorted(known))
                 + '"'
             )
+    if info.group == "events.k8s.io":
+        # Stored as core/v1 Events: select by the stored field names.
+        selector = parse_field_selector(events.field_selector_to_core(text))
     return selector
 
 

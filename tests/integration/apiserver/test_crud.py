@@ -241,3 +241,32 @@ def test_stored_in_etcd_under_registry_key(
     stored = json.loads(value)
     assert stored["data"]["marker"] == marker
     assert stored["metadata"]["namespace"] == namespace
+
+
+def test_events_are_served_in_both_shapes(api: httpx.Client, namespace: str) -> None:
+    """One stored Event, seen as core/v1 and as events.k8s.io/v1, as Kubernetes serves it."""
+    new = {
+        "apiVersion": "events.k8s.io/v1",
+        "kind": "Event",
+        "metadata": {"name": "both"},
+        "regarding": {"kind": "Pod", "name": "p1", "namespace": namespace},
+        "reason": "Pulled",
+        "note": "image pulled",
+        "type": "Normal",
+        "action": "Pull",
+        "reportingController": "skiff.io/kubelet",
+        "reportingInstance": "node-a",
+        "eventTime": "2026-11-24T10:00:00.000000Z",
+    }
+    r = api.post(f"/apis/events.k8s.io/v1/namespaces/{namespace}/events", json=new)
+    assert r.status_code == 201, r.text
+    assert r.json()["note"] == "image pulled"
+    core = api.get(f"/api/v1/namespaces/{namespace}/events/both").json()
+    assert core["message"] == "image pulled"
+    assert core["involvedObject"]["name"] == "p1"
+    assert core["reportingComponent"] == "skiff.io/kubelet"
+    listed = api.get(
+        f"/apis/events.k8s.io/v1/namespaces/{namespace}/events",
+        params={"fieldSelector": "regarding.name=p1"},
+    ).json()
+    assert [e["note"] for e in listed["items"]] == ["image pulled"]
