@@ -137,7 +137,8 @@ def namespace(obj: dict[str, Any]) -> None:
 
 
 def secret(obj: dict[str, Any]) -> None:
-    obj.setdefault("type", "Opaque")
+    if not obj.get("type"):
+        obj["type"] = "Opaque"
     string_data = obj.pop("stringData", None)
     if isinstance(string_data, dict):
         data = obj.setdefault("data", {})

@@ -503,14 +503,18 @@ def admission_keep(new: dict, old: dict) -> list[FieldError]:
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Equal but for resourceVersion and managedFields bookkeeping."""
+    """Equal but for resourceVersion and the timestamps in managedFields.
+
+    A write that changes nothing but who manages a field (an apply of the
+    same values by a new manager) is still a write, as in Kubernetes.
+    """
 
     def strip(o: dict[str, Any]) -> dict[str, Any]:
-        meta = {
-            k: v
-            for k, v in o.get("metadata", {}).items()
-            if k not in ("resourceVersion", "managedFields")
-        }
+        meta = {k: v for k, v in o.get("metadata", {}).items() if k != "resourceVersion"}
+        if "managedFields" in meta:
+            meta["managedFields"] = [
+                {k: v for k, v in e.items() if k != "time"} for e in meta["managedFields"]
+            ]
         return {**o, "metadata": meta}
 
     return strip(a) == strip(b)

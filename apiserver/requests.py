@@ -18,7 +18,7 @@ from api import events, fields
 from api.resources import ResourceInfo
 from api.selectors import FieldSelector, parse_field_selector, parse_label_selector
 
-from . import errors, managed_fields
+from . import errors, managed_fields, protobuf
 from .registry import DeleteOptions, ListOptions, WriteOptions
 
 MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's limit on a request body
@@ -62,6 +62,11 @@ def decode(body: bytes, content_type: str) -> Any:
 
 async def object_body(request: Request) -> dict[str, Any]:
     content_type = media_type(request)
+    if content_type == protobuf.MEDIA_TYPE:
+        try:
+            return protobuf.decode(await read_body(request))
+        except protobuf.ProtobufError as e:
+            raise errors.bad_request(str(e)) from e
     if content_type not in JSON_TYPES and content_type not in YAML_TYPES:
         raise errors.unsupported_media_type(content_type)
     obj = decode(await read_body(request), content_type)
@@ -175,7 +180,12 @@ async def delete_options(request: Request) -> DeleteOptions:
     """DeleteOptions from the body (kubectl sends one) and the query, query last."""
     body: dict[str, Any] = {}
     raw = await read_body(request)
-    if raw.strip():
+    if raw.strip() and media_type(request) == protobuf.MEDIA_TYPE:
+        try:
+            body = protobuf.decode(raw)
+        except protobuf.ProtobufError as e:
+            raise errors.bad_request(str(e)) from e
+    elif raw.strip():
         decoded = decode(raw, media_type(request))
         if not isinstance(decoded, dict):
             raise errors.bad_request("DeleteOptions must be an object")
