@@ -14,6 +14,10 @@ import sys
 
 COMPONENTS = {
     "apiserver": ("apiserver", "the API server (etcd, HTTPS, the Kubernetes REST API)"),
+    "controller-manager": (
+        "controllers",
+        "the control loops (ReplicaSet, garbage collector, namespaces, service accounts)",
+    ),
 }
 
 

@@ -1,0 +1,113 @@
+"""`python -m controllers` (what `skiff controller-manager` runs).
+
+Starts the shared informers and every controller, behind leader election on
+the Lease kube-system/kube-controller-manager, so that two copies can run and
+only one acts. Losing the lease stops the controllers until it is won again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import socket
+import sys
+import uuid
+
+from client.config import ConfigError, load_config
+from client.events import EventRecorder
+from client.leaderelection import LeaderElector
+from client.rest import Client
+
+from .framework import Context, Controller, Informers
+from .garbagecollector import GarbageCollector
+from .namespace import NamespaceController
+from .replicaset import ReplicaSetController
+from .serviceaccount import ServiceAccountController
+
+CONTROLLERS: dict[str, type[Controller]] = {
+    "replicaset": ReplicaSetController,
+    "garbagecollector": GarbageCollector,
+    "namespace": NamespaceController,
+    "serviceaccount": ServiceAccountController,
+}
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="skiff controller-manager", description=__doc__)
+    p.add_argument("--kubeconfig", default=None, help="default: $KUBECONFIG or ~/.kube/config")
+    p.add_argument(
+        "--controllers", default=",".join(CONTROLLERS), help="comma-separated controllers to run"
+    )
+    p.add_argument("--leader-elect", default="true", choices=["true", "false"])
+    p.add_argument("--leader-elect-lease-duration", type=float, default=15.0)
+    p.add_argument("--leader-elect-renew-deadline", type=float, default=10.0)
+    p.add_argument("--leader-elect-retry-period", type=float, default=2.0)
+    p.add_argument(
+        "-v", "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    return p.parse_args(argv)
+
+
+async def run(args: argparse.Namespace) -> None:
+    client = Client(load_config(args.kubeconfig), user_agent="skiff-controller-manager")
+    identity = f"{socket.gethostname()}_{uuid.uuid4()}"
+    names = [n for n in args.controllers.split(",") if n]
+    unknown = [n for n in names if n not in CONTROLLERS]
+    if unknown:
+        raise SystemExit(f"skiff controller-manager: unknown controllers: {', '.join(unknown)}")
+
+    async def lead() -> None:
+        informers = Informers(client)
+        ctx = Context(
+            client, informers, EventRecorder(client, "controller-manager", socket.gethostname())
+        )
+        controllers = [CONTROLLERS[n](ctx) for n in names]
+        informers.start()
+        try:
+            await asyncio.gather(*(c.run() for c in controllers))
+        finally:
+            await informers.stop()
+
+    elector = LeaderElector(
+        client,
+        namespace="kube-system",
+        name="kube-controller-manager",
+        identity=identity,
+        lease_duration=args.leader_elect_lease_duration,
+        renew_deadline=args.leader_elect_renew_deadline,
+        retry_period=args.leader_elect_retry_period,
+    )
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    work = asyncio.create_task(elector.run(lead) if args.leader_elect == "true" else lead())
+    stop = asyncio.create_task(stopping.wait())
+    await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+    work.cancel()
+    try:
+        await work
+    except (asyncio.CancelledError, Exception):
+        pass
+    if args.leader_elect == "true":
+        await elector.release()
+    await client.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    try:
+        asyncio.run(run(args))
+    except ConfigError as e:
+        print(f"skiff controller-manager: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

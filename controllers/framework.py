@@ -1,0 +1,133 @@
+"""What every controller shares: shared informers, a work queue, workers, a context.
+
+A controller declares which kinds it watches and how an event maps to the key
+it must reconcile; `run` starts its workers. A worker pops a key, calls the
+controller's `reconcile(key)`, forgets the key on success and re-adds it with
+backoff on failure (or after the delay the controller asked for). Nothing
+here decides anything: decisions live in each controller's pure `decide`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from client.events import EventRecorder
+from client.informer import Indexer, Informer, by_node_name, by_owner_uid
+from client.rest import Client
+from client.workqueue import ShutDown, WorkQueue
+
+log = logging.getLogger("skiff.controllers")
+
+
+@dataclass(frozen=True)
+class Result:
+    requeue_after: float | None = None
+
+    @staticmethod
+    def done() -> Result:
+        return Result()
+
+
+class Informers:
+    """One informer per kind, shared by every controller in the process."""
+
+    INDEXERS: dict[str, dict[str, Indexer]] = {
+        "Pod": {"node": by_node_name, "owner": by_owner_uid},
+        "ReplicaSet": {"owner": by_owner_uid},
+        "EndpointSlice": {"owner": by_owner_uid},
+    }
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self._by_kind: dict[tuple[str, str], Informer] = {}
+
+    def get(self, api_version: str, kind: str) -> Informer:
+        key = (api_version, kind)
+        if key not in self._by_kind:
+            self._by_kind[key] = Informer(
+                self.client, api_version, kind, indexers=self.INDEXERS.get(kind)
+            )
+        return self._by_kind[key]
+
+    def start(self) -> None:
+        for informer in self._by_kind.values():
+            informer.start()
+
+    async def wait_for_sync(self) -> None:
+        await asyncio.gather(*(i.wait_for_sync() for i in self._by_kind.values()))
+
+    async def stop(self) -> None:
+        for informer in self._by_kind.values():
+            await informer.stop()
+
+
+@dataclass
+class Context:
+    client: Client
+    informers: Informers
+    recorder: EventRecorder
+
+
+class Controller:
+    """Base for controllers: a queue of keys and workers that reconcile them."""
+
+    name = "controller"
+    workers = 2
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.queue = WorkQueue()
+
+    def enqueue(self, key: str) -> None:
+        self.queue.add(key)
+
+    def enqueuer(
+        self, key_of: Callable[[dict[str, Any]], str | None]
+    ) -> Callable[[dict[str, Any]], None]:
+        def handler(obj: dict[str, Any]) -> None:
+            key = key_of(obj)
+            if key:
+                self.queue.add(key)
+
+        return handler
+
+    async def reconcile(self, key: str) -> Result:
+        raise NotImplementedError
+
+    async def _worker(self) -> None:
+        while True:
+            try:
+                key = await self.queue.get()
+            except ShutDown:
+                return
+            try:
+                result = await self.reconcile(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.warning(
+                    "%s: %s failed (attempt %d): %s",
+                    self.name,
+                    key,
+                    self.queue.failures(key) + 1,
+                    e,
+                )
+                self.queue.add_rate_limited(key)
+            else:
+                self.queue.forget(key)
+                if result.requeue_after is not None:
+                    self.queue.add_after(key, result.requeue_after)
+            finally:
+                self.queue.done(key)
+
+    async def run(self) -> None:
+        await self.ctx.informers.wait_for_sync()
+        log.info("%s: caches synced, starting %d workers", self.name, self.workers)
+        try:
+            await asyncio.gather(*(self._worker() for _ in range(self.workers)))
+        finally:
+            await self.queue.shutdown()

@@ -1,0 +1,72 @@
+"""Namespace controller: deleting a namespace deletes everything in it.
+
+A deleted namespace stays, `Terminating`, while its `kubernetes` finalizer
+is in spec.finalizers. The controller deletes every namespaced object in it,
+kind by kind; once nothing is left it removes the finalizer through the
+`finalize` subresource, and the apiserver removes the namespace.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.resources import RESOURCES
+from client import errors
+
+from .framework import Context, Controller, Result
+
+FINALIZER = "kubernetes"
+# Kinds to empty a namespace of (events.k8s.io shares storage with core events).
+NAMESPACED = [(r.api_version, r.kind) for r in RESOURCES if r.namespaced and not r.storage]
+
+
+def decide(namespace: dict[str, Any], remaining: int) -> str:
+    """ "wait" (nothing to do), "delete-contents", or "finalize"."""
+    if not namespace["metadata"].get("deletionTimestamp"):
+        return "wait"
+    if FINALIZER not in ((namespace.get("spec") or {}).get("finalizers") or []):
+        return "wait"
+    return "finalize" if remaining == 0 else "delete-contents"
+
+
+class NamespaceController(Controller):
+    name = "namespace-controller"
+    workers = 2
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        self.namespaces = ctx.informers.get("v1", "Namespace")
+        self.namespaces.add_handlers(
+            on_add=lambda ns: self.enqueue(ns["metadata"]["name"]),
+            on_update=lambda _old, ns: self.enqueue(ns["metadata"]["name"]),
+        )
+
+    async def _contents(self, name: str) -> list[tuple[str, str, dict[str, Any]]]:
+        found = []
+        for api_version, kind in NAMESPACED:
+            items, _ = await self.ctx.client.list(api_version, kind, name)
+            found += [(api_version, kind, i) for i in items]
+        return found
+
+    async def reconcile(self, key: str) -> Result:
+        ns = self.namespaces.store.get(key)
+        if ns is None or not ns["metadata"].get("deletionTimestamp"):
+            return Result.done()
+        contents = await self._contents(key)
+        step = decide(ns, len(contents))
+        if step == "delete-contents":
+            for api_version, kind, obj in contents:
+                if obj["metadata"].get("deletionTimestamp"):
+                    continue
+                try:
+                    await self.ctx.client.delete(
+                        api_version, kind, key, obj["metadata"]["name"], propagation="Background"
+                    )
+                except errors.NotFound:
+                    pass
+            return Result(requeue_after=1.0)  # check again until it is empty
+        if step == "finalize":
+            finalizers = [f for f in ns.get("spec", {}).get("finalizers") or [] if f != FINALIZER]
+            body = {**ns, "spec": {**ns.get("spec", {}), "finalizers": finalizers}}
+            await self.ctx.client.update(body, sub="finalize")
+        return Result.done()

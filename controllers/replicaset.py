@@ -1,0 +1,358 @@
+"""ReplicaSet controller: keeps the number of pods that match a ReplicaSet's
+selector equal to spec.replicas.
+
+`decide()` is the whole policy and is pure: given the ReplicaSet and the pods
+the cache shows, it returns the actions to take. `ReplicaSetController`
+gathers those inputs from the informer caches and carries the actions out.
+
+Two details make it safe under concurrency, as in Kubernetes:
+- *Expectations*: after asking for N creates, the controller waits until the
+  cache has seen N new pods before deciding again, so a slow watch never
+  makes it create twice.
+- *Slow start*: creates go in batches of 1, 2, 4, ... and a batch that fails
+  stops the rest, so a quota or admission error costs one call, not hundreds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from api.meta import controller_of, namespaced_key, owner_reference, parse_time
+from api.selectors import selector_from_dict
+from client import errors
+
+from .framework import Context, Controller, Result
+
+BURST = 500  # at most this many creates or deletes per sync, as Kubernetes
+EXPECTATIONS_TIMEOUT = 300.0
+
+
+# -- actions: one API call each -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreatePods:
+    count: int
+
+
+@dataclass(frozen=True)
+class DeletePod:
+    name: str
+    uid: str
+
+
+@dataclass(frozen=True)
+class AdoptPod:
+    name: str
+
+
+@dataclass(frozen=True)
+class ReleasePod:
+    name: str
+
+
+@dataclass(frozen=True)
+class UpdateStatus:
+    status: dict[str, Any]
+
+
+Action = CreatePods | DeletePod | AdoptPod | ReleasePod | UpdateStatus
+
+
+# -- the policy --------------------------------------------------------------------
+
+
+def is_active(pod: dict[str, Any]) -> bool:
+    """Counts toward replicas: not terminating, not finished."""
+    phase = (pod.get("status") or {}).get("phase")
+    return not pod["metadata"].get("deletionTimestamp") and phase not in ("Succeeded", "Failed")
+
+
+def _condition(pod: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    for c in (pod.get("status") or {}).get("conditions") or []:
+        if c.get("type") == kind:
+            return c
+    return None
+
+
+def is_ready(pod: dict[str, Any]) -> bool:
+    c = _condition(pod, "Ready")
+    return c is not None and c.get("status") == "True"
+
+
+def is_available(pod: dict[str, Any], min_ready_seconds: int, now: datetime.datetime) -> bool:
+    """Ready for at least minReadySeconds."""
+    if not is_ready(pod):
+        return False
+    if min_ready_seconds <= 0:
+        return True
+    since = parse_time((_condition(pod, "Ready") or {}).get("lastTransitionTime") or "")
+    return since is not None and (now - since).total_seconds() >= min_ready_seconds
+
+
+_PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
+
+
+def deletion_rank(pod: dict[str, Any], now: datetime.datetime) -> tuple[Any, ...]:
+    """Sort key: pods to delete first sort first, in Kubernetes' order.
+
+    Unscheduled before scheduled, pending before running, not ready before
+    ready, ready for less time before longer, more restarts before fewer,
+    newer before older.
+    """
+    spec, status = pod.get("spec") or {}, pod.get("status") or {}
+    ready = is_ready(pod)
+    ready_since = parse_time((_condition(pod, "Ready") or {}).get("lastTransitionTime") or "")
+    ready_for = (now - ready_since).total_seconds() if ready and ready_since else 0.0
+    restarts = sum(int(c.get("restartCount") or 0) for c in status.get("containerStatuses") or [])
+    created = parse_time(pod["metadata"].get("creationTimestamp") or "")
+    age = (now - created).total_seconds() if created else 0.0
+    return (
+        bool(spec.get("nodeName")),
+        _PHASE_RANK.get(status.get("phase", "Pending"), 0),
+        ready,
+        ready_for,
+        -restarts,
+        age,
+    )
+
+
+def decide(
+    rs: dict[str, Any],
+    pods: list[dict[str, Any]],
+    now: datetime.datetime,
+    *,
+    may_scale: bool = True,
+) -> list[Action]:
+    """The actions that bring `pods` in line with `rs`.
+
+    `pods` are the pods in the ReplicaSet's namespace that either match its
+    selector or name it as their controller. `may_scale` is False while
+    earlier creates or deletes have not been observed yet (expectations).
+    """
+    meta, spec = rs["metadata"], rs.get("spec") or {}
+    uid = meta["uid"]
+    selector = selector_from_dict(spec.get("selector"))
+    actions: list[Action] = []
+    owned: list[dict[str, Any]] = []
+    for pod in pods:
+        ref = controller_of(pod)
+        matches = selector.matches(pod["metadata"].get("labels") or {})
+        if ref is not None and ref.get("uid") == uid:
+            if matches:
+                owned.append(pod)
+            elif not pod["metadata"].get("deletionTimestamp"):
+                actions.append(ReleasePod(pod["metadata"]["name"]))  # labels moved away
+        elif ref is None and matches and is_active(pod) and not meta.get("deletionTimestamp"):
+            actions.append(AdoptPod(pod["metadata"]["name"]))  # an orphan that fits
+            owned.append(pod)
+
+    active = [p for p in owned if is_active(p)]
+    replicas = int(spec.get("replicas", 1))
+    if may_scale and not meta.get("deletionTimestamp"):
+        diff = len(active) - replicas
+        if diff < 0:
+            actions.append(CreatePods(min(-diff, BURST)))
+        elif diff > 0:
+            doomed = sorted(active, key=lambda p: deletion_rank(p, now))[: min(diff, BURST)]
+            actions += [DeletePod(p["metadata"]["name"], p["metadata"]["uid"]) for p in doomed]
+
+    template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    min_ready = int(spec.get("minReadySeconds") or 0)
+    status = {
+        "replicas": len(active),
+        "fullyLabeledReplicas": sum(
+            1
+            for p in active
+            if all(
+                (p["metadata"].get("labels") or {}).get(k) == v for k, v in template_labels.items()
+            )
+        ),
+        "readyReplicas": sum(1 for p in active if is_ready(p)),
+        "availableReplicas": sum(1 for p in active if is_available(p, min_ready, now)),
+        "observedGeneration": int(meta.get("generation") or 0),
+    }
+    old = rs.get("status") or {}
+    if any(old.get(k, 0) != v for k, v in status.items()):
+        actions.append(UpdateStatus(status))
+    return actions
+
+
+def pod_from_template(rs: dict[str, Any]) -> dict[str, Any]:
+    template = (rs.get("spec") or {}).get("template") or {}
+    tmeta = template.get("metadata") or {}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "generateName": rs["metadata"]["name"] + "-",
+            "namespace": rs["metadata"]["namespace"],
+            "labels": dict(tmeta.get("labels") or {}),
+            "annotations": dict(tmeta.get("annotations") or {}),
+            "ownerReferences": [owner_reference(rs)],
+        },
+        "spec": template.get("spec") or {},
+    }
+
+
+# -- the shell ---------------------------------------------------------------------
+
+
+class Expectations:
+    """Creates and deletes asked for but not yet seen in the cache, per ReplicaSet."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, tuple[int, int, float]] = {}
+
+    def expect(self, key: str, creates: int = 0, deletes: int = 0) -> None:
+        c, d, _ = self._pending.get(key, (0, 0, 0.0))
+        self._pending[key] = (c + creates, d + deletes, time.monotonic())
+
+    def observed(self, key: str, *, created: int = 0, deleted: int = 0) -> None:
+        if key in self._pending:
+            c, d, t = self._pending[key]
+            self._pending[key] = (max(c - created, 0), max(d - deleted, 0), t)
+
+    def satisfied(self, key: str) -> bool:
+        c, d, t = self._pending.get(key, (0, 0, 0.0))
+        return (c <= 0 and d <= 0) or time.monotonic() - t > EXPECTATIONS_TIMEOUT
+
+    def forget(self, key: str) -> None:
+        self._pending.pop(key, None)
+
+
+class ReplicaSetController(Controller):
+    name = "replicaset-controller"
+    workers = 4
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        self.replicasets = ctx.informers.get("apps/v1", "ReplicaSet")
+        self.pods = ctx.informers.get("v1", "Pod")
+        self.expectations = Expectations()
+        self.replicasets.add_handlers(
+            on_add=lambda rs: self.enqueue(namespaced_key(rs)),
+            on_update=lambda _old, rs: self.enqueue(namespaced_key(rs)),
+            on_delete=self._rs_deleted,
+        )
+        self.pods.add_handlers(
+            on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted
+        )
+
+    def _owner_key(self, pod: dict[str, Any]) -> str | None:
+        ref = controller_of(pod)
+        if ref is None or ref.get("kind") != "ReplicaSet":
+            return None
+        return f"{pod['metadata']['namespace']}/{ref['name']}"
+
+    def _rs_deleted(self, rs: dict[str, Any]) -> None:
+        self.expectations.forget(namespaced_key(rs))
+
+    def _pod_added(self, pod: dict[str, Any]) -> None:
+        key = self._owner_key(pod)
+        if key:
+            self.expectations.observed(key, created=1)
+            self.enqueue(key)
+        else:
+            self._enqueue_matching(pod)  # an orphan some ReplicaSet may adopt
+
+    def _pod_updated(self, old: dict[str, Any], pod: dict[str, Any]) -> None:
+        for key in {self._owner_key(old), self._owner_key(pod)}:
+            if key:
+                self.enqueue(key)
+        if old["metadata"].get("labels") != pod["metadata"].get("labels"):
+            self._enqueue_matching(pod)
+
+    def _pod_deleted(self, pod: dict[str, Any]) -> None:
+        key = self._owner_key(pod)
+        if key:
+            self.expectations.observed(key, deleted=1)
+            self.enqueue(key)
+
+    def _enqueue_matching(self, pod: dict[str, Any]) -> None:
+        labels = pod["metadata"].get("labels") or {}
+        for rs in self.replicasets.store.by_index("namespace", pod["metadata"]["namespace"]):
+            if selector_from_dict((rs.get("spec") or {}).get("selector")).matches(labels):
+                self.enqueue(namespaced_key(rs))
+
+    async def reconcile(self, key: str) -> Result:
+        rs = self.replicasets.store.get(key)
+        if rs is None:
+            return Result.done()
+        namespace = rs["metadata"]["namespace"]
+        pods = self.pods.store.by_index("namespace", namespace)
+        now = datetime.datetime.now(datetime.UTC)
+        actions = decide(rs, pods, now, may_scale=self.expectations.satisfied(key))
+        await self._carry_out(key, rs, actions)
+        return Result.done()
+
+    async def _carry_out(self, key: str, rs: dict[str, Any], actions: list[Action]) -> None:
+        api, ns, name = self.ctx.client, rs["metadata"]["namespace"], rs["metadata"]["name"]
+        for action in actions:
+            if isinstance(action, CreatePods):
+                await self._create(key, rs, action.count)
+            elif isinstance(action, DeletePod):
+                self.expectations.expect(key, deletes=1)
+                try:
+                    await api.delete("v1", "Pod", ns, action.name, uid=action.uid)
+                except errors.NotFound:
+                    self.expectations.observed(key, deleted=1)
+                await self.ctx.recorder.event(
+                    rs, "Normal", "SuccessfulDelete", f"Deleted pod: {action.name}"
+                )
+            elif isinstance(action, AdoptPod):
+                pod = self.pods.store.get(f"{ns}/{action.name}")
+                if pod is not None:
+                    refs = [*(pod["metadata"].get("ownerReferences") or []), owner_reference(rs)]
+                    await api.patch(
+                        "v1", "Pod", ns, action.name, {"metadata": {"ownerReferences": refs}}
+                    )
+            elif isinstance(action, ReleasePod):
+                pod = self.pods.store.get(f"{ns}/{action.name}")
+                if pod is not None:
+                    refs = [
+                        r
+                        for r in pod["metadata"].get("ownerReferences") or []
+                        if r.get("uid") != rs["metadata"]["uid"]
+                    ]
+                    await api.patch(
+                        "v1",
+                        "Pod",
+                        ns,
+                        action.name,
+                        {"metadata": {"ownerReferences": refs or None}},
+                    )
+            elif isinstance(action, UpdateStatus):
+                await api.patch(
+                    "apps/v1", "ReplicaSet", ns, name, {"status": action.status}, sub="status"
+                )
+
+    async def _create(self, key: str, rs: dict[str, Any], count: int) -> None:
+        """Slow start: batches of 1, 2, 4, ...; a failed batch ends the sync."""
+        created, batch = 0, 1
+        self.expectations.expect(key, creates=count)
+        while created < count:
+            size = min(batch, count - created)
+            results = await asyncio.gather(
+                *(self.ctx.client.create(pod_from_template(rs)) for _ in range(size)),
+                return_exceptions=True,
+            )
+            failures = [r for r in results if isinstance(r, BaseException)]
+            for r in results:
+                if not isinstance(r, BaseException):
+                    await self.ctx.recorder.event(
+                        rs, "Normal", "SuccessfulCreate", f"Created pod: {r['metadata']['name']}"
+                    )
+            created += size
+            if failures:
+                # Never-to-be-seen pods: this batch's failures and all skipped ones.
+                self.expectations.observed(key, created=len(failures) + count - created)
+                await self.ctx.recorder.event(
+                    rs, "Warning", "FailedCreate", f"Error creating: {failures[0]}"
+                )
+                raise failures[0]
+            batch *= 2
