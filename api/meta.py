@@ -16,8 +16,14 @@ def now_micro() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def parse_time(text: str) -> datetime.datetime:
-    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+def parse_time(text: str | None) -> datetime.datetime | None:
+    """A metav1.Time or MicroTime, or None when absent or malformed."""
+    if not text:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 def namespaced_key(obj: dict[str, Any]) -> str:

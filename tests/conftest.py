@@ -148,6 +148,94 @@ class ApiServerProcess:
         return result.stdout if check else result.stdout + result.stderr
 
 
+class ComponentProcess:
+    """A cluster component (`python -m <module>`) talking to an apiserver by kubeconfig."""
+
+    def __init__(self, module: str, kubeconfig: Path, log: Path, *extra: str) -> None:
+        self.module, self.kubeconfig, self.log = module, kubeconfig, log
+        self.extra = list(extra)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ComponentProcess:
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    self.module,
+                    "--kubeconfig",
+                    str(self.kubeconfig),
+                    *self.extra,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+            )
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: the crash case, no clean shutdown."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+FAST_ELECTION = (
+    "--leader-elect-lease-duration",
+    "4",
+    "--leader-elect-renew-deadline",
+    "3",
+    "--leader-elect-retry-period",
+    "1",
+)
+
+
+@pytest.fixture(scope="session")
+def control_plane(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[ApiServerProcess, ComponentProcess]]:
+    """An apiserver of its own with a controller-manager, for tests of control loops."""
+    state = tmp_path_factory.mktemp("control-plane")
+    server = ApiServerProcess(state)
+    manager = ComponentProcess(
+        "controllers", state / "admin.kubeconfig", state / "controller-manager.log", *FAST_ELECTION
+    )
+    try:
+        server.start()
+        manager.start()
+        yield server, manager
+    finally:
+        manager.stop()
+        server.stop()
+
+
+@pytest.fixture
+def start_component(tmp_path: Path) -> Iterator[Callable[..., ComponentProcess]]:
+    """Start extra components for one test; all stopped (by PID) afterwards."""
+    started: list[ComponentProcess] = []
+
+    def start(module: str, kubeconfig: Path, *extra: str) -> ComponentProcess:
+        proc = ComponentProcess(
+            module, kubeconfig, tmp_path / f"{module}-{len(started)}.log", *extra
+        )
+        started.append(proc)
+        return proc.start()
+
+    try:
+        yield start
+    finally:
+        for proc in started:
+            proc.stop()
+
+
 @pytest.fixture(scope="session")
 def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServerProcess]:
     """One apiserver for the session; tests use their own namespaces to stay apart."""
