@@ -20,6 +20,7 @@ from client.events import EventRecorder
 from client.leaderelection import LeaderElector
 from client.rest import Client
 
+from .deployment import DeploymentController
 from .framework import Context, Controller, Informers
 from .garbagecollector import GarbageCollector
 from .namespace import NamespaceController
@@ -27,6 +28,7 @@ from .replicaset import ReplicaSetController
 from .serviceaccount import ServiceAccountController
 
 CONTROLLERS: dict[str, type[Controller]] = {
+    "deployment": DeploymentController,
     "replicaset": ReplicaSetController,
     "garbagecollector": GarbageCollector,
     "namespace": NamespaceController,

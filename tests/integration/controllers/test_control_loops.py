@@ -252,3 +252,166 @@ def test_two_managers_one_leads_and_the_other_takes_over(
         time.sleep(1.5)
         assert len(pods_of(api, "default", "le")) == 5
         assert second.proc is not None and second.proc.poll() is None
+
+
+class HollowNode:
+    """Marks every pod of a namespace Running and Ready, as a kubelet would, in a thread."""
+
+    def __init__(self, server: Any, ns: str) -> None:
+        import threading
+
+        self.server, self.ns = server, ns
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> HollowNode:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=10)
+
+    def _run(self) -> None:
+        with self.server.client() as api:
+            while not self.stopped.is_set():
+                pods = api.get(f"/api/v1/namespaces/{self.ns}/pods").json()["items"]
+                for p in pods:
+                    if p.get("status", {}).get("phase") == "Running" or p["metadata"].get(
+                        "deletionTimestamp"
+                    ):
+                        continue
+                    p["status"] = {
+                        "phase": "Running",
+                        "conditions": [
+                            {
+                                "type": "Ready",
+                                "status": "True",
+                                "lastTransitionTime": "2026-01-01T00:00:00Z",
+                            }
+                        ],
+                    }
+                    api.put(
+                        f"/api/v1/namespaces/{self.ns}/pods/{p['metadata']['name']}/status", json=p
+                    )
+                self.stopped.wait(0.2)
+
+
+def deployment_body(name: str, replicas: int, image: str) -> dict[str, Any]:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1},
+            },
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "c", "image": image}]},
+            },
+        },
+    }
+
+
+def test_rolling_update_respects_surge_and_unavailability(
+    control_plane: Any, cp: httpx.Client, ns: str
+) -> None:
+    server, _ = control_plane
+    url = f"/apis/apps/v1/namespaces/{ns}/deployments"
+    with HollowNode(server, ns):
+        assert cp.post(url, json=deployment_body("roll", 4, "nginx:1")).status_code == 201
+        eventually(
+            lambda: cp.get(f"{url}/roll").json().get("status", {}).get("availableReplicas") == 4,
+            what="4 available",
+        )
+        rv = cp.get(f"/api/v1/namespaces/{ns}/pods").json()["metadata"]["resourceVersion"]
+        cp.patch(
+            f"{url}/roll",
+            headers=MERGE,
+            json={
+                "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "nginx:2"}]}}}
+            },
+        )
+        # Watch every pod change during the rollout and check the bounds at each step.
+        alive: dict[str, dict[str, Any]] = {}
+        for p in cp.get(f"/api/v1/namespaces/{ns}/pods").json()["items"]:
+            alive[p["metadata"]["name"]] = p
+        worst_total, worst_available = 0, 99
+        deadline = time.monotonic() + 60
+        done = False
+        params = {"watch": "1", "resourceVersion": rv, "timeoutSeconds": 60}
+        with cp.stream("GET", f"/api/v1/namespaces/{ns}/pods", params=params) as r:
+            for line in r.iter_lines():
+                if not line:
+                    continue
+                import json as _json
+
+                event = _json.loads(line)
+                p = event["object"]
+                name = p["metadata"]["name"]
+                if event["type"] == "DELETED" or p["metadata"].get("deletionTimestamp"):
+                    alive.pop(name, None)
+                else:
+                    alive[name] = p
+                ready = [
+                    q
+                    for q in alive.values()
+                    if any(
+                        c.get("type") == "Ready" and c.get("status") == "True"
+                        for c in q.get("status", {}).get("conditions") or []
+                    )
+                ]
+                worst_total = max(worst_total, len(alive))
+                images = {q["spec"]["containers"][0]["image"] for q in alive.values()}
+                if len(alive) == 4 and images == {"nginx:2"} and len(ready) == 4:
+                    done = True
+                    break
+                if len(alive) >= 3:
+                    worst_available = min(worst_available, len(ready))
+                if time.monotonic() > deadline:
+                    break
+        assert done, f"rollout did not finish: {alive.keys()}"
+        assert worst_total <= 4 + 1  # replicas + maxSurge
+        assert worst_available >= 4 - 1 - 1  # replicas - maxUnavailable (one in flight)
+        d = eventually(
+            lambda: (lambda d: d.get("status", {}).get("updatedReplicas") == 4 and d)(
+                cp.get(f"{url}/roll").json()
+            ),
+            what="status",
+        )
+        assert d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"
+        out = server.kubectl("rollout", "status", "deployment/roll", "-n", ns, "--timeout=30s")
+        assert 'deployment "roll" successfully rolled out' in out
+        server.kubectl("rollout", "undo", "deployment/roll", "-n", ns)
+        eventually(
+            lambda: (
+                cp.get(f"{url}/roll").json()["spec"]["template"]["spec"]["containers"][0]["image"]
+                == "nginx:1"
+            ),
+            what="undo",
+        )
+        eventually(
+            lambda: (
+                {p["spec"]["containers"][0]["image"] for p in pods_of(cp, ns, "roll")}
+                == {"nginx:1"}
+                and len(pods_of(cp, ns, "roll")) == 4
+            ),
+            timeout=60,
+            what="undo rolled out",
+        )
+        rsets = cp.get(f"/apis/apps/v1/namespaces/{ns}/replicasets").json()["items"]
+        assert len(rsets) == 2  # the template went back to the old ReplicaSet
+
+
+def test_deployment_scaling(cp: httpx.Client, ns: str) -> None:
+    url = f"/apis/apps/v1/namespaces/{ns}/deployments"
+    cp.post(url, json=deployment_body("sc", 0, "nginx:1"))
+    for want in (10, 3, 0):
+        r = cp.patch(f"{url}/sc/scale", json={"spec": {"replicas": want}}, headers=MERGE)
+        assert r.status_code == 200
+        eventually(lambda w=want: len(pods_of(cp, ns, "sc")) == w, what=f"{want} pods")
