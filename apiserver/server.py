@@ -158,6 +158,40 @@ class APIServer:
                 },
             },
         )
+        await self._kubernetes_endpoints()
+
+    async def _kubernetes_endpoints(self) -> None:
+        """The `kubernetes` Service has no selector: the apiserver says where it is."""
+        ep = resources.lookup("", "v1", "endpoints")
+        es = resources.lookup("discovery.k8s.io", "v1", "endpointslices")
+        assert ep is not None and es is not None
+        address, port = self.config.advertise_address, self.config.secure_port
+        await self._ensure(
+            ep,
+            "default",
+            {
+                "metadata": {"name": "kubernetes"},
+                "subsets": [
+                    {
+                        "addresses": [{"ip": address}],
+                        "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+                    }
+                ],
+            },
+        )
+        await self._ensure(
+            es,
+            "default",
+            {
+                "metadata": {
+                    "name": "kubernetes",
+                    "labels": {"kubernetes.io/service-name": "kubernetes"},
+                },
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
+                "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+            },
+        )
 
     async def _ensure(self, info: resources.ResourceInfo, namespace: str, obj: dict) -> None:
         assert self.registry is not None

@@ -21,6 +21,7 @@ from client.leaderelection import LeaderElector
 from client.rest import Client
 
 from .deployment import DeploymentController
+from .endpoints import EndpointsController
 from .framework import Context, Controller, Informers
 from .garbagecollector import GarbageCollector
 from .namespace import NamespaceController
@@ -31,6 +32,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     "deployment": DeploymentController,
     "replicaset": ReplicaSetController,
     "garbagecollector": GarbageCollector,
+    "endpoints": EndpointsController,
     "namespace": NamespaceController,
     "serviceaccount": ServiceAccountController,
 }

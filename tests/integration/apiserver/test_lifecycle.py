@@ -224,6 +224,8 @@ def test_namespace_lifecycle(api: httpx.Client, namespace: str, build: Any) -> N
 
 
 def test_kubernetes_service_exists(api: httpx.Client) -> None:
+    ep = api.get("/api/v1/namespaces/default/endpoints/kubernetes").json()
+    assert ep["subsets"][0]["addresses"][0]["ip"] == "127.0.0.1"
     svc = api.get("/api/v1/namespaces/default/services/kubernetes").json()
     assert svc["spec"]["clusterIP"] == "10.96.0.1"
     assert svc["spec"]["ports"][0]["port"] == 443

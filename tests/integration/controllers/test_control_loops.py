@@ -415,3 +415,78 @@ def test_deployment_scaling(cp: httpx.Client, ns: str) -> None:
         r = cp.patch(f"{url}/sc/scale", json={"spec": {"replicas": want}}, headers=MERGE)
         assert r.status_code == 200
         eventually(lambda w=want: len(pods_of(cp, ns, "sc")) == w, what=f"{want} pods")
+
+
+def test_service_endpoints_follow_ready_pods(cp: httpx.Client, ns: str) -> None:
+    svc = {
+        "metadata": {"name": "web"},
+        "spec": {
+            "selector": {"app": "ep"},
+            "ports": [{"name": "http", "port": 80, "targetPort": "web"}],
+        },
+    }
+    assert cp.post(f"/api/v1/namespaces/{ns}/services", json=svc).status_code == 201
+
+    def pod(name: str, ip: str, port: int, ready: bool) -> None:
+        body = {
+            "metadata": {"name": name, "labels": {"app": "ep"}},
+            "spec": {
+                "nodeName": "n1",
+                "containers": [
+                    {
+                        "name": "c",
+                        "image": "nginx",
+                        "ports": [{"name": "web", "containerPort": port}],
+                    }
+                ],
+            },
+        }
+        made = cp.post(f"/api/v1/namespaces/{ns}/pods", json=body).json()
+        made["status"] = {
+            "phase": "Running",
+            "podIP": ip,
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+        }
+        cp.put(f"/api/v1/namespaces/{ns}/pods/{name}/status", json=made)
+
+    pod("a", "10.244.0.10", 8080, True)
+    pod("b", "10.244.0.11", 9090, False)
+
+    def subsets() -> list[dict[str, Any]]:
+        r = cp.get(f"/api/v1/namespaces/{ns}/endpoints/web")
+        return r.json().get("subsets", []) if r.status_code == 200 else []
+
+    got = eventually(lambda: len(subsets()) == 2 and subsets(), what="two port groups")
+    ready = {a["ip"]: s["ports"][0]["port"] for s in got for a in s.get("addresses", [])}
+    not_ready = {a["ip"] for s in got for a in s.get("notReadyAddresses", [])}
+    assert ready == {"10.244.0.10": 8080}  # the named port resolved per pod
+    assert not_ready == {"10.244.0.11"}
+
+    slices = eventually(
+        lambda: cp.get(
+            f"/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices",
+            params={"labelSelector": "kubernetes.io/service-name=web"},
+        ).json()["items"],
+        what="endpointslice",
+    )
+    by_ip = {e["addresses"][0]: e["conditions"] for e in slices[0]["endpoints"]}
+    assert by_ip["10.244.0.10"]["ready"] is True and by_ip["10.244.0.11"]["ready"] is False
+
+    # A pod being deleted leaves the Endpoints, and is marked terminating in the slice.
+    cp.delete(f"/api/v1/namespaces/{ns}/pods/a", params={"gracePeriodSeconds": 30})
+    eventually(
+        lambda: (
+            not any(a["ip"] == "10.244.0.10" for s in subsets() for a in s.get("addresses", []))
+        ),
+        what="deleted pod removed",
+    )
+    eventually(
+        lambda: any(
+            e["conditions"].get("terminating")
+            for e in cp.get(
+                f"/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices",
+                params={"labelSelector": "kubernetes.io/service-name=web"},
+            ).json()["items"][0]["endpoints"]
+        ),
+        what="terminating in slice",
+    )
