@@ -100,8 +100,11 @@ class LeaderElector:
                 await self._renew_until_lost(work)
             finally:
                 work.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await work
+                with contextlib.suppress(asyncio.CancelledError):
+                    try:
+                        await work
+                    except Exception:
+                        log.exception("the work done while leading failed")
             log.warning("%s lost the lease %s/%s", self.identity, self.namespace, self.name)
 
     async def _safe_try(self) -> bool:

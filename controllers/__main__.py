@@ -25,6 +25,7 @@ from .endpoints import EndpointsController
 from .framework import Context, Controller, Informers
 from .garbagecollector import GarbageCollector
 from .namespace import NamespaceController
+from .nodelifecycle import NodeLifecycleController, Settings
 from .replicaset import ReplicaSetController
 from .serviceaccount import ServiceAccountController
 
@@ -33,6 +34,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     "replicaset": ReplicaSetController,
     "garbagecollector": GarbageCollector,
     "endpoints": EndpointsController,
+    "nodelifecycle": NodeLifecycleController,
     "namespace": NamespaceController,
     "serviceaccount": ServiceAccountController,
 }
@@ -48,6 +50,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--leader-elect-lease-duration", type=float, default=15.0)
     p.add_argument("--leader-elect-renew-deadline", type=float, default=10.0)
     p.add_argument("--leader-elect-retry-period", type=float, default=2.0)
+    p.add_argument(
+        "--cluster-cidr",
+        default="10.244.0.0/16",
+        help="pod addresses; each node gets a slice of it",
+    )
+    p.add_argument("--node-cidr-mask-size", type=int, default=24)
+    p.add_argument(
+        "--node-monitor-grace-period",
+        type=float,
+        default=40.0,
+        help="seconds without a Lease renewal before a node is NotReady",
+    )
     p.add_argument(
         "-v", "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
@@ -67,7 +81,13 @@ async def run(args: argparse.Namespace) -> None:
         ctx = Context(
             client, informers, EventRecorder(client, "controller-manager", socket.gethostname())
         )
-        controllers = [CONTROLLERS[n](ctx) for n in names]
+        settings = Settings(
+            args.cluster_cidr, args.node_cidr_mask_size, args.node_monitor_grace_period
+        )
+        controllers = [
+            NodeLifecycleController(ctx, settings) if n == "nodelifecycle" else CONTROLLERS[n](ctx)
+            for n in names
+        ]
         informers.start()
         try:
             await asyncio.gather(*(c.run() for c in controllers))
@@ -93,8 +113,11 @@ async def run(args: argparse.Namespace) -> None:
     work.cancel()
     try:
         await work
-    except (asyncio.CancelledError, Exception):
+    except asyncio.CancelledError:
         pass
+    except Exception:
+        logging.getLogger("skiff.controllers").exception("controller-manager failed")
+        raise
     if args.leader_elect == "true":
         await elector.release()
     await client.close()
@@ -105,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request is noise
     try:
         asyncio.run(run(args))
     except ConfigError as e:

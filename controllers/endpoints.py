@@ -201,12 +201,14 @@ class EndpointsController(Controller):
         ]
         body_fields = {"addressType": "IPv4", "endpoints": endpoints, "ports": ports}
         if not mine:
-            await self.ctx.client.create(
+            # Named after the Service: a second create, from a cache that has not seen
+            # the first yet, fails with AlreadyExists instead of making a duplicate slice.
+            await self._create_slice(
                 {
                     "apiVersion": "discovery.k8s.io/v1",
                     "kind": "EndpointSlice",
                     "metadata": {
-                        "generateName": f"{name}-",
+                        "name": name,
                         "namespace": ns,
                         "labels": {SERVICE_NAME_LABEL: name, MANAGED_BY: CONTROLLER_NAME},
                         "ownerReferences": [owner_reference(svc)],
@@ -218,3 +220,11 @@ class EndpointsController(Controller):
         current = mine[0]
         if any(current.get(k) != v for k, v in body_fields.items()):
             await self.ctx.client.update({**current, **body_fields})
+
+    async def _create_slice(self, body: dict[str, Any]) -> None:
+        try:
+            await self.ctx.client.create(body)
+        except errors.AlreadyExists:
+            # The cache is behind: the slice exists. Reconcile again once it shows.
+            meta = body["metadata"]
+            self.queue.add_after(f"{meta['namespace']}/{meta['name']}", 0.5)

@@ -205,8 +205,14 @@ def control_plane(
     """An apiserver of its own with a controller-manager, for tests of control loops."""
     state = tmp_path_factory.mktemp("control-plane")
     server = ApiServerProcess(state)
+    # A short grace period, so that a silent node goes NotReady within a test.
     manager = ComponentProcess(
-        "controllers", state / "admin.kubeconfig", state / "controller-manager.log", *FAST_ELECTION
+        "controllers",
+        state / "admin.kubeconfig",
+        state / "controller-manager.log",
+        *FAST_ELECTION,
+        "--node-monitor-grace-period",
+        "3",
     )
     try:
         server.start()

@@ -490,3 +490,87 @@ def test_service_endpoints_follow_ready_pods(cp: httpx.Client, ns: str) -> None:
         ),
         what="terminating in slice",
     )
+
+
+def test_silent_node_goes_not_ready_is_tainted_and_its_pods_evicted(
+    cp: httpx.Client, ns: str
+) -> None:
+    """The controller-manager here runs with --node-monitor-grace-period=3."""
+    node_name = f"node-{ns}"
+    made = cp.post("/api/v1/nodes", json={"metadata": {"name": node_name}})
+    assert made.status_code == 201
+    node = eventually(
+        lambda: cp.get(f"/api/v1/nodes/{node_name}").json()["spec"].get("podCIDR"), what="pod CIDR"
+    )
+    assert node.startswith("10.244.") and node.endswith("/24")
+    # The kubelet reports Ready and renews its lease once, then falls silent.
+    lease = {
+        "metadata": {"name": node_name},
+        "spec": {
+            "holderIdentity": node_name,
+            "leaseDurationSeconds": 40,
+            "renewTime": time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime()),
+        },
+    }
+    cp.post("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases", json=lease)
+    tolerant = {
+        "metadata": {"name": "patient"},
+        "spec": {
+            "nodeName": node_name,
+            "containers": [{"name": "c", "image": "busybox"}],
+            "tolerations": [
+                {
+                    "key": "node.kubernetes.io/unreachable",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": 3600,
+                }
+            ],
+        },
+    }
+    plain = {
+        "metadata": {"name": "plain"},
+        "spec": {
+            "nodeName": node_name,
+            "containers": [{"name": "c", "image": "busybox"}],
+            "tolerations": [
+                {
+                    "key": "node.kubernetes.io/unreachable",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": 2,
+                }
+            ],
+        },
+    }
+    for body in (tolerant, plain):
+        assert cp.post(f"/api/v1/namespaces/{ns}/pods", json=body).status_code == 201
+
+    def ready_status() -> str:
+        conds = (
+            cp.get(f"/api/v1/nodes/{node_name}").json().get("status", {}).get("conditions") or []
+        )
+        return next((c["status"] for c in conds if c["type"] == "Ready"), "")
+
+    eventually(lambda: ready_status() == "Unknown", what="Ready=Unknown")
+    taints = eventually(
+        lambda: cp.get(f"/api/v1/nodes/{node_name}").json()["spec"].get("taints"), what="taint"
+    )
+    assert {(t["key"], t["effect"]) for t in taints} == {
+        ("node.kubernetes.io/unreachable", "NoExecute")
+    }
+    # The pod tolerating 2 s is evicted (marked for graceful deletion); the other stays.
+    eventually(
+        lambda: (
+            cp.get(f"/api/v1/namespaces/{ns}/pods/plain")
+            .json()["metadata"]
+            .get("deletionTimestamp")
+        ),
+        what="eviction",
+    )
+    assert (
+        not cp.get(f"/api/v1/namespaces/{ns}/pods/patient")
+        .json()["metadata"]
+        .get("deletionTimestamp")
+    )
+    cp.delete(f"/api/v1/nodes/{node_name}")
