@@ -574,3 +574,57 @@ def test_silent_node_goes_not_ready_is_tainted_and_its_pods_evicted(
         .get("deletionTimestamp")
     )
     cp.delete(f"/api/v1/nodes/{node_name}")
+
+
+def test_controller_manager_killed_mid_rollout_finishes_after_restart(
+    start_apiserver: Any, start_component: Any
+) -> None:
+    server = start_apiserver()
+    fast = (
+        "--leader-elect-lease-duration",
+        "4",
+        "--leader-elect-renew-deadline",
+        "3",
+        "--leader-elect-retry-period",
+        "1",
+    )
+    manager = start_component("controllers", server.kubeconfig, *fast)
+    url = "/apis/apps/v1/namespaces/default/deployments"
+    with server.client() as api, HollowNode(server, "default"):
+        body = deployment_body("crash", 6, "nginx:1")
+        body["spec"]["strategy"]["rollingUpdate"] = {"maxSurge": 1, "maxUnavailable": 0}
+        api.post(url, json=body)
+        eventually(
+            lambda: api.get(f"{url}/crash").json().get("status", {}).get("availableReplicas") == 6,
+            what="6 available",
+        )
+        api.patch(
+            f"{url}/crash",
+            headers=MERGE,
+            json={
+                "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "nginx:2"}]}}}
+            },
+        )
+        eventually(
+            lambda: any(
+                p["spec"]["containers"][0]["image"] == "nginx:2"
+                for p in pods_of(api, "default", "crash")
+            ),
+            what="rollout began",
+        )
+        manager.kill()
+        images = [p["spec"]["containers"][0]["image"] for p in pods_of(api, "default", "crash")]
+        assert "nginx:1" in images  # it really was mid-rollout
+        start_component("controllers", server.kubeconfig, *fast)
+        eventually(
+            lambda: (
+                sorted(
+                    p["spec"]["containers"][0]["image"] for p in pods_of(api, "default", "crash")
+                )
+                == ["nginx:2"] * 6
+            ),
+            timeout=60,
+            what="rollout finished",
+        )
+        rsets = api.get("/apis/apps/v1/namespaces/default/replicasets").json()["items"]
+        assert sorted(r["spec"]["replicas"] for r in rsets) == [0, 6]
