@@ -2,6 +2,17 @@
 # Stops what scripts/up.sh started, by the PIDs it recorded. Data stays.
 set -euo pipefail
 STATE=${SKIFF_STATE_DIR:-/var/lib/skiff}
+stop() {  # name pidfile: stop what up.sh started, by the PID it recorded
+    if [ -f "$2" ] && kill -0 "$(cat "$2")" 2>/dev/null; then
+        pid=$(cat "$2")
+        kill -TERM "$pid"
+        for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+        if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; fi
+        echo "skiff: $1 stopped"
+    fi
+    rm -f "$2"
+}
+stop controller-manager "$STATE/controller-manager.pid"
 pidfile=$STATE/apiserver.pid
 if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
     pid=$(cat "$pidfile")
