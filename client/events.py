@@ -18,6 +18,10 @@ from .rest import Client
 
 log = logging.getLogger("skiff.events")
 REPEAT_WINDOW = 600.0
+# client-go's spam filter: per involved object, a burst of 25 events, then one
+# every 5 minutes. A 1,000-pod scale-up reports its first 25 pods, not 1,000.
+SPAM_BURST = 25
+SPAM_REFILL_SECONDS = 300.0
 
 
 class EventRecorder:
@@ -26,6 +30,17 @@ class EventRecorder:
         self.component = component
         self.host = host
         self._seen: dict[tuple[str, ...], tuple[str, str, int, float]] = {}
+        self._tokens: dict[str, tuple[float, float]] = {}  # object uid -> (tokens, as of)
+
+    def _allowed(self, obj_key: str) -> bool:
+        now = time.monotonic()
+        tokens, since = self._tokens.get(obj_key, (float(SPAM_BURST), now))
+        tokens = min(SPAM_BURST, tokens + (now - since) / SPAM_REFILL_SECONDS)
+        if tokens < 1:
+            self._tokens[obj_key] = (tokens, now)
+            return False
+        self._tokens[obj_key] = (tokens - 1, now)
+        return True
 
     async def event(self, obj: dict[str, Any], event_type: str, reason: str, message: str) -> None:
         meta = obj.get("metadata", {})
@@ -40,6 +55,8 @@ class EventRecorder:
             message,
         )
         now = now_rfc3339()
+        if not self._allowed(meta.get("uid") or f"{namespace}/{meta.get('name')}"):
+            return
         try:
             seen = self._seen.get(key)
             if seen and time.monotonic() - seen[3] < REPEAT_WINDOW:

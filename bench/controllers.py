@@ -1,0 +1,274 @@
+"""Control loops at scale: a 1,000-replica Deployment, beside the raw create rate.
+
+    .venv/bin/python bench/controllers.py [--replicas 1000]
+
+Starts a fresh apiserver and controller-manager (no kubelets), then measures
+in the same run:
+- the floor: this script creating N pods directly through the API (32 clients);
+- apply to N pods: a Deployment of N replicas until N pods exist;
+- a rolling update of it to completion, with a helper marking every new pod
+  Running and Ready through the status subresource, as a hollow node would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Cluster:
+    def __init__(self, state: Path) -> None:
+        self.state, self.port = state, free_port()
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> None:
+        log = open(self.state / "apiserver.log", "ab")
+        self.procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "apiserver",
+                    "--state-dir",
+                    str(self.state),
+                    "--secure-port",
+                    str(self.port),
+                    "--bind-address",
+                    "127.0.0.1",
+                    "--log-level",
+                    "warning",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+            )
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if (
+                    httpx.get(
+                        f"https://127.0.0.1:{self.port}/readyz", verify=self.ctx(), timeout=1
+                    ).status_code
+                    == 200
+                ):
+                    break
+            except (OSError, httpx.HTTPError, ssl.SSLError):
+                time.sleep(0.2)
+        log = open(self.state / "controller-manager.log", "ab")
+        self.procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "controllers",
+                    "--kubeconfig",
+                    str(self.state / "admin.kubeconfig"),
+                    "--log-level",
+                    "warning",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+            )
+        )
+
+    def ctx(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.state / "pki" / "ca.crt"))
+
+    def stop(self) -> None:
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                p.wait(timeout=30)
+        pid_file = self.state / "etcd.pid"
+        if pid_file.exists():
+            try:
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def client(self) -> httpx.AsyncClient:
+        token = yaml.safe_load((self.state / "admin.kubeconfig").read_text())["users"][0]["user"][
+            "token"
+        ]
+        return httpx.AsyncClient(
+            base_url=f"https://127.0.0.1:{self.port}",
+            verify=self.ctx(),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+            limits=httpx.Limits(max_connections=40),
+        )
+
+
+def pod_body(i: int) -> dict[str, Any]:
+    return {
+        "metadata": {"name": f"raw-{i}", "labels": {"app": "raw"}},
+        "spec": {"containers": [{"name": "c", "image": "nginx:1"}]},
+    }
+
+
+def deployment(replicas: int, image: str) -> dict[str, Any]:
+    labels = {"app": "big"}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "big"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "c", "image": image}]},
+            },
+        },
+    }
+
+
+async def count_pods(api: httpx.AsyncClient, ns: str, selector: str) -> list[dict[str, Any]]:
+    items = (
+        await api.get(f"/api/v1/namespaces/{ns}/pods", params={"labelSelector": selector})
+    ).json()["items"]
+    return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+
+async def hollow_node(api: httpx.AsyncClient, ns: str, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        pods = await count_pods(api, ns, "app=big")
+        pending = [p for p in pods if (p.get("status") or {}).get("phase") != "Running"]
+
+        async def mark(p: dict[str, Any]) -> None:
+            p["status"] = {
+                "phase": "Running",
+                "conditions": [
+                    {
+                        "type": "Ready",
+                        "status": "True",
+                        "lastTransitionTime": "2026-01-01T00:00:00Z",
+                    }
+                ],
+            }
+            await api.put(f"/api/v1/namespaces/{ns}/pods/{p['metadata']['name']}/status", json=p)
+
+        for i in range(0, len(pending), 32):
+            await asyncio.gather(*(mark(p) for p in pending[i : i + 32]))
+        await asyncio.sleep(0.2)
+
+
+async def poll(check: Any, interval: float) -> None:
+    """Until `await check()` is true: the benchmark measures when it became so."""
+    while True:
+        if await check():
+            return
+        await asyncio.sleep(interval)
+
+
+async def _enough(api: httpx.AsyncClient, n: int) -> bool:
+    return len(await count_pods(api, "ctl", "app=big")) >= n
+
+
+async def _available(api: httpx.AsyncClient, n: int) -> bool:
+    d = (await api.get("/apis/apps/v1/namespaces/ctl/deployments/big")).json()
+    return d.get("status", {}).get("availableReplicas") == n
+
+
+async def _rolled_out(api: httpx.AsyncClient, n: int) -> bool:
+    """Done when the controller has seen the new template and every pod is new and ready."""
+    d = (await api.get("/apis/apps/v1/namespaces/ctl/deployments/big")).json()
+    s = d.get("status", {})
+    return (
+        s.get("observedGeneration", 0) >= d["metadata"]["generation"]
+        and s.get("updatedReplicas") == n
+        and s.get("availableReplicas") == n
+        and s.get("replicas") == n
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--replicas", type=int, default=1000)
+    args = parser.parse_args()
+    n = args.replicas
+    with tempfile.TemporaryDirectory(prefix="skiff-bench-") as tmp:
+        cluster = Cluster(Path(tmp))
+        cluster.start()
+        try:
+            async with cluster.client() as api:
+                await api.post("/api/v1/namespaces", json={"metadata": {"name": "raw"}})
+                await api.post("/api/v1/namespaces", json={"metadata": {"name": "ctl"}})
+                t0 = time.perf_counter()
+                for i in range(0, n, 32):
+                    await asyncio.gather(
+                        *(
+                            api.post("/api/v1/namespaces/raw/pods", json=pod_body(j))
+                            for j in range(i, min(i + 32, n))
+                        )
+                    )
+                raw = n / (time.perf_counter() - t0)
+                print(f"machine: {os.cpu_count()} cpus; {n} pods\n")
+                print(f"  floor: raw pod creates, 32 clients     {raw:8.0f} pods/s")
+
+                t0 = time.perf_counter()
+                await api.post(
+                    "/apis/apps/v1/namespaces/ctl/deployments", json=deployment(n, "nginx:1")
+                )
+                await poll(lambda: _enough(api, n), 0.25)
+                created = n / (time.perf_counter() - t0)
+                print(
+                    f"  Deployment apply -> {n} pods             {created:8.0f} pods/s"
+                    f"   ({raw / created:.2f}x the floor)"
+                )
+
+                stop = asyncio.Event()
+                helper = asyncio.create_task(hollow_node(api, "ctl", stop))
+                await poll(lambda: _available(api, n), 0.5)
+                t0 = time.perf_counter()
+                await api.patch(
+                    "/apis/apps/v1/namespaces/ctl/deployments/big",
+                    headers={"Content-Type": "application/merge-patch+json"},
+                    content=json.dumps(
+                        {
+                            "spec": {
+                                "template": {
+                                    "spec": {"containers": [{"name": "c", "image": "nginx:2"}]}
+                                }
+                            }
+                        }
+                    ),
+                )
+                await poll(lambda: _rolled_out(api, n), 0.5)
+                rolled = n / (time.perf_counter() - t0)
+                stop.set()
+                await helper
+                print(
+                    f"  rolling update to completion           {rolled:8.0f} pods/s"
+                    f"   (each pod: create, mark ready, delete an old one)"
+                )
+        finally:
+            cluster.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
