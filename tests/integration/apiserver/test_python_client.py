@@ -44,3 +44,31 @@ def test_official_client_crud_and_watch(apiserver: Any, namespace: str) -> None:
     assert events == [("ADDED", "from-client")]
     core.delete_namespaced_config_map("from-client", namespace)
     api_client.close()
+
+
+def test_official_client_create_from_yaml_and_delete_with_propagation(
+    apiserver: Any, namespace: str, tmp_path: Any
+) -> None:
+    from kubernetes import utils
+
+    manifest = tmp_path / "app.yaml"
+    manifest.write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: from-yaml}\ndata: {a: '1'}\n---\n"
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: yd}\nspec:\n  replicas: 1\n"
+        "  selector: {matchLabels: {app: yd}}\n  template:\n    metadata: {labels: {app: yd}}\n"
+        "    spec: {containers: [{name: c, image: nginx}]}\n"
+    )
+    api_client = config.new_client_from_config(config_file=str(apiserver.kubeconfig))
+    utils.create_from_yaml(api_client, str(manifest), namespace=namespace)
+    core, apps = client.CoreV1Api(api_client), client.AppsV1Api(api_client)
+    assert core.read_namespaced_config_map("from-yaml", namespace).data == {"a": "1"}
+    pods = core.list_namespaced_pod(namespace, watch=False)
+    assert pods.items == []  # no controller-manager on this apiserver
+    apps.delete_namespaced_deployment(
+        "yd", namespace, body=client.V1DeleteOptions(propagation_policy="Orphan")
+    )
+    # Orphan adds the orphan finalizer: the object waits for the garbage collector.
+    deleting = apps.read_namespaced_deployment("yd", namespace)
+    assert deleting.metadata.deletion_timestamp is not None
+    assert deleting.metadata.finalizers == ["orphan"]
+    api_client.close()
