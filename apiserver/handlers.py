@@ -173,7 +173,7 @@ class Handlers:
         if info.namespaced and not path.namespace:
             raise errors.method_not_allowed("POST", request.url.path)
         opts = requests.write_options(request)
-        obj = await requests.object_body(request)
+        obj = await requests.object_body(request, opts)
         requests.check_kind(info, obj)
         body_ns = (obj.get("metadata") or {}).get("namespace")
         if info.namespaced and body_ns and body_ns != path.namespace:
@@ -207,7 +207,7 @@ class Handlers:
 
     async def update(self, request: Request, info: ResourceInfo, path: ResourcePath) -> Response:
         opts = requests.write_options(request)
-        body = await requests.object_body(request)
+        body = await requests.object_body(request, opts)
         compute: Callable[[dict[str, Any]], dict[str, Any]]
         if path.subresource == "scale":
 

@@ -60,7 +60,34 @@ def decode(body: bytes, content_type: str) -> Any:
         raise errors.bad_request(f"couldn't get version/kind; json parse error: {e}") from e
 
 
-async def object_body(request: Request) -> dict[str, Any]:
+def _json_with_duplicates(body: bytes) -> tuple[Any, list[str]]:
+    """JSON, noting every key an object repeats (Go's strict decoder refuses them)."""
+    duplicates: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in items:
+            if key in out:
+                duplicates.append(key)
+            out[key] = value
+        return out
+
+    try:
+        return json.loads(body, object_pairs_hook=pairs), duplicates
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise errors.bad_request(f"couldn't get version/kind; json parse error: {e}") from e
+
+
+def _duplicates_policy(duplicates: list[str], opts: WriteOptions | None) -> None:
+    if not duplicates or opts is None or opts.field_validation == "Ignore":
+        return
+    messages = [f'duplicate field "{d}"' for d in duplicates]
+    if opts.field_validation == "Strict":
+        raise errors.bad_request("strict decoding error: " + ", ".join(messages))
+    opts.warnings.extend(messages)
+
+
+async def object_body(request: Request, opts: WriteOptions | None = None) -> dict[str, Any]:
     content_type = media_type(request)
     if content_type == protobuf.MEDIA_TYPE:
         try:
@@ -69,7 +96,12 @@ async def object_body(request: Request) -> dict[str, Any]:
             raise errors.bad_request(str(e)) from e
     if content_type not in JSON_TYPES and content_type not in YAML_TYPES:
         raise errors.unsupported_media_type(content_type)
-    obj = decode(await read_body(request), content_type)
+    raw = await read_body(request)
+    if content_type in JSON_TYPES and raw.strip():
+        obj, duplicates = _json_with_duplicates(raw)
+        _duplicates_policy(duplicates, opts)
+    else:
+        obj = decode(raw, content_type)
     if not isinstance(obj, dict):
         raise errors.bad_request(
             f"the body of the request must be an object, not {type(obj).__name__}"

@@ -260,3 +260,62 @@ spec:
         "must be greater than or equal to 0" in out
     )
     assert "Traceback" not in out
+
+
+def test_apply_prune_removes_what_left_the_manifests(
+    apiserver: Any, namespace: str, tmp_path: Path
+) -> None:
+    ns = ("-n", namespace)
+    both = CONFIGMAP.replace("settings", "one") + "---\n" + CONFIGMAP.replace("settings", "two")
+    apiserver.kubectl("apply", *ns, "-f", str(write(tmp_path / "all.yaml", both)))
+    only_one = write(tmp_path / "all.yaml", CONFIGMAP.replace("settings", "one"))
+    out = apiserver.kubectl(
+        "apply",
+        *ns,
+        "--prune",
+        "-l",
+        "app=demo",
+        "--prune-allowlist=core/v1/ConfigMap",
+        "-f",
+        str(only_one),
+    )
+    assert "configmap/two pruned" in out
+    names = apiserver.kubectl("get", "cm", *ns, "-l", "app=demo", "-o", "name").split()
+    assert names == ["configmap/one"]
+
+
+def test_describe_node_replicaset_service(apiserver: Any, namespace: str, tmp_path: Path) -> None:
+    node = f"describe-{namespace}"[:63]
+    apiserver.kubectl(
+        "apply",
+        "-f",
+        str(
+            write(
+                tmp_path / "node.yaml", f"apiVersion: v1\nkind: Node\nmetadata:\n  name: {node}\n"
+            )
+        ),
+    )
+    try:
+        described = apiserver.kubectl("describe", "node", node)
+        assert f"Name:               {node}" in described
+    finally:
+        apiserver.kubectl("delete", "node", node)
+    ns = ("-n", namespace)
+    apiserver.kubectl("create", "deployment", "dd", "--image=nginx:1.25", *ns)
+    apiserver.kubectl("expose", "deployment", "dd", "--port=80", *ns)
+    assert "Selector:" in apiserver.kubectl("describe", "svc", "dd", *ns)
+    rs = {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {"name": "rs1"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"a": "b"}},
+            "template": {
+                "metadata": {"labels": {"a": "b"}},
+                "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+            },
+        },
+    }
+    apiserver.kubectl("apply", *ns, "-f", str(write(tmp_path / "rs.json", json.dumps(rs))))
+    assert "Replicas:" in apiserver.kubectl("describe", "rs", "rs1", *ns)

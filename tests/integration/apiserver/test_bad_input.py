@@ -124,3 +124,18 @@ def test_invalid_update_changes_nothing(api: httpx.Client, namespace: str, build
 
 def test_method_not_allowed(api: httpx.Client) -> None:
     assert_status(api.put("/api/v1/namespaces/default/pods", json={}), 405, "MethodNotAllowed")
+
+
+def test_duplicate_fields_refused_when_strict_warned_otherwise(
+    api: httpx.Client, namespace: str
+) -> None:
+    url = f"/api/v1/namespaces/{namespace}/configmaps"
+    body = b'{"metadata": {"name": "dup", "name": "dup2"}, "data": {}}'
+    json_type = {"Content-Type": "application/json"}
+    strict = api.post(url, params={"fieldValidation": "Strict"}, content=body, headers=json_type)
+    assert_status(strict, 400, "BadRequest")
+    assert 'duplicate field "name"' in strict.json()["message"]
+    assert api.get(f"{url}/dup2").status_code == 404
+    warned = api.post(url, params={"fieldValidation": "Warn"}, content=body, headers=json_type)
+    assert warned.status_code == 201
+    assert "duplicate field" in warned.headers["Warning"]
