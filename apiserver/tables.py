@@ -12,6 +12,8 @@ import datetime
 from collections.abc import Callable
 from typing import Any
 
+from api.meta import parse_time
+
 Row = list[Any]
 Column = tuple[str, str, int, str]  # name, type, priority, description
 NONE = "<none>"
@@ -21,15 +23,6 @@ AGE: Column = ("Age", "string", 0, "Time since the object was created.")
 
 
 # -- formatting ---------------------------------------------------------------
-
-
-def parse_time(text: str | None) -> datetime.datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def human_duration(d: datetime.timedelta) -> str:

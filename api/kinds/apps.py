@@ -13,21 +13,10 @@ from api.schema import (
     time,
 )
 
-from .meta import LabelSelector, ObjectMeta
+from .meta import LabelSelector, ObjectMeta, top_level
 from .pod import PodTemplateSpec
 
 APPS = "io.k8s.api.apps.v1."
-
-
-def kind(ref: str, description: str, **fields: object) -> object:
-    return obj(
-        ref,
-        description,
-        apiVersion=string("The versioned schema of this object, e.g. apps/v1."),
-        kind=string("The kind of this object."),
-        metadata=ObjectMeta.described("Standard object metadata."),
-        **fields,  # type: ignore[arg-type]
-    )
 
 
 Condition = obj(
@@ -42,7 +31,7 @@ Condition = obj(
     message=string("Message."),
 )
 
-Deployment = kind(
+Deployment = top_level(
     APPS + "Deployment",
     "Declarative updates for pods: keeps a ReplicaSet per pod template and rolls between them.",
     spec=obj(
@@ -88,7 +77,7 @@ Deployment = kind(
     ),
 )
 
-ReplicaSet = kind(
+ReplicaSet = top_level(
     APPS + "ReplicaSet",
     "Keeps a number of identical pods running.",
     spec=obj(

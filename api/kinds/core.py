@@ -18,32 +18,19 @@ from api.schema import (
     time,
 )
 
-from .meta import META, ObjectMeta
+from .meta import META, top_level
 from .pod import CORE, PodSpec, PodStatus
 
-
-def kind(name: str, description: str, **fields: object) -> object:
-    """A top-level kind: apiVersion, kind, metadata plus its own fields."""
-    return obj(
-        CORE + name,
-        description,
-        apiVersion=string("The versioned schema of this object, e.g. v1 or apps/v1."),
-        kind=string("The kind of this object, e.g. Pod."),
-        metadata=ObjectMeta.described("Standard object metadata."),
-        **fields,  # type: ignore[arg-type]
-    )
-
-
-Pod = kind(
-    "Pod",
+Pod = top_level(
+    CORE + "Pod",
     "A group of containers that share a network namespace and volumes, "
     "scheduled together onto one node.",
     spec=PodSpec.described("What should run."),
     status=PodStatus.described("What is running, as last observed."),
 )
 
-Namespace = kind(
-    "Namespace",
+Namespace = top_level(
+    CORE + "Namespace",
     "A scope for names; deleting it deletes everything in it.",
     spec=obj(
         CORE + "NamespaceSpec",
@@ -70,8 +57,8 @@ ServicePort = obj(
     nodePort=integer("Port on every node for NodePort and LoadBalancer Services."),
 )
 
-Service = kind(
-    "Service",
+Service = top_level(
+    CORE + "Service",
     "A stable virtual IP and DNS name in front of the pods a selector picks.",
     spec=obj(
         CORE + "ServiceSpec",
@@ -108,6 +95,41 @@ Service = kind(
     ),
 )
 
+ObjectReference = obj(
+    CORE + "ObjectReference",
+    "A reference to an object.",
+    kind=string("Kind."),
+    namespace=string("Namespace."),
+    name=string("Name."),
+    uid=string("UID."),
+    apiVersion=string("API version."),
+    resourceVersion=string("Version."),
+    fieldPath=string("Field within the object."),
+)
+Event = top_level(
+    CORE + "Event",
+    "Something that happened to an object, for people reading kubectl describe.",
+    involvedObject=ObjectReference.described("The object it happened to."),
+    reason=string("Short CamelCase reason, e.g. Scheduled."),
+    message=string("What happened."),
+    source=obj(
+        CORE + "EventSource",
+        "Who reported it.",
+        component=string("Component."),
+        host=string("Host."),
+    ),
+    firstTimestamp=time("First time it happened."),
+    lastTimestamp=time("Most recent time."),
+    count=integer("How many times."),
+    type=string("Normal or Warning."),
+    eventTime=time("When it happened (MicroTime)."),
+    series=any_value("Series data."),
+    action=string("What action was taken."),
+    related=ObjectReference.described("A second object involved."),
+    reportingComponent=string("Controller that reported it."),
+    reportingInstance=string("Instance of that controller."),
+)
+
 EndpointAddress = obj(
     CORE + "EndpointAddress",
     "One backend address.",
@@ -115,20 +137,10 @@ EndpointAddress = obj(
     ip=string("Address."),
     hostname=string("Hostname."),
     nodeName=string("Node."),
-    targetRef=obj(
-        CORE + "ObjectReference",
-        "The pod behind the address.",
-        kind=string("Kind."),
-        namespace=string("Namespace."),
-        name=string("Name."),
-        uid=string("UID."),
-        apiVersion=string("API version."),
-        resourceVersion=string("Version."),
-        fieldPath=string("Field path."),
-    ),
+    targetRef=ObjectReference.described("The pod behind the address."),
 )
-Endpoints = kind(
-    "Endpoints",
+Endpoints = top_level(
+    CORE + "Endpoints",
     "The addresses behind a Service, maintained by the endpoints controller.",
     subsets=arr(
         obj(
@@ -176,8 +188,8 @@ NodeCondition = obj(
     reason=string("Reason."),
     message=string("Message."),
 )
-Node = kind(
-    "Node",
+Node = top_level(
+    CORE + "Node",
     "A machine (or lab namespace) that runs pods, registered by its kubelet.",
     spec=obj(
         CORE + "NodeSpec",
@@ -232,51 +244,16 @@ Node = kind(
     ),
 )
 
-ObjectReference = obj(
-    CORE + "ObjectReference",
-    "A reference to an object.",
-    kind=string("Kind."),
-    namespace=string("Namespace."),
-    name=string("Name."),
-    uid=string("UID."),
-    apiVersion=string("API version."),
-    resourceVersion=string("Version."),
-    fieldPath=string("Field within the object."),
-)
-Event = kind(
-    "Event",
-    "Something that happened to an object, for people reading kubectl describe.",
-    involvedObject=ObjectReference.described("The object it happened to."),
-    reason=string("Short CamelCase reason, e.g. Scheduled."),
-    message=string("What happened."),
-    source=obj(
-        CORE + "EventSource",
-        "Who reported it.",
-        component=string("Component."),
-        host=string("Host."),
-    ),
-    firstTimestamp=time("First time it happened."),
-    lastTimestamp=time("Most recent time."),
-    count=integer("How many times."),
-    type=string("Normal or Warning."),
-    eventTime=time("When it happened (MicroTime)."),
-    series=any_value("Series data."),
-    action=string("What action was taken."),
-    related=ObjectReference.described("A second object involved."),
-    reportingComponent=string("Controller that reported it."),
-    reportingInstance=string("Instance of that controller."),
-)
-
-ConfigMap = kind(
-    "ConfigMap",
+ConfigMap = top_level(
+    CORE + "ConfigMap",
     "Configuration data for pods, as key/value pairs.",
     data=string_map("UTF-8 values."),
     binaryData=string_map("Base64-encoded binary values."),
     immutable=boolean("When true, data cannot change."),
 )
 
-Secret = kind(
-    "Secret",
+Secret = top_level(
+    CORE + "Secret",
     "Sensitive data for pods, base64-encoded.",
     data=string_map("Base64-encoded values."),
     stringData=string_map("Plain values, merged into data on write."),
@@ -284,8 +261,8 @@ Secret = kind(
     immutable=boolean("When true, data cannot change."),
 )
 
-ServiceAccount = kind(
-    "ServiceAccount",
+ServiceAccount = top_level(
+    CORE + "ServiceAccount",
     "An identity for processes that run in pods.",
     secrets=arr(ObjectReference, "Secrets for this account.", merge_key="name"),
     imagePullSecrets=arr(
@@ -295,8 +272,8 @@ ServiceAccount = kind(
     automountServiceAccountToken=boolean("Mount the token into pods."),
 )
 
-Binding = kind(
-    "Binding",
+Binding = top_level(
+    CORE + "Binding",
     "Binds a pod to a node; what the scheduler posts.",
     target=ObjectReference.described("The node."),
 )

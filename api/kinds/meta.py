@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from api.schema import (
+    Schema,
     any_value,
     arr,
     boolean,
@@ -102,3 +103,15 @@ Condition = obj(
     reason=string("One-word CamelCase reason."),
     message=string("Human-readable details."),
 )
+
+
+def top_level(ref: str, description: str, **fields: Schema) -> Schema:
+    """A kind as stored and served: apiVersion, kind and metadata, then its own fields."""
+    return obj(
+        ref,
+        description,
+        apiVersion=string("The versioned schema of this object, e.g. v1 or apps/v1."),
+        kind=string("The kind of this object, e.g. Pod."),
+        metadata=ObjectMeta.described("Standard object metadata."),
+        **fields,
+    )

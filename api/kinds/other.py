@@ -5,22 +5,10 @@ from __future__ import annotations
 from api.schema import any_value, arr, boolean, integer, obj, string, strings, time
 
 from .core import ObjectReference
-from .meta import ObjectMeta
-
-
-def kind(ref: str, description: str, **fields: object) -> object:
-    return obj(
-        ref,
-        description,
-        apiVersion=string("The versioned schema of this object."),
-        kind=string("The kind of this object."),
-        metadata=ObjectMeta.described("Standard object metadata."),
-        **fields,  # type: ignore[arg-type]
-    )
-
+from .meta import top_level
 
 DISCOVERY = "io.k8s.api.discovery.v1."
-EndpointSlice = kind(
+EndpointSlice = top_level(
     DISCOVERY + "EndpointSlice",
     "A slice of the endpoints behind a Service.",
     addressType=string("IPv4, IPv6 or FQDN.", enum=("IPv4", "IPv6", "FQDN")),
@@ -59,7 +47,7 @@ EndpointSlice = kind(
     ),
 )
 
-Lease = kind(
+Lease = top_level(
     "io.k8s.api.coordination.v1.Lease",
     "A lease: node heartbeats and leader election.",
     spec=obj(
@@ -76,7 +64,7 @@ Lease = kind(
 )
 
 EVENTS = "io.k8s.api.events.v1."
-NewEvent = kind(
+NewEvent = top_level(
     EVENTS + "Event",
     "Something that happened, in the events.k8s.io form.",
     eventTime=time("When it happened (MicroTime)."),
