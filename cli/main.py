@@ -14,6 +14,7 @@ import sys
 
 COMPONENTS = {
     "apiserver": ("apiserver", "the API server (etcd, HTTPS, the Kubernetes REST API)"),
+    "scheduler": ("scheduler", "puts pending pods on nodes (filters, scores, binding)"),
     "controller-manager": (
         "controllers",
         "the control loops (ReplicaSet, garbage collector, namespaces, service accounts)",

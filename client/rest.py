@@ -133,6 +133,19 @@ class Client:
         params = _write_params(field_manager, dry_run)
         return await self._call("POST", path_for(info, ns), params=params, body=obj)
 
+    async def create_subresource(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        sub: str,
+        body: dict[str, Any],
+    ) -> dict[str, Any]:
+        """POST to a subresource, e.g. a pod's `binding`."""
+        info = resource_info(api_version, kind)
+        return await self._call("POST", path_for(info, namespace, name, sub), body=body)
+
     async def update(
         self, obj: dict[str, Any], *, sub: str = "", field_manager: str = ""
     ) -> dict[str, Any]:

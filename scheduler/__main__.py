@@ -1,0 +1,83 @@
+"""`python -m scheduler` (what `skiff scheduler` runs): puts pending pods on nodes.
+
+Runs behind leader election on the Lease kube-system/kube-scheduler, so that
+two schedulers can run and only one binds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+import uuid
+
+from client.config import ConfigError, load_config
+from client.leaderelection import LeaderElector
+from client.rest import Client
+
+from .scheduler import Scheduler
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="skiff scheduler", description=__doc__)
+    p.add_argument("--kubeconfig", default=None, help="default: $KUBECONFIG or ~/.kube/config")
+    p.add_argument("--leader-elect", default="true", choices=["true", "false"])
+    p.add_argument("--leader-elect-lease-duration", type=float, default=15.0)
+    p.add_argument("--leader-elect-renew-deadline", type=float, default=10.0)
+    p.add_argument("--leader-elect-retry-period", type=float, default=2.0)
+    p.add_argument(
+        "-v", "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    return p.parse_args(argv)
+
+
+async def run(args: argparse.Namespace) -> None:
+    client = Client(load_config(args.kubeconfig), user_agent="skiff-scheduler")
+
+    async def lead() -> None:
+        await Scheduler(client).run()
+
+    elector = LeaderElector(
+        client,
+        namespace="kube-system",
+        name="kube-scheduler",
+        identity=f"{socket.gethostname()}_{uuid.uuid4()}",
+        lease_duration=args.leader_elect_lease_duration,
+        renew_deadline=args.leader_elect_renew_deadline,
+        retry_period=args.leader_elect_retry_period,
+    )
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    work = asyncio.create_task(elector.run(lead) if args.leader_elect == "true" else lead())
+    stop = asyncio.create_task(stopping.wait())
+    await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+    work.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await work
+    if args.leader_elect == "true":
+        await elector.release()
+    await client.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        asyncio.run(run(args))
+    except ConfigError as e:
+        print(f"skiff scheduler: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

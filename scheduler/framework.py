@@ -1,0 +1,85 @@
+"""Running the plugins for one pod: filter every node, score the ones left, pick one.
+
+Scores are normalized per plugin to 0-100 across the feasible nodes (reversed
+for plugins where lower is better), multiplied by the plugin's weight and
+summed; ties are broken at random so equal nodes share the load.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from .cache import NodeInfo
+from .plugins import CycleState
+from .plugins.interpod import InterPodAffinity
+from .plugins.node import NodeAffinity, NodeName, NodeUnschedulable
+from .plugins.resources import BalancedAllocation, NodePorts, NodeResourcesFit
+from .plugins.spread import PodTopologySpread
+from .plugins.taints import TaintToleration
+
+FILTERS = [
+    NodeUnschedulable(),
+    NodeName(),
+    TaintToleration(),
+    NodeAffinity(),
+    NodePorts(),
+    NodeResourcesFit(),
+    InterPodAffinity(),
+    PodTopologySpread(),
+]
+SCORES = [
+    NodeResourcesFit(),
+    BalancedAllocation(),
+    NodeAffinity(),
+    TaintToleration(),
+    PodTopologySpread(),
+    InterPodAffinity(),
+]
+
+
+@dataclass(frozen=True)
+class Decision:
+    node: str | None  # None: unschedulable
+    message: str = ""  # why not, in kube-scheduler's words
+
+
+def failure_message(total: int, reasons: Counter[str]) -> str:
+    """`0/3 nodes are available: 1 node(s) had untolerated taint {...}, 2 Insufficient memory.`"""
+    # Sorted as whole strings ("1 node(s)..." before "2 Insufficient..."), as Kubernetes does.
+    parts = ", ".join(sorted(f"{n} {r}" for r, n in reasons.items()))
+    if not parts:
+        return f"0/{total} nodes are available."
+    return f"0/{total} nodes are available: {parts}."
+
+
+def schedule(
+    pod: dict[str, Any], nodes: list[NodeInfo], rng: random.Random | None = None
+) -> Decision:
+    rng = rng or random.Random()
+    state = CycleState(pod, nodes)
+    feasible: list[NodeInfo] = []
+    reasons: Counter[str] = Counter()
+    for node in nodes:
+        reason = next((r for f in FILTERS if (r := f.filter(state, node)) is not None), None)
+        if reason is None:
+            feasible.append(node)
+        else:
+            reasons[reason] += 1
+    if not feasible:
+        return Decision(None, failure_message(len(nodes), reasons))
+    if len(feasible) == 1:
+        return Decision(feasible[0].name)
+    totals = {n.name: 0.0 for n in feasible}
+    for plugin in SCORES:
+        raw = {n.name: plugin.score(state, n) for n in feasible}
+        low, high = min(raw.values()), max(raw.values())
+        for name, value in raw.items():
+            normalized = 0.0 if high == low else (value - low) * 100 / (high - low)
+            if plugin.reverse:
+                normalized = 100 - normalized if high != low else 100.0
+            totals[name] += normalized * plugin.weight
+    best = max(totals.values())
+    return Decision(rng.choice(sorted(n for n, s in totals.items() if s == best)))
