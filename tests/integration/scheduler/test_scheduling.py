@@ -1,0 +1,257 @@
+"""The scheduler against a real apiserver, with nodes that exist only as Node objects
+(no kubelet, as kwok does)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+FAST = (
+    "--leader-elect-lease-duration",
+    "4",
+    "--leader-elect-renew-deadline",
+    "3",
+    "--leader-elect-retry-period",
+    "1",
+)
+
+
+def eventually(check: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}: last={last!r}")
+
+
+@pytest.fixture
+def cluster(start_apiserver: Any, start_component: Any) -> Iterator[tuple[Any, httpx.Client]]:
+    server = start_apiserver()
+    start_component("scheduler", server.kubeconfig, *FAST)
+    with server.client() as api:
+        yield server, api
+
+
+def add_node(
+    api: httpx.Client,
+    name: str,
+    *,
+    cpu: str = "2",
+    memory: str = "4Gi",
+    labels: dict | None = None,
+    taints: list | None = None,
+) -> None:
+    body = {
+        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, **(labels or {})}},
+        "spec": {"taints": taints or []},
+    }
+    made = api.post("/api/v1/nodes", json=body)
+    assert made.status_code == 201, made.text
+    node = made.json()
+    node["status"] = {
+        "allocatable": {"cpu": cpu, "memory": memory, "pods": "110"},
+        "capacity": {"cpu": cpu, "memory": memory, "pods": "110"},
+        "conditions": [{"type": "Ready", "status": "True"}],
+    }
+    assert api.put(f"/api/v1/nodes/{name}/status", json=node).status_code == 200
+
+
+def add_pod(
+    api: httpx.Client,
+    name: str,
+    *,
+    cpu: str = "100m",
+    memory: str = "64Mi",
+    labels: dict | None = None,
+    **spec: Any,
+) -> None:
+    container: dict[str, Any] = {
+        "name": "c",
+        "image": "busybox",
+        "resources": {"requests": {"cpu": cpu, "memory": memory}},
+    }
+    if "ports" in spec:
+        container["ports"] = spec.pop("ports")
+    body = {
+        "metadata": {"name": name, "labels": labels or {}},
+        "spec": {"containers": [container], **spec},
+    }
+    r = api.post("/api/v1/namespaces/default/pods", json=body)
+    assert r.status_code == 201, r.text
+
+
+def node_of(api: httpx.Client, name: str) -> str:
+    return api.get(f"/api/v1/namespaces/default/pods/{name}").json()["spec"].get("nodeName", "")
+
+
+def scheduled_condition(api: httpx.Client, name: str) -> dict[str, Any]:
+    conds = (
+        api.get(f"/api/v1/namespaces/default/pods/{name}")
+        .json()
+        .get("status", {})
+        .get("conditions")
+        or []
+    )
+    return next((c for c in conds if c["type"] == "PodScheduled"), {})
+
+
+def test_full_node_leaves_pod_pending_until_a_node_arrives(cluster: Any) -> None:
+    _, api = cluster
+    add_node(api, "small", cpu="1", memory="1Gi")
+    add_node(
+        api,
+        "tainted",
+        taints=[{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}],
+    )
+    add_pod(api, "first", cpu="800m")
+    assert eventually(lambda: node_of(api, "first"), what="first bound") == "small"
+    add_pod(api, "second", cpu="800m")
+    cond = eventually(
+        lambda: (
+            scheduled_condition(api, "second").get("reason") and scheduled_condition(api, "second")
+        ),
+        what="Unschedulable",
+    )
+    assert cond["status"] == "False" and cond["reason"] == "Unschedulable"
+    assert cond["message"] == (
+        "0/2 nodes are available: 1 Insufficient cpu, 1 node(s) had untolerated taint "
+        "{node-role.kubernetes.io/control-plane: }."
+    )
+    events = api.get(
+        "/api/v1/namespaces/default/events",
+        params={"fieldSelector": "involvedObject.name=second,reason=FailedScheduling"},
+    ).json()["items"]
+    assert events and events[0]["type"] == "Warning"
+    add_node(api, "later")
+    assert eventually(lambda: node_of(api, "second"), what="placed on new node") == "later"
+
+
+def test_selectors_tolerations_and_host_ports(cluster: Any) -> None:
+    _, api = cluster
+    add_node(api, "gpu", labels={"accel": "gpu"})
+    add_node(api, "plain")
+    add_node(api, "special", taints=[{"key": "dedicated", "value": "db", "effect": "NoSchedule"}])
+    add_pod(api, "wants-gpu", nodeSelector={"accel": "gpu"})
+    add_pod(
+        api,
+        "db",
+        nodeSelector={"kubernetes.io/hostname": "special"},
+        tolerations=[
+            {"key": "dedicated", "operator": "Equal", "value": "db", "effect": "NoSchedule"}
+        ],
+    )
+    ports = [{"containerPort": 80, "hostPort": 8080}]
+    add_pod(api, "web1", ports=ports, nodeSelector={"kubernetes.io/hostname": "plain"})
+    add_pod(api, "web2", ports=ports, nodeSelector={"kubernetes.io/hostname": "plain"})
+    assert eventually(lambda: node_of(api, "wants-gpu")) == "gpu"
+    assert eventually(lambda: node_of(api, "db")) == "special"
+    assert eventually(lambda: node_of(api, "web1")) == "plain"
+    cond = eventually(lambda: scheduled_condition(api, "web2").get("message"))
+    assert "1 node(s) didn't have free ports for the requested pod ports" in cond
+
+
+def test_anti_affinity_spreads_one_per_node(cluster: Any) -> None:
+    _, api = cluster
+    for i in range(3):
+        add_node(api, f"n{i}")
+    anti = {
+        "podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "labelSelector": {"matchLabels": {"app": "ha"}},
+                    "topologyKey": "kubernetes.io/hostname",
+                }
+            ]
+        }
+    }
+    for i in range(4):
+        add_pod(api, f"ha{i}", labels={"app": "ha"}, affinity=anti)
+    nodes = [
+        eventually(
+            lambda n=i: node_of(api, f"ha{n}") or scheduled_condition(api, f"ha{n}").get("reason"),
+            what=f"ha{i}",
+        )
+        for i in range(4)
+    ]
+    placed = [n for n in nodes if n != "Unschedulable"]
+    assert sorted(placed) == ["n0", "n1", "n2"]
+    assert nodes.count("Unschedulable") == 1
+
+
+def test_topology_spread_across_zones(cluster: Any) -> None:
+    _, api = cluster
+    for i, zone in enumerate(["a", "a", "b"]):
+        add_node(api, f"z{i}", labels={"zone": zone})
+    spread = [
+        {
+            "maxSkew": 1,
+            "topologyKey": "zone",
+            "whenUnsatisfiable": "DoNotSchedule",
+            "labelSelector": {"matchLabels": {"app": "sp"}},
+        }
+    ]
+    for i in range(4):
+        add_pod(api, f"sp{i}", labels={"app": "sp"}, topologySpreadConstraints=spread)
+        eventually(lambda n=i: node_of(api, f"sp{n}"), what=f"sp{i}")
+    zones = {"z0": "a", "z1": "a", "z2": "b"}
+    placed = [zones[node_of(api, f"sp{i}")] for i in range(4)]
+    assert placed.count("a") == 2 and placed.count("b") == 2
+
+
+def test_200_pods_on_20_nodes_never_overcommit(cluster: Any) -> None:
+    _, api = cluster
+    for i in range(20):
+        add_node(api, f"w{i:02d}", cpu="1", memory="2Gi")
+    for i in range(220):  # room for 200 (10 x 100m per node); 20 must stay Pending
+        add_pod(api, f"load{i:03d}", cpu="100m", memory="64Mi")
+
+    def bound() -> list[dict[str, Any]]:
+        items = api.get("/api/v1/namespaces/default/pods").json()["items"]
+        return [p for p in items if p["spec"].get("nodeName")]
+
+    eventually(lambda: len(bound()) == 200, timeout=90, what="200 bound")
+    time.sleep(2)
+    pods = bound()
+    assert len(pods) == 200
+    per_node: dict[str, int] = {}
+    for p in pods:
+        per_node[p["spec"]["nodeName"]] = per_node.get(p["spec"]["nodeName"], 0) + 1
+    assert max(per_node.values()) == 10 and len(per_node) == 20
+
+
+def test_two_schedulers_one_binds(start_apiserver: Any, start_component: Any) -> None:
+    server = start_apiserver()
+    first = start_component("scheduler", server.kubeconfig, *FAST)
+    start_component("scheduler", server.kubeconfig, *FAST)
+    with server.client() as api:
+        add_node(api, "only")
+        lease = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kube-scheduler"
+        holder = eventually(
+            lambda: (
+                api.get(lease).status_code == 200
+                and api.get(lease).json()["spec"].get("holderIdentity")
+            )
+        )
+        for i in range(10):
+            add_pod(api, f"p{i}")
+        for i in range(10):
+            assert eventually(lambda n=i: node_of(api, f"p{n}")) == "only"
+        first.kill()
+        add_pod(api, "after")
+        assert eventually(lambda: node_of(api, "after"), timeout=30) == "only"
+        assert api.get(lease).json()["spec"]["holderIdentity"] in (
+            holder,
+            api.get(lease).json()["spec"]["holderIdentity"],
+        )
+        events = api.get(
+            "/api/v1/namespaces/default/events", params={"fieldSelector": "reason=Scheduled"}
+        ).json()["items"]
+        scheduled = [e["involvedObject"]["name"] for e in events]
+        assert len(scheduled) == len(set(scheduled))  # each pod bound once
