@@ -233,7 +233,7 @@ def test_two_schedulers_one_binds(start_apiserver: Any, start_component: Any) ->
     with server.client() as api:
         add_node(api, "only")
         lease = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kube-scheduler"
-        holder = eventually(
+        eventually(
             lambda: (
                 api.get(lease).status_code == 200
                 and api.get(lease).json()["spec"].get("holderIdentity")
@@ -243,13 +243,9 @@ def test_two_schedulers_one_binds(start_apiserver: Any, start_component: Any) ->
             add_pod(api, f"p{i}")
         for i in range(10):
             assert eventually(lambda n=i: node_of(api, f"p{n}")) == "only"
-        first.kill()
+        first.kill()  # whichever led, the survivor schedules from now on
         add_pod(api, "after")
         assert eventually(lambda: node_of(api, "after"), timeout=30) == "only"
-        assert api.get(lease).json()["spec"]["holderIdentity"] in (
-            holder,
-            api.get(lease).json()["spec"]["holderIdentity"],
-        )
         events = api.get(
             "/api/v1/namespaces/default/events", params={"fieldSelector": "reason=Scheduled"}
         ).json()["items"]
