@@ -55,6 +55,24 @@ def failure_message(total: int, reasons: Counter[str]) -> str:
     return f"0/{total} nodes are available: {parts}."
 
 
+MIN_FEASIBLE_NODES = 100
+
+
+def feasible_nodes_to_find(total: int) -> int:
+    """kube-scheduler's percentageOfNodesToScore: in a large cluster, stop looking once
+    enough nodes fit (50% of nodes, less 1% per 125 nodes, at least 5% and 100 nodes)."""
+    if total <= MIN_FEASIBLE_NODES:
+        return total
+    percentage = max(50 - total // 125, 5)
+    return max(total * percentage // 100, MIN_FEASIBLE_NODES)
+
+
+class _Rotation:
+    """Where the next search starts, so that every node gets looked at in turn."""
+
+    start = 0
+
+
 def schedule(
     pod: dict[str, Any], nodes: list[NodeInfo], rng: random.Random | None = None
 ) -> Decision:
@@ -62,12 +80,19 @@ def schedule(
     state = CycleState(pod, nodes)
     feasible: list[NodeInfo] = []
     reasons: Counter[str] = Counter()
-    for node in nodes:
+    wanted = feasible_nodes_to_find(len(nodes))
+    offset = _Rotation.start % len(nodes) if nodes else 0
+    looked = 0
+    for node in nodes[offset:] + nodes[:offset]:
+        looked += 1
         reason = next((r for f in FILTERS if (r := f.filter(state, node)) is not None), None)
         if reason is None:
             feasible.append(node)
+            if len(feasible) >= wanted:
+                break
         else:
             reasons[reason] += 1
+    _Rotation.start = offset + looked
     if not feasible:
         return Decision(None, failure_message(len(nodes), reasons))
     if len(feasible) == 1:

@@ -12,6 +12,7 @@ stop() {  # name pidfile: stop what up.sh started, by the PID it recorded
     fi
     rm -f "$2"
 }
+stop scheduler "$STATE/scheduler.pid"
 stop controller-manager "$STATE/controller-manager.pid"
 pidfile=$STATE/apiserver.pid
 if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what is missing and brings up skiff as far as it is built: today the
-# API server with its embedded etcd, and the controller-manager. Prints how to reach it with kubectl.
+# API server with its embedded etcd, the controller-manager and the scheduler. Prints how to reach it with kubectl.
 # Stop it again with scripts/down.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,15 +39,19 @@ PY
     sleep 0.5
 done
 
-cmpid=$STATE/controller-manager.pid
-if [ -f "$cmpid" ] && kill -0 "$(cat "$cmpid")" 2>/dev/null; then
-    echo "skiff: the controller-manager is already running (pid $(cat "$cmpid"))"
-else
-    echo "skiff: starting the controller-manager (log: $STATE/controller-manager.log)"
-    setsid .venv/bin/skiff controller-manager --kubeconfig "$STATE/admin.kubeconfig" \
-        >>"$STATE/controller-manager.log" 2>&1 < /dev/null &
-    echo $! > "$cmpid"
-fi
+start_component() {  # name: start `skiff <name>` unless it already runs
+    local pidfile=$STATE/$1.pid
+    if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+        echo "skiff: the $1 is already running (pid $(cat "$pidfile"))"
+        return
+    fi
+    echo "skiff: starting the $1 (log: $STATE/$1.log)"
+    setsid .venv/bin/skiff "$1" --kubeconfig "$STATE/admin.kubeconfig" \
+        >>"$STATE/$1.log" 2>&1 < /dev/null &
+    echo $! > "$pidfile"
+}
+start_component controller-manager
+start_component scheduler
 
 cat <<MSG
 
