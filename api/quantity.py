@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from fractions import Fraction
+from functools import lru_cache
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 _DECIMAL = {
@@ -31,6 +32,18 @@ _PATTERN = re.compile(
 
 def parse(text: str | int | float) -> Fraction:
     """The exact value of a quantity; ValueError with Kubernetes' message when malformed."""
+    if isinstance(text, str):
+        return _parse_text(text)
+    return _parse(text)
+
+
+@lru_cache(maxsize=8192)
+def _parse_text(text: str) -> Fraction:
+    """Memoized: a cluster has few distinct quantities, and schedulers parse them often."""
+    return _parse(text)
+
+
+def _parse(text: str | int | float) -> Fraction:
     if isinstance(text, bool):
         raise ValueError(
             "quantities must match the regular expression "

@@ -55,6 +55,7 @@ def host_ports(pod: Pod) -> set[tuple[str, str, int]]:
 
 
 def allocatable(node: Node) -> dict[str, int]:
+    """Allocatable resources, cpu in millicores, everything else in units."""
     out = {}
     for name, value in ((node.get("status") or {}).get("allocatable") or {}).items():
         out[name] = quantity.milli_value(value) if name == "cpu" else quantity.value(value)
@@ -68,6 +69,15 @@ class NodeInfo:
     requested: dict[str, int] = field(default_factory=dict)
     nonzero: dict[str, int] = field(default_factory=lambda: {"cpu": 0, "memory": 0})
     ports: set[tuple[str, str, int]] = field(default_factory=set)
+
+    _allocatable: tuple[int, dict[str, int]] | None = None  # (id of node dict, values)
+
+    @property
+    def allocatable(self) -> dict[str, int]:
+        """Parsed once per version of the Node (quantities are costly to parse)."""
+        if self._allocatable is None or self._allocatable[0] != id(self.node):
+            self._allocatable = (id(self.node), allocatable(self.node))
+        return self._allocatable[1]
 
     @property
     def name(self) -> str:

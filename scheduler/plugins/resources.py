@@ -6,12 +6,19 @@ from scheduler.cache import (
     DEFAULT_CPU_MILLI,
     DEFAULT_MEMORY,
     NodeInfo,
-    allocatable,
     host_ports,
     pod_requests,
 )
 
 from . import CycleState
+
+
+def _requests(state: CycleState) -> dict[str, int]:
+    """The pod's requests, computed once per scheduling cycle."""
+    if "requests" not in state.data:
+        state.data["requests"] = pod_requests(state.pod)
+    return state.data["requests"]
+
 
 MESSAGES = {
     "cpu": "Insufficient cpu",
@@ -26,8 +33,8 @@ class NodeResourcesFit:
     reverse = False
 
     def filter(self, state: CycleState, node: NodeInfo) -> str | None:
-        requests = state.data.setdefault("requests", pod_requests(state.pod))
-        capacity = allocatable(node.node)
+        requests = _requests(state)
+        capacity = node.allocatable
         if "pods" in capacity and len(node.pods) + 1 > capacity["pods"]:
             return "Too many pods"
         for name, amount in requests.items():
@@ -51,8 +58,8 @@ class NodeResourcesFit:
 
 
 def _fractions(state: CycleState, node: NodeInfo) -> list[float]:
-    requests = state.data.setdefault("requests", pod_requests(state.pod))
-    capacity = allocatable(node.node)
+    requests = _requests(state)
+    capacity = node.allocatable
     out = []
     for name, default in (("cpu", DEFAULT_CPU_MILLI), ("memory", DEFAULT_MEMORY)):
         have = capacity.get(name)

@@ -35,6 +35,13 @@ def _counts(constraint: dict[str, Any], state: CycleState) -> dict[str, int]:
     return counts
 
 
+def _cached_counts(constraint: dict[str, Any], state: CycleState) -> dict[str, int]:
+    key = f"spread:{id(constraint)}"
+    if key not in state.data:
+        state.data[key] = _counts(constraint, state)
+    return state.data[key]
+
+
 def _constraints(state: CycleState, mode: str) -> list[dict[str, Any]]:
     return [
         c
@@ -50,7 +57,7 @@ class PodTopologySpread:
 
     def filter(self, state: CycleState, node: NodeInfo) -> str | None:
         for c in _constraints(state, "DoNotSchedule"):
-            counts = state.data.setdefault(f"spread:{id(c)}", _counts(c, state))
+            counts = _cached_counts(c, state)
             domain = node.labels.get(c.get("topologyKey", ""))
             if domain is None:
                 return (
@@ -64,6 +71,6 @@ class PodTopologySpread:
     def score(self, state: CycleState, node: NodeInfo) -> float:
         total = 0.0
         for c in _constraints(state, "ScheduleAnyway"):
-            counts = state.data.setdefault(f"spread:{id(c)}", _counts(c, state))
+            counts = _cached_counts(c, state)
             total += counts.get(node.labels.get(c.get("topologyKey", ""), ""), 0)
         return total
