@@ -25,6 +25,7 @@ from .queue import SchedulingQueue
 
 log = logging.getLogger("skiff.scheduler")
 SCHEDULER_NAME = "default-scheduler"
+MAX_INFLIGHT_BINDS = 16
 
 
 def is_ours(pod: dict[str, Any]) -> bool:
@@ -60,6 +61,9 @@ class Scheduler:
             on_delete=lambda n: self.cache.remove_node(n["metadata"]["name"]),
         )
         self._binds: set[asyncio.Task[None]] = set()
+        # Bindings in flight at once: beyond this the loop waits, so a burst of pods
+        # cannot queue thousands of requests that then time out together.
+        self._bind_slots = asyncio.Semaphore(MAX_INFLIGHT_BINDS)
 
     # -- events -------------------------------------------------------------------
 
@@ -117,12 +121,16 @@ class Scheduler:
                 task.cancel()
 
     async def schedule_one(self, key: str, pod: dict[str, Any]) -> None:
+        # Wait for a binding slot first, so the decision sees every assumed pod.
+        await self._bind_slots.acquire()
         decision = schedule(pod, self.cache.schedulable_nodes(), self.rng)
         if decision.node is None:
+            self._bind_slots.release()
             await self._unschedulable(key, pod, decision.message)
             return
         self.cache.assume(key, pod, decision.node)
         task = asyncio.create_task(self._bind(key, pod, decision.node))
+        task.add_done_callback(lambda _: self._bind_slots.release())
         self._binds.add(task)
         task.add_done_callback(self._binds.discard)
 
