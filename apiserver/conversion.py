@@ -69,12 +69,19 @@ class ConvertingRegistry:
         opts: WriteOptions,
         *,
         subresource: str = "",
+        replace: bool = False,
     ) -> dict:
         def stored_compute(current: dict[str, Any]) -> dict[str, Any]:
             return self._in(compute(self._out(current)), opts)
 
         updated = await self.registry.update(
-            self.stored, namespace, name, stored_compute, opts, subresource=subresource
+            self.stored,
+            namespace,
+            name,
+            stored_compute,
+            opts,
+            subresource=subresource,
+            replace=replace,
         )
         return self._out(updated)
 

@@ -224,7 +224,13 @@ class Handlers:
                 return json.loads(json.dumps(body))  # a fresh copy for every retry
 
         updated = await self._reg(info).update(
-            info, path.namespace, path.name, compute, opts, subresource=path.subresource
+            info,
+            path.namespace,
+            path.name,
+            compute,
+            opts,
+            subresource=path.subresource,
+            replace=True,
         )
         if path.subresource == "scale":
             return responses.send(subresources.to_scale(updated), warnings=opts.warnings)

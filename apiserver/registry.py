@@ -249,8 +249,13 @@ class Registry:
         opts: WriteOptions,
         *,
         subresource: str = "",
+        replace: bool = False,
     ) -> dict:
         """Apply `compute(current) -> desired` and write it, guarded by the read revision.
+
+        `replace` marks a PUT: a resourceVersion in its body is the client's
+        precondition. A patch carries the current resourceVersion along unless
+        it sets one itself, so a lost race is retried on fresh state instead.
 
         `compute` is a PUT body (which may carry its own resourceVersion
         precondition) or a patch applied to the current object.
@@ -276,6 +281,8 @@ class Registry:
             if info.namespaced:
                 meta["namespace"] = namespace
             wanted_rv = meta.get("resourceVersion")
+            if wanted_rv and not replace and str(wanted_rv) == str(current.revision):
+                wanted_rv = None  # carried over from the current object, not asked for
             if wanted_rv and str(wanted_rv) != str(current.revision):
                 raise errors.conflict(info.plural, info.group, name, errors.STALE)
             desired.setdefault("apiVersion", info.api_version)

@@ -319,3 +319,35 @@ def test_describe_node_replicaset_service(apiserver: Any, namespace: str, tmp_pa
     }
     apiserver.kubectl("apply", *ns, "-f", str(write(tmp_path / "rs.json", json.dumps(rs))))
     assert "Replicas:" in apiserver.kubectl("describe", "rs", "rs1", *ns)
+
+
+def test_rollout_commands_diff_get_all_and_events(control_plane: Any, tmp_path: Path) -> None:
+    """With the controller-manager running, as a user would have it."""
+    server, _ = control_plane
+    ns = ("-n", "default")
+    server.kubectl("create", "deployment", "ro", "--image=nginx:1.25", "--replicas=2", *ns)
+    import time
+
+    deadline = time.monotonic() + 30
+    history = ""
+    while "REVISION" not in history and time.monotonic() < deadline:
+        history = server.kubectl("rollout", "history", "deployment/ro", *ns)
+        time.sleep(0.3)  # until the controller has made the first ReplicaSet
+    assert "REVISION" in history
+    assert "deployment.apps/ro restarted" in server.kubectl(
+        "rollout", "restart", "deployment/ro", *ns
+    )
+    assert "deployment.apps/ro paused" in server.kubectl("rollout", "pause", "deployment/ro", *ns)
+    assert "deployment.apps/ro resumed" in server.kubectl("rollout", "resume", "deployment/ro", *ns)
+    everything = server.kubectl("get", "all", *ns)
+    assert "deployment.apps/ro" in everything and "replicaset.apps/ro-" in everything
+    assert "pod/ro-" in everything and "service/kubernetes" in everything
+    events = server.kubectl("events", *ns)
+    assert "ScalingReplicaSet" in events
+    live = json.loads(server.kubectl("get", "deploy", "ro", *ns, "-o", "json"))
+    live["spec"]["replicas"] = 5
+    live.pop("status")
+    live["metadata"] = {"name": "ro", "namespace": "default"}
+    changed = write(tmp_path / "ro.json", json.dumps(live))
+    diff = server.kubectl("diff", "-f", str(changed), check=False)
+    assert "-  replicas: 2" in diff and "+  replicas: 5" in diff
