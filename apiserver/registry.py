@@ -14,10 +14,12 @@ the client asked for an effect, not for a particular starting point.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import datetime
 import json
+import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +34,7 @@ from .admission import ServiceAllocation, add_default_tolerations, check_namespa
 from .storage import CompactedError, Conflict, Store, Stored
 from .watch import Change, WatchHubs
 
-MAX_RETRIES = 16
+MAX_RETRIES = 200  # lost races on one object before giving up (patches retry)
 PROGRESS = "PROGRESS"  # a watch item that only moves the watcher's revision forward
 UNDELETABLE_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
 
@@ -260,7 +262,10 @@ class Registry:
         `compute` is a PUT body (which may carry its own resourceVersion
         precondition) or a patch applied to the current object.
         """
-        for _ in range(MAX_RETRIES):
+        for attempt in range(MAX_RETRIES):
+            if attempt > 2:
+                # Many writers on one object: spread the retries out a little.
+                await asyncio.sleep(random.random() * min(0.002 * attempt, 0.05))
             current = await self.get(info, namespace, name)
             desired = compute(copy.deepcopy(current.obj))
             if not isinstance(desired, dict):
