@@ -1,0 +1,36 @@
+"""Control groups for containers: limits, membership, usage and OOM kills, on v1 or v2.
+
+Kubernetes nodes run on either layout: cgroup v1 (one hierarchy per
+controller: /sys/fs/cgroup/memory/..., /sys/fs/cgroup/cpu/...) or the unified
+v2 tree. `open_cgroup(path)` picks the driver for this machine; both offer the
+same operations, so the runtime above them does not care which it has.
+A hybrid machine (v1 controllers plus an empty v2 mount, like this project's
+CI) counts as v1: the v2 tree has no controllers to give.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .resources import Resources
+from .v1 import CgroupV1
+from .v2 import CgroupV2
+
+ROOT = Path("/sys/fs/cgroup")
+
+__all__ = ["CgroupV1", "CgroupV2", "Resources", "detect", "open_cgroup"]
+
+
+def detect(root: Path = ROOT) -> str:
+    """'v2' when the unified hierarchy is mounted at the root with controllers, else 'v1'."""
+    controllers = root / "cgroup.controllers"
+    if controllers.exists() and controllers.read_text().split():
+        return "v2"
+    return "v1"
+
+
+def open_cgroup(path: str, root: Path = ROOT) -> CgroupV1 | CgroupV2:
+    """The cgroup at `path` (e.g. "/skiff/pod-uid/ctr"), for this machine's layout."""
+    if detect(root) == "v2":
+        return CgroupV2(path, root)
+    return CgroupV1(path, root)
