@@ -1,0 +1,137 @@
+"""The container's first process, between fork and exec: kept small, as runc keeps it.
+
+Runs as PID 1 of the new pid namespace, already in the new mount, uts and ipc
+namespaces. It builds the root filesystem (private mounts, /proc, a minimal
+/dev, the config's mounts), pivots into it, then waits on the exec FIFO until
+`start` opens it, and only then drops privileges and execs the process.
+Anything that fails is written to the error pipe for `create` to report.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from . import linux
+
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+
+
+def _mount_flags(options: list[str]) -> tuple[int, str]:
+    flags, data = 0, []
+    for o in options:
+        if o in linux.MOUNT_OPTIONS:
+            flags |= linux.MOUNT_OPTIONS[o]
+        elif o not in ("rw", "private", "rprivate", "slave", "rslave", "strictatime"):
+            data.append(o)
+    return flags, ",".join(data)
+
+
+def _setup_rootfs(config: dict[str, Any], bundle: str) -> None:
+    root = config["root"]["path"]
+    rootfs = root if os.path.isabs(root) else os.path.join(bundle, root)
+    # Nothing we mount may leak to the host: make the whole tree private first.
+    linux.mount("", "/", "", linux.MS_REC | linux.MS_PRIVATE)
+    linux.mount(rootfs, rootfs, "", linux.MS_BIND | linux.MS_REC)
+    for m in config.get("mounts") or []:
+        target = os.path.join(rootfs, m["destination"].lstrip("/"))
+        flags, data = _mount_flags(m.get("options") or [])
+        source = m.get("source", "")
+        if flags & linux.MS_BIND and os.path.isfile(source):
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            if not os.path.exists(target):
+                open(target, "a").close()
+        else:
+            os.makedirs(target, exist_ok=True)
+        kind = "" if flags & linux.MS_BIND else m.get("type", "")
+        if kind == "cgroup":
+            # A cgroup v1 mount needs named controllers; like runc without cgroupns,
+            # give the container an empty, read-only view instead of the host's tree.
+            kind, source, data = "tmpfs", "tmpfs", "mode=755"
+        linux.mount(
+            source, target, kind, flags & ~linux.MS_RDONLY if flags & linux.MS_BIND else flags, data
+        )
+        if flags & linux.MS_BIND and flags & linux.MS_RDONLY:
+            linux.mount("", target, "", flags | linux.MS_REMOUNT)
+    dev = os.path.join(rootfs, "dev")
+    if os.path.ismount(dev):
+        for name in DEVICES:  # bind the host's device nodes, as runc does without userns
+            target = os.path.join(dev, name)
+            if not os.path.exists(target):
+                open(target, "a").close()
+                linux.mount(f"/dev/{name}", target, "", linux.MS_BIND)
+        for name, link in (
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+        ):
+            if not os.path.lexists(os.path.join(dev, name)):
+                os.symlink(link, os.path.join(dev, name))
+    for path in (config.get("linux") or {}).get("maskedPaths") or []:
+        target = os.path.join(rootfs, path.lstrip("/"))
+        if os.path.isdir(target):
+            linux.mount("tmpfs", target, "tmpfs", linux.MS_RDONLY)
+        elif os.path.exists(target):
+            linux.mount("/dev/null", target, "", linux.MS_BIND)
+    for path in (config.get("linux") or {}).get("readonlyPaths") or []:
+        target = os.path.join(rootfs, path.lstrip("/"))
+        if os.path.exists(target):
+            linux.mount(target, target, "", linux.MS_BIND | linux.MS_REC)
+            linux.mount(
+                "", target, "", linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY | linux.MS_REC
+            )
+    # pivot_root into the rootfs and detach the old root entirely.
+    os.chdir(rootfs)
+    linux.pivot_root(".", ".")
+    linux.umount2(".", linux.MNT_DETACH)
+    os.chdir("/")
+    if config["root"].get("readonly"):
+        linux.mount("", "/", "", linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY)
+
+
+def run(config: dict[str, Any], bundle: str, fifo_fd: int, sync_fd: int) -> None:
+    """Never returns. Writes "ok" to sync_fd once the container is set up (or the error),
+    waits for `start`, then execs the process."""
+    ready = False
+    try:
+        process = config["process"]
+        _setup_rootfs(config, bundle)
+        if config.get("hostname"):
+            socket.sethostname(config["hostname"])
+        os.chdir(process.get("cwd") or "/")
+        os.write(sync_fd, b"ok")
+        os.close(sync_fd)
+        ready = True
+        # Block until `start` opens the FIFO for reading: the create/start split.
+        fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        os.write(fd, b"0")
+        os.close(fd)
+        os.close(fifo_fd)
+        if process.get("noNewPrivileges"):
+            linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+        user = process.get("user") or {}
+        os.setgroups([int(g) for g in user.get("additionalGids") or []])
+        os.setgid(int(user.get("gid", 0)))
+        caps = process.get("capabilities") or {}
+        if user.get("uid", 0) == 0:
+            linux.set_capabilities(
+                bounding=caps.get("bounding") or [],
+                effective=caps.get("effective") or [],
+                permitted=caps.get("permitted") or [],
+                inheritable=caps.get("inheritable") or [],
+            )
+        os.setuid(int(user.get("uid", 0)))
+        env = dict(e.split("=", 1) for e in process.get("env") or [] if "=" in e)
+        args = process["args"]
+        os.execvpe(args[0], args, env)
+    except BaseException as e:  # report, never raise past the fork
+        message = f"{type(e).__name__}: {e}"
+        try:
+            if ready:
+                os.write(2, f"skiff-runc: {message}\n".encode())
+            else:
+                os.write(sync_fd, message.encode()[:4000])
+        finally:
+            os._exit(127 if ready else 1)

@@ -1,0 +1,176 @@
+"""The same OCI bundles run by skiff-runc and by runc: what a user would check inside.
+
+Each test builds a busybox rootfs in a temporary directory (from Debian's
+busybox-static), writes a config.json (from `runc spec`, adapted), and removes
+the containers, their state and their cgroups afterwards, also on failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+SKIFF_RUNC = [sys.executable, "-m", "runtime.runc.main"]
+APPLETS = ("sh", "echo", "hostname", "ps", "cat", "ls", "ip", "sleep", "head", "tr", "wc", "true")
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="containers need root"),
+    pytest.mark.skipif(not Path("/bin/busybox").exists(), reason="needs busybox-static"),
+]
+
+
+@pytest.fixture(params=["skiff-runc", "runc"])
+def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[str]]:
+    if request.param == "runc" and not shutil.which("runc"):
+        pytest.skip("runc is not installed")
+    state = tmp_path / "state"
+    base = SKIFF_RUNC if request.param == "skiff-runc" else ["runc"]
+    yield [*base, "--root", str(state)]
+
+
+@pytest.fixture
+def bundle(tmp_path: Path) -> Iterator[Path]:
+    b = tmp_path / "bundle"
+    (b / "rootfs" / "bin").mkdir(parents=True)
+    shutil.copy("/bin/busybox", b / "rootfs" / "bin" / "busybox")
+    for applet in APPLETS:
+        (b / "rootfs" / "bin" / applet).symlink_to("busybox")
+    for d in ("proc", "dev", "sys", "tmp"):
+        (b / "rootfs" / d).mkdir()
+    subprocess.run(["runc", "spec", "--bundle", str(b)], check=True)
+    cgroup_parent = f"skiff-test-{uuid.uuid4().hex[:8]}"
+    config = json.loads((b / "config.json").read_text())
+    config["process"]["terminal"] = False
+    config["hostname"] = "boxy"
+    config["linux"]["cgroupsPath"] = f"/{cgroup_parent}/ctr"
+    (b / "config.json").write_text(json.dumps(config))
+    try:
+        yield b
+    finally:
+        for controller in (
+            "cpu",
+            "cpuacct",
+            "memory",
+            "pids",
+            "blkio",
+            "devices",
+            "freezer",
+            "cpuset",
+            "systemd",
+            "hugetlb",
+            "net_cls",
+            "perf_event",
+            "unified",  # runc also makes a v2 cgroup on hybrid machines
+        ):
+            for d in (
+                f"/sys/fs/cgroup/{controller}/{cgroup_parent}/ctr",
+                f"/sys/fs/cgroup/{controller}/{cgroup_parent}",
+            ):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
+
+
+def configure(bundle: Path, args: list[str], **linux: Any) -> None:
+    config = json.loads((bundle / "config.json").read_text())
+    config["process"]["args"] = args
+    config["linux"].setdefault("resources", {}).update(linux)
+    (bundle / "config.json").write_text(json.dumps(config))
+
+
+def run(
+    runtime: list[str], bundle: Path, cid: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*runtime, "run", "--bundle", str(bundle), cid],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_pid1_hostname_isolation_and_exit_code(runtime: list[str], bundle: Path) -> None:
+    configure(
+        bundle,
+        [
+            "sh",
+            "-c",
+            "echo pid=$$; hostname; ps | wc -l; ls /; "
+            "ip link add x type dummy 2>/dev/null && echo NET_ADMIN; exit 7",
+        ],
+    )
+    result = run(runtime, bundle, f"t-{uuid.uuid4().hex[:6]}")
+    lines = result.stdout.split()
+    assert result.returncode == 7, result.stderr
+    assert lines[0] == "pid=1"
+    assert lines[1] == "boxy"
+    assert int(lines[2]) <= 5  # ps header, sh, ps, wc: no host processes
+    assert "work" not in lines and "bin" in lines  # its own root, not the host's
+    assert "NET_ADMIN" not in result.stdout  # capabilities dropped
+
+
+def test_memory_hog_is_killed(runtime: list[str], bundle: Path) -> None:
+    configure(
+        bundle,
+        ["sh", "-c", "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived"],
+        memory={"limit": 32 * 1024 * 1024},
+    )
+    result = run(runtime, bundle, f"m-{uuid.uuid4().hex[:6]}")
+    assert "survived" not in result.stdout
+    assert result.returncode != 0  # the shell's subshell (or the shell) was OOM-killed
+
+
+def test_create_start_kill_delete(runtime: list[str], bundle: Path, tmp_path: Path) -> None:
+    configure(bundle, ["sleep", "100"])
+    cid = f"k-{uuid.uuid4().hex[:6]}"
+    pid_file = tmp_path / "pid"
+    log = tmp_path / "create.log"
+    try:
+        # The container inherits create's stdout and stderr: give it a file, not a pipe
+        # (a pipe would stay open, and `run` wait, for as long as the container lives).
+        with open(log, "w") as out:
+            created = subprocess.run(
+                [*runtime, "create", "--bundle", str(bundle), "--pid-file", str(pid_file), cid],
+                stdout=out,
+                stderr=out,
+                timeout=30,
+                cwd=ROOT,
+                stdin=subprocess.DEVNULL,
+            )
+        assert created.returncode == 0, log.read_text()
+
+        def state() -> dict[str, Any]:
+            out = subprocess.run(
+                [*runtime, "state", cid], capture_output=True, text=True, cwd=ROOT, timeout=30
+            )
+            return json.loads(out.stdout)
+
+        assert state()["status"] == "created"
+        assert state()["pid"] == int(pid_file.read_text())
+        subprocess.run([*runtime, "start", cid], check=True, cwd=ROOT, timeout=30)
+        assert state()["status"] == "running"
+        subprocess.run([*runtime, "kill", cid, "KILL"], check=True, cwd=ROOT, timeout=30)
+        deadline = time.monotonic() + 10
+        while state()["status"] != "stopped" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert state()["status"] == "stopped"
+    finally:
+        subprocess.run(
+            [*runtime, "delete", "--force", cid], cwd=ROOT, timeout=30, capture_output=True
+        )
+    gone = subprocess.run([*runtime, "state", cid], capture_output=True, text=True, cwd=ROOT)
+    assert gone.returncode != 0
