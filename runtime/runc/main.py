@@ -2,6 +2,7 @@
 
     skiff-runc [--root DIR] create [--bundle DIR] [--pid-file F] ID
     skiff-runc start ID | state ID | kill ID [SIGNAL] | delete [--force] ID | list
+    skiff-runc exec ID COMMAND...            (in a running container's namespaces)
     skiff-runc run [--bundle DIR] ID        (create + start, waits, exits with its code)
 
 The create/start split is runc's: `create` forks a child that unshares the
@@ -224,6 +225,64 @@ def delete(root: str, cid: str, force: bool) -> int:
     return 0
 
 
+def exec_cmd(root: str, cid: str, args: list[str], env: list[str], cwd: str | None) -> int:
+    """Run another process in a running container: join its namespaces and cgroup, drop
+    the same privileges as its process, exec; wait for it and exit with its code."""
+    from runtime.cgroups import open_cgroup
+
+    from . import linux
+
+    state = _load(root, cid)
+    if status_of(root, state) != "running":
+        raise RuntimeError_(f"cannot exec in a container that is {status_of(root, state)}")
+    if not args:
+        raise RuntimeError_("exec needs a command")
+    pid = int(state["pid"])
+    config = json.loads((Path(state["bundle"]) / "config.json").read_text())
+    process = config["process"]
+    ns_files = [(k, f"/proc/{pid}/ns/{k}") for k in ("ipc", "uts", "net", "pid", "mnt")]
+    # Open them all first: after joining the mount namespace /proc is the container's.
+    fds = [
+        (k, os.open(f, os.O_RDONLY | os.O_CLOEXEC))
+        for k, f in ns_files
+        if os.readlink(f) != os.readlink(f"/proc/self/ns/{k}")
+    ]
+    child = os.fork()
+    if child == 0:
+        try:
+            open_cgroup(state.get("cgroup") or f"/skiff-runc/{cid}").add(os.getpid())
+            for _, fd in fds:
+                linux.setns(f"/proc/self/fd/{fd}")
+            grandchild = os.fork()  # the pid namespace applies to children only
+            if grandchild:
+                _, status = os.waitpid(grandchild, 0)
+                os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+            os.chdir(cwd or process.get("cwd") or "/")
+            if process.get("noNewPrivileges"):
+                linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+            user = process.get("user") or {}
+            os.setgroups([int(g) for g in user.get("additionalGids") or []])
+            os.setgid(int(user.get("gid", 0)))
+            caps = process.get("capabilities") or {}
+            if user.get("uid", 0) == 0:
+                linux.set_capabilities(
+                    bounding=caps.get("bounding") or [],
+                    effective=caps.get("effective") or [],
+                    permitted=caps.get("permitted") or [],
+                    inheritable=caps.get("inheritable") or [],
+                )
+            os.setuid(int(user.get("uid", 0)))
+            environment = dict(e.split("=", 1) for e in [*process.get("env", []), *env] if "=" in e)
+            os.execvpe(args[0], args, environment)
+        except BaseException as e:
+            os.write(2, f"skiff-runc exec: {type(e).__name__}: {e}\n".encode())
+            os._exit(127)
+    for _, fd in fds:
+        os.close(fd)
+    _, status = os.waitpid(child, 0)
+    return os.waitstatus_to_exitcode(status) & 0xFF
+
+
 def list_cmd(root: str) -> int:
     print(f"{'ID':<20} {'PID':<8} {'STATUS':<10} BUNDLE")
     for d in sorted(Path(root).glob("*/state.json")) if Path(root).exists() else []:
@@ -269,6 +328,12 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--force", "-f", action="store_true")
     d.add_argument("id")
     sub.add_parser("list")
+    e = sub.add_parser("exec")
+    e.add_argument("--env", "-e", action="append", default=[])
+    e.add_argument("--cwd", default=None)
+    e.add_argument("--tty", "-t", action="store_true")
+    e.add_argument("id")
+    e.add_argument("command_args", nargs=argparse.REMAINDER, metavar="command")
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
     try:
         if a.command == "create":
@@ -283,6 +348,9 @@ def main(argv: list[str] | None = None) -> int:
             return kill(a.root, a.id, a.signal)
         if a.command == "delete":
             return delete(a.root, a.id, a.force)
+        if a.command == "exec":
+            command = a.command_args if hasattr(a, "command_args") else []
+            return exec_cmd(a.root, a.id, command, a.env, a.cwd)
         return list_cmd(a.root)
     except (RuntimeError_, OSError) as e:
         print(f"skiff-runc: {e}", file=sys.stderr)

@@ -163,6 +163,28 @@ def test_create_start_kill_delete(runtime: list[str], bundle: Path, tmp_path: Pa
         assert state()["pid"] == int(pid_file.read_text())
         subprocess.run([*runtime, "start", cid], check=True, cwd=ROOT, timeout=30)
         assert state()["status"] == "running"
+        # exec joins the running container: its hostname, its pid namespace, its exit code.
+        inside = subprocess.run(
+            [*runtime, "exec", cid, "sh", "-c", "hostname; ps"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+        )
+        assert inside.returncode == 0, inside.stderr
+        assert inside.stdout.splitlines()[0] == "boxy"
+        assert any(
+            line.split()[:1] == ["1"] and "sleep" in line for line in inside.stdout.splitlines()
+        )
+        failing = subprocess.run(
+            [*runtime, "exec", cid, "sh", "-c", "exit 3"],
+            cwd=ROOT,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+        )
+        assert failing.returncode == 3
         subprocess.run([*runtime, "kill", cid, "KILL"], check=True, cwd=ROOT, timeout=30)
         deadline = time.monotonic() + 10
         while state()["status"] != "stopped" and time.monotonic() < deadline:
