@@ -1,0 +1,1 @@
+"""Pod networking for sandboxes: network namespaces, addresses, the node bridge."""

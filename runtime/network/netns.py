@@ -1,0 +1,60 @@
+"""Network namespaces held open by a bind mount, so no process has to stay in them."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from runtime.runc import linux
+
+T = TypeVar("T")
+
+
+def create_netns(path: Path) -> None:
+    """A new network namespace at `path`, with `lo` up."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+    child = os.fork()
+    if child == 0:
+        try:
+            linux.unshare(linux.CLONE_NEWNET)
+            linux.mount("/proc/self/ns/net", str(path), "", linux.MS_BIND)
+            from pyroute2 import IPRoute
+
+            with IPRoute() as ip:
+                ip.link("set", index=ip.link_lookup(ifname="lo")[0], state="up")
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(child, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise OSError(f"could not create a network namespace at {path}")
+
+
+def remove_netns(path: Path) -> None:
+    """Unmount and remove; nothing to do when it is already gone."""
+    with contextlib.suppress(OSError):
+        linux.umount2(str(path), linux.MNT_DETACH)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def in_netns(path: Path, fn: Callable[[], None]) -> None:
+    """Run `fn` in a forked child inside the namespace at `path` (we stay where we are)."""
+    child = os.fork()
+    if child == 0:
+        try:
+            linux.setns(str(path), linux.CLONE_NEWNET)
+            fn()
+            os._exit(0)
+        except BaseException as e:
+            os.write(2, f"in netns {path}: {type(e).__name__}: {e}\n".encode())
+            os._exit(1)
+    _, status = os.waitpid(child, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise OSError(f"configuring the network namespace at {path} failed")

@@ -1,0 +1,101 @@
+"""A pod's network: a veth pair from the node bridge into the pod's namespace.
+
+Everything acts on the network namespace of the calling process, the node's:
+in a lab, a node is itself a network namespace and the runtime runs inside
+it. The bridge gets the CIDR's first address and is every pod's gateway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyroute2 import IPRoute
+
+from .ipam import HostLocalIPAM
+from .netns import in_netns
+
+
+@dataclass(frozen=True)
+class PodNetworkConfig:
+    pod_cidr: str
+    bridge: str = "skiff0"
+    state_dir: Path = Path("/var/lib/skiff/network")
+    mtu: int = 1500
+
+
+@dataclass(frozen=True)
+class PodAddress:
+    ip: str
+    prefix_len: int
+    gateway: str
+    interface: str = "eth0"
+
+
+def host_veth_name(sandbox_id: str) -> str:
+    """Deterministic and within the 15-character limit of interface names."""
+    return "veth" + hashlib.sha256(sandbox_id.encode()).hexdigest()[:11]
+
+
+class PodNetwork:
+    def __init__(self, config: PodNetworkConfig) -> None:
+        self.config = config
+        self.ipam = HostLocalIPAM(config.pod_cidr, config.state_dir)
+        self.prefix = ipaddress.ip_network(config.pod_cidr).prefixlen
+
+    def ensure_bridge(self, ip: IPRoute) -> int:
+        found = ip.link_lookup(ifname=self.config.bridge)
+        if found:
+            index = found[0]
+        else:
+            ip.link("add", ifname=self.config.bridge, kind="bridge", mtu=self.config.mtu)
+            index = ip.link_lookup(ifname=self.config.bridge)[0]
+        gateway = str(self.ipam.gateway)
+        if not any(a.get_attr("IFA_ADDRESS") == gateway for a in ip.get_addr(index=index)):
+            ip.addr("add", index=index, address=gateway, prefixlen=self.prefix)
+        ip.link("set", index=index, state="up")
+        return index
+
+    def setup(self, sandbox_id: str, netns_path: Path) -> PodAddress:
+        address = str(self.ipam.allocate(sandbox_id))
+        gateway = str(self.ipam.gateway)
+        host_name = host_veth_name(sandbox_id)
+        peer = "p" + host_name[4:]
+        with IPRoute() as ip:
+            bridge = self.ensure_bridge(ip)
+            if not ip.link_lookup(ifname=host_name):
+                ip.link("add", ifname=host_name, kind="veth", peer=peer, mtu=self.config.mtu)
+            host = ip.link_lookup(ifname=host_name)[0]
+            ip.link("set", index=host, master=bridge, state="up")
+            peer_found = ip.link_lookup(ifname=peer)
+            if peer_found:
+                fd = os.open(netns_path, os.O_RDONLY)
+                try:
+                    ip.link("set", index=peer_found[0], net_ns_fd=fd)
+                finally:
+                    os.close(fd)
+
+        def inside() -> None:
+            with IPRoute() as pod:
+                found = pod.link_lookup(ifname=peer) or pod.link_lookup(ifname="eth0")
+                index = found[0]
+                pod.link("set", index=index, ifname="eth0")
+                if not any(a.get_attr("IFA_ADDRESS") == address for a in pod.get_addr(index=index)):
+                    pod.addr("add", index=index, address=address, prefixlen=self.prefix)
+                pod.link("set", index=index, state="up")
+                pod.link("set", index=pod.link_lookup(ifname="lo")[0], state="up")
+                if not pod.get_default_routes():
+                    pod.route("add", dst="0.0.0.0/0", gateway=gateway)
+
+        in_netns(netns_path, inside)
+        return PodAddress(address, self.prefix, gateway)
+
+    def teardown(self, sandbox_id: str) -> None:
+        """Remove the veth (its peer goes with it) and free the address; idempotent."""
+        with IPRoute() as ip:
+            for index in ip.link_lookup(ifname=host_veth_name(sandbox_id)):
+                ip.link("del", index=index)
+        self.ipam.release(sandbox_id)

@@ -1,0 +1,114 @@
+"""Pod networking inside a throwaway "node" network namespace (never the host's).
+
+The node is `ip netns add`-ed by the test and deleted afterwards; everything
+runs in a script under `ip netns exec`, so the bridge, veths and pod
+namespaces live inside it, and its pod namespace mounts vanish with the script.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("ip"), reason="needs root and iproute2"
+)
+
+SCENARIO = r"""
+import json, os, socket, subprocess, sys, threading
+from pathlib import Path
+from pyroute2 import IPRoute
+from runtime.network.netns import create_netns, in_netns, remove_netns
+from runtime.network.pod_network import PodNetwork, PodNetworkConfig, host_veth_name
+
+tmp = Path(sys.argv[1])
+net = PodNetwork(PodNetworkConfig(pod_cidr="10.244.7.0/24", state_dir=tmp / "ipam"))
+out = {}
+a, b = tmp / "ns-a", tmp / "ns-b"
+create_netns(a); create_netns(b)
+addr_a, addr_b = net.setup("pod-a", a), net.setup("pod-b", b)
+out["a"], out["b"], out["gateway"] = addr_a.ip, addr_b.ip, addr_a.gateway
+out["again"] = net.setup("pod-a", a).ip  # idempotent: same address
+
+def serve():
+    s = socket.socket(); s.bind((addr_b.ip, 8080)); s.listen(1)
+    conn, _ = s.accept(); conn.sendall(b"hello from b"); conn.close(); s.close()
+
+def client():
+    c = socket.create_connection((addr_b.ip, 8080), timeout=5)
+    data = c.recv(100); c.close()
+    Path(tmp / "reply").write_bytes(data)
+
+def ping_gateway():
+    r = subprocess.run(["busybox", "ping", "-c1", "-W2", addr_a.gateway], capture_output=True)
+    Path(tmp / "ping").write_text(str(r.returncode))
+
+server = os.fork()
+if server == 0:
+    in_netns(b, serve); os._exit(0)
+import time; time.sleep(0.5)
+in_netns(a, client)
+os.waitpid(server, 0)
+in_netns(a, ping_gateway)
+out["reply"] = (tmp / "reply").read_text()
+out["ping_gateway"] = (tmp / "ping").read_text()
+net.teardown("pod-a"); net.teardown("pod-b"); net.teardown("pod-b")
+with IPRoute() as ip:
+    out["veths_left"] = [n for n in ("pod-a", "pod-b") if ip.link_lookup(ifname=host_veth_name(n))]
+out["allocations_left"] = net.ipam.allocations()
+remove_netns(a); remove_netns(b)
+out["netns_left"] = [p.name for p in (a, b) if p.exists()]
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture
+def node() -> Iterator[str]:
+    name = f"skifftest-node-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def test_two_pods_reach_each_other_and_teardown_leaves_nothing(node: str, tmp_path: Path) -> None:
+    result = subprocess.run(
+        ["ip", "netns", "exec", node, sys.executable, "-c", SCENARIO, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["gateway"] == "10.244.7.1"
+    assert {out["a"], out["b"]} == {"10.244.7.2", "10.244.7.3"}
+    assert out["again"] == out["a"]
+    assert out["reply"] == "hello from b"
+    assert out["ping_gateway"] == "0"
+    assert out["veths_left"] == [] and out["allocations_left"] == {} and out["netns_left"] == []
+
+
+def test_ipam_never_gives_an_address_twice_and_survives_restart(tmp_path: Path) -> None:
+    from runtime.network.ipam import AddressesExhausted, HostLocalIPAM
+
+    ipam = HostLocalIPAM("10.244.9.0/29", tmp_path)
+    got = {ipam.allocate(f"p{i}") for i in range(5)}  # .2 to .6; .1 is the gateway
+    assert len(got) == 5
+    with pytest.raises(AddressesExhausted):
+        ipam.allocate("one-too-many")
+    again = HostLocalIPAM("10.244.9.0/29", tmp_path)  # a restarted runtime
+    assert again.allocate("p0") == ipam.allocate("p0")
+    again.release("p3")
+    assert str(again.allocate("new")) == str(sorted(got)[3])
