@@ -60,6 +60,21 @@ in_netns(a, client)
 os.waitpid(server, 0)
 in_netns(a, ping_gateway)
 out["reply"] = (tmp / "reply").read_text()
+
+# hostPort: the node's port 30080 reaches pod b's 8080 (DNAT in SKIFF-HOSTPORTS).
+from runtime.network.hostport import PortMapping, add_host_ports, remove_host_ports
+add_host_ports("pod-b", addr_b.ip, [PortMapping(30080, 8080)])
+server = os.fork()
+if server == 0:
+    in_netns(b, serve); os._exit(0)
+time.sleep(0.5)
+c = socket.create_connection((addr_a.gateway, 30080), timeout=5)
+out["via_hostport"] = c.recv(100).decode(); c.close()
+os.waitpid(server, 0)
+remove_host_ports("pod-b")
+rules = subprocess.run(["iptables", "-t", "nat", "-S", "SKIFF-HOSTPORTS"],
+                       capture_output=True, text=True).stdout
+out["hostport_rules_left"] = [r for r in rules.splitlines() if "pod-b" in r]
 out["ping_gateway"] = (tmp / "ping").read_text()
 net.teardown("pod-a"); net.teardown("pod-b"); net.teardown("pod-b")
 with IPRoute() as ip:
@@ -98,6 +113,8 @@ def test_two_pods_reach_each_other_and_teardown_leaves_nothing(node: str, tmp_pa
     assert out["reply"] == "hello from b"
     assert out["ping_gateway"] == "0"
     assert out["veths_left"] == [] and out["allocations_left"] == {} and out["netns_left"] == []
+    assert out["via_hostport"] == "hello from b"
+    assert out["hostport_rules_left"] == []
 
 
 def test_ipam_never_gives_an_address_twice_and_survives_restart(tmp_path: Path) -> None:
@@ -112,3 +129,25 @@ def test_ipam_never_gives_an_address_twice_and_survives_restart(tmp_path: Path) 
     assert again.allocate("p0") == ipam.allocate("p0")
     again.release("p3")
     assert str(again.allocate("new")) == str(sorted(got)[3])
+
+
+def test_pod_files_as_the_kubelet_writes_them(tmp_path: Path) -> None:
+    from runtime.network.files import cluster_first, write_pod_files
+
+    servers, searches, options = cluster_first("shop")
+    paths = write_pod_files(
+        tmp_path,
+        hostname="web-0",
+        ip="10.244.1.5",
+        dns_servers=servers,
+        searches=searches,
+        options=options,
+        host_aliases=[("10.0.0.9", ["db.local"])],
+    )
+    assert paths["resolv.conf"].read_text() == (
+        "search shop.svc.cluster.local svc.cluster.local cluster.local\n"
+        "nameserver 10.96.0.10\noptions ndots:5\n"
+    )
+    hosts = paths["hosts"].read_text()
+    assert "10.244.1.5\tweb-0" in hosts and "10.0.0.9\tdb.local" in hosts
+    assert paths["hostname"].read_text() == "web-0\n"
