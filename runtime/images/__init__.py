@@ -1,0 +1,1 @@
+"""Container images on a node: a content-addressed store, unpacked layers, overlay rootfs."""

@@ -1,0 +1,186 @@
+"""A node's image store, laid out like an OCI image layout.
+
+    <root>/blobs/sha256/<hex>   manifests, configs and layer tars, by digest
+    <root>/layers/<diffid hex>/ each layer unpacked once, shared by every image using it
+    <root>/names.json           image names -> manifest digest (written atomically, locked)
+
+An image's id is the digest of its config, as in Docker and CRI.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .layers import unpack
+from .reference import normalize
+
+T = TypeVar("T")
+LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar"
+CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
+MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
+
+
+@dataclass(frozen=True)
+class Image:
+    id: str
+    repo_tags: list[str]
+    repo_digests: list[str]
+    size: int
+    config: dict[str, Any]
+    layer_dirs: list[Path] = field(default_factory=list)  # lowest first
+
+
+def _digest_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+class ImageStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        (root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+        (root / "layers").mkdir(exist_ok=True)
+
+    def blob(self, digest: str) -> Path:
+        return self.root / "blobs" / "sha256" / digest.split(":", 1)[1]
+
+    def _put_bytes(self, data: bytes) -> str:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        path = self.blob(digest)
+        if not path.exists():
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        return digest
+
+    def _names(self, change: Callable[[dict[str, str]], T] | None = None) -> Any:
+        with open(self.root / ".lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            path = self.root / "names.json"
+            names = json.loads(path.read_text()) if path.exists() else {}
+            if change is None:
+                return names
+            result = change(names)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(names, sort_keys=True))
+            os.replace(tmp, path)
+            return result
+
+    def add(self, name: str, layer_tars: list[Path], config: dict[str, Any]) -> Image:
+        """Store an image made of uncompressed layer tars (lowest first) and a config."""
+        layers, diff_ids = [], []
+        for tar in layer_tars:
+            digest = _digest_file(tar)
+            if not self.blob(digest).exists():
+                shutil.copyfile(tar, self.blob(digest))
+            layers.append({"mediaType": LAYER_TYPE, "digest": digest, "size": tar.stat().st_size})
+            diff_ids.append(digest)  # uncompressed: the blob digest is the diff id
+            layer_dir = self.root / "layers" / digest.split(":", 1)[1]
+            if not layer_dir.exists():  # unpacked once, shared by every image with it
+                partial = layer_dir.with_suffix(".partial")
+                shutil.rmtree(partial, ignore_errors=True)
+                unpack(tar, partial)
+                os.replace(partial, layer_dir)
+        image_config = {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": config,
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        }
+        config_digest = self._put_bytes(json.dumps(image_config, sort_keys=True).encode())
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_TYPE,
+            "config": {
+                "mediaType": CONFIG_TYPE,
+                "digest": config_digest,
+                "size": self.blob(config_digest).stat().st_size,
+            },
+            "layers": layers,
+        }
+        manifest_digest = self._put_bytes(json.dumps(manifest, sort_keys=True).encode())
+        self._names(lambda names: names.__setitem__(str(normalize(name)), manifest_digest))
+        image = self.get(name)
+        assert image is not None
+        return image
+
+    def _image(self, manifest_digest: str, names: dict[str, str]) -> Image:
+        manifest = json.loads(self.blob(manifest_digest).read_text())
+        config = json.loads(self.blob(manifest["config"]["digest"]).read_text())
+        tags = sorted(n for n, d in names.items() if d == manifest_digest)
+        repos = sorted({t.rsplit(":", 1)[0] for t in tags})
+        return Image(
+            id=manifest["config"]["digest"],
+            repo_tags=tags,
+            repo_digests=[f"{r}@{manifest_digest}" for r in repos],
+            size=sum(int(layer["size"]) for layer in manifest["layers"]),
+            config=config.get("config") or {},
+            layer_dirs=[
+                self.root / "layers" / layer["digest"].split(":", 1)[1]
+                for layer in manifest["layers"]
+            ],
+        )
+
+    def get(self, ref: str) -> Image | None:
+        """By name ("busybox", "docker.io/library/busybox:latest"), by id, or id prefix."""
+        names = self._names()
+        try:
+            key = str(normalize(ref))
+        except ValueError:
+            key = ""
+        if key in names:
+            return self._image(names[key], names)
+        wanted = ref if ref.startswith("sha256:") else f"sha256:{ref}"
+        for digest in set(names.values()):
+            image = self._image(digest, names)
+            if image.id.startswith(wanted):
+                return image
+        return None
+
+    def list(self) -> list[Image]:
+        names = self._names()
+        return [self._image(d, names) for d in sorted(set(names.values()))]
+
+    def remove(self, ref: str) -> None:
+        """Untag; blobs and unpacked layers no image uses any more are deleted."""
+        image = self.get(ref)
+        if image is None:
+            raise KeyError(f"image {ref!r} not found")
+        self._names(lambda names: [names.pop(t) for t in image.repo_tags])
+        used: set[str] = set()
+        for digest in set(self._names().values()):
+            manifest = json.loads(self.blob(digest).read_text())
+            used |= {
+                digest,
+                manifest["config"]["digest"],
+                *(layer["digest"] for layer in manifest["layers"]),
+            }
+        for path in (self.root / "blobs" / "sha256").iterdir():
+            if f"sha256:{path.name}" not in used:
+                path.unlink()
+        for layer_dir in (self.root / "layers").iterdir():
+            if f"sha256:{layer_dir.name}" not in used:
+                shutil.rmtree(layer_dir)
+
+    def fs_info(self) -> tuple[int, int]:
+        """Bytes and inodes used by the store (CRI ImageFsInfo)."""
+        size = inodes = 0
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            inodes += len(dirnames) + len(filenames)
+            for f in filenames:
+                try:
+                    size += os.lstat(os.path.join(dirpath, f)).st_size
+                except OSError:
+                    pass
+        return size, inodes
