@@ -40,8 +40,18 @@ out["a"], out["b"], out["gateway"] = addr_a.ip, addr_b.ip, addr_a.gateway
 out["again"] = net.setup("pod-a", a).ip  # idempotent: same address
 
 def serve():
-    s = socket.socket(); s.bind((addr_b.ip, 8080)); s.listen(1)
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addr_b.ip, 8080)); s.listen(1)
+    (tmp / "listening").write_text("yes")  # the client waits for this, not for a timer
     conn, _ = s.accept(); conn.sendall(b"hello from b"); conn.close(); s.close()
+
+def wait_listening():
+    import time
+    for _ in range(200):
+        if (tmp / "listening").exists():
+            (tmp / "listening").unlink(); return
+        time.sleep(0.05)
+    raise SystemExit("server never listened")
 
 def client():
     c = socket.create_connection((addr_b.ip, 8080), timeout=5)
@@ -55,7 +65,8 @@ def ping_gateway():
 server = os.fork()
 if server == 0:
     in_netns(b, serve); os._exit(0)
-import time; time.sleep(0.5)
+import time
+wait_listening()
 in_netns(a, client)
 os.waitpid(server, 0)
 in_netns(a, ping_gateway)
@@ -67,7 +78,7 @@ add_host_ports("pod-b", addr_b.ip, [PortMapping(30080, 8080)])
 server = os.fork()
 if server == 0:
     in_netns(b, serve); os._exit(0)
-time.sleep(0.5)
+wait_listening()
 c = socket.create_connection((addr_a.gateway, 30080), timeout=5)
 out["via_hostport"] = c.recv(100).decode(); c.close()
 os.waitpid(server, 0)
