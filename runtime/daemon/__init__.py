@@ -1,0 +1,1 @@
+"""The runtime daemon's parts; today the per-container shim."""

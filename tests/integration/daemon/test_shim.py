@@ -1,0 +1,190 @@
+"""The shim holds a container on its own: logs in CRI format, exit code and OOM recorded,
+and it keeps going when whoever started it is gone."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runtime.images.busybox import build_busybox
+from runtime.images.rootfs import mount_rootfs, unmount_rootfs
+from runtime.images.store import ImageStore
+
+ROOT = Path(__file__).resolve().parents[3]
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not Path("/bin/busybox").exists(), reason="needs root and busybox-static"
+)
+CRI_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z (stdout|stderr) (F|P) (.*)$")
+
+
+@pytest.fixture
+def container(tmp_path: Path) -> Iterator[Any]:
+    store = ImageStore(tmp_path / "images")
+    image = build_busybox(store)
+    parent = f"skiff-test-{uuid.uuid4().hex[:8]}"
+    made: list[tuple[Path, str]] = []
+    state = tmp_path / "runc-state"
+
+    def make(args: list[str], **resources: Any) -> Path:
+        cid = f"c{uuid.uuid4().hex[:8]}"
+        cdir = tmp_path / cid
+        bundle = cdir / "bundle"
+        bundle.mkdir(parents=True)
+        rootfs = mount_rootfs(image, bundle)
+        subprocess.run(["runc", "spec", "--bundle", str(bundle)], check=True)
+        config = json.loads((bundle / "config.json").read_text())
+        config["root"] = {"path": str(rootfs), "readonly": False}
+        config["process"].update(terminal=False, args=args, env=image.config["Env"])
+        config["linux"]["cgroupsPath"] = f"/{parent}/{cid}"
+        config["linux"]["resources"] = resources
+        (bundle / "config.json").write_text(json.dumps(config))
+        (cdir / "container.json").write_text(
+            json.dumps(
+                {"id": cid, "log_path": str(cdir / "log" / "0.log"), "cgroup": f"/{parent}/{cid}"}
+            )
+        )
+        made.append((cdir, cid))
+        return cdir
+
+    def shim(cdir: Path) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "runtime.daemon.shim",
+                str(cdir),
+                sys.executable,
+                "-m",
+                "runtime.runc.main",
+                "--root",
+                str(state),
+            ],
+            cwd=ROOT,
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def start(cdir: Path) -> None:
+        cid = json.loads((cdir / "container.json").read_text())["id"]
+        deadline = time.monotonic() + 20
+        while not (cdir / "shim.pid").exists():
+            assert time.monotonic() < deadline, "the shim never created the container"
+            time.sleep(0.05)
+        subprocess.run(
+            [sys.executable, "-m", "runtime.runc.main", "--root", str(state), "start", cid],
+            check=True,
+            cwd=ROOT,
+        )
+
+    try:
+        yield type(
+            "Helpers",
+            (),
+            {"make": staticmethod(make), "shim": staticmethod(shim), "start": staticmethod(start)},
+        )
+    finally:
+        for cdir, cid in made:
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "runtime.runc.main",
+                    "--root",
+                    str(state),
+                    "delete",
+                    "--force",
+                    cid,
+                ],
+                cwd=ROOT,
+                capture_output=True,
+            )
+            pid_file = cdir / "shim.pid"
+            if pid_file.exists():
+                try:
+                    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            unmount_rootfs(cdir / "bundle")
+        for controller in os.listdir("/sys/fs/cgroup"):
+            base = Path(f"/sys/fs/cgroup/{controller}/{parent}")
+            if base.is_dir():
+                for child in base.iterdir():
+                    if child.is_dir():
+                        child.rmdir()
+                base.rmdir()
+        shutil.rmtree(tmp_path / "images", ignore_errors=True)
+
+
+def wait_exit(cdir: Path, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while not (cdir / "exit.json").exists():
+        assert time.monotonic() < deadline, "no exit recorded"
+        time.sleep(0.05)
+    return json.loads((cdir / "exit.json").read_text())
+
+
+def test_logs_in_cri_format_and_exit_code(container: Any) -> None:
+    cdir = container.make(["sh", "-c", "echo out-line; echo err-line >&2; printf partial; exit 3"])
+    container.shim(cdir)
+    container.start(cdir)
+    record = wait_exit(cdir)
+    assert record["exit_code"] == 3 and record["oom_killed"] is False
+    lines = (cdir / "log" / "0.log").read_text().splitlines()
+    parsed = [CRI_LINE.match(line).groups() for line in lines]  # type: ignore[union-attr]
+    assert ("stdout", "F", "out-line") in parsed
+    assert ("stderr", "F", "err-line") in parsed
+    assert ("stdout", "P", "partial") in parsed
+
+
+def test_oom_kill_is_recorded(container: Any) -> None:
+    cdir = container.make(
+        ["sh", "-c", "x=$(head -c 200000000 /dev/zero | tr '\\0' a)"],
+        memory={"limit": 32 * 1024 * 1024},
+    )
+    container.shim(cdir)
+    container.start(cdir)
+    record = wait_exit(cdir)
+    assert record["oom_killed"] is True
+    assert record["exit_code"] != 0
+
+
+def test_container_outlives_the_process_that_started_its_shim(container: Any) -> None:
+    cdir = container.make(["sh", "-c", "sleep 1; echo still-here; exit 5"])
+    launcher = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys; subprocess.Popen(sys.argv[1:], start_new_session=True,"
+            " stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)",
+            sys.executable,
+            "-m",
+            "runtime.daemon.shim",
+            str(cdir),
+            sys.executable,
+            "-m",
+            "runtime.runc.main",
+            "--root",
+            str(cdir.parent / "runc-state"),
+        ],
+        cwd=ROOT,
+        timeout=30,
+    )
+    assert launcher.returncode == 0  # the "daemon" is gone now
+    container.start(cdir)
+    record = wait_exit(cdir)
+    assert record["exit_code"] == 5
+    assert "still-here" in (cdir / "log" / "0.log").read_text()
