@@ -14,6 +14,7 @@ import sys
 
 COMPONENTS = {
     "apiserver": ("apiserver", "the API server (etcd, HTTPS, the Kubernetes REST API)"),
+    "runtime": ("runtime.daemon", "the container runtime daemon (CRI-like gRPC on a unix socket)"),
     "scheduler": ("scheduler", "puts pending pods on nodes (filters, scores, binding)"),
     "controller-manager": (
         "controllers",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -14,26 +15,27 @@ T = TypeVar("T")
 
 
 def create_netns(path: Path) -> None:
-    """A new network namespace at `path`, with `lo` up."""
+    """A new network namespace at `path`, with `lo` up.
+
+    util-linux's `unshare --net=FILE` creates and bind-mounts it in a child
+    process; forking from a threaded daemon (gRPC, pyroute2) is not safe.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch()
-    child = os.fork()
-    if child == 0:
-        try:
-            linux.unshare(linux.CLONE_NEWNET)
-            linux.mount("/proc/self/ns/net", str(path), "", linux.MS_BIND)
-            from pyroute2 import IPRoute
-
-            with IPRoute() as ip:
-                ip.link("set", index=ip.link_lookup(ifname="lo")[0], state="up")
-            os._exit(0)
-        except BaseException:
-            os._exit(1)
-    _, status = os.waitpid(child, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
+    made = subprocess.run(["unshare", f"--net={path}", "true"], capture_output=True, text=True)
+    if made.returncode != 0:
         with contextlib.suppress(OSError):
             path.unlink()
-        raise OSError(f"could not create a network namespace at {path}")
+        raise OSError(f"could not create a network namespace at {path}: {made.stderr.strip()}")
+    run_in_netns(path, ["ip", "link", "set", "lo", "up"])
+
+
+def run_in_netns(path: Path, command: list[str]) -> str:
+    """Run a command inside the namespace (nsenter), return its output or raise."""
+    done = subprocess.run(["nsenter", f"--net={path}", *command], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise OSError(f"{' '.join(command)} in {path}: {done.stderr.strip()}")
+    return done.stdout
 
 
 def remove_netns(path: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from pyroute2 import IPRoute
 
 from .ipam import HostLocalIPAM
-from .netns import in_netns
+from .netns import run_in_netns
 
 
 @dataclass(frozen=True)
@@ -78,19 +78,18 @@ class PodNetwork:
                 finally:
                     os.close(fd)
 
-        def inside() -> None:
-            with IPRoute() as pod:
-                found = pod.link_lookup(ifname=peer) or pod.link_lookup(ifname="eth0")
-                index = found[0]
-                pod.link("set", index=index, ifname="eth0")
-                if not any(a.get_attr("IFA_ADDRESS") == address for a in pod.get_addr(index=index)):
-                    pod.addr("add", index=index, address=address, prefixlen=self.prefix)
-                pod.link("set", index=index, state="up")
-                pod.link("set", index=pod.link_lookup(ifname="lo")[0], state="up")
-                if not pod.get_default_routes():
-                    pod.route("add", dst="0.0.0.0/0", gateway=gateway)
-
-        in_netns(netns_path, inside)
+        # Inside the pod: rename, address, up, default route (idempotent: setup may rerun).
+        links = run_in_netns(netns_path, ["ip", "-o", "link", "show"])
+        if f" {peer}:" in links or f" {peer}@" in links:
+            run_in_netns(netns_path, ["ip", "link", "set", peer, "name", "eth0"])
+        if f"{address}/" not in run_in_netns(netns_path, ["ip", "-o", "addr", "show", "eth0"]):
+            run_in_netns(
+                netns_path, ["ip", "addr", "add", f"{address}/{self.prefix}", "dev", "eth0"]
+            )
+        run_in_netns(netns_path, ["ip", "link", "set", "eth0", "up"])
+        run_in_netns(netns_path, ["ip", "link", "set", "lo", "up"])
+        if "default" not in run_in_netns(netns_path, ["ip", "route", "show"]):
+            run_in_netns(netns_path, ["ip", "route", "add", "default", "via", gateway])
         return PodAddress(address, self.prefix, gateway)
 
     def teardown(self, sandbox_id: str) -> None:

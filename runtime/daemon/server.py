@@ -1,0 +1,507 @@
+"""`skiff runtime`: the CRI-like gRPC service on a unix socket.
+
+Everything the daemon knows lives under its state directory, one directory
+per sandbox and per container, so a restarted daemon finds every container
+again; the containers themselves are held by their shims and never notice
+the daemon going away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from proto import runtime_pb2 as pb
+from proto import runtime_pb2_grpc as pb_grpc
+from runtime.images.rootfs import mount_rootfs, unmount_rootfs
+from runtime.images.store import ImageStore
+from runtime.network.files import write_pod_files
+from runtime.network.hostport import PortMapping, add_host_ports, remove_host_ports
+from runtime.network.netns import create_netns, remove_netns
+from runtime.network.pod_network import PodNetwork, PodNetworkConfig
+
+from . import bundle as bundles
+
+VERSION = "0.1.0"
+
+
+@dataclass
+class Settings:
+    state_dir: Path
+    run_dir: Path
+    image_root: Path
+    oci_runtime: list[str]
+    pod_cidr: str = ""
+
+
+class Failure(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def _now_ns() -> int:
+    return time.time_ns()
+
+
+class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
+    def __init__(self, settings: Settings) -> None:
+        self.s = settings
+        self.images = ImageStore(settings.image_root)
+        self.sandboxes = settings.state_dir / "sandboxes"
+        self.containers = settings.state_dir / "containers"
+        for d in (self.sandboxes, self.containers, settings.run_dir / "netns"):
+            d.mkdir(parents=True, exist_ok=True)
+        self.network = (
+            PodNetwork(
+                PodNetworkConfig(pod_cidr=settings.pod_cidr, state_dir=settings.state_dir / "ipam")
+            )
+            if settings.pod_cidr
+            else None
+        )
+
+    # -- helpers ----------------------------------------------------------------
+
+    def _sandbox(self, sid: str) -> dict[str, Any]:
+        f = self.sandboxes / sid / "sandbox.json"
+        if not f.exists():
+            raise Failure(grpc.StatusCode.NOT_FOUND, f"pod sandbox {sid!r} not found")
+        return json.loads(f.read_text())
+
+    def _container(self, cid: str) -> dict[str, Any]:
+        f = self.containers / cid / "container.json"
+        if not f.exists():
+            raise Failure(grpc.StatusCode.NOT_FOUND, f"container {cid!r} not found")
+        return json.loads(f.read_text())
+
+    def _oci(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*self.s.oci_runtime, *args], capture_output=True, text=True, timeout=60
+        )
+
+    def _state(self, c: dict[str, Any]) -> tuple[int, int]:
+        """(CRI state, pid) from the shim's records and the OCI runtime."""
+        cdir = self.containers / c["id"]
+        if (cdir / "exit.json").exists():
+            return pb.CONTAINER_EXITED, 0
+        if (cdir / "create-failed").exists():
+            return pb.CONTAINER_EXITED, 0
+        if not (cdir / "shim.pid").exists():
+            return pb.CONTAINER_CREATED, 0
+        out = self._oci("state", c["id"])
+        if out.returncode != 0:
+            return pb.CONTAINER_UNKNOWN, 0
+        state = json.loads(out.stdout)
+        if state["status"] == "created":
+            return pb.CONTAINER_CREATED, int(state["pid"])
+        if state["status"] == "running":
+            return pb.CONTAINER_RUNNING, int(state["pid"])
+        return pb.CONTAINER_EXITED, 0
+
+    def _status(self, c: dict[str, Any]) -> pb.ContainerStatus:
+        state, pid = self._state(c)
+        cdir = self.containers / c["id"]
+        status = pb.ContainerStatus(
+            id=c["id"],
+            metadata=pb.ContainerMetadata(name=c["name"], attempt=c["attempt"]),
+            state=state,
+            created_at=c["created_at"],
+            started_at=c.get("started_at", 0),
+            image=pb.ImageSpec(image=c["image"]),
+            image_ref=c["image_ref"],
+            labels=c["labels"],
+            annotations=c["annotations"],
+            log_path=c["log_path"],
+            pid=pid,
+            pod_sandbox_id=c["sandbox"],
+        )
+        if (cdir / "exit.json").exists():
+            record = json.loads((cdir / "exit.json").read_text())
+            status.exit_code = int(record["exit_code"])
+            status.finished_at = int(os.path.getmtime(cdir / "exit.json") * 1e9)
+            status.reason = (
+                "OOMKilled"
+                if record.get("oom_killed")
+                else ("Completed" if status.exit_code == 0 else "Error")
+            )
+        return status
+
+    # -- version and sandboxes ---------------------------------------------------------
+
+    async def Version(self, request: Any, context: Any) -> pb.VersionResponse:
+        return pb.VersionResponse(
+            version="0.1.0", runtime_name="skiff", runtime_version=VERSION, runtime_api_version="v1"
+        )
+
+    async def RunPodSandbox(self, request: Any, context: Any) -> pb.RunPodSandboxResponse:
+        sid = uuid.uuid4().hex
+        try:
+            # pyroute2 runs an event loop of its own: network work goes to a thread.
+            await asyncio.to_thread(self._run_sandbox, sid, request.config)
+        except BaseException:
+            await asyncio.to_thread(self._teardown_network, sid, self._netns_path(sid))
+            shutil.rmtree(self.sandboxes / sid, ignore_errors=True)
+            raise
+        return pb.RunPodSandboxResponse(pod_sandbox_id=sid)
+
+    def _netns_path(self, sid: str) -> Path:
+        return self.s.run_dir / "netns" / sid
+
+    def _run_sandbox(self, sid: str, config: Any) -> None:
+        sdir = self.sandboxes / sid
+        sdir.mkdir()
+        host_network = config.linux.namespace_options.network == pb.NamespaceOption.NODE
+        netns, ip = "", ""
+        if not host_network:
+            if self.network is None:
+                raise Failure(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    "this runtime has no --pod-cidr: only hostNetwork pods can run",
+                )
+            netns = str(self._netns_path(sid))
+            create_netns(Path(netns))
+            ip = self.network.setup(sid, Path(netns)).ip
+            mappings = [
+                PortMapping(p.host_port, p.container_port, p.protocol or "TCP")
+                for p in config.port_mappings
+                if p.host_port
+            ]
+            add_host_ports(sid, ip, mappings)
+        dns = config.dns_config
+        write_pod_files(
+            sdir / "etc",
+            hostname=config.hostname or config.metadata.name,
+            ip=ip or "127.0.0.1",
+            dns_servers=list(dns.servers),
+            searches=list(dns.searches),
+            options=list(dns.options),
+        )
+        record = {
+            "id": sid,
+            "name": config.metadata.name,
+            "uid": config.metadata.uid,
+            "namespace": config.metadata.namespace,
+            "attempt": config.metadata.attempt,
+            "hostname": config.hostname or config.metadata.name,
+            "netns": netns,
+            "ip": ip,
+            "created_at": _now_ns(),
+            "state": "ready",
+            "log_directory": config.log_directory,
+            "cgroup_parent": config.linux.cgroup_parent or f"/skiff/pod{sid[:12]}",
+            "labels": dict(config.labels),
+            "annotations": dict(config.annotations),
+        }
+        tmp = sdir / "sandbox.json.tmp"
+        tmp.write_text(json.dumps(record))
+        os.replace(tmp, sdir / "sandbox.json")
+
+    def _teardown_network(self, sid: str, netns: Path) -> None:
+        if self.network is None:
+            return
+        remove_host_ports(sid)
+        self.network.teardown(sid)
+        remove_netns(netns)
+
+    async def StopPodSandbox(self, request: Any, context: Any) -> pb.StopPodSandboxResponse:
+        sandbox = self._sandbox(request.pod_sandbox_id)
+        for cdir in self.containers.iterdir():
+            c = json.loads((cdir / "container.json").read_text())
+            if c["sandbox"] == sandbox["id"]:
+                await self._stop(c, 0)
+        if sandbox["netns"]:
+            await asyncio.to_thread(self._teardown_network, sandbox["id"], Path(sandbox["netns"]))
+        sandbox["state"] = "notready"
+        (self.sandboxes / sandbox["id"] / "sandbox.json").write_text(json.dumps(sandbox))
+        return pb.StopPodSandboxResponse()
+
+    async def RemovePodSandbox(self, request: Any, context: Any) -> pb.RemovePodSandboxResponse:
+        sid = request.pod_sandbox_id
+        if not (self.sandboxes / sid).exists():
+            return pb.RemovePodSandboxResponse()  # already gone: idempotent, as CRI asks
+        await self.StopPodSandbox(request, context)
+        for cdir in list(self.containers.iterdir()):
+            c = json.loads((cdir / "container.json").read_text())
+            if c["sandbox"] == sid:
+                await self._remove(c)
+        shutil.rmtree(self.sandboxes / sid)
+        return pb.RemovePodSandboxResponse()
+
+    def _sandbox_status(self, s: dict[str, Any]) -> pb.PodSandboxStatus:
+        return pb.PodSandboxStatus(
+            id=s["id"],
+            metadata=pb.PodSandboxMetadata(
+                name=s["name"], uid=s["uid"], namespace=s["namespace"], attempt=s["attempt"]
+            ),
+            state=pb.SANDBOX_READY if s["state"] == "ready" else pb.SANDBOX_NOTREADY,
+            created_at=s["created_at"],
+            ip=s["ip"],
+            labels=s["labels"],
+            annotations=s["annotations"],
+        )
+
+    async def PodSandboxStatus(self, request: Any, context: Any) -> pb.PodSandboxStatusResponse:
+        return pb.PodSandboxStatusResponse(
+            status=self._sandbox_status(self._sandbox(request.pod_sandbox_id))
+        )
+
+    async def ListPodSandbox(self, request: Any, context: Any) -> pb.ListPodSandboxResponse:
+        items = []
+        for sdir in sorted(self.sandboxes.iterdir()):
+            if not (sdir / "sandbox.json").exists():
+                continue  # being created right now
+            s = json.loads((sdir / "sandbox.json").read_text())
+            if all(s["labels"].get(k) == v for k, v in request.label_selector.items()):
+                items.append(self._sandbox_status(s))
+        return pb.ListPodSandboxResponse(items=items)
+
+    # -- containers ------------------------------------------------------------------
+
+    async def CreateContainer(self, request: Any, context: Any) -> pb.CreateContainerResponse:
+        sandbox = self._sandbox(request.pod_sandbox_id)
+        config = request.config
+        image = self.images.get(config.image.image)
+        if image is None:
+            raise Failure(grpc.StatusCode.NOT_FOUND, f"image {config.image.image!r} not found")
+        cid = uuid.uuid4().hex
+        cdir = self.containers / cid
+        (cdir / "bundle").mkdir(parents=True)
+        rootfs = mount_rootfs(image, cdir / "bundle")
+        sdir = self.sandboxes / sandbox["id"] / "etc"
+        pod_files = {n: str(sdir / n) for n in ("hosts", "resolv.conf", "hostname")}
+        cgroup = f"{sandbox['cgroup_parent'].rstrip('/')}/{cid}"
+        oci = bundles.oci_config(
+            config,
+            image,
+            rootfs,
+            hostname=sandbox["hostname"],
+            netns=sandbox["netns"],
+            cgroup=cgroup,
+            pod_files=pod_files,
+        )
+        if not oci["process"]["args"]:
+            unmount_rootfs(cdir / "bundle")
+            shutil.rmtree(cdir)
+            raise Failure(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "the container has no command and its image no Entrypoint or Cmd",
+            )
+        (cdir / "bundle" / "config.json").write_text(json.dumps(oci))
+        log_dir = Path(sandbox["log_directory"] or cdir)
+        record = {
+            "id": cid,
+            "sandbox": sandbox["id"],
+            "name": config.metadata.name,
+            "attempt": config.metadata.attempt,
+            "image": config.image.image,
+            "image_ref": image.id,
+            "labels": dict(config.labels),
+            "annotations": dict(config.annotations),
+            "created_at": _now_ns(),
+            "log_path": str(log_dir / (config.log_path or f"{config.metadata.name}.log")),
+            "cgroup": cgroup,
+        }
+        (cdir / "container.json").write_text(json.dumps(record))
+        shim = await asyncio.to_thread(self._start_shim, cdir)
+        asyncio.get_running_loop().run_in_executor(None, shim.wait)  # reap it when it ends
+        created = await _until(
+            lambda: (cdir / "shim.pid").exists() or (cdir / "create-failed").exists(), 30
+        )
+        if not created or (cdir / "create-failed").exists():
+            raise Failure(
+                grpc.StatusCode.INTERNAL,
+                f"creating container {cid} failed; see {cdir / 'shim.log'}",
+            )
+        return pb.CreateContainerResponse(container_id=cid)
+
+    def _start_shim(self, cdir: Path) -> subprocess.Popen[bytes]:
+        with open(cdir / "shim.log", "ab") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "runtime.daemon.shim", str(cdir), *self.s.oci_runtime],
+                start_new_session=True,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+
+    async def StartContainer(self, request: Any, context: Any) -> pb.StartContainerResponse:
+        c = self._container(request.container_id)
+        state, _ = self._state(c)
+        if state != pb.CONTAINER_CREATED:
+            raise Failure(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"container {c['id']} is not in the created state",
+            )
+        out = self._oci("start", c["id"])
+        if out.returncode != 0:
+            raise Failure(grpc.StatusCode.INTERNAL, out.stderr.strip())
+        c["started_at"] = _now_ns()
+        (self.containers / c["id"] / "container.json").write_text(json.dumps(c))
+        return pb.StartContainerResponse()
+
+    async def _stop(self, c: dict[str, Any], grace: int) -> None:
+        """SIGTERM, then SIGKILL once `grace` seconds have passed, as the kubelet asks."""
+        cdir = self.containers / c["id"]
+        state, _ = self._state(c)
+        if state == pb.CONTAINER_EXITED:
+            return
+        if state == pb.CONTAINER_CREATED:
+            self._oci("delete", "--force", c["id"])
+            return
+        self._oci("kill", c["id"], "TERM")
+        if not await _until(lambda: (cdir / "exit.json").exists(), max(grace, 0)):
+            self._oci("kill", c["id"], "KILL")
+            await _until(lambda: (cdir / "exit.json").exists(), 10)
+
+    async def StopContainer(self, request: Any, context: Any) -> pb.StopContainerResponse:
+        await self._stop(self._container(request.container_id), int(request.timeout))
+        return pb.StopContainerResponse()
+
+    async def _remove(self, c: dict[str, Any]) -> None:
+        await self._stop(c, 0)
+        self._oci("delete", "--force", c["id"])
+        cdir = self.containers / c["id"]
+        shim_pid = cdir / "shim.pid"
+        if shim_pid.exists() and not (cdir / "exit.json").exists():
+            try:
+                os.kill(int(shim_pid.read_text()), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        unmount_rootfs(cdir / "bundle")
+        shutil.rmtree(cdir, ignore_errors=True)
+
+    async def RemoveContainer(self, request: Any, context: Any) -> pb.RemoveContainerResponse:
+        if (self.containers / request.container_id).exists():
+            await self._remove(self._container(request.container_id))
+        return pb.RemoveContainerResponse()
+
+    async def ListContainers(self, request: Any, context: Any) -> pb.ListContainersResponse:
+        out = []
+        for cdir in sorted(self.containers.iterdir()):
+            c = json.loads((cdir / "container.json").read_text())
+            if request.pod_sandbox_id and c["sandbox"] != request.pod_sandbox_id:
+                continue
+            if all(c["labels"].get(k) == v for k, v in request.label_selector.items()):
+                out.append(self._status(c))
+        return pb.ListContainersResponse(containers=out)
+
+    async def ContainerStatus(self, request: Any, context: Any) -> pb.ContainerStatusResponse:
+        return pb.ContainerStatusResponse(
+            status=self._status(self._container(request.container_id))
+        )
+
+    async def ExecSync(self, request: Any, context: Any) -> pb.ExecSyncResponse:
+        c = self._container(request.container_id)
+        try:
+            out = await asyncio.to_thread(
+                subprocess.run,
+                [*self.s.oci_runtime, "exec", c["id"], *request.cmd],
+                capture_output=True,
+                timeout=request.timeout or None,
+            )
+        except subprocess.TimeoutExpired as e:
+            raise Failure(
+                grpc.StatusCode.DEADLINE_EXCEEDED, f"command timed out after {request.timeout}s"
+            ) from e
+        return pb.ExecSyncResponse(stdout=out.stdout, stderr=out.stderr, exit_code=out.returncode)
+
+    # -- images ----------------------------------------------------------------------
+
+    def _image(self, i: Any) -> pb.Image:
+        return pb.Image(id=i.id, repo_tags=i.repo_tags, repo_digests=i.repo_digests, size=i.size)
+
+    async def ListImages(self, request: Any, context: Any) -> pb.ListImagesResponse:
+        return pb.ListImagesResponse(images=[self._image(i) for i in self.images.list()])
+
+    async def ImageStatus(self, request: Any, context: Any) -> pb.ImageStatusResponse:
+        image = self.images.get(request.image.image)
+        return pb.ImageStatusResponse(image=self._image(image) if image else None)
+
+    async def RemoveImage(self, request: Any, context: Any) -> pb.RemoveImageResponse:
+        if self.images.get(request.image.image) is not None:
+            self.images.remove(request.image.image)
+        return pb.RemoveImageResponse()
+
+    async def ImageFsInfo(self, request: Any, context: Any) -> pb.ImageFsInfoResponse:
+        used, inodes = self.images.fs_info()
+        return pb.ImageFsInfoResponse(used_bytes=used, inodes_used=inodes)
+
+    async def PullImage(self, request: Any, context: Any) -> pb.PullImageResponse:
+        image = self.images.get(request.image.image)
+        if image is None:
+            raise Failure(
+                grpc.StatusCode.UNAVAILABLE,
+                f"image {request.image.image!r} is not on this node and pulling "
+                "from registries is not built yet; build or load it on the node",
+            )
+        return pb.PullImageResponse(image_ref=image.id)
+
+
+async def _until(check: Any, seconds: float) -> bool:
+    """Poll `check` every 50 ms for up to `seconds`; whether it became true."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if check():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.05)
+
+
+class _Errors(grpc.aio.ServerInterceptor):
+    """Failure -> its gRPC status; anything else -> INTERNAL with the message."""
+
+    async def intercept_service(self, continuation: Any, details: Any) -> Any:
+        handler = await continuation(details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        inner = handler.unary_unary
+
+        async def wrapped(request: Any, context: Any) -> Any:
+            try:
+                return await inner(request, context)
+            except Failure as e:
+                await context.abort(e.code, e.message)
+            except grpc.aio.AbortError:
+                raise
+            except Exception as e:
+                await context.abort(grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {e}")
+
+        return grpc.unary_unary_rpc_method_handler(
+            wrapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def _prepare_socket(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+
+
+async def serve(settings: Settings, socket_path: Path) -> None:
+    runtime = Runtime(settings)
+    server = grpc.aio.server(interceptors=[_Errors()])
+    pb_grpc.add_RuntimeServiceServicer_to_server(runtime, server)
+    pb_grpc.add_ImageServiceServicer_to_server(runtime, server)
+    await asyncio.to_thread(_prepare_socket, socket_path)
+    server.add_insecure_port(f"unix://{socket_path}")
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop(grace=2)
