@@ -13,115 +13,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
-import socket
-import ssl
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
+from cluster import Cluster
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Cluster:
-    def __init__(self, state: Path) -> None:
-        self.state, self.port = state, free_port()
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def ctx(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.state / "pki" / "ca.crt"))
-
-    def start_apiserver(self) -> None:
-        log = open(self.state / "apiserver.log", "ab")
-        self.procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "apiserver",
-                    "--state-dir",
-                    str(self.state),
-                    "--secure-port",
-                    str(self.port),
-                    "--bind-address",
-                    "127.0.0.1",
-                    "--log-level",
-                    "warning",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-            )
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if (
-                    httpx.get(
-                        f"https://127.0.0.1:{self.port}/readyz", verify=self.ctx(), timeout=1
-                    ).status_code
-                    == 200
-                ):
-                    return
-            except (OSError, httpx.HTTPError, ssl.SSLError):
-                time.sleep(0.2)
-
-    def start_scheduler(self) -> None:
-        log = open(self.state / "scheduler.log", "ab")
-        self.procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "scheduler",
-                    "--kubeconfig",
-                    str(self.state / "admin.kubeconfig"),
-                    "--leader-elect",
-                    "false",
-                    "--log-level",
-                    "warning",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-            )
-        )
-
-    def stop(self) -> None:
-        for p in reversed(self.procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                p.wait(timeout=30)
-        pid_file = self.state / "etcd.pid"
-        if pid_file.exists():
-            try:
-                os.kill(int(pid_file.read_text()), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-    def client(self) -> httpx.AsyncClient:
-        token = yaml.safe_load((self.state / "admin.kubeconfig").read_text())["users"][0]["user"][
-            "token"
-        ]
-        return httpx.AsyncClient(
-            base_url=f"https://127.0.0.1:{self.port}",
-            verify=self.ctx(),
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=120,
-            limits=httpx.Limits(max_connections=40),
-        )
 
 
 async def batched(calls: list[Any], size: int = 32) -> None:
@@ -200,7 +100,7 @@ async def measure(nodes: int, pods: int) -> tuple[float, float]:
                 )
                 floor = pods / (time.perf_counter() - t0)
 
-                cluster.start_scheduler()
+                cluster.start_component("scheduler", "--leader-elect", "false")
                 await asyncio.sleep(3)  # let it sync its caches
                 t0 = time.perf_counter()
                 await batched(

@@ -91,6 +91,24 @@ def _setup_rootfs(config: dict[str, Any], bundle: str) -> None:
         linux.mount("", "/", "", linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY)
 
 
+def drop_privileges(process: dict[str, Any]) -> None:
+    """no_new_privs, groups, capabilities, then the user: the last steps before exec."""
+    if process.get("noNewPrivileges"):
+        linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+    user = process.get("user") or {}
+    os.setgroups([int(g) for g in user.get("additionalGids") or []])
+    os.setgid(int(user.get("gid", 0)))
+    caps = process.get("capabilities") or {}
+    if user.get("uid", 0) == 0:
+        linux.set_capabilities(
+            bounding=caps.get("bounding") or [],
+            effective=caps.get("effective") or [],
+            permitted=caps.get("permitted") or [],
+            inheritable=caps.get("inheritable") or [],
+        )
+    os.setuid(int(user.get("uid", 0)))
+
+
 def run(config: dict[str, Any], bundle: str, fifo_fd: int, sync_fd: int) -> None:
     """Never returns. Writes "ok" to sync_fd once the container is set up (or the error),
     waits for `start`, then execs the process."""
@@ -109,20 +127,7 @@ def run(config: dict[str, Any], bundle: str, fifo_fd: int, sync_fd: int) -> None
         os.write(fd, b"0")
         os.close(fd)
         os.close(fifo_fd)
-        if process.get("noNewPrivileges"):
-            linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
-        user = process.get("user") or {}
-        os.setgroups([int(g) for g in user.get("additionalGids") or []])
-        os.setgid(int(user.get("gid", 0)))
-        caps = process.get("capabilities") or {}
-        if user.get("uid", 0) == 0:
-            linux.set_capabilities(
-                bounding=caps.get("bounding") or [],
-                effective=caps.get("effective") or [],
-                permitted=caps.get("permitted") or [],
-                inheritable=caps.get("inheritable") or [],
-            )
-        os.setuid(int(user.get("uid", 0)))
+        drop_privileges(process)
         env = dict(e.split("=", 1) for e in process.get("env") or [] if "=" in e)
         args = process["args"]
         os.execvpe(args[0], args, env)

@@ -230,7 +230,7 @@ def exec_cmd(root: str, cid: str, args: list[str], env: list[str], cwd: str | No
     the same privileges as its process, exec; wait for it and exit with its code."""
     from runtime.cgroups import open_cgroup
 
-    from . import linux
+    from . import init, linux
 
     state = _load(root, cid)
     if status_of(root, state) != "running":
@@ -258,20 +258,7 @@ def exec_cmd(root: str, cid: str, args: list[str], env: list[str], cwd: str | No
                 _, status = os.waitpid(grandchild, 0)
                 os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
             os.chdir(cwd or process.get("cwd") or "/")
-            if process.get("noNewPrivileges"):
-                linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
-            user = process.get("user") or {}
-            os.setgroups([int(g) for g in user.get("additionalGids") or []])
-            os.setgid(int(user.get("gid", 0)))
-            caps = process.get("capabilities") or {}
-            if user.get("uid", 0) == 0:
-                linux.set_capabilities(
-                    bounding=caps.get("bounding") or [],
-                    effective=caps.get("effective") or [],
-                    permitted=caps.get("permitted") or [],
-                    inheritable=caps.get("inheritable") or [],
-                )
-            os.setuid(int(user.get("uid", 0)))
+            init.drop_privileges(process)
             environment = dict(e.split("=", 1) for e in [*process.get("env", []), *env] if "=" in e)
             os.execvpe(args[0], args, environment)
         except BaseException as e:
