@@ -20,6 +20,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--image-root", type=Path, default=Path("/var/lib/skiff/images"))
     p.add_argument("--oci-runtime", default="skiff-runc", choices=["skiff-runc", "runc", "crun"])
     p.add_argument("--pod-cidr", default="", help="this node's pod addresses, e.g. 10.244.1.0/24")
+    p.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        help="host:port of a registry to reach over plain HTTP (repeatable)",
+    )
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level="INFO", format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if a.oci_runtime == "skiff-runc":
@@ -36,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         image_root=a.image_root,
         oci_runtime=oci,
         pod_cidr=a.pod_cidr,
+        insecure_registries=tuple(a.insecure_registry),
     )
     asyncio.run(serve(settings, a.socket))
     return 0

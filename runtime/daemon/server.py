@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 
 from proto import runtime_pb2 as pb
 from proto import runtime_pb2_grpc as pb_grpc
+from runtime.images.pull import PullError, RegistryAuth, pull
 from runtime.images.rootfs import mount_rootfs, unmount_rootfs
 from runtime.images.store import ImageStore
 from runtime.network.files import write_pod_files
@@ -44,6 +46,7 @@ class Settings:
     image_root: Path
     oci_runtime: list[str]
     pod_cidr: str = ""
+    insecure_registries: tuple[str, ...] = ()
 
 
 class Failure(Exception):
@@ -439,13 +442,26 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
         return pb.ImageFsInfoResponse(used_bytes=used, inodes_used=inodes)
 
     async def PullImage(self, request: Any, context: Any) -> pb.PullImageResponse:
-        image = self.images.get(request.image.image)
+        """From the node's store when it is there, else from its registry."""
+        name = request.image.image
+        image = self.images.get(name)
         if image is None:
-            raise Failure(
-                grpc.StatusCode.UNAVAILABLE,
-                f"image {request.image.image!r} is not on this node and pulling "
-                "from registries is not built yet; build or load it on the node",
+            a = request.auth
+            auth = (
+                RegistryAuth(a.username, a.password, a.registry_token)
+                if (a.username or a.registry_token)
+                else None
             )
+            try:
+                image = await asyncio.to_thread(
+                    pull,
+                    self.images,
+                    name,
+                    auth=auth,
+                    insecure_registries=self.s.insecure_registries,
+                )
+            except (PullError, ValueError, httpx.HTTPError) as e:
+                raise Failure(grpc.StatusCode.UNAVAILABLE, f"pulling {name}: {e}") from e
         return pb.PullImageResponse(image_ref=image.id)
 
 

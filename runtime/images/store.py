@@ -77,8 +77,18 @@ class ImageStore:
             os.replace(tmp, path)
             return result
 
-    def add(self, name: str, layer_tars: list[Path], config: dict[str, Any]) -> Image:
-        """Store an image made of uncompressed layer tars (lowest first) and a config."""
+    def add(
+        self,
+        name: str,
+        layer_tars: list[Path],
+        config: dict[str, Any],
+        config_blob: bytes | None = None,
+    ) -> Image:
+        """Store an image made of uncompressed layer tars (lowest first) and a config.
+
+        `config_blob` is an image config as a registry served it, kept byte for byte
+        so that the image id stays the registry's config digest.
+        """
         layers, diff_ids = [], []
         for tar in layer_tars:
             digest = _digest_file(tar)
@@ -92,13 +102,18 @@ class ImageStore:
                 shutil.rmtree(partial, ignore_errors=True)
                 unpack(tar, partial)
                 os.replace(partial, layer_dir)
-        image_config = {
-            "architecture": "amd64",
-            "os": "linux",
-            "config": config,
-            "rootfs": {"type": "layers", "diff_ids": diff_ids},
-        }
-        config_digest = self._put_bytes(json.dumps(image_config, sort_keys=True).encode())
+        if config_blob is not None:
+            if json.loads(config_blob).get("rootfs", {}).get("diff_ids") != diff_ids:
+                raise ValueError("the image config's diff_ids do not match its layers")
+            config_digest = self._put_bytes(config_blob)
+        else:
+            image_config = {
+                "architecture": "amd64",
+                "os": "linux",
+                "config": config,
+                "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            }
+            config_digest = self._put_bytes(json.dumps(image_config, sort_keys=True).encode())
         manifest = {
             "schemaVersion": 2,
             "mediaType": MANIFEST_TYPE,
