@@ -16,6 +16,11 @@ COMPONENTS = {
     "apiserver": ("apiserver", "the API server (etcd, HTTPS, the Kubernetes REST API)"),
     "runtime": ("runtime.daemon", "the container runtime daemon (CRI-like gRPC on a unix socket)"),
     "scheduler": ("scheduler", "puts pending pods on nodes (filters, scores, binding)"),
+    "image": (
+        "runtime.images",
+        "the node's images: load (docker save / OCI archives), ls, inspect, rm, pull, "
+        "build-busybox",
+    ),
     "controller-manager": (
         "controllers",
         "the control loops (ReplicaSet, garbage collector, namespaces, service accounts)",

@@ -51,7 +51,7 @@ class RegistryAuth:
     token: str = ""
 
 
-def _arch() -> str:
+def arch() -> str:
     machine = platform.machine()
     return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
 
@@ -137,18 +137,18 @@ def pull(
         raise PullError(f"manifest does not match the digest {reference.digest}")
     manifest = json.loads(manifest_bytes)
     if manifest.get("mediaType") in LISTS or "manifests" in manifest:
-        arch = _arch()
+        machine_arch = arch()
         chosen = next(
             (
                 m
                 for m in manifest.get("manifests") or []
                 if (m.get("platform") or {}).get("os") == "linux"
-                and (m.get("platform") or {}).get("architecture") == arch
+                and (m.get("platform") or {}).get("architecture") == machine_arch
             ),
             None,
         )
         if chosen is None:
-            raise PullError(f"no linux/{arch} image in {ref}")
+            raise PullError(f"no linux/{machine_arch} image in {ref}")
         manifest_bytes = registry.get(f"manifests/{chosen['digest']}", ACCEPT).content
         if _sha256(manifest_bytes) != chosen["digest"]:
             raise PullError("the platform manifest failed verification")

@@ -130,6 +130,17 @@ class ImageStore:
         assert image is not None
         return image
 
+    def tag(self, ref: str, name: str) -> Image:
+        """Give an image another name, as `docker tag` does."""
+        image = self.get(ref)
+        if image is None:
+            raise KeyError(f"image {ref!r} not found")
+        manifest_digest = image.repo_digests[0].split("@", 1)[1]
+        self._names(lambda names: names.__setitem__(str(normalize(name)), manifest_digest))
+        tagged = self.get(name)
+        assert tagged is not None
+        return tagged
+
     def _image(self, manifest_digest: str, names: dict[str, str]) -> Image:
         manifest = json.loads(self.blob(manifest_digest).read_text())
         config = json.loads(self.blob(manifest["config"]["digest"]).read_text())
