@@ -2,16 +2,20 @@
 
 Command and args follow Kubernetes' rules: `command` replaces the image's
 Entrypoint, `args` replaces its Cmd, and without `command` the image's
-Entrypoint is kept.
+Entrypoint is kept. The image's Env, WorkingDir and User apply unless the
+container sets its own (see users.py for how a User is resolved).
 """
 
 from __future__ import annotations
 
+import resource
 from pathlib import Path
 from typing import Any
 
 from proto import runtime_pb2 as pb
 from runtime.images.store import Image
+
+from . import users
 
 # Docker's default capability set, which Kubernetes containers get unless told otherwise.
 DEFAULT_CAPABILITIES = [
@@ -49,6 +53,18 @@ READONLY = [
     "/proc/sys",
     "/proc/sysrq-trigger",
 ]
+
+
+def merge_env(image_env: list[str], container_env: list[tuple[str, str]]) -> list[str]:
+    """The image's Env with the container's on top: a variable set in both takes the
+    container's value, in the image's place."""
+    merged: dict[str, str] = {}
+    for item in image_env:
+        key, _, value = item.partition("=")
+        merged[key] = value
+    for key, value in container_env:
+        merged[key] = value
+    return [f"{k}={v}" for k, v in merged.items()]
 
 
 def process_args(config: pb.ContainerConfig, image: Image) -> list[str]:
@@ -89,9 +105,10 @@ def oci_config(
     cgroup: str,
     pod_files: dict[str, str],
 ) -> dict[str, Any]:
-    env = list(image.config.get("Env") or [])
-    env += [f"{kv.key}={kv.value}" for kv in config.envs]
+    env = merge_env(image.config.get("Env") or [], [(kv.key, kv.value) for kv in config.envs])
     caps = capabilities(config)
+    # Open files: the daemon's own limit, which is what containerd's containers inherit.
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)
     sc = config.linux.security_context
     res = config.linux.resources
     resources: dict[str, Any] = {}
@@ -164,11 +181,14 @@ def oci_config(
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
     if netns:
         namespaces.append({"type": "network", "path": netns})
-    user = {
-        "uid": int(sc.run_as_user) if sc.has_run_as_user else 0,
-        "gid": int(sc.run_as_group),
-        "additionalGids": list(sc.supplemental_groups),
-    }
+    who = users.resolve(
+        rootfs,
+        str(image.config.get("User") or ""),
+        int(sc.run_as_user) if sc.has_run_as_user else None,
+        int(sc.run_as_group) if sc.has_run_as_group else None,
+        [int(g) for g in sc.supplemental_groups],
+    )
+    user = {"uid": who.uid, "gid": who.gid, "additionalGids": who.additional_gids}
     return {
         "ociVersion": "1.0.2",
         "process": {
@@ -179,6 +199,8 @@ def oci_config(
             "cwd": config.working_dir or image.config.get("WorkingDir") or "/",
             "capabilities": {k: caps for k in ("bounding", "effective", "permitted")},
             "noNewPrivileges": not sc.privileged,
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile[1], "soft": nofile[0]}],
+            **({"oomScoreAdj": int(res.oom_score_adj)} if res.oom_score_adj else {}),
         },
         "root": {"path": str(rootfs), "readonly": bool(sc.readonly_rootfs)},
         "hostname": hostname,

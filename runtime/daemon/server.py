@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ from runtime.network.netns import create_netns, remove_netns
 from runtime.network.pod_network import PodNetwork, PodNetworkConfig
 
 from . import bundle as bundles
+from .exec_stream import ExecSession
+from .users import image_uid
 
 VERSION = "0.1.0"
 
@@ -285,22 +288,22 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
         sdir = self.sandboxes / sandbox["id"] / "etc"
         pod_files = {n: str(sdir / n) for n in ("hosts", "resolv.conf", "hostname")}
         cgroup = f"{sandbox['cgroup_parent'].rstrip('/')}/{cid}"
-        oci = bundles.oci_config(
-            config,
-            image,
-            rootfs,
-            hostname=sandbox["hostname"],
-            netns=sandbox["netns"],
-            cgroup=cgroup,
-            pod_files=pod_files,
-        )
-        if not oci["process"]["args"]:
+        try:
+            oci = bundles.oci_config(
+                config,
+                image,
+                rootfs,
+                hostname=sandbox["hostname"],
+                netns=sandbox["netns"],
+                cgroup=cgroup,
+                pod_files=pod_files,
+            )
+            if not oci["process"]["args"]:
+                raise ValueError("the container has no command and its image no Entrypoint or Cmd")
+        except ValueError as e:
             unmount_rootfs(cdir / "bundle")
             shutil.rmtree(cdir)
-            raise Failure(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                "the container has no command and its image no Entrypoint or Cmd",
-            )
+            raise Failure(grpc.StatusCode.INVALID_ARGUMENT, str(e)) from e
         (cdir / "bundle" / "config.json").write_text(json.dumps(oci))
         log_dir = Path(sandbox["log_directory"] or cdir)
         record = {
@@ -420,17 +423,75 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
             ) from e
         return pb.ExecSyncResponse(stdout=out.stdout, stderr=out.stderr, exit_code=out.returncode)
 
+    async def Exec(self, request_iterator: Any, context: Any) -> AsyncIterator[pb.ExecOutput]:
+        """The first message names the container and command; the rest carry input."""
+        try:
+            first = await request_iterator.__anext__()
+        except StopAsyncIteration:
+            return
+        try:
+            c = self._container(first.container_id)
+            state, pid = self._state(c)
+            if state != pb.CONTAINER_RUNNING:
+                raise Failure(
+                    grpc.StatusCode.FAILED_PRECONDITION, f"container {c['id']} is not running"
+                )
+            if not first.cmd:
+                raise Failure(grpc.StatusCode.INVALID_ARGUMENT, "exec needs a command")
+        except Failure as e:
+            await context.abort(e.code, e.message)
+        # skiff-runc makes the terminal the controlling one; runc and crun would want a
+        # console socket for that, so they get the terminal as plain stdio instead.
+        tty_flag = ["--tty"] if first.tty and "runtime.runc.main" in self.s.oci_runtime else []
+        argv = [*self.s.oci_runtime, "exec", *tty_flag, c["id"], *first.cmd]
+        session = ExecSession(argv, first.tty, first.stdin, pid)
+
+        async def inputs() -> AsyncIterator[Any]:
+            yield first
+            async for message in request_iterator:
+                yield message
+
+        async for out in session.run(inputs(), first.resize_width, first.resize_height):
+            yield out
+
+    async def ReopenContainerLog(self, request: Any, context: Any) -> pb.ReopenContainerLogResponse:
+        """After the kubelet renamed the log file: the shim starts a new one at the path."""
+        c = self._container(request.container_id)
+        cdir = self.containers / c["id"]
+        if self._state(c)[0] != pb.CONTAINER_RUNNING or not (cdir / "shim.pid").exists():
+            raise Failure(
+                grpc.StatusCode.FAILED_PRECONDITION, f"container {c['id']} is not running"
+            )
+        ack = cdir / "log-reopened"
+        before = ack.read_text() if ack.exists() else ""
+        os.kill(int((cdir / "shim.pid").read_text()), signal.SIGUSR1)
+        if not await _until(lambda: ack.exists() and ack.read_text() != before, 10):
+            raise Failure(grpc.StatusCode.INTERNAL, f"the shim of {c['id']} did not reopen its log")
+        return pb.ReopenContainerLogResponse()
+
     # -- images ----------------------------------------------------------------------
 
     def _image(self, i: Any) -> pb.Image:
-        return pb.Image(id=i.id, repo_tags=i.repo_tags, repo_digests=i.repo_digests, size=i.size)
+        uid, username = image_uid(str(i.config.get("User") or ""))
+        return pb.Image(
+            id=i.id,
+            repo_tags=i.repo_tags,
+            repo_digests=i.repo_digests,
+            size=i.size,
+            uid=uid or 0,
+            has_uid=uid is not None,
+            username=username,
+        )
 
     async def ListImages(self, request: Any, context: Any) -> pb.ListImagesResponse:
         return pb.ListImagesResponse(images=[self._image(i) for i in self.images.list()])
 
     async def ImageStatus(self, request: Any, context: Any) -> pb.ImageStatusResponse:
         image = self.images.get(request.image.image)
-        return pb.ImageStatusResponse(image=self._image(image) if image else None)
+        if image is None:
+            return pb.ImageStatusResponse()  # CRI: no image, no error
+        info = {"config": json.dumps(image.config, sort_keys=True)} if request.verbose else {}
+        return pb.ImageStatusResponse(image=self._image(image), info=info)
 
     async def RemoveImage(self, request: Any, context: Any) -> pb.RemoveImageResponse:
         if self.images.get(request.image.image) is not None:

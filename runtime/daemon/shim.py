@@ -4,6 +4,8 @@ It becomes a child subreaper, runs `<oci-runtime> create` with the container's
 stdout and stderr connected to pipes it owns, and then:
 - copies both streams into the container's log file in the CRI format
   (`<RFC3339Nano> stdout|stderr F|P <text>`: F for a full line, P for a part);
+- reopens the log file on SIGUSR1 (ReopenContainerLog, after the kubelet rotated
+  it) and acknowledges in `log-reopened`;
 - reaps the container when it exits and writes `exit.json` (exit code, time,
   whether the cgroup saw an OOM kill) into the container's directory.
 The daemon can be killed and restarted at any time: everything it needs to
@@ -18,6 +20,7 @@ import datetime
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +53,11 @@ class LogWriter:
             buffer = buffer[PARTIAL_LIMIT:]
         self.pending[stream] = buffer
 
+    def reopen(self) -> None:
+        """Log rotation: the kubelet renamed the file; carry on in a new one at the path."""
+        self.file.close()
+        self.file = open(self.path, "ab", buffering=0)
+
     def close(self) -> None:
         for stream, rest in self.pending.items():
             if rest:
@@ -76,6 +84,11 @@ def main() -> int:
     runtime = sys.argv[2:]
     spec = json.loads((container_dir / "container.json").read_text())
     ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    # ReopenContainerLog arrives as SIGUSR1; the wakeup fd turns it into input for select.
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGUSR1, lambda *_: None)
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     pid_file = container_dir / "pid"
@@ -101,10 +114,18 @@ def main() -> int:
     pid = int(pid_file.read_text())
     (container_dir / "shim.pid").write_text(str(os.getpid()))
     log = LogWriter(Path(spec["log_path"]))
+    reopened = 0
     streams = {out_r: "stdout", err_r: "stderr"}
     while streams:
-        ready, _, _ = select.select(list(streams), [], [], 1.0)
+        ready, _, _ = select.select([*streams, wake_r], [], [], 1.0)
         for fd in ready:
+            if fd == wake_r:
+                os.read(wake_r, 512)
+                log.reopen()
+                reopened += 1
+                (container_dir / "log-reopened.tmp").write_text(str(reopened))
+                os.replace(container_dir / "log-reopened.tmp", container_dir / "log-reopened")
+                continue
             data = os.read(fd, 65536)
             if data:
                 log.feed(streams[fd], data)

@@ -10,6 +10,7 @@ Anything that fails is written to the error pipe for `create` to report.
 from __future__ import annotations
 
 import os
+import resource
 import socket
 from typing import Any
 
@@ -91,6 +92,18 @@ def _setup_rootfs(config: dict[str, Any], bundle: str) -> None:
         linux.mount("", "/", "", linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY)
 
 
+def set_limits(process: dict[str, Any]) -> None:
+    """rlimits and the OOM score, while we still hold the capabilities to raise them."""
+    for rlimit in process.get("rlimits") or []:
+        kind = getattr(resource, str(rlimit["type"]), None)
+        if kind is None:
+            raise ValueError(f"unknown rlimit {rlimit['type']!r}")
+        resource.setrlimit(kind, (int(rlimit["soft"]), int(rlimit["hard"])))
+    if "oomScoreAdj" in process:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(int(process["oomScoreAdj"])))
+
+
 def drop_privileges(process: dict[str, Any]) -> None:
     """no_new_privs, groups, capabilities, then the user: the last steps before exec."""
     if process.get("noNewPrivileges"):
@@ -127,6 +140,7 @@ def run(config: dict[str, Any], bundle: str, fifo_fd: int, sync_fd: int) -> None
         os.write(fd, b"0")
         os.close(fd)
         os.close(fifo_fd)
+        set_limits(process)
         drop_privileges(process)
         env = dict(e.split("=", 1) for e in process.get("env") or [] if "=" in e)
         args = process["args"]

@@ -225,9 +225,15 @@ def delete(root: str, cid: str, force: bool) -> int:
     return 0
 
 
-def exec_cmd(root: str, cid: str, args: list[str], env: list[str], cwd: str | None) -> int:
+def exec_cmd(
+    root: str, cid: str, args: list[str], env: list[str], cwd: str | None, tty: bool = False
+) -> int:
     """Run another process in a running container: join its namespaces and cgroup, drop
-    the same privileges as its process, exec; wait for it and exit with its code."""
+    the same privileges as its process, exec; wait for it and exit with its code.
+    With `tty`, the terminal on stdin becomes the process's controlling terminal."""
+    import fcntl  # imported now: after setns the container's filesystem has no Python
+    import termios
+
     from runtime.cgroups import open_cgroup
 
     from . import init, linux
@@ -258,6 +264,10 @@ def exec_cmd(root: str, cid: str, args: list[str], env: list[str], cwd: str | No
                 _, status = os.waitpid(grandchild, 0)
                 os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
             os.chdir(cwd or process.get("cwd") or "/")
+            if tty:
+                os.setsid()
+                fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+            init.set_limits(process)
             init.drop_privileges(process)
             environment = dict(e.split("=", 1) for e in [*process.get("env", []), *env] if "=" in e)
             os.execvpe(args[0], args, environment)
@@ -337,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
             return delete(a.root, a.id, a.force)
         if a.command == "exec":
             command = a.command_args if hasattr(a, "command_args") else []
-            return exec_cmd(a.root, a.id, command, a.env, a.cwd)
+            return exec_cmd(a.root, a.id, command, a.env, a.cwd, a.tty)
         return list_cmd(a.root)
     except (RuntimeError_, OSError) as e:
         print(f"skiff-runc: {e}", file=sys.stderr)

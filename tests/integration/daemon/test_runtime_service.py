@@ -4,10 +4,13 @@ that can be killed without its containers noticing."""
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -193,3 +196,162 @@ def test_containers_survive_a_killed_daemon(daemon: Daemon) -> None:
     assert finished.exit_code == 4
     listed = {c.id for c in api.ListContainers(pb.ListContainersRequest()).containers}
     assert {long, short} <= listed
+
+
+def exec_stream(api: Any, messages: list[Any], pause: float = 0.3) -> tuple[bytes, bytes, int]:
+    """Run a streaming Exec; messages after the first are sent `pause` seconds apart."""
+
+    def requests() -> Iterator[Any]:
+        for i, m in enumerate(messages):
+            if i:
+                time.sleep(pause)
+            yield m
+
+    stdout, stderr, code = b"", b"", -1
+    for out in api.Exec(requests(), timeout=30):
+        stdout, stderr = stdout + out.stdout, stderr + out.stderr
+        if out.exited:
+            code = out.exit_code
+    return stdout, stderr, code
+
+
+def test_streaming_exec_with_stdin_and_a_terminal(daemon: Daemon) -> None:
+    api = daemon.client()
+    sid = sandbox(api, "shell")
+    cid = container(api, sid, "main", ["sleep", "60"])
+    api.StartContainer(pb.StartContainerRequest(container_id=cid))
+    wait_state(api, cid, pb.CONTAINER_RUNNING)
+    # Pipes: stdin goes in, stdout and stderr come back apart, then the exit code.
+    out, err, code = exec_stream(
+        api,
+        [
+            pb.ExecInput(
+                container_id=cid,
+                cmd=["sh", "-c", "read line; echo got:$line; hostname; echo oops >&2; exit 3"],
+                stdin=True,
+            ),
+            pb.ExecInput(stdin_data=b"hello\n"),
+        ],
+    )
+    assert (out, err, code) == (b"got:hello\nshell\n", b"oops\n", 3)
+    # A terminal: an interactive shell, resized while it runs, as `kubectl exec -it` does.
+    out, _, code = exec_stream(
+        api,
+        [
+            pb.ExecInput(
+                container_id=cid,
+                cmd=["sh"],
+                tty=True,
+                stdin=True,
+                resize_width=100,
+                resize_height=30,
+            ),
+            pb.ExecInput(stdin_data=b"stty size; tty; echo pid $$\n"),
+            pb.ExecInput(resize_width=120, resize_height=40),
+            pb.ExecInput(stdin_data=b"stty size; exit 5\n"),
+        ],
+    )
+    text = out.decode().replace("\r", "")
+    assert code == 5
+    assert "30 100\n" in text and "40 120\n" in text
+    assert "\n/dev/pts/0\n" in text  # a terminal of the container's own devpts
+    assert "pid 1\n" not in text  # its own process, beside the container's PID 1
+    with pytest.raises(grpc.RpcError) as e:
+        exec_stream(api, [pb.ExecInput(container_id="nope", cmd=["true"])])
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_reopen_container_log_after_rotation(daemon: Daemon) -> None:
+    api = daemon.client()
+    sid = sandbox(api, "rotate")
+    cid = container(
+        api,
+        sid,
+        "ticker",
+        ["sh", "-c", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.1; done"],
+    )
+    api.StartContainer(pb.StartContainerRequest(container_id=cid))
+    log = Path(wait_state(api, cid, pb.CONTAINER_RUNNING).log_path)
+    deadline = time.monotonic() + 10
+    while "tick 3" not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    rotated = log.with_name(log.name + ".1")
+    log.rename(rotated)  # what the kubelet's log rotation does, then it asks to reopen
+    api.ReopenContainerLog(pb.ReopenContainerLogRequest(container_id=cid))
+    time.sleep(0.5)
+    old_lines, new_lines = rotated.read_text().splitlines(), log.read_text().splitlines()
+    assert new_lines and all(" stdout F tick " in line for line in new_lines)
+    last_old = int(old_lines[-1].rsplit(" ", 1)[1])
+    assert int(new_lines[0].rsplit(" ", 1)[1]) == last_old + 1  # nothing lost in between
+    api.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=1))
+    with pytest.raises(grpc.RpcError) as e:
+        api.ReopenContainerLog(pb.ReopenContainerLogRequest(container_id=cid))
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_image_config_is_honoured(daemon: Daemon, tmp_path: Path) -> None:
+    """Entrypoint, Cmd, Env, WorkingDir and User from the image; the pod's env on top."""
+    store = ImageStore(tmp_path / "images")
+    busybox = store.get("busybox")
+    assert busybox is not None
+    base = store.blob(f"sha256:{busybox.layer_dirs[0].name}")
+    extra = tmp_path / "users.tar"
+    with tarfile.open(extra, "w") as tar:
+        for name, data in {
+            "etc/passwd": b"root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
+            "etc/group": b"root:x:0:\napp:x:1000:\nstaff:x:50:app\n",
+        }.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        srv = tarfile.TarInfo("srv")
+        srv.type, srv.mode = tarfile.DIRTYPE, 0o755
+        tar.addfile(srv)
+    store.add(
+        "example.com/app:1",
+        [base, extra],
+        {
+            "Entrypoint": ["/bin/sh", "-c"],
+            "Cmd": ['echo "$(id -u) $(id -g) $(id -G) $(pwd) $GREETING $FROM_POD"'],
+            "Env": ["PATH=/bin", "GREETING=hello", "FROM_POD=image"],
+            "WorkingDir": "/srv",
+            "User": "app",
+            "ExposedPorts": {"8080/tcp": {}},
+        },
+    )
+    images = pb_grpc.ImageServiceStub(grpc.insecure_channel(f"unix://{daemon.socket}"))
+    status = images.ImageStatus(
+        pb.ImageStatusRequest(image=pb.ImageSpec(image="example.com/app:1"), verbose=True)
+    )
+    assert status.image.username == "app" and not status.image.has_uid
+    assert json.loads(status.info["config"])["ExposedPorts"] == {"8080/tcp": {}}
+    api = daemon.client()
+    sid = sandbox(api, "configured")
+    config = pb.ContainerConfig(
+        metadata=pb.ContainerMetadata(name="app"),
+        image=pb.ImageSpec(image="example.com/app:1"),
+        envs=[pb.KeyValue(key="FROM_POD", value="pod")],
+    )
+    cid = api.CreateContainer(
+        pb.CreateContainerRequest(pod_sandbox_id=sid, config=config)
+    ).container_id
+    api.StartContainer(pb.StartContainerRequest(container_id=cid))
+    done = wait_state(api, cid, pb.CONTAINER_EXITED)
+    assert done.exit_code == 0
+    assert (
+        Path(done.log_path).read_text().split(" F ", 1)[1] == "1000 1000 1000 50 /srv hello pod\n"
+    )
+    # A user the image does not define is a clear error, and nothing is left behind.
+    config.linux.security_context.run_as_user = 0
+    bad = pb.ContainerConfig()
+    bad.CopyFrom(config)
+    bad.metadata.name = "bad"
+    store.add("example.com/nouser:1", [base], {"Cmd": ["true"], "User": "ghost"})
+    bad.image.image = "example.com/nouser:1"
+    before = set(os.listdir(daemon.base / "state" / "containers"))
+    with pytest.raises(grpc.RpcError) as e:
+        api.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=sid, config=bad))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "'ghost' is not in its /etc/passwd" in e.value.details()
+    assert set(os.listdir(daemon.base / "state" / "containers")) == before
