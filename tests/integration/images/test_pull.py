@@ -31,9 +31,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_registry(tmp: Path, htpasswd: Path | None = None) -> tuple[str, subprocess.Popen]:
+def start_registry(
+    tmp: Path, htpasswd: Path | None = None, token_auth: str = ""
+) -> tuple[str, subprocess.Popen]:
     port = free_port()
     auth = f"auth:\n  htpasswd:\n    realm: skiff-test\n    path: {htpasswd}\n" if htpasswd else ""
+    auth = auth or token_auth
     config = tmp / "registry.yml"
     config.write_text(
         f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp}/data\n"
@@ -55,7 +58,12 @@ def start_registry(tmp: Path, htpasswd: Path | None = None) -> tuple[str, subpro
 
 
 def push(
-    host: str, repo: str, tag: str, files: dict[str, bytes], auth: tuple[str, str] | None = None
+    host: str,
+    repo: str,
+    tag: str,
+    files: dict[str, bytes],
+    auth: tuple[str, str] | None = None,
+    token: str = "",
 ) -> str:
     """Push a one-layer image through the distribution API; returns its config digest."""
     raw = io.BytesIO()
@@ -77,7 +85,8 @@ def push(
             },
         }
     ).encode()
-    client = httpx.Client(base_url=f"http://{host}/v2/{repo}", auth=auth)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    client = httpx.Client(base_url=f"http://{host}/v2/{repo}", auth=auth, headers=headers)
 
     def upload(data: bytes) -> str:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -170,3 +179,167 @@ def test_basic_auth(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_a_tampered_blob_is_refused(registry: str, tmp_path: Path) -> None:
+    push(registry, "team/app", "1.0", {"hello.txt": b"the real content"})
+    # Change the layer where the registry keeps it: the registry now serves other bytes
+    # under the same digest, which is what a compromised mirror would do.
+    blobs = (tmp_path / "reg" / "data").rglob("blobs/sha256/*/*/data")
+    layer = next(p for p in blobs if p.read_bytes()[:2] == b"\x1f\x8b")  # the gzip layer
+    layer.write_bytes(gzip.compress(b"not the layer that was pushed"))
+    store = ImageStore(tmp_path / "images")
+    with pytest.raises(PullError, match="failed verification"):
+        pull(store, f"{registry}/team/app:1.0", insecure_registries=[registry])
+    assert store.list() == [] and list((tmp_path / "images" / "layers").iterdir()) == []
+
+
+class TokenService:
+    """The Docker Hub flow's other half: hands out JWTs the registry trusts (ES256, with
+    the signing certificate in x5c), anonymous for `public/*`, alice's password otherwise."""
+
+    def __init__(self, tmp: Path) -> None:
+        import datetime
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "skiff test token issuer")])
+        now = datetime.datetime.now(datetime.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .sign(self.key, hashes.SHA256())
+        )
+        self.cert_pem = tmp / "token-issuer.pem"
+        self.cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        self.cert_der = cert.public_bytes(serialization.Encoding.DER)
+        self.port = free_port()
+        self.requests: list[str] = []
+
+    def token(self, service: str, scope: str, user: str) -> str:
+        import base64
+        import uuid as uuidlib
+
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+        def b64(data: bytes) -> str:
+            return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+        _, repo, actions = scope.split(":")
+        allowed = [a for a in actions.split(",") if repo.startswith("public/") or user == "alice"]
+        header = {"typ": "JWT", "alg": "ES256", "x5c": [base64.b64encode(self.cert_der).decode()]}
+        now = int(time.time())
+        claims = {
+            "iss": "skiff-test-issuer",
+            "sub": user,
+            "aud": service,
+            "exp": now + 300,
+            "nbf": now - 10,
+            "iat": now,
+            "jti": uuidlib.uuid4().hex,
+            "access": [{"type": "repository", "name": repo, "actions": allowed}],
+        }
+        signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+        r, s = decode_dss_signature(
+            self.key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256()))
+        )
+        return f"{signing_input}.{b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+
+    def serve(self) -> Iterator[None]:
+        import base64
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs, urlparse
+
+        service = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                query = parse_qs(urlparse(self.path).query)
+                service.requests.append(self.path)
+                user = ""
+                header = self.headers.get("Authorization", "")
+                if header.startswith("Basic "):
+                    name, _, password = base64.b64decode(header[6:]).decode().partition(":")
+                    if (name, password) != ("alice", "s3cret"):
+                        self.send_response(401)
+                        self.end_headers()
+                        return
+                    user = name
+                body = json.dumps(
+                    {"token": service.token(query["service"][0], query["scope"][0], user)}
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+def test_bearer_token_flow(tmp_path: Path) -> None:
+    """What Docker Hub does: 401 with a Bearer challenge, a token from the realm for the
+    repository's pull scope (anonymous for public images), then the pull with it."""
+    (tmp_path / "reg").mkdir()
+    tokens = TokenService(tmp_path)
+    config = (
+        "auth:\n  token:\n"
+        f"    realm: http://127.0.0.1:{tokens.port}/token\n"
+        "    service: skiff-test-registry\n"
+        "    issuer: skiff-test-issuer\n"
+        f"    rootcertbundle: {tokens.cert_pem}\n"
+    )
+    serving = tokens.serve()
+    next(serving)
+    host, proc = start_registry(tmp_path / "reg", token_auth=config)
+    try:
+        for repo in ("public/app", "private/app"):
+            push_token = tokens.token(
+                "skiff-test-registry", f"repository:{repo}:pull,push", "alice"
+            )
+            push(host, repo, "1", {"who": repo.encode()}, token=push_token)
+        store = ImageStore(tmp_path / "images")
+        public = pull(store, f"{host}/public/app:1", insecure_registries=[host])
+        assert (public.layer_dirs[0] / "who").read_bytes() == b"public/app"
+        assert any("scope=repository%3Apublic%2Fapp%3Apull" in r for r in tokens.requests)
+        with pytest.raises(PullError, match="refused access"):  # an anonymous token: no pull
+            pull(store, f"{host}/private/app:1", insecure_registries=[host])
+        with pytest.raises(PullError, match="token service refused: HTTP 401"):
+            pull(
+                store,
+                f"{host}/private/app:1",
+                insecure_registries=[host],
+                auth=RegistryAuth("alice", "wrong"),
+            )
+        private = pull(
+            store,
+            f"{host}/private/app:1",
+            insecure_registries=[host],
+            auth=RegistryAuth("alice", "s3cret"),
+        )
+        assert (private.layer_dirs[0] / "who").read_bytes() == b"private/app"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        serving.close()
