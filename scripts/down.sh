@@ -12,6 +12,8 @@ stop() {  # name pidfile: stop what up.sh started, by the PID it recorded
     fi
     rm -f "$2"
 }
+# Containers keep running without their runtime daemon, as with containerd.
+stop runtime "$STATE/runtime.pid"
 stop scheduler "$STATE/scheduler.pid"
 stop controller-manager "$STATE/controller-manager.pid"
 pidfile=$STATE/apiserver.pid

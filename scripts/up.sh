@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing and brings up skiff as far as it is built: today the
-# API server with its embedded etcd, the controller-manager and the scheduler. Prints how to reach it with kubectl.
+# API server with its embedded etcd, the controller-manager, the scheduler,
+# and the node's container runtime with a busybox image. Prints how to reach it.
 # Stop it again with scripts/down.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,6 +54,22 @@ start_component() {  # name: start `skiff <name>` unless it already runs
 start_component controller-manager
 start_component scheduler
 
+# The node's side, as far as it is built: the busybox image (offline, from
+# busybox-static) and the container runtime daemon the kubelet will drive.
+if ! .venv/bin/skiff image inspect busybox >/dev/null 2>&1; then
+    echo "skiff: building the busybox image from busybox-static"
+    .venv/bin/skiff image build-busybox >/dev/null
+fi
+runtime_pid=$STATE/runtime.pid
+if [ -f "$runtime_pid" ] && kill -0 "$(cat "$runtime_pid")" 2>/dev/null; then
+    echo "skiff: the runtime is already running (pid $(cat "$runtime_pid"))"
+else
+    echo "skiff: starting the container runtime (log: $STATE/runtime.log)"
+    setsid .venv/bin/skiff runtime --pod-cidr "${SKIFF_POD_CIDR:-10.244.0.0/24}" \
+        >>"$STATE/runtime.log" 2>&1 < /dev/null &
+    echo $! > "$runtime_pid"
+fi
+
 cat <<MSG
 
 skiff is up: the Kubernetes API is at https://$ADVERTISE:$PORT
@@ -61,6 +78,9 @@ skiff is up: the Kubernetes API is at https://$ADVERTISE:$PORT
   kubectl get namespaces
   kubectl api-resources
   kubectl create deployment web --image=nginx:1.25 && kubectl get deploy -w
+
+The node's images: .venv/bin/skiff image ls   (load archives with: skiff image load FILE)
+The container runtime serves CRI-like gRPC on /run/skiff/runtime.sock.
 
 Stop it with: sudo bash scripts/down.sh   (data stays in $STATE)
 MSG
