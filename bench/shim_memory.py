@@ -3,8 +3,9 @@
     .venv/bin/python bench/shim_memory.py
 
 Starts one busybox container (`sleep 60`) under a shim, waits until it is
-running, and reads VmRSS of the shim process from /proc; then does the same
-for `python -c "import time; time.sleep(60)"`, the floor any Python shim pays.
+running, and reads the shim's RSS and private memory from /proc; then does the
+same for idle interpreters (with and without site imports), the floor any
+Python shim pays.
 Everything started is stopped and removed.
 """
 
@@ -23,16 +24,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from runtime.daemon import shim  # noqa: E402
 from runtime.images.busybox import build_busybox  # noqa: E402
 from runtime.images.rootfs import mount_rootfs, unmount_rootfs  # noqa: E402
 from runtime.images.store import ImageStore  # noqa: E402
 
 
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+def memory(pid: int) -> tuple[int, int]:
+    """(RSS, private) in KiB: RSS counts the interpreter's shared pages too; private
+    (Private_Clean + Private_Dirty) is what one more container really adds."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        key, value = line.split(":", 1)
+        fields[key] = int(value.split()[0])
+    return fields["Rss"], fields["Private_Clean"] + fields["Private_Dirty"]
 
 
 def main() -> None:
@@ -59,7 +64,7 @@ def main() -> None:
             )
             runtime = [sys.executable, "-m", "runtime.runc.main", "--root", str(state)]
             subprocess.Popen(
-                [sys.executable, "-m", "runtime.daemon.shim", str(cdir), *runtime],
+                shim.command(str(cdir), cid, str(cdir / "0.log"), f"/{parent}/{cid}", runtime),
                 cwd=ROOT,
                 start_new_session=True,
                 stdin=subprocess.DEVNULL,
@@ -70,16 +75,21 @@ def main() -> None:
                 time.sleep(0.05)
             subprocess.run([*runtime, "start", cid], check=True, cwd=ROOT)
             time.sleep(1)
-            shim = rss_kib(int((cdir / "shim.pid").read_text()))
-            bare = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-            time.sleep(1)
-            floor = rss_kib(bare.pid)
-            bare.kill()
-            bare.wait()
-            print(
-                f"idle shim RSS {shim / 1024:6.1f} MiB   "
-                f"bare idle python RSS {floor / 1024:6.1f} MiB"
-            )
+            rows = [("idle shim (per container)", memory(int((cdir / "shim.pid").read_text())))]
+            for label, flags in (
+                ('bare idle `python -c "time.sleep(60)"`', []),
+                ('bare idle `python -I -S -c "time.sleep(60)"`', ["-I", "-S"]),
+            ):
+                bare = subprocess.Popen(
+                    [sys.executable, *flags, "-c", "import time; time.sleep(60)"]
+                )
+                time.sleep(1)
+                rows.append((label, memory(bare.pid)))
+                bare.kill()
+                bare.wait()
+            print(f"{'process':<46} {'RSS':>9} {'private':>9}")
+            for label, (rss, private) in rows:
+                print(f"{label:<46} {rss / 1024:5.1f} MiB {private / 1024:5.1f} MiB")
         finally:
             subprocess.run(
                 [

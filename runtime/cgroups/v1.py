@@ -58,9 +58,13 @@ class CgroupV1:
             return []
         return [int(p) for p in procs.read_text().split()]
 
+    def oom_events_file(self) -> Path:
+        """Where the kernel counts OOM kills, as an `oom_kill N` line."""
+        return self.dir("memory") / "memory.oom_control"
+
     def oom_killed(self) -> int:
         """How many processes the kernel OOM-killed in this cgroup (memory.oom_control)."""
-        control = self.dir("memory") / "memory.oom_control"
+        control = self.oom_events_file()
         if not control.exists():
             return 0
         for line in control.read_text().splitlines():

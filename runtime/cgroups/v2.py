@@ -70,6 +70,10 @@ class CgroupV2:
                 out[key] = int(value)
         return out
 
+    def oom_events_file(self) -> Path:
+        """Where the kernel counts OOM kills, as an `oom_kill N` line."""
+        return self.dir / "memory.events"
+
     def oom_killed(self) -> int:
         return self._keyed("memory.events").get("oom_kill", 0)
 

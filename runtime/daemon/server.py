@@ -14,7 +14,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -36,6 +35,7 @@ from runtime.network.netns import create_netns, remove_netns
 from runtime.network.pod_network import PodNetwork, PodNetworkConfig
 
 from . import bundle as bundles
+from . import shim
 from .exec_stream import ExecSession
 from .users import image_uid
 
@@ -320,8 +320,8 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
             "cgroup": cgroup,
         }
         (cdir / "container.json").write_text(json.dumps(record))
-        shim = await asyncio.to_thread(self._start_shim, cdir)
-        asyncio.get_running_loop().run_in_executor(None, shim.wait)  # reap it when it ends
+        process = await asyncio.to_thread(self._start_shim, cdir, record)
+        asyncio.get_running_loop().run_in_executor(None, process.wait)  # reap it when it ends
         created = await _until(
             lambda: (cdir / "shim.pid").exists() or (cdir / "create-failed").exists(), 30
         )
@@ -332,10 +332,11 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
             )
         return pb.CreateContainerResponse(container_id=cid)
 
-    def _start_shim(self, cdir: Path) -> subprocess.Popen[bytes]:
+    def _start_shim(self, cdir: Path, c: dict[str, Any]) -> subprocess.Popen[bytes]:
+        argv = shim.command(str(cdir), c["id"], c["log_path"], c["cgroup"], self.s.oci_runtime)
         with open(cdir / "shim.log", "ab") as log:
             return subprocess.Popen(
-                [sys.executable, "-m", "runtime.daemon.shim", str(cdir), *self.s.oci_runtime],
+                argv,
                 start_new_session=True,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,

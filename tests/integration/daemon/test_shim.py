@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from runtime.daemon import shim
 from runtime.images.busybox import build_busybox
 from runtime.images.rootfs import mount_rootfs, unmount_rootfs
 from runtime.images.store import ImageStore
@@ -27,6 +28,13 @@ pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not Path("/bin/busybox").exists(), reason="needs root and busybox-static"
 )
 CRI_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z (stdout|stderr) (F|P) (.*)$")
+
+
+def shim_command(cdir: Path, state: Path) -> list[str]:
+    """The shim as the daemon starts it, for the container recorded in `cdir`."""
+    c = json.loads((cdir / "container.json").read_text())
+    runc = [sys.executable, "-m", "runtime.runc.main", "--root", str(state)]
+    return shim.command(str(cdir), c["id"], c["log_path"], c["cgroup"], runc)
 
 
 @pytest.fixture
@@ -60,17 +68,7 @@ def container(tmp_path: Path) -> Iterator[Any]:
 
     def shim(cdir: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "runtime.daemon.shim",
-                str(cdir),
-                sys.executable,
-                "-m",
-                "runtime.runc.main",
-                "--root",
-                str(state),
-            ],
+            shim_command(cdir, state),
             cwd=ROOT,
             start_new_session=True,
             stdin=subprocess.DEVNULL,
@@ -170,15 +168,7 @@ def test_container_outlives_the_process_that_started_its_shim(container: Any) ->
             "-c",
             "import subprocess, sys; subprocess.Popen(sys.argv[1:], start_new_session=True,"
             " stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)",
-            sys.executable,
-            "-m",
-            "runtime.daemon.shim",
-            str(cdir),
-            sys.executable,
-            "-m",
-            "runtime.runc.main",
-            "--root",
-            str(cdir.parent / "runc-state"),
+            *shim_command(cdir, cdir.parent / "runc-state"),
         ],
         cwd=ROOT,
         timeout=30,
