@@ -56,3 +56,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     .venv/bin/pip install -q -e '.[test]'
     echo "$want" > "$stamp"
 fi
+# skiff-runc starts on every container start: run it without site imports (-S)
+# and isolated (-I), which is three times faster than a console script.
+cat > .venv/bin/skiff-runc <<SH
+#!/bin/sh
+exec "$PWD/.venv/bin/python" -I -S "$PWD/runtime/runc/skiff_runc.py" "\$@"
+SH
+chmod 755 .venv/bin/skiff-runc

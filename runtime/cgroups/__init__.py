@@ -10,26 +10,28 @@ CI) counts as v1: the v2 tree has no controllers to give.
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 from .resources import Resources
 from .v1 import CgroupV1
 from .v2 import CgroupV2
 
-ROOT = Path("/sys/fs/cgroup")
+ROOT = "/sys/fs/cgroup"
 
 __all__ = ["CgroupV1", "CgroupV2", "Resources", "detect", "open_cgroup"]
 
 
-def detect(root: Path = ROOT) -> str:
+def detect(root: str | os.PathLike[str] = ROOT) -> str:
     """'v2' when the unified hierarchy is mounted at the root with controllers, else 'v1'."""
-    controllers = root / "cgroup.controllers"
-    if controllers.exists() and controllers.read_text().split():
-        return "v2"
+    controllers = os.path.join(root, "cgroup.controllers")
+    if os.path.exists(controllers):
+        with open(controllers) as f:
+            if f.read().split():
+                return "v2"
     return "v1"
 
 
-def open_cgroup(path: str, root: Path = ROOT) -> CgroupV1 | CgroupV2:
+def open_cgroup(path: str, root: str | os.PathLike[str] = ROOT) -> CgroupV1 | CgroupV2:
     """The cgroup at `path` (e.g. "/skiff/pod-uid/ctr"), for this machine's layout."""
     if detect(root) == "v2":
         return CgroupV2(path, root)

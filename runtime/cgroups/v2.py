@@ -1,44 +1,55 @@
-"""cgroup v2: one unified tree; controllers are enabled for children via subtree_control."""
+"""cgroup v2: one unified tree; controllers are enabled for children via subtree_control.
+
+Paths are strings, as in v1.py, to keep skiff-runc's start-up lean.
+"""
 
 from __future__ import annotations
 
 import errno
 import os
 import time
-from pathlib import Path
 
 from .resources import Resources
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def _write(path: str, value: str | int) -> None:
+    with open(path, "w") as f:
+        f.write(str(value))
 
 
 class CgroupV2:
     version = "v2"
 
-    def __init__(self, path: str, root: Path = Path("/sys/fs/cgroup")) -> None:
+    def __init__(self, path: str, root: str | os.PathLike[str] = "/sys/fs/cgroup") -> None:
         self.path = "/" + path.strip("/")
-        self.root = root
+        self.root = os.fspath(root)
 
     @property
-    def dir(self) -> Path:
-        return self.root / self.path.lstrip("/")
+    def dir(self) -> str:
+        return os.path.join(self.root, self.path.lstrip("/"))
 
     def create(self) -> None:
         """Make the directory, enabling cpu, memory and pids in every parent on the way."""
-        parts = [p for p in self.path.split("/") if p]
         current = self.root
-        for part in parts:
-            available = (
-                (current / "cgroup.controllers").read_text().split()
-                if (current / "cgroup.controllers").exists()
-                else []
-            )
+        for part in [p for p in self.path.split("/") if p]:
+            controllers = os.path.join(current, "cgroup.controllers")
+            available = _read(controllers).split() if os.path.exists(controllers) else []
             wanted = [c for c in ("cpu", "memory", "pids") if c in available]
             if wanted:
-                (current / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in wanted))
-            current = current / part
-            current.mkdir(exist_ok=True)
+                _write(
+                    os.path.join(current, "cgroup.subtree_control"),
+                    " ".join(f"+{c}" for c in wanted),
+                )
+            current = os.path.join(current, part)
+            os.makedirs(current, exist_ok=True)
 
     def _write(self, name: str, value: str | int) -> None:
-        (self.dir / name).write_text(str(value))
+        _write(os.path.join(self.dir, name), value)
 
     def apply(self, r: Resources) -> None:
         if r.cpu_shares is not None:
@@ -47,7 +58,7 @@ class CgroupV2:
             self._write("cpu.max", f"{r.cpu_quota} {r.cpu_period}")
         if r.memory_limit is not None:
             self._write("memory.max", r.memory_limit)
-            if (self.dir / "memory.swap.max").exists():
+            if os.path.exists(os.path.join(self.dir, "memory.swap.max")):
                 self._write("memory.swap.max", 0)
         if r.pids_limit is not None:
             self._write("pids.max", r.pids_limit if r.pids_limit > 0 else "max")
@@ -56,23 +67,23 @@ class CgroupV2:
         self._write("cgroup.procs", pid)
 
     def pids(self) -> list[int]:
-        procs = self.dir / "cgroup.procs"
-        return [int(p) for p in procs.read_text().split()] if procs.exists() else []
+        procs = os.path.join(self.dir, "cgroup.procs")
+        return [int(p) for p in _read(procs).split()] if os.path.exists(procs) else []
 
     def _keyed(self, name: str) -> dict[str, int]:
-        f = self.dir / name
-        if not f.exists():
+        f = os.path.join(self.dir, name)
+        if not os.path.exists(f):
             return {}
         out = {}
-        for line in f.read_text().splitlines():
+        for line in _read(f).splitlines():
             key, _, value = line.partition(" ")
             if value.strip().lstrip("-").isdigit():
                 out[key] = int(value)
         return out
 
-    def oom_events_file(self) -> Path:
+    def oom_events_file(self) -> str:
         """Where the kernel counts OOM kills, as an `oom_kill N` line."""
-        return self.dir / "memory.events"
+        return os.path.join(self.dir, "memory.events")
 
     def oom_killed(self) -> int:
         return self._keyed("memory.events").get("oom_kill", 0)
@@ -81,12 +92,12 @@ class CgroupV2:
         return self._keyed("cpu.stat").get("usage_usec", 0) * 1000
 
     def memory_usage(self) -> int:
-        f = self.dir / "memory.current"
-        return int(f.read_text()) if f.exists() else 0
+        f = os.path.join(self.dir, "memory.current")
+        return int(_read(f)) if os.path.exists(f) else 0
 
     def delete(self, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
-        while self.dir.is_dir():
+        while os.path.isdir(self.dir):
             try:
                 os.rmdir(self.dir)
             except OSError as e:

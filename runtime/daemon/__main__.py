@@ -9,6 +9,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from runtime.runc import command as runc_command
+
 from .server import Settings, serve
 
 
@@ -29,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level="INFO", format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if a.oci_runtime == "skiff-runc":
-        oci = [sys.executable, "-m", "runtime.runc.main"]
+        oci = runc_command()
     elif shutil.which(a.oci_runtime):
         oci = [a.oci_runtime]
     else:

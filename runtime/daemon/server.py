@@ -35,8 +35,9 @@ from runtime.network.netns import create_netns, remove_netns
 from runtime.network.pod_network import PodNetwork, PodNetworkConfig
 
 from . import bundle as bundles
-from . import shim
 from .exec_stream import ExecSession
+from .oci import OciRuntime
+from .shims import ShimLauncher
 from .users import image_uid
 
 VERSION = "0.1.0"
@@ -66,6 +67,8 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
     def __init__(self, settings: Settings) -> None:
         self.s = settings
         self.images = ImageStore(settings.image_root)
+        self.oci = OciRuntime(settings.oci_runtime)
+        self.shims = ShimLauncher(settings.oci_runtime)
         self.sandboxes = settings.state_dir / "sandboxes"
         self.containers = settings.state_dir / "containers"
         for d in (self.sandboxes, self.containers, settings.run_dir / "netns"):
@@ -92,13 +95,9 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
             raise Failure(grpc.StatusCode.NOT_FOUND, f"container {cid!r} not found")
         return json.loads(f.read_text())
 
-    def _oci(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*self.s.oci_runtime, *args], capture_output=True, text=True, timeout=60
-        )
-
     def _state(self, c: dict[str, Any]) -> tuple[int, int]:
-        """(CRI state, pid) from the shim's records and the OCI runtime."""
+        """(CRI state, pid) from the shim's records; the OCI runtime is asked only when
+        the shim is gone without a record (killed), so a status costs no process."""
         cdir = self.containers / c["id"]
         if (cdir / "exit.json").exists():
             return pb.CONTAINER_EXITED, 0
@@ -106,7 +105,12 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
             return pb.CONTAINER_EXITED, 0
         if not (cdir / "shim.pid").exists():
             return pb.CONTAINER_CREATED, 0
-        out = self._oci("state", c["id"])
+        pid = int((cdir / "pid").read_text())
+        if _alive(int((cdir / "shim.pid").read_text())):
+            # The container is the shim's child: its pid cannot be reused while the shim
+            # lives, and the shim writes exit.json as soon as it has reaped it.
+            return (pb.CONTAINER_RUNNING if "started_at" in c else pb.CONTAINER_CREATED), pid
+        out = self.oci.run_sync("state", c["id"])
         if out.returncode != 0:
             return pb.CONTAINER_UNKNOWN, 0
         state = json.loads(out.stdout)
@@ -320,7 +324,7 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
             "cgroup": cgroup,
         }
         (cdir / "container.json").write_text(json.dumps(record))
-        process = await asyncio.to_thread(self._start_shim, cdir, record)
+        process = await self.shims.start(cdir, record)
         asyncio.get_running_loop().run_in_executor(None, process.wait)  # reap it when it ends
         created = await _until(
             lambda: (cdir / "shim.pid").exists() or (cdir / "create-failed").exists(), 30
@@ -332,17 +336,6 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
             )
         return pb.CreateContainerResponse(container_id=cid)
 
-    def _start_shim(self, cdir: Path, c: dict[str, Any]) -> subprocess.Popen[bytes]:
-        argv = shim.command(str(cdir), c["id"], c["log_path"], c["cgroup"], self.s.oci_runtime)
-        with open(cdir / "shim.log", "ab") as log:
-            return subprocess.Popen(
-                argv,
-                start_new_session=True,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
-
     async def StartContainer(self, request: Any, context: Any) -> pb.StartContainerResponse:
         c = self._container(request.container_id)
         state, _ = self._state(c)
@@ -351,7 +344,7 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"container {c['id']} is not in the created state",
             )
-        out = self._oci("start", c["id"])
+        out = await self.oci.run("start", c["id"])
         if out.returncode != 0:
             raise Failure(grpc.StatusCode.INTERNAL, out.stderr.strip())
         c["started_at"] = _now_ns()
@@ -365,11 +358,11 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
         if state == pb.CONTAINER_EXITED:
             return
         if state == pb.CONTAINER_CREATED:
-            self._oci("delete", "--force", c["id"])
+            await self.oci.run("delete", "--force", c["id"])
             return
-        self._oci("kill", c["id"], "TERM")
+        await self.oci.run("kill", c["id"], "TERM")
         if not await _until(lambda: (cdir / "exit.json").exists(), max(grace, 0)):
-            self._oci("kill", c["id"], "KILL")
+            await self.oci.run("kill", c["id"], "KILL")
             await _until(lambda: (cdir / "exit.json").exists(), 10)
 
     async def StopContainer(self, request: Any, context: Any) -> pb.StopContainerResponse:
@@ -378,7 +371,7 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
 
     async def _remove(self, c: dict[str, Any]) -> None:
         await self._stop(c, 0)
-        self._oci("delete", "--force", c["id"])
+        await self.oci.run("delete", "--force", c["id"])
         cdir = self.containers / c["id"]
         shim_pid = cdir / "shim.pid"
         if shim_pid.exists() and not (cdir / "exit.json").exists():
@@ -414,7 +407,7 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
         try:
             out = await asyncio.to_thread(
                 subprocess.run,
-                [*self.s.oci_runtime, "exec", c["id"], *request.cmd],
+                self.oci.exec_argv(c["id"], list(request.cmd)),
                 capture_output=True,
                 timeout=request.timeout or None,
             )
@@ -441,10 +434,7 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
                 raise Failure(grpc.StatusCode.INVALID_ARGUMENT, "exec needs a command")
         except Failure as e:
             await context.abort(e.code, e.message)
-        # skiff-runc makes the terminal the controlling one; runc and crun would want a
-        # console socket for that, so they get the terminal as plain stdio instead.
-        tty_flag = ["--tty"] if first.tty and "runtime.runc.main" in self.s.oci_runtime else []
-        argv = [*self.s.oci_runtime, "exec", *tty_flag, c["id"], *first.cmd]
+        argv = self.oci.exec_argv(c["id"], list(first.cmd), first.tty)
         session = ExecSession(argv, first.tty, first.stdin, pid)
 
         async def inputs() -> AsyncIterator[Any]:
@@ -528,14 +518,26 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
 
 
 async def _until(check: Any, seconds: float) -> bool:
-    """Poll `check` every 50 ms for up to `seconds`; whether it became true."""
+    """Poll `check` for up to `seconds`, every 2 ms at first and backing off to 50 ms,
+    so that quick things are seen quickly; whether it became true."""
     deadline = time.monotonic() + seconds
+    interval = 0.002
     while True:
         if check():
             return True
         if time.monotonic() >= deadline:
             return False
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(interval)
+        interval = min(interval * 1.5, 0.05)
+
+
+def _alive(pid: int) -> bool:
+    """Running and not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 class _Errors(grpc.aio.ServerInterceptor):
@@ -577,9 +579,11 @@ async def serve(settings: Settings, socket_path: Path) -> None:
     await asyncio.to_thread(_prepare_socket, socket_path)
     server.add_insecure_port(f"unix://{socket_path}")
     await server.start()
+    await runtime.shims.refill()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await server.stop(grace=2)
+    await runtime.shims.close()

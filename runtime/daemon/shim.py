@@ -90,48 +90,143 @@ def _set_subreaper() -> None:
     ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
-def _create(runtime: list[str], cid: str, bundle: str, pid_file: str) -> tuple[int, int, int]:
-    """`<runtime> create` with fresh pipes as the container's stdout and stderr."""
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    argv = [*runtime, "create", "--bundle", bundle, "--pid-file", pid_file, cid]
-    actions = [
-        (os.POSIX_SPAWN_DUP2, devnull, 0),
-        (os.POSIX_SPAWN_DUP2, out_w, 1),
-        (os.POSIX_SPAWN_DUP2, err_w, 2),
-    ]
-    try:
-        child = os.posix_spawnp(argv[0], argv, os.environ, file_actions=actions)
-        _, status = os.waitpid(child, 0)
-    finally:
-        for fd in (out_w, err_w, devnull):
-            os.close(fd)
-    return os.waitstatus_to_exitcode(status), out_r, err_r
+class Creator:
+    """Runs `<runtime> create` with fresh pipes as the container's stdout and stderr.
+
+    With skiff-runc, `prepare()` forks a child that imports skiff-runc and waits:
+    a spare shim does that while no container needs it yet, so that creating one
+    later costs neither an interpreter start nor the imports. Other runtimes are
+    spawned as processes when `create` is called.
+    """
+
+    def __init__(self, runtime: list[str]) -> None:
+        self.runtime = runtime
+        self.out_r, self.out_w = os.pipe()
+        self.err_r, self.err_w = os.pipe()
+        self.child = 0
+        self.go_w = -1
+        launchers = [i for i, a in enumerate(runtime) if a.endswith("skiff_runc.py")]
+        self.skiff_runc_args = runtime[launchers[0] + 1 :] if launchers else None
+
+    def prepare(self) -> None:
+        if self.skiff_runc_args is None:
+            return
+        go_r, self.go_w = os.pipe()
+        self.child = os.fork()
+        if self.child == 0:
+            code = 1
+            try:
+                os.close(self.go_w)
+                self._stdio()
+                root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+                sys.path.insert(0, root)
+                # Everything `create` will import, now, while nobody waits for it.
+                import runtime.cgroups
+                import runtime.runc.init  # noqa: F401
+                from runtime.runc.main import main as runc_main
+
+                with os.fdopen(go_r) as go:
+                    line = go.readline().rstrip("\n")
+                if line:
+                    cid, bundle, pid_file = line.split("\t")
+                    flags = ["--bundle", bundle, "--pid-file", pid_file]
+                    code = runc_main([*self.skiff_runc_args, "create", *flags, cid])
+            finally:
+                os._exit(code)
+        os.close(go_r)
+
+    def _stdio(self) -> None:
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(self.out_w, 1)
+        os.dup2(self.err_w, 2)
+        os.close(devnull)
+
+    def abandon(self) -> None:
+        if self.go_w >= 0:
+            os.close(self.go_w)  # the prepared child reads EOF and exits
+            os.waitpid(self.child, 0)
+
+    def create(self, cid: str, bundle: str, pid_file: str) -> int:
+        try:
+            if self.child:
+                os.write(self.go_w, f"{cid}\t{bundle}\t{pid_file}\n".encode())
+                os.close(self.go_w)
+                child = self.child
+            else:
+                argv = [*self.runtime, "create", "--bundle", bundle, "--pid-file", pid_file, cid]
+                devnull = os.open(os.devnull, os.O_RDONLY)
+                actions = [
+                    (os.POSIX_SPAWN_DUP2, devnull, 0),
+                    (os.POSIX_SPAWN_DUP2, self.out_w, 1),
+                    (os.POSIX_SPAWN_DUP2, self.err_w, 2),
+                ]
+                try:
+                    child = os.posix_spawnp(argv[0], argv, os.environ, file_actions=actions)
+                finally:
+                    os.close(devnull)
+            _, status = os.waitpid(child, 0)
+        finally:
+            os.close(self.out_w)
+            os.close(self.err_w)
+        return os.waitstatus_to_exitcode(status)
+
+
+def oom_file(cgroup: str) -> str:
+    from runtime.cgroups import open_cgroup
+
+    return str(open_cgroup(cgroup).oom_events_file())
 
 
 def command(
     container_dir: str, cid: str, log_path: str, cgroup: str, runtime: list[str]
 ) -> list[str]:
-    """How the daemon starts a shim (run in the daemon, not in the shim)."""
-    from runtime.cgroups import open_cgroup
-
-    oom_file = str(open_cgroup(cgroup).oom_events_file())
+    """How the daemon starts a shim for a container (run in the daemon, not in the shim)."""
     script = os.path.abspath(__file__)
-    return [sys.executable, "-I", "-S", script, container_dir, cid, log_path, oom_file, *runtime]
+    args = [container_dir, cid, log_path, oom_file(cgroup)]
+    return [sys.executable, "-I", "-S", script, *args, *runtime]
+
+
+def spare_command(runtime: list[str]) -> list[str]:
+    """A spare shim, told its container later on stdin (see `assignment`)."""
+    return [sys.executable, "-I", "-S", os.path.abspath(__file__), "--spare", *runtime]
+
+
+def assignment(container_dir: str, cid: str, log_path: str, cgroup: str) -> bytes:
+    return "\t".join([container_dir, cid, log_path, oom_file(cgroup)]).encode() + b"\n"
 
 
 def main() -> int:
-    container_dir, cid, log_path, oom_file = sys.argv[1:5]
-    runtime = sys.argv[5:]
     _set_subreaper()
+    if sys.argv[1] == "--spare":
+        # A spare: made ready before there is a container for it; the daemon writes
+        # "CONTAINER_DIR<TAB>ID<TAB>LOG_PATH<TAB>OOM_FILE" on stdin when there is one.
+        runtime = sys.argv[2:]
+        creator = Creator(runtime)
+        creator.prepare()
+        line = sys.stdin.readline().rstrip("\n")
+        if not line:  # the daemon went away before using us
+            creator.abandon()
+            return 0
+        container_dir, cid, log_path, oom_file = line.split("\t")
+        log_fd = os.open(
+            os.path.join(container_dir, "shim.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        )
+        os.dup2(log_fd, 2)
+        os.close(log_fd)
+    else:
+        container_dir, cid, log_path, oom_file = sys.argv[1:5]
+        runtime = sys.argv[5:]
+        creator = Creator(runtime)
+        creator.prepare()
     # ReopenContainerLog arrives as SIGUSR1; the wakeup fd turns it into input for select.
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     _signal.set_wakeup_fd(wake_w)
     _signal.signal(_signal.SIGUSR1, lambda *_: None)
     pid_file = os.path.join(container_dir, "pid")
-    code, out_r, err_r = _create(runtime, cid, os.path.join(container_dir, "bundle"), pid_file)
+    code = creator.create(cid, os.path.join(container_dir, "bundle"), pid_file)
+    out_r, err_r = creator.out_r, creator.err_r
     if code != 0:
         _write_atomically(os.path.join(container_dir, "create-failed"), str(code))
         return 1

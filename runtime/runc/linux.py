@@ -1,6 +1,6 @@
 """The Linux calls a container runtime needs and Python 3.11 lacks, through ctypes.
 
-unshare, setns, mount, umount2, pivot_root, prctl and capset, with errors
+unshare, setns, mount, umount2, pivot_root, prctl, capset and sethostname, with errors
 raised as OSError naming the call, so a failure reads like `mount(proc): EPERM`.
 """
 
@@ -100,6 +100,11 @@ def _check(result: int, what: str) -> None:
     if result != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def sethostname(name: str) -> None:
+    data = name.encode()
+    _check(_libc.sethostname(data, len(data)), "sethostname")
 
 
 def unshare(flags: int) -> None:

@@ -12,18 +12,23 @@ and blocks opening `exec.fifo` for writing; `create` then puts it in its
 cgroup, records the state and exits, leaving the container's parent to be the
 caller's subreaper. `start` opens the FIFO for reading, which lets the
 container exec its process.
+
+Start-up time is most of a short container's life, so this module imports
+little (no argparse, pathlib, typing or even json at run time: see
+fastjson.py); `skiff_runc.py` is the launcher that also skips site imports.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import signal
 import sys
 import time
-from pathlib import Path
-from typing import Any
+
+from . import fastjson
+
+TYPE_CHECKING = False  # not `from typing import ...`: typing costs 3 ms to import
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_ROOT = "/run/skiff-runc"
 
@@ -32,17 +37,27 @@ class RuntimeError_(Exception):
     """A failure to report as one line and exit 1."""
 
 
-def _state_dir(root: str, cid: str) -> Path:
+def _state_dir(root: str, cid: str) -> str:
     if not cid or "/" in cid or cid in (".", ".."):
         raise RuntimeError_(f"invalid container id {cid!r}")
-    return Path(root) / cid
+    return os.path.join(root, cid)
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
 
 
 def _load(root: str, cid: str) -> dict[str, Any]:
-    path = _state_dir(root, cid) / "state.json"
-    if not path.exists():
+    path = os.path.join(_state_dir(root, cid), "state.json")
+    if not os.path.exists(path):
         raise RuntimeError_(f"container {cid} does not exist")
-    return json.loads(path.read_text())
+    return fastjson.loads(_read(path))
 
 
 def _alive(pid: int) -> bool:
@@ -51,7 +66,7 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     try:  # a zombie is not running
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+        return _read(f"/proc/{pid}/stat").rsplit(") ", 1)[1][0] != "Z"
     except (OSError, IndexError):
         return False
 
@@ -60,7 +75,7 @@ def status_of(root: str, state: dict[str, Any]) -> str:
     pid = int(state.get("pid") or 0)
     if not pid or not _alive(pid):
         return "stopped"
-    if (_state_dir(root, state["id"]) / "exec.fifo").exists():
+    if os.path.exists(os.path.join(_state_dir(root, state["id"]), "exec.fifo")):
         return "created"
     return "running"
 
@@ -87,15 +102,15 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None) -> int:
     from . import init, linux
 
     state_dir = _state_dir(root, cid)
-    if state_dir.exists():
+    if os.path.exists(state_dir):
         raise RuntimeError_(f"container {cid} already exists")
     bundle = os.path.abspath(bundle)
     try:
-        config = json.loads((Path(bundle) / "config.json").read_text())
+        config = fastjson.loads(_read(os.path.join(bundle, "config.json")))
     except (OSError, ValueError) as e:
         raise RuntimeError_(f"cannot read {bundle}/config.json: {e}") from e
-    state_dir.mkdir(parents=True, mode=0o700)
-    fifo = state_dir / "exec.fifo"
+    os.makedirs(state_dir, mode=0o700)
+    fifo = os.path.join(state_dir, "exec.fifo")
     os.mkfifo(fifo, 0o622)
     cg, resources = _cgroup(config, cid)
     cg.create()
@@ -132,16 +147,25 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None) -> int:
     os.close(sync_w)
     os.close(pid_w)
     os.close(fifo_fd)
-    os.waitpid(child, 0)
-    pid_text = os.read(pid_r, 64).decode()
+    pid_text = os.read(pid_r, 64).decode()  # sent as soon as PID 1 exists
     os.close(pid_r)
+    # Join the cgroup while PID 1 builds its root filesystem: the first migration can
+    # wait a whole RCU grace period in the kernel, and this way the wait is not on top.
+    joined: OSError | None = None
+    if pid_text:
+        try:
+            cg.add(int(pid_text))
+        except OSError as e:
+            joined = e
+    os.waitpid(child, 0)
     message = os.read(sync_r, 4096).decode()
     os.close(sync_r)
-    if message != "ok" or not pid_text:
+    if message != "ok" or not pid_text or joined:
+        if pid_text and message == "ok":
+            os.kill(int(pid_text), 9)  # set up, but outside its cgroup: it must not run
         _cleanup(state_dir, cg)
-        raise RuntimeError_(f"container init failed: {message or 'no report'}")
+        raise RuntimeError_(f"container init failed: {joined or message or 'no report'}")
     pid = int(pid_text)
-    cg.add(pid)
     state = {
         "ociVersion": config.get("ociVersion", "1.0.2"),
         "id": cid,
@@ -151,16 +175,16 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None) -> int:
         "cgroup": cg.path,
         "created": time.time(),
     }
-    (state_dir / "state.json").write_text(json.dumps(state))
+    _write(os.path.join(state_dir, "state.json"), fastjson.dumps(state))
     if pid_file:
-        Path(pid_file).write_text(str(pid))
+        _write(pid_file, str(pid))
     return 0
 
 
-def _cleanup(state_dir: Path, cg: Any) -> None:
-    for p in state_dir.glob("*"):
-        p.unlink()
-    state_dir.rmdir()
+def _cleanup(state_dir: str, cg: Any) -> None:
+    for name in os.listdir(state_dir):
+        os.unlink(os.path.join(state_dir, name))
+    os.rmdir(state_dir)
     try:
         cg.delete()
     except OSError:
@@ -171,11 +195,11 @@ def start(root: str, cid: str) -> int:
     state = _load(root, cid)
     if status_of(root, state) != "created":
         raise RuntimeError_(f"cannot start a container that is {status_of(root, state)}")
-    fifo = _state_dir(root, cid) / "exec.fifo"
+    fifo = os.path.join(_state_dir(root, cid), "exec.fifo")
     fd = os.open(fifo, os.O_RDONLY | os.O_CLOEXEC)
     os.read(fd, 1)
     os.close(fd)
-    fifo.unlink()
+    os.unlink(fifo)
     return 0
 
 
@@ -185,16 +209,22 @@ def state_cmd(root: str, cid: str) -> int:
     out["status"] = status_of(root, state)
     if out["status"] == "stopped":
         out["pid"] = 0
+    import json  # for indent, which the C encoder lacks; state is not on the start path
+
     print(json.dumps(out, indent=2))
     return 0
 
 
 def kill(root: str, cid: str, sig: str) -> int:
+    import _signal  # the C module: `signal` would import enum
+
     state = _load(root, cid)
     number = (
         int(sig)
         if sig.isdigit()
-        else getattr(signal, sig if sig.startswith("SIG") else f"SIG{sig}", None)
+        else getattr(
+            _signal, sig.upper() if sig.upper().startswith("SIG") else f"SIG{sig.upper()}", None
+        )
     )
     if number is None:
         raise RuntimeError_(f"unknown signal {sig!r}")
@@ -215,7 +245,7 @@ def delete(root: str, cid: str, force: bool) -> int:
     if status != "stopped":
         for pid in cg.pids() or [int(state["pid"])]:
             try:
-                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, 9)  # SIGKILL
             except ProcessLookupError:
                 pass
     deadline = time.monotonic() + 5
@@ -244,7 +274,7 @@ def exec_cmd(
     if not args:
         raise RuntimeError_("exec needs a command")
     pid = int(state["pid"])
-    config = json.loads((Path(state["bundle"]) / "config.json").read_text())
+    config = fastjson.loads(_read(os.path.join(state["bundle"], "config.json")))
     process = config["process"]
     ns_files = [(k, f"/proc/{pid}/ns/{k}") for k in ("ipc", "uts", "net", "pid", "mnt")]
     # Open them all first: after joining the mount namespace /proc is the container's.
@@ -270,7 +300,7 @@ def exec_cmd(
             init.set_limits(process)
             init.drop_privileges(process)
             environment = dict(e.split("=", 1) for e in [*process.get("env", []), *env] if "=" in e)
-            os.execvpe(args[0], args, environment)
+            init.execvpe(args, environment)
         except BaseException as e:
             os.write(2, f"skiff-runc exec: {type(e).__name__}: {e}\n".encode())
             os._exit(127)
@@ -282,8 +312,11 @@ def exec_cmd(
 
 def list_cmd(root: str) -> int:
     print(f"{'ID':<20} {'PID':<8} {'STATUS':<10} BUNDLE")
-    for d in sorted(Path(root).glob("*/state.json")) if Path(root).exists() else []:
-        state = json.loads(d.read_text())
+    names = sorted(os.listdir(root)) if os.path.isdir(root) else []
+    for d in [os.path.join(root, n, "state.json") for n in names]:
+        if not os.path.exists(d):
+            continue
+        state = fastjson.loads(_read(d))
         print(f"{state['id']:<20} {state['pid']:<8} {status_of(root, state):<10} {state['bundle']}")
     return 0
 
@@ -303,52 +336,108 @@ def run(root: str, cid: str, bundle: str) -> int:
     return os.WEXITSTATUS(status)
 
 
+USAGE = """usage: skiff-runc [--root DIR] COMMAND [FLAGS] ID ...
+
+commands:
+  create [--bundle DIR] [--pid-file F] ID   set a container up; its process waits for start
+  start ID                                   let the created container's process run
+  run [--bundle DIR] [--pid-file F] ID       create, start, wait; exits with the process's code
+  state ID                                   its state as JSON (runc's format)
+  kill [--all] ID [SIGNAL]                   send a signal (default SIGTERM)
+  delete [--force] ID                        remove it (--force kills it first)
+  exec [--tty] [--env K=V] [--cwd DIR] ID COMMAND...   run another process inside it
+  list                                       the containers under --root"""
+
+# Flags that take a value, per command ("" is the global flags before the command).
+VALUE_FLAGS = {
+    "": {"--root", "--log", "--log-format", "--criu"},
+    "create": {"--bundle", "-b", "--pid-file", "--console-socket"},
+    "run": {"--bundle", "-b", "--pid-file", "--console-socket"},
+    "exec": {"--env", "-e", "--cwd", "--pid-file", "--console-socket", "--process", "-p"},
+}
+BOOL_FLAGS = {
+    "": {"--systemd-cgroup", "--debug"},
+    "kill": {"--all", "-a"},
+    "delete": {"--force", "-f"},
+    "exec": {"--tty", "-t", "--detach", "-d"},
+    "run": {"--detach", "-d"},
+}
+
+
+def parse(argv: list[str]) -> tuple[str, dict[str, list[str]], list[str]]:
+    """(command, flags, positional) with runc's flag syntax (`--flag value`,
+    `--flag=value`); everything after exec's ID is the command, untouched."""
+    flags: dict[str, list[str]] = {}
+    positional: list[str] = []
+    command = ""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if command == "exec" and positional:
+            positional += argv[i:]
+            break
+        if arg.startswith("-") and arg != "-":
+            name, eq, value = arg.partition("=")
+            if name in VALUE_FLAGS.get(command, set()):
+                if not eq:
+                    i += 1
+                    if i >= len(argv):
+                        raise RuntimeError_(f"flag {name} needs a value")
+                    value = argv[i]
+                flags.setdefault(name.lstrip("-"), []).append(value)
+            elif name in BOOL_FLAGS.get(command, set()) and not eq:
+                flags.setdefault(name.lstrip("-"), []).append("true")
+            elif name in ("-h", "--help"):
+                raise SystemExit(print(USAGE) or 0)
+            else:
+                raise RuntimeError_(
+                    f"unknown flag {arg!r}" + (f" for {command}" if command else "")
+                )
+        elif not command:
+            command = arg
+        else:
+            positional.append(arg)
+        i += 1
+    return command, flags, positional
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="skiff-runc", description=__doc__.split("\n")[0])
-    p.add_argument("--root", default=DEFAULT_ROOT)
-    p.add_argument("--log", default=None)
-    p.add_argument("--log-format", default=None)
-    sub = p.add_subparsers(dest="command", required=True)
-    for name in ("create", "run"):
-        c = sub.add_parser(name)
-        c.add_argument("--bundle", "-b", default=".")
-        c.add_argument("--pid-file", default=None)
-        c.add_argument("--console-socket", default=None)
-        c.add_argument("id")
-    for name in ("start", "state"):
-        sub.add_parser(name).add_argument("id")
-    k = sub.add_parser("kill")
-    k.add_argument("--all", "-a", action="store_true")
-    k.add_argument("id")
-    k.add_argument("signal", nargs="?", default="SIGTERM")
-    d = sub.add_parser("delete")
-    d.add_argument("--force", "-f", action="store_true")
-    d.add_argument("id")
-    sub.add_parser("list")
-    e = sub.add_parser("exec")
-    e.add_argument("--env", "-e", action="append", default=[])
-    e.add_argument("--cwd", default=None)
-    e.add_argument("--tty", "-t", action="store_true")
-    e.add_argument("id")
-    e.add_argument("command_args", nargs=argparse.REMAINDER, metavar="command")
-    a = p.parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        if a.command == "create":
-            return create(a.root, a.id, a.bundle, a.pid_file)
-        if a.command == "run":
-            return run(a.root, a.id, a.bundle)
-        if a.command == "start":
-            return start(a.root, a.id)
-        if a.command == "state":
-            return state_cmd(a.root, a.id)
-        if a.command == "kill":
-            return kill(a.root, a.id, a.signal)
-        if a.command == "delete":
-            return delete(a.root, a.id, a.force)
-        if a.command == "exec":
-            command = a.command_args if hasattr(a, "command_args") else []
-            return exec_cmd(a.root, a.id, command, a.env, a.cwd, a.tty)
-        return list_cmd(a.root)
+        command, flags, args = parse(sys.argv[1:] if argv is None else argv)
+
+        def flag(*names: str, default: str | None = None) -> str | None:
+            for n in names:
+                if n in flags:
+                    return flags[n][-1]
+            return default
+
+        root = flag("root", default=DEFAULT_ROOT) or DEFAULT_ROOT
+        wants = {"list": 0, "exec": 2}.get(command, 1)
+        if not command:
+            print(USAGE, file=sys.stderr)
+            return 2
+        if command == "kill" and len(args) in (1, 2):
+            return kill(root, args[0], args[1] if len(args) == 2 else "SIGTERM")
+        if len(args) < wants or (command not in ("exec",) and len(args) != wants):
+            raise RuntimeError_(f"{command}: expected {wants or 'no'} argument(s), see --help")
+        bundle = flag("bundle", "b", default=".") or "."
+        if command == "create":
+            return create(root, args[0], bundle, flag("pid-file"))
+        if command == "run":
+            return run(root, args[0], bundle)
+        if command == "start":
+            return start(root, args[0])
+        if command == "state":
+            return state_cmd(root, args[0])
+        if command == "delete":
+            return delete(root, args[0], "force" in flags or "f" in flags)
+        if command == "exec":
+            env = flags.get("env", []) + flags.get("e", [])
+            tty = "tty" in flags or "t" in flags
+            return exec_cmd(root, args[0], args[1:], env, flag("cwd"), tty)
+        if command == "list":
+            return list_cmd(root)
+        raise RuntimeError_(f"unknown command {command!r}, see --help")
     except (RuntimeError_, OSError) as e:
         print(f"skiff-runc: {e}", file=sys.stderr)
         return 1

@@ -22,6 +22,7 @@ from runtime.daemon import shim
 from runtime.images.busybox import build_busybox
 from runtime.images.rootfs import mount_rootfs, unmount_rootfs
 from runtime.images.store import ImageStore
+from runtime.runc import command as runc_command
 
 ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.skipif(
@@ -33,7 +34,7 @@ CRI_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z (stdout|stderr) 
 def shim_command(cdir: Path, state: Path) -> list[str]:
     """The shim as the daemon starts it, for the container recorded in `cdir`."""
     c = json.loads((cdir / "container.json").read_text())
-    runc = [sys.executable, "-m", "runtime.runc.main", "--root", str(state)]
+    runc = [*runc_command(), "--root", str(state)]
     return shim.command(str(cdir), c["id"], c["log_path"], c["cgroup"], runc)
 
 

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,8 +19,10 @@ from typing import Any
 
 import pytest
 
+from runtime.runc import command as runc_command
+
 ROOT = Path(__file__).resolve().parents[3]
-SKIFF_RUNC = [sys.executable, "-m", "runtime.runc.main"]
+SKIFF_RUNC = runc_command()  # the launcher users get as .venv/bin/skiff-runc
 APPLETS = ("sh", "echo", "hostname", "ps", "cat", "ls", "ip", "sleep", "head", "tr", "wc", "true")
 
 pytestmark = [
