@@ -103,6 +103,9 @@ def oci_config(
     hostname: str,
     netns: str,
     cgroup: str,
+    ipc_ns: str = "",
+    uts_ns: str = "",
+    host_pid: bool = False,
     pod_files: dict[str, str],
 ) -> dict[str, Any]:
     env = merge_env(image.config.get("Env") or [], [(kv.key, kv.value) for kv in config.envs])
@@ -178,7 +181,14 @@ def oci_config(
                 "options": options,
             }
         )
-    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
+    # The pod's namespaces are joined by path; "host" leaves the node's in place; ""
+    # (a sandbox made before pods shared them) gives the container its own.
+    namespaces: list[dict[str, str]] = [{"type": "mount"}]
+    if not host_pid:
+        namespaces.append({"type": "pid"})
+    for kind, path in (("ipc", ipc_ns), ("uts", uts_ns)):
+        if path != "host":
+            namespaces.append({"type": kind, **({"path": path} if path else {})})
     if netns:
         namespaces.append({"type": "network", "path": netns})
     who = users.resolve(
@@ -203,7 +213,7 @@ def oci_config(
             **({"oomScoreAdj": int(res.oom_score_adj)} if res.oom_score_adj else {}),
         },
         "root": {"path": str(rootfs), "readonly": bool(sc.readonly_rootfs)},
-        "hostname": hostname,
+        **({"hostname": hostname} if uts_ns != "host" else {}),
         "mounts": mounts,
         "linux": {
             "namespaces": namespaces,

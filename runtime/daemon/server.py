@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import httpx
 
 from proto import runtime_pb2 as pb
 from proto import runtime_pb2_grpc as pb_grpc
-from runtime.images.pull import PullError, RegistryAuth, pull
+from runtime.images.pull import ImageNotFound, PullError, RegistryAuth, pull
 from runtime.images.rootfs import mount_rootfs, unmount_rootfs
 from runtime.images.store import ImageStore
 from runtime.network.files import write_pod_files
@@ -35,6 +34,7 @@ from runtime.network.netns import create_netns, remove_netns
 from runtime.network.pod_network import PodNetwork, PodNetworkConfig
 
 from . import bundle as bundles
+from . import pod_namespaces
 from .exec_stream import ExecSession
 from .oci import OciRuntime
 from .shims import ShimLauncher
@@ -162,6 +162,7 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
             await asyncio.to_thread(self._run_sandbox, sid, request.config)
         except BaseException:
             await asyncio.to_thread(self._teardown_network, sid, self._netns_path(sid))
+            pod_namespaces.remove(self._ns_path("ipc", sid), self._ns_path("uts", sid))
             shutil.rmtree(self.sandboxes / sid, ignore_errors=True)
             raise
         return pb.RunPodSandboxResponse(pod_sandbox_id=sid)
@@ -169,10 +170,19 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
     def _netns_path(self, sid: str) -> Path:
         return self.s.run_dir / "netns" / sid
 
+    def _ns_path(self, kind: str, sid: str) -> Path:
+        return self.s.run_dir / kind / sid
+
     def _run_sandbox(self, sid: str, config: Any) -> None:
         sdir = self.sandboxes / sid
         sdir.mkdir()
-        host_network = config.linux.namespace_options.network == pb.NamespaceOption.NODE
+        options = config.linux.namespace_options
+        host_network = options.network == pb.NamespaceOption.NODE
+        host_ipc = options.ipc == pb.NamespaceOption.NODE
+        hostname = config.hostname or config.metadata.name
+        ipc = None if host_ipc else self._ns_path("ipc", sid)
+        uts = None if host_network else self._ns_path("uts", sid)
+        pod_namespaces.create(ipc, uts, hostname)
         netns, ip = "", ""
         if not host_network:
             if self.network is None:
@@ -204,8 +214,12 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
             "uid": config.metadata.uid,
             "namespace": config.metadata.namespace,
             "attempt": config.metadata.attempt,
-            "hostname": config.hostname or config.metadata.name,
+            "hostname": hostname,
             "netns": netns,
+            # "host": the node's; a path: the pod's, shared by its containers
+            "ipc_ns": str(ipc) if ipc else "host",
+            "uts_ns": str(uts) if uts else "host",
+            "host_pid": options.pid == pb.NamespaceOption.NODE,
             "ip": ip,
             "created_at": _now_ns(),
             "state": "ready",
@@ -233,6 +247,9 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
                 await self._stop(c, 0)
         if sandbox["netns"]:
             await asyncio.to_thread(self._teardown_network, sandbox["id"], Path(sandbox["netns"]))
+        pod_namespaces.remove(
+            *(Path(sandbox[k]) for k in ("ipc_ns", "uts_ns") if sandbox.get(k, "host") != "host")
+        )
         sandbox["state"] = "notready"
         (self.sandboxes / sandbox["id"] / "sandbox.json").write_text(json.dumps(sandbox))
         return pb.StopPodSandboxResponse()
@@ -299,6 +316,9 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
                 rootfs,
                 hostname=sandbox["hostname"],
                 netns=sandbox["netns"],
+                ipc_ns=sandbox.get("ipc_ns", ""),
+                uts_ns=sandbox.get("uts_ns", ""),
+                host_pid=sandbox.get("host_pid", False),
                 cgroup=cgroup,
                 pod_files=pod_files,
             )
@@ -512,8 +532,12 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
                     auth=auth,
                     insecure_registries=self.s.insecure_registries,
                 )
-            except (PullError, ValueError, httpx.HTTPError) as e:
-                raise Failure(grpc.StatusCode.UNAVAILABLE, f"pulling {name}: {e}") from e
+            except ValueError as e:  # a reference that is not one
+                raise Failure(grpc.StatusCode.INVALID_ARGUMENT, f"pulling {name}: {e}") from e
+            except PullError as e:
+                missing = isinstance(e, ImageNotFound)
+                code = grpc.StatusCode.NOT_FOUND if missing else grpc.StatusCode.UNAVAILABLE
+                raise Failure(code, f"pulling {name}: {e}") from e
         return pb.PullImageResponse(image_ref=image.id)
 
 

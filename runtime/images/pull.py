@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from .reference import normalize
+from .reference import Reference, normalize
 from .store import Image, ImageStore
 
 ACCEPT = ", ".join(
@@ -42,6 +42,10 @@ LISTS = (
 
 class PullError(Exception):
     """A pull that failed, with what the user needs to know."""
+
+
+class ImageNotFound(PullError):
+    """The registry has no such repository, tag or digest."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,7 @@ class _Registry:
         if r.status_code == 401:
             raise PullError("the registry refused access (401): check the credentials")
         if r.status_code == 404:
-            raise PullError(f"not found in the registry: {self.repository} {path}")
+            raise ImageNotFound(f"not found in the registry: {self.repository} {path}")
         if r.status_code >= 400:
             raise PullError(f"the registry answered HTTP {r.status_code} for {path}")
         return r
@@ -126,10 +130,30 @@ def pull(
     auth: RegistryAuth | None = None,
     insecure_registries: Sequence[str] = (),
 ) -> Image:
+    """Pull `ref` into the store. ValueError for a bad reference; PullError, with what
+    went wrong in words, for everything else."""
     reference = normalize(ref)
-    registry = _Registry(
-        reference.registry, reference.repository, auth, reference.registry in insecure_registries
-    )
+    insecure = reference.registry in insecure_registries
+    try:
+        return _pull(store, ref, reference, auth, insecure)
+    except httpx.HTTPError as e:
+        scheme = "http" if insecure else "https"
+        hint = (
+            "; a registry that speaks plain HTTP must be named insecure"
+            if not insecure and isinstance(e, httpx.ConnectError) and "SSL" in str(e)
+            else ""
+        )
+        raise PullError(f"cannot reach {scheme}://{reference.registry}: {e}{hint}") from e
+
+
+def _pull(
+    store: ImageStore,
+    ref: str,
+    reference: Reference,
+    auth: RegistryAuth | None,
+    insecure: bool,
+) -> Image:
+    registry = _Registry(reference.registry, reference.repository, auth, insecure)
     wanted = reference.digest or reference.tag
     r = registry.get(f"manifests/{wanted}", ACCEPT)
     manifest_bytes = r.content

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
@@ -355,3 +356,79 @@ def test_image_config_is_honoured(daemon: Daemon, tmp_path: Path) -> None:
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "'ghost' is not in its /etc/passwd" in e.value.details()
     assert set(os.listdir(daemon.base / "state" / "containers")) == before
+
+
+def test_host_network_pod_shares_the_node_namespace(daemon: Daemon) -> None:
+    api = daemon.client()
+    config = pb.PodSandboxConfig(
+        metadata=pb.PodSandboxMetadata(name="hostnet", uid=uuid.uuid4().hex, namespace="default"),
+        hostname="hostnet",
+        linux=pb.LinuxPodSandboxConfig(
+            namespace_options=pb.NamespaceOption(network=pb.NamespaceOption.NODE)
+        ),
+    )
+    sid = api.RunPodSandbox(pb.RunPodSandboxRequest(config=config)).pod_sandbox_id
+    assert api.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=sid)).status.ip == ""
+    cid = container(api, sid, "main", ["sleep", "30"])
+    api.StartContainer(pb.StartContainerRequest(container_id=cid))
+    wait_state(api, cid, pb.CONTAINER_RUNNING)
+    inside = api.ExecSync(
+        pb.ExecSyncRequest(container_id=cid, cmd=["readlink", "/proc/self/ns/net"])
+    ).stdout.decode()
+    node = subprocess.run(
+        ["ip", "netns", "exec", daemon.node, "readlink", "/proc/self/ns/net"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert inside.strip() == node.strip()  # the node's own network namespace
+    links = api.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["ip", "-o", "link"]))
+    assert "eth0" not in links.stdout.decode()  # no veth of its own
+    hostname = api.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["hostname"]))
+    assert hostname.stdout.decode().strip() == socket.gethostname()  # the node's, too
+
+
+def test_clear_errors_for_images_and_specs(daemon: Daemon) -> None:
+    images = pb_grpc.ImageServiceStub(grpc.insecure_channel(f"unix://{daemon.socket}"))
+    with pytest.raises(grpc.RpcError) as e:
+        images.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image="Not/A Reference")))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "invalid reference" in e.value.details()
+    api = daemon.client()
+    sid = sandbox(api, "errors")
+    missing = pb.ContainerConfig(
+        metadata=pb.ContainerMetadata(name="m"), image=pb.ImageSpec(image="example.com/none:1")
+    )
+    with pytest.raises(grpc.RpcError) as e:
+        api.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=sid, config=missing))
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "image 'example.com/none:1' not found" in e.value.details()
+    with pytest.raises(grpc.RpcError) as e:
+        api.StartContainer(pb.StartContainerRequest(container_id="nope"))
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_containers_of_a_pod_share_ipc_and_uts(daemon: Daemon) -> None:
+    """As with Kubernetes' pause container: one IPC and UTS namespace per pod."""
+    api = daemon.client()
+
+    def namespaces(cid: str) -> list[str]:
+        cmd = ["sh", "-c", "for n in ipc uts pid; do readlink /proc/self/ns/$n; done"]
+        return api.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=cmd)).stdout.decode().split()
+
+    pod, other = sandbox(api, "shared"), sandbox(api, "other")
+    cids = [
+        container(api, sid, f"c{i}", ["sleep", "30"]) for i, sid in enumerate([pod, pod, other])
+    ]
+    for cid in cids:
+        api.StartContainer(pb.StartContainerRequest(container_id=cid))
+        wait_state(api, cid, pb.CONTAINER_RUNNING)
+    one, two, three = (namespaces(cid) for cid in cids)
+    assert one[:2] == two[:2]  # ipc and uts shared within the pod
+    assert one[2] != two[2]  # each container its own pid namespace (the default)
+    assert one[0] != three[0] and one[1] != three[1]  # not shared across pods
+    hostname = api.ExecSync(pb.ExecSyncRequest(container_id=cids[1], cmd=["hostname"]))
+    assert hostname.stdout.decode().strip() == "shared"
+    api.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod))
+    left = [p for kind in ("ipc", "uts") for p in (daemon.base / "run" / kind).glob(f"{pod}*")]
+    assert left == []  # the pod's namespaces are gone with it

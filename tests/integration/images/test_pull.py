@@ -148,6 +148,11 @@ def test_pull_by_tag_and_digest(registry: str, tmp_path: Path) -> None:
     assert store.get(f"{registry}/team/app:1.0") == image
     with pytest.raises(PullError, match="not found"):
         pull(store, f"{registry}/team/missing:1", insecure_registries=[registry])
+    # Plain HTTP only to registries named insecure: otherwise it is HTTPS, and says why not.
+    with pytest.raises(PullError, match="must be named insecure"):
+        pull(store, f"{registry}/team/app:1.0")
+    with pytest.raises(ValueError, match="invalid reference"):
+        pull(store, f"{registry}/Team/App:1.0", insecure_registries=[registry])
 
 
 def test_basic_auth(tmp_path: Path) -> None:

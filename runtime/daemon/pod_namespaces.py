@@ -1,0 +1,42 @@
+"""A pod's IPC and UTS namespaces, shared by its containers as Kubernetes does.
+
+Kubernetes keeps them in the pause container; skiff keeps them the way it keeps
+the network namespace (runtime/network/netns.py): bind-mounted on a file, so
+that no process has to stay in them. util-linux's `unshare --ipc=FILE
+--uts=FILE` makes both in a child process (the daemon does not fork) and sets
+the pod's hostname in the new UTS namespace. A pod with hostIPC uses the
+node's IPC namespace; with hostNetwork, the node's UTS namespace (and hostname)
+as well, as on Kubernetes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from pathlib import Path
+
+from runtime.network.netns import remove_netns
+
+
+def create(ipc: Path | None, uts: Path | None, hostname: str) -> None:
+    flags = []
+    for kind, path in (("ipc", ipc), ("uts", uts)):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+            flags.append(f"--{kind}={path}")
+    if not flags:
+        return
+    command = ["hostname", hostname] if uts is not None else ["true"]
+    made = subprocess.run(["unshare", *flags, *command], capture_output=True, text=True)
+    if made.returncode != 0:
+        remove(ipc, uts)
+        raise OSError(f"could not create the pod's namespaces: {made.stderr.strip()}")
+
+
+def remove(*paths: Path | None) -> None:
+    """Unmount and delete; nothing to do for what is already gone."""
+    for path in paths:
+        if path is not None:
+            with contextlib.suppress(OSError):
+                remove_netns(path)  # the same for any namespace file: detach, unlink
