@@ -243,3 +243,66 @@ def test_process_settings(runtime: list[str], bundle: Path) -> None:
         "512",
         "500",
     ]
+
+
+ESCAPE_C = r"""
+#include <stdio.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+/* The classic chroot escape: chroot into a subdirectory while the working
+   directory stays outside it, climb with "..", chroot again. In a plain chroot
+   this reaches the real root; after pivot_root with the old root detached, the
+   top it reaches is the container's own. */
+int main(int argc, char **argv) {
+    if (mount("tmpfs", "/mnt", "tmpfs", 0, "") == 0) puts("MOUNTED");
+    mkdir("/tmp/jail", 0755);
+    if (chroot("/tmp/jail") != 0) { perror("chroot"); return 2; }
+    for (int i = 0; i < 64; i++) chdir("..");
+    if (chroot(".") != 0) { perror("chroot ."); return 2; }
+    puts(access(argv[1], F_OK) == 0 ? "ESCAPED" : "contained");
+    return 0;
+}
+"""
+
+
+def test_mount_and_chroot_escape_fail(runtime: list[str], bundle: Path, tmp_path: Path) -> None:
+    """With Docker's default capabilities (CAP_SYS_CHROOT kept, CAP_SYS_ADMIN not)."""
+    if not shutil.which("gcc") or not Path("/usr/lib/x86_64-linux-gnu/libc.a").exists():
+        pytest.skip("needs gcc and a static libc (libc6-dev) to build the escape attempt")
+    (tmp_path / "escape.c").write_text(ESCAPE_C)
+    subprocess.run(
+        [
+            "gcc",
+            "-static",
+            "-O",
+            "-o",
+            str(bundle / "rootfs" / "escape"),
+            str(tmp_path / "escape.c"),
+        ],
+        check=True,
+    )
+    marker = tmp_path / f"host-only-{uuid.uuid4().hex}"  # exists on the host, not inside
+    marker.write_text("host")
+    (bundle / "rootfs" / "mnt").mkdir()
+    config = json.loads((bundle / "config.json").read_text())
+    config["root"]["readonly"] = False
+    config["process"]["args"] = ["/escape", str(marker)]
+    caps = ["CAP_SYS_CHROOT", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL"]
+    config["process"]["capabilities"] = {k: caps for k in ("bounding", "effective", "permitted")}
+    (bundle / "config.json").write_text(json.dumps(config))
+    result = run(runtime, bundle, f"e-{uuid.uuid4().hex[:6]}")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["contained"]  # no mount, no way out
+    # The same program on the host, chrooted the plain way, does escape: the test can fail.
+    jail = tmp_path / "jail-root"
+    (jail / "tmp").mkdir(parents=True)
+    shutil.copy(bundle / "rootfs" / "escape", jail / "escape")
+    (jail / "mnt").mkdir()
+    plain = subprocess.run(
+        ["unshare", "--mount", "chroot", str(jail), "/escape", str(marker)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert "ESCAPED" in plain.stdout, plain.stderr
