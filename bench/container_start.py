@@ -87,10 +87,11 @@ def daemon_path(runs: int) -> None:
     socket = base / "runtime.sock"
     daemon = subprocess.Popen(
         [
-            *["ip", "netns", "exec", node, sys.executable, "-m", "runtime.daemon"],
+            # nsenter rather than `ip netns exec`, which would hide /sys/fs/cgroup
+            *["nsenter", f"--net=/run/netns/{node}", sys.executable, "-m", "runtime.daemon"],
             *["--socket", str(socket), "--state-dir", str(base / "state")],
             *["--run-dir", str(base / "run"), "--image-root", str(base / "images")],
-            *["--pod-cidr", "10.244.7.0/24"],
+            *["--pod-cidr", "10.244.7.0/24", "--cgroup-root", f"/{node}"],
         ],
         cwd=ROOT,
         stdout=open(base / "daemon.log", "ab"),
@@ -154,12 +155,14 @@ def daemon_path(runs: int) -> None:
         daemon.terminate()
         daemon.wait(timeout=20)
         subprocess.run(["ip", "netns", "del", node], check=False)
-        for controller in os.listdir("/sys/fs/cgroup"):
-            skiff = Path(f"/sys/fs/cgroup/{controller}/skiff")
-            for pod in skiff.glob("pod*") if skiff.is_dir() else []:
+        for controller in os.listdir("/sys/fs/cgroup"):  # the benchmark's own cgroup root
+            root = Path(f"/sys/fs/cgroup/{controller}/{node}")
+            for pod in root.glob("pod*") if root.is_dir() else []:
                 for child in [c for c in pod.iterdir() if c.is_dir()]:
                     child.rmdir()
                 pod.rmdir()
+            if root.is_dir():
+                root.rmdir()
         shutil.rmtree(base, ignore_errors=True)
 
 

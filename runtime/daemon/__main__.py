@@ -21,6 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run-dir", type=Path, default=Path("/run/skiff"))
     p.add_argument("--image-root", type=Path, default=Path("/var/lib/skiff/images"))
     p.add_argument("--oci-runtime", default="skiff-runc", choices=["skiff-runc", "runc", "crun"])
+    p.add_argument(
+        "--cgroup-root",
+        default="/skiff",
+        help="the cgroup under which pods get theirs, unless the kubelet names one",
+    )
     p.add_argument("--pod-cidr", default="", help="this node's pod addresses, e.g. 10.244.1.0/24")
     p.add_argument(
         "--insecure-registry",
@@ -44,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         image_root=a.image_root,
         oci_runtime=oci,
         pod_cidr=a.pod_cidr,
+        cgroup_root=a.cgroup_root,
         insecure_registries=tuple(a.insecure_registry),
     )
     asyncio.run(serve(settings, a.socket))

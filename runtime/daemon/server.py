@@ -25,6 +25,7 @@ import grpc
 
 from proto import runtime_pb2 as pb
 from proto import runtime_pb2_grpc as pb_grpc
+from runtime.cgroups import open_cgroup
 from runtime.images.pull import ImageNotFound, PullError, RegistryAuth, pull
 from runtime.images.rootfs import mount_rootfs, unmount_rootfs
 from runtime.images.store import ImageStore
@@ -51,6 +52,7 @@ class Settings:
     oci_runtime: list[str]
     pod_cidr: str = ""
     insecure_registries: tuple[str, ...] = ()
+    cgroup_root: str = "/skiff"  # where pods' cgroups go when the kubelet names none
 
 
 class Failure(Exception):
@@ -224,7 +226,9 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
             "created_at": _now_ns(),
             "state": "ready",
             "log_directory": config.log_directory,
-            "cgroup_parent": config.linux.cgroup_parent or f"/skiff/pod{sid[:12]}",
+            "cgroup_parent": config.linux.cgroup_parent
+            or f"{self.s.cgroup_root.rstrip('/')}/pod{sid[:12]}",
+            "owns_cgroup_parent": not config.linux.cgroup_parent,
             "labels": dict(config.labels),
             "annotations": dict(config.annotations),
         }
@@ -263,6 +267,9 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
             c = json.loads((cdir / "container.json").read_text())
             if c["sandbox"] == sid:
                 await self._remove(c)
+        sandbox = self._sandbox(sid)
+        if sandbox.get("owns_cgroup_parent"):  # we made it; a kubelet's own it removes itself
+            await asyncio.to_thread(open_cgroup(sandbox["cgroup_parent"]).delete)
         shutil.rmtree(self.sandboxes / sid)
         return pb.RemovePodSandboxResponse()
 
@@ -350,10 +357,9 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
             lambda: (cdir / "shim.pid").exists() or (cdir / "create-failed").exists(), 30
         )
         if not created or (cdir / "create-failed").exists():
-            raise Failure(
-                grpc.StatusCode.INTERNAL,
-                f"creating container {cid} failed; see {cdir / 'shim.log'}",
-            )
+            failed = cdir / "create-failed"
+            reason = failed.read_text().strip() if failed.exists() else "no answer in 30 s"
+            raise Failure(grpc.StatusCode.INTERNAL, f"creating container {cid} failed: {reason}")
         return pb.CreateContainerResponse(container_id=cid)
 
     async def StartContainer(self, request: Any, context: Any) -> pb.StartContainerResponse:

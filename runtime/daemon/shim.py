@@ -228,7 +228,16 @@ def main() -> int:
     code = creator.create(cid, os.path.join(container_dir, "bundle"), pid_file)
     out_r, err_r = creator.out_r, creator.err_r
     if code != 0:
-        _write_atomically(os.path.join(container_dir, "create-failed"), str(code))
+        # No container: what `create` said is the reason, for the daemon to pass on.
+        said = b""
+        for fd in (err_r, out_r):
+            os.set_blocking(fd, False)
+            try:
+                said += os.read(fd, 65536)
+            except BlockingIOError:
+                pass
+        reason = said.decode(errors="replace").strip() or f"exit code {code}"
+        _write_atomically(os.path.join(container_dir, "create-failed"), reason)
         return 1
     with open(pid_file) as f:
         pid = int(f.read())

@@ -35,16 +35,17 @@ pytestmark = pytest.mark.skipif(
 class Daemon:
     def __init__(self, node: str, base: Path) -> None:
         self.node, self.base = node, base
+        self.cgroup_root = f"skiff-test-{uuid.uuid4().hex[:8]}"
         self.socket = base / "runtime.sock"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [
-                "ip",
-                "netns",
-                "exec",
-                self.node,
+                # nsenter, not `ip netns exec`: that remounts /sys for the namespace,
+                # and the daemon would no longer see /sys/fs/cgroup.
+                "nsenter",
+                f"--net=/run/netns/{self.node}",
                 sys.executable,
                 "-m",
                 "runtime.daemon",
@@ -58,6 +59,8 @@ class Daemon:
                 str(self.base / "images"),
                 "--pod-cidr",
                 "10.244.3.0/24",
+                "--cgroup-root",
+                f"/{self.cgroup_root}",
             ],
             cwd=ROOT,
             stdout=open(self.base / "daemon.log", "ab"),
@@ -105,13 +108,14 @@ def daemon(tmp_path: Path) -> Iterator[Daemon]:
         finally:
             d.stop()
             subprocess.run(["ip", "netns", "del", node], check=False)
-            for controller in os.listdir("/sys/fs/cgroup"):
-                skiff = Path(f"/sys/fs/cgroup/{controller}/skiff")
-                if skiff.is_dir():
-                    for pod in skiff.glob("pod*"):
-                        for child in [c for c in pod.iterdir() if c.is_dir()]:
-                            child.rmdir()
-                        pod.rmdir()
+            for controller in os.listdir("/sys/fs/cgroup"):  # this test's cgroup root
+                root = Path(f"/sys/fs/cgroup/{controller}/{d.cgroup_root}")
+                for pod in root.glob("pod*") if root.is_dir() else []:
+                    for child in [c for c in pod.iterdir() if c.is_dir()]:
+                        child.rmdir()
+                    pod.rmdir()
+                if root.is_dir():
+                    root.rmdir()
 
 
 def sandbox(api: Any, name: str) -> str:
@@ -176,6 +180,30 @@ def test_sandbox_container_lifecycle_and_exec(daemon: Daemon) -> None:
     with pytest.raises(grpc.RpcError) as e:
         status(api, "no-such-container")
     assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    # Removing the pod removes everything it made: containers, their cgroups, its own.
+    api.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
+    assert api.ListContainers(pb.ListContainersRequest(pod_sandbox_id=sid)).containers == []
+    assert not list(Path(f"/sys/fs/cgroup/memory/{daemon.cgroup_root}").glob(f"pod{sid[:12]}*"))
+
+
+def test_memory_hog_is_oom_killed_and_reported(daemon: Daemon) -> None:
+    api = daemon.client()
+    sid = sandbox(api, "hog")
+    config = pb.ContainerConfig(
+        metadata=pb.ContainerMetadata(name="hog"),
+        image=pb.ImageSpec(image="busybox"),
+        command=["sh", "-c", "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived"],
+        linux=pb.LinuxContainerConfig(
+            resources=pb.LinuxContainerResources(memory_limit_in_bytes=32 * 1024 * 1024)
+        ),
+    )
+    cid = api.CreateContainer(
+        pb.CreateContainerRequest(pod_sandbox_id=sid, config=config)
+    ).container_id
+    api.StartContainer(pb.StartContainerRequest(container_id=cid))
+    done = wait_state(api, cid, pb.CONTAINER_EXITED, timeout=60)
+    assert done.reason == "OOMKilled" and done.exit_code != 0
+    assert "survived" not in Path(done.log_path).read_text()
 
 
 def test_containers_survive_a_killed_daemon(daemon: Daemon) -> None:
