@@ -70,8 +70,7 @@ def cmd_inspect(store: ImageStore, refs: list[str]) -> int:
     out = []
     for ref in refs:
         image = _get(store, ref)
-        manifest_digest = image.repo_digests[0].split("@", 1)[1]
-        manifest = json.loads(store.blob(manifest_digest).read_text())
+        manifest = json.loads(store.blob(image.manifest_digest).read_text())
         config = json.loads(store.blob(image.id).read_text())
         out.append(
             {
@@ -153,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             image = pull(
                 store, a.name, auth=auth, insecure_registries=[registry] if a.insecure else []
             )
-            print(f"Pulled: {image.repo_tags[0]} ({image.id})")
+            print(f"Pulled: {a.name} ({image.id})")
             return 0
         image = build_busybox(store)
         print(f"Built: {image.repo_tags[0]} ({image.id})")

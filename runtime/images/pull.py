@@ -157,7 +157,10 @@ def _pull(
     wanted = reference.digest or reference.tag
     r = registry.get(f"manifests/{wanted}", ACCEPT)
     manifest_bytes = r.content
-    if reference.digest and _sha256(manifest_bytes) != reference.digest:
+    # What you would pull it by: the digest of what the registry answered (an index for a
+    # multi-platform image), as Docker and containerd record it in RepoDigests.
+    origin_digest = _sha256(manifest_bytes)
+    if reference.digest and origin_digest != reference.digest:
         raise PullError(f"manifest does not match the digest {reference.digest}")
     manifest = json.loads(manifest_bytes)
     if manifest.get("mediaType") in LISTS or "manifests" in manifest:
@@ -190,10 +193,11 @@ def _pull(
             tars.append(path)
         try:
             return store.add(
-                str(reference) if not reference.digest else f"{reference.name}:latest",
+                str(reference),  # repo:tag, or repo@digest for a pull by digest
                 tars,
                 config.get("config") or {},
                 config_blob=config_blob,
+                origin_digest=origin_digest,
             )
         except ValueError as e:
             raise PullError(f"{ref}: {e}") from e

@@ -3,8 +3,13 @@
     <root>/blobs/sha256/<hex>   manifests, configs and layer tars, by digest
     <root>/layers/<diffid hex>/ each layer unpacked once, shared by every image using it
     <root>/names.json           image names -> manifest digest (written atomically, locked)
+    <root>/origins.json         manifest digest -> the registry's digests ("repo@sha256:...")
 
-An image's id is the digest of its config, as in Docker and CRI.
+An image's id is the digest of its config, as in Docker and CRI. A name is a
+tag (`repo:tag`) or a digest reference (`repo@sha256:...`, what a pull by
+digest stores). Layers are kept uncompressed, so a pulled image's manifest
+here is not the registry's; origins.json keeps the registry's manifest digest,
+which is what `RepoDigests` shows, as with Docker and containerd.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class Image:
     size: int
     config: dict[str, Any]
     layer_dirs: list[Path] = field(default_factory=list)  # lowest first
+    manifest_digest: str = ""  # of the manifest in this store
 
 
 def _digest_file(path: Path) -> str:
@@ -65,15 +71,21 @@ class ImageStore:
         return digest
 
     def _names(self, change: Callable[[dict[str, str]], T] | None = None) -> Any:
+        return self._locked("names.json", change)
+
+    def _origins(self, change: Callable[[dict[str, list[str]]], T] | None = None) -> Any:
+        return self._locked("origins.json", change)
+
+    def _locked(self, file: str, change: Callable[[Any], T] | None) -> Any:
         with open(self.root / ".lock", "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            path = self.root / "names.json"
-            names = json.loads(path.read_text()) if path.exists() else {}
+            path = self.root / file
+            data = json.loads(path.read_text()) if path.exists() else {}
             if change is None:
-                return names
-            result = change(names)
+                return data
+            result = change(data)
             tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(names, sort_keys=True))
+            tmp.write_text(json.dumps(data, sort_keys=True))
             os.replace(tmp, path)
             return result
 
@@ -83,11 +95,13 @@ class ImageStore:
         layer_tars: list[Path],
         config: dict[str, Any],
         config_blob: bytes | None = None,
+        origin_digest: str = "",
     ) -> Image:
         """Store an image made of uncompressed layer tars (lowest first) and a config.
 
         `config_blob` is an image config as a registry served it, kept byte for byte
-        so that the image id stays the registry's config digest.
+        so that the image id stays the registry's config digest; `origin_digest` is
+        the registry's manifest digest, for RepoDigests.
         """
         layers, diff_ids = [], []
         for tar in layer_tars:
@@ -125,7 +139,15 @@ class ImageStore:
             "layers": layers,
         }
         manifest_digest = self._put_bytes(json.dumps(manifest, sort_keys=True).encode())
-        self._names(lambda names: names.__setitem__(str(normalize(name)), manifest_digest))
+        reference = normalize(name)
+        self._names(lambda names: names.__setitem__(str(reference), manifest_digest))
+        if origin_digest:
+            origin = f"{reference.name}@{origin_digest}"
+            self._origins(
+                lambda o: o.__setitem__(
+                    manifest_digest, sorted({*o.get(manifest_digest, []), origin})
+                )
+            )
         image = self.get(name)
         assert image is not None
         return image
@@ -135,21 +157,28 @@ class ImageStore:
         image = self.get(ref)
         if image is None:
             raise KeyError(f"image {ref!r} not found")
-        manifest_digest = image.repo_digests[0].split("@", 1)[1]
+        manifest_digest = image.manifest_digest
         self._names(lambda names: names.__setitem__(str(normalize(name)), manifest_digest))
         tagged = self.get(name)
         assert tagged is not None
         return tagged
 
-    def _image(self, manifest_digest: str, names: dict[str, str]) -> Image:
+    def _image(
+        self, manifest_digest: str, names: dict[str, str], origins: dict[str, list[str]]
+    ) -> Image:
         manifest = json.loads(self.blob(manifest_digest).read_text())
         config = json.loads(self.blob(manifest["config"]["digest"]).read_text())
-        tags = sorted(n for n, d in names.items() if d == manifest_digest)
-        repos = sorted({t.rsplit(":", 1)[0] for t in tags})
+        mine = [n for n, d in names.items() if d == manifest_digest]
+        tags = sorted(n for n in mine if "@" not in n)
+        digests = {n for n in mine if "@" in n} | set(origins.get(manifest_digest, []))
+        repos_with_digest = {d.split("@", 1)[0] for d in digests}
+        for repo in {t.rsplit(":", 1)[0] for t in tags} - repos_with_digest:
+            digests.add(f"{repo}@{manifest_digest}")  # built or loaded here: our manifest
         return Image(
             id=manifest["config"]["digest"],
             repo_tags=tags,
-            repo_digests=[f"{r}@{manifest_digest}" for r in repos],
+            repo_digests=sorted(digests),
+            manifest_digest=manifest_digest,
             size=sum(int(layer["size"]) for layer in manifest["layers"]),
             config=config.get("config") or {},
             layer_dirs=[
@@ -160,30 +189,38 @@ class ImageStore:
 
     def get(self, ref: str) -> Image | None:
         """By name ("busybox", "docker.io/library/busybox:latest"), by id, or id prefix."""
-        names = self._names()
+        names, origins = self._names(), self._origins()
         try:
             key = str(normalize(ref))
         except ValueError:
             key = ""
         if key in names:
-            return self._image(names[key], names)
+            return self._image(names[key], names, origins)
+        for manifest_digest, repo_digests in origins.items():  # the registry's digest
+            if key in repo_digests and manifest_digest in names.values():
+                return self._image(manifest_digest, names, origins)
         wanted = ref if ref.startswith("sha256:") else f"sha256:{ref}"
         for digest in set(names.values()):
-            image = self._image(digest, names)
+            image = self._image(digest, names, origins)
             if image.id.startswith(wanted):
                 return image
         return None
 
     def list(self) -> list[Image]:
-        names = self._names()
-        return [self._image(d, names) for d in sorted(set(names.values()))]
+        names, origins = self._names(), self._origins()
+        return [self._image(d, names, origins) for d in sorted(set(names.values()))]
 
     def remove(self, ref: str) -> None:
         """Untag; blobs and unpacked layers no image uses any more are deleted."""
         image = self.get(ref)
         if image is None:
             raise KeyError(f"image {ref!r} not found")
-        self._names(lambda names: [names.pop(t) for t in image.repo_tags])
+        self._names(
+            lambda names: [
+                names.pop(n) for n, d in list(names.items()) if d == image.manifest_digest
+            ]
+        )
+        self._origins(lambda o: o.pop(image.manifest_digest, None))
         used: set[str] = set()
         for digest in set(self._names().values()):
             manifest = json.loads(self.blob(digest).read_text())

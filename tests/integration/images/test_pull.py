@@ -146,6 +146,17 @@ def test_pull_by_tag_and_digest(registry: str, tmp_path: Path) -> None:
     assert (image.layer_dirs[0] / "hello.txt").read_bytes() == b"hi from the registry"
     assert image.config == {"Cmd": ["sh"]}
     assert store.get(f"{registry}/team/app:1.0") == image
+    # RepoDigests name the registry's manifest, as `docker images --digests` shows it.
+    served = httpx.get(
+        f"http://{registry}/v2/team/app/manifests/1.0",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+    )
+    digest = served.headers["docker-content-digest"]
+    assert image.repo_digests == [f"{registry}/team/app@{digest}"]
+    # A pull by digest finds the same image and adds no tag.
+    by_digest = pull(store, f"{registry}/team/app@{digest}", insecure_registries=[registry])
+    assert by_digest.id == image.id and by_digest.repo_tags == [f"{registry}/team/app:1.0"]
+    assert store.get(f"{registry}/team/app@{digest}") is not None
     with pytest.raises(PullError, match="not found"):
         pull(store, f"{registry}/team/missing:1", insecure_registries=[registry])
     # Plain HTTP only to registries named insecure: otherwise it is HTTPS, and says why not.
