@@ -14,7 +14,10 @@ import os
 
 from .resources import Resources
 from .v1 import CgroupV1
-from .v2 import CgroupV2
+
+TYPE_CHECKING = False  # not `from typing import ...`: typing costs 3 ms to import
+if TYPE_CHECKING:
+    from .v2 import CgroupV2
 
 ROOT = "/sys/fs/cgroup"
 
@@ -34,5 +37,16 @@ def detect(root: str | os.PathLike[str] = ROOT) -> str:
 def open_cgroup(path: str, root: str | os.PathLike[str] = ROOT) -> CgroupV1 | CgroupV2:
     """The cgroup at `path` (e.g. "/skiff/pod-uid/ctr"), for this machine's layout."""
     if detect(root) == "v2":
+        from .v2 import CgroupV2
+
         return CgroupV2(path, root)
     return CgroupV1(path, root)
+
+
+def __getattr__(name: str) -> object:
+    """`CgroupV2` on first use: skiff-runc imports this package on every start."""
+    if name == "CgroupV2":
+        from .v2 import CgroupV2
+
+        return CgroupV2
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
