@@ -69,6 +69,9 @@ class NodeInfo:
     requested: dict[str, int] = field(default_factory=dict)
     nonzero: dict[str, int] = field(default_factory=lambda: {"cpu": 0, "memory": 0})
     ports: set[tuple[str, str, int]] = field(default_factory=set)
+    # Pods here with required anti-affinity, which every other pod must check (symmetry):
+    # kept apart so that a scheduling cycle need not look at every pod of the cluster.
+    with_anti_affinity: dict[str, Pod] = field(default_factory=dict)
 
     _allocatable: tuple[int, dict[str, int]] | None = None  # (id of node dict, values)
 
@@ -97,9 +100,15 @@ class NodeInfo:
         self.nonzero["cpu"] += req.get("cpu") or DEFAULT_CPU_MILLI
         self.nonzero["memory"] += req.get("memory") or DEFAULT_MEMORY
         self.ports |= host_ports(pod)
+        affinity = (pod.get("spec") or {}).get("affinity") or {}
+        if (affinity.get("podAntiAffinity") or {}).get(
+            "requiredDuringSchedulingIgnoredDuringExecution"
+        ):
+            self.with_anti_affinity[key] = pod
 
     def remove(self, key: str) -> None:
         pod = self.pods.pop(key, None)
+        self.with_anti_affinity.pop(key, None)
         if pod is None:
             return
         req = pod_requests(pod)

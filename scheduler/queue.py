@@ -12,6 +12,7 @@ import asyncio
 import heapq
 import itertools
 import time
+from collections.abc import Callable
 from typing import Any
 
 INITIAL_BACKOFF = 1.0
@@ -81,10 +82,14 @@ class SchedulingQueue:
         if pod is not None:
             self.add(key, pod)
 
-    def move_all_unschedulable(self) -> None:
-        """Something changed that could help: try the unschedulable pods again after backoff."""
+    def move_all_unschedulable(self, only: Callable[[dict[str, Any]], bool] | None = None) -> None:
+        """Something changed that could help: try the unschedulable pods again after
+        backoff; `only` picks the pods the change can help (kube-scheduler's hints)."""
         loop = asyncio.get_running_loop()
         for key in list(self.unschedulable):
+            pod = self._pods.get(key)
+            if only is not None and (pod is None or not only(pod)):
+                continue
             self.unschedulable.discard(key)
             loop.call_later(min(self.backoff(key), 1.0), self._retry, key)
 

@@ -72,7 +72,15 @@ class Scheduler:
         if needs_scheduling(pod):
             self.queue.add(key, pod)
         elif (pod.get("spec") or {}).get("nodeName"):
-            self.cache.add_pod(key, pod)
+            self._pod_assigned(key, pod)
+
+    def _pod_assigned(self, key: str, pod: dict[str, Any]) -> None:
+        """A pod now on a node (first seen there, or our binding confirmed): pods that
+        wait for a peer (pod affinity, topology spread) may fit now."""
+        arrived = key not in self.cache.pod_node or key in self.cache.assumed
+        self.cache.add_pod(key, pod)
+        if arrived:
+            self.queue.move_all_unschedulable(only=_waits_for_peers)
 
     def _pod_updated(self, old: dict[str, Any], pod: dict[str, Any]) -> None:
         key = namespaced_key(pod)
@@ -83,7 +91,7 @@ class Scheduler:
             ) in ("Succeeded", "Failed"):
                 self.cache.remove_pod(key)
             else:
-                self.cache.add_pod(key, pod)
+                self._pod_assigned(key, pod)
         elif needs_scheduling(pod):
             self.queue.update(key, pod)
             if key not in self.queue.unschedulable:
@@ -203,3 +211,10 @@ class Scheduler:
                 log.warning("could not mark %s unschedulable: %s", key, e)
         await self.recorder.event(pod, "Warning", "FailedScheduling", message)
         self.queue.requeue_after_failure(key, unschedulable=True)
+
+
+def _waits_for_peers(pod: dict[str, Any]) -> bool:
+    """Whether another pod's arrival can make this pod schedulable."""
+    spec = pod.get("spec") or {}
+    affinity = spec.get("affinity") or {}
+    return bool(affinity.get("podAffinity") or spec.get("topologySpreadConstraints"))

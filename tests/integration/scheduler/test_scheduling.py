@@ -185,6 +185,31 @@ def test_anti_affinity_spreads_one_per_node(cluster: Any) -> None:
     assert nodes.count("Unschedulable") == 1
 
 
+def test_pod_affinity_follows_its_peer_into_a_zone(cluster: Any) -> None:
+    _, api = cluster
+    for i, zone in enumerate(["a", "b", "b", "c"]):
+        add_node(api, f"z{i}", labels={"topology.kubernetes.io/zone": zone})
+    zone_of = {"z0": "a", "z1": "b", "z2": "b", "z3": "c"}
+    with_cache = {
+        "podAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "labelSelector": {"matchLabels": {"app": "cache"}},
+                    "topologyKey": "topology.kubernetes.io/zone",
+                }
+            ]
+        }
+    }
+    add_pod(api, "web0", labels={"app": "web"}, affinity=with_cache)  # no cache anywhere yet
+    assert eventually(lambda: scheduled_condition(api, "web0").get("reason")) == "Unschedulable"
+    assert "didn't match pod affinity rules" in scheduled_condition(api, "web0")["message"]
+    add_pod(api, "cache", labels={"app": "cache"}, nodeName="z1")
+    for i in range(1, 4):
+        add_pod(api, f"web{i}", labels={"app": "web"}, affinity=with_cache)
+    placed = [eventually(lambda n=i: node_of(api, f"web{n}"), what=f"web{i}") for i in range(4)]
+    assert {zone_of[n] for n in placed} == {"b"}  # web0 too, once its peer exists
+
+
 def test_topology_spread_across_zones(cluster: Any) -> None:
     _, api = cluster
     for i, zone in enumerate(["a", "a", "b"]):

@@ -238,3 +238,90 @@ def test_cache_assume_and_forget() -> None:
     assert cache.nodes["a"].requested["cpu"] == 800
     cache.forget("ns/p")
     assert cache.nodes["a"].requested["cpu"] == 0
+
+
+def affinity(kind: str, selector: dict, topology: str, **term: Any) -> dict[str, Any]:
+    return {
+        kind: {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": {"matchLabels": selector}, "topologyKey": topology, **term}
+            ]
+        }
+    }
+
+
+def test_required_pod_affinity_follows_the_peer_zone() -> None:
+    with_cache = info(node("a", labels={"zone": "1"}), pod("cache", labels={"app": "cache"}))
+    same_zone = info(node("b", labels={"zone": "1"}))
+    other_zone = info(node("c", labels={"zone": "2"}))
+    unlabelled = info(node("d"))
+    nodes = [with_cache, same_zone, other_zone, unlabelled]
+    incoming = pod(
+        labels={"app": "web"}, affinity=affinity("podAffinity", {"app": "cache"}, "zone")
+    )
+    assert check(InterPodAffinity(), incoming, same_zone, nodes) is None
+    assert check(InterPodAffinity(), incoming, with_cache, nodes) is None
+    for n in (other_zone, unlabelled):
+        assert check(InterPodAffinity(), incoming, n, nodes) == (
+            "node(s) didn't match pod affinity rules"
+        )
+    # Only pods in the term's namespaces count: by default, the incoming pod's own.
+    elsewhere = pod("cache", labels={"app": "cache"})
+    elsewhere["metadata"]["namespace"] = "other"
+    lonely = [
+        info(node("a", labels={"zone": "1"}), elsewhere),
+        info(node("c", labels={"zone": "2"})),
+    ]
+    assert check(InterPodAffinity(), incoming, lonely[1], lonely) == (
+        "node(s) didn't match pod affinity rules"
+    )
+    everywhere = affinity("podAffinity", {"app": "cache"}, "zone", namespaceSelector={})
+    assert check(InterPodAffinity(), pod(affinity=everywhere), lonely[0], lonely) is None
+
+
+def test_first_pod_of_a_self_affine_group_may_go_anywhere() -> None:
+    group = affinity("podAffinity", {"app": "db"}, "zone")
+    a, b = info(node("a", labels={"zone": "1"})), info(node("b"))
+    first = pod(labels={"app": "db"}, affinity=group)
+    assert check(InterPodAffinity(), first, a, [a, b]) is None
+    assert check(InterPodAffinity(), first, b, [a, b]) == "node(s) didn't match pod affinity rules"
+    # A pod that does not match its own term has no such excuse.
+    stranger = pod(labels={"app": "web"}, affinity=group)
+    assert check(InterPodAffinity(), stranger, a, [a, b]) == (
+        "node(s) didn't match pod affinity rules"
+    )
+
+
+def test_existing_pods_anti_affinity_is_symmetric() -> None:
+    loner = pod(
+        "loner",
+        labels={"app": "loner"},
+        affinity=affinity("podAntiAffinity", {"app": "web"}, "kubernetes.io/hostname"),
+    )
+    taken, free = info(node("a"), loner), info(node("b"))
+    web = pod(labels={"app": "web"})
+    assert check(InterPodAffinity(), web, taken, [taken, free]) == (
+        "node(s) didn't satisfy existing pods anti-affinity rules"
+    )
+    assert check(InterPodAffinity(), web, free, [taken, free]) is None
+    assert check(InterPodAffinity(), pod(labels={"app": "db"}), taken, [taken, free]) is None
+
+
+def test_preferred_affinity_and_anti_affinity_scores() -> None:
+    def preferred(kind: str, weight: int) -> dict[str, Any]:
+        term = {"labelSelector": {"matchLabels": {"app": "cache"}}, "topologyKey": "zone"}
+        return {
+            kind: {
+                "preferredDuringSchedulingIgnoredDuringExecution": [
+                    {"weight": weight, "podAffinityTerm": term}
+                ]
+            }
+        }
+
+    near = info(node("a", labels={"zone": "1"}), pod("c1", labels={"app": "cache"}))
+    far = info(node("b", labels={"zone": "2"}))
+    plugin = InterPodAffinity()
+    likes = CycleState(pod(affinity=preferred("podAffinity", 50)), [near, far])
+    assert plugin.score(likes, near) == 50 and plugin.score(likes, far) == 0
+    avoids = CycleState(pod(affinity=preferred("podAntiAffinity", 30)), [near, far])
+    assert plugin.score(avoids, near) == -30 and plugin.score(avoids, far) == 0
