@@ -6,7 +6,9 @@ messages are written to its stdin, its output is sent as it comes, and the
 last message carries the exit code. With a terminal, the process gets the
 slave side of a pseudo-terminal (skiff-runc also makes it the controlling
 terminal, so Ctrl-C and window-size changes reach the foreground job); a
-resize is a TIOCSWINSZ on the master side, as a terminal emulator does.
+resize is a TIOCSWINSZ on the master side, as a terminal emulator does. runc and
+crun allocate the terminal themselves and hand its master side over a console
+socket, as they do for containerd.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ import contextlib
 import errno
 import fcntl
 import os
+import socket
 import struct
 import subprocess
 import termios
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -63,9 +67,39 @@ async def _write_all(fd: int, data: bytes) -> None:
             await asyncio.sleep(0.01)
 
 
+def receive_console(server: socket.socket, proc: subprocess.Popen[bytes]) -> int:
+    """The terminal's master side, sent by runc or crun over `--console-socket`
+    (SCM_RIGHTS): they allocate the terminal inside the container themselves."""
+    server.settimeout(0.1)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            conn, _ = server.accept()
+            break
+        except TimeoutError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                raise OSError(err.strip() or "the OCI runtime sent no terminal") from None
+    with conn:
+        _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
+    if not fds:
+        raise OSError("the OCI runtime sent no terminal")
+    return fds[0]
+
+
 class ExecSession:
-    def __init__(self, argv: list[str], tty: bool, stdin: bool, container_pid: int) -> None:
+    def __init__(
+        self,
+        argv: list[str],
+        tty: bool,
+        stdin: bool,
+        container_pid: int,
+        console_socket: str = "",
+    ) -> None:
+        """`console_socket`: where runc or crun will send the terminal (it is already
+        on their command line); without it a terminal is allocated here."""
         self.argv, self.tty, self.stdin = argv, tty, stdin
+        self.console_socket = console_socket
         self.container_root = f"/proc/{container_pid}/root"
         self.queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         self.readers: dict[int, str] = {}
@@ -73,7 +107,27 @@ class ExecSession:
         self.master = -1
 
     def _spawn(self, width: int, height: int) -> subprocess.Popen[bytes]:
-        if self.tty:
+        if self.tty and self.console_socket:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+                server.bind(self.console_socket)
+                server.listen(1)
+                proc = subprocess.Popen(
+                    self.argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    start_new_session=True,
+                )
+                try:
+                    self.master = receive_console(server, proc)
+                except OSError:
+                    proc.kill()
+                    proc.wait()
+                    raise
+            resize(self.master, width, height)
+            self.readers = {self.master: "stdout"}
+            self.input_fd = self.master if self.stdin else -1
+        elif self.tty:
             self.master, slave = open_pty(self.container_root)
             resize(self.master, width, height)
             try:
@@ -132,7 +186,11 @@ class ExecSession:
         self, inputs: AsyncIterator[Any], width: int, height: int
     ) -> AsyncIterator[pb.ExecOutput]:
         loop = asyncio.get_running_loop()
-        proc = self._spawn(width, height)
+        try:
+            proc = await asyncio.to_thread(self._spawn, width, height)
+        except OSError as e:
+            yield pb.ExecOutput(stderr=f"{e}\n".encode(), exited=True, exit_code=126)
+            return
         for fd in self.readers:
             loop.add_reader(fd, self._readable, fd)
         pump = asyncio.create_task(self._pump_input(inputs, proc))

@@ -11,10 +11,14 @@ shim and a subprocess).
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
+import sys
 
 from runtime.runc import LAUNCHER
 from runtime.runc import main as skiff_runc
+
+EXEC_TTY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exec_tty.py")
 
 
 class OciRuntime:
@@ -53,8 +57,15 @@ class OciRuntime:
             return subprocess.CompletedProcess(list(args), 1, "", f"skiff-runc: {e}")
         return subprocess.CompletedProcess(list(args), 0, "", "")
 
-    def exec_argv(self, cid: str, cmd: list[str], tty: bool = False) -> list[str]:
-        # skiff-runc makes the terminal the controlling one; runc and crun would want a
-        # console socket for that, so they get the terminal as plain stdio instead.
-        flags = ["--tty"] if tty and self.is_skiff_runc else []
-        return [*self.command, "exec", *flags, cid, *cmd]
+    def exec_argv(
+        self, cid: str, cmd: list[str], tty: bool = False, console_socket: str = ""
+    ) -> list[str]:
+        """skiff-runc takes the terminal on its stdin (and makes it the controlling one);
+        runc and crun make their own and send it over `console_socket`."""
+        if tty and not self.is_skiff_runc:
+            # They hand over a terminal only when detached: exec_tty.py waits instead.
+            pid_file = f"{console_socket}.pid"
+            flags = ["-d", "--tty", "--console-socket", console_socket, "--pid-file", pid_file]
+            waiter = [sys.executable, "-I", "-S", EXEC_TTY, pid_file]
+            return [*waiter, *self.command, "exec", *flags, cid, *cmd]
+        return [*self.command, "exec", *(["--tty"] if tty else []), cid, *cmd]

@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -460,16 +461,24 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
                 raise Failure(grpc.StatusCode.INVALID_ARGUMENT, "exec needs a command")
         except Failure as e:
             await context.abort(e.code, e.message)
-        argv = self.oci.exec_argv(c["id"], list(first.cmd), first.tty)
-        session = ExecSession(argv, first.tty, first.stdin, pid)
+        console = ""
+        if first.tty and not self.oci.is_skiff_runc:
+            console_dir = tempfile.mkdtemp(prefix="skiff-console-")
+            console = os.path.join(console_dir, "console.sock")
+        argv = self.oci.exec_argv(c["id"], list(first.cmd), first.tty, console)
+        session = ExecSession(argv, first.tty, first.stdin, pid, console)
 
         async def inputs() -> AsyncIterator[Any]:
             yield first
             async for message in request_iterator:
                 yield message
 
-        async for out in session.run(inputs(), first.resize_width, first.resize_height):
-            yield out
+        try:
+            async for out in session.run(inputs(), first.resize_width, first.resize_height):
+                yield out
+        finally:
+            if console:
+                shutil.rmtree(os.path.dirname(console), ignore_errors=True)
 
     async def ReopenContainerLog(self, request: Any, context: Any) -> pb.ReopenContainerLogResponse:
         """After the kubelet renamed the log file: the shim starts a new one at the path."""

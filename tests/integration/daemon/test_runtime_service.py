@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -33,8 +34,8 @@ pytestmark = pytest.mark.skipif(
 
 
 class Daemon:
-    def __init__(self, node: str, base: Path) -> None:
-        self.node, self.base = node, base
+    def __init__(self, node: str, base: Path, oci_runtime: str = "skiff-runc") -> None:
+        self.node, self.base, self.oci_runtime = node, base, oci_runtime
         self.cgroup_root = f"skiff-test-{uuid.uuid4().hex[:8]}"
         self.socket = base / "runtime.sock"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -61,6 +62,8 @@ class Daemon:
                 "10.244.3.0/24",
                 "--cgroup-root",
                 f"/{self.cgroup_root}",
+                "--oci-runtime",
+                self.oci_runtime,
             ],
             cwd=ROOT,
             stdout=open(self.base / "daemon.log", "ab"),
@@ -90,11 +93,16 @@ class Daemon:
 
 
 @pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Daemon]:
+def daemon(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Daemon]:
+    """A runtime daemon in a throwaway node namespace; skiff-runc unless a test asks
+    for another OCI runtime with `@pytest.mark.parametrize("daemon", [...], indirect=True)`."""
+    oci_runtime = getattr(request, "param", "skiff-runc")
+    if not shutil.which(oci_runtime) and oci_runtime != "skiff-runc":
+        pytest.skip(f"{oci_runtime} is not installed")
     node = f"skifftest-node-{uuid.uuid4().hex[:8]}"
     subprocess.run(["ip", "netns", "add", node], check=True)
     build_busybox(ImageStore(tmp_path / "images"))
-    d = Daemon(node, tmp_path)
+    d = Daemon(node, tmp_path, oci_runtime)
     try:
         d.start()
         yield d
@@ -150,6 +158,7 @@ def wait_state(api: Any, cid: str, state: int, timeout: float = 20) -> Any:
         time.sleep(0.1)
 
 
+@pytest.mark.parametrize("daemon", ["skiff-runc", "runc"], indirect=True)
 def test_sandbox_container_lifecycle_and_exec(daemon: Daemon) -> None:
     api = daemon.client()
     sid = sandbox(api, "web")
@@ -186,6 +195,7 @@ def test_sandbox_container_lifecycle_and_exec(daemon: Daemon) -> None:
     assert not list(Path(f"/sys/fs/cgroup/memory/{daemon.cgroup_root}").glob(f"pod{sid[:12]}*"))
 
 
+@pytest.mark.parametrize("daemon", ["skiff-runc", "runc"], indirect=True)
 def test_memory_hog_is_oom_killed_and_reported(daemon: Daemon) -> None:
     api = daemon.client()
     sid = sandbox(api, "hog")
@@ -244,6 +254,7 @@ def exec_stream(api: Any, messages: list[Any], pause: float = 0.3) -> tuple[byte
     return stdout, stderr, code
 
 
+@pytest.mark.parametrize("daemon", ["skiff-runc", "runc"], indirect=True)
 def test_streaming_exec_with_stdin_and_a_terminal(daemon: Daemon) -> None:
     api = daemon.client()
     sid = sandbox(api, "shell")
@@ -264,7 +275,7 @@ def test_streaming_exec_with_stdin_and_a_terminal(daemon: Daemon) -> None:
     )
     assert (out, err, code) == (b"got:hello\nshell\n", b"oops\n", 3)
     # A terminal: an interactive shell, resized while it runs, as `kubectl exec -it` does.
-    out, _, code = exec_stream(
+    out, err, code = exec_stream(
         api,
         [
             pb.ExecInput(
@@ -281,7 +292,7 @@ def test_streaming_exec_with_stdin_and_a_terminal(daemon: Daemon) -> None:
         ],
     )
     text = out.decode().replace("\r", "")
-    assert code == 5
+    assert code == 5, (text, err)
     assert "30 100\n" in text and "40 120\n" in text
     assert "\n/dev/pts/0\n" in text  # a terminal of the container's own devpts
     assert "pid 1\n" not in text  # its own process, beside the container's PID 1
@@ -436,6 +447,7 @@ def test_clear_errors_for_images_and_specs(daemon: Daemon) -> None:
     assert e.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+@pytest.mark.parametrize("daemon", ["skiff-runc", "runc"], indirect=True)
 def test_containers_of_a_pod_share_ipc_and_uts(daemon: Daemon) -> None:
     """As with Kubernetes' pause container: one IPC and UTS namespace per pod."""
     api = daemon.client()
