@@ -67,17 +67,21 @@ def write_tar(path: Path, files: dict[str, bytes]) -> Path:
     return path
 
 
-def docker_save(path: Path, layer: bytes, *, oci_blobs: bool, tags: list[str]) -> Path:
+def docker_save(
+    path: Path, layer: bytes, *, oci_blobs: bool, tags: list[str], gzipped: bool = False
+) -> Path:
     config = image_config(layer)
+    blob = gzip.compress(layer) if gzipped else layer  # Docker 29's containerd store: gzip
     if oci_blobs:  # Docker 25+: manifest.json over an OCI layout's blobs
-        config_name, layer_name = f"blobs/sha256/{sha(config)}", f"blobs/sha256/{sha(layer)}"
+        config_name, layer_name = f"blobs/sha256/{sha(config)}", f"blobs/sha256/{sha(blob)}"
     else:  # classic: <config hex>.json and <layer id>/layer.tar
         config_name, layer_name = f"{sha(config)}.json", f"{sha(layer)[:20]}/layer.tar"
     manifest = [{"Config": config_name, "RepoTags": tags, "Layers": [layer_name]}]
-    return write_tar(
-        path,
-        {"manifest.json": json.dumps(manifest).encode(), config_name: config, layer_name: layer},
-    )
+    files = {"manifest.json": json.dumps(manifest).encode(), config_name: config, layer_name: blob}
+    if oci_blobs:  # the OCI side of the same archive, which the loader need not read
+        files["oci-layout"] = b'{"imageLayoutVersion": "1.0.0"}'
+        files["index.json"] = json.dumps({"schemaVersion": 2, "manifests": []}).encode()
+    return write_tar(path, files)
 
 
 def oci_archive(path: Path, layer: bytes, ref_name: str, tamper: bool = False) -> Path:
@@ -161,13 +165,20 @@ def inspect(root: Path, name: str) -> dict[str, Any]:
     return json.loads(out.stdout)[0]
 
 
-@pytest.mark.parametrize("oci_blobs", [False, True], ids=["classic", "docker25"])
-def test_load_docker_save(tmp_path: Path, busybox_layer: bytes, oci_blobs: bool) -> None:
+@pytest.mark.parametrize(
+    ("oci_blobs", "gzipped"),
+    [(False, False), (True, False), (True, True)],
+    ids=["classic", "docker25", "docker29-gzip"],
+)
+def test_load_docker_save(
+    tmp_path: Path, busybox_layer: bytes, oci_blobs: bool, gzipped: bool
+) -> None:
     archive = docker_save(
         tmp_path / "save.tar",
         busybox_layer,
         oci_blobs=oci_blobs,
         tags=["example.com/team/tool:1.0", "tool:latest"],
+        gzipped=gzipped,
     )
     root = tmp_path / "images"
     out = skiff_image(root, "load", str(archive))
