@@ -30,7 +30,7 @@ from .allocators import NodePorts, ServiceIPs
 from .app import build_app
 from .auth import Authenticator, TokenEntry, UserInfo, load_token_file, write_token_file
 from .etcd_process import EtcdProcess, free_port
-from .registry import Registry, WriteOptions
+from .registry import Registry, WriteOptions, storage_prefix
 from .storage import Store
 from .tls import ClientCertProtocol, server_context
 from .watch import WatchHubs
@@ -216,6 +216,13 @@ class APIServer:
         await self.store.connect()
         self.hubs = WatchHubs(self.store)
         self.hubs.start_revision = await self.store.revision()
+        # Every resource's watch cache follows etcd from now on, as kube-apiserver's do:
+        # a hub started only at its first watcher would first replay every write
+        # since start, and that watcher's first events would wait behind the replay.
+        for prefix in sorted(
+            {storage_prefix(info) for info in resources.RESOURCES if "watch" in info.verbs}
+        ):
+            await self.hubs.hub(prefix)
         services = ServiceAllocation(
             ServiceIPs(self.store, cfg.service_cluster_ip_range),
             NodePorts(self.store, *cfg.service_node_port_range),

@@ -179,9 +179,15 @@ class Hub:
         if after < self.floor:
             return None
         sub = Subscription(self, after)
-        for change in self.history:
-            if change.revision > after:
-                sub.push(change)
+        # Watchers mostly start from a recent list, so walk back from the newest event:
+        # scanning the whole history for each of 100 new watchers held up delivery.
+        newer: list[Change] = []
+        for change in reversed(self.history):
+            if change.revision <= after:
+                break
+            newer.append(change)
+        for change in reversed(newer):
+            sub.push(change)
         self.subscribers.add(sub)
         return sub
 

@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -163,6 +164,42 @@ async def bench_api(server: Server, total: int) -> None:
             print(row(f"get, {clients} clients", rate, lat))
 
 
+def bench_api_with_ab(server: Server, total: int) -> None:
+    """The same creates from ApacheBench, a C load generator: with httpx on the same two
+    cores the Python client is the busier process, so these rows show the server."""
+    if not shutil.which("ab"):
+        print("  (ab not installed: apache2-utils; server-only rows skipped)")
+        return
+    config = yaml.safe_load((server.state / "admin.kubeconfig").read_text())
+    token = config["users"][0]["user"]["token"]
+    body = server.state / "ab-body.json"
+    body.write_text(json.dumps({"metadata": {"generateName": "ab-"}, "data": {"k": "v" * 100}}))
+    print("apiserver, creates from ab (C, keep-alive; generateName)")
+    for clients in (1, 8, 32):
+        out = subprocess.run(
+            ["ab", "-q", "-k", "-l", "-n", str(total), "-c", str(clients), "-p", str(body),
+             "-T", "application/json", "-H", f"Authorization: Bearer {token}",
+             f"{server.url}/api/v1/namespaces/default/configmaps"],
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        fields = {}
+        for line in out.stdout.splitlines():
+            key, _, value = line.strip().partition(":")
+            if key in ("Requests per second", "Failed requests", "Non-2xx responses"):
+                fields[key] = value.split()[0]
+            elif key in ("50%", "99%") or line.strip().startswith(("50%", "99%")):
+                parts = line.split()
+                fields[parts[0]] = parts[1]
+        bad = int(fields.get("Failed requests", "0")) + int(fields.get("Non-2xx responses", "0"))
+        rate = float(fields.get("Requests per second", 0))
+        label = f"create, {clients} clients"
+        print(
+            f"  {label:<34} {rate:8.0f}/s"
+            f"   p50 {fields.get('50%', '?'):>7} ms   p99 {fields.get('99%', '?'):>7} ms"
+            + (f"   ({bad} failed)" if bad else "")
+        )
+
+
 async def bench_list(server: Server) -> None:
     async with server.client(8) as api:
         await api.post("/api/v1/namespaces", json={"metadata": {"name": "bench-list"}})
@@ -237,6 +274,7 @@ async def main() -> None:
             await bench_etcd(etcd_port, args.ops)
             print()
             await bench_api(server, args.ops)
+            bench_api_with_ab(server, args.ops)
             await bench_list(server)
             await bench_watch(server, args.watchers, args.watch_writes)
         finally:
