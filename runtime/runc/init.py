@@ -65,6 +65,7 @@ def _setup_rootfs(config: dict[str, Any], bundle: str) -> None:
                 open(target, "a").close()
                 linux.mount(f"/dev/{name}", target, "", linux.MS_BIND)
         for name, link in (
+            ("ptmx", "pts/ptmx"),  # the container's own devpts, as runc links it
             ("fd", "/proc/self/fd"),
             ("stdin", "/proc/self/fd/0"),
             ("stdout", "/proc/self/fd/1"),
@@ -144,16 +145,53 @@ def drop_privileges(process: dict[str, Any]) -> None:
     os.setuid(int(user.get("uid", 0)))
 
 
-def run(config: dict[str, Any], bundle: str, fifo_fd: int, sync_fd: int) -> None:
+def _terminal(console_fd: int, user: dict[str, Any]) -> None:
+    """process.terminal: a pseudo-terminal of the container's own devpts becomes the
+    process's stdin, stdout, stderr and controlling terminal; its master side goes to
+    whoever listens on the console socket, in runc's protocol (one message: the
+    terminal's name, with the master fd as SCM_RIGHTS). Called after pivot_root, with
+    fcntl, socket and struct imported before it."""
+    import fcntl
+    import socket
+    import struct
+    import termios
+
+    master = os.open("/dev/pts/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    fcntl.ioctl(master, linux.TIOCSPTLCK, struct.pack("i", 0))
+    (number,) = struct.unpack("i", fcntl.ioctl(master, linux.TIOCGPTN, struct.pack("i", 0)))
+    name = f"/dev/pts/{number}"
+    slave = os.open(name, os.O_RDWR | os.O_NOCTTY)
+    os.fchown(slave, int(user.get("uid", 0)), int(user.get("gid", 0)))
+    with socket.socket(fileno=console_fd) as console:
+        socket.send_fds(console, [name.encode()], [master])
+    os.close(master)
+    os.setsid()
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    if slave > 2:
+        os.close(slave)
+
+
+def run(
+    config: dict[str, Any], bundle: str, fifo_fd: int, sync_fd: int, console_fd: int = -1
+) -> None:
     """Never returns. Writes "ok" to sync_fd once the container is set up (or the error),
     waits for `start`, then execs the process."""
     ready = False
     try:
         process = config["process"]
+        if console_fd >= 0:  # what the terminal needs, imported while the host's / is here
+            import fcntl  # noqa: F401
+            import socket  # noqa: F401
+            import struct  # noqa: F401
+            import termios  # noqa: F401
         _setup_rootfs(config, bundle)
         if config.get("hostname"):
             linux.sethostname(config["hostname"])
         os.chdir(process.get("cwd") or "/")
+        if console_fd >= 0:
+            _terminal(console_fd, process.get("user") or {})
         os.write(sync_fd, b"ok")
         os.close(sync_fd)
         ready = True

@@ -46,6 +46,8 @@ MOUNT_OPTIONS = {
 }
 
 PR_CAPBSET_DROP = 24
+TIOCGPTN = 0x80045430  # which /dev/pts/N a master belongs to
+TIOCSPTLCK = 0x40045431  # unlock the slave side
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_CHILD_SUBREAPER = 36
 SYS_PIVOT_ROOT = 155  # x86_64

@@ -98,7 +98,20 @@ def _cgroup(config: dict[str, Any], cid: str) -> Any:
     return cg, resources
 
 
-def create(root: str, cid: str, bundle: str, pid_file: str | None) -> int:
+def connect_console(path: str) -> int:
+    """A connection to a console socket (runc's --console-socket), as a plain fd."""
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as e:
+        sock.close()
+        raise RuntimeError_(f"cannot connect to console socket {path}: {e}") from e
+    return sock.detach()
+
+
+def create(root: str, cid: str, bundle: str, pid_file: str | None, console_fd: int = -1) -> int:
     from . import init, linux
 
     state_dir = _state_dir(root, cid)
@@ -109,6 +122,10 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None) -> int:
         config = fastjson.loads(_read(os.path.join(bundle, "config.json")))
     except (OSError, ValueError) as e:
         raise RuntimeError_(f"cannot read {bundle}/config.json: {e}") from e
+    if (config.get("process") or {}).get("terminal") and console_fd < 0:
+        raise RuntimeError_(
+            "cannot allocate tty if runc will detach without setting console socket"
+        )
     os.makedirs(state_dir, mode=0o700)
     fifo = os.path.join(state_dir, "exec.fifo")
     os.mkfifo(fifo, 0o622)
@@ -138,7 +155,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None) -> int:
             grandchild = os.fork()
             if grandchild == 0:
                 os.close(pid_w)
-                init.run(config, bundle, fifo_fd, sync_w)
+                init.run(config, bundle, fifo_fd, sync_w, console_fd)
             os.write(pid_w, str(grandchild).encode())
             os._exit(0)
         except BaseException as e:
@@ -147,6 +164,8 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None) -> int:
     os.close(sync_w)
     os.close(pid_w)
     os.close(fifo_fd)
+    if console_fd >= 0:
+        os.close(console_fd)  # PID 1 has its copy, to send the terminal over
     pid_text = os.read(pid_r, 64).decode()  # sent as soon as PID 1 exists
     os.close(pid_r)
     # Join the cgroup while PID 1 builds its root filesystem: the first migration can
@@ -321,14 +340,62 @@ def list_cmd(root: str) -> int:
     return 0
 
 
-def run(root: str, cid: str, bundle: str) -> int:
-    """create, start and wait: the container is our child (we become its subreaper)."""
+def _relay(master: int) -> None:
+    """Our stdin to the container's terminal and the terminal to our stdout, until the
+    container's side closes: `run` of a bundle that asks for a terminal."""
+    import select
+
+    inputs = [master, 0]
+    while True:
+        ready, _, _ = select.select(inputs, [], [])
+        if master in ready:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: every slave is closed, the container is done
+                data = b""
+            if not data:
+                return
+            os.write(1, data)
+        if 0 in ready:
+            data = os.read(0, 65536)
+            if data:
+                os.write(master, data)
+            else:
+                inputs.remove(0)
+
+
+def run(root: str, cid: str, bundle: str, console_socket: str | None = None) -> int:
+    """create, start and wait: the container is our child (we become its subreaper).
+    A bundle that asks for a terminal gets one relayed to our stdio, as with runc,
+    unless a console socket is given to send it to."""
     from . import linux
 
     linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
-    create(root, cid, bundle, None)
+    config = fastjson.loads(_read(os.path.join(os.path.abspath(bundle), "config.json")))
+    terminal = bool((config.get("process") or {}).get("terminal"))
+    receiver = None
+    if console_socket:
+        console_fd = connect_console(console_socket)
+    elif terminal:
+        import socket
+
+        receiver, ours = socket.socketpair()
+        console_fd = ours.detach()
+    else:
+        console_fd = -1
+    create(root, cid, bundle, None, console_fd)
+    master = -1
+    if receiver is not None:
+        import socket
+
+        _, fds, _, _ = socket.recv_fds(receiver, 4096, 1)
+        receiver.close()
+        master = fds[0]
     pid = int(_load(root, cid)["pid"])
     start(root, cid)
+    if master >= 0:
+        _relay(master)
+        os.close(master)
     _, status = os.waitpid(pid, 0)
     delete(root, cid, force=True)
     if os.WIFSIGNALED(status):
@@ -421,10 +488,12 @@ def main(argv: list[str] | None = None) -> int:
         if len(args) < wants or (command not in ("exec",) and len(args) != wants):
             raise RuntimeError_(f"{command}: expected {wants or 'no'} argument(s), see --help")
         bundle = flag("bundle", "b", default=".") or "."
+        console = flag("console-socket")
         if command == "create":
-            return create(root, args[0], bundle, flag("pid-file"))
+            console_fd = connect_console(console) if console else -1
+            return create(root, args[0], bundle, flag("pid-file"), console_fd)
         if command == "run":
-            return run(root, args[0], bundle)
+            return run(root, args[0], bundle, console)
         if command == "start":
             return start(root, args[0])
         if command == "state":

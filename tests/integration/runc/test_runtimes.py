@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
+import socket
 import subprocess
 import time
 import uuid
@@ -306,3 +308,69 @@ def test_mount_and_chroot_escape_fail(runtime: list[str], bundle: Path, tmp_path
         timeout=30,
     )
     assert "ESCAPED" in plain.stdout, plain.stderr
+
+
+def test_terminal_through_a_console_socket(
+    runtime: list[str], bundle: Path, tmp_path: Path
+) -> None:
+    """`process.terminal`: the process gets a terminal of the container's own devpts, and
+    its master side is sent over --console-socket (how containerd and CRI-O get it)."""
+    config = json.loads((bundle / "config.json").read_text())
+    config["process"].update(terminal=True, args=["sh", "-c", "tty; echo hello; exit 3"])
+    (bundle / "config.json").write_text(json.dumps(config))
+    (bundle / "rootfs" / "bin" / "tty").symlink_to("busybox")
+    cid = f"t-{uuid.uuid4().hex[:6]}"
+    path = str(tmp_path / "console.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(path)
+        server.listen(1)
+        server.settimeout(30)
+        with open(tmp_path / "create.log", "w") as log:
+            created = subprocess.Popen(
+                [*runtime, "create", "--console-socket", path, "--bundle", str(bundle), cid],
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                cwd=ROOT,
+            )
+        try:
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                created.wait(timeout=30)
+                skip_where_unsupported(runtime, (tmp_path / "create.log").read_text())
+                raise
+            with conn:
+                _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
+            if created.wait(timeout=30) != 0:
+                skip_where_unsupported(runtime, (tmp_path / "create.log").read_text())
+            assert created.returncode == 0, (tmp_path / "create.log").read_text()
+            master = fds[0]
+            subprocess.run([*runtime, "start", cid], check=True, cwd=ROOT, timeout=30)
+            output = b""
+            while True:
+                try:
+                    data = os.read(master, 4096)
+                except OSError:  # EIO: the container's side is closed
+                    break
+                if not data:
+                    break
+                output += data
+            os.close(master)
+            text = output.decode().replace("\r", "")
+            assert text.splitlines()[:2] == ["/dev/pts/0", "hello"]
+        finally:
+            subprocess.run([*runtime, "delete", "--force", cid], cwd=ROOT, capture_output=True)
+    # `run` without a console socket relays the terminal to its own, as runc does (runc
+    # insists on a terminal of its own to relay to: `script` gives it one).
+    command = shlex.join([*runtime, "run", "--bundle", str(bundle), f"r-{uuid.uuid4().hex[:6]}"])
+    result = subprocess.run(
+        ["script", "-qec", command, "/dev/null"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "/dev/pts/0" in result.stdout and "hello" in result.stdout
