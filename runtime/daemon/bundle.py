@@ -202,7 +202,7 @@ def oci_config(
     return {
         "ociVersion": "1.0.2",
         "process": {
-            "terminal": False,
+            "terminal": bool(config.tty),
             "user": user,
             "args": process_args(config, image),
             "env": env,

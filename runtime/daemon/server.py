@@ -352,6 +352,8 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
             "cgroup": cgroup,
         }
         (cdir / "container.json").write_text(json.dumps(record))
+        if config.tty:
+            (cdir / "tty").touch()  # tells the shim to take the terminal's master side
         process = await self.shims.start(cdir, record)
         asyncio.get_running_loop().run_in_executor(None, process.wait)  # reap it when it ends
         created = await _until(

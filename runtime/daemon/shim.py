@@ -15,8 +15,8 @@ know about the container is in that directory.
 
 There is one shim per container, so its memory is the runtime's cost per
 container: it runs without site imports and imports only what it needs from
-the standard library (no json, subprocess, datetime, or even `signal`, which
-pulls in enum), and is given what it
+the standard library (no json, subprocess, datetime, ctypes, or even `signal`,
+which pulls in enum), and is given what it
 needs on its command line rather than reading the container's record.
 `OOM_FILE` is the cgroup file with the `oom_kill N` count (see runtime.cgroups).
 """
@@ -85,9 +85,13 @@ def _oom_killed(oom_file: str) -> bool:
 
 
 def _set_subreaper() -> None:
-    import ctypes  # only here: loaded once, at start
+    """prctl(PR_SET_CHILD_SUBREAPER) through ctypes' C module alone: `import ctypes`
+    would cost a third of a MiB more in every shim, for one call."""
+    import _ctypes
 
-    ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    prctl = _ctypes.dlsym(_ctypes.dlopen(None), "prctl")
+    if _ctypes.call_function(prctl, (PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) != 0:
+        raise OSError("prctl(PR_SET_CHILD_SUBREAPER) failed")
 
 
 class Creator:
@@ -105,6 +109,10 @@ class Creator:
         self.err_r, self.err_w = os.pipe()
         self.child = 0
         self.go_w = -1
+        self.server = None  # a socket.socket listening for a container's terminal
+        self.exited: int | None = None  # create's wait status, when reaped early
+        self.console_path = ""
+        self.master = -1
         launchers = [i for i, a in enumerate(runtime) if a.endswith("skiff_runc.py")]
         self.skiff_runc_args = runtime[launchers[0] + 1 :] if launchers else None
 
@@ -128,8 +136,9 @@ class Creator:
                 with os.fdopen(go_r) as go:
                     line = go.readline().rstrip("\n")
                 if line:
-                    cid, bundle, pid_file = line.split("\t")
+                    cid, bundle, pid_file, console = line.split("\t")
                     flags = ["--bundle", bundle, "--pid-file", pid_file]
+                    flags += ["--console-socket", console] if console else []
                     code = runc_main([*self.skiff_runc_args, "create", *flags, cid])
             finally:
                 os._exit(code)
@@ -147,14 +156,17 @@ class Creator:
             os.close(self.go_w)  # the prepared child reads EOF and exits
             os.waitpid(self.child, 0)
 
-    def create(self, cid: str, bundle: str, pid_file: str) -> int:
+    def create(self, cid: str, bundle: str, pid_file: str, console: str = "") -> int:
+        """`console`: a listening console socket's path, for a container with a terminal."""
         try:
             if self.child:
-                os.write(self.go_w, f"{cid}\t{bundle}\t{pid_file}\n".encode())
+                os.write(self.go_w, f"{cid}\t{bundle}\t{pid_file}\t{console}\n".encode())
                 os.close(self.go_w)
                 child = self.child
             else:
-                argv = [*self.runtime, "create", "--bundle", bundle, "--pid-file", pid_file, cid]
+                flags = ["--bundle", bundle, "--pid-file", pid_file]
+                flags += ["--console-socket", console] if console else []
+                argv = [*self.runtime, "create", *flags, cid]
                 devnull = os.open(os.devnull, os.O_RDONLY)
                 actions = [
                     (os.POSIX_SPAWN_DUP2, devnull, 0),
@@ -165,11 +177,50 @@ class Creator:
                     child = os.posix_spawnp(argv[0], argv, os.environ, file_actions=actions)
                 finally:
                     os.close(devnull)
-            _, status = os.waitpid(child, 0)
+            self.child = child
+            if self.server is not None:
+                self.master = self._receive_terminal()
+            status = self.exited if self.exited is not None else os.waitpid(child, 0)[1]
         finally:
             os.close(self.out_w)
             os.close(self.err_w)
         return os.waitstatus_to_exitcode(status)
+
+    def listen_for_terminal(self) -> str:
+        """A console socket for the container's terminal (its master side arrives there)."""
+        import socket  # only containers with a terminal pay for it
+
+        self.console_path = f"/tmp/skiff-console-{os.getpid()}.sock"  # short: sun_path is 108
+        if os.path.exists(self.console_path):
+            os.unlink(self.console_path)
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(self.console_path)
+        self.server.listen(1)
+        self.server.settimeout(0.1)
+        return self.console_path
+
+    def _receive_terminal(self) -> int:
+        """Wait for the runtime to send the master (or to fail and exit without it)."""
+        import socket
+
+        assert self.server is not None
+        try:
+            while True:
+                try:
+                    conn, _ = self.server.accept()
+                    break
+                except TimeoutError:
+                    done, status = os.waitpid(self.child, os.WNOHANG)
+                    if done:  # create failed before it got that far: its status says so
+                        self.exited = status
+                        return -1
+            with conn:
+                conn.settimeout(30)
+                _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
+            return fds[0] if fds else -1
+        finally:
+            self.server.close()
+            os.unlink(self.console_path)
 
 
 def oom_file(cgroup: str) -> str:
@@ -225,7 +276,11 @@ def main() -> int:
     _signal.set_wakeup_fd(wake_w)
     _signal.signal(_signal.SIGUSR1, lambda *_: None)
     pid_file = os.path.join(container_dir, "pid")
-    code = creator.create(cid, os.path.join(container_dir, "bundle"), pid_file)
+    # A container with a terminal: the daemon marks it so; its output is the terminal's.
+    console = (
+        creator.listen_for_terminal() if os.path.exists(os.path.join(container_dir, "tty")) else ""
+    )
+    code = creator.create(cid, os.path.join(container_dir, "bundle"), pid_file, console)
     out_r, err_r = creator.out_r, creator.err_r
     if code != 0:
         # No container: what `create` said is the reason, for the daemon to pass on.
@@ -245,6 +300,8 @@ def main() -> int:
     log = LogWriter(log_path)
     reopened = 0
     streams = {out_r: "stdout", err_r: "stderr"}
+    if creator.master >= 0:
+        streams[creator.master] = "stdout"  # a terminal has one stream
     while streams:
         ready, _, _ = select.select([*streams, wake_r], [], [])
         for fd in ready:
@@ -254,7 +311,10 @@ def main() -> int:
                 reopened += 1
                 _write_atomically(os.path.join(container_dir, "log-reopened"), str(reopened))
                 continue
-            data = os.read(fd, 65536)
+            try:
+                data = os.read(fd, 65536)
+            except OSError:  # EIO from a terminal's master: the container side is closed
+                data = b""
             if data:
                 log.feed(streams[fd], data)
             else:

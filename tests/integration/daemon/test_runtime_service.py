@@ -472,3 +472,26 @@ def test_containers_of_a_pod_share_ipc_and_uts(daemon: Daemon) -> None:
     api.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod))
     left = [p for kind in ("ipc", "uts") for p in (daemon.base / "run" / kind).glob(f"{pod}*")]
     assert left == []  # the pod's namespaces are gone with it
+
+
+@pytest.mark.parametrize("daemon", ["skiff-runc", "runc"], indirect=True)
+def test_container_with_a_terminal(daemon: Daemon) -> None:
+    """`tty: true`: the process runs on a terminal of the container's own, and what it
+    writes there is the container's log (one stream, stdout, as with containerd)."""
+    api = daemon.client()
+    sid = sandbox(api, "terminal")
+    config = pb.ContainerConfig(
+        metadata=pb.ContainerMetadata(name="tty"),
+        image=pb.ImageSpec(image="busybox"),
+        command=["sh", "-c", "tty; echo to-stderr >&2; exit 2"],
+        tty=True,
+    )
+    cid = api.CreateContainer(
+        pb.CreateContainerRequest(pod_sandbox_id=sid, config=config)
+    ).container_id
+    api.StartContainer(pb.StartContainerRequest(container_id=cid))
+    done = wait_state(api, cid, pb.CONTAINER_EXITED)
+    assert done.exit_code == 2
+    lines = [line.split(" ", 3)[1:] for line in Path(done.log_path).read_text().splitlines()]
+    assert [stream for stream, _, _ in lines] == ["stdout", "stdout"]
+    assert [text.rstrip("\r") for _, _, text in lines] == ["/dev/pts/0", "to-stderr"]
