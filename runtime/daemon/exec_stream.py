@@ -28,6 +28,8 @@ from typing import Any
 
 from proto import runtime_pb2 as pb
 
+from .processes import wait
+
 CHUNK = 32 * 1024
 DRAIN_AFTER_EXIT = 1.0  # seconds to keep reading once the process has exited
 
@@ -194,7 +196,7 @@ class ExecSession:
         for fd in self.readers:
             loop.add_reader(fd, self._readable, fd)
         pump = asyncio.create_task(self._pump_input(inputs, proc))
-        exited = asyncio.ensure_future(asyncio.to_thread(proc.wait))
+        exited = asyncio.ensure_future(wait(proc))
         open_streams = len(self.readers)
         drain_until = 0.0
         try:

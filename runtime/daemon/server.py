@@ -9,6 +9,7 @@ the daemon going away.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ from . import bundle as bundles
 from . import pod_namespaces
 from .exec_stream import ExecSession
 from .oci import OciRuntime
+from .processes import reap_later
 from .shims import ShimLauncher
 from .users import image_uid
 
@@ -355,7 +358,7 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
         if config.tty:
             (cdir / "tty").touch()  # tells the shim to take the terminal's master side
         process = await self.shims.start(cdir, record)
-        asyncio.get_running_loop().run_in_executor(None, process.wait)  # reap it when it ends
+        reap_later(process)
         created = await _until(
             lambda: (cdir / "shim.pid").exists() or (cdir / "create-failed").exists(), 30
         )
@@ -433,18 +436,25 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
 
     async def ExecSync(self, request: Any, context: Any) -> pb.ExecSyncResponse:
         c = self._container(request.container_id)
+        proc = await asyncio.create_subprocess_exec(
+            *self.oci.exec_argv(c["id"], list(request.cmd)),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         try:
-            out = await asyncio.to_thread(
-                subprocess.run,
-                self.oci.exec_argv(c["id"], list(request.cmd)),
-                capture_output=True,
-                timeout=request.timeout or None,
+            stdout, stderr = await asyncio.wait_for(
+                proc.communicate(), timeout=request.timeout or None
             )
-        except subprocess.TimeoutExpired as e:
+        except TimeoutError as e:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
             raise Failure(
                 grpc.StatusCode.DEADLINE_EXCEEDED, f"command timed out after {request.timeout}s"
             ) from e
-        return pb.ExecSyncResponse(stdout=out.stdout, stderr=out.stderr, exit_code=out.returncode)
+        return pb.ExecSyncResponse(stdout=stdout, stderr=stderr, exit_code=proc.returncode or 0)
 
     async def Exec(self, request_iterator: Any, context: Any) -> AsyncIterator[pb.ExecOutput]:
         """The first message names the container and command; the rest carry input."""
@@ -619,6 +629,9 @@ async def serve(settings: Settings, socket_path: Path) -> None:
     pb_grpc.add_ImageServiceServicer_to_server(runtime, server)
     await asyncio.to_thread(_prepare_socket, socket_path)
     server.add_insecure_port(f"unix://{socket_path}")
+    # Worker threads for blocking calls (pyroute2, file work, in-process OCI calls);
+    # nothing that waits for a long-lived process holds one (see processes.py).
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=32))
     await server.start()
     await runtime.shims.refill()
     stop = asyncio.Event()

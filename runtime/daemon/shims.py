@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import shim
+from .processes import reap_later, wait
 
 
 class ShimLauncher:
@@ -47,7 +48,7 @@ class ShimLauncher:
         if spare.stdin is not None:
             with contextlib.suppress(OSError):
                 spare.stdin.close()  # end-of-file: it exits
-        asyncio.get_running_loop().run_in_executor(None, spare.wait)
+        reap_later(spare)
 
     async def start(self, cdir: Path, c: dict[str, Any]) -> subprocess.Popen[bytes]:
         """A shim for the container recorded in `cdir` (the caller reaps it)."""
@@ -80,4 +81,4 @@ class ShimLauncher:
             spare, self.spare = self.spare, None
             if spare.stdin is not None:
                 spare.stdin.close()
-            await asyncio.to_thread(spare.wait)
+            await wait(spare)

@@ -111,8 +111,8 @@ def daemon(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Daemon]:
             if d.proc and d.proc.poll() is not None:
                 d.start()  # a test killed it: clean up through a fresh one
             api = d.client()
-            for s in api.ListPodSandbox(pb.ListPodSandboxRequest()).items:
-                api.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=s.id))
+            for s in api.ListPodSandbox(pb.ListPodSandboxRequest(), timeout=60).items:
+                api.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=s.id), timeout=60)
         finally:
             d.stop()
             subprocess.run(["ip", "netns", "del", node], check=False)
@@ -495,3 +495,25 @@ def test_container_with_a_terminal(daemon: Daemon) -> None:
     lines = [line.split(" ", 3)[1:] for line in Path(done.log_path).read_text().splitlines()]
     assert [stream for stream, _, _ in lines] == ["stdout", "stdout"]
     assert [text.rstrip("\r") for _, _, text in lines] == ["/dev/pts/0", "to-stderr"]
+
+
+def test_many_containers_created_at_once(daemon: Daemon) -> None:
+    """Concurrent CreateContainer calls share the one spare shim without mixing up
+    containers: each runs its own command and logs only its own output."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    api = daemon.client()
+    sid = sandbox(api, "crowd")
+
+    def one(i: int) -> str:
+        cid = container(api, sid, f"c{i}", ["sh", "-c", f"echo I am {i}"])
+        api.StartContainer(pb.StartContainerRequest(container_id=cid))
+        return cid
+
+    with ThreadPoolExecutor(8) as pool:
+        cids = list(pool.map(one, range(12), timeout=120))
+    assert len(set(cids)) == 12
+    for i, cid in enumerate(cids):
+        done = wait_state(api, cid, pb.CONTAINER_EXITED)
+        assert done.exit_code == 0
+        assert Path(done.log_path).read_text().split(" F ", 1)[1] == f"I am {i}\n"
