@@ -215,9 +215,24 @@ def start(root: str, cid: str) -> int:
     if status_of(root, state) != "created":
         raise RuntimeError_(f"cannot start a container that is {status_of(root, state)}")
     fifo = os.path.join(_state_dir(root, cid), "exec.fifo")
-    fd = os.open(fifo, os.O_RDONLY | os.O_CLOEXEC)
-    os.read(fd, 1)
-    os.close(fd)
+    # Non-blocking: a container whose process died after the check above must not leave
+    # us waiting forever for a writer that will never come.
+    import select
+
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        while True:
+            if select.select([fd], [], [], 0.05)[0]:
+                try:
+                    if os.read(fd, 1):
+                        break  # its byte: the process goes on to exec
+                    time.sleep(0.0005)  # end of file: its end is not open yet
+                except BlockingIOError:
+                    pass
+            if not _alive(int(state["pid"])):
+                raise RuntimeError_("the container's process is gone")
+    finally:
+        os.close(fd)
     os.unlink(fifo)
     return 0
 
