@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+import threading
 from dataclasses import dataclass
 
 CHAIN = "SKIFF-HOSTPORTS"
@@ -26,13 +27,19 @@ def _iptables(*args: str, check: bool = True) -> subprocess.CompletedProcess[str
     return subprocess.run(["iptables", "-w", *args], capture_output=True, text=True, check=check)
 
 
+_chain_lock = threading.Lock()  # pods set up at once must not both add the chain
+
+
 def ensure_chain() -> None:
-    if _iptables("-t", "nat", "-S", CHAIN, check=False).returncode != 0:
-        _iptables("-t", "nat", "-N", CHAIN)
-    for parent in ("PREROUTING", "OUTPUT"):
-        jump = ["-m", "addrtype", "--dst-type", "LOCAL", "-j", CHAIN]
-        if _iptables("-t", "nat", "-C", parent, *jump, check=False).returncode != 0:
-            _iptables("-t", "nat", "-A", parent, *jump)
+    with _chain_lock:
+        if _iptables("-t", "nat", "-S", CHAIN, check=False).returncode != 0:
+            made = _iptables("-t", "nat", "-N", CHAIN, check=False)
+            if made.returncode != 0 and "exists" not in made.stderr:  # another process won
+                raise subprocess.CalledProcessError(made.returncode, made.args, made.stderr)
+        for parent in ("PREROUTING", "OUTPUT"):
+            jump = ["-m", "addrtype", "--dst-type", "LOCAL", "-j", CHAIN]
+            if _iptables("-t", "nat", "-C", parent, *jump, check=False).returncode != 0:
+                _iptables("-t", "nat", "-A", parent, *jump)
 
 
 def add_host_ports(sandbox_id: str, pod_ip: str, mappings: list[PortMapping]) -> None:

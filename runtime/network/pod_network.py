@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,8 +46,15 @@ class PodNetwork:
         self.config = config
         self.ipam = HostLocalIPAM(config.pod_cidr, config.state_dir)
         self.prefix = ipaddress.ip_network(config.pod_cidr).prefixlen
+        self._bridge_lock = threading.Lock()
 
     def ensure_bridge(self, ip: IPRoute) -> int:
+        """The node bridge with the gateway address, made once: pods set up at the
+        same time (worker threads of the daemon) must not both try to make it."""
+        with self._bridge_lock:
+            return self._ensure_bridge(ip)
+
+    def _ensure_bridge(self, ip: IPRoute) -> int:
         found = ip.link_lookup(ifname=self.config.bridge)
         if found:
             index = found[0]

@@ -517,3 +517,37 @@ def test_many_containers_created_at_once(daemon: Daemon) -> None:
         done = wait_state(api, cid, pb.CONTAINER_EXITED)
         assert done.exit_code == 0
         assert Path(done.log_path).read_text().split(" F ", 1)[1] == f"I am {i}\n"
+
+
+def test_many_sandboxes_at_once_get_distinct_addresses(daemon: Daemon) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    api = daemon.client()
+
+    def with_host_port(i: int) -> str:  # the first pods race to make the hostPort chain
+        config = pb.PodSandboxConfig(
+            metadata=pb.PodSandboxMetadata(name=f"p{i}", uid=uuid.uuid4().hex, namespace="d"),
+            hostname=f"p{i}",
+            port_mappings=[pb.PortMapping(container_port=80, host_port=30080 + i)],
+        )
+        return api.RunPodSandbox(pb.RunPodSandboxRequest(config=config)).pod_sandbox_id
+
+    with ThreadPoolExecutor(8) as pool:
+        sids = list(pool.map(with_host_port, range(10), timeout=120))
+    ips = [
+        api.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=s)).status.ip for s in sids
+    ]
+    assert len(set(ips)) == 10 and all(ip.startswith("10.244.3.") for ip in ips)
+    with ThreadPoolExecutor(8) as pool:
+        list(
+            pool.map(
+                lambda s: api.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=s)),
+                sids,
+                timeout=120,
+            )
+        )
+    assert api.ListPodSandbox(pb.ListPodSandboxRequest()).items == []
+    links = subprocess.run(
+        ["ip", "-n", daemon.node, "-o", "link"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "veth" not in links  # every pod's veth went with it
