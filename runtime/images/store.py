@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import shutil
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,12 @@ class Image:
     manifest_digest: str = ""  # of the manifest in this store
 
 
+def _scratch(path: Path) -> Path:
+    """A name beside `path` that no other writer uses: two pulls of one image (two pods
+    starting at once) each write their own copy and rename it into place."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
 def _digest_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -65,7 +72,7 @@ class ImageStore:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         path = self.blob(digest)
         if not path.exists():
-            tmp = path.with_suffix(".tmp")
+            tmp = _scratch(path)
             tmp.write_bytes(data)
             os.replace(tmp, path)
         return digest
@@ -107,15 +114,22 @@ class ImageStore:
         for tar in layer_tars:
             digest = _digest_file(tar)
             if not self.blob(digest).exists():
-                shutil.copyfile(tar, self.blob(digest))
+                tmp = _scratch(self.blob(digest))
+                shutil.copyfile(tar, tmp)
+                os.replace(tmp, self.blob(digest))  # whole or not at all, for other readers
             layers.append({"mediaType": LAYER_TYPE, "digest": digest, "size": tar.stat().st_size})
             diff_ids.append(digest)  # uncompressed: the blob digest is the diff id
             layer_dir = self.root / "layers" / digest.split(":", 1)[1]
             if not layer_dir.exists():  # unpacked once, shared by every image with it
-                partial = layer_dir.with_suffix(".partial")
-                shutil.rmtree(partial, ignore_errors=True)
-                unpack(tar, partial)
-                os.replace(partial, layer_dir)
+                partial = _scratch(layer_dir)
+                try:
+                    unpack(tar, partial)
+                    os.rename(partial, layer_dir)
+                except OSError:
+                    if not layer_dir.is_dir():  # not another pull of the same layer, done first
+                        raise
+                finally:
+                    shutil.rmtree(partial, ignore_errors=True)
         if config_blob is not None:
             if json.loads(config_blob).get("rootfs", {}).get("diff_ids") != diff_ids:
                 raise ValueError("the image config's diff_ids do not match its layers")
@@ -229,11 +243,12 @@ class ImageStore:
                 manifest["config"]["digest"],
                 *(layer["digest"] for layer in manifest["layers"]),
             }
+        # Dot-names are another pull's work in progress (see _scratch): not ours to remove.
         for path in (self.root / "blobs" / "sha256").iterdir():
-            if f"sha256:{path.name}" not in used:
+            if f"sha256:{path.name}" not in used and not path.name.startswith("."):
                 path.unlink()
         for layer_dir in (self.root / "layers").iterdir():
-            if f"sha256:{layer_dir.name}" not in used:
+            if f"sha256:{layer_dir.name}" not in used and not layer_dir.name.startswith("."):
                 shutil.rmtree(layer_dir)
 
     def fs_info(self) -> tuple[int, int]:

@@ -140,3 +140,21 @@ def test_skiff_runc_runs_a_container_from_the_image(tmp_path: Path) -> None:
                 except OSError:
                     pass
         shutil.rmtree(bundle, ignore_errors=True)
+
+
+def test_the_same_image_stored_twice_at_once(tmp_path: Path) -> None:
+    """Two pods starting at once pull the same image: both succeed, one copy is kept."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = ImageStore(tmp_path / "images")
+    files = {f"dir{i}/file{j}": bytes([i, j]) * 500 for i in range(20) for j in range(20)}
+    tar = layer(tmp_path / "big.tar", {f"dir{i}": None for i in range(20)} | files)
+    with ThreadPoolExecutor(4) as pool:
+        images = list(
+            pool.map(lambda n: store.add(f"example.com/same:{n}", [tar], {"Cmd": ["sh"]}), range(4))
+        )
+    assert len({i.id for i in images}) == 1
+    unpacked = images[0].layer_dirs[0]
+    assert (unpacked / "dir19" / "file19").read_bytes() == bytes([19, 19]) * 500
+    leftovers = [p.name for d in ("layers", "blobs/sha256") for p in (store.root / d).iterdir()]
+    assert not [n for n in leftovers if n.startswith(".")]  # no scratch left behind
