@@ -359,3 +359,30 @@ def test_bearer_token_flow(tmp_path: Path) -> None:
         proc.terminate()
         proc.wait(timeout=10)
         serving.close()
+
+
+def test_skiff_image_pull_from_the_command_line(registry: str, tmp_path: Path) -> None:
+    import sys
+
+    root = Path(__file__).resolve().parents[3]
+    push(registry, "team/cli", "2", {"hello": b"from the cli"})
+
+    def skiff_image(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cli.main", "image", "--image-root", str(tmp_path / "i"), *args],
+            capture_output=True,
+            text=True,
+            cwd=root,
+            timeout=120,
+        )
+
+    refused = skiff_image("pull", f"{registry}/team/cli:2")  # plain HTTP, not named insecure
+    assert refused.returncode == 1 and "must be named insecure" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    pulled = skiff_image("pull", f"{registry}/team/cli:2", "--insecure")
+    assert pulled.returncode == 0, pulled.stderr
+    assert pulled.stdout.startswith(f"Pulled: {registry}/team/cli:2 (sha256:")
+    listing = skiff_image("ls").stdout
+    assert any(line.split()[:2] == [f"{registry}/team/cli", "2"] for line in listing.splitlines())
+    missing = skiff_image("pull", f"{registry}/team/nothing:1", "--insecure")
+    assert missing.returncode == 1 and "not found in the registry" in missing.stderr
