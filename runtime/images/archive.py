@@ -18,7 +18,6 @@ config, or nothing is stored.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import shutil
 import tarfile
@@ -29,7 +28,7 @@ from typing import Any
 
 from .pull import arch as node_arch
 from .reference import normalize
-from .store import Image, ImageStore
+from .store import Image, ImageStore, digest_file
 
 REF_NAME = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME = "io.containerd.image.name"
@@ -50,14 +49,6 @@ class _Entry:
     names: list[str]
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
-
-
 def _inside(root: Path, name: str) -> Path:
     path = (root / name).resolve()
     if not path.is_relative_to(root.resolve()) or not path.is_file():
@@ -71,7 +62,7 @@ def _blob(root: Path, digest: str) -> Path:
     if algorithm != "sha256" or len(hex_) != 64:
         raise ArchiveError(f"unsupported digest {digest!r}")
     path = _inside(root, f"blobs/sha256/{hex_}")
-    if _sha256_file(path) != digest:
+    if digest_file(path) != digest:
         raise ArchiveError(f"blob {digest} failed verification: its content does not match")
     return path
 
@@ -94,7 +85,7 @@ def _docker_entries(root: Path) -> list[_Entry]:
             _blob(root, "sha256:" + Path(item["Config"]).name)
         else:  # <config hex>.json: the name is the image id
             expected = "sha256:" + Path(item["Config"]).stem
-            if len(expected) == 71 and _sha256_file(config) != expected:
+            if len(expected) == 71 and digest_file(config) != expected:
                 raise ArchiveError(f"{item['Config']} failed verification")
         layers = [_inside(root, name) for name in item.get("Layers") or []]
         entries.append(_Entry(config, layers, list(item.get("RepoTags") or [])))

@@ -51,7 +51,7 @@ def _scratch(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
 
 
-def _digest_file(path: Path) -> str:
+def digest_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -112,7 +112,7 @@ class ImageStore:
         """
         layers, diff_ids = [], []
         for tar in layer_tars:
-            digest = _digest_file(tar)
+            digest = digest_file(tar)
             if not self.blob(digest).exists():
                 tmp = _scratch(self.blob(digest))
                 shutil.copyfile(tar, tmp)
