@@ -1,8 +1,9 @@
 """The shim: one small process per container that outlives the runtime daemon.
 
 It becomes a child subreaper, runs `<oci-runtime> create` with the container's
-stdout and stderr connected to pipes it owns, and then:
-- copies both streams into the container's log file in the CRI format
+stdout and stderr connected to pipes it owns (or, for a container with a
+terminal, takes the terminal's master side from the console socket), and then:
+- copies the output into the container's log file in the CRI format
   (`<RFC3339Nano> stdout|stderr F|P <text>`: F for a full line, P for a part);
 - reopens the log file on SIGUSR1 (ReopenContainerLog, after the kubelet rotated
   it) and acknowledges in `log-reopened`;
@@ -11,14 +12,17 @@ stdout and stderr connected to pipes it owns, and then:
 The daemon can be killed and restarted at any time: everything it needs to
 know about the container is in that directory.
 
-    python -I -S shim.py CONTAINER_DIR ID LOG_PATH OOM_FILE RUNTIME_COMMAND...
+    shim CONTAINER_DIR ID LOG_PATH OOM_FILE RUNTIME_COMMAND...
+    shim --spare RUNTIME_COMMAND...   (the four come on stdin later)
+
+(`command()` and `spare_command()` say how: `python -I -S -c` importing this module.)
 
 There is one shim per container, so its memory is the runtime's cost per
-container: it runs without site imports and imports only what it needs from
-the standard library (no json, subprocess, datetime, ctypes, or even `signal`,
-which pulls in enum), and is given what it
-needs on its command line rather than reading the container's record.
-`OOM_FILE` is the cgroup file with the `oom_kill N` count (see runtime.cgroups).
+container: it runs without site imports, imports only what it needs from the
+standard library (no json, subprocess, datetime, ctypes, or even `signal`,
+which pulls in enum), and gets what it needs on its command line rather than
+reading the container's record. `OOM_FILE` is the cgroup file with the
+`oom_kill N` count (see runtime.cgroups).
 """
 
 import _signal  # the C module: `signal` would import enum, almost a MiB per shim
@@ -229,84 +233,78 @@ def oom_file(cgroup: str) -> str:
     return str(open_cgroup(cgroup).oom_events_file())
 
 
+def _interpreter() -> list[str]:
+    """The shim imported as a module, from its cached bytecode: run as a script it would
+    be compiled at every start, and the compiler's leftovers stay in the shim's heap."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    code = (
+        f"import sys; sys.path.insert(0, {root!r}); "
+        "from runtime.daemon.shim import main; sys.exit(main())"
+    )
+    return [sys.executable, "-I", "-S", "-c", code]
+
+
 def command(
     container_dir: str, cid: str, log_path: str, cgroup: str, runtime: list[str]
 ) -> list[str]:
     """How the daemon starts a shim for a container (run in the daemon, not in the shim)."""
-    script = os.path.abspath(__file__)
     args = [container_dir, cid, log_path, oom_file(cgroup)]
-    return [sys.executable, "-I", "-S", script, *args, *runtime]
+    return [*_interpreter(), *args, *runtime]
 
 
 def spare_command(runtime: list[str]) -> list[str]:
     """A spare shim, told its container later on stdin (see `assignment`)."""
-    return [sys.executable, "-I", "-S", os.path.abspath(__file__), "--spare", *runtime]
+    return [*_interpreter(), "--spare", *runtime]
 
 
 def assignment(container_dir: str, cid: str, log_path: str, cgroup: str) -> bytes:
     return "\t".join([container_dir, cid, log_path, oom_file(cgroup)]).encode() + b"\n"
 
 
-def main() -> int:
-    _set_subreaper()
-    if sys.argv[1] == "--spare":
-        # A spare: made ready before there is a container for it; the daemon writes
-        # "CONTAINER_DIR<TAB>ID<TAB>LOG_PATH<TAB>OOM_FILE" on stdin when there is one.
-        runtime = sys.argv[2:]
-        creator = Creator(runtime)
+def _assigned() -> tuple[str, str, str, str, Creator]:
+    """(container dir, id, log path, OOM file, creator), from the command line or, for
+    a spare, from the daemon's line on stdin once there is a container for it."""
+    if sys.argv[1] != "--spare":
+        creator = Creator(sys.argv[5:])
         creator.prepare()
-        line = sys.stdin.readline().rstrip("\n")
-        if not line:  # the daemon went away before using us
-            creator.abandon()
-            return 0
-        container_dir, cid, log_path, oom_file = line.split("\t")
-        log_fd = os.open(
-            os.path.join(container_dir, "shim.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND
-        )
-        os.dup2(log_fd, 2)
-        os.close(log_fd)
-    else:
         container_dir, cid, log_path, oom_file = sys.argv[1:5]
-        runtime = sys.argv[5:]
-        creator = Creator(runtime)
-        creator.prepare()
-    # ReopenContainerLog arrives as SIGUSR1; the wakeup fd turns it into input for select.
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_w, False)
-    _signal.set_wakeup_fd(wake_w)
-    _signal.signal(_signal.SIGUSR1, lambda *_: None)
-    pid_file = os.path.join(container_dir, "pid")
-    # A container with a terminal: the daemon marks it so; its output is the terminal's.
-    console = (
-        creator.listen_for_terminal() if os.path.exists(os.path.join(container_dir, "tty")) else ""
+        return container_dir, cid, log_path, oom_file, creator
+    creator = Creator(sys.argv[2:])
+    creator.prepare()  # made ready before there is a container for it
+    line = sys.stdin.readline().rstrip("\n")
+    if not line:  # the daemon went away before using us
+        creator.abandon()
+        raise SystemExit(0)
+    container_dir, cid, log_path, oom_file = line.split("\t")
+    log_fd = os.open(
+        os.path.join(container_dir, "shim.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND
     )
-    code = creator.create(cid, os.path.join(container_dir, "bundle"), pid_file, console)
-    out_r, err_r = creator.out_r, creator.err_r
-    if code != 0:
-        # No container: what `create` said is the reason, for the daemon to pass on.
-        said = b""
-        for fd in (err_r, out_r):
-            os.set_blocking(fd, False)
-            try:
-                said += os.read(fd, 65536)
-            except BlockingIOError:
-                pass
-        reason = said.decode(errors="replace").strip() or f"exit code {code}"
-        _write_atomically(os.path.join(container_dir, "create-failed"), reason)
-        return 1
-    with open(pid_file) as f:
-        pid = int(f.read())
-    _write_atomically(os.path.join(container_dir, "shim.pid"), str(os.getpid()))
-    log = LogWriter(log_path)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    return container_dir, cid, log_path, oom_file, creator
+
+
+def _report_failure(container_dir: str, code: int, creator: Creator) -> None:
+    """No container: what `create` said is the reason, for the daemon to pass on."""
+    said = b""
+    for fd in (creator.err_r, creator.out_r):
+        os.set_blocking(fd, False)
+        try:
+            said += os.read(fd, 65536)
+        except BlockingIOError:
+            pass
+    reason = said.decode(errors="replace").strip() or f"exit code {code}"
+    _write_atomically(os.path.join(container_dir, "create-failed"), reason)
+
+
+def _copy_output(container_dir: str, log: LogWriter, streams: dict[int, str], wake: int) -> None:
+    """Output into the log until every stream is closed; reopen the log on SIGUSR1."""
     reopened = 0
-    streams = {out_r: "stdout", err_r: "stderr"}
-    if creator.master >= 0:
-        streams[creator.master] = "stdout"  # a terminal has one stream
     while streams:
-        ready, _, _ = select.select([*streams, wake_r], [], [])
+        ready, _, _ = select.select([*streams, wake], [], [])
         for fd in ready:
-            if fd == wake_r:
-                os.read(wake_r, 512)
+            if fd == wake:
+                os.read(wake, 512)
                 log.reopen()
                 reopened += 1
                 _write_atomically(os.path.join(container_dir, "log-reopened"), str(reopened))
@@ -321,16 +319,45 @@ def main() -> int:
                 os.close(fd)
                 del streams[fd]
     log.close()
+
+
+def _reap(pid: int) -> int:
+    """Reap everything; the container's own status is the one that counts."""
     exit_code = 255
-    while True:  # reap everything; the container's own status is the one we record
+    while True:
         try:
             child, status = os.waitpid(-1, 0)
         except ChildProcessError:
             break
         if child == pid:
             exit_code = os.waitstatus_to_exitcode(status)
-    if exit_code < 0:
-        exit_code = 128 - exit_code  # killed by a signal: 128 + signal, as shells report it
+    return exit_code if exit_code >= 0 else 128 - exit_code  # signal N: 128 + N, as shells say
+
+
+def main() -> int:
+    _set_subreaper()
+    container_dir, cid, log_path, oom_file, creator = _assigned()
+    # ReopenContainerLog arrives as SIGUSR1; the wakeup fd turns it into input for select.
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    _signal.set_wakeup_fd(wake_w)
+    _signal.signal(_signal.SIGUSR1, lambda *_: None)
+    # A container with a terminal: the daemon marks it so; its output is the terminal's.
+    has_terminal = os.path.exists(os.path.join(container_dir, "tty"))
+    console = creator.listen_for_terminal() if has_terminal else ""
+    pid_file = os.path.join(container_dir, "pid")
+    code = creator.create(cid, os.path.join(container_dir, "bundle"), pid_file, console)
+    if code != 0:
+        _report_failure(container_dir, code, creator)
+        return 1
+    with open(pid_file) as f:
+        pid = int(f.read())
+    _write_atomically(os.path.join(container_dir, "shim.pid"), str(os.getpid()))
+    streams = {creator.out_r: "stdout", creator.err_r: "stderr"}
+    if creator.master >= 0:
+        streams[creator.master] = "stdout"  # a terminal has one stream
+    _copy_output(container_dir, LogWriter(log_path), streams, wake_r)
+    exit_code = _reap(pid)
     oom = "true" if _oom_killed(oom_file) else "false"
     _write_atomically(
         os.path.join(container_dir, "exit.json"),
