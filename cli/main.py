@@ -16,6 +16,10 @@ COMPONENTS = {
     "apiserver": ("apiserver", "the API server (etcd, HTTPS, the Kubernetes REST API)"),
     "runtime": ("runtime.daemon", "the container runtime daemon (CRI-like gRPC on a unix socket)"),
     "scheduler": ("scheduler", "puts pending pods on nodes (filters, scores, binding)"),
+    "crictl": (
+        "runtime.crictl",
+        "look into the node's pods and containers: pods, ps, logs, exec, inspect, stop, rm",
+    ),
     "image": (
         "runtime.images",
         "the node's images: load (docker save / OCI archives), ls, inspect, rm, pull, "
@@ -30,7 +34,7 @@ COMPONENTS = {
 
 def usage() -> str:
     lines = ["usage: skiff <command> [flags]", "", "commands:"]
-    lines += [f"  {name:<12} {desc}" for name, (_, desc) in COMPONENTS.items()]
+    lines += [f"  {name:<19} {desc}" for name, (_, desc) in COMPONENTS.items()]
     lines.append("\n`skiff <command> --help` shows a command's flags.")
     return "\n".join(lines)
 

@@ -551,3 +551,44 @@ def test_many_sandboxes_at_once_get_distinct_addresses(daemon: Daemon) -> None:
         ["ip", "-n", daemon.node, "-o", "link"], capture_output=True, text=True, check=True
     ).stdout
     assert "veth" not in links  # every pod's veth went with it
+
+
+def test_skiff_crictl(daemon: Daemon) -> None:
+    """What a user runs on a node to look into it, as with crictl."""
+    api = daemon.client()
+    sid = sandbox(api, "looked-at")
+    script = "trap 'exit 0' TERM; echo out; echo err >&2; sleep 30 & wait"
+    cid = container(api, sid, "main", ["sh", "-c", script])
+    api.StartContainer(pb.StartContainerRequest(container_id=cid))
+    wait_state(api, cid, pb.CONTAINER_RUNNING)
+
+    def crictl(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cli.main", "crictl", "-r", str(daemon.socket), *args],
+            input=stdin.decode(),
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+        )
+
+    pods = crictl("pods").stdout.splitlines()
+    assert pods[0].split()[:2] == ["POD", "ID"] and sid[:13] in pods[1] and "Ready" in pods[1]
+    ps = crictl("ps").stdout
+    assert cid[:13] in ps and "Running" in ps and "looked-at" in ps
+    assert "docker.io/library/busybox" in crictl("images").stdout
+    deadline = time.monotonic() + 10
+    while "out" not in (logs := crictl("logs", cid[:8])).stdout and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert logs.stdout == "out\n" and logs.stderr == "err\n"
+    inside = crictl("exec", cid[:8], "hostname")
+    assert inside.returncode == 0 and inside.stdout == "looked-at\n"
+    piped = crictl("exec", "-i", cid[:8], "sh", "-c", "read x; echo got $x; exit 4", stdin=b"hi\n")
+    assert piped.returncode == 4 and piped.stdout == "got hi\n"
+    assert json.loads(crictl("inspect", cid[:8]).stdout)["state"] == "Running"
+    nope = crictl("inspect", "zzz")
+    assert nope.returncode == 1 and nope.stderr == "skiff crictl: no container matches 'zzz'\n"
+    assert crictl("stop", cid[:8]).returncode == 0
+    assert "Exited" in crictl("ps", "-a").stdout and cid[:13] not in crictl("ps").stdout
+    assert crictl("rmp", sid[:8]).returncode == 0
+    assert len(crictl("pods").stdout.splitlines()) == 1

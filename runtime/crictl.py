@@ -1,0 +1,266 @@
+"""`skiff crictl`: look at and into a node's pods and containers, as crictl does for
+containerd and CRI-O (and `k3s crictl` for k3s).
+
+    skiff crictl pods                      pod sandboxes
+    skiff crictl ps [-a]                   running containers (-a: all)
+    skiff crictl images                    the node's images
+    skiff crictl inspect CONTAINER         a container's status as JSON
+    skiff crictl logs CONTAINER            its log, as `kubectl logs` shows it
+    skiff crictl exec [-it] CONTAINER CMD  run a command inside (-it: with a terminal)
+    skiff crictl stop CONTAINER | rm CONTAINER | stopp POD | rmp POD
+
+IDs may be shortened to any unique prefix. It talks to `skiff runtime` over its
+socket (`--runtime-endpoint`, default /run/skiff/runtime.sock).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+
+from proto import runtime_pb2 as pb
+from proto import runtime_pb2_grpc as pb_grpc
+
+STATES = {
+    pb.CONTAINER_CREATED: "Created",
+    pb.CONTAINER_RUNNING: "Running",
+    pb.CONTAINER_EXITED: "Exited",
+    pb.CONTAINER_UNKNOWN: "Unknown",
+}
+
+
+class Usage(Exception):
+    """A mistake of the caller's, said in one line."""
+
+
+def _age(ns: int) -> str:
+    seconds = max(0, int(datetime.datetime.now().timestamp() - ns / 1e9))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
+
+
+def _table(rows: list[list[str]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("   ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+
+
+class Crictl:
+    def __init__(self, endpoint: str) -> None:
+        channel = grpc.insecure_channel(f"unix://{endpoint}")
+        self.runtime = pb_grpc.RuntimeServiceStub(channel)
+        self.images = pb_grpc.ImageServiceStub(channel)
+
+    def _container(self, prefix: str) -> Any:
+        found = [
+            c
+            for c in self.runtime.ListContainers(pb.ListContainersRequest()).containers
+            if c.id.startswith(prefix)
+        ]
+        if len(found) != 1:
+            raise Usage(f"{'no' if not found else 'more than one'} container matches {prefix!r}")
+        return found[0]
+
+    def _pod(self, prefix: str) -> Any:
+        found = [
+            s
+            for s in self.runtime.ListPodSandbox(pb.ListPodSandboxRequest()).items
+            if s.id.startswith(prefix)
+        ]
+        if len(found) != 1:
+            raise Usage(f"{'no' if not found else 'more than one'} pod matches {prefix!r}")
+        return found[0]
+
+    def pods(self) -> None:
+        rows = [["POD ID", "CREATED", "STATE", "NAME", "NAMESPACE", "ATTEMPT"]]
+        for s in self.runtime.ListPodSandbox(pb.ListPodSandboxRequest()).items:
+            state = "Ready" if s.state == pb.SANDBOX_READY else "NotReady"
+            meta = s.metadata
+            rows.append(
+                [s.id[:13], _age(s.created_at), state, meta.name, meta.namespace, str(meta.attempt)]
+            )
+        _table(rows)
+
+    def ps(self, all_states: bool) -> None:
+        pods = {s.id: s for s in self.runtime.ListPodSandbox(pb.ListPodSandboxRequest()).items}
+        rows = [["CONTAINER", "IMAGE", "CREATED", "STATE", "NAME", "ATTEMPT", "POD ID", "POD"]]
+        for c in self.runtime.ListContainers(pb.ListContainersRequest()).containers:
+            if c.state != pb.CONTAINER_RUNNING and not all_states:
+                continue
+            pod = pods.get(c.pod_sandbox_id)
+            row = [c.id[:13], c.image.image, _age(c.created_at), STATES.get(c.state, "?")]
+            row += [c.metadata.name, str(c.metadata.attempt), c.pod_sandbox_id[:13]]
+            rows.append([*row, pod.metadata.name if pod else ""])
+        _table(rows)
+
+    def list_images(self) -> None:
+        rows = [["IMAGE", "TAG", "IMAGE ID", "SIZE"]]
+        for i in self.images.ListImages(pb.ListImagesRequest()).images:
+            for tag in i.repo_tags:
+                repository, _, version = tag.rpartition(":")
+                rows.append([repository, version, i.id[7:20], f"{i.size / 1e6:.3g}MB"])
+        _table(rows)
+
+    def inspect(self, prefix: str) -> None:
+        c = self.runtime.ContainerStatus(
+            pb.ContainerStatusRequest(container_id=self._container(prefix).id)
+        ).status
+        out = {
+            "id": c.id,
+            "name": c.metadata.name,
+            "state": STATES.get(c.state, "?"),
+            "pid": c.pid,
+            "image": c.image.image,
+            "imageRef": c.image_ref,
+            "podSandboxId": c.pod_sandbox_id,
+            "createdAt": c.created_at,
+            "startedAt": c.started_at,
+            "finishedAt": c.finished_at,
+            "exitCode": c.exit_code,
+            "reason": c.reason,
+            "logPath": c.log_path,
+            "labels": dict(c.labels),
+        }
+        print(json.dumps(out, indent=2))
+
+    def logs(self, prefix: str) -> None:
+        """The CRI log without its timestamps and stream tags, partial lines joined."""
+        path = self._container(prefix).log_path
+        try:
+            with open(path, "rb") as f:
+                for record in f:
+                    _, stream, tag, text = record.rstrip(b"\n").split(b" ", 3)
+                    target = sys.stderr.buffer if stream == b"stderr" else sys.stdout.buffer
+                    target.write(text + (b"\n" if tag == b"F" else b""))
+        except FileNotFoundError as e:
+            raise Usage(f"no log at {path}") from e
+
+    def exec(self, prefix: str, cmd: list[str], interactive: bool, tty: bool) -> int:
+        cid = self._container(prefix).id
+        if not interactive and not tty:
+            out = self.runtime.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=cmd))
+            sys.stdout.buffer.write(out.stdout)
+            sys.stderr.buffer.write(out.stderr)
+            return int(out.exit_code)
+        return _stream_exec(self.runtime, cid, cmd, interactive, tty)
+
+    def remove(self, what: str, prefix: str) -> None:
+        if what == "stop":
+            cid = self._container(prefix).id
+            self.runtime.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=10))
+        elif what == "rm":
+            cid = self._container(prefix).id
+            self.runtime.RemoveContainer(pb.RemoveContainerRequest(container_id=cid))
+        elif what == "stopp":
+            sid = self._pod(prefix).id
+            self.runtime.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=sid))
+        else:
+            sid = self._pod(prefix).id
+            self.runtime.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
+        print(cid if what in ("stop", "rm") else sid)
+
+
+def _stream_exec(runtime: Any, cid: str, cmd: list[str], interactive: bool, tty: bool) -> int:
+    """A streaming Exec wired to this terminal (raw while it runs, as crictl does)."""
+    import select
+    import shutil
+    import termios
+    import tty as ttymod
+
+    size = shutil.get_terminal_size()
+    first = pb.ExecInput(
+        container_id=cid,
+        cmd=cmd,
+        tty=tty,
+        stdin=interactive,
+        resize_width=size.columns if tty else 0,
+        resize_height=size.lines if tty else 0,
+    )
+
+    def inputs() -> Iterator[Any]:
+        yield first
+        while interactive:
+            ready, _, _ = select.select([0], [], [], 0.2)
+            if ready:
+                data = os.read(0, 4096)
+                yield pb.ExecInput(stdin_data=data) if data else pb.ExecInput(stdin_close=True)
+                if not data:
+                    return
+
+    saved = termios.tcgetattr(0) if tty and os.isatty(0) else None
+    if saved is not None:
+        ttymod.setraw(0)
+    code = 0
+    try:
+        for out in runtime.Exec(inputs()):
+            if out.stdout:
+                os.write(1, out.stdout)
+            if out.stderr:
+                os.write(2, out.stderr)
+            if out.exited:
+                code = out.exit_code
+                break
+    finally:
+        if saved is not None:
+            termios.tcsetattr(0, termios.TCSADRAIN, saved)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="skiff crictl", description=__doc__.split("\n")[0])
+    p.add_argument("--runtime-endpoint", "-r", default="/run/skiff/runtime.sock")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("pods", help="pod sandboxes")
+    ps = sub.add_parser("ps", help="containers")
+    ps.add_argument("-a", "--all", action="store_true", help="not only running ones")
+    sub.add_parser("images", aliases=["img"], help="images")
+    for name in ("inspect", "logs", "stop", "rm", "stopp", "rmp"):
+        sub.add_parser(name).add_argument("id")
+    ex = sub.add_parser("exec", help="run a command in a container")
+    ex.add_argument("-i", "--interactive", action="store_true")
+    ex.add_argument("-t", "--tty", action="store_true")
+    ex.add_argument("id")
+    ex.add_argument("cmd", nargs=argparse.REMAINDER)
+    a = p.parse_args(sys.argv[1:] if argv is None else argv)
+    if not os.path.exists(a.runtime_endpoint):
+        print(f"skiff crictl: no runtime at {a.runtime_endpoint} (is `skiff runtime` running?)",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    ctl = Crictl(a.runtime_endpoint)
+    try:
+        if a.command == "pods":
+            ctl.pods()
+        elif a.command == "ps":
+            ctl.ps(a.all)
+        elif a.command in ("images", "img"):
+            ctl.list_images()
+        elif a.command == "inspect":
+            ctl.inspect(a.id)
+        elif a.command == "logs":
+            ctl.logs(a.id)
+        elif a.command == "exec":
+            if not a.cmd:
+                raise Usage("exec needs a command")
+            return ctl.exec(a.id, a.cmd, a.interactive, a.tty)
+        else:
+            ctl.remove(a.command, a.id)
+        return 0
+    except Usage as e:
+        print(f"skiff crictl: {e}", file=sys.stderr)
+        return 1
+    except grpc.RpcError as e:
+        print(f"skiff crictl: {e.details()}", file=sys.stderr)  # type: ignore[attr-defined]
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
