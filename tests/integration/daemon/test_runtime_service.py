@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -585,6 +586,18 @@ def test_skiff_crictl(daemon: Daemon) -> None:
     assert inside.returncode == 0 and inside.stdout == "looked-at\n"
     piped = crictl("exec", "-i", cid[:8], "sh", "-c", "read x; echo got $x; exit 4", stdin=b"hi\n")
     assert piped.returncode == 4 and piped.stdout == "got hi\n"
+    # -it on a terminal of our own (`script` makes one): raw mode, the container's pty.
+    command = [sys.executable, "-m", "cli.main", "crictl", "-r", str(daemon.socket)]
+    command += ["exec", "-it", cid[:8], "sh", "-c", "tty; exit 5"]
+    on_tty = subprocess.run(
+        ["script", "-qec", shlex.join(command), "/dev/null"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert on_tty.returncode == 5 and "/dev/pts/0" in on_tty.stdout, on_tty
     assert json.loads(crictl("inspect", cid[:8]).stdout)["state"] == "Running"
     nope = crictl("inspect", "zzz")
     assert nope.returncode == 1 and nope.stderr == "skiff crictl: no container matches 'zzz'\n"
