@@ -124,11 +124,15 @@ def test_full_node_leaves_pod_pending_until_a_node_arrives(cluster: Any) -> None
         "0/2 nodes are available: 1 Insufficient cpu, 1 node(s) had untolerated taint "
         "{node-role.kubernetes.io/control-plane: }."
     )
-    events = api.get(
-        "/api/v1/namespaces/default/events",
-        params={"fieldSelector": "involvedObject.name=second,reason=FailedScheduling"},
-    ).json()["items"]
-    assert events and events[0]["type"] == "Warning"
+    # The event is recorded beside the status write, not before it: wait for it too.
+    events = eventually(
+        lambda: api.get(
+            "/api/v1/namespaces/default/events",
+            params={"fieldSelector": "involvedObject.name=second,reason=FailedScheduling"},
+        ).json()["items"],
+        what="FailedScheduling event",
+    )
+    assert events[0]["type"] == "Warning"
     add_node(api, "later")
     assert eventually(lambda: node_of(api, "second"), what="placed on new node") == "later"
 
