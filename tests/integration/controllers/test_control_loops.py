@@ -92,11 +92,14 @@ def test_replicaset_scales_0_10_3_0(cp: httpx.Client, ns: str) -> None:
         ),
         what="observedGeneration",
     )
-    events = cp.get(
-        f"/api/v1/namespaces/{ns}/events", params={"fieldSelector": "involvedObject.name=web"}
-    ).json()["items"]
-    reasons = {e["reason"] for e in events}
-    assert {"SuccessfulCreate", "SuccessfulDelete"} <= reasons
+
+    def reasons() -> set[str]:  # events are recorded beside the writes, not before them
+        events = cp.get(
+            f"/api/v1/namespaces/{ns}/events", params={"fieldSelector": "involvedObject.name=web"}
+        ).json()["items"]
+        return {e["reason"] for e in events}
+
+    eventually(lambda: {"SuccessfulCreate", "SuccessfulDelete"} <= reasons(), what="events")
 
 
 def test_pods_get_owner_and_status_counts_ready(cp: httpx.Client, ns: str) -> None:
