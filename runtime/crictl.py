@@ -48,6 +48,14 @@ def _age(ns: int) -> str:
     return f"{seconds}s ago"
 
 
+def _the_one(items: Any, prefix: str, what: str) -> Any:
+    """The item whose id starts with `prefix`, as crictl resolves shortened ids."""
+    found = [item for item in items if item.id.startswith(prefix)]
+    if len(found) != 1:
+        raise Usage(f"{'no' if not found else 'more than one'} {what} matches {prefix!r}")
+    return found[0]
+
+
 def _table(rows: list[list[str]]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
@@ -61,24 +69,13 @@ class Crictl:
         self.images = pb_grpc.ImageServiceStub(channel)
 
     def _container(self, prefix: str) -> Any:
-        found = [
-            c
-            for c in self.runtime.ListContainers(pb.ListContainersRequest()).containers
-            if c.id.startswith(prefix)
-        ]
-        if len(found) != 1:
-            raise Usage(f"{'no' if not found else 'more than one'} container matches {prefix!r}")
-        return found[0]
+        containers = self.runtime.ListContainers(pb.ListContainersRequest()).containers
+        return _the_one(containers, prefix, "container")
 
     def _pod(self, prefix: str) -> Any:
-        found = [
-            s
-            for s in self.runtime.ListPodSandbox(pb.ListPodSandboxRequest()).items
-            if s.id.startswith(prefix)
-        ]
-        if len(found) != 1:
-            raise Usage(f"{'no' if not found else 'more than one'} pod matches {prefix!r}")
-        return found[0]
+        return _the_one(
+            self.runtime.ListPodSandbox(pb.ListPodSandboxRequest()).items, prefix, "pod"
+        )
 
     def pods(self) -> None:
         rows = [["POD ID", "CREATED", "STATE", "NAME", "NAMESPACE", "ATTEMPT"]]
