@@ -39,6 +39,11 @@ class RuntimeServiceStub:
                 request_serializer=runtime__pb2.VersionRequest.SerializeToString,
                 response_deserializer=runtime__pb2.VersionResponse.FromString,
                 _registered_method=True)
+        self.UpdateRuntimeConfig = channel.unary_unary(
+                '/skiff.runtime.v1.RuntimeService/UpdateRuntimeConfig',
+                request_serializer=runtime__pb2.UpdateRuntimeConfigRequest.SerializeToString,
+                response_deserializer=runtime__pb2.UpdateRuntimeConfigResponse.FromString,
+                _registered_method=True)
         self.RunPodSandbox = channel.unary_unary(
                 '/skiff.runtime.v1.RuntimeService/RunPodSandbox',
                 request_serializer=runtime__pb2.RunPodSandboxRequest.SerializeToString,
@@ -115,6 +120,12 @@ class RuntimeServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Version(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateRuntimeConfig(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -211,6 +222,11 @@ def add_RuntimeServiceServicer_to_server(servicer, server):
                     servicer.Version,
                     request_deserializer=runtime__pb2.VersionRequest.FromString,
                     response_serializer=runtime__pb2.VersionResponse.SerializeToString,
+            ),
+            'UpdateRuntimeConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateRuntimeConfig,
+                    request_deserializer=runtime__pb2.UpdateRuntimeConfigRequest.FromString,
+                    response_serializer=runtime__pb2.UpdateRuntimeConfigResponse.SerializeToString,
             ),
             'RunPodSandbox': grpc.unary_unary_rpc_method_handler(
                     servicer.RunPodSandbox,
@@ -310,6 +326,33 @@ class RuntimeService:
             '/skiff.runtime.v1.RuntimeService/Version',
             runtime__pb2.VersionRequest.SerializeToString,
             runtime__pb2.VersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateRuntimeConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skiff.runtime.v1.RuntimeService/UpdateRuntimeConfig',
+            runtime__pb2.UpdateRuntimeConfigRequest.SerializeToString,
+            runtime__pb2.UpdateRuntimeConfigResponse.FromString,
             options,
             channel_credentials,
             insecure,

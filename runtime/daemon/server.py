@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import os
 import shutil
@@ -79,13 +80,13 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
         self.containers = settings.state_dir / "containers"
         for d in (self.sandboxes, self.containers, settings.run_dir / "netns"):
             d.mkdir(parents=True, exist_ok=True)
-        self.network = (
-            PodNetwork(
-                PodNetworkConfig(pod_cidr=settings.pod_cidr, state_dir=settings.state_dir / "ipam")
-            )
-            if settings.pod_cidr
-            else None
-        )
+        # The pod CIDR: --pod-cidr, else what UpdateRuntimeConfig said before a restart.
+        saved = settings.state_dir / "pod-cidr"
+        pod_cidr = settings.pod_cidr or (saved.read_text().strip() if saved.exists() else "")
+        self.network = self._pod_network(pod_cidr) if pod_cidr else None
+
+    def _pod_network(self, pod_cidr: str) -> PodNetwork:
+        return PodNetwork(PodNetworkConfig(pod_cidr=pod_cidr, state_dir=self.s.state_dir / "ipam"))
 
     # -- helpers ----------------------------------------------------------------
 
@@ -161,6 +162,29 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
             version="0.1.0", runtime_name="skiff", runtime_version=VERSION, runtime_api_version="v1"
         )
 
+    async def UpdateRuntimeConfig(
+        self, request: Any, context: Any
+    ) -> pb.UpdateRuntimeConfigResponse:
+        """The node's pod CIDR, from the kubelet: pods get addresses from it from now on."""
+        cidr = request.runtime_config.network_config.pod_cidr
+        if not cidr:
+            return pb.UpdateRuntimeConfigResponse()
+        try:
+            ipaddress.ip_network(cidr)
+        except ValueError as e:
+            raise Failure(grpc.StatusCode.INVALID_ARGUMENT, f"pod CIDR {cidr!r}: {e}") from e
+        current = self.network.config.pod_cidr if self.network else ""
+        if cidr != current:
+            if self.network is not None and self.network.ipam.allocations():
+                raise Failure(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"pods still hold addresses from {current}; remove them to change the CIDR",
+                )
+            self.network = self._pod_network(cidr)
+            saved = self.s.state_dir / "pod-cidr"
+            saved.write_text(cidr)
+        return pb.UpdateRuntimeConfigResponse()
+
     async def RunPodSandbox(self, request: Any, context: Any) -> pb.RunPodSandboxResponse:
         sid = uuid.uuid4().hex
         try:
@@ -194,7 +218,8 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
             if self.network is None:
                 raise Failure(
                     grpc.StatusCode.FAILED_PRECONDITION,
-                    "this runtime has no --pod-cidr: only hostNetwork pods can run",
+                    "this node has no pod CIDR yet (--pod-cidr, or UpdateRuntimeConfig):"
+                    " only hostNetwork pods can run",
                 )
             netns = str(self._netns_path(sid))
             create_netns(Path(netns))

@@ -35,8 +35,11 @@ pytestmark = pytest.mark.skipif(
 
 
 class Daemon:
-    def __init__(self, node: str, base: Path, oci_runtime: str = "skiff-runc") -> None:
+    def __init__(
+        self, node: str, base: Path, oci_runtime: str = "skiff-runc", pod_cidr: str = ""
+    ) -> None:
         self.node, self.base, self.oci_runtime = node, base, oci_runtime
+        self.pod_cidr = pod_cidr  # "" starts it without --pod-cidr
         self.cgroup_root = f"skiff-test-{uuid.uuid4().hex[:8]}"
         self.socket = base / "runtime.sock"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -59,8 +62,7 @@ class Daemon:
                 str(self.base / "run"),
                 "--image-root",
                 str(self.base / "images"),
-                "--pod-cidr",
-                "10.244.3.0/24",
+                *(["--pod-cidr", self.pod_cidr] if self.pod_cidr else []),
                 "--cgroup-root",
                 f"/{self.cgroup_root}",
                 "--oci-runtime",
@@ -103,7 +105,8 @@ def daemon(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Daemon]:
     node = f"skifftest-node-{uuid.uuid4().hex[:8]}"
     subprocess.run(["ip", "netns", "add", node], check=True)
     build_busybox(ImageStore(tmp_path / "images"))
-    d = Daemon(node, tmp_path, oci_runtime)
+    pod_cidr = "" if request.node.get_closest_marker("no_pod_cidr") else "10.244.3.0/24"
+    d = Daemon(node, tmp_path, oci_runtime, pod_cidr)
     try:
         d.start()
         yield d
@@ -605,3 +608,36 @@ def test_skiff_crictl(daemon: Daemon) -> None:
     assert "Exited" in crictl("ps", "-a").stdout and cid[:13] not in crictl("ps").stdout
     assert crictl("rmp", sid[:8]).returncode == 0
     assert len(crictl("pods").stdout.splitlines()) == 1
+
+
+@pytest.mark.no_pod_cidr
+def test_pod_cidr_from_update_runtime_config(daemon: Daemon) -> None:
+    """The kubelet learns the node's pod CIDR from the Node object and tells the runtime,
+    which remembers it across restarts."""
+    api = daemon.client()
+    with pytest.raises(grpc.RpcError) as e:
+        sandbox(api, "early")
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "no pod CIDR yet" in e.value.details()
+
+    def update(cidr: str) -> None:
+        config = pb.RuntimeConfig(network_config=pb.NetworkConfig(pod_cidr=cidr))
+        api.UpdateRuntimeConfig(pb.UpdateRuntimeConfigRequest(runtime_config=config))
+
+    with pytest.raises(grpc.RpcError) as e:
+        update("not-a-cidr")
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    update("10.244.5.0/24")
+    sid = sandbox(api, "later")
+    ip = api.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=sid)).status.ip
+    assert ip.startswith("10.244.5.")
+    with pytest.raises(grpc.RpcError) as e:  # not while pods hold addresses from the old one
+        update("10.244.6.0/24")
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    daemon.stop()
+    daemon.socket.unlink(missing_ok=True)
+    daemon.start()  # still no --pod-cidr: it remembers
+    api = daemon.client()
+    again = sandbox(api, "after-restart")
+    ip2 = api.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=again)).status.ip
+    assert ip2.startswith("10.244.5.") and ip2 != ip
