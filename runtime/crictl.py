@@ -8,6 +8,9 @@ containerd and CRI-O (and `k3s crictl` for k3s).
     skiff crictl logs CONTAINER            its log, as `kubectl logs` shows it
     skiff crictl exec [-it] CONTAINER CMD  run a command inside (-it: with a terminal)
     skiff crictl stop CONTAINER | rm CONTAINER | stopp POD | rmp POD
+    skiff crictl runp POD.yaml             a pod sandbox from a config file, as crictl's
+    skiff crictl create POD CONTAINER.yaml POD.yaml    then `start CONTAINER`
+    skiff crictl run CONTAINER.yaml POD.yaml           all three at once
 
 IDs may be shortened to any unique prefix. It talks to `skiff runtime` over its
 socket (`--runtime-endpoint`, default /run/skiff/runtime.sock).
@@ -150,6 +153,28 @@ class Crictl:
             return int(out.exit_code)
         return _stream_exec(self.runtime, cid, cmd, interactive, tty)
 
+    def runp(self, pod_file: str) -> str:
+        config = _config(pod_file, pb.PodSandboxConfig())
+        return str(
+            self.runtime.RunPodSandbox(pb.RunPodSandboxRequest(config=config)).pod_sandbox_id
+        )
+
+    def create(self, pod_prefix: str, container_file: str, pod_file: str) -> str:
+        sid = self._pod(pod_prefix).id
+        config = _config(container_file, pb.ContainerConfig())
+        pod_config = _config(pod_file, pb.PodSandboxConfig())
+        if not self.images.ImageStatus(pb.ImageStatusRequest(image=config.image)).HasField("image"):
+            self.images.PullImage(pb.PullImageRequest(image=config.image))  # as crictl does
+        request = pb.CreateContainerRequest(
+            pod_sandbox_id=sid, config=config, sandbox_config=pod_config
+        )
+        return str(self.runtime.CreateContainer(request).container_id)
+
+    def start(self, prefix: str) -> str:
+        cid = self._container(prefix).id
+        self.runtime.StartContainer(pb.StartContainerRequest(container_id=cid))
+        return cid
+
     def remove(self, what: str, prefix: str) -> None:
         if what == "stop":
             cid = self._container(prefix).id
@@ -164,6 +189,22 @@ class Crictl:
             sid = self._pod(prefix).id
             self.runtime.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
         print(cid if what in ("stop", "rm") else sid)
+
+
+def _config(path: str, message: Any) -> Any:
+    """A CRI config from a YAML or JSON file (crictl's format: the messages' fields, in
+    camelCase or snake_case); an unknown field is an error, not silently dropped."""
+    import yaml
+    from google.protobuf import json_format
+
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f)
+        return json_format.ParseDict(data or {}, message)
+    except OSError as e:
+        raise Usage(f"{path}: {e.strerror}") from e
+    except (yaml.YAMLError, json_format.ParseError) as e:
+        raise Usage(f"{path}: {str(e).splitlines()[0]}") from e
 
 
 def _stream_exec(runtime: Any, cid: str, cmd: list[str], interactive: bool, tty: bool) -> int:
@@ -220,8 +261,15 @@ def main(argv: list[str] | None = None) -> int:
     ps = sub.add_parser("ps", help="containers")
     ps.add_argument("-a", "--all", action="store_true", help="not only running ones")
     sub.add_parser("images", aliases=["img"], help="images")
-    for name in ("inspect", "logs", "stop", "rm", "stopp", "rmp"):
+    for name in ("inspect", "logs", "start", "stop", "rm", "stopp", "rmp"):
         sub.add_parser(name).add_argument("id")
+    sub.add_parser("runp", help="run a pod sandbox from a config file").add_argument("pod")
+    cr = sub.add_parser("create", help="create a container in a pod from config files")
+    for name in ("pod_id", "container_config", "pod_config"):
+        cr.add_argument(name)
+    rn = sub.add_parser("run", help="runp + create + start, from config files")
+    rn.add_argument("container_config")
+    rn.add_argument("pod_config")
     ex = sub.add_parser("exec", help="run a command in a container")
     ex.add_argument("-i", "--interactive", action="store_true")
     ex.add_argument("-t", "--tty", action="store_true")
@@ -244,6 +292,15 @@ def main(argv: list[str] | None = None) -> int:
             ctl.inspect(a.id)
         elif a.command == "logs":
             ctl.logs(a.id)
+        elif a.command == "runp":
+            print(ctl.runp(a.pod))
+        elif a.command == "create":
+            print(ctl.create(a.pod_id, a.container_config, a.pod_config))
+        elif a.command == "start":
+            print(ctl.start(a.id))
+        elif a.command == "run":
+            sid = ctl.runp(a.pod_config)
+            print(ctl.start(ctl.create(sid, a.container_config, a.pod_config)))
         elif a.command == "exec":
             if not a.cmd:
                 raise Usage("exec needs a command")

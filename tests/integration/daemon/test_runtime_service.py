@@ -641,3 +641,41 @@ def test_pod_cidr_from_update_runtime_config(daemon: Daemon) -> None:
     again = sandbox(api, "after-restart")
     ip2 = api.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=again)).status.ip
     assert ip2.startswith("10.244.5.") and ip2 != ip
+
+
+def test_skiff_crictl_runs_a_pod_from_config_files(daemon: Daemon, tmp_path: Path) -> None:
+    """crictl's way of running something on a node by hand: config files in, IDs out."""
+    pod = tmp_path / "pod.yaml"
+    pod.write_text(
+        "metadata: {name: by-hand, namespace: default, uid: u-1}\n"
+        "hostname: by-hand\n"
+        "dnsConfig: {servers: [10.96.0.10]}\n"
+    )
+    box = tmp_path / "container.yaml"
+    box.write_text(
+        "metadata: {name: hello}\n"
+        "image: {image: busybox}\n"
+        "command: [sh, -c, 'echo hello from crictl; hostname']\n"
+    )
+
+    def crictl(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cli.main", "crictl", "-r", str(daemon.socket), *args],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+        )
+
+    ran = crictl("run", str(box), str(pod))
+    assert ran.returncode == 0, ran.stderr
+    cid = ran.stdout.strip()
+    done = wait_state(daemon.client(), cid, pb.CONTAINER_EXITED)
+    assert done.exit_code == 0
+    assert crictl("logs", cid[:8]).stdout == "hello from crictl\nby-hand\n"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("metadata: {name: x}\nimage: {image: busybox}\ncomand: [true]\n")
+    refused = crictl("create", done.pod_sandbox_id[:8], str(bad), str(pod))
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(f"skiff crictl: {bad}: ")
+    assert "comand" in refused.stderr and len(refused.stderr.splitlines()) == 1
