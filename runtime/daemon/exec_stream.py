@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from proto import runtime_pb2 as pb
+from runtime.runc import linux
 
 from .processes import wait
 
@@ -34,23 +35,12 @@ CHUNK = 32 * 1024
 DRAIN_AFTER_EXIT = 1.0  # seconds to keep reading once the process has exited
 
 
-TIOCGPTN = 0x80045430  # which /dev/pts/N a master belongs to (<asm-generic/ioctls.h>)
-TIOCSPTLCK = 0x40045431  # unlock the slave side
-
-
 def open_pty(container_root: str) -> tuple[int, int]:
     """A pseudo-terminal from the container's own devpts, so that inside it the terminal
     is /dev/pts/N as with runc's console socket; the daemon's own as a fallback."""
     try:
-        master = os.open(f"{container_root}/dev/pts/ptmx", os.O_RDWR | os.O_NOCTTY)
+        master, slave, _ = linux.open_pty(f"{container_root}/dev/pts")
     except OSError:
-        return os.openpty()
-    try:
-        fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
-        (number,) = struct.unpack("i", fcntl.ioctl(master, TIOCGPTN, struct.pack("i", 0)))
-        slave = os.open(f"{container_root}/dev/pts/{number}", os.O_RDWR | os.O_NOCTTY)
-    except OSError:
-        os.close(master)
         return os.openpty()
     return master, slave
 

@@ -150,17 +150,12 @@ def _terminal(console_fd: int, user: dict[str, Any]) -> None:
     process's stdin, stdout, stderr and controlling terminal; its master side goes to
     whoever listens on the console socket, in runc's protocol (one message: the
     terminal's name, with the master fd as SCM_RIGHTS). Called after pivot_root, with
-    fcntl, socket and struct imported before it."""
+    fcntl, socket, struct and termios imported before it."""
     import fcntl
     import socket
-    import struct
     import termios
 
-    master = os.open("/dev/pts/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-    fcntl.ioctl(master, linux.TIOCSPTLCK, struct.pack("i", 0))
-    (number,) = struct.unpack("i", fcntl.ioctl(master, linux.TIOCGPTN, struct.pack("i", 0)))
-    name = f"/dev/pts/{number}"
-    slave = os.open(name, os.O_RDWR | os.O_NOCTTY)
+    master, slave, name = linux.open_pty("/dev/pts")
     os.fchown(slave, int(user.get("uid", 0)), int(user.get("gid", 0)))
     with socket.socket(fileno=console_fd) as console:
         socket.send_fds(console, [name.encode()], [master])

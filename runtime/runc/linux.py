@@ -104,6 +104,25 @@ def _check(result: int, what: str) -> None:
         raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
+def open_pty(pts_dir: str) -> tuple[int, int, str]:
+    """(master, slave, slave's name) of a new pseudo-terminal of the devpts mounted at
+    `pts_dir`: a container's own, so that inside it the terminal is /dev/pts/N. fcntl
+    and struct are imported here, not on every start (init imports them before
+    pivot_root, when it will need them)."""
+    import fcntl
+    import struct
+
+    master = os.open(f"{pts_dir}/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+        (number,) = struct.unpack("i", fcntl.ioctl(master, TIOCGPTN, struct.pack("i", 0)))
+        slave = os.open(f"{pts_dir}/{number}", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        os.close(master)
+        raise
+    return master, slave, f"/dev/pts/{number}"
+
+
 def sethostname(name: str) -> None:
     data = name.encode()
     _check(_libc.sethostname(data, len(data)), "sethostname")
