@@ -18,17 +18,16 @@ import contextlib
 import errno
 import fcntl
 import os
-import socket
 import struct
 import subprocess
 import termios
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from proto import runtime_pb2 as pb
 from runtime.runc import linux
 
+from . import console
 from .processes import wait
 
 CHUNK = 32 * 1024
@@ -59,26 +58,6 @@ async def _write_all(fd: int, data: bytes) -> None:
             await asyncio.sleep(0.01)
 
 
-def receive_console(server: socket.socket, proc: subprocess.Popen[bytes]) -> int:
-    """The terminal's master side, sent by runc or crun over `--console-socket`
-    (SCM_RIGHTS): they allocate the terminal inside the container themselves."""
-    server.settimeout(0.1)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            conn, _ = server.accept()
-            break
-        except TimeoutError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-                raise OSError(err.strip() or "the OCI runtime sent no terminal") from None
-    with conn:
-        _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
-    if not fds:
-        raise OSError("the OCI runtime sent no terminal")
-    return fds[0]
-
-
 class ExecSession:
     def __init__(
         self,
@@ -100,9 +79,7 @@ class ExecSession:
 
     def _spawn(self, width: int, height: int) -> subprocess.Popen[bytes]:
         if self.tty and self.console_socket:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
-                server.bind(self.console_socket)
-                server.listen(1)
+            with console.listen(self.console_socket) as server:
                 proc = subprocess.Popen(
                     self.argv,
                     stdin=subprocess.DEVNULL,
@@ -110,12 +87,12 @@ class ExecSession:
                     stderr=subprocess.PIPE,
                     start_new_session=True,
                 )
-                try:
-                    self.master = receive_console(server, proc)
-                except OSError:
+                master = console.receive_terminal(server, lambda: proc.poll() is not None)
+                if master is None:  # it failed, and said why on stderr
                     proc.kill()
-                    proc.wait()
-                    raise
+                    err = proc.communicate()[1].decode(errors="replace").strip()
+                    raise OSError(err or "the OCI runtime sent no terminal")
+                self.master = master
             resize(self.master, width, height)
             self.readers = {self.master: "stdout"}
             self.input_fd = self.master if self.stdin else -1

@@ -191,37 +191,27 @@ class Creator:
         return os.waitstatus_to_exitcode(status)
 
     def listen_for_terminal(self) -> str:
-        """A console socket for the container's terminal (its master side arrives there)."""
-        import socket  # only containers with a terminal pay for it
+        """A console socket for the container's terminal (its master side arrives there).
+        Only containers with a terminal pay for importing `socket`."""
+        from runtime.daemon import console
 
         self.console_path = f"/tmp/skiff-console-{os.getpid()}.sock"  # short: sun_path is 108
-        if os.path.exists(self.console_path):
-            os.unlink(self.console_path)
-        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.server.bind(self.console_path)
-        self.server.listen(1)
-        self.server.settimeout(0.1)
+        self.server = console.listen(self.console_path)
         return self.console_path
 
     def _receive_terminal(self) -> int:
         """Wait for the runtime to send the master (or to fail and exit without it)."""
-        import socket
+        from runtime.daemon import console
 
-        assert self.server is not None
+        def create_ended() -> bool:
+            done, status = os.waitpid(self.child, os.WNOHANG)
+            if done:  # it failed before it got that far: its status says so
+                self.exited = status
+            return bool(done)
+
         try:
-            while True:
-                try:
-                    conn, _ = self.server.accept()
-                    break
-                except TimeoutError:
-                    done, status = os.waitpid(self.child, os.WNOHANG)
-                    if done:  # create failed before it got that far: its status says so
-                        self.exited = status
-                        return -1
-            with conn:
-                conn.settimeout(30)
-                _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
-            return fds[0] if fds else -1
+            master = console.receive_terminal(self.server, create_ended)
+            return -1 if master is None else master
         finally:
             self.server.close()
             os.unlink(self.console_path)
