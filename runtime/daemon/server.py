@@ -37,6 +37,7 @@ from runtime.network.files import write_pod_files
 from runtime.network.hostport import PortMapping, add_host_ports, remove_host_ports
 from runtime.network.netns import create_netns, remove_netns
 from runtime.network.pod_network import PodNetwork, PodNetworkConfig
+from runtime.runc.main import alive
 
 from . import bundle as bundles
 from . import pod_namespaces
@@ -113,7 +114,7 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
         if not (cdir / "shim.pid").exists():
             return pb.CONTAINER_CREATED, 0
         pid = int((cdir / "pid").read_text())
-        if _alive(int((cdir / "shim.pid").read_text())):
+        if alive(int((cdir / "shim.pid").read_text())):
             # The container is the shim's child: its pid cannot be reused while the shim
             # lives, and the shim writes exit.json as soon as it has reaped it.
             return (pb.CONTAINER_RUNNING if "started_at" in c else pb.CONTAINER_CREATED), pid
@@ -605,15 +606,6 @@ async def _until(check: Any, seconds: float) -> bool:
             return False
         await asyncio.sleep(interval)
         interval = min(interval * 1.5, 0.05)
-
-
-def _alive(pid: int) -> bool:
-    """Running and not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(") ", 1)[1][:1] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 class _Errors(grpc.aio.ServerInterceptor):

@@ -60,7 +60,8 @@ def _load(root: str, cid: str) -> dict[str, Any]:
     return fastjson.loads(_read(path))
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Running, and not a zombie waiting to be reaped."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -73,7 +74,7 @@ def _alive(pid: int) -> bool:
 
 def status_of(root: str, state: dict[str, Any]) -> str:
     pid = int(state.get("pid") or 0)
-    if not pid or not _alive(pid):
+    if not pid or not alive(pid):
         return "stopped"
     if os.path.exists(os.path.join(_state_dir(root, state["id"]), "exec.fifo")):
         return "created"
@@ -111,17 +112,32 @@ def connect_console(path: str) -> int:
     return sock.detach()
 
 
-def create(root: str, cid: str, bundle: str, pid_file: str | None, console_fd: int = -1) -> int:
+def _config(bundle: str) -> dict[str, Any]:
+    try:
+        config = fastjson.loads(_read(os.path.join(bundle, "config.json")))
+    except (OSError, ValueError) as e:
+        raise RuntimeError_(f"cannot read {bundle}/config.json: {e}") from e
+    if not isinstance(config, dict):
+        raise RuntimeError_(f"{bundle}/config.json is not a JSON object")
+    return config
+
+
+def create(
+    root: str,
+    cid: str,
+    bundle: str,
+    pid_file: str | None,
+    console_fd: int = -1,
+    config: dict[str, Any] | None = None,
+) -> int:
+    """`config`: the bundle's config.json when the caller has read it already."""
     from . import init, linux
 
     state_dir = _state_dir(root, cid)
     if os.path.exists(state_dir):
         raise RuntimeError_(f"container {cid} already exists")
     bundle = os.path.abspath(bundle)
-    try:
-        config = fastjson.loads(_read(os.path.join(bundle, "config.json")))
-    except (OSError, ValueError) as e:
-        raise RuntimeError_(f"cannot read {bundle}/config.json: {e}") from e
+    config = config or _config(bundle)
     if (config.get("process") or {}).get("terminal") and console_fd < 0:
         raise RuntimeError_(
             "cannot allocate tty if runc will detach without setting console socket"
@@ -214,11 +230,11 @@ def start(root: str, cid: str) -> int:
     state = _load(root, cid)
     if status_of(root, state) != "created":
         raise RuntimeError_(f"cannot start a container that is {status_of(root, state)}")
+    import select
+
     fifo = os.path.join(_state_dir(root, cid), "exec.fifo")
     # Non-blocking: a container whose process died after the check above must not leave
     # us waiting forever for a writer that will never come.
-    import select
-
     fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         while True:
@@ -229,7 +245,7 @@ def start(root: str, cid: str) -> int:
                     time.sleep(0.0005)  # end of file: its end is not open yet
                 except BlockingIOError:
                     pass
-            if not _alive(int(state["pid"])):
+            if not alive(int(state["pid"])):
                 raise RuntimeError_("the container's process is gone")
     finally:
         os.close(fd)
@@ -253,13 +269,8 @@ def kill(root: str, cid: str, sig: str) -> int:
     import _signal  # the C module: `signal` would import enum
 
     state = _load(root, cid)
-    number = (
-        int(sig)
-        if sig.isdigit()
-        else getattr(
-            _signal, sig.upper() if sig.upper().startswith("SIG") else f"SIG{sig.upper()}", None
-        )
-    )
+    name = sig.upper() if sig.upper().startswith("SIG") else f"SIG{sig.upper()}"
+    number = int(sig) if sig.isdigit() else getattr(_signal, name, None)
     if number is None:
         raise RuntimeError_(f"unknown signal {sig!r}")
     if status_of(root, state) == "stopped":
@@ -386,23 +397,18 @@ def run(root: str, cid: str, bundle: str, console_socket: str | None = None) -> 
     from . import linux
 
     linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
-    config = fastjson.loads(_read(os.path.join(os.path.abspath(bundle), "config.json")))
-    terminal = bool((config.get("process") or {}).get("terminal"))
-    receiver = None
-    if console_socket:
-        console_fd = connect_console(console_socket)
-    elif terminal:
+    config = _config(os.path.abspath(bundle))
+    relay = not console_socket and (config.get("process") or {}).get("terminal")
+    if relay:  # the terminal comes to us, over a socket pair, and we relay it
         import socket
 
         receiver, ours = socket.socketpair()
         console_fd = ours.detach()
     else:
-        console_fd = -1
-    create(root, cid, bundle, None, console_fd)
+        console_fd = connect_console(console_socket) if console_socket else -1
+    create(root, cid, bundle, None, console_fd, config)
     master = -1
-    if receiver is not None:
-        import socket
-
+    if relay:
         _, fds, _, _ = socket.recv_fds(receiver, 4096, 1)
         receiver.close()
         master = fds[0]
@@ -433,17 +439,19 @@ commands:
 # Flags that take a value, per command ("" is the global flags before the command).
 VALUE_FLAGS = {
     "": {"--root", "--log", "--log-format", "--criu"},
-    "create": {"--bundle", "-b", "--pid-file", "--console-socket"},
-    "run": {"--bundle", "-b", "--pid-file", "--console-socket"},
-    "exec": {"--env", "-e", "--cwd", "--pid-file", "--console-socket", "--process", "-p"},
+    "create": {"--bundle", "--pid-file", "--console-socket"},
+    "run": {"--bundle", "--pid-file", "--console-socket"},
+    "exec": {"--env", "--cwd", "--pid-file", "--console-socket", "--process"},
 }
 BOOL_FLAGS = {
     "": {"--systemd-cgroup", "--debug"},
-    "kill": {"--all", "-a"},
-    "delete": {"--force", "-f"},
-    "exec": {"--tty", "-t", "--detach", "-d"},
-    "run": {"--detach", "-d"},
+    "kill": {"--all"},
+    "delete": {"--force"},
+    "exec": {"--tty", "--detach"},
+    "run": {"--detach"},
 }
+SHORT = {"-b": "--bundle", "-e": "--env", "-p": "--process", "-a": "--all", "-f": "--force"}
+SHORT |= {"-t": "--tty", "-d": "--detach"}
 
 
 def parse(argv: list[str]) -> tuple[str, dict[str, list[str]], list[str]]:
@@ -460,6 +468,7 @@ def parse(argv: list[str]) -> tuple[str, dict[str, list[str]], list[str]]:
             break
         if arg.startswith("-") and arg != "-":
             name, eq, value = arg.partition("=")
+            name = SHORT.get(name, name)
             if name in VALUE_FLAGS.get(command, set()):
                 if not eq:
                     i += 1
@@ -487,11 +496,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         command, flags, args = parse(sys.argv[1:] if argv is None else argv)
 
-        def flag(*names: str, default: str | None = None) -> str | None:
-            for n in names:
-                if n in flags:
-                    return flags[n][-1]
-            return default
+        def flag(name: str, default: str | None = None) -> str | None:
+            return flags[name][-1] if name in flags else default
 
         root = flag("root", default=DEFAULT_ROOT) or DEFAULT_ROOT
         wants = {"list": 0, "exec": 2}.get(command, 1)
@@ -502,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
             return kill(root, args[0], args[1] if len(args) == 2 else "SIGTERM")
         if len(args) < wants or (command not in ("exec",) and len(args) != wants):
             raise RuntimeError_(f"{command}: expected {wants or 'no'} argument(s), see --help")
-        bundle = flag("bundle", "b", default=".") or "."
+        bundle = flag("bundle", default=".") or "."
         console = flag("console-socket")
         if command == "create":
             console_fd = connect_console(console) if console else -1
@@ -514,11 +520,10 @@ def main(argv: list[str] | None = None) -> int:
         if command == "state":
             return state_cmd(root, args[0])
         if command == "delete":
-            return delete(root, args[0], "force" in flags or "f" in flags)
+            return delete(root, args[0], "force" in flags)
         if command == "exec":
-            env = flags.get("env", []) + flags.get("e", [])
-            tty = "tty" in flags or "t" in flags
-            return exec_cmd(root, args[0], args[1:], env, flag("cwd"), tty)
+            env = flags.get("env", [])
+            return exec_cmd(root, args[0], args[1:], env, flag("cwd"), "tty" in flags)
         if command == "list":
             return list_cmd(root)
         raise RuntimeError_(f"unknown command {command!r}, see --help")
