@@ -34,6 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from runtime.cgroups import remove_tree  # noqa: E402
 from runtime.runc import command as runc_command  # noqa: E402
 
 
@@ -55,15 +56,7 @@ def make_bundle(base: Path) -> Path:
 
 def cleanup_cgroups(bundle: Path) -> None:
     parent = json.loads((bundle / "config.json").read_text())["linux"]["cgroupsPath"].split("/")[1]
-    for controller in os.listdir("/sys/fs/cgroup"):
-        for d in (
-            f"/sys/fs/cgroup/{controller}/{parent}/ctr",
-            f"/sys/fs/cgroup/{controller}/{parent}",
-        ):
-            try:
-                os.rmdir(d)
-            except OSError:
-                pass
+    remove_tree(parent)
 
 
 def percentiles(values: list[float]) -> str:
@@ -155,14 +148,7 @@ def daemon_path(runs: int) -> None:
         daemon.terminate()
         daemon.wait(timeout=20)
         subprocess.run(["ip", "netns", "del", node], check=False)
-        for controller in os.listdir("/sys/fs/cgroup"):  # the benchmark's own cgroup root
-            root = Path(f"/sys/fs/cgroup/{controller}/{node}")
-            for pod in root.glob("pod*") if root.is_dir() else []:
-                for child in [c for c in pod.iterdir() if c.is_dir()]:
-                    child.rmdir()
-                pod.rmdir()
-            if root.is_dir():
-                root.rmdir()
+        remove_tree(node)  # the benchmark's own cgroup root
         shutil.rmtree(base, ignore_errors=True)
 
 

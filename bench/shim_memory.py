@@ -24,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from runtime.cgroups import remove_tree  # noqa: E402
 from runtime.daemon import shim  # noqa: E402
 from runtime.images.busybox import build_busybox  # noqa: E402
 from runtime.images.rootfs import mount_rootfs, unmount_rootfs  # noqa: E402
@@ -112,15 +113,7 @@ def main() -> None:
                 except ProcessLookupError:
                     pass
             unmount_rootfs(bundle)
-            for controller in os.listdir("/sys/fs/cgroup"):
-                for d in (
-                    f"/sys/fs/cgroup/{controller}/{parent}/{cid}",
-                    f"/sys/fs/cgroup/{controller}/{parent}",
-                ):
-                    try:
-                        os.rmdir(d)
-                    except OSError:
-                        pass
+            remove_tree(parent)
 
 
 if __name__ == "__main__":

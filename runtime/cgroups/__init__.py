@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 ROOT = "/sys/fs/cgroup"
 
-__all__ = ["CgroupV1", "CgroupV2", "Resources", "detect", "open_cgroup"]
+__all__ = ["CgroupV1", "CgroupV2", "Resources", "detect", "open_cgroup", "remove_tree"]
 
 
 def detect(root: str | os.PathLike[str] = ROOT) -> str:
@@ -41,6 +41,28 @@ def open_cgroup(path: str, root: str | os.PathLike[str] = ROOT) -> CgroupV1 | Cg
 
         return CgroupV2(path, root)
     return CgroupV1(path, root)
+
+
+def remove_tree(path: str, root: str | os.PathLike[str] = ROOT) -> None:
+    """Remove the cgroup at `path` and every cgroup below it, deepest first, in every
+    hierarchy (runc also makes one in the v2 tree of a hybrid machine): how a test or a
+    benchmark takes away what its containers left. Cgroups still in use stay."""
+    relative = path.strip("/")
+    if not relative:
+        raise ValueError("refusing to remove the root cgroup")
+    root = os.fspath(root)
+    if detect(root) == "v2":
+        tops = [os.path.join(root, relative)]
+    else:
+        tops = [os.path.join(root, h, relative) for h in sorted(os.listdir(root))]
+    for top in tops:
+        if not os.path.isdir(top):
+            continue
+        for directory, _, _ in os.walk(top, topdown=False):
+            try:
+                os.rmdir(directory)
+            except OSError:
+                pass
 
 
 def __getattr__(name: str) -> object:

@@ -25,6 +25,7 @@ import pytest
 
 from proto import runtime_pb2 as pb
 from proto import runtime_pb2_grpc as pb_grpc
+from runtime.cgroups import remove_tree
 from runtime.images.busybox import build_busybox
 from runtime.images.store import ImageStore
 
@@ -120,14 +121,7 @@ def daemon(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Daemon]:
         finally:
             d.stop()
             subprocess.run(["ip", "netns", "del", node], check=False)
-            for controller in os.listdir("/sys/fs/cgroup"):  # this test's cgroup root
-                root = Path(f"/sys/fs/cgroup/{controller}/{d.cgroup_root}")
-                for pod in root.glob("pod*") if root.is_dir() else []:
-                    for child in [c for c in pod.iterdir() if c.is_dir()]:
-                        child.rmdir()
-                    pod.rmdir()
-                if root.is_dir():
-                    root.rmdir()
+            remove_tree(d.cgroup_root)  # this test's cgroup root
 
 
 def sandbox(api: Any, name: str) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from runtime.cgroups import remove_tree
 from runtime.daemon import shim
 from runtime.images.busybox import build_busybox
 from runtime.images.rootfs import mount_rootfs, unmount_rootfs
@@ -118,13 +119,7 @@ def container(tmp_path: Path) -> Iterator[Any]:
                 except ProcessLookupError:
                     pass
             unmount_rootfs(cdir / "bundle")
-        for controller in os.listdir("/sys/fs/cgroup"):
-            base = Path(f"/sys/fs/cgroup/{controller}/{parent}")
-            if base.is_dir():
-                for child in base.iterdir():
-                    if child.is_dir():
-                        child.rmdir()
-                base.rmdir()
+        remove_tree(parent)
         shutil.rmtree(tmp_path / "images", ignore_errors=True)
 
 

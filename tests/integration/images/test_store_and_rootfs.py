@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime.cgroups import remove_tree
 from runtime.images.busybox import build_busybox
 from runtime.images.rootfs import mount_rootfs, unmount_rootfs
 from runtime.images.store import ImageStore
@@ -130,15 +131,7 @@ def test_skiff_runc_runs_a_container_from_the_image(tmp_path: Path) -> None:
         assert result.stdout.strip() == "root:x:0:0:root:/root:/bin/sh"
     finally:
         unmount_rootfs(bundle)
-        for controller in os.listdir("/sys/fs/cgroup"):
-            for d in (
-                f"/sys/fs/cgroup/{controller}/{parent}/ctr",
-                f"/sys/fs/cgroup/{controller}/{parent}",
-            ):
-                try:
-                    os.rmdir(d)
-                except OSError:
-                    pass
+        remove_tree(parent)
         shutil.rmtree(bundle, ignore_errors=True)
 
 

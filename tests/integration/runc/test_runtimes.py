@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from runtime.cgroups import remove_tree
 from runtime.runc import command as runc_command
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -71,29 +72,7 @@ def bundle(tmp_path: Path) -> Iterator[Path]:
     try:
         yield b
     finally:
-        for controller in (
-            "cpu",
-            "cpuacct",
-            "memory",
-            "pids",
-            "blkio",
-            "devices",
-            "freezer",
-            "cpuset",
-            "systemd",
-            "hugetlb",
-            "net_cls",
-            "perf_event",
-            "unified",  # runc also makes a v2 cgroup on hybrid machines
-        ):
-            for d in (
-                f"/sys/fs/cgroup/{controller}/{cgroup_parent}/ctr",
-                f"/sys/fs/cgroup/{controller}/{cgroup_parent}",
-            ):
-                try:
-                    os.rmdir(d)
-                except OSError:
-                    pass
+        remove_tree(cgroup_parent)  # in every hierarchy: runc also uses the v2 one here
 
 
 def configure(bundle: Path, args: list[str], **linux: Any) -> None:
