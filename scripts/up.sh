@@ -65,9 +65,19 @@ if [ -f "$runtime_pid" ] && kill -0 "$(cat "$runtime_pid")" 2>/dev/null; then
     echo "skiff: the runtime is already running (pid $(cat "$runtime_pid"))"
 else
     echo "skiff: starting the container runtime (log: $STATE/runtime.log)"
+    rm -f /run/skiff/runtime.sock  # a stale one must not pass for the new daemon's
     setsid .venv/bin/skiff runtime --pod-cidr "${SKIFF_POD_CIDR:-10.244.0.0/24}" \
         >>"$STATE/runtime.log" 2>&1 < /dev/null &
     echo $! > "$runtime_pid"
+    for _ in $(seq 1 60); do
+        [ -S /run/skiff/runtime.sock ] && break
+        if ! kill -0 "$(cat "$runtime_pid")" 2>/dev/null; then
+            echo "skiff: the container runtime stopped; the end of its log:" >&2
+            tail -n 20 "$STATE/runtime.log" >&2
+            exit 1
+        fi
+        sleep 0.5
+    done
 fi
 
 cat <<MSG
