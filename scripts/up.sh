@@ -22,23 +22,29 @@ else
     echo $! > "$pidfile"
 fi
 
-for _ in $(seq 1 120); do
-    if [ -f "$STATE/pki/ca.crt" ] && \
-       .venv/bin/python - "$STATE/pki/ca.crt" "$ADVERTISE" "$PORT" <<'PY' 2>/dev/null
+wait_until() {  # what log pidfile check...: run check until it succeeds, for up to 60 s
+    local what=$1 log=$2 pidfile=$3
+    shift 3
+    for _ in $(seq 1 120); do
+        if "$@"; then return; fi
+        if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+            echo "skiff: the $what stopped; the end of its log:" >&2
+            tail -n 20 "$log" >&2
+            exit 1
+        fi
+        sleep 0.5
+    done
+}
+
+apiserver_ready() {
+    [ -f "$STATE/pki/ca.crt" ] && \
+    .venv/bin/python - "$STATE/pki/ca.crt" "$ADVERTISE" "$PORT" <<'PY' 2>/dev/null
 import ssl, sys, urllib.request
 ctx = ssl.create_default_context(cafile=sys.argv[1])
 urllib.request.urlopen(f"https://{sys.argv[2]}:{sys.argv[3]}/readyz", context=ctx, timeout=2)
 PY
-    then
-        break
-    fi
-    if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-        echo "skiff: the API server stopped; the end of its log:" >&2
-        tail -n 20 "$STATE/apiserver.log" >&2
-        exit 1
-    fi
-    sleep 0.5
-done
+}
+wait_until "API server" "$STATE/apiserver.log" "$pidfile" apiserver_ready
 
 start_component() {  # name: start `skiff <name>` unless it already runs
     local pidfile=$STATE/$1.pid
@@ -69,15 +75,8 @@ else
     setsid .venv/bin/skiff runtime --pod-cidr "${SKIFF_POD_CIDR:-10.244.0.0/24}" \
         >>"$STATE/runtime.log" 2>&1 < /dev/null &
     echo $! > "$runtime_pid"
-    for _ in $(seq 1 60); do
-        [ -S /run/skiff/runtime.sock ] && break
-        if ! kill -0 "$(cat "$runtime_pid")" 2>/dev/null; then
-            echo "skiff: the container runtime stopped; the end of its log:" >&2
-            tail -n 20 "$STATE/runtime.log" >&2
-            exit 1
-        fi
-        sleep 0.5
-    done
+    wait_until "container runtime" "$STATE/runtime.log" "$runtime_pid" \
+        test -S /run/skiff/runtime.sock
 fi
 
 cat <<MSG
