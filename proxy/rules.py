@@ -34,6 +34,7 @@ it does not own).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import ipaddress
 from collections.abc import Iterable, Mapping
@@ -155,8 +156,12 @@ class ServicePort:
         return bool(self.node_port or self.external_ips or self.load_balancer_ips)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _hash(text: str) -> str:
-    return base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()[:16]
+    """kube-proxy's: base32(sha256(text))[:16]. Sixteen base32 characters are exactly
+    the first 10 bytes, so only those are encoded; names repeat from sync to sync,
+    hence the cache."""
+    return base64.b32encode(hashlib.sha256(text.encode()).digest()[:10]).decode()
 
 
 def svc_chain(sp: ServicePort) -> str:
@@ -175,11 +180,17 @@ def sep_chain(sp: ServicePort, ep: Endpoint) -> str:
     return SEP_PREFIX + _hash(sp.name + sp.protocol + str(ep))
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _is_ipv4(address: str) -> bool:
     try:
         return ipaddress.ip_address(address).version == 4
     except ValueError:
         return False
+
+
+def _ip_key(address: str) -> tuple[int, ...]:
+    """Sort key of a (valid) IPv4 address: numeric, so 10.0.0.9 comes before 10.0.0.10."""
+    return tuple(int(part) for part in address.split("."))
 
 
 def service_ports(service: dict[str, Any]) -> list[ServicePort]:
@@ -225,7 +236,7 @@ def service_ports(service: dict[str, Any]) -> list[ServicePort]:
 def ready_endpoints(sp: ServicePort, slices: Iterable[dict[str, Any]]) -> list[Endpoint]:
     """The endpoints traffic may go to: ready (an absent `ready` means ready, as the
     API defines it), IPv4, on the slice port of the same name and protocol."""
-    found: set[Endpoint] = set()
+    found: dict[tuple[str, int], Endpoint] = {}  # one per ip:port, whichever slice says it
     for s in slices:
         if s.get("addressType", "IPv4") != "IPv4":
             continue
@@ -246,8 +257,11 @@ def ready_endpoints(sp: ServicePort, slices: Iterable[dict[str, Any]]) -> list[E
                 continue
             for ip in e.get("addresses") or []:
                 if _is_ipv4(ip):
-                    found.add(Endpoint(ip, int(port["port"]), e.get("nodeName") or ""))
-    return sorted(found, key=lambda e: (ipaddress.ip_address(e.ip), e.port, e.node_name))
+                    found.setdefault(
+                        (ip, int(port["port"])),
+                        Endpoint(ip, int(port["port"]), e.get("nodeName") or ""),
+                    )
+    return [found[k] for k in sorted(found, key=lambda k: (_ip_key(k[0]), k[1]))]
 
 
 def probability(n: int) -> str:
@@ -316,9 +330,7 @@ def _service_port(
     local = [e for e in endpoints if e.node_name == node.name]
     internal = local if sp.internal_local else endpoints
     external = local if sp.external_local else endpoints
-    reachable = sorted(
-        set(endpoints), key=lambda e: (ipaddress.ip_address(e.ip), e.port, e.node_name)
-    )
+    reachable = endpoints  # every endpoint some rule here may send to (local ones included)
     cluster_chain, local_chain = svc_chain(sp), svl_chain(sp)
     internal_chain = local_chain if sp.internal_local else cluster_chain
     external_policy_chain = local_chain if sp.external_local else cluster_chain

@@ -484,3 +484,15 @@ def test_jumps_name_only_our_chains() -> None:
     for table, builtin, spec in JUMPS:
         assert table in ("nat", "filter") and builtin.isupper()
         assert spec.split(" -j ")[-1].startswith("SKIFF-")
+
+
+def test_an_endpoint_listed_twice_gets_one_chain() -> None:
+    """Two slices may name the same address (a slice being replaced): one endpoint, one share."""
+    slices = [
+        endpoint_slice("web", ep("10.244.0.5", node="node-a"), name="web-1"),
+        endpoint_slice("web", ep("10.244.0.5", node=""), ep("10.244.0.6"), name="web-2"),
+    ]
+    rules = rendered([service()], slices)
+    (sp,) = service_ports(service())
+    assert len([r for r in rules.nat(svc_chain(sp)) if " -> " in r]) == 2
+    assert len(rules.declared["nat"]) == len(set(rules.declared["nat"]))
