@@ -89,9 +89,12 @@ class Iptables:
     def restore(self, text: str) -> None:
         self.run("restore", "-w", "--noflush", stdin=text)
 
-    def ensure_jumps(self) -> None:
-        """Each jump into our chains, once, at the head of its built-in chain."""
-        have = self.chains()
+    def ensure_jumps(self, have: Mapping[str, set[str]] | None = None) -> None:
+        """Each jump into our chains, once, at the head of its built-in chain.
+
+        `have`: the chains that exist now, when the caller has just read them.
+        """
+        have = self.chains() if have is None else have
         for table in TABLES:  # a rule can only jump to a chain that exists
             ours = NAT_CHAINS if table == "nat" else FILTER_CHAINS
             missing = [c for c in ours if c not in have.get(table, set())]
@@ -109,10 +112,18 @@ def sync(
     slices: Iterable[dict[str, Any]],
     node: Node,
     iptables: Iptables,
+    *,
+    check_jumps: bool = True,
 ) -> str:
-    """Render the whole ruleset and load it; the text loaded (for logs and /metrics)."""
-    iptables.ensure_jumps()
-    text = render(services, slices, node, existing=iptables.chains())
+    """Render the whole ruleset and load it; the text loaded (for logs and /metrics).
+
+    Checking the jumps costs a process per jump; a loop may do it on its full
+    resyncs only (as kube-proxy does), since nothing of ours removes them.
+    """
+    existing = iptables.chains()
+    if check_jumps:
+        iptables.ensure_jumps(existing)
+    text = render(services, slices, node, existing=existing)
     iptables.restore(text)
     return text
 
