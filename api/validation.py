@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import names, quantity
+from . import cron, names, quantity
 from .errors import (
     FieldError,
     GoValue,
@@ -481,6 +481,196 @@ def _endpoint_slice(obj: dict[str, Any]) -> list[FieldError]:
     return []
 
 
+# -- batch/v1, DaemonSet, StatefulSet, ReplicationController ---------------------------
+
+
+def _non_negative(spec: dict[str, Any], fields: tuple[str, ...], base: str) -> list[FieldError]:
+    out = []
+    for field in fields:
+        v = spec.get(field)
+        if isinstance(v, int) and not isinstance(v, bool) and v < 0:
+            out.append(invalid(f"{base}.{field}", v, "must be greater than or equal to 0"))
+    return out
+
+
+def _job_spec(spec: Any, base: str, *, generated_selector: bool) -> list[FieldError]:
+    if not isinstance(spec, dict):
+        return [required(base)]
+    out = _non_negative(
+        spec,
+        ("parallelism", "completions", "backoffLimit", "ttlSecondsAfterFinished"),
+        base,
+    )
+    deadline = spec.get("activeDeadlineSeconds")
+    if isinstance(deadline, int) and deadline <= 0:
+        out.append(
+            invalid(f"{base}.activeDeadlineSeconds", deadline, "must be greater than or equal to 1")
+        )
+    if spec.get("completionMode") == "Indexed" and spec.get("completions") is None:
+        out.append(required(f"{base}.completions", "when completion mode is Indexed"))
+    template = spec.get("template")
+    if not isinstance(template, dict):
+        return [*out, required(f"{base}.template")]
+    out += _metadata_template(template.get("metadata") or {})
+    tspec = template.get("spec")
+    out += _pod_spec(f"{base}.template.spec", tspec, template=True)
+    policy = (tspec or {}).get("restartPolicy") if isinstance(tspec, dict) else None
+    if policy not in ("OnFailure", "Never"):
+        out.append(
+            not_supported(
+                f"{base}.template.spec.restartPolicy", policy or "", ["OnFailure", "Never"]
+            )
+        )
+    if generated_selector and isinstance(spec.get("selector"), dict):
+        out += _selector_matches_template(
+            {"selector": spec["selector"], "template": template}, "job"
+        )
+    return out
+
+
+def _job(obj: dict[str, Any]) -> list[FieldError]:
+    return _job_spec(obj.get("spec"), "spec", generated_selector=True)
+
+
+def _cronjob(obj: dict[str, Any]) -> list[FieldError]:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [required("spec")]
+    out: list[FieldError] = []
+    name = (obj.get("metadata") or {}).get("name") or ""
+    if len(name) > 52:  # the Job name adds "-" and up to 10 digits, within 63
+        out.append(invalid("metadata.name", name, "must be no more than 52 characters"))
+    schedule = spec.get("schedule")
+    if isinstance(schedule, str):
+        try:
+            cron.parse(schedule)
+        except cron.CronError as e:
+            out.append(invalid("spec.schedule", schedule, str(e)))
+    if spec.get("timeZone") is not None:
+        try:
+            cron.zone(str(spec["timeZone"]))
+        except cron.CronError as e:
+            out.append(invalid("spec.timeZone", spec["timeZone"], str(e)))
+    out += _non_negative(
+        spec,
+        ("startingDeadlineSeconds", "successfulJobsHistoryLimit", "failedJobsHistoryLimit"),
+        "spec",
+    )
+    template = spec.get("jobTemplate")
+    if isinstance(template, dict):
+        out += _job_spec(template.get("spec"), "spec.jobTemplate.spec", generated_selector=False)
+    return out
+
+
+def _daemonset(obj: dict[str, Any]) -> list[FieldError]:
+    out = _workload(obj, "DaemonSet")
+    spec = obj.get("spec") or {}
+    if not isinstance(spec, dict):
+        return out
+    out += _non_negative(spec, ("revisionHistoryLimit",), "spec")
+    strategy = spec.get("updateStrategy") or {}
+    rolling = strategy.get("rollingUpdate") or {}
+    base = "spec.updateStrategy.rollingUpdate"
+    if strategy.get("type") == "OnDelete" and strategy.get("rollingUpdate"):
+        out.append(forbidden(base, "may not be specified when strategy `type` is 'OnDelete'"))
+    out += _int_or_percent(f"{base}.maxSurge", rolling.get("maxSurge"))
+    out += _int_or_percent(f"{base}.maxUnavailable", rolling.get("maxUnavailable"))
+    if (
+        strategy.get("type", "RollingUpdate") == "RollingUpdate"
+        and rolling.get("maxSurge", 0) in (0, "0%")
+        and rolling.get("maxUnavailable", 1) in (0, "0%")
+    ):
+        out.append(
+            invalid(
+                f"{base}.maxUnavailable",
+                rolling.get("maxUnavailable"),
+                "may not be 0 when `maxSurge` is 0",
+            )
+        )
+    return out
+
+
+def _statefulset(obj: dict[str, Any]) -> list[FieldError]:
+    out = _workload(obj, "StatefulSet")
+    spec = obj.get("spec") or {}
+    if not isinstance(spec, dict):
+        return out
+    out += _non_negative(spec, ("revisionHistoryLimit",), "spec")
+    strategy = spec.get("updateStrategy") or {}
+    rolling = strategy.get("rollingUpdate") or {}
+    if strategy.get("type") == "OnDelete" and strategy.get("rollingUpdate"):
+        out.append(
+            invalid(
+                "spec.updateStrategy.rollingUpdate",
+                "",
+                "only allowed for updateStrategy 'RollingUpdate'",
+            )
+        )
+    out += _non_negative(rolling, ("partition",), "spec.updateStrategy.rollingUpdate")
+    claim_names: set[str] = set()
+    for i, claim in enumerate(spec.get("volumeClaimTemplates") or []):
+        cname = (
+            ((claim or {}).get("metadata") or {}).get("name") if isinstance(claim, dict) else None
+        )
+        if not cname:
+            out.append(required(f"spec.volumeClaimTemplates[{i}].metadata.name"))
+        elif cname in claim_names:
+            out.append(duplicate(f"spec.volumeClaimTemplates[{i}].metadata.name", cname))
+        else:
+            claim_names.add(cname)
+    return out
+
+
+def _replication_controller(obj: dict[str, Any]) -> list[FieldError]:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [required("spec")]
+    out = _replicas(spec)
+    selector = spec.get("selector") or {}
+    if not selector:
+        out.append(required("spec.selector"))
+    out += names.labels("spec.selector", selector)
+    template = spec.get("template")
+    if not isinstance(template, dict):
+        return [*out, required("spec.template")]
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    if selector and any(labels.get(k) != v for k, v in selector.items()):
+        out.append(
+            invalid(
+                "spec.template.metadata.labels",
+                _go_map(labels),
+                "`selector` does not match template `labels`",
+            )
+        )
+    out += _metadata_template(template.get("metadata") or {})
+    tspec = template.get("spec")
+    out += _pod_spec("spec.template.spec", tspec, template=True)
+    policy = (tspec or {}).get("restartPolicy", "Always") if isinstance(tspec, dict) else ""
+    if policy and policy != "Always":
+        out.append(not_supported("spec.template.spec.restartPolicy", policy, ["Always"]))
+    return out
+
+
+def _controller_revision(obj: dict[str, Any]) -> list[FieldError]:
+    rev = obj.get("revision")
+    if isinstance(rev, int) and rev < 0:
+        return [invalid("revision", rev, "must be greater than or equal to 0")]
+    return []
+
+
+def _pvc(obj: dict[str, Any]) -> list[FieldError]:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [required("spec")]
+    out: list[FieldError] = []
+    if not spec.get("accessModes"):
+        out.append(required("spec.accessModes", "at least 1 access mode is required"))
+    storage = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
+    if storage is None:
+        out.append(required("spec.resources[storage]"))
+    return out
+
+
 KIND_RULES: dict[tuple[str, str], Callable[[dict[str, Any]], list[FieldError]]] = {
     ("", "Pod"): _pod,
     ("apps", "Deployment"): lambda o: _workload(o, "Deployment"),
@@ -490,6 +680,13 @@ KIND_RULES: dict[tuple[str, str], Callable[[dict[str, Any]], list[FieldError]]] 
     ("", "Secret"): _config,
     ("coordination.k8s.io", "Lease"): _lease,
     ("discovery.k8s.io", "EndpointSlice"): _endpoint_slice,
+    ("batch", "Job"): _job,
+    ("batch", "CronJob"): _cronjob,
+    ("apps", "DaemonSet"): _daemonset,
+    ("apps", "StatefulSet"): _statefulset,
+    ("apps", "ControllerRevision"): _controller_revision,
+    ("", "ReplicationController"): _replication_controller,
+    ("", "PersistentVolumeClaim"): _pvc,
 }
 
 
@@ -562,6 +759,65 @@ def _immutable(field: str, new: Any, old: Any) -> list[FieldError]:
     return []
 
 
+def _job_update(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+    ns, os_ = new.get("spec") or {}, old.get("spec") or {}
+    out = _immutable("spec.selector", ns.get("selector"), os_.get("selector"))
+    out += _immutable("spec.completionMode", ns.get("completionMode"), os_.get("completionMode"))
+    if ns.get("completions") != os_.get("completions") and ns.get("completionMode") != "Indexed":
+        out += _immutable("spec.completions", ns.get("completions"), os_.get("completions"))
+    # The pod template may change only while the Job is suspended (to fit a queue).
+    if ns.get("template") != os_.get("template") and not os_.get("suspend"):
+        out.append(
+            invalid("spec.template", GoValue("core.PodTemplateSpec{...}"), "field is immutable")
+        )
+    return out
+
+
+STATEFULSET_MUTABLE = (
+    "replicas",
+    "ordinals",
+    "template",
+    "updateStrategy",
+    "persistentVolumeClaimRetentionPolicy",
+    "minReadySeconds",
+)
+
+
+def _statefulset_update(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+    ns, os_ = new.get("spec") or {}, old.get("spec") or {}
+    strip = lambda spec: {k: v for k, v in spec.items() if k not in STATEFULSET_MUTABLE}  # noqa: E731
+    if strip(ns) != strip(os_):
+        return [
+            forbidden(
+                "spec",
+                "updates to statefulset spec for fields other than 'replicas', 'ordinals', "
+                "'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and "
+                "'minReadySeconds' are forbidden",
+            )
+        ]
+    return []
+
+
+def _controller_revision_update(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+    if new.get("data") != old.get("data"):
+        return [invalid("data", GoValue("runtime.RawExtension{...}"), "field is immutable")]
+    return []
+
+
+def _replication_controller_update(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+    return []  # its selector may change, unlike a ReplicaSet's
+
+
+_WORKLOAD_UPDATES: dict[
+    tuple[str, str], Callable[[dict[str, Any], dict[str, Any]], list[FieldError]]
+] = {
+    ("batch", "Job"): _job_update,
+    ("apps", "StatefulSet"): _statefulset_update,
+    ("apps", "ControllerRevision"): _controller_revision_update,
+    ("", "ReplicationController"): _replication_controller_update,
+}
+
+
 def validate_update(
     info: ResourceInfo, new: dict[str, Any], old: dict[str, Any]
 ) -> list[FieldError]:
@@ -569,7 +825,9 @@ def validate_update(
     key = (info.group, info.kind)
     if key == ("", "Pod"):
         out += _pod_update(new, old)
-    elif key in (("apps", "Deployment"), ("apps", "ReplicaSet")):
+    elif key in _WORKLOAD_UPDATES:
+        out += _WORKLOAD_UPDATES[key](new, old)
+    elif key in (("apps", "Deployment"), ("apps", "ReplicaSet"), ("apps", "DaemonSet")):
         out += _immutable(
             "spec.selector",
             (new.get("spec") or {}).get("selector"),

@@ -1,5 +1,5 @@
 """core/v1 kinds other than Pod: Namespace, Service, Endpoints, Node, Event, ConfigMap,
-Secret, ServiceAccount."""
+Secret, ServiceAccount, PersistentVolumeClaim, ReplicationController."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from api.schema import (
 )
 
 from .meta import META, top_level
-from .pod import CORE, PodSpec, PodStatus
+from .pod import CORE, PodSpec, PodStatus, PodTemplateSpec
 
 Pod = top_level(
     CORE + "Pod",
@@ -293,4 +293,70 @@ DeleteOptions = obj(
     propagationPolicy=string("Orphan, Background or Foreground."),
     orphanDependents=boolean("Deprecated."),
     dryRun=strings("All."),
+)
+
+
+# -- PersistentVolumeClaim (stored; binding to volumes is not skiff's yet) ----------
+
+PersistentVolumeClaim = top_level(
+    CORE + "PersistentVolumeClaim",
+    "A request for storage by a user; StatefulSets make one per pod from their templates.",
+    spec=obj(
+        CORE + "PersistentVolumeClaimSpec",
+        "What storage is asked for.",
+        accessModes=arr(
+            string(enum=("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")),
+            "ReadWriteOnce, ReadOnlyMany, ReadWriteMany or ReadWriteOncePod.",
+        ),
+        selector=any_value("Volumes to consider, by label."),
+        resources=obj(
+            CORE + "VolumeResourceRequirements",
+            "How much storage.",
+            limits=map_of(quantity(), "Most storage."),
+            requests=map_of(quantity(), "Storage asked for, e.g. storage: 1Gi."),
+        ),
+        volumeName=string("The bound PersistentVolume."),
+        storageClassName=string("Storage class; unset means the default class."),
+        volumeMode=string("Filesystem or Block; default Filesystem.", enum=("Filesystem", "Block")),
+        dataSource=any_value("Populate from this object."),
+        dataSourceRef=any_value("Populate from this object."),
+        volumeAttributesClassName=string("Volume attributes class."),
+    ),
+    status=obj(
+        CORE + "PersistentVolumeClaimStatus",
+        "Observed state.",
+        phase=string("Pending, Bound or Lost.", enum=("Pending", "Bound", "Lost")),
+        accessModes=strings("Access modes of the bound volume."),
+        capacity=map_of(quantity(), "Capacity of the bound volume."),
+        conditions=any_value("Conditions."),
+        allocatedResources=map_of(quantity(), "Allocated."),
+        allocatedResourceStatuses=string_map("Resize status."),
+        currentVolumeAttributesClassName=string("Current attributes class."),
+        modifyVolumeStatus=any_value("Modify status."),
+    ),
+)
+
+# -- ReplicationController: the ReplicaSet's predecessor, still in old manifests -----
+
+ReplicationController = top_level(
+    CORE + "ReplicationController",
+    "Keeps a number of identical pods running; selects them by equality of labels.",
+    spec=obj(
+        CORE + "ReplicationControllerSpec",
+        "Desired state.",
+        replicas=integer("Desired number of pods; default 1."),
+        minReadySeconds=integer("Seconds a pod must be ready to count as available."),
+        selector=string_map("Labels the pods must have; default the template's labels."),
+        template=PodTemplateSpec.described("The pods to create."),
+    ),
+    status=obj(
+        CORE + "ReplicationControllerStatus",
+        "Observed state.",
+        replicas=integer("Current pods."),
+        fullyLabeledReplicas=integer("Pods whose labels match the template's."),
+        readyReplicas=integer("Ready pods."),
+        availableReplicas=integer("Available pods."),
+        observedGeneration=integer("Generation acted on.", format="int64"),
+        conditions=any_value("Conditions."),
+    ),
 )
