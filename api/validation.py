@@ -591,7 +591,21 @@ def _daemonset(obj: dict[str, Any]) -> list[FieldError]:
 
 
 def _statefulset(obj: dict[str, Any]) -> list[FieldError]:
-    out = _workload(obj, "StatefulSet")
+    # Mounts may name a volumeClaimTemplate: each pod gets that volume from its claim.
+    view = json.loads(json.dumps(obj))
+    tspec = ((view.get("spec") or {}).get("template") or {}).get("spec")
+    if isinstance(tspec, dict):
+        for claim in (view.get("spec") or {}).get("volumeClaimTemplates") or []:
+            cname = (
+                ((claim or {}).get("metadata") or {}).get("name")
+                if isinstance(claim, dict)
+                else None
+            )
+            if cname and not any(v.get("name") == cname for v in tspec.get("volumes") or []):
+                tspec.setdefault("volumes", []).append(
+                    {"name": cname, "persistentVolumeClaim": {"claimName": cname}}
+                )
+    out = _workload(view, "StatefulSet")
     spec = obj.get("spec") or {}
     if not isinstance(spec, dict):
         return out
