@@ -248,6 +248,22 @@ def replication_controller(obj: dict[str, Any]) -> None:
     _template(spec)
 
 
+def horizontal_pod_autoscaler(obj: dict[str, Any]) -> None:
+    """SetDefaults_HorizontalPodAutoscaler (v2): one replica at least, CPU at 80%."""
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("minReplicas", 1)
+    if not spec.get("metrics"):
+        spec["metrics"] = [
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": 80},
+                },
+            }
+        ]
+
+
 _BY_KIND: dict[tuple[str, str], Callable[[dict[str, Any]], None]] = {
     ("", "Pod"): pod,
     ("apps", "Deployment"): deployment,
@@ -263,6 +279,7 @@ _BY_KIND: dict[tuple[str, str], Callable[[dict[str, Any]], None]] = {
     ("apps", "StatefulSet"): statefulset,
     ("", "PersistentVolumeClaim"): persistent_volume_claim,
     ("", "ReplicationController"): replication_controller,
+    ("autoscaling", "HorizontalPodAutoscaler"): horizontal_pod_autoscaler,
 }
 
 

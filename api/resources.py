@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .kinds import apps, batch, core, other
+from .kinds import apps, autoscaling, batch, core, other
 from .schema import Schema
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
@@ -223,6 +223,31 @@ RESOURCES: tuple[ResourceInfo, ...] = (
         ("rc",),
         ("all",),
         frozenset({"status", "scale"}),
+    ),
+    ResourceInfo(
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        True,
+        autoscaling.HorizontalPodAutoscaler,
+        ("hpa",),
+        ("all",),
+        frozenset({"status"}),
+    ),
+    # Served as a view of the v2 objects (apiserver/conversion.py, api/hpa.py).
+    ResourceInfo(
+        "autoscaling",
+        "v1",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        True,
+        autoscaling.HorizontalPodAutoscalerV1,
+        ("hpa",),
+        ("all",),
+        frozenset({"status"}),
     ),
 )
 

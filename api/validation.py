@@ -685,6 +685,25 @@ def _pvc(obj: dict[str, Any]) -> list[FieldError]:
     return out
 
 
+def _hpa(obj: dict[str, Any]) -> list[FieldError]:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [required("spec")]
+    out: list[FieldError] = []
+    low, high = spec.get("minReplicas", 1), spec.get("maxReplicas")
+    if isinstance(low, int) and low < 1:
+        out.append(invalid("spec.minReplicas", low, "must be greater than or equal to 1"))
+    if isinstance(high, int) and isinstance(low, int) and high < low:
+        out.append(
+            invalid("spec.maxReplicas", high, "must be greater than or equal to `minReplicas`")
+        )
+    ref = spec.get("scaleTargetRef") or {}
+    for field in ("kind", "name"):
+        if not ref.get(field):
+            out.append(required(f"spec.scaleTargetRef.{field}"))
+    return out
+
+
 KIND_RULES: dict[tuple[str, str], Callable[[dict[str, Any]], list[FieldError]]] = {
     ("", "Pod"): _pod,
     ("apps", "Deployment"): lambda o: _workload(o, "Deployment"),
@@ -701,6 +720,7 @@ KIND_RULES: dict[tuple[str, str], Callable[[dict[str, Any]], list[FieldError]]] 
     ("apps", "ControllerRevision"): _controller_revision,
     ("", "ReplicationController"): _replication_controller,
     ("", "PersistentVolumeClaim"): _pvc,
+    ("autoscaling", "HorizontalPodAutoscaler"): _hpa,
 }
 
 

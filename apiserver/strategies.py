@@ -33,6 +33,7 @@ GENERATION_KINDS = frozenset(
         "DaemonSet",
         "StatefulSet",
         "ReplicationController",
+        "HorizontalPodAutoscaler",
     }
 )
 
@@ -69,6 +70,8 @@ def _initial_status(info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any] |
         return {"replicas": 0}
     if info.kind == "PersistentVolumeClaim":
         return {"phase": "Pending"}
+    if info.kind == "HorizontalPodAutoscaler":
+        return {"currentReplicas": 0, "desiredReplicas": 0}
     return None
 
 

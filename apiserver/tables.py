@@ -844,3 +844,62 @@ PRINTERS.update(
         ),
     }
 )
+
+
+def _hpa_targets(hpa: dict[str, Any]) -> str:
+    """`cpu: 20%/50%`, or `cpu: <unknown>/50%` before the first measurement."""
+    spec, status = hpa.get("spec") or {}, hpa.get("status") or {}
+    if "targetCPUUtilizationPercentage" in spec:  # the autoscaling/v1 view
+        current = status.get("currentCPUUtilizationPercentage")
+        shown = f"{current}%" if current is not None else "<unknown>"
+        return f"cpu: {shown}/{spec['targetCPUUtilizationPercentage']}%"
+    current_by_name = {
+        (m.get("resource") or {}).get("name"): (m.get("resource") or {}).get("current") or {}
+        for m in status.get("currentMetrics") or []
+        if m.get("type") == "Resource"
+    }
+    parts = []
+    for m in spec.get("metrics") or []:
+        if m.get("type") != "Resource":
+            parts.append(f"<{m.get('type', '').lower()}>")
+            continue
+        resource = m.get("resource") or {}
+        name, target = resource.get("name", ""), resource.get("target") or {}
+        current = current_by_name.get(name) or {}
+        if target.get("type") == "Utilization":
+            have = current.get("averageUtilization")
+            shown = f"{have}%" if have is not None else "<unknown>"
+            parts.append(f"{name}: {shown}/{target.get('averageUtilization')}%")
+        else:
+            have = current.get("averageValue")
+            want = target.get("averageValue") or target.get("value")
+            parts.append(f"{name}: {have if have is not None else '<unknown>'}/{want}")
+    return ", ".join(parts) or "<none>"
+
+
+def _hpa_row(hpa: dict[str, Any], now: datetime.datetime) -> Row:
+    spec, status, meta = hpa.get("spec") or {}, hpa.get("status") or {}, hpa.get("metadata") or {}
+    ref = spec.get("scaleTargetRef") or {}
+    return [
+        meta.get("name", ""),
+        f"{ref.get('kind', '')}/{ref.get('name', '')}",
+        _hpa_targets(hpa),
+        int(spec.get("minReplicas", 1)),
+        int(spec.get("maxReplicas", 0)),
+        int(status.get("currentReplicas", 0)),
+        age(meta.get("creationTimestamp"), now),
+    ]
+
+
+PRINTERS[("autoscaling", "HorizontalPodAutoscaler")] = (
+    [
+        NAME,
+        ("Reference", "string", 0, "The reference to the autoscaled object."),
+        ("Targets", "string", 0, "The current and target values of the metrics."),
+        ("MinPods", "string", 0, "Lower limit for the number of pods."),
+        ("MaxPods", "integer", 0, "Upper limit for the number of pods."),
+        ("Replicas", "integer", 0, "Current number of replicas."),
+        AGE,
+    ],
+    _hpa_row,
+)

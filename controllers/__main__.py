@@ -30,6 +30,7 @@ from .garbagecollector import GarbageCollector
 from .job import JobController
 from .namespace import NamespaceController
 from .nodelifecycle import NodeLifecycleController, Settings
+from .podautoscaler import HorizontalPodAutoscalerController
 from .replicaset import ReplicaSetController
 from .replicationcontroller import ReplicationControllerController
 from .serviceaccount import ServiceAccountController
@@ -43,6 +44,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     "cronjob": CronJobController,
     "daemonset": DaemonSetController,
     "statefulset": StatefulSetController,
+    "horizontalpodautoscaling": HorizontalPodAutoscalerController,
     "garbagecollector": GarbageCollector,
     "endpoints": EndpointsController,
     "nodelifecycle": NodeLifecycleController,
