@@ -268,3 +268,67 @@ def test_statefulset_apply_rollout_status_history_undo(
     assert claims == ["persistentvolumeclaim/www-web-0", "persistentvolumeclaim/www-web-1"]
     revisions = server.kubectl("get", "controllerrevisions", "-n", ns)
     assert "statefulset.apps/web" in revisions
+
+
+DEPLOYMENT = """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.25
+        resources:
+          requests: {cpu: 100m}
+"""
+
+
+def test_autoscale_makes_an_hpa_seen_in_both_versions(
+    server: Any, cp: httpx.Client, ns: str
+) -> None:
+    server.kubectl("apply", "-n", ns, "-f", "-", input=DEPLOYMENT)
+    out = server.kubectl("autoscale", "-n", ns, "deploy", "web", "--cpu-percent=50", "--max=5")
+    assert out.strip() == "horizontalpodautoscaler.autoscaling/web autoscaled"
+    v2 = cp.get(f"/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers/web").json()
+    assert v2["spec"]["metrics"] == [
+        {
+            "type": "Resource",
+            "resource": {
+                "name": "cpu",
+                "target": {"type": "Utilization", "averageUtilization": 50},
+            },
+        }
+    ]
+    v1 = cp.get(f"/apis/autoscaling/v1/namespaces/{ns}/horizontalpodautoscalers/web").json()
+    assert v1["spec"]["targetCPUUtilizationPercentage"] == 50
+    header, row = server.kubectl("get", "hpa", "-n", ns).splitlines()[:2]
+    assert header.split() == [
+        "NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "AGE",
+    ]  # fmt: skip
+    # REPLICAS is 0 until the autoscaler's first sync, so only the rest is pinned.
+    assert row.split()[:6] == ["web", "Deployment/web", "cpu:", "<unknown>/50%", "1", "5"]
+    # This control plane has no metrics API: the autoscaler says so and changes nothing.
+    hpa = eventually(
+        lambda: (
+            (
+                h := cp.get(
+                    f"/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers/web"
+                ).json()
+            )
+            and any(c["type"] == "ScalingActive" for c in h["status"].get("conditions") or [])
+            and h
+        )
+    )
+    active = next(c for c in hpa["status"]["conditions"] if c["type"] == "ScalingActive")
+    assert active["status"] == "False" and active["reason"] == "FailedGetResourceMetric"
+    assert hpa["status"]["currentReplicas"] == 2
+    described = server.kubectl("describe", "hpa", "web", "-n", ns)
+    assert "horizontal-pod-autoscaler" in described
