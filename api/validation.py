@@ -521,6 +521,14 @@ def _job_spec(spec: Any, base: str, *, generated_selector: bool) -> list[FieldEr
                 f"{base}.template.spec.restartPolicy", policy or "", ["OnFailure", "Never"]
             )
         )
+    if spec.get("podFailurePolicy") and policy not in (None, "Never"):
+        out.append(
+            invalid(
+                f"{base}.template.spec.restartPolicy",
+                policy,
+                'only "Never" is supported when podFailurePolicy is specified',
+            )
+        )
     if generated_selector and isinstance(spec.get("selector"), dict):
         out += _selector_matches_template(
             {"selector": spec["selector"], "template": template}, "job"
