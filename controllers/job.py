@@ -569,12 +569,19 @@ class JobController(Controller):
         self.jobs.add_handlers(
             on_add=lambda j: self.enqueue(namespaced_key(j)),
             on_update=lambda _o, j: self.enqueue(namespaced_key(j)),
+            on_delete=self._job_deleted,
         )
         self.pods.add_handlers(
             on_add=self._pod_changed,
             on_update=lambda _o, p: self._pod_changed(p),
             on_delete=self._pod_changed,
         )
+
+    def _job_deleted(self, job: dict[str, Any]) -> None:
+        """Its pods may still hold the tracking finalizer: nobody else will remove it."""
+        for pod in self.pods.store.by_index("owner", job["metadata"]["uid"]):
+            if TRACKING_FINALIZER in (pod["metadata"].get("finalizers") or []):
+                self.enqueue(f"orphan|{namespaced_key(pod)}")
 
     def _pod_changed(self, pod: Pod) -> None:
         ref = controller_of(pod)

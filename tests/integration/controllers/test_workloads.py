@@ -506,3 +506,23 @@ def test_replication_controller_keeps_replicas(cp: httpx.Client, ns: str) -> Non
     assert found[0]["metadata"]["ownerReferences"][0]["kind"] == "ReplicationController"
     evs = eventually(lambda: events(cp, ns, "old"))
     assert {e["source"]["component"] for e in evs} == {"replication-controller"}
+
+
+def test_deleting_a_job_lets_its_running_pods_go(cp: httpx.Client, ns: str) -> None:
+    """The tracking finalizer never keeps a pod once its Job is gone."""
+    cp.post(
+        f"/apis/batch/v1/namespaces/{ns}/jobs", json=job_body("gone", parallelism=2, completions=4)
+    )
+    eventually(lambda: len(pods(cp, ns, "job-name=gone")) == 2, what="2 pods")
+    r = cp.delete(
+        f"/apis/batch/v1/namespaces/{ns}/jobs/gone", params={"propagationPolicy": "Background"}
+    )
+    assert r.status_code == 200, r.text
+    eventually(
+        lambda: (
+            not cp.get(
+                f"/api/v1/namespaces/{ns}/pods", params={"labelSelector": "job-name=gone"}
+            ).json()["items"]
+        ),
+        what="the pods to be gone",
+    )

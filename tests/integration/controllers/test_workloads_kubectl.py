@@ -262,8 +262,14 @@ def test_statefulset_apply_rollout_status_history_undo(
             ),
             what="pods back on nginx:1.25",
         )
-    header, row = server.kubectl("get", "sts", "-n", ns).splitlines()[:2]
-    assert header.split() == ["NAME", "READY", "AGE"] and row.split()[:2] == ["web", "2/2"]
+        eventually(
+            lambda: (
+                server.kubectl("get", "sts", "-n", ns).splitlines()[1].split()[:2] == ["web", "2/2"]
+            ),
+            what="READY 2/2",
+        )
+    header = server.kubectl("get", "sts", "-n", ns).splitlines()[0]
+    assert header.split() == ["NAME", "READY", "AGE"]
     claims = server.kubectl("get", "pvc", "-n", ns, "-o", "name").split()
     assert claims == ["persistentvolumeclaim/www-web-0", "persistentvolumeclaim/www-web-1"]
     revisions = server.kubectl("get", "controllerrevisions", "-n", ns)
