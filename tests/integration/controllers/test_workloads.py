@@ -526,3 +526,23 @@ def test_deleting_a_job_lets_its_running_pods_go(cp: httpx.Client, ns: str) -> N
         ),
         what="the pods to be gone",
     )
+
+
+def test_finished_job_is_deleted_after_its_ttl(cp: httpx.Client, ns: str) -> None:
+    cp.post(
+        f"/apis/batch/v1/namespaces/{ns}/jobs", json=job_body("brief", ttlSecondsAfterFinished=1)
+    )
+    [pod] = eventually(lambda: pods(cp, ns, "job-name=brief"))
+    set_phase(cp, pod, "Succeeded")
+    eventually(
+        lambda: cp.get(f"/apis/batch/v1/namespaces/{ns}/jobs/brief").status_code == 404,
+        what="the Job to be deleted",
+    )
+    eventually(
+        lambda: (
+            not cp.get(
+                f"/api/v1/namespaces/{ns}/pods", params={"labelSelector": "job-name=brief"}
+            ).json()["items"]
+        ),
+        what="its pod to follow",
+    )
