@@ -201,10 +201,17 @@ def _read_tree(directory: Path) -> Payload:
     return found
 
 
-def atomic_write(target: Path, payload: Payload) -> bool:
-    """Make `target` show exactly `payload`, switching versions atomically; True if it changed."""
+def atomic_write(target: Path, payload: Payload, *, fs_group: int | None = None) -> bool:
+    """Make `target` show exactly `payload`, switching versions atomically; True if it changed.
+
+    With an fsGroup, files and directories belong to that group, files gain group
+    read (0440, as SetVolumeOwnership does for read-only volumes) and directories
+    the setgid bit.
+    """
     for path in payload:
         _validate_payload_path(path)
+    if fs_group is not None:
+        payload = {path: (content, mode | 0o440) for path, (content, mode) in payload.items()}
     data_link = target / DATA_DIR
     old_dir: Path | None = None
     if data_link.is_symlink():
@@ -218,14 +225,18 @@ def atomic_write(target: Path, payload: Payload) -> bool:
     if current != payload:
         stamp = datetime.datetime.now(datetime.UTC).strftime("..%Y_%m_%d_%H_%M_%S.")
         new_dir = Path(tempfile.mkdtemp(prefix=stamp, dir=target))
-        os.chmod(new_dir, 0o755)
+        dir_mode = 0o755 if fs_group is None else 0o2755
+        _setup_dir(new_dir, dir_mode, fs_group)
         for path, (content, mode) in payload.items():
             full = new_dir / path
-            full.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+            for parent in reversed(full.relative_to(new_dir).parents[:-1]):
+                _setup_dir(new_dir / parent, dir_mode, fs_group)
             fd = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
             try:
                 os.write(fd, content)
                 os.fchmod(fd, mode)  # the umask must not narrow the mode the pod asked for
+                if fs_group is not None:
+                    os.fchown(fd, -1, fs_group)
             finally:
                 os.close(fd)
         tmp_link = target / "..data_tmp"
@@ -285,11 +296,15 @@ def mounts_under(directory: Path) -> list[Path]:
     return sorted(set(found), key=lambda p: len(p.parts), reverse=True)
 
 
-def _setup_dir(directory: Path, mode: int = 0o777) -> None:
-    """emptyDir's setupDir: the directory exists with exactly `mode`, whatever the umask."""
+def _setup_dir(directory: Path, mode: int = 0o777, gid: int | None = None) -> None:
+    """emptyDir's setupDir: the directory exists with exactly `mode` (and group `gid`)."""
     directory.mkdir(parents=True, exist_ok=True)
-    if stat.S_IMODE(directory.stat().st_mode) != mode:
-        os.chmod(directory, mode)
+    st = directory.stat()
+    chowned = gid is not None and st.st_gid != gid
+    if chowned:
+        os.chown(directory, -1, gid)
+    if chowned or stat.S_IMODE(st.st_mode) != mode:
+        os.chmod(directory, mode)  # after chown, which clears setgid; whatever the umask
 
 
 # ---------------------------------------------------------------- hostPath
@@ -419,27 +434,29 @@ class VolumeManager:
         if not kind:
             raise _SetupError("volume type not supported by this kubelet")
         target = self.volume_dir(uid, volume)
-        if kind == "emptyDir":
-            self._set_up_empty_dir(target, volume["emptyDir"])
-            return str(target)
-        if kind in TMPFS_KINDS:
+        # fsGroup (SetVolumeOwnership): the volume belongs to the pod's group, setgid.
+        fs_group = ((pod.get("spec") or {}).get("securityContext") or {}).get("fsGroup")
+        fs_group = None if fs_group is None else int(fs_group)
+        mode = 0o777 if fs_group is None else 0o2777
+        memory = kind == "emptyDir" and volume["emptyDir"].get("medium") == "Memory"
+        on_tmpfs = memory or kind in TMPFS_KINDS
+        # Set up once; later calls only refresh contents (a container may chmod its dir).
+        if not target.is_dir() or (on_tmpfs and not os.path.ismount(target)):
             _setup_dir(target)
-            if not os.path.ismount(target):
-                _mount_tmpfs(target, None, 0o777)
-        else:
-            _setup_dir(target)
-        atomic_write(target, self._payload(pod, kind, volume[kind]))
+            if on_tmpfs:
+                size = self._memory_size(volume["emptyDir"]) if memory else None
+                _mount_tmpfs(target, size, 0o777)
+            _setup_dir(target, mode, fs_group)
+        if kind != "emptyDir":
+            atomic_write(target, self._payload(pod, kind, volume[kind]), fs_group=fs_group)
         return str(target)
 
-    def _set_up_empty_dir(self, target: Path, source: dict[str, Any]) -> None:
-        _setup_dir(target)
-        if source.get("medium") == "Memory" and not os.path.ismount(target):
-            limit = source.get("sizeLimit")
-            if limit is None:
-                allocatable = self.node_allocatable or host_allocatable()
-                limit = allocatable.get("memory")
-            size = quantity.value(limit) if limit is not None else None
-            _mount_tmpfs(target, size, 0o777)
+    def _memory_size(self, source: dict[str, Any]) -> int | None:
+        """A Memory emptyDir's tmpfs size: sizeLimit, else the node's allocatable memory."""
+        limit = source.get("sizeLimit")
+        if limit is None:
+            limit = (self.node_allocatable or host_allocatable()).get("memory")
+        return quantity.value(limit) if limit is not None else None
 
     def _payload(self, pod: dict[str, Any], kind: str, source: dict[str, Any]) -> Payload:
         namespace = pod["metadata"].get("namespace") or "default"

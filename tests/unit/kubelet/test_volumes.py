@@ -444,3 +444,31 @@ def test_container_mounts_sub_paths(
         VolumeError, match='cannot find volume "nope" to mount into container "app"'
     ):
         manager.container_mounts(pod, container, paths)
+
+
+def test_fs_group_owns_volumes_and_adds_group_read(
+    manager: VolumeManager, objects: Objects
+) -> None:
+    objects.secrets["ns", "creds"] = {"data": {"password": b64("s3cret")}}
+    objects.configmaps["ns", "cfg"] = {"data": {"a": "A"}}
+    pod = make_pod(
+        [
+            {"name": "creds", "secret": {"secretName": "creds", "defaultMode": 0o400}},
+            {"name": "cfg", "configMap": {"name": "cfg", "items": [{"key": "a", "path": "d/a"}]}},
+            {"name": "scratch", "emptyDir": {}},
+        ]
+    )
+    pod["spec"]["securityContext"] = {"fsGroup": 2000}
+    paths = manager.mount_all(pod)
+    secret_file = Path(paths["creds"]) / "password"
+    assert mode_of(secret_file) == 0o440  # 0400 plus group read, as Kubernetes gives
+    assert secret_file.stat().st_gid == 2000 and secret_file.stat().st_uid == 0
+    cfg = Path(paths["cfg"])
+    assert mode_of(cfg / "d/a") == 0o644 and (cfg / "d/a").stat().st_gid == 2000
+    assert mode_of(cfg / "d") == 0o2755 and (cfg / "d").stat().st_gid == 2000
+    scratch = Path(paths["scratch"])
+    assert mode_of(scratch) == 0o2777 and scratch.stat().st_gid == 2000
+    first = os.readlink(cfg / "..data")
+    manager.mount_all(pod)
+    assert os.readlink(cfg / "..data") == first  # the group bits do not look like a change
+    manager.unmount_all(pod["metadata"]["uid"])
