@@ -21,7 +21,6 @@ are shared with the downwardAPI volume, which exposes the same values as files.
 from __future__ import annotations
 
 import base64
-import json
 import math
 import os
 import re
@@ -157,9 +156,30 @@ def service_env_vars(
 # ---------------------------------------------------------------- fieldRef
 
 
+_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
+               "\t": "\\t", "\v": "\\v", "\\": "\\\\", '"': '\\"'}  # fmt: skip
+
+
+def go_quote(text: str) -> str:
+    """Go's strconv.Quote (the %q verb): escapes, and non-printable runes as \\x, \\u, \\U."""
+    out = []
+    for ch in text:
+        if ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
+        elif ch.isprintable():
+            out.append(ch)
+        elif ord(ch) < 0x80:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) < 0x10000:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    return '"' + "".join(out) + '"'
+
+
 def _format_map(values: dict[str, str]) -> str:
-    """fieldpath.FormatMap: sorted `key="value"` lines (Go's %q quoting)."""
-    return "\n".join(f"{k}={json.dumps(values[k], ensure_ascii=False)}" for k in sorted(values))
+    """fieldpath.FormatMap: sorted `key="value"` lines, values quoted as Go's %q does."""
+    return "\n".join(f"{k}={go_quote(str(values[k]))}" for k in sorted(values))
 
 
 def _split_subscript(path: str) -> tuple[str, str] | None:

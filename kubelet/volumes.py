@@ -257,8 +257,11 @@ def atomic_write(target: Path, payload: Payload, *, fs_group: int | None = None)
                 stale.unlink()
             else:
                 shutil.rmtree(stale)
-    if current != payload and old_dir is not None and old_dir.is_dir():
-        shutil.rmtree(old_dir)
+    # The version replaced, and any left by a kubelet that died mid-write.
+    live = os.readlink(data_link)
+    for entry in os.listdir(target):
+        if entry.startswith("..") and entry[2:3].isdigit() and entry != live:
+            shutil.rmtree(target / entry, ignore_errors=True)
     return True
 
 

@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from kubelet.env import EnvError, container_env, expand, mapping_for, service_env_vars
+from kubelet.env import (
+    EnvError,
+    container_env,
+    expand,
+    go_quote,
+    mapping_for,
+    service_env_vars,
+)
 
 
 def b64(text: str) -> str:
@@ -298,3 +305,18 @@ def test_service_links_disabled_keeps_only_kubernetes() -> None:
     env = service_env_vars(services, "ns", enable_service_links=False)
     assert "WEB_SERVICE_HOST" not in env
     assert env["KUBERNETES_SERVICE_HOST"] == "10.96.0.1"
+
+
+@pytest.mark.parametrize(
+    ("text", "quoted"),
+    [
+        ("web", '"web"'),
+        ('say "hi"', '"say \\"hi\\""'),
+        ("a\nb\tc\\", '"a\\nb\\tc\\\\"'),
+        ("\x01", '"\\x01"'),
+        ("naïve ✓", '"naïve ✓"'),
+        ("\u00a0", '"\\u00a0"'),
+    ],
+)
+def test_go_quote_as_format_map_quotes_values(text: str, quoted: str) -> None:
+    assert go_quote(text) == quoted

@@ -105,6 +105,7 @@ def test_configmap_files_go_through_data_and_update_all_at_once(
     manager.mount_all(pod)  # nothing changed: nothing rewritten
     assert os.readlink(vol / "..data") == first
 
+    (vol / "..2020_01_01_00_00_00.crashed").mkdir()  # left by a kubelet that died mid-write
     objects.configmaps["ns", "cfg"] = {"data": {"app.conf": "v2", "new": "x"}}
     manager.mount_all(pod)
     second = os.readlink(vol / "..data")
