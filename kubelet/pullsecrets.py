@@ -240,3 +240,38 @@ def credentials_for(image: str, secrets: list[dict[str, Any]]) -> list[RegistryC
             if alias in by_key:
                 return by_key[alias]
     return []
+
+
+def pull_auths(
+    pod: dict[str, Any],
+    image: str,
+    *,
+    get_secret: GetObject,
+    on_missing: Callable[[str], None] | None = None,
+) -> list[runtime_pb2.AuthConfig]:
+    """The AuthConfigs to try, in order, for pulling `image` for `pod`; [] = anonymous.
+
+    `on_missing` receives the FailedToRetrieveImagePullSecret warning when some of
+    the pod's imagePullSecrets do not exist (the pull is still attempted, as in
+    Kubernetes). PullSecretError when a secret's contents cannot be read.
+    """
+    secrets, missing = pod_pull_secrets(pod, get_secret)
+    if missing and on_missing is not None:
+        on_missing(failed_pull_secrets_message(missing))
+    return [cred.to_auth_config() for cred in credentials_for(image, secrets)]
+
+
+def pull_auth(
+    pod: dict[str, Any],
+    image: str,
+    *,
+    get_secret: GetObject,
+    on_missing: Callable[[str], None] | None = None,
+) -> runtime_pb2.AuthConfig | None:
+    """The first (most specific) AuthConfig for `image`, or None to pull anonymously.
+
+    The real kubelet tries every matching credential until one pull succeeds;
+    `pull_auths` gives them all for a caller that does the same.
+    """
+    auths = pull_auths(pod, image, get_secret=get_secret, on_missing=on_missing)
+    return auths[0] if auths else None

@@ -15,6 +15,8 @@ from kubelet.pullsecrets import (
     image_repository,
     keyring_key,
     pod_pull_secrets,
+    pull_auth,
+    pull_auths,
     urls_match,
 )
 
@@ -175,3 +177,32 @@ def test_pod_pull_secrets_reports_missing() -> None:
         "Unable to retrieve some image pull secrets (gone); "
         "attempting to pull the image may not succeed."
     )
+
+
+def test_pull_auth_for_a_pod() -> None:
+    store = {
+        ("ns", "regcred"): config_json(
+            {
+                "registry.example.com": {"username": "a", "password": "1"},
+                "registry.example.com/team": {"username": "b", "password": "2"},
+            }
+        )
+    }
+    pod = {
+        "metadata": {"namespace": "ns"},
+        "spec": {"imagePullSecrets": [{"name": "regcred"}, {"name": "gone"}]},
+    }
+    warnings: list[str] = []
+
+    def get(ns: str, name: str) -> dict[str, Any] | None:
+        return store.get((ns, name))
+
+    auths = pull_auths(
+        pod, "registry.example.com/team/app:v1", get_secret=get, on_missing=warnings.append
+    )
+    assert [(a.username, a.password) for a in auths] == [("b", "2"), ("a", "1")]
+    assert warnings == [failed_pull_secrets_message(["gone"])]
+    first = pull_auth(pod, "registry.example.com/team/app:v1", get_secret=get)
+    assert first is not None and first.username == "b"
+    assert pull_auth(pod, "nginx", get_secret=get) is None
+    assert pull_auth({"metadata": {"namespace": "ns"}, "spec": {}}, "nginx", get_secret=get) is None
