@@ -602,7 +602,7 @@ class VolumeManager:
             read_only = bool(mount.get("readOnly")) or volume_kind(volumes[name]) in READ_ONLY_KINDS
             sub_path = mount.get("subPath") or ""
             if mount.get("subPathExpr"):
-                sub_path = expand(mount["subPathExpr"], lambda var: env_map.get(var, ""))
+                sub_path = _expand_sub_path(mount["subPathExpr"], env_map, name)
             if sub_path:
                 host_path = self._sub_path(host_path, sub_path, name, cname)
             result.append((mount.get("mountPath", ""), host_path, read_only))
@@ -643,3 +643,18 @@ class VolumeManager:
         if not within(resolved):
             raise failed
         return resolved
+
+
+def _expand_sub_path(expr: str, env: dict[str, str], volume: str) -> str:
+    """ExpandContainerVolumeMounts: every $(VAR) must have a non-empty value."""
+    missing: set[str] = set()
+
+    def value(var: str) -> str:
+        if not env.get(var):
+            missing.add(var)
+        return env.get(var, "")
+
+    expanded = expand(expr, value)
+    if missing:
+        raise VolumeError([(volume, f"missing value for {', '.join(sorted(missing))}")])
+    return expanded

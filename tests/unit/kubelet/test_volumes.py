@@ -440,6 +440,13 @@ def test_container_mounts_sub_paths(
         assert str(info.value) == message
     assert os.listdir(outside) == []  # nothing created outside the volume
 
+    container = {
+        "name": "app",
+        "volumeMounts": [{"name": "data", "mountPath": "/x", "subPathExpr": "$(B)/$(A)"}],
+    }
+    with pytest.raises(VolumeError, match=r"^missing value for A, B$"):
+        manager.container_mounts(pod, container, paths, env=[("A", "")])
+
     container = {"name": "app", "volumeMounts": [{"name": "nope", "mountPath": "/x"}]}
     with pytest.raises(
         VolumeError, match='cannot find volume "nope" to mount into container "app"'
