@@ -45,9 +45,11 @@ import ctypes.util
 import datetime
 import errno
 import os
+import re
 import shutil
 import stat
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -289,14 +291,18 @@ def _umount(target: Path) -> None:
 
 def mounts_under(directory: Path) -> list[Path]:
     """Mount points at or below `directory`, deepest first (from /proc/self/mountinfo)."""
-    prefix = str(directory).rstrip("/")
-    found = []
-    with open("/proc/self/mountinfo") as f:
+    prefix = os.fsencode(str(directory).rstrip("/"))
+    found = set()
+    with open("/proc/self/mountinfo", "rb") as f:
         for line in f:
-            point = line.split()[4].encode().decode("unicode_escape")
-            if point == prefix or point.startswith(prefix + "/"):
-                found.append(Path(point))
-    return sorted(set(found), key=lambda p: len(p.parts), reverse=True)
+            # mountinfo writes space, tab, newline and backslash as \ooo (octal)
+            point = _OCTAL.sub(lambda m: bytes([int(m.group(1), 8)]), line.split()[4])
+            if point == prefix or point.startswith(prefix + b"/"):
+                found.add(Path(os.fsdecode(point)))
+    return sorted(found, key=lambda p: len(p.parts), reverse=True)
+
+
+_OCTAL = re.compile(rb"\\([0-7]{3})")
 
 
 def _setup_dir(directory: Path, mode: int = 0o777, gid: int | None = None) -> None:
@@ -387,6 +393,14 @@ class VolumeManager:
         self.get_secret = get_secret
         self.get_service_account = get_service_account
         self.node_allocatable = node_allocatable
+        # One pod's volumes are set up or torn down by one thread at a time: the
+        # pod worker and the periodic refresh may both call mount_all.
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+
+    def _lock(self, pod_uid: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(pod_uid, threading.Lock())
 
     # -- paths
 
@@ -411,6 +425,10 @@ class VolumeManager:
         the failures, one FailedMount message each.
         """
         uid = pod["metadata"]["uid"]
+        with self._lock(uid):
+            return self._mount_all(pod, uid)
+
+    def _mount_all(self, pod: dict[str, Any], uid: str) -> dict[str, str]:
         paths: dict[str, str] = {}
         failures: list[tuple[str, str]] = []
         for volume in (pod.get("spec") or {}).get("volumes") or []:
@@ -435,7 +453,7 @@ class VolumeManager:
             _host_path_type_check(path, source.get("type") or "")
             return path
         if not kind:
-            raise _SetupError("volume type not supported by this kubelet")
+            raise _SetupError("no volume plugin matched")
         target = self.volume_dir(uid, volume)
         # fsGroup (SetVolumeOwnership): the volume belongs to the pod's group, setgid.
         fs_group = ((pod.get("spec") or {}).get("securityContext") or {}).get("fsGroup")
@@ -560,6 +578,12 @@ class VolumeManager:
 
     def unmount_all(self, pod_uid: str) -> None:
         """Unmount the pod's tmpfs volumes and remove its directory (the pod is gone)."""
+        with self._lock(pod_uid):
+            self._unmount_all(pod_uid)
+        with self._locks_lock:
+            self._locks.pop(pod_uid, None)
+
+    def _unmount_all(self, pod_uid: str) -> None:
         pod_dir = self.pod_dir(pod_uid)
         if not pod_dir.exists():
             return

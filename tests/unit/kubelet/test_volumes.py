@@ -13,6 +13,7 @@ import os
 import socket
 import stat
 import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,7 +46,7 @@ def objects() -> Objects:
 
 @pytest.fixture
 def manager(tmp_path: Path, objects: Objects) -> Iterator[VolumeManager]:
-    root = tmp_path / f"kubelet-{uuid.uuid4().hex[:8]}"
+    root = tmp_path / f"kubelet root-{uuid.uuid4().hex[:8]}"  # a space, as mountinfo escapes it
     vm = VolumeManager(
         root,
         get_configmap=lambda ns, n: objects.configmaps.get((ns, n)),
@@ -480,3 +481,32 @@ def test_fs_group_owns_volumes_and_adds_group_read(
     manager.mount_all(pod)
     assert os.readlink(cfg / "..data") == first  # the group bits do not look like a change
     manager.unmount_all(pod["metadata"]["uid"])
+
+
+def test_concurrent_refreshes_of_one_pod_stay_consistent(
+    manager: VolumeManager, objects: Objects
+) -> None:
+    """The pod worker and the periodic refresh may call mount_all at the same time."""
+    pod = make_pod([{"name": "cfg", "configMap": {"name": "cfg"}}])
+    objects.configmaps["ns", "cfg"] = {"data": {"v": "0"}}
+    errors: list[BaseException] = []
+
+    def refresh(n: int) -> None:
+        try:
+            for i in range(20):
+                objects.configmaps["ns", "cfg"] = {"data": {"v": f"{n}-{i}"}}
+                manager.mount_all(pod)
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=refresh, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    manager.mount_all(pod)
+    vol = Path(manager.volume_dir(pod["metadata"]["uid"], pod["spec"]["volumes"][0]))
+    assert (vol / "v").read_text() == objects.configmaps["ns", "cfg"]["data"]["v"]
+    versions = [e for e in os.listdir(vol) if e.startswith("..") and e[2:3].isdigit()]
+    assert versions == [os.readlink(vol / "..data")]
