@@ -271,7 +271,6 @@ def atomic_write(target: Path, payload: Payload, *, fs_group: int | None = None)
 
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-MNT_DETACH = 2
 
 
 def _mount_tmpfs(target: Path, size_bytes: int | None, mode: int) -> None:
