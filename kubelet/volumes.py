@@ -464,19 +464,28 @@ class VolumeManager:
         if not target.is_dir() or (on_tmpfs and not os.path.ismount(target)):
             _setup_dir(target)
             if on_tmpfs:
-                size = self._memory_size(volume["emptyDir"]) if memory else None
+                size = self._memory_size(pod, volume["emptyDir"]) if memory else None
                 _mount_tmpfs(target, size, 0o777)
             _setup_dir(target, mode, fs_group)
         if kind != "emptyDir":
             atomic_write(target, self._payload(pod, kind, volume[kind]), fs_group=fs_group)
         return str(target)
 
-    def _memory_size(self, source: dict[str, Any]) -> int | None:
-        """A Memory emptyDir's tmpfs size: sizeLimit, else the node's allocatable memory."""
-        limit = source.get("sizeLimit")
-        if limit is None:
-            limit = (self.node_allocatable or host_allocatable()).get("memory")
-        return quantity.value(limit) if limit is not None else None
+    def _memory_size(self, pod: dict[str, Any], source: dict[str, Any]) -> int | None:
+        """calculateEmptyDirMemorySize: a Memory emptyDir's tmpfs size.
+
+        The node's allocatable memory, lowered to the pod's memory limit when it has
+        one, lowered again to the volume's sizeLimit when that is smaller.
+        """
+        node_memory = (self.node_allocatable or host_allocatable()).get("memory")
+        size = quantity.value(node_memory) if node_memory is not None else None
+        for candidate in (pod_memory_limit(pod), source.get("sizeLimit")):
+            if candidate is None:
+                continue
+            value = quantity.value(candidate)
+            if value > 0 and (size is None or value <= size):
+                size = value
+        return size
 
     def _payload(self, pod: dict[str, Any], kind: str, source: dict[str, Any]) -> Payload:
         namespace = pod["metadata"].get("namespace") or "default"
@@ -681,3 +690,19 @@ def _expand_sub_path(expr: str, env: dict[str, str], volume: str) -> str:
     if missing:
         raise VolumeError([(volume, f"missing value for {', '.join(sorted(missing))}")])
     return expanded
+
+
+def pod_memory_limit(pod: dict[str, Any]) -> int | None:
+    """The pod cgroup's memory limit (ResourceConfigForPod): None unless every container
+    has one; else the larger of the app containers' sum and the largest init container's."""
+    spec = pod.get("spec") or {}
+
+    def limit(container: dict[str, Any]) -> int | None:
+        value = ((container.get("resources") or {}).get("limits") or {}).get("memory")
+        return None if value is None else quantity.value(value)
+
+    apps = [limit(c) for c in spec.get("containers") or []]
+    inits = [limit(c) for c in spec.get("initContainers") or []]
+    if not apps or any(v is None for v in apps + inits):
+        return None
+    return max([sum(v for v in apps if v is not None)] + [v for v in inits if v is not None])

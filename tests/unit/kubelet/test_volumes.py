@@ -226,6 +226,7 @@ def test_empty_dir_on_disk_and_in_memory(manager: VolumeManager) -> None:
             {"name": "mem-node", "emptyDir": {"medium": "Memory"}},
         ]
     )
+    pod["spec"]["containers"][0]["resources"] = {}  # no pod memory limit: the node's memory
     paths = manager.mount_all(pod)
     disk, mem, mem_node = (Path(paths[n]) for n in ("disk", "mem", "mem-node"))
     assert mode_of(disk) == 0o777 and not os.path.ismount(disk)
@@ -235,6 +236,10 @@ def test_empty_dir_on_disk_and_in_memory(manager: VolumeManager) -> None:
     assert fs.f_blocks * fs.f_frsize == 8 * 2**20
     fs = os.statvfs(mem_node)
     assert fs.f_blocks * fs.f_frsize == 64 * 2**20  # the node's allocatable memory
+    pod_limited = make_pod([{"name": "mem", "emptyDir": {"medium": "Memory"}}])
+    fs = os.statvfs(manager.mount_all(pod_limited)["mem"])
+    assert fs.f_blocks * fs.f_frsize == 32 * 2**20  # the pod's memory limit, under the node's
+    manager.unmount_all(pod_limited["metadata"]["uid"])
     manager.mount_all(pod)
     assert (disk / "kept").read_text() == "data"  # set-up again keeps what containers wrote
     assert len(mounts_under(mem)) == 1
