@@ -210,6 +210,8 @@ async def test_http_named_port_and_refused_and_timeout(http_port: int) -> None:
         False,
         "port nope not found",
     )
+    assert await check({"tcpSocket": {"port": 70000}}) == (False, "invalid port number: 70000")
+    assert await check({"tcpSocket": {}}) == (False, "invalid port number: None")
     port = closed_port()
     assert await check({"httpGet": {"path": "/healthz", "port": port}}) == (
         False,
