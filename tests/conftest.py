@@ -17,7 +17,9 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -343,3 +345,166 @@ def namespace(api: httpx.Client, request: pytest.FixtureRequest) -> Iterator[str
     assert r.status_code == 201, r.text
     yield name
     api.delete(f"/api/v1/namespaces/{name}")
+
+
+# --- crun on hybrid cgroups ------------------------------------------------------------
+# crun 1.8 refuses a hybrid layout (v1 controllers beside a v2 mount) as long as any
+# controller sits on the v2 hierarchy: "cgroups in hybrid mode not supported, drop all
+# controllers from cgroupv2". On these machines that is `hugetlb` alone. Mounting it as a
+# v1 hierarchy of its own moves it off the v2 mount, and crun runs. Other engineers run
+# cgroup tests at the same time, so the mount is shared: every user registers under a
+# lock, the mount is made only when missing, and it is undone (only if these tests made
+# it) by the last user to leave, never while another hierarchy user has cgroups in it.
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+_HYBRID_STATE = Path("/run/skiff-test-cgroup-v1")  # holders/<pid>-<uuid>, made.json, lock
+
+
+def _mounted(path: Path) -> bool:
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == str(path) for line in f)
+
+
+def _v2_controllers() -> list[str]:
+    """Controllers bound to the v2 mount of a hybrid machine ([] on pure v1 or v2)."""
+    if (CGROUP_ROOT / "cgroup.controllers").exists():
+        return []  # a v2 machine: crun's own layout
+    unified = CGROUP_ROOT / "unified" / "cgroup.controllers"
+    return unified.read_text().split() if unified.exists() else []
+
+
+@contextlib.contextmanager
+def _hybrid_lock() -> Iterator[None]:
+    import fcntl
+
+    _HYBRID_STATE.mkdir(mode=0o700, exist_ok=True)
+    (_HYBRID_STATE / "holders").mkdir(exist_ok=True)
+    with open(_HYBRID_STATE / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _live_holders() -> list[Path]:
+    live = []
+    for holder in (_HYBRID_STATE / "holders").iterdir():
+        pid = int(holder.name.split("-", 1)[0])
+        if _alive(pid):
+            live.append(holder)
+        else:
+            holder.unlink(missing_ok=True)  # a run that died without leaving
+    return live
+
+
+def _hierarchy(controller: str) -> tuple[int, int]:
+    """(hierarchy id, number of cgroups in it) from /proc/cgroups; id 0 is the v2 mount."""
+    for line in Path("/proc/cgroups").read_text().splitlines()[1:]:
+        name, hierarchy, count, _ = line.split()
+        if name == controller:
+            return int(hierarchy), int(count)
+    return 0, 0
+
+
+def _cgroup_count(controller: str) -> int:
+    return _hierarchy(controller)[1]
+
+
+def _wait_until_freed(controller: str, wait: float) -> None:
+    """After the umount: until the controller is back on the v2 mount. Should a cgroup
+    have died just too late for the kernel to free the hierarchy at umount, mounting and
+    unmounting it again (empty now) lets the kernel free it."""
+    deadline = time.monotonic() + wait
+    while _hierarchy(controller)[0] != 0:
+        if time.monotonic() > deadline:
+            print(f"skiff tests: the {controller} v1 hierarchy lingers", file=sys.stderr)
+            return
+        time.sleep(0.2)
+        if _hierarchy(controller)[0] != 0 and _cgroup_count(controller) <= 1:
+            again = Path(tempfile.mkdtemp(prefix=f"skiff-test-{controller}-"))
+            try:
+                subprocess.run(
+                    ["mount", "-t", "cgroup", "-o", controller, "none", str(again)],
+                    check=False,
+                    capture_output=True,
+                )
+                if _mounted(again):
+                    subprocess.run(["umount", str(again)], check=True)
+            finally:
+                again.rmdir()
+
+
+def _undo_v1_mounts(*, wait: float) -> None:
+    """With the lock held and no live holders: undo what made.json records."""
+    record = _HYBRID_STATE / "made.json"
+    if not record.exists():
+        return
+    made = json.loads(record.read_text())
+    left = []
+    for entry in made:
+        target = Path(entry["path"])
+        if entry["mounted"] and _mounted(target):
+            # The kernel frees a v1 hierarchy (and gives the controller back to the v2
+            # mount) when it is unmounted without cgroups below its root, removed ones
+            # that are still dying included. Wait for whoever made some (another test's
+            # runc) to remove them, and for the removed ones to be gone.
+            deadline = time.monotonic() + wait
+            while _cgroup_count(target.name) > 1 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if _cgroup_count(target.name) > 1:
+                print(f"skiff tests: {target} still has cgroups; left mounted", file=sys.stderr)
+                left.append(entry)
+                continue
+            subprocess.run(["umount", str(target)], check=True)
+            _wait_until_freed(target.name, wait)
+        if entry["made_dir"]:
+            with contextlib.suppress(OSError):
+                target.rmdir()
+    if left:
+        record.write_text(json.dumps(left))
+    else:
+        record.unlink()
+
+
+@pytest.fixture
+def v1_cgroups_for_crun() -> Iterator[list[str]]:
+    """Mounts, as v1 hierarchies, the controllers a hybrid machine has on its v2 mount,
+    when they are not mounted yet, so that crun runs; undoes exactly that afterwards,
+    also on failure, once no other test run (of any worktree) still needs them. Yields
+    what it had to mount ([] when nothing)."""
+    holder = _HYBRID_STATE / "holders" / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    moved: list[str] = []
+    with _hybrid_lock():
+        holder.touch()
+        try:
+            record = _HYBRID_STATE / "made.json"
+            made = json.loads(record.read_text()) if record.exists() else []
+            for controller in _v2_controllers():
+                target = CGROUP_ROOT / controller
+                if _mounted(target):
+                    continue  # someone else's: use it, never touch it
+                entry = {"path": str(target), "made_dir": not target.exists(), "mounted": False}
+                made.append(entry)
+                record.write_text(json.dumps(made))
+                target.mkdir(exist_ok=True)
+                subprocess.run(
+                    ["mount", "-t", "cgroup", "-o", controller, "none", str(target)],
+                    check=True,
+                    capture_output=True,
+                )
+                entry["mounted"] = True
+                record.write_text(json.dumps(made))
+                moved.append(controller)
+        except BaseException:
+            holder.unlink(missing_ok=True)
+            if not _live_holders():
+                _undo_v1_mounts(wait=10)
+            raise
+    try:
+        yield moved
+    finally:
+        with _hybrid_lock():
+            holder.unlink(missing_ok=True)
+            if not _live_holders():
+                _undo_v1_mounts(wait=10)
