@@ -8,6 +8,7 @@ the embedded etcd included, also when the test fails.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -31,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV_KUBECTL = ROOT / ".venv" / "bin" / "kubectl"
 
 
+@functools.cache
 def _kubectl_minor(binary: str) -> int:
     try:
         out = subprocess.run(
