@@ -7,10 +7,12 @@ the containers, their state and their cgroups afterwards, also on failure.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -77,6 +79,20 @@ def bundle(tmp_path: Path) -> Iterator[Path]:
     try:
         yield b
     finally:
+        # A container a failed test left running dies with its cgroup tree.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            pids = {
+                int(pid)
+                for procs in Path("/sys/fs/cgroup").glob(f"*/{cgroup_parent}/**/cgroup.procs")
+                for pid in procs.read_text().split()
+            }
+            if not pids:
+                break
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.05)
         remove_tree(cgroup_parent)  # in every hierarchy: runc also uses the v2 one here
 
 
