@@ -47,6 +47,7 @@ from api import resources
 from . import discovery, errors, responses
 from .metrics_api import GROUP, MetricsAPI
 from .registry import Registry
+from .ws_tls import kubelet_connection
 
 log = logging.getLogger("skiff.apiserver.kubelet")
 
@@ -266,12 +267,16 @@ class KubeletProxy:
             upstream = await ws_connect(
                 url,
                 ssl=self.connector.ssl,
-                subprotocols=offered or None,  # type: ignore[arg-type]
+                # As a header: `websockets` refuses names with "/" (see ws_tls.py).
+                additional_headers=(
+                    {"Sec-WebSocket-Protocol": ", ".join(offered)} if offered else None
+                ),
                 max_size=None,
                 compression=None,
                 open_timeout=15,
                 ping_interval=None,
                 close_timeout=2,
+                create_connection=kubelet_connection(offered),  # type: ignore[arg-type]
             )
         except websockets.exceptions.InvalidStatus as e:
             await _send_http_error(

@@ -8,6 +8,11 @@ handshake); a caller that offers none gets through TLS and is answered
 uvicorn does not put the peer certificate in the ASGI scope, so these
 protocol subclasses add it as the `tls` extension, for plain requests and for
 WebSocket upgrades alike.
+
+kubectl's port-forward subprotocol, `SPDY/3.1+portforward.k8s.io`, holds a `/`,
+which RFC 6455's token grammar does not allow and the `websockets` library
+refuses; the WebSocket protocol here splits the header on commas and takes the
+names as they are, as Go's code does.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.datastructures import Headers
+from websockets.typing import Subprotocol
 
 
 def server_context(cert: Path, key: Path, client_ca: Path) -> ssl.SSLContext:
@@ -50,6 +57,21 @@ class CertHttpProtocol(HttpToolsProtocol):
 
 
 class CertWebSocketProtocol(WebSocketsSansIOProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        conn = self.conn
+
+        def process_subprotocol(headers: Headers) -> Subprotocol | None:
+            offered = [
+                Subprotocol(name.strip())
+                for value in headers.get_all("Sec-WebSocket-Protocol")
+                for name in value.split(",")
+                if name.strip()
+            ]
+            return conn.select_subprotocol(offered)
+
+        conn.process_subprotocol = process_subprotocol  # type: ignore[method-assign]
+
     async def run_asgi(self) -> None:
         extensions: dict[str, Any] = self.scope.setdefault("extensions", {})  # type: ignore[assignment]
         extensions["tls"] = {"client_cert_der": _peer(self.transport)}
