@@ -570,3 +570,88 @@ def test_kubelet_refuses_callers_without_a_client_certificate(node: Node) -> Non
     # Through the apiserver: nodes/proxy reaches the same endpoints.
     proxied = node.kubectl("get", "--raw", f"/api/v1/nodes/{NODE}/proxy/healthz").stdout
     assert proxied == "ok"
+
+
+def test_port_forward_to_a_closed_port_says_why(node: Node) -> None:
+    local = _free_port()
+    proc = node.popen(
+        "port-forward",
+        f"pod/{POD}",
+        f"{local}:9999",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert "Forwarding from" in proc.stdout.readline().decode()
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{local}/", timeout=30)
+        # kubectl reports what the kubelet wrote on the error stream, then gives up.
+        proc.wait(timeout=30)
+        err = proc.stderr.read().decode()
+        assert "error forwarding port 9999 to pod default/web" in err, err
+        assert "refused" in err, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_the_python_client_execs_and_forwards_over_plain_websocket(node: Node) -> None:
+    kubernetes = pytest.importorskip("kubernetes")
+    from kubernetes.stream import portforward, stream
+
+    api = kubernetes.client.CoreV1Api(
+        kubernetes.config.new_client_from_config(str(node.apiserver.kubeconfig))
+    )
+    out = stream(
+        api.connect_get_namespaced_pod_exec,
+        POD,
+        NS,
+        container="main",
+        command=["sh", "-c", "echo from-python"],
+        stderr=True,
+        stdin=False,
+        stdout=True,
+        tty=False,
+    )
+    assert out == "from-python\n"
+    forward = portforward(api.connect_get_namespaced_pod_portforward, POD, NS, ports="8080")
+    try:
+        sock = forward.socket(8080)
+        sock.setblocking(True)
+        sock.sendall(b"GET /index.html HTTP/1.0\r\nHost: pod\r\n\r\n")
+        answer = b""
+        while b"hello-through-port-forward" not in answer:
+            chunk = sock.recv(4096)
+            assert chunk, answer
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.") and b" 200 " in answer.split(b"\r\n")[0]
+        sock.close()
+    finally:
+        forward.close()
+
+
+def test_the_apiserver_refuses_streams_without_credentials(node: Node) -> None:
+    url = node.apiserver.url.replace("https://", "wss://")
+    context = ssl.create_default_context(cafile=str(node.apiserver.ca))
+
+    async def attempt() -> int:
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import InvalidStatus
+
+        try:
+            async with connect(
+                f"{url}/api/v1/namespaces/{NS}/pods/{POD}/exec?command=true&stdout=true",
+                ssl=context,
+                subprotocols=["v5.channel.k8s.io"],
+            ):
+                return 101
+        except InvalidStatus as e:
+            return e.response.status_code
+
+    import asyncio
+
+    assert asyncio.run(attempt()) == 401
+    unknown = node.kubectl("exec", POD, "-c", "nope", "--", "true", check=False)
+    assert unknown.returncode != 0 and "container nope is not valid for pod web" in unknown.stderr
