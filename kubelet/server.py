@@ -230,6 +230,8 @@ class KubeletServer:
 
     async def _http(self, scope: Scope, kind: str, rest: list[str]) -> Response:
         method = scope["method"]
+        if kind == "portForward" and len(rest) in (2, 3):
+            await self._sandbox(rest[0], rest[1])  # 404 when the pod is not here
         if kind in ("exec", "attach", "portForward", "run"):
             raise Problem(400, "Upgrade request required")
         if method != "GET":

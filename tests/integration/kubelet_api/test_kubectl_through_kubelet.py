@@ -53,6 +53,11 @@ NS = "default"
 POD = "web"
 HTTPD = (
     "mkdir -p /tmp/www && echo hello-through-port-forward > /tmp/www/index.html"
+    " && dd if=/dev/urandom of=/tmp/www/big bs=1024 count=1024 2>/dev/null"
+    # A sink that reads to the end before it closes its side (nc -e keeps the socket open
+    # while the program runs): the client's upload arrives whole before the pod hangs up.
+    " && printf '#!/bin/sh\\ncat > /tmp/up.part && mv /tmp/up.part /tmp/up\\n' > /tmp/sink"
+    " && chmod +x /tmp/sink && (nc -ll -p 9000 -e /tmp/sink &)"
     " && exec httpd -f -p 8080 -h /tmp/www"
 )
 
@@ -509,26 +514,42 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_port_forward_carries_a_request(node: Node) -> None:
-    local = _free_port()
+def test_port_forward_carries_requests_both_ways(node: Node) -> None:
+    web, sink = _free_port(), _free_port()
     proc = node.popen(
         "port-forward",
         f"pod/{POD}",
-        f"{local}:8080",
+        f"{web}:8080",
+        f"{sink}:9000",
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     try:
         assert proc.stdout is not None
-        line = proc.stdout.readline().decode()
-        if not line:
+        lines = [proc.stdout.readline().decode() for _ in range(2)]
+        if not all(lines):
             proc.wait(timeout=30)
-        assert f"Forwarding from 127.0.0.1:{local} -> 8080" in line, (
-            proc.stderr.read().decode() if proc.stderr and proc.poll() is not None else line
+        assert f"Forwarding from 127.0.0.1:{web} -> 8080" in lines[0], (
+            proc.stderr.read().decode() if proc.stderr and proc.poll() is not None else lines
         )
         for _ in range(3):  # several connections over the one port-forward
-            answer = httpx.get(f"http://127.0.0.1:{local}/index.html", timeout=30)
+            answer = httpx.get(f"http://127.0.0.1:{web}/index.html", timeout=30)
             assert answer.status_code == 200 and answer.text == "hello-through-port-forward\n"
+        # A mebibyte down and one up: more than any SPDY window, in many frames.
+        big = httpx.get(f"http://127.0.0.1:{web}/big", timeout=60)
+        assert big.status_code == 200 and len(big.content) == 1024 * 1024
+        with socket.create_connection(("127.0.0.1", sink), timeout=60) as conn:
+            conn.sendall(big.content)
+        digest = node.kubectl("exec", POD, "-c", "httpd", "--", "md5sum", "/tmp/www/big")
+        wait_for(
+            "the upload to arrive whole",
+            lambda: (
+                node.kubectl(
+                    "exec", POD, "-c", "httpd", "--", "sh", "-c", "md5sum < /tmp/up", check=False
+                ).stdout.split()[:1]
+                == digest.stdout.split()[:1]
+            ),
+        )
         assert proc.poll() is None
     finally:
         proc.send_signal(signal.SIGINT)
@@ -655,3 +676,40 @@ def test_the_apiserver_refuses_streams_without_credentials(node: Node) -> None:
     assert asyncio.run(attempt()) == 401
     unknown = node.kubectl("exec", POD, "-c", "nope", "--", "true", check=False)
     assert unknown.returncode != 0 and "container nope is not valid for pod web" in unknown.stderr
+
+
+def test_what_is_not_there_is_named(node: Node) -> None:
+    no_previous = node.kubectl("logs", POD, "-c", "httpd", "--previous", check=False)
+    assert no_previous.returncode != 0
+    assert 'previous terminated container "httpd" in pod "web" not found' in no_previous.stderr
+    # A pod bound to the node that the kubelet does not run (yet).
+    client = node.apiserver.client()
+    client.post(
+        f"/api/v1/namespaces/{NS}/pods",
+        json={
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "ghost"},
+            "spec": {"nodeName": NODE, "containers": [{"name": "c", "image": "busybox"}]},
+        },
+    ).raise_for_status()
+    ghost = client.get(f"/api/v1/namespaces/{NS}/pods/ghost").json()
+    ghost["status"] = {"phase": "Running"}
+    client.put(f"/api/v1/namespaces/{NS}/pods/ghost/status", json=ghost).raise_for_status()
+    try:
+        # Until the kubelet has heard of the pod it does not exist there; then it waits.
+        waiting = 'container "c" in pod "ghost" is waiting to start: ContainerCreating'
+        wait_for(
+            "the kubelet to know the pod",
+            lambda: waiting in node.kubectl("logs", "ghost", check=False).stderr,
+        )
+        forward = node.kubectl(
+            "port-forward", "pod/ghost", f"{_free_port()}:80", check=False, timeout=60
+        )
+        assert forward.returncode != 0 and 'pod "ghost" does not exist' in forward.stderr
+        execed = node.kubectl("exec", "ghost", "--", "true", check=False)
+        assert execed.returncode != 0 and 'container "c" in pod "ghost" is not running' in (
+            execed.stderr
+        )
+    finally:
+        client.delete(f"/api/v1/namespaces/{NS}/pods/ghost", params={"gracePeriodSeconds": 0})
