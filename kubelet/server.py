@@ -164,6 +164,7 @@ class KubeletServer:
             ws=CertWebSocketProtocol,
             ws_per_message_deflate=False,
             lifespan="off",
+            log_config=None,  # the kubelet's logging stays as its main set it up
             log_level="warning",
             access_log=False,
             ssl_certfile=str(pki[0]),

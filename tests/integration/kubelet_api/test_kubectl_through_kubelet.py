@@ -280,6 +280,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
             {"name": "main", "image": "busybox"},
             {"name": "httpd", "image": "busybox"},
             {"name": "talker", "image": "busybox", "stdin": True},
+            {"name": "short", "image": "busybox"},
         ]
         pod = client.post(
             f"/api/v1/namespaces/{NS}/pods",
@@ -340,6 +341,11 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         }
         for cid in ids.values():
             wait_for("a running container", lambda c=cid: _state(api, c) == pb.CONTAINER_RUNNING)
+
+        # One that ends by itself, for `logs -f` to end with it.
+        _start_container(
+            api, sid, sandbox_config, uid, "short", 0, ["sh", "-c", "echo one; sleep 1; echo two"]
+        )
 
         def listening() -> bool:
             request = pb.ExecSyncRequest(container_id=ids["httpd"], cmd=["netstat", "-lnt"])
@@ -407,6 +413,10 @@ def test_logs_tail_previous_and_follow(node: Node) -> None:
     # A container that does not exist in the pod: the apiserver says so.
     bad = node.kubectl("logs", POD, "-c", "nope", check=False)
     assert bad.returncode != 0 and "container nope is not valid for pod web" in bad.stderr
+
+
+def test_logs_follow_ends_when_the_container_exits(node: Node) -> None:
+    assert node.kubectl("logs", "-f", POD, "-c", "short").stdout == "one\ntwo\n"
 
 
 def test_exec_output_and_exit_codes(node: Node) -> None:
