@@ -50,6 +50,9 @@ POD_NAMESPACE = "io.kubernetes.pod.namespace"
 POD_UID = "io.kubernetes.pod.uid"
 CONTAINER_NAME = "io.kubernetes.container.name"
 
+ENDPOINTS = frozenset(
+    {"containerLogs", "exec", "attach", "portForward", "healthz", "metrics", "pods", "stats"}
+)
 FOLLOW_POLL = 0.2  # seconds between looks at a followed log file that has not grown
 
 
@@ -206,7 +209,8 @@ class KubeletServer:
         parts = [p for p in scope["path"].split("/") if p]
         kind = parts[0] if parts else ""
         method = scope.get("method", "GET")
-        self._requests[(method, kind, scope["type"])] += 1
+        known = kind if kind in ENDPOINTS else "other"  # bounded metric labels
+        self._requests[(method, known, scope["type"])] += 1
         if scope["type"] == "websocket":
             ws = WebSocket(scope, receive, send)
             if not tls.get("client_cert_der"):

@@ -723,3 +723,31 @@ def test_what_is_not_there_is_named(node: Node) -> None:
         )
     finally:
         client.delete(f"/api/v1/namespaces/{NS}/pods/ghost", params={"gracePeriodSeconds": 0})
+
+
+def test_a_client_certificate_opens_an_exec_stream(node: Node) -> None:
+    """Authentication on WebSocket requests by client certificate (kubectl above used a
+    token), and the v5 channel protocol as a client other than kubectl sees it."""
+    import asyncio
+
+    from websockets.asyncio.client import connect
+
+    context = ssl.create_default_context(cafile=str(node.apiserver.ca))
+    context.load_cert_chain(node.pki / "admin.crt", node.pki / "admin.key")
+    url = node.apiserver.url.replace("https://", "wss://")
+    query = "command=sh&command=-c&command=echo+hi%3B+exit+2&container=main&stdout=true"
+
+    async def session() -> list[bytes]:
+        async with connect(
+            f"{url}/api/v1/namespaces/{NS}/pods/{POD}/exec?{query}",
+            ssl=context,
+            subprotocols=["v5.channel.k8s.io"],  # type: ignore[list-item]
+        ) as ws:
+            assert ws.subprotocol == "v5.channel.k8s.io"
+            return [m if isinstance(m, bytes) else m.encode() async for m in ws]
+
+    messages = asyncio.run(session())
+    assert b"\x01hi\n" in messages
+    status = json.loads(messages[-1][1:])
+    assert messages[-1][0] == 3 and status["reason"] == "NonZeroExitCode"
+    assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "2"}]
