@@ -13,6 +13,7 @@ through the runtime's gRPC API with the labels the kubelet would put on them
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import importlib.util
 import json
 import os
@@ -22,8 +23,10 @@ import shutil
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import sys
+import termios
 import time
 import uuid
 from collections.abc import Iterator
@@ -126,6 +129,7 @@ def _start_container(
     attempt: int,
     command: list[str],
     stdin: bool = False,
+    tty: bool = False,
 ) -> str:
     labels = {
         "io.kubernetes.pod.name": POD,
@@ -140,6 +144,7 @@ def _start_container(
         labels=labels,
         log_path=f"{name}/{attempt}.log",
         stdin=stdin,
+        tty=tty,
     )
     cid = api.CreateContainer(
         pb.CreateContainerRequest(
@@ -281,6 +286,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
             {"name": "httpd", "image": "busybox"},
             {"name": "talker", "image": "busybox", "stdin": True},
             {"name": "short", "image": "busybox"},
+            {"name": "shell", "image": "busybox", "stdin": True, "tty": True},
         ]
         pod = client.post(
             f"/api/v1/namespaces/{NS}/pods",
@@ -342,6 +348,11 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         for cid in ids.values():
             wait_for("a running container", lambda c=cid: _state(api, c) == pb.CONTAINER_RUNNING)
 
+        # A shell on a terminal, for `attach -it`.
+        shell = _start_container(
+            api, sid, sandbox_config, uid, "shell", 0, ["sh"], stdin=True, tty=True
+        )
+        wait_for("the shell to run", lambda: _state(api, shell) == pb.CONTAINER_RUNNING)
         # One that ends by itself, for `logs -f` to end with it.
         _start_container(
             api, sid, sandbox_config, uid, "short", 0, ["sh", "-c", "echo one; sleep 1; echo two"]
@@ -516,6 +527,24 @@ def test_attach_sends_input_and_shows_output(node: Node) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_attach_to_a_terminal(node: Node) -> None:
+    leader, follower = pty.openpty()
+    # kubectl sends its terminal's size on the resize channel; the shell's sees it.
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
+    proc = node.popen(
+        "attach", "-it", POD, "-c", "shell", stdin=follower, stdout=follower, stderr=follower
+    )
+    os.close(follower)
+    try:
+        os.write(leader, b"stty size; echo $((6*7))x\n")
+        out = _read_until(leader, b"42x")
+        assert b"33 101" in out, out
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(leader)
 
 
 def _free_port() -> int:
