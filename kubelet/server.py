@@ -25,6 +25,7 @@ import contextlib
 import datetime
 import json
 import logging
+import os
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -324,11 +325,12 @@ class KubeletServer:
         self, target: pb.ContainerStatus, opts: logs.LogOptions, follow: bool
     ) -> AsyncIterator[bytes]:
         limiter = logs.Limiter(opts.limit_bytes)
+        path = target.log_path
         try:
-            f = await asyncio.to_thread(open, target.log_path, "rb")
+            f = await asyncio.to_thread(open, path, "rb")
         except (FileNotFoundError, IsADirectoryError):
             return
-        with f:
+        try:
             records, rest = logs.split_records(await asyncio.to_thread(f.read))
             lines = [line for r in records if (line := logs.parse_line(r)) is not None]
             out = b"".join(logs.render(line, opts.timestamps) for line in logs.select(lines, opts))
@@ -341,6 +343,12 @@ class KubeletServer:
             while not limiter.done:
                 chunk = await asyncio.to_thread(f.read)
                 if not chunk:
+                    if await asyncio.to_thread(_rotated, f, path):
+                        # The log was rotated and the runtime reopened it at the path:
+                        # the old file is complete, carry on with the new one.
+                        f.close()
+                        f = await asyncio.to_thread(open, path, "rb")
+                        continue
                     if not await self._running(target.id):
                         chunk = await asyncio.to_thread(f.read)  # written while exiting
                         if not chunk:
@@ -357,6 +365,8 @@ class KubeletServer:
                 out = limiter.take(out)
                 if out:
                     yield out
+        finally:
+            f.close()
 
     # -- exec, attach, port-forward --------------------------------------------
 
@@ -590,6 +600,14 @@ class KubeletServer:
                 f'server_type="{"websocket" if kind == "websocket" else "readwrite"}"}} {count}'
             )
         return "\n".join(lines) + "\n"
+
+
+def _rotated(f: Any, path: str) -> bool:
+    """Whether `path` now names another file than the open one (a new log after rotation)."""
+    try:
+        return os.stat(path).st_ino != os.fstat(f.fileno()).st_ino
+    except FileNotFoundError:
+        return False  # renamed, not yet reopened
 
 
 def _json(obj: Any) -> Response:

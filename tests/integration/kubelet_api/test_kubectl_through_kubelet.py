@@ -409,15 +409,10 @@ def test_logs_tail_previous_and_follow(node: Node) -> None:
     assert node.kubectl("logs", POD, "-c", "main", "--limit-bytes=5").stdout == "hello"
     # -f keeps printing lines written after it started.
     last = int(tail.split()[1])
-    follow = node.popen("logs", "-f", POD, "-c", "main", stdout=subprocess.PIPE)
+    follow = node.popen("logs", "-f", POD, "-c", "main", stdout=subprocess.PIPE, bufsize=0)
     try:
         assert follow.stdout is not None
-        seen = -1
-        while seen <= last + 2:
-            line = follow.stdout.readline().decode()
-            assert line, "kubectl logs -f ended"
-            if line.startswith("tick "):
-                seen = int(line.split()[1])
+        _read_until(follow.stdout.fileno(), f"tick {last + 3}\n".encode())
     finally:
         follow.kill()
         follow.wait()
@@ -780,3 +775,24 @@ def test_a_client_certificate_opens_an_exec_stream(node: Node) -> None:
     status = json.loads(messages[-1][1:])
     assert messages[-1][0] == 3 and status["reason"] == "NonZeroExitCode"
     assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "2"}]
+
+
+def test_logs_follow_carries_on_after_rotation(node: Node) -> None:
+    """Runs last: it rotates the main container's log, as the kubelet's log manager does."""
+    follow = node.popen("logs", "-f", POD, "-c", "main", stdout=subprocess.PIPE, bufsize=0)
+    try:
+        assert follow.stdout is not None
+        fd = follow.stdout.fileno()
+        _read_until(fd, b"tick ")
+        cid = node.containers["main"]
+        status = node.runtime.ContainerStatus(pb.ContainerStatusRequest(container_id=cid))
+        path = Path(status.status.log_path)
+        path.rename(path.with_name(path.name + ".20261202-000000"))
+        node.runtime.ReopenContainerLog(pb.ReopenContainerLogRequest(container_id=cid))
+        wait_for("the new log file to fill", lambda: path.exists() and path.read_text())
+        # A tick written after the rotation reaches the follower.
+        after = int(path.read_text().split()[-1]) + 1
+        _read_until(fd, f"tick {after}\n".encode())
+    finally:
+        follow.kill()
+        follow.wait()
