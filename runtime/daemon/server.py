@@ -838,11 +838,19 @@ async def serve(settings: Settings, socket_path: Path) -> None:
     pb_grpc.add_RuntimeServiceServicer_to_server(runtime, server)
     pb_grpc.add_ImageServiceServicer_to_server(runtime, server)
     await asyncio.to_thread(_prepare_socket, socket_path)
-    server.add_insecure_port(f"unix://{socket_path}")
+    # Bound under another name and renamed once the server runs: whoever waits for the
+    # socket to appear (scripts/up.sh, tests) may use it at once. grpc binds and listens
+    # in two steps, and a connect in between is refused.
+    binding = socket_path.with_name(f".{socket_path.name}.{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(binding)
+    server.add_insecure_port(f"unix://{binding}")
     # Worker threads for blocking calls (pyroute2, file work, in-process OCI calls);
     # nothing that waits for a long-lived process holds one (see processes.py).
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=32))
     await server.start()
+    os.replace(binding, socket_path)
+    ours = os.stat(socket_path).st_ino
     await runtime.shims.refill()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -850,4 +858,7 @@ async def serve(settings: Settings, socket_path: Path) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await server.stop(grace=2)
+    with contextlib.suppress(FileNotFoundError):  # gone: clients say "no runtime"
+        if os.stat(socket_path).st_ino == ours:  # not a newer daemon's
+            os.unlink(socket_path)
     await runtime.shims.close()
