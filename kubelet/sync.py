@@ -59,13 +59,14 @@ class RemoveSandbox:
 @dataclass(frozen=True)
 class StartContainer:
     """Pull (when `pull`), create and start one instance, then run its postStart hook.
-    `backoff` is the CrashLoopBackOff delay that applies if this instance exits."""
+    `backoff` is the CrashLoopBackOff delay that applies if this instance exits (None
+    for a first start: the first crash restarts at once, as in Kubernetes)."""
 
     name: str
     attempt: int
     init: bool = False
     pull: bool = False
-    backoff: float = INITIAL_BACKOFF
+    backoff: float | None = None
 
 
 @dataclass(frozen=True)
@@ -277,7 +278,7 @@ def _start(
     # metadata.attempt is the restart count: one more than the last instance that ran.
     previous = everywhere.latest(name)
     attempt = 0 if previous is None else previous.attempt + (previous.state == EXITED)
-    backoff = INITIAL_BACKOFF
+    backoff = None
     if latest is not None:  # a restart after an exit: CrashLoopBackOff applies
         delay = memory.crash_backoff.get(name)
         if latest.ran_for >= BACKOFF_RESET_AFTER:

@@ -94,7 +94,10 @@ def test_a_dead_sandbox_is_replaced_and_what_ran_in_it_stopped() -> None:
         # both done: the app containers
         (seen(c("one", EXITED), c("two", EXITED)), [StartContainer("app", 0, pull=True)]),
         # a failed init container is retried (restartPolicy Always), the next one waits
-        (seen(c("one", EXITED, code=1)), [StartContainer("one", 1, init=True, pull=True)]),
+        (
+            seen(c("one", EXITED, code=1)),
+            [StartContainer("one", 1, init=True, pull=True, backoff=10.0)],
+        ),
     ],
 )
 def test_init_containers_run_in_order_and_each_must_succeed(
