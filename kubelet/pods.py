@@ -118,8 +118,9 @@ class PodWorkers:
         if static is not None:
             return static
         for pod in self.pods.store.list():
-            if pod["metadata"].get("uid") == uid:
-                return pod
+            meta = pod["metadata"]
+            if meta.get("uid") == uid and MIRROR not in (meta.get("annotations") or {}):
+                return pod  # a mirror pod only shows a static pod: the static one runs
         return None
 
     def running_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -592,6 +593,7 @@ class PodWorkers:
 
 
 MIRROR_SOURCE = "kubernetes.io/config.source"
+MIRROR = "kubernetes.io/config.mirror"
 
 
 def _container_spec(pod: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
