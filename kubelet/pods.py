@@ -498,6 +498,10 @@ class PodWorkers:
     def _keep_probers(self, pod: dict[str, Any], observed: Observed, memory: Memory) -> None:
         """A probe loop per running container that has probes; none for the others."""
         running = {c.id: c for c in observed.containers if c.state == RUNNING}
+        sandbox = observed.current_sandbox()
+        pod_ip = (
+            self.s.node_ip if pod["spec"].get("hostNetwork") else (sandbox.ip if sandbox else "")
+        )
         for cid in [cid for cid in self._probers if cid not in running]:
             self._stop_prober(cid)
         if pod["metadata"].get("deletionTimestamp"):
@@ -508,7 +512,8 @@ class PodWorkers:
                 continue
             if any(k in spec for k in ("livenessProbe", "readinessProbe", "startupProbe")):
                 self._probers[cid] = asyncio.create_task(
-                    self._probe_loop(pod, spec, c, memory), name=f"probes {c.name} {cid[:12]}"
+                    self._probe_loop(pod, spec, c, pod_ip, memory),
+                    name=f"probes {c.name} {cid[:12]}",
                 )
 
     def _stop_prober(self, container_id: str) -> None:
@@ -517,12 +522,12 @@ class PodWorkers:
             task.cancel()
 
     async def _probe_loop(
-        self, pod: dict[str, Any], spec: dict[str, Any], c: Container, memory: Memory
+        self, pod: dict[str, Any], spec: dict[str, Any], c: Container, pod_ip: str, memory: Memory
     ) -> None:
         """Startup first (it gates the others), then liveness and readiness, each on its period."""
         uid = pod["metadata"]["uid"]
         trackers = {
-            kind: ProbeTracker(spec[f"{kind}Probe"], kind)
+            kind: ProbeTracker(spec[f"{kind}Probe"], kind, started_at=c.started_at)
             for kind in ("startup", "liveness", "readiness")
             if f"{kind}Probe" in spec
         }
@@ -542,7 +547,10 @@ class PodWorkers:
                 if (kind == "startup") == started or not tracker.due(now):
                     continue
                 current = self.pod(uid) or pod
-                probe_pod = {**current, "status": {**(current.get("status") or {})}}
+                # The sandbox's address, which the API may not show yet, is what httpGet
+                # and tcpSocket probes dial.
+                status = {**(current.get("status") or {}), "podIP": pod_ip}
+                probe_pod = {**current, "status": status}
                 ok, why = await run_probe(
                     spec[f"{kind}Probe"], pod=probe_pod, container=spec, exec_sync=exec_sync
                 )
