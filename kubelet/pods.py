@@ -58,6 +58,7 @@ from .sync import (
     decide,
     next_failure,
     normalize_image,
+    pod_ref,
 )
 from .volumes import VolumeError, VolumeManager
 
@@ -217,6 +218,7 @@ class PodWorkers:
                 break  # a failed step: the ones after it depend on it
         if plan.finished or pod is None:
             return plan
+        await self._report_back_off(pod, plan)
         observed = await self.observe(uid)
         self._keep_probers(pod, observed, memory)
         await self._write_status(pod, observed, memory, plan)
@@ -254,6 +256,19 @@ class PodWorkers:
             log.warning("%s failed: %s", action, e.details())
             return False
         return True
+
+    async def _report_back_off(self, pod: dict[str, Any], plan: Plan) -> None:
+        """A container held back by a back-off is a BackOff Event, as often as it is seen."""
+        for name, waiting in plan.waiting.items():
+            if waiting.reason == "CrashLoopBackOff":
+                await self.recorder.event(
+                    pod,
+                    "Warning",
+                    "BackOff",
+                    f"Back-off restarting failed container {name} in pod {pod_ref(pod)}",
+                )
+            elif waiting.reason == "ImagePullBackOff":
+                await self.recorder.event(pod, "Normal", "BackOff", waiting.message)
 
     # -- sandboxes ----------------------------------------------------------------------------
 
@@ -313,13 +328,20 @@ class PodWorkers:
         image = spec.get("image", "")
         name = action.name
 
-        async def fail(reason: str, message: str, event: str = "Failed") -> bool:
+        async def fail(reason: str, message: str, *, pulling: bool = False) -> bool:
+            """Remember why (the waiting message) and say so in Events, in the kubelet's
+            words: `Failed to pull image ...` then `Error: ErrImagePull` for a pull,
+            `Error: <why>` for the rest."""
             memory.failures[name] = next_failure(
                 memory.failures.get(name), reason, message, time.time()
             )
-            await self.recorder.event(pod, "Warning", event, message)
-            if event == "Failed" and not message.startswith("Error: "):
+            if pulling:
+                await self.recorder.event(
+                    pod, "Warning", "Failed", f'Failed to pull image "{image}": {message}'
+                )
                 await self.recorder.event(pod, "Warning", "Failed", f"Error: {reason}")
+            else:
+                await self.recorder.event(pod, "Warning", "Failed", f"Error: {message}")
             return False
 
         if action.pull:
@@ -349,7 +371,7 @@ class PodWorkers:
             container_config = await self._container_config(pod, spec, action.attempt, sandbox.ip)
         except (cfg.ConfigError, EnvError, VolumeError) as e:
             message = "; ".join(m for _, m in e.failures) if isinstance(e, VolumeError) else str(e)
-            return await fail("CreateContainerConfigError", f"Error: {message}")
+            return await fail("CreateContainerConfigError", message)
         try:
             created = await self.runtime.CreateContainer(
                 pb.CreateContainerRequest(
@@ -359,14 +381,14 @@ class PodWorkers:
                 )
             )
         except grpc.aio.AioRpcError as e:
-            return await fail("CreateContainerError", f"Error: {e.details()}")
+            return await fail("CreateContainerError", e.details() or "")
         await self.recorder.event(pod, "Normal", "Created", f"Created container {name}")
         try:
             await self.runtime.StartContainer(
                 pb.StartContainerRequest(container_id=created.container_id)
             )
         except grpc.aio.AioRpcError as e:
-            return await fail("RunContainerError", f"Error: {e.details()}")
+            return await fail("RunContainerError", e.details() or "")
         await self.recorder.event(pod, "Normal", "Started", f"Started container {name}")
         memory.failures.pop(name, None)
         if action.backoff is not None:

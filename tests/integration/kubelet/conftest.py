@@ -133,6 +133,13 @@ class Node:
     def containers(self) -> list[Any]:
         return list(self.runtime.client().ListContainers(pb.ListContainersRequest()).containers)
 
+    def exec(self, container_id: str, *command: str) -> str:
+        """Run a command in a container through the runtime; its output."""
+        request = pb.ExecSyncRequest(container_id=container_id, cmd=list(command), timeout=10)
+        result = self.runtime.client().ExecSync(request, timeout=30)
+        assert result.exit_code == 0, result.stderr.decode()
+        return str(result.stdout.decode())
+
     def logs(self) -> str:
         return (self.base / "kubelet.log").read_text(errors="replace")[-5000:]
 
