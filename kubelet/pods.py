@@ -42,7 +42,7 @@ from .env import EnvError, container_env
 from .observed import RUNNING, Container, Memory, Observed
 from .pleg import Pleg, list_pods
 from .probes import ProbeTracker, run_probe
-from .pullsecrets import pull_auth
+from .pullsecrets import PullSecretError, pull_auths
 from .status import pod_status
 from .sync import (
     Action,
@@ -348,14 +348,11 @@ class PodWorkers:
             await self.recorder.event(pod, "Normal", "Pulling", f'Pulling image "{image}"')
             began = time.monotonic()
             try:
-                auth = pull_auth(
-                    pod, image, get_secret=lambda ns, n: self.secrets.store.get(f"{ns}/{n}")
-                )
-                await self.images.PullImage(
-                    pb.PullImageRequest(image=pb.ImageSpec(image=image), auth=auth)
-                )
+                await self._pull(pod, image)
+            except PullSecretError as e:
+                return await fail("ErrImagePull", str(e), pulling=True)
             except grpc.aio.AioRpcError as e:
-                return await fail("ErrImagePull", f'Failed to pull image "{image}": {e.details()}')
+                return await fail("ErrImagePull", e.details() or "", pulling=True)
             took = time.monotonic() - began
             await self.recorder.event(
                 pod, "Normal", "Pulled", f'Successfully pulled image "{image}" in {took:.3f}s'
@@ -404,6 +401,29 @@ class PodWorkers:
                     pb.StopContainerRequest(container_id=created.container_id, timeout=0)
                 )
         return True
+
+    async def _pull(self, pod: dict[str, Any], image: str) -> None:
+        """Pull with each credential the pod's imagePullSecrets give for the image, in
+        turn, until one works (anonymously when none match), as the kubelet does."""
+        missing: list[str] = []
+        auths = pull_auths(
+            pod,
+            image,
+            get_secret=lambda ns, n: self.secrets.store.get(f"{ns}/{n}"),
+            on_missing=missing.append,
+        )
+        for message in missing:
+            await self.recorder.event(pod, "Warning", "FailedToRetrieveImagePullSecret", message)
+        tries: list[pb.AuthConfig | None] = [*auths] or [None]
+        for n, auth in enumerate(tries):
+            try:
+                await self.images.PullImage(
+                    pb.PullImageRequest(image=pb.ImageSpec(image=image), auth=auth)
+                )
+                return
+            except grpc.aio.AioRpcError:
+                if n == len(tries) - 1:
+                    raise
 
     async def _container_config(
         self, pod: dict[str, Any], spec: dict[str, Any], attempt: int, pod_ip: str
