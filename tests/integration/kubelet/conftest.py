@@ -81,15 +81,24 @@ class RuntimeDaemon:
         with open(self.base / "runtime.log", "ab") as log:
             self.proc = subprocess.Popen(
                 [
-                    sys.executable, "-m", "runtime.daemon",
-                    "--socket", str(self.socket),
-                    "--state-dir", str(self.base / "state"),
-                    "--run-dir", str(self.base / "run"),
-                    "--image-root", str(self.base / "images"),
-                    "--cgroup-root", f"/{self.cgroup_root}",
+                    sys.executable,
+                    "-m",
+                    "runtime.daemon",
+                    "--socket",
+                    str(self.socket),
+                    "--state-dir",
+                    str(self.base / "state"),
+                    "--run-dir",
+                    str(self.base / "run"),
+                    "--image-root",
+                    str(self.base / "images"),
+                    "--cgroup-root",
+                    f"/{self.cgroup_root}",
                 ],
-                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         wait_for(lambda: self.socket.exists() or self.proc.poll() is not None, "runtime socket")
         assert self.proc.poll() is None, (self.base / "runtime.log").read_text()[-3000:]
 
@@ -149,13 +158,19 @@ def _kubelet(base: Path, server: ApiServerProcess, runtime: RuntimeDaemon) -> Co
         "kubelet",
         server.kubeconfig,
         base / "kubelet.log",
-        "--node-name", NODE,
-        "--node-ip", "127.0.0.1",
-        "--runtime-endpoint", str(runtime.socket),
-        "--root-dir", str(base / "kubelet"),
-        "--log-dir", str(base / "pods"),
-        "--pod-manifest-path", str(base / "manifests"),
-    )  # fmt: skip
+        "--node-name",
+        NODE,
+        "--node-ip",
+        "127.0.0.1",
+        "--runtime-endpoint",
+        str(runtime.socket),
+        "--root-dir",
+        str(base / "kubelet"),
+        "--log-dir",
+        str(base / "pods"),
+        "--pod-manifest-path",
+        str(base / "manifests"),
+    )
 
 
 @pytest.fixture(scope="module")

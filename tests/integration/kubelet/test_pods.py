@@ -26,9 +26,11 @@ from .conftest import (
 def test_a_pod_runs_is_ready_and_answers_on_its_ip(node: Node, ns: str) -> None:
     web = busybox(
         "web",
-        "sh", "-c", "hostname > /tmp/index.html; httpd -f -p 8080 -h /tmp",
+        "sh",
+        "-c",
+        "hostname > /tmp/index.html; httpd -f -p 8080 -h /tmp",
         ports=[{"containerPort": 8080}],
-    )  # fmt: skip
+    )
     create(node, ns, make_pod("web", web))
     status = wait_for(
         lambda: (
@@ -85,17 +87,22 @@ def test_crash_loop_backs_off_longer_each_time(node: Node, ns: str) -> None:
 
 @pytest.mark.parametrize(
     ("policy", "code", "phase", "restarts"),
-    [("OnFailure", 0, "Succeeded", False), ("OnFailure", 1, "Running", True),
-     ("Never", 1, "Failed", False)],
-)  # fmt: skip
-def test_restart_policies(node: Node, ns: str, policy: str, code: int, phase: str,
-                          restarts: bool) -> None:  # fmt: skip
+    [
+        ("OnFailure", 0, "Succeeded", False),
+        ("OnFailure", 1, "Running", True),
+        ("Never", 1, "Failed", False),
+    ],
+)
+def test_restart_policies(
+    node: Node, ns: str, policy: str, code: int, phase: str, restarts: bool
+) -> None:
     name = f"p-{policy.lower()}-{code}"
     command = f"sleep 1; exit {code}"
     create(node, ns, make_pod(name, busybox("c", "sh", "-c", command), restartPolicy=policy))
     if restarts:
-        wait_for(lambda: container_status(node, ns, name, "c").get("restartCount", 0) >= 1,
-                 "a restart")  # fmt: skip
+        wait_for(
+            lambda: container_status(node, ns, name, "c").get("restartCount", 0) >= 1, "a restart"
+        )
         return
     status = wait_for(
         lambda: (s := status_of(node, ns, name)).get("phase") == phase and s, f"phase {phase}"
@@ -109,9 +116,12 @@ def test_restart_policies(node: Node, ns: str, policy: str, code: int, phase: st
 
 def test_a_memory_hog_is_reported_oomkilled(node: Node, ns: str) -> None:
     hog = busybox(
-        "hog", "sh", "-c", "dd if=/dev/zero of=/dev/null bs=200M count=1",
+        "hog",
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/dev/null bs=200M count=1",
         resources={"limits": {"memory": "20Mi"}},
-    )  # fmt: skip
+    )
     create(node, ns, make_pod("hog", hog, restartPolicy="Never"))
     status = wait_for(
         lambda: (s := status_of(node, ns, "hog")).get("phase") == "Failed" and s, "the pod to fail"
@@ -123,13 +133,21 @@ def test_a_memory_hog_is_reported_oomkilled(node: Node, ns: str) -> None:
 
 def test_a_failing_liveness_probe_restarts_the_container(node: Node, ns: str) -> None:
     probed = busybox(
-        "app", "sh", "-c", "touch /tmp/alive; sleep 2; rm /tmp/alive; sleep 3600",
-        livenessProbe={"exec": {"command": ["cat", "/tmp/alive"]}, "periodSeconds": 1,
-                       "failureThreshold": 1},
-    )  # fmt: skip
+        "app",
+        "sh",
+        "-c",
+        "touch /tmp/alive; sleep 2; rm /tmp/alive; sleep 3600",
+        livenessProbe={
+            "exec": {"command": ["cat", "/tmp/alive"]},
+            "periodSeconds": 1,
+            "failureThreshold": 1,
+        },
+    )
     create(node, ns, make_pod("live", probed, terminationGracePeriodSeconds=1))
-    wait_for(lambda: container_status(node, ns, "live", "app").get("restartCount", 0) >= 1,
-             "a restart after the liveness probe failed")  # fmt: skip
+    wait_for(
+        lambda: container_status(node, ns, "live", "app").get("restartCount", 0) >= 1,
+        "a restart after the liveness probe failed",
+    )
     messages = [(e["reason"], e["message"]) for e in events(node, ns, "live")]
     assert any(r == "Unhealthy" and m.startswith("Liveness probe failed") for r, m in messages)
     assert ("Killing", "Container app failed liveness probe, will be restarted") in messages
@@ -143,10 +161,13 @@ def test_readiness_flips_ready_and_the_endpoints(node: Node, ns: str) -> None:
     pod["metadata"]["labels"] = {"app": "ready"}
     create(node, ns, pod)
     with node.api() as api:
-        api.post(f"/api/v1/namespaces/{ns}/services", json={
-            "metadata": {"name": "ready"},
-            "spec": {"selector": {"app": "ready"}, "ports": [{"port": 80}]},
-        })  # fmt: skip
+        api.post(
+            f"/api/v1/namespaces/{ns}/services",
+            json={
+                "metadata": {"name": "ready"},
+                "spec": {"selector": {"app": "ready"}, "ports": [{"port": 80}]},
+            },
+        )
 
         def endpoints() -> dict[str, Any]:
             r = api.get(f"/api/v1/namespaces/{ns}/endpoints/ready")
@@ -155,8 +176,9 @@ def test_readiness_flips_ready_and_the_endpoints(node: Node, ns: str) -> None:
         def addresses(kind: str) -> list[str]:
             return [a["ip"] for s in endpoints().get("subsets") or [] for a in s.get(kind) or []]
 
-        running = wait_for(lambda: (s := status_of(node, ns, "ready")).get("phase") == "Running"
-                           and s, "Running")  # fmt: skip
+        running = wait_for(
+            lambda: (s := status_of(node, ns, "ready")).get("phase") == "Running" and s, "Running"
+        )
         ip = running["podIP"]
         assert condition(running, "Ready") == "False"
         wait_for(lambda: ip in addresses("notReadyAddresses"), "a not-ready endpoint")
@@ -181,27 +203,37 @@ def test_init_containers_run_in_order_before_the_app(node: Node, ns: str) -> Non
         volumes=[{"name": "work", "emptyDir": {}}],
     )
     create(node, ns, pod)
-    status = wait_for(lambda: (s := status_of(node, ns, "init")).get("phase") == "Running"
-                      and s, "Running")  # fmt: skip
+    status = wait_for(
+        lambda: (s := status_of(node, ns, "init")).get("phase") == "Running" and s, "Running"
+    )
     assert condition(status, "Initialized") == "True"
     assert [c["state"]["terminated"]["reason"] for c in status["initContainerStatuses"]] == [
-        "Completed", "Completed",
-    ]  # fmt: skip
+        "Completed",
+        "Completed",
+    ]
     cid = container_status(node, ns, "init", "app")["containerID"].split("://")[1]
-    assert wait_for(lambda: node.exec(cid, "cat", "/work/order") == "one\ntwo\napp\n" and True,
-                    "the order file")  # fmt: skip
+    assert wait_for(
+        lambda: node.exec(cid, "cat", "/work/order") == "one\ntwo\napp\n" and True, "the order file"
+    )
 
 
 def test_graceful_deletion_runs_prestop_then_sigterm_then_sigkill(node: Node, ns: str) -> None:
     hooks = node.base / f"hooks-{ns}"
     hooks.mkdir()
     stubborn = busybox(
-        "app", "sh", "-c", "trap 'echo TERM >> /h/log' TERM; while true; do sleep 1; done",
+        "app",
+        "sh",
+        "-c",
+        "trap 'echo TERM >> /h/log' TERM; while true; do sleep 1; done",
         volumeMounts=[{"name": "h", "mountPath": "/h"}],
         lifecycle={"preStop": {"exec": {"command": ["sh", "-c", "echo prestop >> /h/log"]}}},
-    )  # fmt: skip
-    pod = make_pod("grace", stubborn, terminationGracePeriodSeconds=3,
-                   volumes=[{"name": "h", "hostPath": {"path": str(hooks)}}])  # fmt: skip
+    )
+    pod = make_pod(
+        "grace",
+        stubborn,
+        terminationGracePeriodSeconds=3,
+        volumes=[{"name": "h", "hostPath": {"path": str(hooks)}}],
+    )
     create(node, ns, pod)
     wait_for(lambda: status_of(node, ns, "grace").get("phase") == "Running", "Running")
     with node.api() as api:
@@ -223,14 +255,22 @@ def test_waiting_reasons_say_what_is_wrong_and_the_node_stays_ready(node: Node, 
     def waiting(name: str) -> dict[str, Any]:
         return container_status(node, ns, name, "c").get("state", {}).get("waiting") or {}
 
-    pull = wait_for(lambda: (w := waiting("noimage")).get("reason") in
-                    ("ErrImagePull", "ImagePullBackOff") and w, "a pull error")  # fmt: skip
+    pull = wait_for(
+        lambda: (
+            (w := waiting("noimage")).get("reason") in ("ErrImagePull", "ImagePullBackOff") and w
+        ),
+        "a pull error",
+    )
     assert "127.0.0.1:1/nothere:1" in pull["message"]
-    bad_env = wait_for(lambda: (w := waiting("badenv")).get("reason") ==
-                       "CreateContainerConfigError" and w, "a config error")  # fmt: skip
+    bad_env = wait_for(
+        lambda: (w := waiting("badenv")).get("reason") == "CreateContainerConfigError" and w,
+        "a config error",
+    )
     assert bad_env["message"] == 'configmap "nope" not found'
-    mount = wait_for(lambda: [e for e in events(node, ns, "badvolume")
-                              if e["reason"] == "FailedMount"], "FailedMount")  # fmt: skip
+    mount = wait_for(
+        lambda: [e for e in events(node, ns, "badvolume") if e["reason"] == "FailedMount"],
+        "FailedMount",
+    )
     assert 'configmap "nope" not found' in mount[0]["message"]
     assert waiting("badvolume").get("reason") in ("ContainerCreating", None)
     assert status_of(node, ns, "badvolume")["phase"] == "Pending"
