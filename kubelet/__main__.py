@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
+import importlib.util
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -184,14 +187,37 @@ async def run(args: argparse.Namespace) -> None:
 
 async def start_server(
     args: argparse.Namespace, channel: grpc.aio.Channel, workers: PodWorkers
-) -> object | None:
+) -> Any | None:
     """The kubelet's HTTPS API (logs, exec, attach, port-forward, stats): kubelet/server.py.
 
-    MERGE POINT: the one call site of STREAM's KubeletServer (contract D). Until
-    that module is merged, the kubelet serves no HTTPS API and says so.
+    MERGE POINT: the one call site of STREAM's KubeletServer (contract D). It is
+    started when that module is part of the build and the TLS flags name a serving
+    certificate, its key and the CA that signs callers' certificates.
     """
-    log.warning("the kubelet's HTTPS server (kubelet/server.py) is not part of this build yet")
-    return None
+    if importlib.util.find_spec("kubelet.server") is None:
+        log.warning("this build has no kubelet HTTPS server (kubelet/server.py)")
+        return None
+    pki = (args.tls_cert_file, args.tls_private_key_file, args.client_ca_file)
+    if not all(pki):
+        log.warning(
+            "not serving the kubelet API: --tls-cert-file, --tls-private-key-file and "
+            "--client-ca-file are all needed"
+        )
+        return None
+    server_module = importlib.import_module("kubelet.server")
+    server = server_module.KubeletServer(
+        node_name=args.node_name,
+        channel=channel,
+        pods=workers.running_pod,
+        bind_address=args.address,
+        port=args.port,
+        cert_file=args.tls_cert_file,
+        key_file=args.tls_private_key_file,
+        client_ca_file=args.client_ca_file,
+    )
+    await server.start()
+    log.info("serving the kubelet API on %s:%d", args.address, args.port)
+    return server
 
 
 def main(argv: list[str] | None = None) -> int:
