@@ -106,9 +106,9 @@ class PodWorkers:
         self._probers: dict[str, asyncio.Task[None]] = {}  # container id -> its probe loop
         self._last_pod: dict[str, dict[str, Any]] = {}
         pods.add_handlers(
-            on_add=lambda p: self.wake(p["metadata"]["uid"]),
-            on_update=lambda _, p: self.wake(p["metadata"]["uid"]),
-            on_delete=lambda p: self.wake(p["metadata"]["uid"]),
+            on_add=self._wake_for,
+            on_update=lambda _, p: self._wake_for(p),
+            on_delete=self._wake_for,
         )
 
     # -- the API Pod of a uid -----------------------------------------------------------------
@@ -136,6 +136,16 @@ class PodWorkers:
         return None
 
     # -- workers ------------------------------------------------------------------------------
+
+    def _wake_for(self, pod: dict[str, Any]) -> None:
+        meta = pod["metadata"]
+        if MIRROR in (meta.get("annotations") or {}):
+            # A mirror pod changed: the static pod it shows is the one to sync.
+            uid = meta["annotations"].get(MIRROR, "")
+        else:
+            uid = meta["uid"]
+        if uid:
+            self.wake(uid)
 
     def wake(self, uid: str) -> None:
         if uid not in self._wakes:

@@ -54,14 +54,28 @@ def pod(
     }
 
 
-def c(name: str = "app", state: str = RUNNING, *, attempt: int = 0, code: int = 0,
-      started: float = NOW - 60, finished: float = 0.0, sb: str = "sb1") -> Container:  # fmt: skip
+def c(
+    name: str = "app",
+    state: str = RUNNING,
+    *,
+    attempt: int = 0,
+    code: int = 0,
+    started: float = NOW - 60,
+    finished: float = 0.0,
+    sb: str = "sb1",
+) -> Container:
     if state == EXITED and not finished:
         finished = NOW - 1
     return Container(
-        id=f"{name}-{attempt}", name=name, attempt=attempt, state=state, sandbox_id=sb,
-        started_at=started, finished_at=finished, exit_code=code,
-    )  # fmt: skip
+        id=f"{name}-{attempt}",
+        name=name,
+        attempt=attempt,
+        state=state,
+        sandbox_id=sb,
+        started_at=started,
+        finished_at=finished,
+        exit_code=code,
+    )
 
 
 def seen(*containers: Container, sandboxes: tuple[Sandbox, ...] = (SB,)) -> Observed:
