@@ -230,6 +230,7 @@ class PodWorkers:
             return plan
         await self._report_back_off(pod, plan)
         observed = await self.observe(uid)
+        await self._refresh_volumes(pod, observed)
         self._keep_probers(pod, observed, memory)
         await self._write_status(pod, observed, memory, plan)
         return plan
@@ -266,6 +267,20 @@ class PodWorkers:
             log.warning("%s failed: %s", action, e.details())
             return False
         return True
+
+    async def _refresh_volumes(self, pod: dict[str, Any], observed: Observed) -> None:
+        """configMap, secret, downwardAPI and projected volumes follow their sources while
+        the pod runs (the atomic `..data` swap makes each change appear whole)."""
+        sandbox = observed.current_sandbox()
+        if not pod["spec"].get("volumes") or sandbox is None or not sandbox.ready:
+            return
+        if pod["metadata"].get("deletionTimestamp"):
+            return
+        try:
+            await asyncio.to_thread(self.volumes.mount_all, pod)
+        except VolumeError as e:
+            for _, message in e.failures:
+                await self.recorder.event(pod, "Warning", "FailedMount", message)
 
     async def _report_back_off(self, pod: dict[str, Any], plan: Plan) -> None:
         """A container held back by a back-off is a BackOff Event, as often as it is seen."""

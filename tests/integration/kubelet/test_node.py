@@ -66,35 +66,53 @@ def test_a_deployment_rolls_out(node: Node, ns: str) -> None:
         "spec": {
             "replicas": 3,
             "selector": {"matchLabels": {"app": "web"}},
-            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [web]}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                # sh as PID 1 ignores SIGTERM: a short grace period keeps the update brisk
+                "spec": {"containers": [web], "terminationGracePeriodSeconds": 1},
+            },
         },
     }
     with node.api() as api:
         r = api.post(f"/apis/apps/v1/namespaces/{ns}/deployments", json=deployment)
         assert r.status_code == 201, r.text
-    result = subprocess.run(
-        [
-            "kubectl",
-            "--kubeconfig",
-            str(node.server.kubeconfig),
-            "-n",
-            ns,
-            "rollout",
-            "status",
-            "deployment/web",
-            "--timeout=120s",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=150,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "successfully rolled out" in result.stdout
-    wide = node.kubectl("get", "pods", "-n", ns, "-o", "wide")
-    rows = [line for line in wide.splitlines()[1:] if line.strip()]
+
+    def rollout_status() -> None:
+        result = subprocess.run(
+            [
+                "kubectl",
+                "--kubeconfig",
+                str(node.server.kubeconfig),
+                "-n",
+                ns,
+                "rollout",
+                "status",
+                "deployment/web",
+                "--timeout=120s",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=150,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "successfully rolled out" in result.stdout
+
+    def pods() -> list[str]:
+        wide = node.kubectl("get", "pods", "-n", ns, "-o", "wide")
+        return [line for line in wide.splitlines()[1:] if line.strip()]
+
+    rollout_status()
+    rows = pods()
     assert len(rows) == 3
     assert all(
         "Running" in row and "1/1" in row and NODE in row and "10.244." in row for row in rows
+    )
+    # A rolling update: a new template, new pods, and the old ones gone.
+    node.kubectl("-n", ns, "set", "env", "deployment/web", "VERSION=2")
+    rollout_status()
+    names = {row.split()[0] for row in rows}
+    wait_for(
+        lambda: len(p := pods()) == 3 and not names & {r.split()[0] for r in p}, "only new pods"
     )
 
 

@@ -277,3 +277,72 @@ def test_waiting_reasons_say_what_is_wrong_and_the_node_stays_ready(node: Node, 
     with node.api() as api:
         n = api.get("/api/v1/nodes/node-1").json()
     assert {c["type"]: c["status"] for c in n["status"]["conditions"]}["Ready"] == "True"
+
+
+def test_config_and_secrets_reach_the_container(node: Node, ns: str) -> None:
+    with node.api() as api:
+        cm = {"metadata": {"name": "settings"}, "data": {"greeting": "hello", "mode": "fast"}}
+        assert api.post(f"/api/v1/namespaces/{ns}/configmaps", json=cm).status_code == 201
+        secret = {"metadata": {"name": "creds"}, "stringData": {"password": "s3cret"}}
+        assert api.post(f"/api/v1/namespaces/{ns}/secrets", json=secret).status_code == 201
+    shared = {"name": "shared", "mountPath": "/shared"}
+    app = busybox(
+        "app",
+        "sh",
+        "-c",
+        "echo from-app > /shared/note; sleep 3600",
+        env=[
+            {
+                "name": "GREETING",
+                "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "greeting"}},
+            },
+            {
+                "name": "PASSWORD",
+                "valueFrom": {"secretKeyRef": {"name": "creds", "key": "password"}},
+            },
+            {"name": "MESSAGE", "value": "$(GREETING) world"},
+        ],
+        envFrom=[{"configMapRef": {"name": "settings"}, "prefix": "CM_"}],
+        volumeMounts=[
+            shared,
+            {"name": "settings", "mountPath": "/etc/settings"},
+            {"name": "creds", "mountPath": "/etc/creds"},
+        ],
+    )
+    sidecar = busybox("sidecar", volumeMounts=[shared])
+    pod = make_pod(
+        "configured",
+        app,
+        sidecar,
+        volumes=[
+            {"name": "shared", "emptyDir": {}},
+            {"name": "settings", "configMap": {"name": "settings"}},
+            {"name": "creds", "secret": {"secretName": "creds", "defaultMode": 0o400}},
+        ],
+    )
+    create(node, ns, pod)
+    wait_for(lambda: condition(status_of(node, ns, "configured"), "Ready") == "True", "Ready")
+    app_id = container_status(node, ns, "configured", "app")["containerID"].split("://")[1]
+    side_id = container_status(node, ns, "configured", "sidecar")["containerID"].split("://")[1]
+    env = dict(line.split("=", 1) for line in node.exec(app_id, "env").splitlines() if "=" in line)
+    assert env["GREETING"] == "hello" and env["PASSWORD"] == "s3cret"
+    assert env["MESSAGE"] == "hello world" and env["CM_mode"] == "fast"
+    assert wait_for(lambda: node.exec(side_id, "cat", "/shared/note"), "the shared note") == (
+        "from-app\n"
+    )
+    assert node.exec(app_id, "cat", "/etc/creds/password") == "s3cret"
+    mode = node.exec(app_id, "stat", "-L", "-c", "%a", "/etc/creds/password").strip()
+    assert mode == "400"
+    assert node.exec(app_id, "cat", "/etc/settings/greeting") == "hello"
+    with node.api() as api:
+        patch = {"data": {"greeting": "bonjour"}}
+        r = api.patch(
+            f"/api/v1/namespaces/{ns}/configmaps/settings",
+            json=patch,
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+        assert r.status_code == 200, r.text
+    wait_for(
+        lambda: node.exec(app_id, "cat", "/etc/settings/greeting") == "bonjour",
+        "the configMap volume to follow the change",
+    )
