@@ -41,7 +41,7 @@ from . import config as cfg
 from .env import EnvError, container_env
 from .observed import RUNNING, Container, Memory, Observed
 from .pleg import Pleg, list_pods
-from .probes import ProbeTracker, run_probe
+from .probes import ProbeTracker, run_probe, unhealthy_message
 from .pullsecrets import PullSecretError, pull_auths
 from .status import pod_status
 from .sync import (
@@ -473,7 +473,7 @@ class PodWorkers:
             pod_ips=[pod_ip] if pod_ip else [],
         )
         paths = await asyncio.to_thread(self.volumes.mount_all, pod)
-        mounts = self.volumes.container_mounts(pod, spec, paths)
+        mounts = self.volumes.container_mounts(pod, spec, paths, env=env)
         return cfg.container_config(
             pod,
             spec,
@@ -622,10 +622,8 @@ class PodWorkers:
                     spec[f"{kind}Probe"], pod=probe_pod, container=spec, exec_sync=exec_sync
                 )
                 if not ok:
-                    label = kind.capitalize()
-                    await self.recorder.event(
-                        current, "Warning", "Unhealthy", f"{label} probe failed: {why}"
-                    )
+                    message = unhealthy_message(kind, why)
+                    await self.recorder.event(current, "Warning", "Unhealthy", message)
                 flipped = tracker.record(ok, time.time())
                 if flipped is None:
                     continue
