@@ -161,6 +161,9 @@ class PodWorkers:
             self.wake(pod["metadata"]["uid"])
         for uid in self.static_pods():
             self.wake(uid)
+        # Volumes of pods that went while the kubelet was down: their workers release them.
+        for uid in await asyncio.to_thread(self.volumes.pod_uids):
+            self.wake(uid)
         await self.pleg.run()
 
     async def stop(self) -> None:
