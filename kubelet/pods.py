@@ -65,6 +65,7 @@ from .volumes import VolumeError, VolumeManager
 log = logging.getLogger("skiff.kubelet.pods")
 RESYNC_PERIOD = 10.0  # the kubelet's periodic sync, for what no event reports
 RETRY_AFTER_ERROR = 2.0
+MAX_IMMEDIATE_RESYNCS = 3
 HOOK_HTTP_TIMEOUT = 10.0
 
 
@@ -177,12 +178,13 @@ class PodWorkers:
     async def _work(self, uid: str) -> None:
         wake = self._wakes[uid]
         timeout = 0.0
+        in_a_row = 0
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=max(timeout, 0.0))
             wake.clear()
             try:
-                plan = await self.sync(uid)
+                plan, progressed = await self.sync(uid)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -192,6 +194,12 @@ class PodWorkers:
             if plan.finished:
                 self._forget(uid)
                 return
+            # Work that went through usually enables the next step (a sandbox, then its
+            # containers): take it at once rather than at the next relist, a few times.
+            in_a_row = in_a_row + 1 if progressed else 0
+            if progressed and in_a_row <= MAX_IMMEDIATE_RESYNCS:
+                timeout = 0.0
+                continue
             next_at = plan.requeue_at
             timeout = (
                 RESYNC_PERIOD if next_at is None else min(next_at - time.time(), RESYNC_PERIOD)
@@ -211,7 +219,8 @@ class PodWorkers:
         names = {n for i in images.images for n in (i.id, *i.repo_tags, *i.repo_digests)}
         return Observed(held.sandboxes, held.containers, frozenset(names))
 
-    async def sync(self, uid: str) -> Plan:
+    async def sync(self, uid: str) -> tuple[Plan, bool]:
+        """One sync of one pod; the plan, and whether all of its actions went through."""
         pod = self.pod(uid)
         if pod is not None:
             self._last_pod[uid] = pod
@@ -224,22 +233,29 @@ class PodWorkers:
         kills = [a for a in plan.actions if isinstance(a, KillContainer)]
         if kills:  # stop them together, so a pod takes one grace period, not one per container
             await asyncio.gather(*(self._kill(subject, k, observed) for k in kills))
+        progressed = bool(plan.actions)
         for action in plan.actions:
             if isinstance(action, KillContainer):
                 continue
-            if not await self._perform(uid, pod, action, memory):
+            if not await self._perform(uid, pod, action, observed, memory):
+                progressed = False
                 break  # a failed step: the ones after it depend on it
         if plan.finished or pod is None:
-            return plan
+            return plan, progressed
         await self._report_back_off(pod, plan)
         observed = await self.observe(uid)
         await self._refresh_volumes(pod, observed)
         self._keep_probers(pod, observed, memory)
         await self._write_status(pod, observed, memory, plan)
-        return plan
+        return plan, progressed
 
     async def _perform(
-        self, uid: str, pod: dict[str, Any] | None, action: Action, memory: Memory
+        self,
+        uid: str,
+        pod: dict[str, Any] | None,
+        action: Action,
+        observed: Observed,
+        memory: Memory,
     ) -> bool:
         try:
             if isinstance(action, CreateSandbox):
@@ -247,7 +263,7 @@ class PodWorkers:
                 return await self._create_sandbox(pod, action.attempt)
             if isinstance(action, StartContainer):
                 assert pod is not None
-                return await self._start(pod, action, memory)
+                return await self._start(pod, action, observed, memory)
             if isinstance(action, KillSandbox):
                 await self.runtime.StopPodSandbox(
                     pb.StopPodSandboxRequest(pod_sandbox_id=action.sandbox_id)
@@ -349,7 +365,9 @@ class PodWorkers:
 
     # -- containers ---------------------------------------------------------------------------
 
-    async def _start(self, pod: dict[str, Any], action: StartContainer, memory: Memory) -> bool:
+    async def _start(
+        self, pod: dict[str, Any], action: StartContainer, observed: Observed, memory: Memory
+    ) -> bool:
         """Pull, create, start, postStart: each step an Event, a failure its waiting reason."""
         spec = _container_spec(pod, action.name)
         assert spec is not None  # decide starts only containers the spec names
@@ -389,9 +407,8 @@ class PodWorkers:
             await self.recorder.event(
                 pod, "Normal", "Pulled", f'Container image "{image}" already present on machine'
             )
-        sandbox = (await self.observe(pod["metadata"]["uid"])).current_sandbox()
-        if sandbox is None or not sandbox.ready:
-            return False
+        sandbox = observed.current_sandbox()  # decide starts containers only in a ready one
+        assert sandbox is not None
         try:
             container_config = await self._container_config(pod, spec, action.attempt, sandbox.ip)
         except (cfg.ConfigError, EnvError, VolumeError) as e:
