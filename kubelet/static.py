@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 
 from api import defaults
@@ -152,6 +153,6 @@ class StaticPods:
                     wake(uid)
                 try:
                     await self.sync_mirrors(node, api_pods())
-                except errors.ApiError as e:
+                except (errors.ApiError, httpx.HTTPError) as e:
                     log.warning("mirror pods: %s", e)
             await asyncio.sleep(1.0)
