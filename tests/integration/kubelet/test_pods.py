@@ -388,3 +388,19 @@ def test_run_as_non_root_refuses_a_root_image(node: Node, ns: str) -> None:
     wait_for(lambda: status_of(node, ns, "asuser").get("phase") == "Running", "Running")
     cid = container_status(node, ns, "asuser", "c")["containerID"].split("://")[1]
     assert node.exec(cid, "id", "-u").strip() == "1000"
+
+
+def test_kubectl_logs_and_exec_reach_the_pod_through_the_kubelet(node: Node, ns: str) -> None:
+    """Through the apiserver's relay to this kubelet's HTTPS API (when the build has it)."""
+    pytest.importorskip("kubelet.server")
+    create(node, ns, make_pod("talk", busybox("c", "sh", "-c", "echo hello-from-talk; sleep 3600")))
+    wait_for(lambda: status_of(node, ns, "talk").get("phase") == "Running", "Running")
+    logs = wait_for(
+        lambda: (
+            "hello-from-talk" in (out := node.kubectl("logs", "-n", ns, "talk", check=False))
+            and out
+        ),
+        "kubectl logs",
+    )
+    assert "hello-from-talk" in logs
+    assert node.kubectl("exec", "-n", ns, "talk", "--", "hostname").strip() == "talk"
