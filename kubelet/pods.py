@@ -106,6 +106,7 @@ class PodWorkers:
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._probers: dict[str, asyncio.Task[None]] = {}  # container id -> its probe loop
         self._last_pod: dict[str, dict[str, Any]] = {}
+        self._event_tasks: set[asyncio.Task[None]] = set()
         pods.add_handlers(
             on_add=self._wake_for,
             on_update=lambda _, p: self._wake_for(p),
@@ -137,6 +138,13 @@ class PodWorkers:
         return None
 
     # -- workers ------------------------------------------------------------------------------
+
+    def _event(self, pod: dict[str, Any], event_type: str, reason: str, message: str) -> None:
+        """Record an Event without waiting for the API, as client-go's broadcaster does:
+        a pod's start is not held up by the reports of its steps."""
+        task = asyncio.create_task(self.recorder.event(pod, event_type, reason, message))
+        self._event_tasks.add(task)
+        task.add_done_callback(self._event_tasks.discard)
 
     def _wake_for(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
@@ -243,7 +251,8 @@ class PodWorkers:
         if plan.finished or pod is None:
             return plan, progressed
         await self._report_back_off(pod, plan)
-        observed = await self.observe(uid)
+        if plan.actions:  # else the runtime holds what it held a moment ago
+            observed = await self.observe(uid)
         await self._refresh_volumes(pod, observed)
         self._keep_probers(pod, observed, memory)
         await self._write_status(pod, observed, memory, plan)
@@ -299,20 +308,20 @@ class PodWorkers:
             await asyncio.to_thread(self.volumes.mount_all, pod)
         except VolumeError as e:
             for _, message in e.failures:
-                await self.recorder.event(pod, "Warning", "FailedMount", message)
+                self._event(pod, "Warning", "FailedMount", message)
 
     async def _report_back_off(self, pod: dict[str, Any], plan: Plan) -> None:
         """A container held back by a back-off is a BackOff Event, as often as it is seen."""
         for name, waiting in plan.waiting.items():
             if waiting.reason == "CrashLoopBackOff":
-                await self.recorder.event(
+                self._event(
                     pod,
                     "Warning",
                     "BackOff",
                     f"Back-off restarting failed container {name} in pod {pod_ref(pod)}",
                 )
             elif waiting.reason == "ImagePullBackOff":
-                await self.recorder.event(pod, "Normal", "BackOff", waiting.message)
+                self._event(pod, "Normal", "BackOff", waiting.message)
 
     # -- sandboxes ----------------------------------------------------------------------------
 
@@ -321,13 +330,13 @@ class PodWorkers:
             await asyncio.to_thread(self.volumes.mount_all, pod)
         except VolumeError as e:
             for _, message in e.failures:
-                await self.recorder.event(pod, "Warning", "FailedMount", message)
+                self._event(pod, "Warning", "FailedMount", message)
             return False
         config = self._sandbox_config(pod, attempt)
         try:
             await self.runtime.RunPodSandbox(pb.RunPodSandboxRequest(config=config))
         except grpc.aio.AioRpcError as e:
-            await self.recorder.event(
+            self._event(
                 pod,
                 "Warning",
                 "FailedCreatePodSandBox",
@@ -382,16 +391,14 @@ class PodWorkers:
                 memory.failures.get(name), reason, message, time.time()
             )
             if pulling:
-                await self.recorder.event(
-                    pod, "Warning", "Failed", f'Failed to pull image "{image}": {message}'
-                )
-                await self.recorder.event(pod, "Warning", "Failed", f"Error: {reason}")
+                self._event(pod, "Warning", "Failed", f'Failed to pull image "{image}": {message}')
+                self._event(pod, "Warning", "Failed", f"Error: {reason}")
             else:
-                await self.recorder.event(pod, "Warning", "Failed", f"Error: {message}")
+                self._event(pod, "Warning", "Failed", f"Error: {message}")
             return False
 
         if action.pull:
-            await self.recorder.event(pod, "Normal", "Pulling", f'Pulling image "{image}"')
+            self._event(pod, "Normal", "Pulling", f'Pulling image "{image}"')
             began = time.monotonic()
             try:
                 await self._pull(pod, image)
@@ -400,11 +407,11 @@ class PodWorkers:
             except grpc.aio.AioRpcError as e:
                 return await fail("ErrImagePull", e.details() or "", pulling=True)
             took = time.monotonic() - began
-            await self.recorder.event(
+            self._event(
                 pod, "Normal", "Pulled", f'Successfully pulled image "{image}" in {took:.3f}s'
             )
         else:
-            await self.recorder.event(
+            self._event(
                 pod, "Normal", "Pulled", f'Container image "{image}" already present on machine'
             )
         sandbox = observed.current_sandbox()  # decide starts containers only in a ready one
@@ -424,14 +431,14 @@ class PodWorkers:
             )
         except grpc.aio.AioRpcError as e:
             return await fail("CreateContainerError", e.details() or "")
-        await self.recorder.event(pod, "Normal", "Created", f"Created container {name}")
+        self._event(pod, "Normal", "Created", f"Created container {name}")
         try:
             await self.runtime.StartContainer(
                 pb.StartContainerRequest(container_id=created.container_id)
             )
         except grpc.aio.AioRpcError as e:
             return await fail("RunContainerError", e.details() or "")
-        await self.recorder.event(pod, "Normal", "Started", f"Started container {name}")
+        self._event(pod, "Normal", "Started", f"Started container {name}")
         memory.failures.pop(name, None)
         if action.backoff is not None:
             memory.crash_backoff[name] = action.backoff
@@ -439,9 +446,7 @@ class PodWorkers:
         if post_start:
             ok, why = await self._hook(pod, spec, post_start, created.container_id, sandbox.ip, 30)
             if not ok:
-                await self.recorder.event(
-                    pod, "Warning", "FailedPostStartHook", f"PostStartHook failed: {why}"
-                )
+                self._event(pod, "Warning", "FailedPostStartHook", f"PostStartHook failed: {why}")
                 await self.runtime.StopContainer(
                     pb.StopContainerRequest(container_id=created.container_id, timeout=0)
                 )
@@ -458,7 +463,7 @@ class PodWorkers:
             on_missing=missing.append,
         )
         for message in missing:
-            await self.recorder.event(pod, "Warning", "FailedToRetrieveImagePullSecret", message)
+            self._event(pod, "Warning", "FailedToRetrieveImagePullSecret", message)
         tries: list[pb.AuthConfig | None] = [*auths] or [None]
         for n, auth in enumerate(tries):
             try:
@@ -511,7 +516,7 @@ class PodWorkers:
         """preStop, then SIGTERM and SIGKILL when the grace period is over."""
         began = time.monotonic()
         if pod is not None:
-            await self.recorder.event(pod, "Normal", "Killing", action.message)
+            self._event(pod, "Normal", "Killing", action.message)
         spec = _container_spec(pod, action.name) if pod else None
         pre_stop = ((spec or {}).get("lifecycle") or {}).get("preStop")
         if action.pre_stop and pre_stop and pod is not None and spec is not None:
@@ -525,9 +530,7 @@ class PodWorkers:
                 action.grace,
             )
             if not ok:
-                await self.recorder.event(
-                    pod, "Warning", "FailedPreStopHook", f"PreStopHook failed: {why}"
-                )
+                self._event(pod, "Warning", "FailedPreStopHook", f"PreStopHook failed: {why}")
         remaining = max(int(action.grace - (time.monotonic() - began)), 0)
         if action.pre_stop and pre_stop:
             remaining = max(remaining, 2)  # the kubelet's minimum after a hook ran
@@ -643,7 +646,7 @@ class PodWorkers:
                 )
                 if not ok:
                     message = unhealthy_message(kind, why)
-                    await self.recorder.event(current, "Warning", "Unhealthy", message)
+                    self._event(current, "Warning", "Unhealthy", message)
                 flipped = tracker.record(ok, time.time())
                 if flipped is None:
                     continue

@@ -12,6 +12,7 @@ when a test fails.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib.util
 import json
@@ -207,7 +208,14 @@ def _kubelet(base: Path, server: ApiServerProcess, runtime: RuntimeDaemon) -> Co
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    base = tmp_path_factory.mktemp("node")
+    with one_node(tmp_path_factory.mktemp("node")) as n:
+        yield n
+
+
+@contextlib.contextmanager
+def one_node(base: Path) -> Iterator[Node]:
+    """The whole node in a namespace of its own, entered by this thread (also used by
+    bench/pod_startup.py); everything removed on the way out."""
     (base / "manifests").mkdir()
     netns = f"skifftest-kubelet-{uuid.uuid4().hex[:8]}"
     subprocess.run(["ip", "netns", "add", netns], check=True)
