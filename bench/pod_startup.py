@@ -28,6 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -48,6 +50,12 @@ class ReadyWatch:
         self.started = threading.Event()
 
     def _run(self) -> None:
+        try:
+            self._watch()
+        except httpx.HTTPError:
+            pass  # the apiserver went away at the end of the run
+
+    def _watch(self) -> None:
         with self.node.api() as api:
             params = {"watch": "1", "timeoutSeconds": "3600"}
             with api.stream(

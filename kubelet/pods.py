@@ -66,6 +66,7 @@ log = logging.getLogger("skiff.kubelet.pods")
 RESYNC_PERIOD = 10.0  # the kubelet's periodic sync, for what no event reports
 RETRY_AFTER_ERROR = 2.0
 MAX_IMMEDIATE_RESYNCS = 3
+IMAGE_LIST_TTL = 5.0
 HOOK_HTTP_TIMEOUT = 10.0
 
 
@@ -107,6 +108,8 @@ class PodWorkers:
         self._probers: dict[str, asyncio.Task[None]] = {}  # container id -> its probe loop
         self._last_pod: dict[str, dict[str, Any]] = {}
         self._event_tasks: set[asyncio.Task[None]] = set()
+        self._images: frozenset[str] = frozenset()
+        self._images_at = -IMAGE_LIST_TTL
         pods.add_handlers(
             on_add=self._wake_for,
             on_update=lambda _, p: self._wake_for(p),
@@ -223,9 +226,18 @@ class PodWorkers:
 
     async def observe(self, uid: str) -> Observed:
         held = (await list_pods(self.runtime, uid)).get(uid, Observed())
-        images = await self.images.ListImages(pb.ListImagesRequest())
-        names = {n for i in images.images for n in (i.id, *i.repo_tags, *i.repo_digests)}
-        return Observed(held.sandboxes, held.containers, frozenset(names))
+        return Observed(held.sandboxes, held.containers, await self._image_names())
+
+    async def _image_names(self, *, fresh: bool = False) -> frozenset[str]:
+        """The node's image names, listed at most every few seconds: they only decide
+        whether to pull, and a pull of an image that is there costs the runtime nothing."""
+        if fresh or time.monotonic() - self._images_at > IMAGE_LIST_TTL:
+            listed = await self.images.ListImages(pb.ListImagesRequest())
+            self._images = frozenset(
+                n for i in listed.images for n in (i.id, *i.repo_tags, *i.repo_digests)
+            )
+            self._images_at = time.monotonic()
+        return self._images
 
     async def sync(self, uid: str) -> tuple[Plan, bool]:
         """One sync of one pod; the plan, and whether all of its actions went through."""
@@ -402,6 +414,7 @@ class PodWorkers:
             began = time.monotonic()
             try:
                 await self._pull(pod, image)
+                await self._image_names(fresh=True)
             except PullSecretError as e:
                 return await fail("ErrImagePull", str(e), pulling=True)
             except grpc.aio.AioRpcError as e:
