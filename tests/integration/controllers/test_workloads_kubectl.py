@@ -77,7 +77,8 @@ spec:
 
 
 @pytest.fixture
-def server(control_plane: tuple[Any, Any]) -> Any:
+def server(control_plane: tuple[Any, Any], kubectl_binary: str) -> Any:
+    """The control plane's apiserver; each test runs with kubectl 1.32 and the current release."""
     return control_plane[0]
 
 
@@ -148,7 +149,7 @@ def test_create_job_and_wait_for_complete(server: Any, cp: httpx.Client, ns: str
     )
     assert out.strip() == "job.batch/hello created"
     waiter = subprocess.Popen(
-        ["kubectl", "--kubeconfig", str(server.kubeconfig), "wait", "-n", ns,
+        [server.kubectl_binary, "--kubeconfig", str(server.kubeconfig), "wait", "-n", ns,
          "--for=condition=complete", "job/hello", "--timeout=60s"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

@@ -1,0 +1,51 @@
+"""Workloads on a real node: a Job's pod really runs to completion (the kubelet runs it
+through the runtime), and the Job controller sees it and completes the Job."""
+
+from __future__ import annotations
+
+import yaml
+
+from .conftest import Node, wait_for
+
+JOB = """
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: countdown
+spec:
+  completions: 2
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: main
+        image: busybox
+        imagePullPolicy: IfNotPresent
+        command: ["sh", "-c", "echo index=$JOB_COMPLETION_INDEX; sleep 1"]
+  completionMode: Indexed
+"""
+
+
+def test_a_job_runs_to_completion_on_a_real_node(node: Node, ns: str) -> None:
+    out = node.server.kubectl("apply", "-n", ns, "-f", "-", input=JOB)
+    assert out.strip() == "job.batch/countdown created"
+    out = node.kubectl(
+        "wait", "-n", ns, "--for=condition=complete", "job/countdown", "--timeout=120s"
+    )
+    assert out.strip() == "job.batch/countdown condition met"
+    job = yaml.safe_load(node.kubectl("get", "job", "countdown", "-n", ns, "-o", "yaml"))
+    assert job["status"]["succeeded"] == 2 and job["status"]["completedIndexes"] == "0-1"
+    pods = yaml.safe_load(
+        node.kubectl("get", "pods", "-n", ns, "-l", "job-name=countdown", "-o", "yaml")
+    )["items"]
+    assert sorted(p["status"]["phase"] for p in pods) == ["Succeeded", "Succeeded"]
+    for p in pods:
+        terminated = p["status"]["containerStatuses"][0]["state"]["terminated"]
+        assert terminated["exitCode"] == 0 and terminated["reason"] == "Completed"
+        assert "batch.kubernetes.io/job-tracking" not in (p["metadata"].get("finalizers") or [])
+        index = p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]
+        logs = wait_for(
+            lambda name=p["metadata"]["name"]: node.kubectl("logs", "-n", ns, name, check=False),
+            "the pod's log",
+        )
+        assert f"index={index}" in logs
