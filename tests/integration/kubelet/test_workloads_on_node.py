@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import yaml
 
-from .conftest import Node, wait_for
+from .conftest import NODE, Node, wait_for
 
 JOB = """
 apiVersion: batch/v1
@@ -49,3 +49,36 @@ def test_a_job_runs_to_completion_on_a_real_node(node: Node, ns: str) -> None:
             "the pod's log",
         )
         assert f"index={index}" in logs
+
+
+DAEMONSET = """
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: agent
+spec:
+  selector:
+    matchLabels: {app: agent}
+  template:
+    metadata:
+      labels: {app: agent}
+    spec:
+      containers:
+      - name: agent
+        image: busybox
+        imagePullPolicy: IfNotPresent
+        command: ["sleep", "3600"]
+"""
+
+
+def test_a_daemonset_pod_is_bound_to_the_node_and_runs(node: Node, ns: str) -> None:
+    out = node.server.kubectl("apply", "-n", ns, "-f", "-", input=DAEMONSET)
+    assert out.strip() == "daemonset.apps/agent created"
+    out = node.kubectl("rollout", "status", "-n", ns, "ds/agent", "--timeout=120s")
+    assert 'daemon set "agent" successfully rolled out' in out
+    [pod] = yaml.safe_load(node.kubectl("get", "pods", "-n", ns, "-l", "app=agent", "-o", "yaml"))[
+        "items"
+    ]
+    assert pod["spec"]["nodeName"] == NODE and pod["status"]["phase"] == "Running"
+    described = node.kubectl("describe", "ds", "agent", "-n", ns)
+    assert "daemonset-controller" in described and "SuccessfulCreate" in described
