@@ -82,3 +82,59 @@ def test_a_daemonset_pod_is_bound_to_the_node_and_runs(node: Node, ns: str) -> N
     assert pod["spec"]["nodeName"] == NODE and pod["status"]["phase"] == "Running"
     described = node.kubectl("describe", "ds", "agent", "-n", ns)
     assert "daemonset-controller" in described and "SuccessfulCreate" in described
+
+
+BUSY = """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: busy
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: busy}
+  template:
+    metadata:
+      labels: {app: busy}
+    spec:
+      containers:
+      - name: busy
+        image: busybox
+        imagePullPolicy: IfNotPresent
+        command: ["sh", "-c", "while :; do :; done"]
+        resources:
+          requests: {cpu: 50m}
+          limits: {cpu: 100m}
+"""
+
+
+def test_autoscaler_scales_on_real_cpu_usage(node: Node, ns: str) -> None:
+    """A pod held at its 100m limit uses 200% of its 50m request; at a 50% target the
+    autoscaler asks for more pods, up to maxReplicas."""
+    node.server.kubectl("apply", "-n", ns, "-f", "-", input=BUSY)
+    node.kubectl("autoscale", "-n", ns, "deploy", "busy", "--cpu-percent=50", "--max=3")
+    wait_for(
+        lambda: (
+            "%/50%" in node.kubectl("get", "hpa", "busy", "-n", ns)
+            and "<unknown>" not in node.kubectl("get", "hpa", "busy", "-n", ns)
+        ),
+        "a CPU measurement in the HPA",
+        timeout=120,
+    )
+    deployment = wait_for(
+        lambda: (
+            (d := yaml.safe_load(node.kubectl("get", "deploy", "busy", "-n", ns, "-o", "yaml")))[
+                "spec"
+            ]["replicas"]
+            == 3
+            and d
+        ),
+        "the Deployment scaled to 3",
+        timeout=120,
+    )
+    assert deployment["spec"]["replicas"] == 3
+    described = node.kubectl("describe", "hpa", "busy", "-n", ns)
+    assert "SuccessfulRescale" in described and "above target" in described
+    # Stop burning CPU before the next test.
+    node.kubectl("delete", "hpa", "busy", "-n", ns)
+    node.kubectl("scale", "-n", ns, "deploy/busy", "--replicas=0")
