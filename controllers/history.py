@@ -90,6 +90,9 @@ def plan_current(owner: dict[str, Any], revisions: list[dict[str, Any]]) -> Revi
             "name": name,
             "namespace": meta["namespace"],
             "labels": {**template_labels, HASH_LABEL: hash_},
+            # The owner's annotations travel along (kubernetes.io/change-cause is
+            # what `kubectl rollout history` prints as CHANGE-CAUSE).
+            "annotations": dict(meta.get("annotations") or {}),
             "ownerReferences": [owner_reference(owner)],
         },
         "data": data,

@@ -234,6 +234,17 @@ def test_new_template_gets_the_next_number_and_undo_renumbers_the_old() -> None:
     assert back.create is None and back.renumber == (r1["metadata"]["name"], 3)
 
 
+def test_revision_carries_the_change_cause() -> None:
+    owner = ds()
+    owner["metadata"]["annotations"] = {"kubernetes.io/change-cause": "agent:2 for the fix"}
+    plan = history.plan_current(owner, [])
+    assert plan.create is not None
+    assert (
+        plan.create["metadata"]["annotations"]["kubernetes.io/change-cause"]
+        == "agent:2 for the fix"
+    )
+
+
 def test_history_limit_keeps_live_revisions() -> None:
     revs = [{"metadata": {"name": f"r{i}"}, "revision": i} for i in range(1, 6)]
     assert history.history_to_delete(revs, {"r5", "r1"}, 2) == ["r2"]
