@@ -546,3 +546,20 @@ def test_finished_job_is_deleted_after_its_ttl(cp: httpx.Client, ns: str) -> Non
         ),
         what="its pod to follow",
     )
+
+
+def test_deleting_a_daemonset_takes_its_pods_and_history(
+    cp: httpx.Client, ns: str, hollow_nodes: Callable[..., str]
+) -> None:
+    group = uuid.uuid4().hex[:6]
+    hollow_nodes({"pool": group})
+    cp.post(
+        f"/apis/apps/v1/namespaces/{ns}/daemonsets",
+        json=daemonset("gc", nodeSelector={"pool": group}),
+    )
+    eventually(lambda: pods(cp, ns, "app=gc"), what="the daemon pod")
+    revisions = f"/apis/apps/v1/namespaces/{ns}/controllerrevisions"
+    eventually(lambda: cp.get(revisions).json()["items"], what="a revision")
+    assert cp.delete(f"/apis/apps/v1/namespaces/{ns}/daemonsets/gc").status_code == 200
+    eventually(lambda: not pods(cp, ns, "app=gc"), what="the pods to go")
+    eventually(lambda: not cp.get(revisions).json()["items"], what="the revisions to go")
