@@ -75,11 +75,20 @@ class DeletePod:
 
 
 @dataclass(frozen=True)
+class ClaimOwnedByPod:
+    """whenScaled: Delete: the claim gets the pod as owner, so it goes with the pod."""
+
+    claim: str
+    pod: str
+    pod_uid: str
+
+
+@dataclass(frozen=True)
 class UpdateStatus:
     status: dict[str, Any]
 
 
-Action = CreateClaim | CreatePod | DeletePod | UpdateStatus
+Action = CreateClaim | CreatePod | DeletePod | ClaimOwnedByPod | UpdateStatus
 
 
 # -- identities -------------------------------------------------------------------
@@ -236,6 +245,14 @@ def decide(
             continue
         if not parallel and (busy or not all_healthy):
             break
+        retention = spec.get("persistentVolumeClaimRetentionPolicy") or {}
+        if retention.get("whenScaled") == "Delete":
+            for template in spec.get("volumeClaimTemplates") or []:
+                claim = claim_name(template, pod["metadata"]["name"])
+                if claim in claims:
+                    actions.append(
+                        ClaimOwnedByPod(claim, pod["metadata"]["name"], pod["metadata"]["uid"])
+                    )
         actions.append(DeletePod(pod["metadata"]["name"], pod["metadata"]["uid"]))
         if not parallel:
             busy = True
@@ -381,6 +398,22 @@ class StatefulSetController(Controller):
                     "SuccessfulDelete",
                     f"delete Pod {action.name} in StatefulSet {name} successful",
                 )
+            elif isinstance(action, ClaimOwnedByPod):
+                claim = self.claims.store.get(f"{ns}/{action.claim}")
+                if claim is not None:
+                    ref = {
+                        "apiVersion": "v1",
+                        "kind": "Pod",
+                        "name": action.pod,
+                        "uid": action.pod_uid,
+                        "controller": False,
+                        "blockOwnerDeletion": True,
+                    }
+                    refs = [*(claim["metadata"].get("ownerReferences") or []), ref]
+                    await api.patch(
+                        "v1", "PersistentVolumeClaim", ns, action.claim,
+                        {"metadata": {"ownerReferences": refs}},
+                    )  # fmt: skip
             elif isinstance(action, UpdateStatus):
                 await api.patch(
                     "apps/v1", "StatefulSet", ns, name, {"status": action.status}, sub="status"

@@ -506,6 +506,8 @@ def test_replication_controller_keeps_replicas(cp: httpx.Client, ns: str) -> Non
     assert found[0]["metadata"]["ownerReferences"][0]["kind"] == "ReplicationController"
     evs = eventually(lambda: events(cp, ns, "old"))
     assert {e["source"]["component"] for e in evs} == {"replication-controller"}
+    scale = get(cp, f"/api/v1/namespaces/{ns}/replicationcontrollers/old/scale")
+    assert scale["spec"]["replicas"] == 2 and scale["status"]["selector"] == "app=old"
 
 
 def test_deleting_a_job_lets_its_running_pods_go(cp: httpx.Client, ns: str) -> None:

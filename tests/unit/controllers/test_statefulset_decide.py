@@ -142,3 +142,17 @@ def test_status_moves_current_revision_when_the_update_is_complete() -> None:
     )
     assert status["currentRevision"] == "web-v2" and status["updatedReplicas"] == 3
     assert status["readyReplicas"] == 3 and status["currentReplicas"] == 3
+
+
+def test_claims_stay_on_scale_down_unless_when_scaled_is_delete() -> None:
+    from controllers.statefulset import ClaimOwnedByPod
+
+    claims = [{"metadata": {"name": "www"}, "spec": {"accessModes": ["ReadWriteOnce"]}}]
+    pods = [pod(i) for i in range(3)]
+    kept = decide(sts(2, volumeClaimTemplates=claims), pods, {"www-web-2"}, V1, V1, NOW)
+    assert not any(isinstance(a, ClaimOwnedByPod) for a in kept)
+    policy = {"whenDeleted": "Retain", "whenScaled": "Delete"}
+    s = sts(2, volumeClaimTemplates=claims, persistentVolumeClaimRetentionPolicy=policy)
+    actions = decide(s, pods, {"www-web-2"}, V1, V1, NOW)
+    assert ClaimOwnedByPod("www-web-2", "web-2", "uid-2") in actions
+    assert deleted(actions) == ["web-2"]
