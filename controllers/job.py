@@ -211,6 +211,14 @@ def failure_policy_rule(job: dict[str, Any], pod: Pod) -> tuple[int, dict[str, A
     return None
 
 
+def _ignored(job: dict[str, Any], pod: Pod) -> bool:
+    """A failure the podFailurePolicy says to Ignore: not counted, no back-off."""
+    if (pod.get("status") or {}).get("phase") != "Failed":
+        return False
+    matched = failure_policy_rule(job, pod)
+    return matched is not None and matched[1].get("action") == "Ignore"
+
+
 def _fail_job_message(job: dict[str, Any], pod: Pod, index: int, rule: dict[str, Any]) -> str:
     """Kubernetes' wording for a pod that matched a FailJob rule."""
     ns, name = pod["metadata"].get("namespace", ""), pod["metadata"]["name"]
@@ -501,7 +509,7 @@ def _scale(
     for pod in finished:
         if is_succeeded(pod):
             failures, last_failure = 0, None
-        elif is_failed(pod, job):
+        elif is_failed(pod, job) and not _ignored(job, pod):
             failures, last_failure = failures + 1, finished_at(pod)
     if failures and last_failure is not None:
         wait = (last_failure - now).total_seconds() + backoff_delay(failures)

@@ -300,3 +300,11 @@ def test_work_queue_job_finishes_when_one_succeeded_and_none_runs() -> None:
     done = pod("a", "Succeeded", tracked=False)
     plan = decide(job(status={"startTime": ts(5), "succeeded": 1}, **spec), [done, pod("b")], NOW)
     assert not any(isinstance(a, CreatePod) for a in plan.actions)
+
+
+def test_ignored_failure_is_replaced_at_once() -> None:
+    rule = {"action": "Ignore", "onExitCodes": {"operator": "In", "values": [137]}}
+    spec = {"podFailurePolicy": {"rules": [rule]}, "podReplacementPolicy": "Failed"}
+    evicted = pod("a", "Failed", exit_code=137, finished_ago=1, tracked=False)
+    plan = decide(job(**spec), [evicted], NOW)
+    assert CreatePod(None) in plan.actions  # no back-off for an ignored failure
