@@ -38,6 +38,7 @@ from client.controller import Context, Controller, Result
 
 from . import history
 from .daemonset import prune_history, store_current_revision
+from .replicaset import seconds_until_available
 
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
@@ -422,4 +423,7 @@ class StatefulSetController(Controller):
         await prune_history(
             api, ns, revisions, live, int(sts["spec"].get("revisionHistoryLimit", 10))
         )
-        return Result.done()
+        # availableReplicas moves when a pod has been Ready for minReadySeconds: no event
+        # announces that moment, so come back then.
+        wait = seconds_until_available(sts, pods, now)
+        return Result(requeue_after=wait) if wait is not None else Result.done()
