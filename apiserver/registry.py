@@ -32,7 +32,7 @@ from api.selectors import FieldSelector, LabelSelector
 
 from . import errors, managed_fields, strategies
 from .admission import ServiceAllocation, add_default_tolerations, check_namespace
-from .storage import CompactedError, Conflict, Store, Stored
+from .storage import CompactedError, Conflict, StorageError, Store, Stored
 from .watch import Change, WatchHubs
 
 MAX_RETRIES = 200  # lost races on one object before giving up (patches retry)
@@ -83,6 +83,9 @@ WRITE_OVERHEAD = 2048  # transaction framing, and headroom for the fields a dele
 # requests.MAX_DEPTH; managedFields add a few levels on top, and a stored
 # object must stay far from Python's recursion limit to be readable.
 MAX_STORED_DEPTH = 150
+# Lists read etcd in pages of at most this many keys, at one revision; a page
+# too large for one gRPC message (64 MiB) is read again in smaller pages.
+LIST_PAGE = 500
 
 TOO_LARGE_RV_WAIT = 3.0  # seconds; kube-apiserver's blockTimeout for a future revision
 
@@ -186,9 +189,11 @@ class Registry:
                 revision = opts.resource_version
         items: list[dict] = []
         filtering = opts.labels is not None or opts.fields is not None
+        page_size = LIST_PAGE
         while True:
             want = opts.limit - len(items) if opts.limit else 0
             chunk = max(want, 100) if (want and filtering) else want
+            chunk = min(chunk or page_size, page_size)
             try:
                 page = await self.store.list(
                     prefix, start_after=start_after, limit=chunk, revision=revision
@@ -203,6 +208,13 @@ class Registry:
                     "result. "
                     "You can start a new list without the continue parameter."
                 ) from e
+            except StorageError as e:
+                # More bytes than one gRPC answer may carry (objects up to 1.5 MiB
+                # each): the same page in smaller pieces, at the same revision.
+                if "RESOURCE_EXHAUSTED" not in str(e) or page_size == 1:
+                    raise
+                page_size = max(page_size // 4, 1)
+                continue
             revision = page.revision
             for i, stored in enumerate(page.items):
                 if self._matches(info, stored.obj, opts):

@@ -483,3 +483,22 @@ def test_objects_too_large_for_etcd_are_413(api: httpx.Client, namespace: str) -
     assert api.post(url, json=fits).status_code == 201
     assert len(api.get(f"{url}/fits").json()["data"]["blob"]) == 1024 * 1024
     _reads_still_work(api, namespace)
+
+
+def test_a_list_of_objects_at_the_size_limit_is_served(api: httpx.Client, namespace: str) -> None:
+    """50 objects of 1.4 MiB: more than one gRPC answer from etcd may carry (64 MiB)."""
+    url = f"/api/v1/namespaces/{namespace}/configmaps"
+    blob = "b" * (1400 * 1024)
+    for i in range(50):
+        r = api.post(url, json={"metadata": {"name": f"big-{i}"}, "data": {"blob": blob}})
+        assert r.status_code == 201, r.text[:300]
+    listed = api.get(url, timeout=120)
+    assert listed.status_code == 200, listed.text[:300]
+    assert len(listed.json()["items"]) == 50
+    page = api.get(url, params={"limit": 45}, timeout=120).json()
+    assert len(page["items"]) == 45
+    rest = api.get(url, params={"limit": 45, "continue": page["metadata"]["continue"]}).json()
+    assert [i["metadata"]["name"] for i in page["items"] + rest["items"]] == sorted(
+        f"big-{i}" for i in range(50)
+    )
+    api.delete(url)
