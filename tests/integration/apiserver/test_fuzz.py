@@ -404,7 +404,10 @@ def run_case(client: httpx.Client, rng: random.Random, tally: Tally, i: int) -> 
             tally.acknowledged.append((url, response.json()["metadata"]["name"]))
         return
     target = f"{url}/{KINDS[kind][2]['metadata']['name']}-base"
-    if mode < 0.72:  # replace the base object with a mutated one
+    if mode < 0.67:
+        other_verb(client, rng, tally, what, kind, url, target, base, raw_text)
+        return
+    if mode < 0.75:  # replace the base object with a mutated one
         current = client.get(target).json()
         for _ in range(rng.randrange(1, 4)):
             mutate(rng, current)
@@ -481,6 +484,87 @@ def run_case(client: httpx.Client, rng: random.Random, tally: Tally, i: int) -> 
             headers={"Content-Type": "application/json-patch+json"},
         ),
     )
+
+
+def other_verb(
+    client: httpx.Client,
+    rng: random.Random,
+    tally: Tally,
+    what: str,
+    kind: str,
+    url: str,
+    target: str,
+    mutated: dict[str, Any],
+    raw_text: bool,
+) -> None:
+    """The other ways in: /status, /scale, /binding, namespace finalize, apply, delete."""
+    choice = rng.randrange(6)
+    if choice == 0:  # /status with a mutated object
+        current = client.get(target).json()
+        for _ in range(rng.randrange(1, 3)):
+            mutate(rng, current)
+        method, path, media, doc = "PUT", f"{target}/status", "application/json", current
+    elif choice == 1 and kind in ("Deployment", "ReplicaSet"):
+        scale = client.get(f"{target}/scale").json()
+        mutate(rng, scale)
+        method, path, media, doc = "PUT", f"{target}/scale", "application/json", scale
+    elif choice == 1 and kind == "Namespace":
+        current = client.get(target).json()
+        mutate(rng, current)
+        method, path, media, doc = "PUT", f"{target}/finalize", "application/json", current
+    elif choice == 2:  # a binding of a fresh pod
+        pod = copy.deepcopy(KINDS["Pod"][2])
+        pod["metadata"]["name"] = f"bind-{rng.randrange(10**9)}"
+        created = client.post(collection("Pod"), json=pod)
+        if created.status_code == 201:
+            tally.acknowledged.append((collection("Pod"), pod["metadata"]["name"]))
+        binding: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": pod["metadata"]["name"]},
+            "target": {"kind": "Node", "name": "n-base"},
+        }
+        mutate(rng, binding)
+        path = f"{collection('Pod')}/{pod['metadata']['name']}/binding"
+        method, media, doc = "POST", "application/json", binding
+    elif choice == 3:  # server-side apply of the mutated object
+        name = f"apply-{rng.randrange(10**9)}"
+        if isinstance(mutated.get("metadata"), dict):
+            mutated["metadata"]["name"] = name
+        params = "?fieldManager=fuzz" + ("&force=true" if rng.random() < 0.5 else "")
+        method, path, media, doc = (
+            "PATCH",
+            f"{url}/{name}{params}",
+            "application/apply-patch+yaml",
+            mutated,
+        )
+    else:  # delete (of a fresh object) with mutated DeleteOptions
+        fresh = copy.deepcopy(KINDS[kind][2])
+        fresh["metadata"]["name"] = f"del-{rng.randrange(10**9)}"
+        client.post(url, json=fresh)
+        options: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "DeleteOptions",
+            "gracePeriodSeconds": 0,
+            "propagationPolicy": "Background",
+            "preconditions": {"uid": ""},
+        }
+        mutate(rng, options)
+        method, path, media, doc = "DELETE", f"{url}/{fresh['metadata']['name']}", "", options
+    body = json.dumps(doc)
+    if raw_text:
+        body = corrupt_text(rng, body)
+    headers = {"Content-Type": media or "application/json"}
+    response = send(
+        client,
+        tally,
+        f"{what} {method} {path.rsplit('/', 1)[-1]}",
+        lambda: client.request(
+            method, path, content=body.encode("utf-8", "surrogatepass"), headers=headers
+        ),
+    )
+    if response is not None and response.status_code == 201 and choice == 3:
+        tally.acknowledged.append((url, response.json()["metadata"]["name"]))
 
 
 def every_resource(client: httpx.Client) -> list[str]:
