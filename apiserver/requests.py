@@ -18,7 +18,7 @@ import yaml
 from starlette.requests import Request
 
 from api import events, fields
-from api.errors import forbidden, not_supported
+from api.errors import FieldError, forbidden, invalid, not_supported
 from api.resources import ResourceInfo
 from api.selectors import FieldSelector, parse_field_selector, parse_label_selector
 
@@ -299,6 +299,10 @@ def write_options(request: Request) -> WriteOptions:
             f"fieldValidation parameter unsupported: {validation!r}; "
             'supported values: "Ignore", "Warn", "Strict"'
         )
+    problems = field_manager_problems(q.get("fieldManager", ""))
+    if problems:
+        kind = {"POST": "CreateOptions", "PUT": "UpdateOptions"}.get(request.method, "PatchOptions")
+        raise errors.invalid(kind, "meta.k8s.io", "", problems)
     return WriteOptions(
         dry_run=dry_run(request),
         field_validation=validation,
@@ -306,6 +310,35 @@ def write_options(request: Request) -> WriteOptions:
             q.get("fieldManager", ""), request.headers.get("user-agent", "")
         ),
     )
+
+
+FIELD_MANAGER_MAX_LENGTH = 128
+
+
+def field_manager_problems(manager: str) -> list:
+    """Kubernetes' ValidateFieldManager: at most 128 characters, all printable
+    (a manager's name is stored in every object it writes)."""
+    problems = []
+    if len(manager) > FIELD_MANAGER_MAX_LENGTH:
+        problems.append(
+            FieldError(
+                "fieldManager",
+                "FieldValueTooLong",
+                f"may not be more than {FIELD_MANAGER_MAX_LENGTH} bytes",
+                manager,
+            )
+        )
+    for i, char in enumerate(manager):
+        if not char.isprintable():
+            at = len(manager[:i].encode("utf-8", "surrogatepass"))
+            problems.append(
+                invalid(
+                    "fieldManager",
+                    manager,
+                    f"invalid character U+{ord(char):04X} (at position {at})",
+                )
+            )
+    return problems
 
 
 def supported_fields(info: ResourceInfo) -> set[str]:

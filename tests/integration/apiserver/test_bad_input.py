@@ -502,3 +502,21 @@ def test_a_list_of_objects_at_the_size_limit_is_served(api: httpx.Client, namesp
         f"big-{i}" for i in range(50)
     )
     api.delete(url)
+
+
+def test_field_manager_must_be_short_and_printable(api: httpx.Client, namespace: str) -> None:
+    url = f"/api/v1/namespaces/{namespace}/configmaps"
+    body = {"metadata": {"name": "fm"}}
+    problem = assert_status(
+        api.post(url, params={"fieldManager": "a\nb"}, json=body), 422, "Invalid"
+    )
+    assert problem["message"].startswith('CreateOptions.meta.k8s.io "" is invalid: fieldManager')
+    assert "invalid character U+000A (at position 1)" in problem["message"]
+    assert_status(api.post(url, params={"fieldManager": "m" * 129}, json=body), 422, "Invalid")
+    assert api.get(f"{url}/fm").status_code == 404
+    assert api.post(url, params={"fieldManager": "m" * 128}, json=body).status_code == 201
+    patched = api.patch(
+        f"{url}/fm", params={"fieldManager": "x\x00"}, json={"data": {"a": "b"}}, headers=MERGE
+    )
+    assert_status(patched, 422, "Invalid")
+    assert patched.json()["message"].startswith('PatchOptions.meta.k8s.io "" is invalid')
