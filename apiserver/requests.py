@@ -31,8 +31,9 @@ MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's limit on a request body
 # and a bound well under Python's recursion limit keeps every later walk
 # (defaulting, validation, patching, managedFields) safe from RecursionError.
 MAX_DEPTH = 100
-# A decoded body holds at most this many values per byte of body, plus slack:
-# JSON cannot exceed it, so only YAML aliases expanding can (a "billion laughs").
+# A decoded body holds no more containers and string characters than its bytes,
+# plus slack: JSON cannot exceed that, so only YAML aliases expanding can (a
+# "billion laughs", or one long string repeated through aliases).
 ALIAS_SLACK = 10_000
 JSON_TYPES = ("application/json", "")
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
@@ -161,9 +162,7 @@ def check_tree(value: Any, body_size: int) -> Any:
         node, depth = stack.pop()
         budget -= 1
         if budget < 0:
-            raise errors.bad_request(
-                "error converting YAML to JSON: yaml: document contains excessive aliasing"
-            )
+            raise _aliasing()
         if isinstance(node, dict):
             if depth > MAX_DEPTH:
                 raise _too_deep()
@@ -172,11 +171,13 @@ def check_tree(value: Any, body_size: int) -> Any:
                 node.clear()
                 node.update(items)
             for key, sub in node.items():
+                budget -= len(key)
                 if _has_surrogate(key):
                     raise _surrogate("key", key)
                 if isinstance(sub, dict | list):
                     stack.append((sub, depth + 1))
                 elif isinstance(sub, str):
+                    budget -= len(sub)
                     if _has_surrogate(sub):
                         raise _surrogate("value", sub)
                 elif sub is not None and not isinstance(sub, int | float):
@@ -189,6 +190,7 @@ def check_tree(value: Any, body_size: int) -> Any:
                 if isinstance(sub, dict | list):
                     stack.append((sub, depth + 1))
                 elif isinstance(sub, str):
+                    budget -= len(sub)
                     if _has_surrogate(sub):
                         raise _surrogate("value", sub)
                 elif sub is not None and not isinstance(sub, int | float):
@@ -196,7 +198,15 @@ def check_tree(value: Any, body_size: int) -> Any:
                     stack.append((sub, depth + 1))
         elif isinstance(node, str) and _has_surrogate(node):
             raise _surrogate("value", node)
+    if budget < 0:
+        raise _aliasing()
     return value
+
+
+def _aliasing() -> errors.ApiError:
+    return errors.bad_request(
+        "error converting YAML to JSON: yaml: document contains excessive aliasing"
+    )
 
 
 def _json_with_duplicates(body: bytes) -> tuple[Any, list[str]]:

@@ -307,3 +307,16 @@ def test_client_certificates_verified_against_the_ca(tmp_path: Any) -> None:
     assert not tls.verified_client_cert(der(bad.cert), cas, now)
     assert not tls.verified_client_cert(der(good.cert), cas, now + datetime.timedelta(days=3650))
     assert not tls.verified_client_cert(b"not a certificate", cas, now)
+
+
+def test_yaml_aliases_repeating_a_long_string_are_400() -> None:
+    doc = "a: &a " + "x" * 100_000 + "\nb: [" + ", ".join(["*a"] * 1000) + "]\n"
+    problem = refused(lambda: requests.decode(doc.encode(), "application/yaml"))
+    assert "excessive aliasing" in problem.message
+
+
+def test_a_body_of_many_strings_is_not_mistaken_for_aliasing() -> None:
+    body = json.dumps({"data": {f"k{i}": "v" * 100 for i in range(20_000)}}).encode()
+    assert len(requests.decode(body, "application/json")["data"]) == 20_000
+    body_yaml = "data:\n" + "".join(f"  k{i}: {'v' * 100}\n" for i in range(3_000))
+    assert len(requests.decode(body_yaml.encode(), "application/yaml")["data"]) == 3_000
