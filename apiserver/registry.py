@@ -83,6 +83,7 @@ WRITE_OVERHEAD = 2048  # transaction framing, and headroom for the fields a dele
 # requests.MAX_DEPTH; managedFields add a few levels on top, and a stored
 # object must stay far from Python's recursion limit to be readable.
 MAX_STORED_DEPTH = 150
+MAX_JSON_INT = 2**1024  # past float64's range: Go's JSON decoding fails on such numbers
 # Lists read etcd in pages of at most this many keys, at one revision; a page
 # too large for one gRPC message (64 MiB) is read again in smaller pages.
 LIST_PAGE = 500
@@ -615,11 +616,17 @@ def check_typed(schema: Schema, kind: str, version: str, group: str, obj: dict[s
 
 
 def nesting_depth(value: Any, limit: int) -> int:
-    """How deeply `value` nests, counted up to `limit + 1` (an explicit stack, no recursion)."""
+    """How deeply `value` nests, counted up to `limit + 1` (an explicit stack, no recursion).
+
+    A number no JSON reader can hold (an integer past float64's range) counts as
+    too deep too: Go clients, kubectl included, could not decode the object.
+    """
     deepest = 0
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         node, depth = stack.pop()
+        if isinstance(node, int) and not isinstance(node, bool) and abs(node) >= MAX_JSON_INT:
+            return limit + 1
         if not isinstance(node, dict | list):
             continue
         deepest = max(deepest, depth)
@@ -639,7 +646,8 @@ def check_storable(key: str, obj: dict[str, Any]) -> None:
     """
     if nesting_depth(obj, MAX_STORED_DEPTH) > MAX_STORED_DEPTH:
         raise errors.bad_request(
-            f"the object nests objects and lists deeper than {MAX_STORED_DEPTH} levels"
+            f"the object nests objects and lists deeper than {MAX_STORED_DEPTH} levels, "
+            "or holds a number no JSON reader can hold"
         )
     try:
         size = len(json.dumps(obj, separators=(",", ":"), allow_nan=False))

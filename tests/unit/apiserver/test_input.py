@@ -320,3 +320,8 @@ def test_a_body_of_many_strings_is_not_mistaken_for_aliasing() -> None:
     assert len(requests.decode(body, "application/json")["data"]) == 20_000
     body_yaml = "data:\n" + "".join(f"  k{i}: {'v' * 100}\n" for i in range(3_000))
     assert len(requests.decode(body_yaml.encode(), "application/yaml")["data"]) == 3_000
+
+
+def test_numbers_no_json_reader_can_hold_are_not_stored() -> None:
+    check_storable("/k", {"status": {"conditions": [{"n": 10**300}]}})
+    assert refused(lambda: check_storable("/k", {"status": {"x": 10**400}})).code == 400
