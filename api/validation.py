@@ -130,8 +130,8 @@ def check_decoded(
     """Type mismatches (a 400, as Go's decoder) and out-of-range numbers (a 422).
 
     Normalizes in place the way decoding into Go types does, so nothing later
-    meets a value of an unexpected type: `null` for an object, list or map
-    field is dropped, `null` in a list or map becomes the zero value, and a
+    meets a value of an unexpected type: a field given as `null` is dropped
+    (but for timestamps, which Kubernetes writes as `null` when unset), `null` in a list or map becomes the zero value, and a
     whole-number float in an integer field (`3.0`, `1e3`) becomes an int.
     """
     mismatches: list[TypeMismatch] = []
@@ -194,7 +194,9 @@ def _check(
                 continue  # unknown fields are fieldValidation's business
             sub = value[key]
             if sub is None:
-                if child.type in ("object", "map", "array"):
+                # Go leaves a field that JSON gives as null unset (nil, or the zero
+                # value, which encodes as absent); only a zero metav1.Time encodes as null.
+                if child.type not in ("time", "any"):
                     del value[key]
                 continue
             value[key] = sub = _fix_number(child, sub)

@@ -520,3 +520,32 @@ def test_field_manager_must_be_short_and_printable(api: httpx.Client, namespace:
     )
     assert_status(patched, 422, "Invalid")
     assert patched.json()["message"].startswith('PatchOptions.meta.k8s.io "" is invalid')
+
+
+def test_null_fields_are_unset_as_go_decodes_them(
+    api: httpx.Client, namespace: str, build: Any
+) -> None:
+    """`"replicas": null` is an unset replicas (defaulted to 1), never a stored null
+    that breaks kubectl's table of every ReplicaSet."""
+    url = f"/apis/apps/v1/namespaces/{namespace}/replicasets"
+    rs = build.replicaset("nulls")
+    rs["spec"]["replicas"] = None
+    rs["spec"]["minReadySeconds"] = None
+    rs["metadata"]["labels"] = None
+    created = api.post(url, json=rs)
+    assert created.status_code == 201, created.text
+    assert created.json()["spec"]["replicas"] == 1
+    assert "minReadySeconds" not in created.json()["spec"]
+    table = {"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}
+    for listing in (url, "/apis/apps/v1/replicasets"):
+        assert api.get(listing, headers=table).status_code == 200
+    patched = api.patch(f"{url}/nulls", json={"spec": {"replicas": None}}, headers=JSON_PATCH)
+    assert patched.status_code in (400, 422)  # a JSON patch must be a list
+    merged = api.patch(
+        f"{url}/nulls",
+        content=b'[{"op": "replace", "path": "/spec/replicas", "value": null}]',
+        headers=JSON_PATCH,
+    )
+    assert merged.status_code == 200, merged.text
+    assert merged.json()["spec"]["replicas"] == 1
+    assert api.get(url, headers=table).status_code == 200

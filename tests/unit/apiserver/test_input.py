@@ -249,7 +249,7 @@ def test_decoding_normalizes_as_go_does() -> None:
     obj["metadata"]["labels"] = {"a": None}
     obj["metadata"]["finalizers"] = [None, "x"]
     check_decoded(DEPLOYMENT, obj)
-    assert obj["spec"] == {"selector": {"matchLabels": {"a": "b"}}, "replicas": 3, "paused": None}
+    assert obj["spec"] == {"selector": {"matchLabels": {"a": "b"}}, "replicas": 3}
     assert isinstance(obj["spec"]["replicas"], int)
     assert obj["metadata"]["labels"] == {"a": ""}
     assert obj["metadata"]["finalizers"] == ["", "x"]
