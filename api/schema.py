@@ -72,9 +72,14 @@ def quantity(description: str = "") -> Schema:
     return Schema("quantity", description)
 
 
-def any_value(description: str = "") -> Schema:
-    """Free-form JSON whose inside skiff does not check (e.g. an opaque config)."""
-    return Schema("any", description)
+def any_value(description: str = "", *, shape: str = "object") -> Schema:
+    """JSON whose inside skiff does not check (e.g. an opaque config).
+
+    `shape` is still checked ("object", "array", or "" for anything), as the Go
+    type behind it would be: a number where a struct belongs is refused, so no
+    reader of the stored object (kubectl, a typed client) ever fails on it.
+    """
+    return Schema("any", description, format=shape)
 
 
 def arr(item: Schema, description: str = "", *, merge_key: str = "", set_: bool = False) -> Schema:
@@ -218,6 +223,10 @@ def go_type(schema: Schema) -> str:
         return "[]" + (go_type(schema.items) if schema.items else "interface {}")
     if t == "map":
         return "map[string]" + (go_type(schema.values) if schema.values else "interface {}")
+    if t == "any":
+        return {"object": "map[string]interface {}", "array": "[]interface {}"}.get(
+            schema.format, "interface {}"
+        )
     return {
         "string": "string",
         "time": "v1.Time",

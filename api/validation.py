@@ -131,8 +131,9 @@ def check_decoded(
 
     Normalizes in place the way decoding into Go types does, so nothing later
     meets a value of an unexpected type: a field given as `null` is dropped
-    (but for timestamps, which Kubernetes writes as `null` when unset), `null` in a list or map becomes the zero value, and a
-    whole-number float in an integer field (`3.0`, `1e3`) becomes an int.
+    (but for timestamps, which Kubernetes writes as `null` when unset), `null`
+    in a list or map becomes the zero value, and a whole-number float in an
+    integer field (`3.0`, `1e3`) becomes an int.
     """
     mismatches: list[TypeMismatch] = []
     invalid_values: list[FieldError] = []
@@ -168,8 +169,6 @@ def _check(
     invalid_values: list[FieldError],
 ) -> None:
     t = schema.type
-    if t == "any":
-        return
 
     def mismatch() -> None:
         kind = json_kind(value)
@@ -183,6 +182,12 @@ def _check(
             )
         )
 
+    if t == "any":
+        if (schema.format == "object" and not isinstance(value, dict)) or (
+            schema.format == "array" and not isinstance(value, list)
+        ):
+            mismatch()
+        return
     if t == "object":
         if not isinstance(value, dict):
             mismatch()

@@ -549,3 +549,30 @@ def test_null_fields_are_unset_as_go_decodes_them(
     assert merged.status_code == 200, merged.text
     assert merged.json()["spec"]["replicas"] == 1
     assert api.get(url, headers=table).status_code == 200
+
+
+def test_status_fields_the_tables_read_are_typed(api: httpx.Client, namespace: str) -> None:
+    """A Service's loadBalancer or an Event's series of the wrong shape used to be
+    stored, and then kubectl's table of every Service (or Event) answered 500."""
+    svc = {"metadata": {"name": "lb"}, "spec": {"ports": [{"port": 80}]}}
+    url = f"/api/v1/namespaces/{namespace}/services"
+    created = api.post(url, json=svc)
+    assert created.status_code == 201, created.text
+    status = {**created.json(), "status": {"loadBalancer": 7}}
+    assert_status(api.put(f"{url}/lb/status", json=status), 400, "BadRequest")
+    event = {
+        "metadata": {"name": "ev"},
+        "involvedObject": {"kind": "Pod", "name": "p", "namespace": namespace},
+        "reason": "R",
+        "series": 3,
+    }
+    events = f"/api/v1/namespaces/{namespace}/events"
+    assert_status(api.post(events, json=event), 400, "BadRequest")
+    pod = {
+        "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "c", "image": "i"}], "ephemeralContainers": {"a": 1}},
+    }
+    assert_status(api.post(f"/api/v1/namespaces/{namespace}/pods", json=pod), 400, "BadRequest")
+    table = {"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}
+    for listing in ("/api/v1/services", "/api/v1/events", url, events):
+        assert api.get(listing, headers=table).status_code == 200, listing
