@@ -10,7 +10,8 @@ apiserver (its own, with its own etcd) over HTTPS.
 
 The server must answer every case with something other than a 5xx, every
 object it acknowledged must still be readable afterwards, every list of every
-resource must answer 200 with JSON, and the server must be healthy at the end.
+resource must answer 200 with JSON (and as kubectl's Table), the real kubectl
+must read every resource, and the server must be healthy at the end.
 The counts are printed (run with -s to see them) and recorded in
 docs/security-input.md.
 
@@ -23,6 +24,7 @@ import copy
 import json
 import os
 import random
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -614,6 +616,22 @@ def test_mutated_objects_never_break_the_server(start_apiserver: Any) -> None:
                     broken_lists.append(f"{url}: {r.status_code} {r.text[:200]}")
                 else:
                     r.json()
+        # And the real kubectl (Go) reads every object of every resource, as JSON
+        # and as its table: nothing stored that a Go client cannot decode.
+        kubectl_failures = []
+        for url in resources:
+            name = url.rsplit("/", 1)[-1] + ("." + url.split("/")[2] if "/apis/" in url else "")
+            for output in (["-o", "json"], []):
+                result = subprocess.run(
+                    ["kubectl", "--kubeconfig", str(server.kubeconfig), "get", name, "-A", *output],
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                )
+                if result.returncode != 0:
+                    kubectl_failures.append(f"kubectl get {name} {output}: {result.stderr[-300:]}")
+                elif output:
+                    json.loads(result.stdout)
         healthy = {path: client.get(path).status_code for path in ("/readyz", "/livez")}
         still_works = client.post(
             collection("ConfigMap"), json={"metadata": {"name": "after"}, "data": {"a": "b"}}
@@ -630,6 +648,7 @@ def test_mutated_objects_never_break_the_server(start_apiserver: Any) -> None:
         "objects unreadable": len(unreadable),
         "resources listed": len(resources),
         "lists failing": len(broken_lists),
+        "kubectl reads failing": len(kubectl_failures),
     }
     print("\nfuzz summary:", json.dumps(summary))
     assert not tally.server_errors, tally.server_errors[:10]
@@ -637,6 +656,7 @@ def test_mutated_objects_never_break_the_server(start_apiserver: Any) -> None:
     assert not lost, lost[:10]
     assert not unreadable, unreadable[:10]
     assert not broken_lists, broken_lists
+    assert not kubectl_failures, kubectl_failures
     assert healthy == {"/readyz": 200, "/livez": 200}
     assert still_works == 201
     assert tally.cases >= CASES
