@@ -9,7 +9,10 @@ not negative, the selector matches the template, immutable fields stay).
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from . import cron, names, quantity
@@ -24,7 +27,16 @@ from .errors import (
     required,
 )
 from .resources import ResourceInfo
-from .schema import JSON_TYPE, Schema, drop_unknown, walk
+from .schema import (
+    INT_RANGES,
+    JSON_TYPE,
+    Schema,
+    drop_unknown,
+    go_type,
+    json_kind,
+    walk,
+    zero_value,
+)
 from .selectors import selector_from_dict
 
 # Names are DNS-1123 subdomains, except these kinds (as Kubernetes validates them).
@@ -97,6 +109,177 @@ def _required_and_enums(schema: Schema, value: Any, path: str) -> Iterator[Field
         yield not_supported(path, value, list(schema.enum))
 
 
+# -- decoding: what Go's typed decoder refuses, checked before anything reads the object --
+
+QUANTITY_FORMAT = (
+    "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+)
+
+
+@dataclass(frozen=True)
+class TypeMismatch:
+    """A value of the wrong JSON type for its field: what kube-apiserver's decoder refuses."""
+
+    field: str  # Kubernetes' field path, with indices: spec.containers[0].ports
+    message: str  # Go's wording: json: cannot unmarshal string into Go struct field ...
+
+
+def check_decoded(
+    schema: Schema, obj: dict[str, Any]
+) -> tuple[list[TypeMismatch], list[FieldError]]:
+    """Type mismatches (a 400, as Go's decoder) and out-of-range numbers (a 422).
+
+    Normalizes in place the way decoding into Go types does, so nothing later
+    meets a value of an unexpected type: a field given as `null` is dropped
+    (but for timestamps, which Kubernetes writes as `null` when unset), `null`
+    in a list or map becomes the zero value, and a whole-number float in an
+    integer field (`3.0`, `1e3`) becomes an int.
+    """
+    mismatches: list[TypeMismatch] = []
+    invalid_values: list[FieldError] = []
+    _check(schema, obj, "", "", "", mismatches, invalid_values)
+    return mismatches, invalid_values
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _struct_name(schema: Schema) -> str:
+    return schema.ref.rsplit(".", 1)[-1] if schema.ref else ""
+
+
+def _fix_number(schema: Schema, value: Any) -> Any:
+    if (
+        schema.type in ("integer", "int-or-string")
+        and isinstance(value, float)
+        and value.is_integer()
+    ):
+        return int(value)
+    return value
+
+
+def _check(
+    schema: Schema,
+    value: Any,
+    path: str,
+    go_path: str,
+    struct: str,
+    mismatches: list[TypeMismatch],
+    invalid_values: list[FieldError],
+) -> None:
+    t = schema.type
+
+    def mismatch() -> None:
+        kind = json_kind(value)
+        if kind == "number" and isinstance(value, float) and not math.isfinite(value):
+            kind = f"number {value}"
+        where = f"Go struct field {struct}.{go_path}" if struct else "Go value"
+        mismatches.append(
+            TypeMismatch(
+                path,
+                f"json: cannot unmarshal {kind} into {where} of type {go_type(schema)}",
+            )
+        )
+
+    if t == "any":
+        if (schema.format == "object" and not isinstance(value, dict)) or (
+            schema.format == "array" and not isinstance(value, list)
+        ):
+            mismatch()
+        return
+    if t == "object":
+        if not isinstance(value, dict):
+            mismatch()
+            return
+        name = _struct_name(schema) or struct
+        for key in list(value):
+            child = schema.fields.get(key)
+            if child is None:
+                continue  # unknown fields are fieldValidation's business
+            sub = value[key]
+            if sub is None:
+                # Go leaves a field that JSON gives as null unset (nil, or the zero
+                # value, which encodes as absent); only a zero metav1.Time encodes as null.
+                if child.type not in ("time", "any"):
+                    del value[key]
+                continue
+            value[key] = sub = _fix_number(child, sub)
+            _check(
+                child, sub, _join(path, key), _join(go_path, key), name, mismatches, invalid_values
+            )
+        return
+    if t in ("map", "array"):
+        if not isinstance(value, dict if t == "map" else list):
+            mismatch()
+            return
+        inner = schema.values if t == "map" else schema.items
+        if inner is None:
+            return
+        keys = list(value) if t == "map" else range(len(value))
+        for key in keys:
+            sub = value[key]
+            if sub is None:
+                value[key] = sub = zero_value(inner)
+                if sub is None:
+                    continue
+            value[key] = sub = _fix_number(inner, sub)
+            _check(inner, sub, f"{path}[{key}]", go_path, struct, mismatches, invalid_values)
+        return
+    if t in ("string", "time"):
+        if not isinstance(value, str):
+            mismatch()
+    elif t == "boolean":
+        if not isinstance(value, bool):
+            mismatch()
+    elif t == "number":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            mismatch()
+        elif isinstance(value, float) and not math.isfinite(value):
+            mismatch()
+    elif t in ("integer", "int-or-string"):
+        if t == "int-or-string" and isinstance(value, str):
+            return
+        if isinstance(value, bool) or not isinstance(value, int):
+            mismatch()
+            return
+        low, high = INT_RANGES.get(
+            schema.format if t == "integer" else "int32", INT_RANGES["int64"]
+        )
+        if not low <= value <= high:
+            invalid_values.append(
+                invalid(path, value, f"must be between {low} and {high}, inclusive")
+            )
+    elif t == "quantity":
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            mismatch()
+        elif not quantity_ok(value):
+            invalid_values.append(invalid(path, value, QUANTITY_FORMAT))
+
+
+_EXPONENT = re.compile(r"[eE]([+-]?[0-9]+)$")
+MAX_QUANTITY = 2**63 - 1  # what Quantity.Value() can return
+
+
+def quantity_ok(value: Any) -> bool:
+    """A quantity Kubernetes can hold: well formed, finite, its value within int64.
+
+    The exponent is looked at before the exact value is computed, so `1e999999999`
+    costs nothing.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return False
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    if isinstance(value, str):
+        exponent = _EXPONENT.search(value.strip())
+        if exponent and abs(int(exponent.group(1))) > 40:
+            return False
+    if not quantity.is_valid(value):
+        return False
+    return abs(quantity.parse(value)) <= MAX_QUANTITY
+
+
 # -- metadata ---------------------------------------------------------------------------
 
 
@@ -151,7 +334,7 @@ def _resources(path: str, res: Any) -> list[FieldError]:
     for part in ("limits", "requests"):
         for name, value in (res.get(part) or {}).items():
             at = f"{path}.{part}[{name}]"
-            if not quantity.is_valid(value):
+            if not quantity_ok(value):
                 out.append(
                     invalid(
                         at,
@@ -164,7 +347,7 @@ def _resources(path: str, res: Any) -> list[FieldError]:
                 out.append(invalid(at, value, "must be greater than or equal to 0"))
     limits, requests = res.get("limits") or {}, res.get("requests") or {}
     for name, value in requests.items():
-        if name in limits and quantity.is_valid(value) and quantity.is_valid(limits[name]):
+        if name in limits and quantity_ok(value) and quantity_ok(limits[name]):
             if quantity.parse(value) > quantity.parse(limits[name]):
                 out.append(
                     invalid(

@@ -4,7 +4,6 @@ Scale."""
 from __future__ import annotations
 
 from api.schema import (
-    any_value,
     arr,
     boolean,
     int_or_string,
@@ -100,7 +99,19 @@ ReplicaSet = top_level(
         availableReplicas=integer("Available pods."),
         terminatingReplicas=integer("Terminating pods."),
         observedGeneration=integer("Generation acted on.", format="int64"),
-        conditions=arr(any_value(), "Conditions."),
+        conditions=arr(
+            obj(
+                APPS + "ReplicaSetCondition",
+                "One aspect of the ReplicaSet's state.",
+                type=string("Type of the condition."),
+                status=string("True, False or Unknown."),
+                lastTransitionTime=time("When the status last changed."),
+                reason=string("One-word CamelCase reason."),
+                message=string("Human-readable details."),
+            ),
+            "Conditions.",
+            merge_key="type",
+        ),
     ),
 )
 

@@ -18,7 +18,7 @@ from api.schema import (
     time,
 )
 
-from .meta import META, top_level
+from .meta import META, Condition, top_level
 from .pod import CORE, PodSpec, PodStatus, PodTemplateSpec
 
 Pod = top_level(
@@ -41,7 +41,19 @@ Namespace = top_level(
         CORE + "NamespaceStatus",
         "Observed state.",
         phase=string("Active or Terminating.", enum=("Active", "Terminating")),
-        conditions=any_value("Conditions."),
+        conditions=arr(
+            obj(
+                CORE + "NamespaceCondition",
+                "One aspect of the namespace's state.",
+                type=string("Type of the condition."),
+                status=string("True, False or Unknown."),
+                lastTransitionTime=time("When the status last changed."),
+                reason=string("One-word CamelCase reason."),
+                message=string("Human-readable details."),
+            ),
+            "Conditions.",
+            merge_key="type",
+        ),
     ),
 )
 
@@ -73,7 +85,15 @@ Service = top_level(
         ),
         externalIPs=strings("Extra addresses that route to the Service."),
         sessionAffinity=string("None or ClientIP.", enum=("None", "ClientIP")),
-        sessionAffinityConfig=any_value("ClientIP timeout."),
+        sessionAffinityConfig=obj(
+            CORE + "SessionAffinityConfig",
+            "ClientIP timeout.",
+            clientIP=obj(
+                CORE + "ClientIPConfig",
+                "ClientIP affinity.",
+                timeoutSeconds=integer("Seconds a client sticks to one endpoint."),
+            ),
+        ),
         loadBalancerIP=string("Deprecated."),
         loadBalancerSourceRanges=strings("Allowed client ranges."),
         loadBalancerClass=string("Load balancer implementation."),
@@ -90,8 +110,31 @@ Service = top_level(
     status=obj(
         CORE + "ServiceStatus",
         "Observed state.",
-        loadBalancer=any_value("Load balancer ingress points."),
-        conditions=any_value("Conditions."),
+        loadBalancer=obj(
+            CORE + "LoadBalancerStatus",
+            "Load balancer ingress points.",
+            ingress=arr(
+                obj(
+                    CORE + "LoadBalancerIngress",
+                    "One ingress point.",
+                    ip=string("IP address."),
+                    hostname=string("DNS name."),
+                    ipMode=string("VIP or Proxy."),
+                    ports=arr(
+                        obj(
+                            CORE + "PortStatus",
+                            "A port's status.",
+                            port=integer("Port."),
+                            protocol=string("Protocol."),
+                            error=string("Why the port failed."),
+                        ),
+                        "Ports.",
+                    ),
+                ),
+                "Ingress points.",
+            ),
+        ),
+        conditions=arr(Condition, "Conditions.", merge_key="type"),
     ),
 )
 
@@ -123,7 +166,12 @@ Event = top_level(
     count=integer("How many times."),
     type=string("Normal or Warning."),
     eventTime=time("When it happened (MicroTime)."),
-    series=any_value("Series data."),
+    series=obj(
+        CORE + "EventSeries",
+        "Repeats.",
+        count=integer("How many times."),
+        lastObservedTime=time("Last seen (MicroTime)."),
+    ),
     action=string("What action was taken."),
     related=ObjectReference.described("A second object involved."),
     reportingComponent=string("Controller that reported it."),
@@ -219,7 +267,13 @@ Node = top_level(
             "Addresses.",
             merge_key="type",
         ),
-        daemonEndpoints=any_value("Kubelet endpoint."),
+        daemonEndpoints=obj(
+            CORE + "NodeDaemonEndpoints",
+            "Kubelet endpoint.",
+            kubeletEndpoint=obj(
+                CORE + "DaemonEndpoint", "The kubelet's port.", Port=integer("Port.")
+            ),
+        ),
         nodeInfo=obj(
             CORE + "NodeSystemInfo",
             "Versions.",
@@ -233,13 +287,33 @@ Node = top_level(
             kubeProxyVersion=string("Proxy."),
             operatingSystem=string("OS."),
             architecture=string("Arch."),
-            swap=any_value("Swap."),
+            swap=obj(
+                CORE + "NodeSwapStatus",
+                "Swap.",
+                capacity=integer("Bytes of swap.", format="int64"),
+            ),
         ),
-        images=any_value("Images on the node."),
+        images=arr(
+            obj(
+                CORE + "ContainerImage",
+                "An image on the node.",
+                names=strings("Names and digests."),
+                sizeBytes=integer("Size.", format="int64"),
+            ),
+            "Images on the node.",
+        ),
         volumesInUse=strings("Volumes."),
-        volumesAttached=any_value("Attached."),
+        volumesAttached=arr(
+            obj(
+                CORE + "AttachedVolume",
+                "An attached volume.",
+                name=string("Name."),
+                devicePath=string("Device."),
+            ),
+            "Attached.",
+        ),
         config=any_value("Config."),
-        runtimeHandlers=any_value("Runtime handlers."),
+        runtimeHandlers=any_value("Runtime handlers.", shape="array"),
         features=any_value("Features."),
     ),
 )
