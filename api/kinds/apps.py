@@ -4,6 +4,7 @@ Scale."""
 from __future__ import annotations
 
 from api.schema import (
+    any_value,
     arr,
     boolean,
     int_or_string,
