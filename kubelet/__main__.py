@@ -31,7 +31,7 @@ from proto import runtime_pb2 as pb
 from proto import runtime_pb2_grpc as pb_grpc
 
 from .node import NodeAgent, NodeSettings, choose_node_ip, hostname, parse_reserved
-from .pods import PodWorkers, Settings
+from .pods import BY_UID, PodWorkers, Settings, by_uid
 from .static import StaticPods
 from .volumes import VolumeManager
 
@@ -125,7 +125,13 @@ async def run(args: argparse.Namespace) -> None:
         )
         node = await agent.register()
         await agent.pass_pod_cidr(node)
-        pods = Informer(client, "v1", "Pod", field_selector=f"spec.nodeName={args.node_name}")
+        pods = Informer(
+            client,
+            "v1",
+            "Pod",
+            field_selector=f"spec.nodeName={args.node_name}",
+            indexers={BY_UID: by_uid},
+        )
         configmaps = Informer(client, "v1", "ConfigMap")
         secrets = Informer(client, "v1", "Secret")
         informers = (pods, configmaps, secrets)

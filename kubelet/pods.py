@@ -123,9 +123,8 @@ class PodWorkers:
         static = self.static_pods().get(uid)
         if static is not None:
             return static
-        for pod in self.pods.store.list():
-            meta = pod["metadata"]
-            if meta.get("uid") == uid and MIRROR not in (meta.get("annotations") or {}):
+        for pod in self.pods.store.by_index(BY_UID, uid):
+            if MIRROR not in (pod["metadata"].get("annotations") or {}):
                 return pod  # a mirror pod only shows a static pod: the static one runs
         return None
 
@@ -202,7 +201,7 @@ class PodWorkers:
                 log.exception("syncing pod %s failed", uid)
                 timeout = RETRY_AFTER_ERROR
                 continue
-            if plan.finished:
+            if plan.finished and progressed:
                 self._forget(uid)
                 return
             # Work that went through usually enables the next step (a sandbox, then its
@@ -605,7 +604,8 @@ class PodWorkers:
         pod_ip = (
             self.s.node_ip if pod["spec"].get("hostNetwork") else (sandbox.ip if sandbox else "")
         )
-        for cid in [cid for cid in self._probers if cid not in running]:
+        stopped = {c.id for c in observed.containers if c.state != RUNNING}  # this pod's only
+        for cid in [cid for cid in self._probers if cid in stopped]:
             self._stop_prober(cid)
         if pod["metadata"].get("deletionTimestamp"):
             return
@@ -702,6 +702,14 @@ class PodWorkers:
 
 
 MIRROR_SOURCE = "kubernetes.io/config.source"
+BY_UID = "uid"
+
+
+def by_uid(pod: dict[str, Any]) -> list[str]:
+    """The pods informer's index: workers are keyed by uid, the cache by name."""
+    return [pod["metadata"]["uid"]]
+
+
 MIRROR = "kubernetes.io/config.mirror"
 
 
