@@ -186,6 +186,9 @@ def test_readiness_flips_ready_and_the_endpoints(node: Node, ns: str) -> None:
         node.exec(cid, "touch", "/tmp/ready")
         wait_for(lambda: condition(status_of(node, ns, "ready"), "Ready") == "True", "Ready")
         wait_for(lambda: ip in addresses("addresses"), "a ready endpoint")
+        # Another pod's syncs leave this pod's probes alone.
+        create(node, ns, make_pod("bystander", busybox("c")))
+        wait_for(lambda: status_of(node, ns, "bystander").get("phase") == "Running", "Running")
         node.exec(cid, "rm", "/tmp/ready")
         wait_for(lambda: condition(status_of(node, ns, "ready"), "Ready") == "False", "unready")
         wait_for(lambda: ip in addresses("notReadyAddresses"), "the endpoint not ready again")
