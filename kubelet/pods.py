@@ -604,6 +604,10 @@ class PodWorkers:
         pod_ip = (
             self.s.node_ip if pod["spec"].get("hostNetwork") else (sandbox.ip if sandbox else "")
         )
+        held = {c.id for c in observed.containers}
+        for verdicts in (memory.ready, memory.started, memory.unhealthy):
+            for gone in [cid for cid in verdicts if cid not in held]:
+                del verdicts[gone]  # the container was removed: so is what probes said of it
         stopped = {c.id for c in observed.containers if c.state != RUNNING}  # this pod's only
         for cid in [cid for cid in self._probers if cid in stopped]:
             self._stop_prober(cid)
