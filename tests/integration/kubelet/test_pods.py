@@ -83,6 +83,12 @@ def test_crash_loop_backs_off_longer_each_time(node: Node, ns: str) -> None:
     assert status_of(node, ns, "crash")["phase"] == "Running"
     reasons = {e["reason"] for e in events(node, ns, "crash")}
     assert {"Pulled", "Created", "Started", "BackOff"} <= reasons
+    # What a user sees with kubectl.
+    row = node.kubectl("get", "pod", "crash", "-n", ns, "--no-headers").split()
+    assert row[2] in ("CrashLoopBackOff", "Error") and int(row[3]) >= 2
+    described = node.kubectl("describe", "pod", "crash", "-n", ns)
+    assert "Back-off restarting failed container crash" in described
+    assert "Exit Code:    3" in described
 
 
 @pytest.mark.parametrize(
