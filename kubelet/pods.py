@@ -48,6 +48,7 @@ from .sync import (
     Action,
     ConfirmDeletion,
     CreateSandbox,
+    FailPod,
     KillContainer,
     KillSandbox,
     Plan,
@@ -302,6 +303,7 @@ class PodWorkers:
                 await self._confirm_deletion(pod)
             elif isinstance(action, ReleaseVolumes):
                 await self._release(uid)
+            # FailPod is carried out by the status this sync writes.
         except grpc.aio.AioRpcError as e:
             log.warning("%s failed: %s", action, e.details())
             return False
@@ -684,8 +686,15 @@ class PodWorkers:
     async def _write_status(
         self, pod: dict[str, Any], observed: Observed, memory: Memory, plan: Plan
     ) -> None:
+        fail = next((a for a in plan.actions if isinstance(a, FailPod)), None)
         status = pod_status(
-            pod, observed, memory, plan.waiting, host_ip=self.s.node_ip, now=time.time()
+            pod,
+            observed,
+            memory,
+            plan.waiting,
+            host_ip=self.s.node_ip,
+            now=time.time(),
+            failed=(fail.reason, fail.message) if fail else None,
         )
         target = self._status_target(pod)
         if target is None or status == target.get("status"):

@@ -14,6 +14,7 @@ Kubernetes' order, which the code below follows step by step:
    deletion confirmed to the API (a delete with grace 0).
 3. A pod that finished (Succeeded or Failed) keeps its exited containers, for
    their logs and exit codes, and is never restarted; its sandbox is stopped.
+   A pod past its `activeDeadlineSeconds` is stopped the same way and Failed.
 4. Otherwise: a sandbox first (a new one if the old one died); then the init
    containers, one at a time and in order, each to succeed before the next;
    then every app container, restarted as `restartPolicy` says, after the
@@ -25,6 +26,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from api.meta import parse_time
 
 from .observed import CREATED, EXITED, RUNNING, UNKNOWN, Container, Failure, Memory, Observed
 from .status import TERMINAL, init_done, is_sidecar, pod_phase
@@ -96,6 +99,14 @@ class ReleaseVolumes:
     """The pod is gone: unmount and delete its volumes."""
 
 
+@dataclass(frozen=True)
+class FailPod:
+    """Mark the pod Failed for good (its status says why): activeDeadlineSeconds ran out."""
+
+    reason: str
+    message: str
+
+
 Action = (
     CreateSandbox
     | KillSandbox
@@ -105,6 +116,7 @@ Action = (
     | RemoveContainer
     | ConfirmDeletion
     | ReleaseVolumes
+    | FailPod
 )
 
 
@@ -140,6 +152,14 @@ def decide(pod: dict[str, Any] | None, observed: Observed, memory: Memory, now: 
         return _terminate(pod, observed)
     if pod_phase(pod, observed) in TERMINAL:
         return _finished(pod, observed)
+    if past_active_deadline(pod, now):
+        plan = _finished(pod, observed)
+        plan.actions.append(
+            FailPod(
+                "DeadlineExceeded", "Pod was active on the node longer than the specified deadline"
+            )
+        )
+        return plan
     plan = Plan()
     sandbox = observed.current_sandbox()
     if sandbox is None or not sandbox.ready:
@@ -388,6 +408,13 @@ def _kill(c: Container, grace: int, message: str, *, pre_stop: bool = True) -> K
 
 
 # -- small facts the policy uses --------------------------------------------------------------
+
+
+def past_active_deadline(pod: dict[str, Any], now: float) -> bool:
+    """spec.activeDeadlineSeconds counts from status.startTime, as the kubelet's does."""
+    deadline = pod["spec"].get("activeDeadlineSeconds")
+    started = parse_time((pod.get("status") or {}).get("startTime"))
+    return deadline is not None and started is not None and now >= started.timestamp() + deadline
 
 
 def grace_period(pod: dict[str, Any], *, deleting: bool = True) -> int:

@@ -413,3 +413,21 @@ def test_kubectl_logs_and_exec_reach_the_pod_through_the_kubelet(node: Node, ns:
     )
     assert "hello-from-talk" in logs
     assert node.kubectl("exec", "-n", ns, "talk", "--", "hostname").strip() == "talk"
+
+
+def test_active_deadline_fails_the_pod(node: Node, ns: str) -> None:
+    create(
+        node,
+        ns,
+        make_pod(
+            "deadline", busybox("c"), activeDeadlineSeconds=3, terminationGracePeriodSeconds=1
+        ),
+    )
+    status = wait_for(
+        lambda: (s := status_of(node, ns, "deadline")).get("phase") == "Failed" and s, "Failed"
+    )
+    assert status["reason"] == "DeadlineExceeded"
+    wait_for(
+        lambda: "terminated" in container_status(node, ns, "deadline", "c").get("state", {}),
+        "the container to be stopped",
+    )
