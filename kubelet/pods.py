@@ -195,7 +195,8 @@ class PodWorkers:
                 await asyncio.wait_for(wake.wait(), timeout=max(timeout, 0.0))
             wake.clear()
             try:
-                plan, progressed = await self.sync(uid)
+                # While syncs follow one another at once, the last of them reports.
+                plan, progressed = await self.sync(uid, report=in_a_row >= MAX_IMMEDIATE_RESYNCS)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -239,8 +240,11 @@ class PodWorkers:
             self._images_at = time.monotonic()
         return self._images
 
-    async def sync(self, uid: str) -> tuple[Plan, bool]:
-        """One sync of one pod; the plan, and whether all of its actions went through."""
+    async def sync(self, uid: str, *, report: bool = True) -> tuple[Plan, bool]:
+        """One sync of one pod; the plan, and whether all of its actions went through.
+
+        A sync whose actions all went through is followed at once by another, which
+        sees their effect; unless `report`, it leaves writing the status to that one."""
         pod = self.pod(uid)
         if pod is not None:
             self._last_pod[uid] = pod
@@ -261,6 +265,8 @@ class PodWorkers:
                 progressed = False
                 break  # a failed step: the ones after it depend on it
         if plan.finished or pod is None:
+            return plan, progressed
+        if progressed and not report and not any(isinstance(a, FailPod) for a in plan.actions):
             return plan, progressed
         await self._report_back_off(pod, plan)
         if plan.actions:  # else the runtime holds what it held a moment ago
