@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
-import importlib.util
 import logging
 import sys
 from pathlib import Path
-from typing import Any
 
 import grpc
 
@@ -32,6 +29,7 @@ from proto import runtime_pb2_grpc as pb_grpc
 
 from .node import NodeAgent, NodeSettings, choose_node_ip, hostname, parse_reserved
 from .pods import BY_UID, PodWorkers, Settings, by_uid
+from .server import KubeletServer
 from .static import StaticPods
 from .volumes import VolumeManager
 
@@ -193,25 +191,17 @@ async def run(args: argparse.Namespace) -> None:
 
 async def start_server(
     args: argparse.Namespace, channel: grpc.aio.Channel, workers: PodWorkers
-) -> Any | None:
-    """The kubelet's HTTPS API (logs, exec, attach, port-forward, stats): kubelet/server.py.
-
-    MERGE POINT: the one call site of STREAM's KubeletServer (contract D). It is
-    started when that module is part of the build and the TLS flags name a serving
-    certificate, its key and the CA that signs callers' certificates.
-    """
-    if importlib.util.find_spec("kubelet.server") is None:
-        log.warning("this build has no kubelet HTTPS server (kubelet/server.py)")
-        return None
+) -> KubeletServer | None:
+    """The kubelet's HTTPS API (logs, exec, attach, port-forward, stats), when the TLS
+    flags name a serving certificate, its key and the CA of its callers' certificates."""
     pki = (args.tls_cert_file, args.tls_private_key_file, args.client_ca_file)
     if not all(pki):
         log.warning(
-            "not serving the kubelet API: --tls-cert-file, --tls-private-key-file and "
-            "--client-ca-file are all needed"
+            "not serving the kubelet API (kubectl logs, exec, port-forward will fail): "
+            "--tls-cert-file, --tls-private-key-file and --client-ca-file are all needed"
         )
         return None
-    server_module = importlib.import_module("kubelet.server")
-    server = server_module.KubeletServer(
+    server = KubeletServer(
         node_name=args.node_name,
         channel=channel,
         pods=workers.running_pod,
@@ -222,7 +212,7 @@ async def start_server(
         client_ca_file=args.client_ca_file,
     )
     await server.start()
-    log.info("serving the kubelet API on %s:%d", args.address, args.port)
+    log.info("serving the kubelet API on %s:%d", args.address, server.port)
     return server
 
 
