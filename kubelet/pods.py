@@ -378,10 +378,9 @@ class PodWorkers:
     async def _release(self, uid: str) -> None:
         """The pod is gone: its volumes and its logs go with it."""
         await asyncio.to_thread(self.volumes.unmount_all, uid)
-        pod = self._last_pod.get(uid)
-        if pod is not None:
-            log_dir = Path(cfg.log_directory(pod, self.s.log_dir))
-            await asyncio.to_thread(shutil.rmtree, log_dir, True)
+        # `<namespace>_<name>_<uid>`: found by its uid, also for a pod deleted while the
+        # kubelet was down (whose name this kubelet never saw).
+        await asyncio.to_thread(_remove_pod_logs, Path(self.s.log_dir), uid)
 
     async def _confirm_deletion(self, pod: dict[str, Any]) -> None:
         """Every container has stopped: tell the API it may forget the pod."""
@@ -730,6 +729,11 @@ def by_uid(pod: dict[str, Any]) -> list[str]:
 
 
 MIRROR = "kubernetes.io/config.mirror"
+
+
+def _remove_pod_logs(log_dir: Path, uid: str) -> None:
+    for pod_logs in log_dir.glob(f"*_{uid}"):
+        shutil.rmtree(pod_logs, ignore_errors=True)
 
 
 def _container_spec(pod: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
