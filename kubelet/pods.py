@@ -345,6 +345,13 @@ class PodWorkers:
     # -- sandboxes ----------------------------------------------------------------------------
 
     async def _create_sandbox(self, pod: dict[str, Any], attempt: int) -> bool:
+        if attempt > 0:
+            self._event(
+                pod,
+                "Normal",
+                "SandboxChanged",
+                "Pod sandbox changed, it will be killed and re-created.",
+            )
         try:
             await asyncio.to_thread(self.volumes.mount_all, pod)
         except VolumeError as e:
