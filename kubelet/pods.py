@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import logging
 import shutil
 import time
@@ -39,7 +40,7 @@ from proto import runtime_pb2 as pb
 
 from . import config as cfg
 from .env import EnvError, container_env
-from .observed import RUNNING, Container, Memory, Observed
+from .observed import EXITED, RUNNING, Container, Memory, Observed
 from .pleg import Pleg, list_pods
 from .probes import ProbeTracker, run_probe, unhealthy_message
 from .pullsecrets import PullSecretError, pull_auths
@@ -68,6 +69,8 @@ RESYNC_PERIOD = 10.0  # the kubelet's periodic sync, for what no event reports
 RETRY_AFTER_ERROR = 2.0
 MAX_IMMEDIATE_RESYNCS = 3
 IMAGE_LIST_TTL = 5.0
+MESSAGE_BYTES = 4096  # the kubelet's cap on a termination message
+LOG_TAIL_LINES, LOG_TAIL_BYTES = 80, 2048  # FallbackToLogsOnError's
 HOOK_HTTP_TIMEOUT = 10.0
 
 
@@ -227,7 +230,32 @@ class PodWorkers:
 
     async def observe(self, uid: str) -> Observed:
         held = (await list_pods(self.runtime, uid)).get(uid, Observed())
-        return Observed(held.sandboxes, held.containers, await self._image_names())
+        containers = held.containers
+        pod = self.pod(uid)
+        if pod is not None and any(c.state == EXITED for c in containers):
+            containers = tuple(
+                await asyncio.to_thread(
+                    lambda: [self._with_termination_message(pod, c) for c in held.containers]
+                )
+            )
+        return Observed(held.sandboxes, containers, await self._image_names())
+
+    def _termination_log(self, pod: dict[str, Any], name: str, attempt: int) -> Path:
+        """The host file mounted at the container's terminationMessagePath."""
+        uid = pod["metadata"]["uid"]
+        return self.volumes.pod_dir(uid) / "containers" / name / str(attempt)
+
+    def _with_termination_message(self, pod: dict[str, Any], c: Container) -> Container:
+        """An exited container's message: what it wrote to its terminationMessagePath, or
+        with FallbackToLogsOnError and a failure, the end of its log, as the kubelet does."""
+        spec = _container_spec(pod, c.name)
+        if c.state != EXITED or spec is None:
+            return c
+        message = _read_tail(self._termination_log(pod, c.name, c.attempt), MESSAGE_BYTES)
+        fallback = spec.get("terminationMessagePolicy") == "FallbackToLogsOnError"
+        if not message and fallback and c.exit_code != 0 and c.log_path:
+            message = _log_tail(Path(c.log_path))
+        return dataclasses.replace(c, message=message) if message else c
 
     async def _image_names(self, *, fresh: bool = False) -> frozenset[str]:
         """The node's image names, listed at most every few seconds: they only decide
@@ -525,6 +553,10 @@ class PodWorkers:
         )
         paths = await asyncio.to_thread(self.volumes.mount_all, pod)
         mounts = self.volumes.container_mounts(pod, spec, paths, env=env)
+        message_path = spec.get("terminationMessagePath") or "/dev/termination-log"
+        log = self._termination_log(pod, spec["name"], attempt)
+        await asyncio.to_thread(_make_writable_file, log)
+        mounts.append((message_path, str(log), False))
         return cfg.container_config(
             pod,
             spec,
@@ -736,6 +768,32 @@ def by_uid(pod: dict[str, Any]) -> list[str]:
 
 
 MIRROR = "kubernetes.io/config.mirror"
+
+
+def _make_writable_file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+    path.chmod(0o666)  # whichever user the container runs as writes its message
+
+
+def _read_tail(path: Path, limit: int) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(max(path.stat().st_size - limit, 0))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _log_tail(path: Path) -> str:
+    """The last 80 lines (at most 2 KiB) of a CRI-format log, without the prefixes."""
+    lines = _read_tail(path, LOG_TAIL_BYTES * 4).splitlines()[-LOG_TAIL_LINES:]
+    text = "".join(
+        parts[3] + ("" if parts[2] == "P" else "\n")
+        for line in lines
+        if len(parts := line.split(" ", 3)) == 4
+    )
+    return text[-LOG_TAIL_BYTES:]
 
 
 def _remove_pod_logs(log_dir: Path, uid: str) -> None:

@@ -432,3 +432,22 @@ def test_active_deadline_fails_the_pod(node: Node, ns: str) -> None:
         lambda: "terminated" in container_status(node, ns, "deadline", "c").get("state", {}),
         "the container to be stopped",
     )
+
+
+def test_termination_messages(node: Node, ns: str) -> None:
+    written = busybox("c", "sh", "-c", "echo went wrong > /dev/termination-log; exit 2")
+    create(node, ns, make_pod("message", written, restartPolicy="Never"))
+    logged = busybox(
+        "c",
+        "sh",
+        "-c",
+        "echo oops-in-log; exit 1",
+        terminationMessagePolicy="FallbackToLogsOnError",
+    )
+    create(node, ns, make_pod("fallback", logged, restartPolicy="Never"))
+    for name, message in (("message", "went wrong\n"), ("fallback", "oops-in-log\n")):
+        status = wait_for(
+            lambda n=name: (s := status_of(node, ns, n)).get("phase") == "Failed" and s, "Failed"
+        )
+        terminated = status["containerStatuses"][0]["state"]["terminated"]
+        assert terminated["message"] == message
