@@ -2,9 +2,10 @@
 
 Wiring, in the order it happens: connect to the runtime (proto/runtime.proto on
 a unix socket) and wait until it answers; register the Node; start the
-informers (this node's pods by `spec.nodeName`, and the ConfigMaps and Secrets
-their env and volumes read); then run, until SIGTERM, the heartbeat and node
-status, the pod workers with their runtime relist, and the static pods.
+informers (this node's pods by `spec.nodeName`, and the ConfigMaps, Secrets
+and Services their env and volumes read); then run, until SIGTERM, the
+heartbeat and node status, the pod workers with their runtime relist, the
+static pods and the HTTPS API.
 Stopping the kubelet stops no container: they belong to the runtime.
 """
 
@@ -132,7 +133,8 @@ async def run(args: argparse.Namespace) -> None:
         )
         configmaps = Informer(client, "v1", "ConfigMap")
         secrets = Informer(client, "v1", "Secret")
-        informers = (pods, configmaps, secrets)
+        services = Informer(client, "v1", "Service")  # for the pods' service variables
+        informers = (pods, configmaps, secrets, services)
 
         def get_configmap(namespace: str, name: str) -> dict | None:
             return configmaps.store.get(f"{namespace}/{name}")
@@ -159,6 +161,7 @@ async def run(args: argparse.Namespace) -> None:
             pods=pods,
             configmaps=configmaps,
             secrets=secrets,
+            services=services,
             volumes=VolumeManager(
                 args.root_dir, get_configmap=get_configmap, get_secret=get_secret
             ),

@@ -39,7 +39,7 @@ from client.rest import Client
 from proto import runtime_pb2 as pb
 
 from . import config as cfg
-from .env import EnvError, container_env
+from .env import EnvError, container_env, service_env_vars
 from .observed import EXITED, RUNNING, Container, Memory, Observed
 from .pleg import Pleg, list_pods
 from .probes import ProbeTracker, run_probe, unhealthy_message
@@ -97,12 +97,14 @@ class PodWorkers:
         pods: Informer,
         configmaps: Informer,
         secrets: Informer,
+        services: Informer,
         volumes: VolumeManager,
         static_pods: Callable[[], dict[str, dict[str, Any]]] | None = None,
     ) -> None:
         self.client, self.runtime, self.images = client, runtime, images
         self.recorder, self.s = recorder, settings
         self.pods, self.configmaps, self.secrets = pods, configmaps, secrets
+        self.services = services
         self.volumes = volumes
         self.static_pods = static_pods or dict
         self.pleg = Pleg(runtime, self.wake)
@@ -550,6 +552,11 @@ class PodWorkers:
             get_configmap=lambda ns, n: self.configmaps.store.get(f"{ns}/{n}"),
             get_secret=lambda ns, n: self.secrets.store.get(f"{ns}/{n}"),
             pod_ips=[pod_ip] if pod_ip else [],
+            service_env=service_env_vars(
+                self.services.store.list(),
+                pod["metadata"].get("namespace", "default"),
+                enable_service_links=pod["spec"].get("enableServiceLinks") is not False,
+            ),
         )
         paths = await asyncio.to_thread(self.volumes.mount_all, pod)
         mounts = self.volumes.container_mounts(pod, spec, paths, env=env)

@@ -336,6 +336,7 @@ def test_config_and_secrets_reach_the_container(node: Node, ns: str) -> None:
     env = dict(line.split("=", 1) for line in node.exec(app_id, "env").splitlines() if "=" in line)
     assert env["GREETING"] == "hello" and env["PASSWORD"] == "s3cret"
     assert env["MESSAGE"] == "hello world" and env["CM_mode"] == "fast"
+    assert env["KUBERNETES_SERVICE_HOST"] and env["KUBERNETES_SERVICE_PORT"] == "443"
     # `$(VAR)` in the command took the environment too.
     assert node.exec(app_id, "cat", "/shared/greeting") == "hello\n"
     assert wait_for(lambda: node.exec(side_id, "cat", "/shared/note"), "the shared note") == (
