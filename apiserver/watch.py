@@ -11,7 +11,14 @@ skiff does the same, smaller:
   from X+1, which etcd answers with a compaction error when X is too old —
   that becomes the 410 Gone a client answers by relisting;
 - a watcher that cannot keep up (its queue is full) is ended; like any
-  client it resumes from the last resourceVersion it saw.
+  client it resumes from the last resourceVersion it saw;
+- a value that does not decode (not JSON, not an object of the key's kind) is
+  logged and skipped: it costs that one object, never the stream — before,
+  the hub retried the same revision forever and every watch of the resource
+  went silent;
+- when etcd goes away (killed, restarting), each hub re-establishes its watch
+  with back-off and resumes after the last revision it saw, so watchers
+  neither lose nor repeat events.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from typing import Any
 
 from aetcd import exceptions as etcd_exceptions
 
-from .storage import CompactedError, Store, decode, prefix_end
+from .storage import CompactedError, CorruptObjectError, Store, decode_checked, prefix_end
 
 log = logging.getLogger("skiff.apiserver.watch")
 
@@ -50,18 +57,37 @@ class WatcherOverflow(Exception):
     """The watcher fell too far behind and was dropped."""
 
 
-def change_from_event(event: Any) -> Change:
+def _stub_from_key(key: str) -> dict[str, Any]:
+    """What a key says about its object: name and namespace (for a corrupt one)."""
+    parts = key.split("/")
+    meta = {"name": parts[-1]}
+    if len(parts) == 5:
+        meta["namespace"] = parts[3]
+    return {"metadata": meta}
+
+
+def change_from_event(event: Any) -> Change | None:
+    """The decoded change, or None for a value that does not decode (logged)."""
     kv = event.kv
-    key = kv.key.decode()
+    key = kv.key.decode(errors="replace")
     # etcd sends an empty KeyValue (not none) when there was no previous value.
     has_prev = event.prev_kv is not None and bool(event.prev_kv.key)
-    prev = decode(event.prev_kv.value, event.prev_kv.mod_revision) if has_prev else None
+    prev = None
+    if has_prev:
+        try:
+            prev = decode_checked(key, event.prev_kv.value, event.prev_kv.mod_revision)
+        except CorruptObjectError:
+            prev = None  # already reported when it was written
     if event.kind == "DELETE":
         # The deleted object carries the deletion revision, as in Kubernetes.
-        obj = dict(prev) if prev else {"metadata": {}}
+        obj = dict(prev) if prev else _stub_from_key(key)
         obj["metadata"] = {**obj.get("metadata", {}), "resourceVersion": str(kv.mod_revision)}
         return Change("DELETED", key, kv.mod_revision, obj, prev)
-    obj = decode(kv.value, kv.mod_revision)
+    try:
+        obj = decode_checked(key, kv.value, kv.mod_revision)
+    except CorruptObjectError as e:
+        log.error("skipping a watch event that does not decode: %s", e)
+        return None
     kind = "ADDED" if kv.create_revision == kv.mod_revision else "MODIFIED"
     return Change(kind, key, kv.mod_revision, obj, prev)
 
@@ -135,7 +161,11 @@ class Hub:
                 self._started.set()
                 backoff = 0.1
                 async for event in watch:
-                    self._publish(change_from_event(event))
+                    change = change_from_event(event)
+                    if change is None:
+                        self.latest = max(self.latest, int(event.kv.mod_revision))
+                        continue
+                    self._publish(change)
             except asyncio.CancelledError:
                 raise
             except etcd_exceptions.RevisionCompactedError as e:
@@ -150,8 +180,9 @@ class Hub:
                     "watch on %s broke (%s); resuming after %d", self.prefix, e, self.latest
                 )
                 self._started.set()
+                self.store.heal_watcher()
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, 2.0)
 
     def _publish(self, change: Change) -> None:
         if len(self.history) == self.history.maxlen:
@@ -253,7 +284,9 @@ class WatchHubs:
             raise CompactedError(after, int(e.compacted_revision)) from e
         try:
             async for event in watch:
-                yield change_from_event(event)
+                change = change_from_event(event)
+                if change is not None:
+                    yield change
         except etcd_exceptions.RevisionCompactedError as e:
             raise CompactedError(after, int(e.compacted_revision)) from e
         finally:
