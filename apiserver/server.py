@@ -273,7 +273,7 @@ class APIServer:
         tls = self._etcd_tls()
         endpoints = await self._start_etcd()
         self.store = Store(endpoints, tls=tls)
-        await self.store.connect(retry_for=20.0 if self.etcd is not None else 0.0)
+        await self.store.connect(retry_for=20.0)  # etcd may be starting too
         if self.etcd is not None:
             await self._advertise_peer_url()
         certs.secure_permissions(cfg.state_dir)

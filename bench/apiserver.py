@@ -27,9 +27,10 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import aetcd
 import httpx
 import yaml
+
+from apiserver.storage import ClientTLS, make_client
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -122,9 +123,14 @@ class Server:
         )
 
 
-async def bench_etcd(port: int, total: int) -> None:
-    print("raw etcd (aetcd, same etcd, same run)")
-    async with aetcd.Client(host="127.0.0.1", port=port) as etcd:
+async def bench_etcd(port: int, total: int, pki: Path) -> None:
+    print("raw etcd (aetcd over TLS with the apiserver's client certificate, same etcd, same run)")
+    tls = ClientTLS(
+        pki / "etcd" / "ca.crt",
+        pki / "apiserver-etcd-client.crt",
+        pki / "apiserver-etcd-client.key",
+    )
+    async with make_client(f"https://127.0.0.1:{port}", tls, timeout=10) as etcd:
         value = json.dumps({"metadata": {"name": "x"}, "data": {"k": "v" * 100}}).encode()
         for clients in (1, 8, 32):
 
@@ -271,7 +277,7 @@ async def main() -> None:
         try:
             etcd_port = json.loads((Path(tmp) / "etcd-ports.json").read_text())["client"]
             print(f"machine: {os.cpu_count()} cpus; {args.ops} operations per row\n")
-            await bench_etcd(etcd_port, args.ops)
+            await bench_etcd(etcd_port, args.ops, Path(tmp) / "pki")
             print()
             await bench_api(server, args.ops)
             bench_api_with_ab(server, args.ops)
