@@ -171,6 +171,10 @@ class EtcdProcess:
     pki: EtcdPKI | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
+    def __post_init__(self) -> None:
+        # Absolute, so that the command line /proc shows is the one we look for.
+        self.data_dir = self.data_dir.resolve()
+
     @property
     def scheme(self) -> str:
         return "https" if self.pki else "http"
@@ -225,7 +229,6 @@ class EtcdProcess:
 
     def spawn(self) -> None:
         """Start the child without waiting; call from the thread that lives longest."""
-        self.data_dir = self.data_dir.resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.data_dir.chmod(0o700)
         self.stop_leftovers()
