@@ -15,6 +15,7 @@ need_root() {
 # command -> Debian package that provides it
 declare -A PKG=(
     [etcd]=etcd-server
+    [etcdctl]=etcd-client
     [iptables]=iptables
     [ip]=iproute2
     [busybox]=busybox-static
