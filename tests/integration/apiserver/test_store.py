@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import threading
@@ -287,6 +288,30 @@ def test_killed_etcd_is_restarted_and_watches_resume(start_apiserver: Any, sig: 
     assert watcher.names() == ["c1", "c2"]
     # etcd re-raises SIGTERM after its clean shutdown, so both end by the signal.
     assert f"exited with code {-sig}; starting it again in 1s" in server.log.read_text()
+
+
+def test_etcd_moves_when_its_port_was_taken_meanwhile(start_apiserver: Any) -> None:
+    """Someone else listens on etcd's client port after etcd died: etcd comes back
+    on other ports, the apiserver follows it, and the peer URL is corrected."""
+    server = start_apiserver()
+    before = json.loads((server.state_dir / "etcd-ports.json").read_text())
+    pid = etcd_pid(server)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not running(pid), 10, "etcd to die")
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", before["client"]))
+        squatter.listen()
+        wait_for(lambda: etcd_pid(server) != pid, 30, "a new etcd")
+        wait_for(lambda: health(server, "/readyz").status_code == 200, 40, "readyz")
+        after = json.loads((server.state_dir / "etcd-ports.json").read_text())
+        assert after["client"] != before["client"]
+        with server.client() as api:
+            made = api.post("/api/v1/namespaces/default/configmaps", json=configmap("moved"))
+            assert made.status_code == 201, made.text
+    [member] = json.loads(server.etcdctl("member", "list", "-w", "json").stdout)["members"]
+    assert member["peerURLs"] == [f"https://127.0.0.1:{after['peer']}"]
+    assert member["clientURLs"] == [f"https://127.0.0.1:{after['client']}"]
 
 
 def test_health_tells_the_truth_while_etcd_is_unreachable(start_apiserver: Any) -> None:
