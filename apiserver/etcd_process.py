@@ -9,9 +9,15 @@ restart is what makes a restarted cluster keep its objects.
 
 Three rules keep one data directory to one member:
 
-- the child dies with its parent: `PR_SET_PDEATHSIG` is set in the child
-  before etcd runs, so a `kill -9` of the apiserver takes etcd down too
-  (the signal follows the *thread* that forked, so spawn from the main thread);
+- the child dies with its parent: `PR_SET_PDEATHSIG` (SIGTERM) is set in the
+  child before etcd runs, so a `kill -9` of the apiserver takes etcd down too
+  (the signal follows the *thread* that forked, so spawn from the main thread).
+  util-linux's `setpriv --pdeathsig` sets it and execs etcd, so Python can
+  start the child with vfork; a `preexec_fn` forces a full fork() of the
+  multi-threaded apiserver (gRPC's threads included) and runs Python code in
+  the child, which Python's documentation warns against. It is the fallback
+  only where setpriv is missing. (If the apiserver dies in the instant before
+  the signal is set, the next start stops the orphan, see below);
 - a start first stops any member still running on this data directory (found
   through the pid file and `/proc`, and only when the process's command line
   names this very data directory, so a reused pid is never touched);
@@ -42,8 +48,23 @@ PR_SET_PDEATHSIG = 1
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
 
+# Restarting a dead etcd: wait 1 s, doubling to 30 s while it keeps dying, and
+# start over at 1 s once it has stayed up for 30 s.
+BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 30.0
+BACKOFF_RESET_AFTER = 30.0
+
+
 class EtcdError(RuntimeError):
     pass
+
+
+def restart_delay(previous: float | None, stayed_up: float) -> float:
+    """How long to wait before starting etcd again, given the last wait (None if
+    there was none) and how long the member stayed up since it was started."""
+    if previous is None or stayed_up >= BACKOFF_RESET_AFTER:
+        return BACKOFF_FIRST
+    return min(previous * 2, BACKOFF_MAX)
 
 
 def find_etcd_binary() -> str:
@@ -237,14 +258,24 @@ class EtcdProcess:
         log_path = self.log_path or self.data_dir.parent / "etcd.log"
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.fchmod(fd, 0o600)
+        setpriv = shutil.which("setpriv")
+        args = self.args()
         with os.fdopen(fd, "ab") as log:
-            self.proc = subprocess.Popen(
-                self.args(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with(os.getpid()),
-            )
+            if setpriv:
+                self.proc = subprocess.Popen(
+                    [setpriv, "--pdeathsig", "TERM", "--", *args],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            else:
+                self.proc = subprocess.Popen(
+                    args,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=_die_with(os.getpid()),
+                )
         if self.pid_file is not None:
             fd = os.open(self.pid_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:

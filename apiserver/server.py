@@ -38,7 +38,7 @@ from .admission import ServiceAllocation
 from .allocators import NodePorts, ServiceIPs
 from .app import build_app
 from .auth import Authenticator, TokenEntry, UserInfo, load_token_file, write_token_file
-from .etcd_process import EtcdProcess, free_port, port_free
+from .etcd_process import EtcdProcess, free_port, port_free, restart_delay
 from .registry import Registry, WriteOptions, storage_prefix
 from .storage import KINDS_BY_PREFIX, ClientTLS, StorageError, Store
 from .tls import ClientCertProtocol, server_context
@@ -361,36 +361,30 @@ class APIServer:
             await asyncio.sleep(1.0 if up else 0.5)
 
     async def _supervise_etcd(self) -> None:
-        """Start the embedded etcd again whenever it dies, with back-off.
-
-        The delay starts at 1 s and doubles to 30 s while etcd keeps dying;
-        it starts over once etcd has stayed up for 30 s.
-        """
-        delay, up_since = 1.0, time.monotonic()
+        """Start the embedded etcd again whenever it dies, after `restart_delay`
+        (1 s doubling to 30 s while it keeps dying, 1 s again once it stayed up)."""
+        delay: float | None = None
+        started = time.monotonic()
         while True:
             await asyncio.sleep(0.2)
-            assert self.etcd is not None
+            assert self.etcd is not None and self.store is not None
             code = self.etcd.exited()
             if code is None:
-                if time.monotonic() - up_since > 30.0:
-                    delay = 1.0
                 continue
+            delay = restart_delay(delay, time.monotonic() - started)
             log.error("etcd (pid %s) exited with code %s; starting it again in %.0fs",
                       self.etcd.proc and self.etcd.proc.pid, code, delay)  # fmt: skip
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
             old_url = self.etcd.url
+            started = time.monotonic()
             try:
                 self._spawn_etcd()
                 await asyncio.to_thread(self.etcd.wait_listening)
-                assert self.store is not None
                 if self.etcd.url != old_url:
                     await self.store.reconnect([self.etcd.url])
                 await self._advertise_peer_url()
             except Exception as e:  # the loop tries again after the next back-off
                 log.error("restarting etcd failed: %s", e)
-                continue
-            up_since = time.monotonic()
 
     async def _compact_periodically(self) -> None:
         """Compact etcd to the revision seen one interval ago, as kube-apiserver does.

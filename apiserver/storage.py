@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -323,21 +323,45 @@ class Store:
             await old.close()
         await self.connect(retry_for=20.0)
 
-    def heal_watcher(self) -> None:
-        """Give the client a fresh watch stream if the shared one ended.
+    async def watch(self, prefix: str, start_revision: int) -> AsyncIterator[Any]:
+        """Every etcd event under `prefix` from `start_revision` on (raw `Event`s).
 
-        aetcd runs every watch over one gRPC stream; when etcd closes that
-        stream cleanly (a graceful stop) aetcd neither reports it nor opens a
-        new one, and every later watch would wait for a reply that never comes.
+        Each watch is a gRPC stream of its own rather than one of aetcd's shared
+        watcher: that one queues every watch's requests on one bounded queue under
+        one lock, and with etcd down its queue filled, every later watch waited
+        forever and the apiserver could not even stop. Raises CompactedError
+        when `start_revision` is compacted, UnavailableError when the stream
+        breaks (etcd gone, restarting, or closing the stream).
         """
-        client = self.client
-        old = getattr(client, "_watcher", None)
-        handler = getattr(old, "_request_handler", None)
-        if client is None or old is None or handler is None or not handler.done():
-            return
-        client._watcher = watcher.Watcher(
-            rpc.WatchStub(client.channel), timeout=self.timeout, metadata=client.metadata
+        if self.client is None or self.client.channel is None:
+            raise UnavailableError("not connected to etcd")
+        key = prefix.encode()
+        create = rpc.WatchRequest(
+            create_request=rpc.WatchCreateRequest(
+                key=key, range_end=prefix_end(key), start_revision=start_revision, prev_kv=True
+            )
         )
+        done = asyncio.Event()
+
+        async def requests() -> AsyncIterator[Any]:
+            yield create
+            await done.wait()  # ending the requests would half-close the stream
+
+        call = rpc.WatchStub(self.client.channel).Watch(requests())
+        try:
+            async for response in call:
+                if response.compact_revision:
+                    raise CompactedError(start_revision, int(response.compact_revision))
+                if response.canceled:
+                    raise UnavailableError(f"etcd canceled the watch: {response.cancel_reason}")
+                for event in response.events:
+                    yield event
+            raise UnavailableError("etcd closed the watch stream")
+        except rpc.AioRpcError as e:
+            raise UnavailableError(f"etcd Watch: {e.code().name}: {e.details()}") from e
+        finally:
+            done.set()
+            call.cancel()
 
     @property
     def _cluster(self) -> Any:

@@ -32,9 +32,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from aetcd import exceptions as etcd_exceptions
+from aetcd import rpc
 
-from .storage import CompactedError, CorruptObjectError, Store, decode_checked, prefix_end
+from .storage import CompactedError, CorruptObjectError, Store, decode_checked
 
 log = logging.getLogger("skiff.apiserver.watch")
 
@@ -78,7 +78,7 @@ def change_from_event(event: Any) -> Change | None:
             prev = decode_checked(key, event.prev_kv.value, event.prev_kv.mod_revision)
         except CorruptObjectError:
             prev = None  # already reported when it was written
-    if event.kind == "DELETE":
+    if event.type == rpc.Event.DELETE:
         # The deleted object carries the deletion revision, as in Kubernetes.
         obj = dict(prev) if prev else _stub_from_key(key)
         obj["metadata"] = {**obj.get("metadata", {}), "resourceVersion": str(kv.mod_revision)}
@@ -151,16 +151,9 @@ class Hub:
         backoff = 0.1
         while True:
             try:
-                assert self.store.client is not None
-                watch = await self.store.client.watch(
-                    self.prefix.encode(),
-                    range_end=prefix_end(self.prefix.encode()),
-                    start_revision=self.latest + 1,
-                    prev_kv=True,
-                )
                 self._started.set()
-                backoff = 0.1
-                async for event in watch:
+                async for event in self.store.watch(self.prefix, self.latest + 1):
+                    backoff = 0.1
                     change = change_from_event(event)
                     if change is None:
                         self.latest = max(self.latest, int(event.kv.mod_revision))
@@ -168,19 +161,15 @@ class Hub:
                     self._publish(change)
             except asyncio.CancelledError:
                 raise
-            except etcd_exceptions.RevisionCompactedError as e:
+            except CompactedError as e:
                 # We fell behind a compaction: nobody can be resumed from our
                 # history any more. Tell every watcher to relist.
-                log.warning(
-                    "watch on %s compacted at %s; restarting", self.prefix, e.compacted_revision
-                )
-                self._reset(int(e.compacted_revision))
+                log.warning("watch on %s compacted at %s; restarting", self.prefix, e.compacted)
+                self._reset(e.compacted)
             except Exception as e:
                 log.warning(
                     "watch on %s broke (%s); resuming after %d", self.prefix, e, self.latest
                 )
-                self._started.set()
-                self.store.heal_watcher()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
 
@@ -271,27 +260,12 @@ class WatchHubs:
             finally:
                 sub.close()
             return
-        # History does not reach back: a watch of our own, from etcd itself.
-        assert self.store.client is not None
-        try:
-            watch = await self.store.client.watch(
-                prefix.encode(),
-                range_end=prefix_end(prefix.encode()),
-                start_revision=after + 1,
-                prev_kv=True,
-            )
-        except etcd_exceptions.RevisionCompactedError as e:
-            raise CompactedError(after, int(e.compacted_revision)) from e
-        try:
-            async for event in watch:
-                change = change_from_event(event)
-                if change is not None:
-                    yield change
-        except etcd_exceptions.RevisionCompactedError as e:
-            raise CompactedError(after, int(e.compacted_revision)) from e
-        finally:
-            with contextlib.suppress(Exception):
-                await watch.cancel()
+        # History does not reach back: a watch of our own, from etcd itself
+        # (CompactedError, the 410, when etcd no longer has that revision).
+        async for event in self.store.watch(prefix, after + 1):
+            change = change_from_event(event)
+            if change is not None:
+                yield change
 
 
 def event_line(event_type: str, obj: dict[str, Any]) -> bytes:

@@ -300,7 +300,16 @@ def test_etcd_moves_when_its_port_was_taken_meanwhile(start_apiserver: Any) -> N
     wait_for(lambda: not running(pid), 10, "etcd to die")
     with socket.socket() as squatter:
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        squatter.bind(("127.0.0.1", before["client"]))
+
+        def bound() -> bool:
+            # etcd's threads may still hold the port an instant after its leader exited.
+            try:
+                squatter.bind(("127.0.0.1", before["client"]))
+            except OSError:
+                return False
+            return True
+
+        wait_for(bound, 0.8, "etcd's port to be free")  # the apiserver waits 1 s
         squatter.listen()
         wait_for(lambda: etcd_pid(server) != pid, 30, "a new etcd")
         wait_for(lambda: health(server, "/readyz").status_code == 200, 40, "readyz")
@@ -309,9 +318,17 @@ def test_etcd_moves_when_its_port_was_taken_meanwhile(start_apiserver: Any) -> N
         with server.client() as api:
             made = api.post("/api/v1/namespaces/default/configmaps", json=configmap("moved"))
             assert made.status_code == 201, made.text
-    [member] = json.loads(server.etcdctl("member", "list", "-w", "json").stdout)["members"]
-    assert member["peerURLs"] == [f"https://127.0.0.1:{after['peer']}"]
-    assert member["clientURLs"] == [f"https://127.0.0.1:{after['client']}"]
+
+    def member() -> dict[str, Any]:
+        listed = server.etcdctl("member", "list", "-w", "json")
+        assert listed.returncode == 0, listed.stderr
+        [only] = json.loads(listed.stdout)["members"]
+        return dict(only)
+
+    # The apiserver rewrites the stored peer URL just after the member is back.
+    peer_url = f"https://127.0.0.1:{after['peer']}"
+    wait_for(lambda: member()["peerURLs"] == [peer_url], 20, "the new peer URL")
+    assert member()["clientURLs"] == [f"https://127.0.0.1:{after['client']}"]
 
 
 def test_health_tells_the_truth_while_etcd_is_unreachable(start_apiserver: Any) -> None:

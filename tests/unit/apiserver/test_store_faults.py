@@ -13,7 +13,7 @@ import pytest
 
 from apiserver import storage
 from apiserver.app import LIVEZ_CHECKS, READYZ_CHECKS, health_response, storage_error
-from apiserver.etcd_process import serves_data_dir
+from apiserver.etcd_process import restart_delay, serves_data_dir
 from apiserver.storage import (
     CorruptObjectError,
     StorageError,
@@ -153,3 +153,18 @@ def test_only_a_process_naming_the_data_dir_is_an_etcd_on_it(tmp_path: Path) -> 
         sleeper.kill()
         sleeper.wait()
     assert not serves_data_dir(sleeper.pid, data)  # gone: never matches
+
+
+@pytest.mark.parametrize(
+    ("previous", "stayed_up", "expected"),
+    [
+        (None, 0.0, 1.0),  # the first death
+        (1.0, 2.0, 2.0),  # died again soon: double
+        (8.0, 0.5, 16.0),
+        (16.0, 1.0, 30.0),  # capped
+        (30.0, 1.0, 30.0),
+        (30.0, 31.0, 1.0),  # stayed up 30 s: start over
+    ],
+)
+def test_etcd_restart_back_off(previous: float | None, stayed_up: float, expected: float) -> None:
+    assert restart_delay(previous, stayed_up) == expected
