@@ -132,7 +132,9 @@ def decode_checked(key: str, value: bytes, revision: int) -> dict[str, Any]:
     if not isinstance(meta, dict) or not isinstance(meta.get("name", ""), str):
         raise CorruptObjectError(key, revision, "metadata is not an object with a name")
     kinds = _kinds_for(key, KINDS_BY_PREFIX)
-    if kinds and obj.get("kind") not in kinds:
+    # A missing kind is left alone (every write sets it; refusing to read an
+    # object over it would cost more than it tells).
+    if kinds and "kind" in obj and obj["kind"] not in kinds:
         raise CorruptObjectError(
             key, revision, f"kind {obj.get('kind')!r} is not {' or '.join(sorted(kinds))}"
         )

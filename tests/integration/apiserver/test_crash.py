@@ -65,7 +65,7 @@ class Writer:
                 self.failed += 1
                 time.sleep(0.05)
 
-    def wait_for_progress(self, more: int = 20, timeout: float = 30.0) -> None:
+    def wait_for_progress(self, more: int = 10, timeout: float = 30.0) -> None:
         """Until the writer got `more` new acknowledgements: the cluster is back."""
         target = len(self.acknowledged) + more
         deadline = time.monotonic() + timeout

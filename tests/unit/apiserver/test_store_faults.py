@@ -49,7 +49,7 @@ KEY = "/registry/configmaps/default/x"
         (b'{"kind": "ConfigMap", "metadata": "x"}', "metadata is not an object"),
         (b'{"kind": "ConfigMap", "metadata": {"name": 5}}', "metadata is not an object"),
         (b'{"kind": "Pod", "metadata": {"name": "x"}}', "kind 'Pod' is not ConfigMap"),
-        (b'{"metadata": {"name": "x"}}', "kind None is not ConfigMap"),
+        (b'{"kind": null, "metadata": {"name": "x"}}', "kind None is not ConfigMap"),
     ],
 )
 def test_values_that_do_not_decode_name_their_key(value: bytes, why: str) -> None:
@@ -63,6 +63,7 @@ def test_values_that_do_not_decode_name_their_key(value: bytes, why: str) -> Non
 def test_a_good_value_decodes_with_its_revision() -> None:
     obj = decode_checked(KEY, b'{"kind":"ConfigMap","metadata":{"name":"x"},"data":{}}', 9)
     assert obj["metadata"] == {"name": "x", "resourceVersion": "9"}
+    assert decode_checked(KEY, b'{"metadata":{"name":"x"}}', 9)["metadata"]["name"] == "x"
     # Keys outside any known prefix are not kind-checked.
     assert decode_checked("/registry/other/x", b'{"kind":"Y"}', 3)["kind"] == "Y"
 
