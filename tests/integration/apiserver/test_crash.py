@@ -65,12 +65,12 @@ class Writer:
                 self.failed += 1
                 time.sleep(0.05)
 
-    def wait_for_progress(self, more: int = 10, timeout: float = 30.0) -> None:
+    def wait_for_progress(self, after: str, more: int = 10, timeout: float = 45.0) -> None:
         """Until the writer got `more` new acknowledgements: the cluster is back."""
         target = len(self.acknowledged) + more
         deadline = time.monotonic() + timeout
         while len(self.acknowledged) < target:
-            assert time.monotonic() < deadline, "writes are not acknowledged again"
+            assert time.monotonic() < deadline, f"writes are not acknowledged again {after}"
             time.sleep(0.05)
 
     def stop(self) -> None:
@@ -99,22 +99,22 @@ def test_kill_apiserver_then_etcd_then_both_loses_no_acknowledged_write(
     writer = Writer(server, "crash").start()
     crashes = 0
     try:
-        writer.wait_for_progress()
+        writer.wait_for_progress("at the start")
         for _ in range(ITERATIONS):
             # 1. the apiserver alone: its etcd goes with it; the supervisor restarts it.
             old_etcd = int((server.state_dir / "etcd.pid").read_text())
             kill_apiserver(server)
             server.start()
             assert not running(old_etcd)
-            writer.wait_for_progress()
+            writer.wait_for_progress("after the apiserver was killed")
             # 2. etcd alone: the apiserver starts it again by itself.
             kill_etcd(server)
-            writer.wait_for_progress()
+            writer.wait_for_progress("after etcd was killed")
             # 3. both at once.
             kill_etcd(server)
             kill_apiserver(server)
             server.start()
-            writer.wait_for_progress()
+            writer.wait_for_progress("after both were killed")
             crashes += 3
     finally:
         writer.stop()
