@@ -18,8 +18,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 ITERATIONS = 3
 
 
@@ -39,6 +37,7 @@ class Writer:
         self.path = f"/api/v1/namespaces/{namespace}/configmaps"
         self.acknowledged: dict[str, str] = {}
         self.failed = 0
+        self.errors: dict[str, int] = {}  # why writes failed, for the failure message
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -60,9 +59,12 @@ class Writer:
                             self.acknowledged[name] = value
                         else:
                             self.failed += 1
+                            code = str(r.status_code)
+                            self.errors[code] = self.errors.get(code, 0) + 1
                             time.sleep(0.05)
-            except (httpx.HTTPError, OSError):
+            except Exception as e:  # a crash may end a request any way; the next one is new
                 self.failed += 1
+                self.errors[type(e).__name__] = self.errors.get(type(e).__name__, 0) + 1
                 time.sleep(0.05)
 
     def wait_for_progress(self, after: str, more: int = 10, timeout: float = 45.0) -> None:
@@ -70,7 +72,9 @@ class Writer:
         target = len(self.acknowledged) + more
         deadline = time.monotonic() + timeout
         while len(self.acknowledged) < target:
-            assert time.monotonic() < deadline, f"writes are not acknowledged again {after}"
+            assert time.monotonic() < deadline, (
+                f"writes are not acknowledged again {after} (failures: {self.errors})"
+            )
             time.sleep(0.05)
 
     def stop(self) -> None:
@@ -126,7 +130,8 @@ def test_kill_apiserver_then_etcd_then_both_loses_no_acknowledged_write(
     lost = [name for name in writer.acknowledged if stored.get(name) != writer.acknowledged[name]]
     print(
         f"\ncrash test: {ITERATIONS} iterations, {crashes} crashes, "
-        f"{len(writer.acknowledged)} writes acknowledged, {writer.failed} failed while down, "
+        f"{len(writer.acknowledged)} writes acknowledged, {writer.failed} failed while down "
+        f"{writer.errors}, "
         f"{len(stored)} stored, {len(lost)} lost"
     )
     assert lost == []
