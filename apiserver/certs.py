@@ -41,10 +41,16 @@ class KeyPair:
 
 
 def _write_private(path: Path, data: bytes) -> None:
+    """Write a root-only file atomically: the admin kubeconfig is rewritten on
+    every start, and a client reading it meanwhile must never see it empty."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def _new_key() -> ec.EllipticCurvePrivateKey:
