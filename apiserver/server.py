@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -38,7 +39,7 @@ from .admission import ServiceAllocation
 from .allocators import NodePorts, ServiceIPs
 from .app import build_app
 from .auth import Authenticator, TokenEntry, UserInfo, load_token_file, write_token_file
-from .etcd_process import EtcdProcess, free_port, port_free, restart_delay
+from .etcd_process import EtcdError, EtcdProcess, free_port, port_free, restart_delay
 from .registry import Registry, WriteOptions, storage_prefix
 from .storage import KINDS_BY_PREFIX, ClientTLS, StorageError, Store
 from .tls import ClientCertProtocol, server_context
@@ -89,6 +90,7 @@ class APIServer:
         self._tasks: list[asyncio.Task[None]] = []
         # Since when etcd has not answered (monotonic), None while it answers.
         self.etcd_down_since: float | None = None
+        self._lock_fd: int | None = None
 
     # -- start-up -------------------------------------------------------------
 
@@ -135,9 +137,29 @@ class APIServer:
         log.info("etcd started at %s (pid %s, data in %s)", etcd.url, etcd.proc and etcd.proc.pid,
                  etcd.data_dir)  # fmt: skip
 
+    def _lock_state_dir(self) -> None:
+        """One apiserver per state directory while it runs its etcd.
+
+        Starting stops any member left on the data directory; without this
+        lock a second apiserver on the same state directory would stop the
+        first one's live etcd. The kernel drops the lock when its holder dies,
+        also on kill -9, so a restart after a crash is never refused.
+        """
+        fd = os.open(self.config.state_dir / "apiserver.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise EtcdError(
+                f"another skiff apiserver runs the etcd of {self.config.state_dir}; "
+                "stop it first, or give this one its own --state-dir"
+            ) from None
+        self._lock_fd = fd
+
     async def _start_etcd(self) -> list[str]:
         if self.config.etcd_servers:
             return self.config.etcd_servers
+        self._lock_state_dir()
         self._spawn_etcd()
         assert self.etcd is not None
         await asyncio.to_thread(self.etcd.wait_listening)
@@ -421,6 +443,9 @@ class APIServer:
             await asyncio.to_thread(self.etcd.stop)
             with contextlib.suppress(FileNotFoundError):
                 (self.config.state_dir / "etcd.pid").unlink()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the state directory
+            self._lock_fd = None
 
 
 def _kinds_by_prefix() -> dict[str, frozenset[str]]:

@@ -260,6 +260,19 @@ def test_a_leftover_member_on_the_data_dir_is_stopped_first(start_apiserver: Any
         orphan.stop()
 
 
+def test_a_second_apiserver_on_the_same_state_dir_leaves_the_first_alone(
+    start_apiserver: Any,
+) -> None:
+    """Starting stops leftover members; a second apiserver on a state directory in
+    use must not stop the first one's live etcd, so it refuses to start."""
+    first = start_apiserver()
+    pid = etcd_pid(first)
+    with pytest.raises(RuntimeError, match="another skiff apiserver runs the etcd of"):
+        start_apiserver(state_dir=first.state_dir)
+    assert running(pid) and etcd_pid(first) == pid
+    assert health(first, "/readyz").status_code == 200
+
+
 # -- 3. etcd dies or hangs while the apiserver runs -----------------------------
 
 
