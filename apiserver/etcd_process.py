@@ -138,15 +138,27 @@ def _cmdline(pid: int) -> list[str]:
 
 
 def serves_data_dir(pid: int, data_dir: Path) -> bool:
-    """Whether process `pid` is an etcd whose `--data-dir` is `data_dir`."""
+    """Whether process `pid` is an etcd whose `--data-dir` is `data_dir`.
+
+    An older skiff passed the path as given (perhaps relative): a relative one
+    is read against the process's working directory, and both are resolved.
+    """
     args = _cmdline(pid)
-    want = str(data_dir)
+    given = ""
     for i, arg in enumerate(args):
-        if arg == "--data-dir" and i + 1 < len(args) and args[i + 1] == want:
-            return True
-        if arg == f"--data-dir={want}":
-            return True
-    return False
+        if arg == "--data-dir" and i + 1 < len(args):
+            given = args[i + 1]
+        elif arg.startswith("--data-dir="):
+            given = arg.partition("=")[2]
+    if not given:
+        return False
+    path = Path(given)
+    try:
+        if not path.is_absolute():
+            path = Path(f"/proc/{pid}/cwd").resolve(strict=True) / path
+        return path.resolve() == data_dir.resolve()
+    except OSError:
+        return False
 
 
 def members_of(data_dir: Path, pid_file: Path | None = None) -> list[int]:

@@ -156,6 +156,24 @@ def test_only_a_process_naming_the_data_dir_is_an_etcd_on_it(tmp_path: Path) -> 
     assert not serves_data_dir(sleeper.pid, data)  # gone: never matches
 
 
+def test_a_relative_data_dir_is_read_against_the_process_cwd(tmp_path: Path) -> None:
+    """An older skiff passed --data-dir as the user gave it, maybe relative."""
+    (tmp_path / "state").mkdir()
+    sleeper = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", "--data-dir=state/etcd"],
+        cwd=tmp_path,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not serves_data_dir(sleeper.pid, tmp_path / "state" / "etcd"):
+            assert time.monotonic() < deadline, "the relative --data-dir never matched"
+            time.sleep(0.01)
+        assert not serves_data_dir(sleeper.pid, Path("/state/etcd"))
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
 @pytest.mark.parametrize(
     ("previous", "stayed_up", "expected"),
     [
