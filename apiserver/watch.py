@@ -148,12 +148,12 @@ class Hub:
 
     async def _run(self) -> None:
         """Follow etcd; on a broken stream resume after the last revision seen."""
-        backoff = 0.1
+        backoff, failures = 0.1, 0
         while True:
             try:
                 self._started.set()
                 async for event in self.store.watch(self.prefix, self.latest + 1):
-                    backoff = 0.1
+                    backoff, failures = 0.1, 0
                     change = change_from_event(event)
                     if change is None:
                         self.latest = max(self.latest, int(event.kv.mod_revision))
@@ -167,8 +167,14 @@ class Hub:
                 log.warning("watch on %s compacted at %s; restarting", self.prefix, e.compacted)
                 self._reset(e.compacted)
             except Exception as e:
-                log.warning(
-                    "watch on %s broke (%s); resuming after %d", self.prefix, e, self.latest
+                # While etcd is away every hub fails every 2 s: say it once a minute.
+                failures += 1
+                log.log(
+                    logging.WARNING if failures % 30 == 1 else logging.DEBUG,
+                    "watch on %s broke (%s); resuming after %d",
+                    self.prefix,
+                    e,
+                    self.latest,
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
