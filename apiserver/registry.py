@@ -212,7 +212,8 @@ class Registry:
             except StorageError as e:
                 # More bytes than one gRPC answer may carry (objects up to 1.5 MiB
                 # each): the same page in smaller pieces, at the same revision.
-                if "RESOURCE_EXHAUSTED" not in str(e) or page_size == 1:
+                too_big = "RESOURCE_EXHAUSTED" in str(e) or "larger than max" in str(e)
+                if not too_big or page_size == 1:
                     raise
                 page_size = max(page_size // 4, 1)
                 continue
