@@ -32,6 +32,7 @@ from api.selectors import FieldSelector, LabelSelector
 
 from . import errors, managed_fields, strategies
 from .admission import ServiceAllocation, add_default_tolerations, check_namespace
+from .etcd_process import MAX_REQUEST_BYTES
 from .storage import CompactedError, Conflict, StorageError, Store, Stored
 from .watch import Change, WatchHubs
 
@@ -72,12 +73,14 @@ class ListOptions:
 
 
 # etcd refuses a request over --max-request-bytes ("etcdserver: request is too
-# large"; its gRPC server a message over that plus 512 KiB). skiff's etcd runs
-# with the default, 1.5 MiB; the apiserver checks every object it writes
-# against it first, less room for the key (twice in a guarded write) and the
-# request's own framing, and answers 413 as kube-apiserver answers an
-# oversized body, instead of a 500 from etcd.
-ETCD_MAX_REQUEST_BYTES = 1536 * 1024
+# large"; its gRPC server a message over that plus 512 KiB). The embedded etcd
+# runs with 4 MiB, above the API's 3 MiB body limit, so whatever the API
+# accepts is stored; the apiserver still checks every object it writes (a
+# patch can grow one past the body limit), less room for the key (twice in a
+# guarded write) and the request's own framing, and answers 413 as
+# kube-apiserver answers an oversized body, instead of a 500 from etcd. An
+# external etcd with a smaller limit refuses on its own; that is a 413 too.
+ETCD_MAX_REQUEST_BYTES = MAX_REQUEST_BYTES
 WRITE_OVERHEAD = 2048  # transaction framing, and headroom for the fields a delete adds
 # How deeply a stored object may nest. Request bodies are held to
 # requests.MAX_DEPTH; managedFields add a few levels on top, and a stored
