@@ -25,6 +25,8 @@ COMPONENTS = {
         "the node's images: load (docker save / OCI archives), ls, inspect, rm, pull, "
         "build-busybox",
     ),
+    "proxy": ("proxy", "this node's Services in iptables (kube-proxy's iptables mode)"),
+    "dns": ("proxy.dns", "cluster DNS: <svc>.<ns>.svc.cluster.local, pods, SRV, forwarding"),
     "controller-manager": (
         "controllers",
         "the control loops (ReplicaSet, garbage collector, namespaces, service accounts)",

@@ -279,29 +279,18 @@ def _dport(sp: ServicePort, port: int) -> str:
 
 
 class _Table:
-    """Chains (in the order first declared) and rules of one table."""
+    """Chains of one table, each with its rules in order (the order a packet meets them)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.chains: dict[str, None] = {}
-        self.rules: list[str] = []
+        self.chains: dict[str, list[str]] = {}
 
     def chain(self, name: str) -> str:
-        self.chains.setdefault(name, None)
+        self.chains.setdefault(name, [])
         return name
 
     def add(self, chain: str, spec: str) -> None:
-        self.rules.append(f"-A {chain} {spec}")
-
-    def text(self, stale: Iterable[str]) -> list[str]:
-        stale = sorted(set(stale) - set(self.chains))
-        return [
-            f"*{self.name}",
-            *(f":{c} - [0:0]" for c in [*self.chains, *stale]),  # declaring flushes
-            *self.rules,
-            *(f"-X {c}" for c in stale),
-            "COMMIT",
-        ]
+        self.chains.setdefault(chain, []).append(spec)
 
 
 def _to_endpoints(nat: _Table, sp: ServicePort, chain: str, endpoints: list[Endpoint]) -> None:
@@ -455,26 +444,35 @@ def _service_port(
         nat.add(sep, f"{proto} {_comment(sp.name)}{sticky} -j DNAT --to-destination {ep}")
 
 
-def render(
-    services: Iterable[dict[str, Any]],
-    slices: Iterable[dict[str, Any]],
-    node: Node,
-    *,
-    existing: Mapping[str, Iterable[str]] | None = None,
-) -> str:
-    """The whole ruleset, as `iptables-restore --noflush` input (filter and nat tables).
+# What one Service contributes: table -> chain -> rules. Its own chains
+# (SKIFF-SVC/SVL/EXT/SEP-) appear whole; the shared ones (SKIFF-SERVICES,
+# SKIFF-NODEPORTS, ...) with just the rules this Service adds to them.
+Fragment = dict[str, dict[str, list[str]]]
+# A whole ruleset: table -> chain -> rules, in the order they are written.
+Ruleset = dict[str, dict[str, list[str]]]
+TABLES = ("filter", "nat")
 
-    `existing`: the chains each table holds now (`chains_in(iptables-save
-    output)`); those skiff owns but no longer uses are deleted. Pure: the same
-    input renders the same text, whatever order Services and slices come in.
+
+def service_fragment(
+    service: dict[str, Any], slices: Iterable[dict[str, Any]], node: Node
+) -> Fragment:
+    """Every rule of one Service, given the EndpointSlices that name it.
+
+    This is the unit the sync loop caches: a change to one Service or to its
+    endpoints re-renders this fragment only, so a sync at 5,000 Services costs
+    what one Service costs, plus assembling lists.
     """
-    by_service: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for s in slices:
-        meta = s.get("metadata") or {}
-        owner = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
-        if owner:
-            by_service.setdefault((meta.get("namespace", ""), owner), []).append(s)
+    nat, filt = _Table("nat"), _Table("filter")
+    slices = list(slices)
+    for sp in service_ports(service):
+        _service_port(nat, filt, sp, ready_endpoints(sp, slices), node)
+    return {"filter": filt.chains, "nat": nat.chains}
 
+
+def assemble(fragments: Iterable[Fragment], node: Node) -> Ruleset:
+    """The whole ruleset from the fragments of every Service, in the order given
+    (the caller sorts them by namespace/name, so the result is the same whatever
+    order objects arrived in)."""
     nat, filt = _Table("nat"), _Table("filter")
     for chain in NAT_CHAINS:
         nat.chain(chain)
@@ -500,11 +498,15 @@ def render(
         " -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
     )
 
-    ordered = sorted(services, key=lambda s: (s["metadata"]["namespace"], s["metadata"]["name"]))
-    for service in ordered:
-        key = (service["metadata"]["namespace"], service["metadata"]["name"])
-        for sp in service_ports(service):
-            _service_port(nat, filt, sp, ready_endpoints(sp, by_service.get(key, [])), node)
+    tables = {"nat": nat.chains, "filter": filt.chains}
+    for fragment in fragments:
+        for table, chains in fragment.items():
+            into = tables[table]
+            for chain, rules in chains.items():
+                if chain in into:
+                    into[chain].extend(rules)  # a shared chain
+                else:
+                    into[chain] = list(rules)
 
     # Last in SKIFF-SERVICES: anything addressed to this node may be a NodePort.
     why = _comment("skiff service nodeports; NOTE: this must be the last rule in this chain")
@@ -516,14 +518,134 @@ def render(
             nat.add(SERVICES, f"-d {ip}/32 {why} -j {NODEPORTS}")
     else:
         nat.add(SERVICES, f"! -d 127.0.0.0/8 {why} -m addrtype --dst-type LOCAL -j {NODEPORTS}")
+    return {"filter": filt.chains, "nat": nat.chains}
 
+
+def by_service(slices: Iterable[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """EndpointSlices grouped by the Service their `kubernetes.io/service-name` label names."""
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for s in slices:
+        meta = s.get("metadata") or {}
+        owner = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
+        if owner:
+            out.setdefault((meta.get("namespace", ""), owner), []).append(s)
+    return out
+
+
+def rule_count(ruleset: Ruleset) -> dict[str, int]:
+    """Rules per table: what /metrics reports."""
+    return {table: sum(len(r) for r in chains.values()) for table, chains in ruleset.items()}
+
+
+def full_text(ruleset: Ruleset, *, existing: Mapping[str, Iterable[str]] | None = None) -> str:
+    """The whole ruleset as `iptables-restore --noflush` input: every chain declared
+    (which flushes it) and written, and our chains in `existing` that are no
+    longer used flushed and deleted."""
     existing = existing or {}
-
-    def stale(table: str) -> list[str]:
-        return [c for c in existing.get(table, ()) if c.startswith(OWNED_PREFIXES)]
-
-    lines = [*filt.text(stale("filter")), *nat.text(stale("nat"))]
+    lines = []
+    for table in TABLES:
+        chains = ruleset.get(table, {})
+        stale = sorted(
+            c for c in existing.get(table, ()) if c.startswith(OWNED_PREFIXES) and c not in chains
+        )
+        lines.append(f"*{table}")
+        lines += [f":{c} - [0:0]" for c in [*chains, *stale]]
+        for chain, rules in chains.items():
+            lines += [f"-A {chain} {r}" for r in rules]
+        lines += [f"-X {c}" for c in stale]
+        lines.append("COMMIT")
     return "\n".join(lines) + "\n"
+
+
+def _edits(chain: str, applied: list[str], desired: list[str]) -> list[str] | None:
+    """`-D`/`-I` lines that turn a shared chain's `applied` rules into `desired`, or
+    None when rewriting the chain is simpler (duplicates, a new order, many edits).
+
+    The rules left after the deletions keep their order, and each missing one
+    is inserted at its final position, lowest first: the chain ends up exactly
+    as a full render writes it, so a restarted proxy converges to the same text.
+    """
+    want, have = set(desired), set(applied)
+    if len(want) != len(desired) or len(have) != len(applied):
+        return None
+    kept = [r for r in applied if r in want]
+    it = iter(desired)
+    if not all(any(r == d for d in it) for r in kept):  # kept is not a subsequence
+        return None
+    deletes = [r for r in applied if r not in want]
+    inserts = [(i, r) for i, r in enumerate(desired) if r not in have]
+    if len(deletes) + len(inserts) > max(8, len(desired) // 2):
+        return None
+    return [
+        *(f"-D {chain} {r}" for r in deletes),
+        *(f"-I {chain} {i + 1} {r}" for i, r in inserts),
+    ]
+
+
+def partial_text(applied: Ruleset, desired: Ruleset) -> str:
+    """Only what changed since `applied` (the last ruleset loaded), kube-proxy's
+    minimal restore: a chain of ours whose rules changed is declared and
+    rewritten, a new one created, one no longer used flushed and deleted, and
+    the shared chains (SKIFF-SERVICES, ...) edited rule by rule. Unchanged
+    chains are not named, so the kernel is not asked to rewrite them. Empty
+    when nothing changed."""
+    out: list[str] = []
+    for table in TABLES:
+        old, new = applied.get(table, {}), desired.get(table, {})
+        fixed = set(NAT_CHAINS if table == "nat" else FILTER_CHAINS)
+        declare, write, edit = [], [], []
+        for chain, rules in new.items():
+            before = old.get(chain)
+            if before == rules:
+                continue
+            if chain in fixed and before is not None:
+                lines = _edits(chain, before, rules)
+                if lines is not None:
+                    edit += lines
+                    continue
+            declare.append(chain)
+            write += [f"-A {chain} {r}" for r in rules]
+        gone = [c for c in old if c not in new and c.startswith(OWNED_PREFIXES)]
+        if not (declare or edit or gone):
+            continue
+        out.append(f"*{table}")
+        out += [f":{c} - [0:0]" for c in [*declare, *gone]]
+        out += edit  # deletions first, so nothing refers to a chain about to go
+        out += write
+        out += [f"-X {c}" for c in gone]
+        out.append("COMMIT")
+    return "\n".join(out) + "\n" if out else ""
+
+
+def render(
+    services: Iterable[dict[str, Any]],
+    slices: Iterable[dict[str, Any]],
+    node: Node,
+    *,
+    existing: Mapping[str, Iterable[str]] | None = None,
+) -> str:
+    """The whole ruleset, as `iptables-restore --noflush` input (filter and nat tables).
+
+    `existing`: the chains each table holds now (`chains_in(iptables-save
+    output)`); those skiff owns but no longer uses are deleted. Pure: the same
+    input renders the same text, whatever order Services and slices come in.
+    """
+    return full_text(build(services, slices, node), existing=existing)
+
+
+def build(
+    services: Iterable[dict[str, Any]], slices: Iterable[dict[str, Any]], node: Node
+) -> Ruleset:
+    """The whole ruleset, as chains and rules (what `render` writes out)."""
+    grouped = by_service(slices)
+    ordered = sorted(services, key=lambda s: (s["metadata"]["namespace"], s["metadata"]["name"]))
+    fragments = (
+        service_fragment(
+            s, grouped.get((s["metadata"]["namespace"], s["metadata"]["name"]), []), node
+        )
+        for s in ordered
+    )
+    return assemble(fragments, node)
 
 
 def chains_in(saved: str) -> dict[str, set[str]]:
