@@ -463,7 +463,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="skiff dns", description=__doc__.split("\n\n")[0])
     p.add_argument("--kubeconfig", default=None, help="default: $KUBECONFIG or ~/.kube/config")
     p.add_argument("--node-name", default="", help="default: the hostname")
-    p.add_argument("--bind-address", default="0.0.0.0")
+    p.add_argument(
+        "--bind-address",
+        default="",
+        help="default: the advertise address. A UDP server bound to 0.0.0.0 answers from "
+        "whatever address routing picks, which a client reached through the kube-dns "
+        "ClusterIP (DNAT) does not recognise as the reply",
+    )
     p.add_argument("--port", type=int, default=53)
     p.add_argument(
         "--advertise-address",
@@ -501,8 +507,9 @@ async def run(args: argparse.Namespace) -> None:
         try:
             await services.wait_for_sync()
             await slices.wait_for_sync()
-            port = await server.start(args.bind_address, args.port)
-            log.info("answering for %s on %s:%d", args.cluster_domain, args.bind_address, port)
+            bind = args.bind_address or args.advertise_address
+            port = await server.start(bind, args.port)
+            log.info("answering for %s on %s:%d", args.cluster_domain, bind, port)
             if not args.no_register:
                 await register(
                     client,
