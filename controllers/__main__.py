@@ -28,6 +28,7 @@ from .namespace import NamespaceController
 from .nodelifecycle import NodeLifecycleController, Settings
 from .replicaset import ReplicaSetController
 from .serviceaccount import ServiceAccountController
+from .servicelb import ServiceLBController
 
 CONTROLLERS: dict[str, type[Controller]] = {
     "deployment": DeploymentController,
@@ -37,6 +38,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     "nodelifecycle": NodeLifecycleController,
     "namespace": NamespaceController,
     "serviceaccount": ServiceAccountController,
+    "servicelb": ServiceLBController,
 }
 
 
