@@ -91,6 +91,7 @@ class Plan:
     fragments: dict[ServiceKey, rules.Fragment]
     full: bool
     rerendered: int  # Services whose fragments were rendered again
+    seconds: float = 0.0  # how long the sync took, once done
 
 
 def decide(
@@ -143,6 +144,64 @@ def wants_full_sync(
     return not synced or node != last_node or since_full_sync >= full_sync_period
 
 
+class Syncer:
+    """What the kernel holds, as far as the proxy knows, and one sync at a time on it.
+
+    Separate from the controller so that a benchmark or a test drives the very
+    code the loop runs, without an apiserver.
+    """
+
+    def __init__(self, iptables: Iptables, node: rules.Node, full_sync_period: float) -> None:
+        self.iptables = iptables
+        self.node = node
+        self.full_sync_period = full_sync_period
+        self.fragments: dict[ServiceKey, rules.Fragment] = {}
+        self.applied: rules.Ruleset | None = None  # None: the next sync is a full one
+        self.last_full_sync = float("-inf")
+
+    def sync(
+        self,
+        node: rules.Node,
+        changed: set[ServiceKey],
+        services: Mapping[ServiceKey, dict[str, Any]],
+        slices: Mapping[ServiceKey, list[dict[str, Any]]],
+    ) -> Plan:
+        """Decide, then restore (blocking: iptables calls take a while at scale)."""
+        started = time.monotonic()
+        full = wants_full_sync(
+            synced=self.applied is not None,
+            node=node,
+            last_node=self.node,
+            since_full_sync=started - self.last_full_sync,
+            full_sync_period=self.full_sync_period,
+        )
+        existing = None
+        try:
+            if full:
+                existing = self.iptables.chains()
+                self.iptables.ensure_jumps(existing)
+            plan = decide(
+                services=services,
+                slices_of=lambda key: slices.get(key, ()),
+                node=node,
+                fragments=self.fragments,
+                applied=None if full else self.applied,
+                changed=changed,
+                existing=existing,
+            )
+            if plan.text:
+                self.iptables.restore(plan.text)
+        except Exception:
+            # Whatever made it into the kernel, the next sync rewrites it all.
+            self.applied = None
+            raise
+        self.node, self.fragments, self.applied = node, plan.fragments, plan.ruleset
+        if full:
+            self.last_full_sync = started
+        plan.seconds = time.monotonic() - started
+        return plan
+
+
 @dataclass
 class Settings:
     node_name: str
@@ -169,15 +228,15 @@ class ProxyController(Controller):
     ) -> None:
         super().__init__(ctx)
         self.settings = settings
-        self.iptables = iptables
         self.metrics = metrics
         self.clock = clock
         self.changes = ChangeTracker()
-        self.fragments: dict[ServiceKey, rules.Fragment] = {}
-        self.applied: rules.Ruleset | None = None  # None: the next sync is a full one
+        self.syncer = Syncer(
+            iptables,
+            rules.Node(settings.node_name, (), settings.cluster_cidr),
+            settings.full_sync_period,
+        )
         self.last_sync = float("-inf")
-        self.last_full_sync = float("-inf")
-        self.node = rules.Node(settings.node_name, (), settings.cluster_cidr)
 
         self.services = ctx.informers.get("v1", "Service")
         self.slices = ctx.informers.get("discovery.k8s.io/v1", "EndpointSlice")
@@ -257,47 +316,19 @@ class ProxyController(Controller):
         services: Mapping[ServiceKey, dict[str, Any]],
         slices: Mapping[ServiceKey, list[dict[str, Any]]],
     ) -> Plan:
-        """One sync: decide, then restore (blocking: iptables calls take a while at scale)."""
-        started = time.monotonic()
-        full = wants_full_sync(
-            synced=self.applied is not None,
-            node=node,
-            last_node=self.node,
-            since_full_sync=started - self.last_full_sync,
-            full_sync_period=self.settings.full_sync_period,
-        )
-        existing = None
+        mode = "partial" if self.syncer.applied is not None else "full"
         try:
-            if full:
-                existing = self.iptables.chains()
-                self.iptables.ensure_jumps(existing)
-            plan = decide(
-                services=services,
-                slices_of=lambda key: slices.get(key, ()),
-                node=node,
-                fragments=self.fragments,
-                applied=None if full else self.applied,
-                changed=changed,
-                existing=existing,
-            )
-            if plan.text:
-                self.iptables.restore(plan.text)
+            plan = self.syncer.sync(node, changed, services, slices)
         except Exception:
-            # Whatever made it into the kernel, the next sync rewrites it all.
-            self.applied = None
-            self.metrics.sync_failures.labels("full" if full else "partial").inc()
+            self.metrics.sync_failures.labels(mode).inc()
             raise
-        self.node, self.fragments, self.applied = node, plan.fragments, plan.ruleset
-        if full:
-            self.last_full_sync = started
-        took = time.monotonic() - started
-        self.metrics.synced(took, plan.full, rules.rule_count(plan.ruleset))
+        self.metrics.synced(plan.seconds, plan.full, rules.rule_count(plan.ruleset))
         log.info(
             "%s sync: %d Services re-rendered, %d restore lines, %.3f s",
             "full" if plan.full else "partial",
             plan.rerendered,
             plan.text.count("\n"),
-            took,
+            plan.seconds,
         )
         return plan
 
