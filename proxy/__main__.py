@@ -13,14 +13,14 @@ import socket
 import sys
 
 from client.config import ConfigError, load_config
-from client.controller import Context, Informers
+from client.controller import Context
 from client.events import EventRecorder
 from client.rest import Client
 from client.run import run_until_signalled
 
 from .apply import ApplyError, Iptables, cleanup, detect_backend
 from .metrics import HTTPServer, ProxyMetrics, healthz_route
-from .sync import ProxyController, Settings
+from .sync import ProxyController, ProxyInformers, Settings
 
 log = logging.getLogger("skiff.proxy")
 
@@ -93,7 +93,7 @@ async def run(args: argparse.Namespace) -> None:
     ]
 
     async def work() -> None:
-        informers = Informers(client)
+        informers = ProxyInformers(client)
         ctx = Context(client, informers, EventRecorder(client, "kube-proxy", node_name))
         proxy = ProxyController(ctx, settings, iptables, metrics)
         for server in servers:

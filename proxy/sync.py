@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from client.controller import Context, Controller, Result
+from client.controller import Context, Controller, Informers, Result
 
 from . import rules
 from .apply import Iptables
@@ -56,6 +56,22 @@ def slice_service(obj: dict[str, Any]) -> ServiceKey | None:
 def service_key(obj: dict[str, Any]) -> ServiceKey:
     meta = obj["metadata"]
     return (meta.get("namespace", ""), meta["name"])
+
+
+def slice_index(obj: dict[str, Any]) -> list[str]:
+    """The index of EndpointSlices by the Service they belong to ("ns/name")."""
+    key = slice_service(obj)
+    return [f"{key[0]}/{key[1]}"] if key else []
+
+
+class ProxyInformers(Informers):
+    """The shared informers, with EndpointSlices also indexed by their Service, so a
+    partial sync finds the slices of the Services that changed without a scan."""
+
+    INDEXERS = {
+        **Informers.INDEXERS,
+        "EndpointSlice": {**Informers.INDEXERS.get("EndpointSlice", {}), "service": slice_index},
+    }
 
 
 @dataclass
@@ -120,12 +136,12 @@ def decide(
             new_fragments.pop(key, None)
         else:
             new_fragments[key] = rules.service_fragment(svc, slices_of(key), node)
-    ordered = [new_fragments[k] for k in sorted(new_fragments)]
-    ruleset = rules.assemble(ordered, node)
     if applied is None:
+        ruleset = rules.assemble([new_fragments[k] for k in sorted(new_fragments)], node)
         text = rules.full_text(ruleset, existing=existing)
     else:
-        text = rules.partial_text(applied, ruleset)
+        ruleset, touched = rules.reassemble(applied, fragments, new_fragments, changed, node)
+        text = rules.partial_text(applied, ruleset, only=touched)
     return Plan(text, ruleset, new_fragments, full, len(todo))
 
 
@@ -159,6 +175,15 @@ class Syncer:
         self.applied: rules.Ruleset | None = None  # None: the next sync is a full one
         self.last_full_sync = float("-inf")
 
+    def next_is_full(self, node: rules.Node, now: float) -> bool:
+        return wants_full_sync(
+            synced=self.applied is not None,
+            node=node,
+            last_node=self.node,
+            since_full_sync=now - self.last_full_sync,
+            full_sync_period=self.full_sync_period,
+        )
+
     def sync(
         self,
         node: rules.Node,
@@ -168,13 +193,7 @@ class Syncer:
     ) -> Plan:
         """Decide, then restore (blocking: iptables calls take a while at scale)."""
         started = time.monotonic()
-        full = wants_full_sync(
-            synced=self.applied is not None,
-            node=node,
-            last_node=self.node,
-            since_full_sync=started - self.last_full_sync,
-            full_sync_period=self.full_sync_period,
-        )
+        full = self.next_is_full(node, started)
         existing = None
         try:
             if full:
@@ -300,7 +319,12 @@ class ProxyController(Controller):
         changed = self.changes.take()
         queued_since, self.metrics.queued_since = self.metrics.queued_since, None
         services = {service_key(s): s for s in self.services.store.list()}
-        slices = rules.by_service(self.slices.store.list())
+        if self.syncer.next_is_full(node, time.monotonic()):
+            slices = rules.by_service(self.slices.store.list())
+        else:  # only the changed Services are rendered again: only their slices matter
+            slices = {
+                key: self.slices.store.by_index("service", f"{key[0]}/{key[1]}") for key in changed
+            }
         try:
             await asyncio.to_thread(self.sync_once, node, changed, services, slices)
         except Exception:
