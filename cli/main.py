@@ -25,6 +25,10 @@ COMPONENTS = {
         "the node's images: load (docker save / OCI archives), ls, inspect, rm, pull, "
         "build-busybox",
     ),
+    "kubelet": (
+        "kubelet",
+        "the node agent: registers the node and runs the pods bound to it",
+    ),
     "proxy": ("proxy", "this node's Services in iptables (kube-proxy's iptables mode)"),
     "dns": ("proxy.dns", "cluster DNS: <svc>.<ns>.svc.cluster.local, pods, SRV, forwarding"),
     "controller-manager": (

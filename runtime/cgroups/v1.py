@@ -90,11 +90,31 @@ class CgroupV1:
         usage = os.path.join(self.dir("memory"), "memory.usage_in_bytes")
         return int(_read(usage)) if os.path.exists(usage) else 0
 
+    def memory_stats(self) -> dict[str, int]:
+        """usage, working_set (usage less inactive file cache, as cAdvisor and so the
+        kubelet's eviction and `kubectl top` count) and rss, in bytes."""
+        usage = self.memory_usage()
+        stat: dict[str, int] = {}
+        f = os.path.join(self.dir("memory"), "memory.stat")
+        if os.path.exists(f):
+            for line in _read(f).splitlines():
+                key, _, value = line.partition(" ")
+                stat[key] = int(value)
+        inactive = stat.get("total_inactive_file", 0)
+        return {
+            "usage": usage,
+            "working_set": max(usage - inactive, 0),
+            "rss": stat.get("total_rss", 0),
+        }
+
     def delete(self, timeout: float = 5.0) -> None:
-        """Remove the cgroup once its processes are gone (rmdir fails while busy)."""
+        """Remove the cgroup once its processes are gone (rmdir fails while busy), from
+        every hierarchy, not only those skiff writes to: runc and crun make it in all
+        that are mounted (cpuset, devices, the v2 mount of a hybrid machine, a hugetlb
+        hierarchy mounted for crun), and a pod's cgroup must leave none behind."""
         deadline = time.monotonic() + timeout
-        for c in CONTROLLERS:
-            d = self.dir(c)
+        for hierarchy in sorted(os.listdir(self.root)):
+            d = self.dir(hierarchy)
             while os.path.isdir(d):
                 try:
                     os.rmdir(d)
