@@ -18,7 +18,7 @@ from client.events import EventRecorder
 from client.rest import Client
 from client.run import run_until_signalled
 
-from .apply import ApplyError, Iptables, cleanup, detect_backend
+from .apply import ApplyError, Iptables, cleanup, detect_backend, ensure_sysctls
 from .metrics import HTTPServer, ProxyMetrics, healthz_route
 from .sync import ProxyController, ProxyInformers, Settings
 
@@ -69,6 +69,8 @@ async def run(args: argparse.Namespace) -> None:
     iptables = Iptables(backend=backend)
     node_name = args.hostname_override or socket.gethostname()
     log.info("node %s, iptables backend %s", node_name, backend)
+    for setting in ensure_sysctls():
+        log.info("set %s", setting)
     client = Client(load_config(args.kubeconfig), user_agent="skiff-proxy")
     metrics = ProxyMetrics()
     settings = Settings(
