@@ -176,3 +176,16 @@ def test_allocations_survive_an_apiserver_restart(
             json=body("dup2", type="NodePort", ports=[{"port": 80, "nodePort": 31999}]),
         )
         assert port.status_code == 422
+
+
+def test_kubectl_shows_the_refusal(apiserver: ApiServerProcess, namespace: str) -> None:
+    out = apiserver.kubectl(
+        "create", "service", "clusterip", "dup", "--tcp=80", "--clusterip=10.96.0.1",
+        "-n", namespace, check=False,
+    )  # fmt: skip
+    assert 'Service "dup" is invalid' in out and "provided IP is already allocated" in out, out
+    out = apiserver.kubectl(
+        "create", "service", "nodeport", "np", "--tcp=80", "--node-port=80", "-n", namespace,
+        check=False,
+    )  # fmt: skip
+    assert 'Service "np" is invalid' in out and "30000-32767" in out, out
