@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import logging
 import random
@@ -500,6 +501,22 @@ async def unregister(client: Client, *, node_name: str) -> None:
         )
 
 
+async def _listen(server: DNSServer, host: str, port: int) -> int:
+    """Bind, waiting for the address to exist: the node's bridge address, a good
+    one to advertise to pods, appears only with the node's first pod."""
+    waiting = False
+    while True:
+        try:
+            return await server.start(host, port)
+        except OSError as e:
+            if e.errno != errno.EADDRNOTAVAIL:
+                raise
+            if not waiting:
+                log.info("%s is not an address of this node yet; waiting for it", host)
+                waiting = True
+            await asyncio.sleep(1)
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="skiff dns", description=__doc__.split("\n\n")[0])
     p.add_argument("--kubeconfig", default=None, help="default: $KUBECONFIG or ~/.kube/config")
@@ -555,7 +572,7 @@ async def run(args: argparse.Namespace) -> None:
             await services.wait_for_sync()
             await slices.wait_for_sync()
             bind = args.bind_address or args.advertise_address
-            port = await server.start(bind, args.port)
+            port = await _listen(server, bind, args.port)
             log.info("answering for %s on %s:%d", args.cluster_domain, bind, port)
             if not args.no_register:
                 await register(
