@@ -386,6 +386,11 @@ class Registry:
                 return current.obj  # a no-op write does not move resourceVersion
             if opts.dry_run:
                 return desired
+            took = None
+            if info.kind == "Service" and subresource == "":
+                problems, took = await self.services.on_update(desired, current.obj)
+                if problems:
+                    raise errors.invalid(info.kind, info.group, name, problems)
             finished = self._finalized(info, desired)
             if finished:
                 gone = await self.store.delete(object_key(info, namespace, name), current.revision)
@@ -399,6 +404,11 @@ class Registry:
             result = await self.store.update(
                 object_key(info, namespace, name), desired, current.revision
             )
+            if took is not None:  # a Service: give back what this write took or freed
+                lost = isinstance(result, Conflict)
+                await self.services.release(
+                    took if lost else ServiceAllocation.unused(current.obj, result.obj)
+                )
             if isinstance(result, Conflict):
                 if result.current is None:
                     raise errors.not_found(info.plural, info.group, name)

@@ -29,6 +29,8 @@ COMPONENTS = {
         "kubelet",
         "the node agent: registers the node and runs the pods bound to it",
     ),
+    "proxy": ("proxy", "this node's Services in iptables (kube-proxy's iptables mode)"),
+    "dns": ("proxy.dns", "cluster DNS: <svc>.<ns>.svc.cluster.local, pods, SRV, forwarding"),
     "controller-manager": (
         "controllers",
         "the control loops (ReplicaSet, garbage collector, namespaces, service accounts)",

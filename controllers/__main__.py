@@ -34,6 +34,7 @@ from .podautoscaler import HorizontalPodAutoscalerController
 from .replicaset import ReplicaSetController
 from .replicationcontroller import ReplicationControllerController
 from .serviceaccount import ServiceAccountController
+from .servicelb import ServiceLBController
 from .statefulset import StatefulSetController
 
 CONTROLLERS: dict[str, type[Controller]] = {
@@ -50,6 +51,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     "nodelifecycle": NodeLifecycleController,
     "namespace": NamespaceController,
     "serviceaccount": ServiceAccountController,
+    "servicelb": ServiceLBController,
 }
 
 
