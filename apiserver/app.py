@@ -21,6 +21,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import discovery, errors, metrics, openapi, paths, responses
 from .auth import PUBLIC_PATHS, Authenticator, UserInfo
+from .authz.filter import Authorize
+from .authz.reviews import Reviews
+from .authz.setup import Authorization
 from .handlers import Handlers
 from .kubelet_proxy import KubeletConnector, KubeletProxy
 from .registry import Registry
@@ -141,9 +144,10 @@ def build_app(
     server_address: str,
     ready: Callable[[], Awaitable[bool]],
     kubelets: KubeletConnector | None = None,
+    authorization: Authorization | None = None,
 ) -> ASGIApp:
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, title="skiff apiserver")
-    handlers = Handlers(registry)
+    handlers = Handlers(registry, wrap=authorization.guard if authorization else None)
 
     def document(doc: dict[str, Any] | None) -> Response:
         if doc is None:
@@ -228,6 +232,10 @@ def build_app(
     if kubelets is not None:
         # pods/log|exec|attach|portforward, nodes/proxy and metrics.k8s.io: the kubelets'.
         inner = KubeletProxy(inner, registry, kubelets)
+    if authorization is not None and authorization.authorizer is not None:
+        # Authorization (authz/): reviews answered, then every request authorized.
+        inner = Reviews(inner, authorization.authorizer, authenticator.review_token)
+        inner = Authorize(inner, authorization.authorizer)
     return Observe(Authenticate(inner, authenticator))
 
 

@@ -83,6 +83,11 @@ class Authenticator:
         name = str(cn[0].value) if cn else ""
         return UserInfo(name, "", (*(str(o.value) for o in orgs), "system:authenticated"))
 
+    def review_token(self, token: str, audiences: list[str]) -> tuple[UserInfo, list[str]] | None:
+        """A TokenReview's answer: whose token this is, and for which audiences."""
+        user = self.from_token(token)
+        return (user, list(audiences)) if user is not None else None
+
     def authenticate(self, authorization: str | None, peer_cert: bytes | None) -> UserInfo | None:
         """The user, or None when credentials were given and are wrong.
 

@@ -29,6 +29,7 @@ from .admission import ServiceAllocation
 from .allocators import NodePorts, ServiceIPs
 from .app import build_app
 from .auth import Authenticator, TokenEntry, UserInfo, load_token_file, write_token_file
+from .authz import setup as authz_setup
 from .etcd_process import EtcdProcess, free_port
 from .kubelet_certs import ensure_kubelet_client
 from .kubelet_proxy import KubeletConnector
@@ -76,6 +77,7 @@ class APIServer:
         self.registry: Registry | None = None
         self._server: uvicorn.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.authorization: authz_setup.Authorization | None = None
 
     # -- start-up -------------------------------------------------------------
 
@@ -234,12 +236,14 @@ class APIServer:
         self.registry = Registry(self.store, self.hubs, services)
         authenticator = self._credentials()
         await self._bootstrap()
+        self.authorization = await authz_setup.start(self.registry)
         app = build_app(
             self.registry,
             authenticator,
             server_address=f"{cfg.advertise_address}:{cfg.secure_port}",
             ready=self.ready,
             kubelets=KubeletConnector(self.ca.cert, *astuple(self.kubelet_client)),
+            authorization=self.authorization,
         )
         pki = (self.serving.cert, self.serving.key, self.ca.cert)
         uv_config = uvicorn.Config(
@@ -303,6 +307,8 @@ class APIServer:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.authorization is not None:
+            await self.authorization.stop()
         if self.hubs is not None:
             await self.hubs.stop()
         if self.store is not None:
