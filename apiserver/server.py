@@ -24,7 +24,7 @@ import uvicorn
 
 from api import resources
 
-from . import certs, errors
+from . import certs, errors, identities
 from .admission import ServiceAllocation
 from .allocators import NodePorts, ServiceIPs
 from .app import build_app
@@ -130,6 +130,12 @@ class APIServer:
             user=ADMIN_USER,
             token=admin_token,
             client=None if admin_token else client,
+        )
+        # Each component's own identity (identities.py); only admin is system:masters.
+        identities.ensure_components(
+            cfg.state_dir,
+            f"https://{cfg.advertise_address}:{cfg.secure_port}",
+            identities.local_node_name(),
         )
         return Authenticator(tokens)
 

@@ -21,6 +21,7 @@ from client.leaderelection import LeaderElector
 from client.rest import Client
 from client.run import run_until_signalled
 
+from .clusterroleaggregation import ClusterRoleAggregationController
 from .deployment import DeploymentController
 from .endpoints import EndpointsController
 from .garbagecollector import GarbageCollector
@@ -37,6 +38,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     "nodelifecycle": NodeLifecycleController,
     "namespace": NamespaceController,
     "serviceaccount": ServiceAccountController,
+    "clusterrole-aggregation": ClusterRoleAggregationController,
 }
 
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from api.rbac import aggregated_rules
+
 from .rbac import GROUP
 
 READ = ["get", "list", "watch"]
@@ -380,43 +382,8 @@ def cluster_roles() -> list[dict[str, Any]]:
     ]
     by_name = {r["metadata"]["name"]: r for r in roles}
     for name in ("view", "edit", "admin"):  # inner first: edit collects view, admin edit
-        by_name[name]["rules"] = aggregate(by_name[name], roles)
+        by_name[name]["rules"] = aggregated_rules(by_name[name], roles)
     return roles
-
-
-def label_selected(selector: dict[str, Any], labels: dict[str, str]) -> bool:
-    """matchLabels and matchExpressions, as a label selector reads them."""
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key", ""), expr.get("operator", ""), expr.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
-
-
-def aggregate(role: dict[str, Any], all_roles: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rules an aggregated ClusterRole should hold: its selected roles' rules,
-    in name order, without duplicates (what Kubernetes' controller computes)."""
-    selectors = (role.get("aggregationRule") or {}).get("clusterRoleSelectors") or []
-    name = role["metadata"]["name"]
-    rules: list[dict[str, Any]] = []
-    for other in sorted(all_roles, key=lambda r: r["metadata"]["name"]):
-        if other["metadata"]["name"] == name:
-            continue
-        labels = other["metadata"].get("labels") or {}
-        if any(label_selected(s, labels) for s in selectors):
-            for r in other.get("rules") or []:
-                if r not in rules:
-                    rules.append(r)
-    return rules
 
 
 def cluster_role_bindings() -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from . import bootstrap
 from .authorizer import Authorizer
 from .cache import ObjectCache
 from .escalation import EscalationGuard
+from .node import NodeAuthorizer, NodeGraph, NodeRestriction, guarded
 from .rbac import GROUP, Policy, RBACAuthorizer
 
 log = logging.getLogger("skiff.apiserver.authz")
@@ -38,11 +39,14 @@ class Authorization:
     caches: dict[str, ObjectCache] = field(default_factory=dict)
     authorizer: Authorizer | None = None
     policy: Policy | None = None
+    graph: NodeGraph | None = None
 
     def guard(self, info: resources.ResourceInfo, registry: Any) -> Any:
         """The registry Handlers use for `info`: RBAC kinds pass the escalation check."""
         if info.group == GROUP and self.policy is not None:
             return EscalationGuard(registry, self.policy)
+        if guarded(info) and self.graph is not None:
+            return NodeRestriction(registry, self.graph)
         return registry
 
     async def stop(self) -> None:
@@ -97,6 +101,8 @@ async def start(registry: Registry) -> Authorization:
     auth = Authorization(registry)
     for plural in ("roles", "clusterroles", "rolebindings", "clusterrolebindings"):
         auth.caches[plural] = ObjectCache(registry, _info(GROUP, plural))
+    auth.caches["pods"] = ObjectCache(registry, _info("", "pods"))
+    auth.graph = NodeGraph(auth.caches["pods"])
     for cache in auth.caches.values():
         cache.start()
     await asyncio.wait_for(
@@ -110,6 +116,6 @@ async def start(registry: Registry) -> Authorization:
         role_bindings=c["rolebindings"].in_namespace,
         cluster_role_bindings=c["clusterrolebindings"].values,
     )
-    auth.authorizer = Authorizer(RBACAuthorizer(auth.policy))
+    auth.authorizer = Authorizer(RBACAuthorizer(auth.policy), NodeAuthorizer(auth.graph))
     log.info("authorization: Node,RBAC (system:masters always allowed)")
     return auth
