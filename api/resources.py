@@ -108,6 +108,7 @@ RESOURCES: tuple[ResourceInfo, ...] = (
         True,
         core.ServiceAccount,
         ("sa",),
+        subresources=frozenset({"token"}),
     ),
     ResourceInfo(
         "apps",

@@ -24,6 +24,7 @@ from .auth import PUBLIC_PATHS, Authenticator, UserInfo
 from .authz.filter import Authorize
 from .authz.reviews import Reviews
 from .authz.setup import Authorization
+from .authz.tokens import TokenRequests
 from .handlers import Handlers
 from .kubelet_proxy import KubeletConnector, KubeletProxy
 from .registry import Registry
@@ -234,6 +235,8 @@ def build_app(
         inner = KubeletProxy(inner, registry, kubelets)
     if authorization is not None and authorization.authorizer is not None:
         # Authorization (authz/): reviews answered, then every request authorized.
+        if authorization.issuer is not None:
+            inner = TokenRequests(inner, registry, authorization.issuer)
         inner = Reviews(inner, authorization.authorizer, authenticator.review_token)
         inner = Authorize(inner, authorization.authorizer)
     return Observe(Authenticate(inner, authenticator))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,6 +66,11 @@ def write_token_file(path: Path, entries: list[TokenEntry]) -> None:
 class Authenticator:
     def __init__(self, tokens: list[TokenEntry]) -> None:
         self._tokens = tokens
+        # More bearer-token authenticators (service-account JWTs, serviceaccounts.py),
+        # each (token, audiences) -> (user, audiences) or None.
+        self.token_authenticators: list[
+            Callable[[str, list[str] | None], tuple[UserInfo, list[str]] | None]
+        ] = []
 
     def from_token(self, token: str) -> UserInfo | None:
         for entry in self._tokens:
@@ -73,6 +79,10 @@ class Authenticator:
                 return UserInfo(
                     entry.user.name, entry.user.uid, (*entry.user.groups, "system:authenticated")
                 )
+        for authenticate in self.token_authenticators:
+            found = authenticate(token, None)
+            if found is not None:
+                return found[0]
         return None
 
     @staticmethod
@@ -85,6 +95,10 @@ class Authenticator:
 
     def review_token(self, token: str, audiences: list[str]) -> tuple[UserInfo, list[str]] | None:
         """A TokenReview's answer: whose token this is, and for which audiences."""
+        for authenticate in self.token_authenticators:
+            found = authenticate(token, audiences or None)
+            if found is not None:
+                return found
         user = self.from_token(token)
         return (user, list(audiences)) if user is not None else None
 

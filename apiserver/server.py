@@ -34,6 +34,7 @@ from .etcd_process import EtcdProcess, free_port
 from .kubelet_certs import ensure_kubelet_client
 from .kubelet_proxy import KubeletConnector
 from .registry import Registry, WriteOptions, storage_prefix
+from .serviceaccounts import TokenIssuer, ensure_signing_key
 from .storage import Store
 from .tls import ClientCertProtocol, server_context
 from .watch import WatchHubs
@@ -243,6 +244,11 @@ class APIServer:
         authenticator = self._credentials()
         await self._bootstrap()
         self.authorization = await authz_setup.start(self.registry)
+        # Service-account tokens (serviceaccounts.py): signed here, accepted as bearer tokens.
+        self.authorization.issuer = TokenIssuer(
+            ensure_signing_key(cfg.pki_dir), lookup=self.authorization.lookup
+        )
+        authenticator.token_authenticators.append(self.authorization.issuer.authenticate)
         app = build_app(
             self.registry,
             authenticator,

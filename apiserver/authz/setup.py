@@ -16,6 +16,7 @@ from api import resources
 
 from .. import errors
 from ..registry import Registry, WriteOptions
+from ..serviceaccounts import TokenIssuer
 from . import bootstrap
 from .authorizer import Authorizer
 from .cache import ObjectCache
@@ -40,6 +41,12 @@ class Authorization:
     authorizer: Authorizer | None = None
     policy: Policy | None = None
     graph: NodeGraph | None = None
+    issuer: TokenIssuer | None = None
+
+    def lookup(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """A live object from the caches (what service-account tokens are checked against)."""
+        cache = self.caches.get(resource)
+        return cache.get(f"{namespace}/{name}") if cache is not None else None
 
     def guard(self, info: resources.ResourceInfo, registry: Any) -> Any:
         """The registry Handlers use for `info`: RBAC kinds pass the escalation check."""
@@ -102,6 +109,7 @@ async def start(registry: Registry) -> Authorization:
     for plural in ("roles", "clusterroles", "rolebindings", "clusterrolebindings"):
         auth.caches[plural] = ObjectCache(registry, _info(GROUP, plural))
     auth.caches["pods"] = ObjectCache(registry, _info("", "pods"))
+    auth.caches["serviceaccounts"] = ObjectCache(registry, _info("", "serviceaccounts"))
     auth.graph = NodeGraph(auth.caches["pods"])
     for cache in auth.caches.values():
         cache.start()
