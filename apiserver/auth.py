@@ -73,16 +73,22 @@ class Authenticator:
         ] = []
 
     def from_token(self, token: str) -> UserInfo | None:
+        user = self._static(token)
+        if user is not None:
+            return user
+        for authenticate in self.token_authenticators:
+            found = authenticate(token, None)
+            if found is not None:
+                return found[0]
+        return None
+
+    def _static(self, token: str) -> UserInfo | None:
         for entry in self._tokens:
             # Constant-time comparison: a token check must not leak prefixes.
             if hmac.compare_digest(entry.token.encode(), token.encode()):
                 return UserInfo(
                     entry.user.name, entry.user.uid, (*entry.user.groups, "system:authenticated")
                 )
-        for authenticate in self.token_authenticators:
-            found = authenticate(token, None)
-            if found is not None:
-                return found[0]
         return None
 
     @staticmethod
@@ -99,7 +105,7 @@ class Authenticator:
             found = authenticate(token, audiences or None)
             if found is not None:
                 return found
-        user = self.from_token(token)
+        user = self._static(token)
         return (user, list(audiences)) if user is not None else None
 
     def authenticate(self, authorization: str | None, peer_cert: bytes | None) -> UserInfo | None:

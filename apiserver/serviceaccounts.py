@@ -209,3 +209,82 @@ def _key_id(public: rsa.RSAPublicKey) -> bytes:
 
 def expiry_timestamp(exp: int) -> str:
     return datetime.datetime.fromtimestamp(exp, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- the ServiceAccount admission plugin ---------------------------------------------
+
+TOKEN_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+ROOT_CA_CONFIGMAP = "kube-root-ca.crt"
+TOKEN_EXPIRATION = 3607  # what Kubernetes puts in the projected source
+_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def token_volume(suffix: str) -> dict[str, Any]:
+    """The projected volume Kubernetes gives every pod: token, ca.crt, namespace."""
+    return {
+        "name": f"kube-api-access-{suffix}",
+        "projected": {
+            "defaultMode": 420,
+            "sources": [
+                {"serviceAccountToken": {"expirationSeconds": TOKEN_EXPIRATION, "path": "token"}},
+                {
+                    "configMap": {
+                        "name": ROOT_CA_CONFIGMAP,
+                        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                    }
+                },
+                {
+                    "downwardAPI": {
+                        "items": [
+                            {
+                                "path": "namespace",
+                                "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"},
+                            }
+                        ]
+                    }
+                },
+            ],
+        },
+    }
+
+
+def admit_pod(pod: dict[str, Any], account: dict[str, Any] | None, suffix: str) -> None:
+    """The ServiceAccount admission plugin's change to a new pod (in place).
+
+    Names the account (`default` unless given) and, unless automounting is off
+    on the pod or (when the pod is silent) on the account, adds the projected
+    token volume and mounts it in every container that does not mount
+    something there already.
+    """
+    spec = pod.setdefault("spec", {})
+    name = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+    spec["serviceAccountName"] = name
+    spec["serviceAccount"] = name
+    if account is None:
+        return
+    automount = spec.get("automountServiceAccountToken")
+    if automount is None:
+        automount = account.get("automountServiceAccountToken")
+    if automount is False:
+        return
+    volumes = spec.setdefault("volumes", [])
+    if not isinstance(volumes, list) or any(
+        isinstance(v, dict) and str(v.get("name", "")).startswith("kube-api-access-")
+        for v in volumes
+    ):
+        return  # malformed (validation will say so) or already there
+    volume = token_volume(suffix)
+    volumes.append(volume)
+    for key in ("initContainers", "containers"):
+        containers = spec.get(key) or []
+        for c in containers if isinstance(containers, list) else []:
+            if not isinstance(c, dict) or not isinstance(c.setdefault("volumeMounts", []), list):
+                continue
+            mounts = c["volumeMounts"]
+            if any(isinstance(m, dict) and m.get("mountPath") == TOKEN_MOUNT_PATH for m in mounts):
+                continue
+            mounts.append({"name": volume["name"], "mountPath": TOKEN_MOUNT_PATH, "readOnly": True})
+
+
+def random_suffix() -> str:
+    return "".join(_NAME_CHARS[b % len(_NAME_CHARS)] for b in os.urandom(5))

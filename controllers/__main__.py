@@ -28,6 +28,7 @@ from .garbagecollector import GarbageCollector
 from .namespace import NamespaceController
 from .nodelifecycle import NodeLifecycleController, Settings
 from .replicaset import ReplicaSetController
+from .rootcacertpublisher import RootCACertPublisher
 from .serviceaccount import ServiceAccountController
 
 CONTROLLERS: dict[str, type[Controller]] = {
@@ -39,6 +40,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     "namespace": NamespaceController,
     "serviceaccount": ServiceAccountController,
     "clusterrole-aggregation": ClusterRoleAggregationController,
+    "root-ca-cert-publisher": RootCACertPublisher,
 }
 
 

@@ -16,7 +16,7 @@ from api import resources
 
 from .. import errors
 from ..registry import Registry, WriteOptions
-from ..serviceaccounts import TokenIssuer
+from ..serviceaccounts import TokenIssuer, admit_pod, random_suffix
 from . import bootstrap
 from .authorizer import Authorizer
 from .cache import ObjectCache
@@ -52,6 +52,8 @@ class Authorization:
         """The registry Handlers use for `info`: RBAC kinds pass the escalation check."""
         if info.group == GROUP and self.policy is not None:
             return EscalationGuard(registry, self.policy)
+        if info.group == "" and info.plural == "pods":
+            registry = ServiceAccountAdmission(registry)
         if guarded(info) and self.graph is not None:
             return NodeRestriction(registry, self.graph)
         return registry
@@ -59,6 +61,39 @@ class Authorization:
     async def stop(self) -> None:
         for cache in self.caches.values():
             await cache.stop()
+
+
+class ServiceAccountAdmission:
+    """Kubernetes' ServiceAccount admission plugin on pod creation (serviceaccounts.py).
+
+    Unlike Kubernetes, a pod whose ServiceAccount does not exist yet is admitted
+    without the token volume instead of refused: a cluster without the
+    controller-manager (which makes `default` accounts and kube-root-ca.crt)
+    still runs pods.
+    """
+
+    def __init__(self, registry: Any) -> None:
+        self.registry = registry
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.registry, name)
+
+    async def create(
+        self, info: resources.ResourceInfo, namespace: str, obj: dict[str, Any], opts: Any
+    ) -> dict:
+        annotations = (obj.get("metadata") or {}).get("annotations") or {}
+        if "kubernetes.io/config.mirror" not in annotations and isinstance(obj.get("spec"), dict):
+            sa = obj["spec"].get("serviceAccountName") or obj["spec"].get("serviceAccount")
+            try:
+                account = (
+                    await self.registry.get(
+                        _info("", "serviceaccounts"), namespace, sa or "default"
+                    )
+                ).obj
+            except errors.ApiError:
+                account = None
+            admit_pod(obj, account, random_suffix())
+        return await self.registry.create(info, namespace, obj, opts)
 
 
 async def reconcile(registry: Registry, info: resources.ResourceInfo, want: dict[str, Any]) -> None:

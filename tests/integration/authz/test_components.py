@@ -163,3 +163,17 @@ def test_admin_edit_view_grow_with_labelled_roles(cluster: tuple[Any, httpx.Clie
     current["metadata"]["labels"] = role["metadata"]["labels"]
     assert api.put(f"{RBAC}/clusterroles/widgets-view", json=current).status_code == 200
     eventually(lambda: has("edit") and has("admin") and not has("view"), what="moved to edit")
+
+
+def test_every_namespace_gets_kube_root_ca(cluster: tuple[Any, httpx.Client]) -> None:
+    server, api = cluster
+    assert api.post("/api/v1/namespaces", json={"metadata": {"name": "fresh"}}).status_code == 201
+    url = "/api/v1/namespaces/fresh/configmaps/kube-root-ca.crt"
+    found = eventually(lambda: api.get(url).status_code == 200 and api.get(url).json(), what="CA")
+    assert found["data"]["ca.crt"] == server.ca.read_text()
+    # Changed by someone: put back.
+    found["data"]["ca.crt"] = "not a CA"
+    assert api.put(url, json=found).status_code == 200
+    eventually(lambda: api.get(url).json()["data"]["ca.crt"] == server.ca.read_text(), what="fix")
+    assert api.delete(url).status_code == 200
+    eventually(lambda: api.get(url).status_code == 200, what="recreated")
