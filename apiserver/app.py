@@ -146,6 +146,7 @@ def build_app(
     ready: Callable[[], Awaitable[bool]],
     kubelets: KubeletConnector | None = None,
     authorization: Authorization | None = None,
+    audit: Callable[[ASGIApp], ASGIApp] | None = None,
 ) -> ASGIApp:
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, title="skiff apiserver")
     handlers = Handlers(registry, wrap=authorization.guard if authorization else None)
@@ -239,6 +240,8 @@ def build_app(
             inner = TokenRequests(inner, registry, authorization.issuer)
         inner = Reviews(inner, authorization.authorizer, authenticator.review_token)
         inner = Authorize(inner, authorization.authorizer)
+    if audit is not None:
+        inner = audit(inner)  # audit.py: sees the user, the decision and the answer
     return Observe(Authenticate(inner, authenticator))
 
 

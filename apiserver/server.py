@@ -17,14 +17,16 @@ import logging
 import secrets
 import signal
 import socket
+from collections.abc import Callable
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from api import resources
 
-from . import certs, errors, identities
+from . import audit, certs, errors, identities
 from .admission import ServiceAllocation
 from .allocators import NodePorts, ServiceIPs
 from .app import build_app
@@ -59,6 +61,10 @@ class ServerConfig:
     service_node_port_range: tuple[int, int] = (30000, 32767)
     etcd_compaction_interval: float = 300.0  # kube-apiserver's default, 5 minutes
     log_level: str = "info"
+    audit_policy_file: Path | None = None  # audit.py; with audit_log_path
+    audit_log_path: Path | None = None
+    audit_log_maxsize: int = 100  # megabytes
+    audit_log_maxbackup: int = 5
 
     @property
     def pki_dir(self) -> Path:
@@ -256,6 +262,7 @@ class APIServer:
             ready=self.ready,
             kubelets=KubeletConnector(self.ca.cert, *astuple(self.kubelet_client)),
             authorization=self.authorization,
+            audit=self._audit(),
         )
         pki = (self.serving.cert, self.serving.key, self.ca.cert)
         uv_config = uvicorn.Config(
@@ -278,6 +285,19 @@ class APIServer:
         self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._tasks.append(asyncio.create_task(self._compact_periodically(), name="compaction"))
         log.info("serving on https://%s:%d", cfg.bind_address, cfg.secure_port)
+
+    def _audit(self) -> Callable[[ASGIApp], ASGIApp] | None:
+        """The audit layer when a policy and a log path are given (audit.py)."""
+        cfg = self.config
+        if cfg.audit_policy_file is None or cfg.audit_log_path is None:
+            return None
+        policy = audit.load_policy(cfg.audit_policy_file.read_text())
+        writer = audit.RotatingWriter(
+            cfg.audit_log_path, cfg.audit_log_maxsize << 20, cfg.audit_log_maxbackup
+        )
+        self._audit_writer = writer
+        log.info("audit log at %s", cfg.audit_log_path)
+        return lambda app: audit.Audit(app, policy, writer)
 
     async def serve(self) -> None:
         assert self._server is not None

@@ -99,10 +99,13 @@ class Authorize:
             return
         try:
             user = impersonated(user, scope["headers"], self._allowed)
+            state["user"] = user
             method = scope.get("method", "GET")
             query = scope.get("query_string", b"").decode("latin-1")
             attrs = from_request(method, scope["path"], query)
             allowed, reason = self.authorizer.authorize(user, attrs)
+            state["authz_decision"] = "allow" if allowed else "forbid"
+            state["authz_reason"] = reason
             if not allowed:
                 raise forbidden(user, attrs, reason)
         except errors.ApiError as e:
