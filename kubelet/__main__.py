@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import importlib
 import importlib.util
 import logging
@@ -30,9 +31,11 @@ from proto import DEFAULT_SOCKET, connect
 from proto import runtime_pb2 as pb
 from proto import runtime_pb2_grpc as pb_grpc
 
+from .authz import WebhookAuthorizer
 from .node import NodeAgent, NodeSettings, choose_node_ip, hostname, parse_reserved
 from .pods import PodWorkers, Settings
 from .static import StaticPods
+from .tokens import TokenManager
 from .volumes import VolumeManager
 
 log = logging.getLogger("skiff.kubelet")
@@ -128,7 +131,17 @@ async def run(args: argparse.Namespace) -> None:
         pods = Informer(client, "v1", "Pod", field_selector=f"spec.nodeName={args.node_name}")
         configmaps = Informer(client, "v1", "ConfigMap")
         secrets = Informer(client, "v1", "Secret")
-        informers = (pods, configmaps, secrets)
+        services = Informer(client, "v1", "Service")
+        informers = (pods, configmaps, secrets, services)
+        loop = asyncio.get_running_loop()
+
+        def request_token(
+            namespace: str, account: str, audiences: list[str], seconds: int, pod: dict
+        ) -> tuple[str, float]:
+            """TokenRequest bound to the pod (kubelet/tokens.py); called from mount threads."""
+            return asyncio.run_coroutine_threadsafe(
+                token_request(client, namespace, account, audiences, seconds, pod), loop
+            ).result(timeout=30)
 
         def get_configmap(namespace: str, name: str) -> dict | None:
             return configmaps.store.get(f"{namespace}/{name}")
@@ -156,15 +169,19 @@ async def run(args: argparse.Namespace) -> None:
             configmaps=configmaps,
             secrets=secrets,
             volumes=VolumeManager(
-                args.root_dir, get_configmap=get_configmap, get_secret=get_secret
+                args.root_dir,
+                get_configmap=get_configmap,
+                get_secret=get_secret,
+                tokens=TokenManager(request_token),
             ),
             static_pods=static,
+            services=services,
         )
         for informer in informers:
             informer.start()
         for informer in informers:
             await informer.wait_for_sync()
-        server = await start_server(args, channel, workers)
+        server = await start_server(args, channel, workers, client)
         try:
             await asyncio.gather(
                 agent.run(),
@@ -186,7 +203,7 @@ async def run(args: argparse.Namespace) -> None:
 
 
 async def start_server(
-    args: argparse.Namespace, channel: grpc.aio.Channel, workers: PodWorkers
+    args: argparse.Namespace, channel: grpc.aio.Channel, workers: PodWorkers, client: Client
 ) -> Any | None:
     """The kubelet's HTTPS API (logs, exec, attach, port-forward, stats): kubelet/server.py.
 
@@ -214,10 +231,42 @@ async def start_server(
         cert_file=args.tls_cert_file,
         key_file=args.tls_private_key_file,
         client_ca_file=args.client_ca_file,
+        # Callers are authorized by the apiserver (SubjectAccessReview, kubelet/authz.py).
+        authorizer=WebhookAuthorizer(args.node_name, client.create),
     )
     await server.start()
     log.info("serving the kubelet API on %s:%d", args.address, args.port)
     return server
+
+
+async def token_request(
+    client: Client, namespace: str, account: str, audiences: list[str], seconds: int, pod: dict
+) -> tuple[str, float]:
+    """A service-account token bound to `pod`, and when it expires (epoch seconds)."""
+    meta = pod["metadata"]
+    spec: dict[str, Any] = {
+        "expirationSeconds": seconds,
+        "boundObjectRef": {
+            "kind": "Pod",
+            "apiVersion": "v1",
+            "name": meta["name"],
+            "uid": meta.get("uid", ""),
+        },
+    }
+    if audiences:
+        spec["audiences"] = audiences
+    answer = await client.create_subresource(
+        "v1",
+        "ServiceAccount",
+        namespace,
+        account,
+        "token",
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec},
+    )
+    expires = datetime.datetime.strptime(
+        answer["status"]["expirationTimestamp"], "%Y-%m-%dT%H:%M:%SZ"
+    ).replace(tzinfo=datetime.UTC)
+    return str(answer["status"]["token"]), expires.timestamp()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,7 +38,7 @@ from client.rest import Client
 from proto import runtime_pb2 as pb
 
 from . import config as cfg
-from .env import EnvError, container_env
+from .env import EnvError, container_env, service_env_vars
 from .observed import RUNNING, Container, Memory, Observed
 from .pleg import Pleg, list_pods
 from .probes import ProbeTracker, run_probe, unhealthy_message
@@ -82,6 +82,17 @@ class Settings:
 
 
 class PodWorkers:
+    def _service_env(self, pod: dict[str, Any]) -> dict[str, str]:
+        """The Service variables (KUBERNETES_SERVICE_HOST, ...) the pod's containers get."""
+        if self.services is None:
+            return {}
+        links = (pod.get("spec") or {}).get("enableServiceLinks")
+        return service_env_vars(
+            self.services.store.list(),
+            pod["metadata"].get("namespace", ""),
+            enable_service_links=links is not False,
+        )
+
     def __init__(
         self,
         *,
@@ -95,12 +106,14 @@ class PodWorkers:
         secrets: Informer,
         volumes: VolumeManager,
         static_pods: Callable[[], dict[str, dict[str, Any]]] | None = None,
+        services: Informer | None = None,
     ) -> None:
         self.client, self.runtime, self.images = client, runtime, images
         self.recorder, self.s = recorder, settings
         self.pods, self.configmaps, self.secrets = pods, configmaps, secrets
         self.volumes = volumes
         self.static_pods = static_pods or dict
+        self.services = services  # for KUBERNETES_SERVICE_HOST/PORT and service links
         self.pleg = Pleg(runtime, self.wake)
         self.memory: dict[str, Memory] = {}
         self._wakes: dict[str, asyncio.Event] = {}
@@ -509,6 +522,7 @@ class PodWorkers:
             get_configmap=lambda ns, n: self.configmaps.store.get(f"{ns}/{n}"),
             get_secret=lambda ns, n: self.secrets.store.get(f"{ns}/{n}"),
             pod_ips=[pod_ip] if pod_ip else [],
+            service_env=self._service_env(pod),
         )
         paths = await asyncio.to_thread(self.volumes.mount_all, pod)
         mounts = self.volumes.container_mounts(pod, spec, paths, env=env)
