@@ -69,7 +69,7 @@ def dns1123_subdomain(field: str, value: str) -> list[FieldError]:
 def path_segment_name(field: str, value: str) -> list[FieldError]:
     """RBAC names (`system:node`): anything usable as one URL path segment."""
     if value in (".", ".."):
-        return [invalid(field, value, f'may not be \'{value}\'')]
+        return [invalid(field, value, f"may not be '{value}'")]
     for bad in ("/", "%"):
         if bad in value:
             return [invalid(field, value, f"may not contain '{bad}'")]

@@ -234,6 +234,19 @@ RESOURCES: tuple[ResourceInfo, ...] = (
     ),
 )
 
+_CSR = ResourceInfo(
+    "certificates.k8s.io",
+    "v1",
+    "CertificateSigningRequest",
+    "certificatesigningrequests",
+    "certificatesigningrequest",
+    False,
+    rbac.CertificateSigningRequest,
+    ("csr",),
+    subresources=frozenset({"status", "approval"}),
+)
+RESOURCES = (*RESOURCES, _CSR)
+
 # Kinds served by the apiserver's authorization layer, never stored in etcd.
 REVIEW_GROUPS = frozenset({"authorization.k8s.io", "authentication.k8s.io"})
 

@@ -101,7 +101,13 @@ class Handlers:
             return responses.send(subresources.to_scale(stored.obj))
         if method == "POST" and path.subresource == "binding":
             return await self.bind(request, info, path)
-        if method == "PUT" and path.subresource in ("", STATUS_SUBRESOURCE, "scale", "finalize"):
+        if method == "PUT" and path.subresource in (
+            "",
+            STATUS_SUBRESOURCE,
+            "scale",
+            "finalize",
+            "approval",
+        ):
             return await self.update(request, info, path)
         if method == "PATCH" and path.subresource in ("", STATUS_SUBRESOURCE, "scale"):
             return await self.patch(request, info, path)

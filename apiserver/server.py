@@ -255,6 +255,7 @@ class APIServer:
             ensure_signing_key(cfg.pki_dir), lookup=self.authorization.lookup
         )
         authenticator.token_authenticators.append(self.authorization.issuer.authenticate)
+        self.authorization.ca = self.ca  # authz/certificates.py signs approved CSRs with it
         app = build_app(
             self.registry,
             authenticator,

@@ -192,3 +192,40 @@ TokenRequest = top_level(
         expirationTimestamp=time("When it expires."),
     ),
 )
+
+CERTS = "io.k8s.api.certificates.v1."
+CertificateSigningRequest = top_level(
+    CERTS + "CertificateSigningRequest",
+    "A request for a certificate from a signer (kubelets use it to get their client certs).",
+    spec=obj(
+        CERTS + "CertificateSigningRequestSpec",
+        "What is asked for.",
+        required=("request", "signerName"),
+        request=string("The PEM-encoded PKCS#10 request, base64 in JSON.", format="byte"),
+        signerName=string("Who should sign: kubernetes.io/kube-apiserver-client-kubelet, ..."),
+        expirationSeconds=integer("Requested validity."),
+        usages=strings("digital signature, key encipherment, client auth, ..."),
+        username=string("The requester (set by the apiserver)."),
+        uid=string("The requester's uid (set by the apiserver)."),
+        groups=strings("The requester's groups (set by the apiserver)."),
+        extra=map_of(strings(), "The requester's extra attributes."),
+    ),
+    status=obj(
+        CERTS + "CertificateSigningRequestStatus",
+        "Approval and the issued certificate.",
+        conditions=arr(
+            obj(
+                CERTS + "CertificateSigningRequestCondition",
+                "Approved, Denied or Failed.",
+                type=string("Approved, Denied or Failed."),
+                status=string("True or False."),
+                reason=string("Why, one word."),
+                message=string("Why, in words."),
+                lastUpdateTime=time("Last update."),
+                lastTransitionTime=time("Last change."),
+            ),
+            "Conditions.",
+        ),
+        certificate=string("The issued certificate, PEM, base64 in JSON.", format="byte"),
+    ),
+)

@@ -15,11 +15,16 @@ from typing import Any
 from api import resources
 
 from .. import errors
+from ..certs import KeyPair
 from ..registry import Registry, WriteOptions
 from ..serviceaccounts import TokenIssuer, admit_pod, random_suffix
-from . import bootstrap
+from . import (
+    bootstrap,
+    printers,  # noqa: F401 - registers kubectl columns
+)
 from .authorizer import Authorizer
 from .cache import ObjectCache
+from .certificates import CSRRegistry
 from .escalation import EscalationGuard
 from .node import NodeAuthorizer, NodeGraph, NodeRestriction, guarded
 from .rbac import GROUP, Policy, RBACAuthorizer
@@ -42,6 +47,7 @@ class Authorization:
     policy: Policy | None = None
     graph: NodeGraph | None = None
     issuer: TokenIssuer | None = None
+    ca: KeyPair | None = None  # signs approved CertificateSigningRequests
 
     def lookup(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
         """A live object from the caches (what service-account tokens are checked against)."""
@@ -52,6 +58,8 @@ class Authorization:
         """The registry Handlers use for `info`: RBAC kinds pass the escalation check."""
         if info.group == GROUP and self.policy is not None:
             return EscalationGuard(registry, self.policy)
+        if info.plural == "certificatesigningrequests" and self.ca is not None:
+            return CSRRegistry(registry, self.ca)
         if info.group == "" and info.plural == "pods":
             registry = ServiceAccountAdmission(registry)
         if guarded(info) and self.graph is not None:
