@@ -33,6 +33,7 @@ from proto import runtime_pb2_grpc as pb_grpc
 
 from .authz import WebhookAuthorizer
 from .node import NodeAgent, NodeSettings, choose_node_ip, hostname, parse_reserved
+from .objects import ReferencedObjects, may_list
 from .pods import PodWorkers, Settings
 from .static import StaticPods
 from .tokens import TokenManager
@@ -129,8 +130,14 @@ async def run(args: argparse.Namespace) -> None:
         node = await agent.register()
         await agent.pass_pod_cidr(node)
         pods = Informer(client, "v1", "Pod", field_selector=f"spec.nodeName={args.node_name}")
-        configmaps = Informer(client, "v1", "ConfigMap")
-        secrets = Informer(client, "v1", "Secret")
+        configmaps: Any = Informer(client, "v1", "ConfigMap")
+        secrets: Any = Informer(client, "v1", "Secret")
+        if not await may_list(client, "Secret"):
+            # A node's own credentials (system:node:<name>): the Node authorizer lets it
+            # read only what its pods use, one by one (kubelet/objects.py).
+            log.info("reading Secrets and ConfigMaps one by one, as the node's pods use them")
+            configmaps = ReferencedObjects(client, "ConfigMap", pods)
+            secrets = ReferencedObjects(client, "Secret", pods)
         services = Informer(client, "v1", "Service")
         informers = (pods, configmaps, secrets, services)
         loop = asyncio.get_running_loop()

@@ -515,6 +515,10 @@ class PodWorkers:
             image_uid=status.image.uid if status.image.has_uid else None,
             image_user=status.image.username,
         )
+        for source in (self.configmaps, self.secrets):
+            fetch = getattr(source, "fetch_for", None)  # kubelet/objects.py, for node credentials
+            if fetch is not None:
+                await fetch(pod)
         env = container_env(
             pod,
             spec,
