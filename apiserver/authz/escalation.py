@@ -156,7 +156,18 @@ class EscalationGuard:
                 return
             wanted = list(obj.get("rules") or [])
             if info.kind == "ClusterRole" and obj.get("aggregationRule"):
-                wanted = []  # the aggregation controller fills it from roles that exist
+                # An aggregationRule can gather anything: it needs full authority.
+                full = [
+                    {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]},
+                    {"verbs": ["*"], "nonResourceURLs": ["*"]},
+                ]
+                if uncovered(ctx.authorizer.rules(ctx.user, ""), full):
+                    raise errors.forbidden(
+                        info.plural,
+                        info.group,
+                        name,
+                        "must have cluster-admin privileges to use the aggregationRule",
+                    )
         else:
             ref = obj.get("roleRef") or {}
             resource = "clusterroles" if ref.get("kind") == "ClusterRole" else "roles"
