@@ -23,10 +23,35 @@ from .authorizer import CURRENT, MASTERS, RequestContext
 from .rbac import GROUP, Policy, describe_rule, role_rules, uncovered
 
 
+def well_formed(info: ResourceInfo, obj: dict[str, Any]) -> bool:
+    """The shape the checks below read; anything else the schema check refuses."""
+
+    def dicts(value: Any) -> bool:  # null entries are reported by validate()
+        return isinstance(value, list) and all(isinstance(v, dict | None) for v in value)
+
+    def strs(value: Any) -> bool:
+        return value is None or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+
+    if info.kind in ("Role", "ClusterRole"):
+        rules = obj.get("rules") or []
+        return dicts(rules) and all(
+            strs(r.get(k))
+            for r in rules
+            if r is not None
+            for k in ("verbs", "apiGroups", "resources", "resourceNames", "nonResourceURLs")
+        )
+    return isinstance(obj.get("roleRef") or {}, dict) and dicts(obj.get("subjects") or [])
+
+
 def validate(info: ResourceInfo, obj: dict[str, Any]) -> list[FieldError]:
     problems: list[FieldError] = []
     if info.kind in ("Role", "ClusterRole"):
         for i, r in enumerate(obj.get("rules") or []):
+            if r is None:
+                problems.append(
+                    FieldError(f"rules[{i}]", "FieldValueRequired", "must be a PolicyRule")
+                )
+                continue
             if not r.get("verbs"):
                 problems.append(
                     FieldError(
@@ -94,6 +119,11 @@ def validate(info: ResourceInfo, obj: dict[str, Any]) -> list[FieldError]:
         if not ref.get("name"):
             problems.append(FieldError("roleRef.name", "FieldValueRequired", "Required value"))
         for i, s in enumerate(obj.get("subjects") or []):
+            if s is None:
+                problems.append(
+                    FieldError(f"subjects[{i}]", "FieldValueRequired", "must be a Subject")
+                )
+                continue
             if s.get("kind") not in ("User", "Group", "ServiceAccount"):
                 problems.append(
                     FieldError(
@@ -131,7 +161,10 @@ class EscalationGuard:
     def check(
         self, info: ResourceInfo, namespace: str, obj: dict[str, Any], old: dict | None
     ) -> None:
-        name = str((obj.get("metadata") or {}).get("name") or "")
+        meta = obj.get("metadata")
+        name = str((meta if isinstance(meta, dict) else {}).get("name") or "")
+        if not well_formed(info, obj):
+            return  # the registry's schema check answers with what is wrong
         problems = validate(info, obj)
         if (
             old is not None

@@ -10,6 +10,7 @@ serviceaccounts; the request then runs as the impersonated user.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -19,6 +20,8 @@ from ..auth import ANONYMOUS, UserInfo
 from .attributes import Attributes, from_request
 from .authorizer import CURRENT, Authorizer, RequestContext, forbidden
 from .rbac import SERVICE_ACCOUNT_PREFIX
+
+log = logging.getLogger("skiff.apiserver.authz")
 
 
 def impersonated(
@@ -110,6 +113,12 @@ class Authorize:
                 raise forbidden(user, attrs, reason)
         except errors.ApiError as e:
             await _refuse(scope, receive, send, e)
+            return
+        except Exception as e:  # never a bare 500 page: a Status, and the log says why
+            log.exception("authorization failed", exc_info=e)
+            await _refuse(
+                scope, receive, send, errors.internal("authorization failed; see the log")
+            )
             return
         state["user"] = user
         state["authz_attributes"] = attrs

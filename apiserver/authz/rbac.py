@@ -56,6 +56,8 @@ def url_matches(rule: dict[str, Any], path: str) -> bool:
 
 
 def rule_allows(rule: dict[str, Any], attrs: Attributes) -> bool:
+    if not isinstance(rule, dict):
+        return False  # stored garbage grants nothing
     if attrs.resource_request:
         return (
             verb_matches(rule, attrs.verb)
@@ -67,6 +69,8 @@ def rule_allows(rule: dict[str, Any], attrs: Attributes) -> bool:
 
 
 def subject_matches(subject: dict[str, Any], user: UserInfo, binding_namespace: str) -> bool:
+    if not isinstance(subject, dict):
+        return False
     kind = subject.get("kind")
     name = subject.get("name", "")
     if kind == "User":
@@ -80,8 +84,11 @@ def subject_matches(subject: dict[str, Any], user: UserInfo, binding_namespace: 
 
 
 def applies_to(binding: dict[str, Any], user: UserInfo) -> bool:
-    namespace = binding.get("metadata", {}).get("namespace", "")
-    return any(subject_matches(s, user, namespace) for s in binding.get("subjects") or [])
+    namespace = (binding.get("metadata") or {}).get("namespace", "")
+    subjects = binding.get("subjects") or []
+    if not isinstance(subjects, list):
+        return False
+    return any(subject_matches(s, user, namespace) for s in subjects)
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,8 @@ class Policy:
 
 def role_rules(policy: Policy, ref: dict[str, Any], namespace: str) -> list[dict[str, Any]]:
     """The rules a roleRef points at (none when the role does not exist)."""
+    if not isinstance(ref, dict):
+        return []
     kind, name = ref.get("kind"), ref.get("name", "")
     if kind == "ClusterRole":
         role = policy.cluster_role(name)
@@ -104,7 +113,8 @@ def role_rules(policy: Policy, ref: dict[str, Any], namespace: str) -> list[dict
         role = policy.role(namespace, name)
     else:
         role = None
-    return list((role or {}).get("rules") or [])
+    rules = (role or {}).get("rules") or []
+    return [r for r in rules if isinstance(r, dict)] if isinstance(rules, list) else []
 
 
 def rules_for(policy: Policy, user: UserInfo, namespace: str) -> Iterator[dict[str, Any]]:
