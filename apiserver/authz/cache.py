@@ -35,6 +35,7 @@ class ObjectCache:
         self.items: dict[str, dict[str, Any]] = {}
         self.synced = asyncio.Event()
         self.handlers: list[Handler] = []
+        self.generation = 0  # counts changes, so readers can tell their derived data is stale
         self._task: asyncio.Task[None] | None = None
 
     def get(self, key: str) -> dict[str, Any] | None:
@@ -57,6 +58,7 @@ class ObjectCache:
                 await self._task
 
     def _set(self, key: str, obj: dict[str, Any] | None) -> None:
+        self.generation += 1
         old = self.items.get(key)
         if obj is None:
             self.items.pop(key, None)

@@ -100,6 +100,9 @@ class Policy:
     cluster_role: Callable[[str], dict[str, Any] | None]
     role_bindings: Callable[[str], Iterable[dict[str, Any]]]  # namespace -> RoleBindings
     cluster_role_bindings: Callable[[], Iterable[dict[str, Any]]]
+    # Changes whenever any role or binding does; lets the authorizer reuse the
+    # rules it resolved for a user (None: resolve every time).
+    generation: Callable[[], int] | None = None
 
 
 def role_rules(policy: Policy, ref: dict[str, Any], namespace: str) -> list[dict[str, Any]]:
@@ -129,18 +132,33 @@ def rules_for(policy: Policy, user: UserInfo, namespace: str) -> Iterator[dict[s
 
 
 class RBACAuthorizer:
+    MEMO_LIMIT = 4096
+
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
+        self._memo: dict[tuple[UserInfo, str], tuple[int, list[dict[str, Any]]]] = {}
 
     def authorize(self, user: UserInfo, attrs: Attributes) -> tuple[bool, str]:
         namespace = attrs.namespace if attrs.resource_request else ""
-        for rule in rules_for(self.policy, user, namespace):
+        for rule in self.rules(user, namespace):
             if rule_allows(rule, attrs):
                 return True, ""
         return False, ""
 
     def rules(self, user: UserInfo, namespace: str) -> list[dict[str, Any]]:
-        return list(rules_for(self.policy, user, namespace))
+        """The user's rules in `namespace`, resolved once per change of the policy."""
+        if self.policy.generation is None:
+            return list(rules_for(self.policy, user, namespace))
+        generation = self.policy.generation()
+        key = (user, namespace)
+        hit = self._memo.get(key)
+        if hit is not None and hit[0] == generation:
+            return hit[1]
+        rules = list(rules_for(self.policy, user, namespace))
+        if len(self._memo) >= self.MEMO_LIMIT:
+            self._memo.clear()
+        self._memo[key] = (generation, rules)
+        return rules
 
 
 # -- escalation: does what a user holds cover what they grant? ---------------

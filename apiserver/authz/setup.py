@@ -166,6 +166,10 @@ async def start(registry: Registry) -> Authorization:
         cluster_role=c["clusterroles"].get,
         role_bindings=c["rolebindings"].in_namespace,
         cluster_role_bindings=c["clusterrolebindings"].values,
+        generation=lambda: sum(
+            c[k].generation
+            for k in ("roles", "clusterroles", "rolebindings", "clusterrolebindings")
+        ),
     )
     auth.authorizer = Authorizer(RBACAuthorizer(auth.policy), NodeAuthorizer(auth.graph))
     log.info("authorization: Node,RBAC (system:masters always allowed)")
