@@ -36,7 +36,7 @@ def impersonated(
     name = ""
     uid = ""
     groups: list[str] = []
-    extra = False
+    extras: list[tuple[str, str]] = []
     for key, value in headers:
         k = key.decode("latin-1").lower()
         v = value.decode("latin-1")
@@ -47,9 +47,9 @@ def impersonated(
         elif k == "impersonate-uid":
             uid = v
         elif k.startswith("impersonate-extra-"):
-            extra = True
+            extras.append((k[len("impersonate-extra-") :], v))
     if not name:
-        if groups or uid or extra:
+        if groups or uid or extras:
             raise errors.ApiError(
                 500,
                 "InternalError",
@@ -69,6 +69,16 @@ def impersonated(
     if uid:
         checks.append(
             Attributes("impersonate", api_group="authentication.k8s.io", resource="uids", name=uid)
+        )
+    for key, value in extras:
+        checks.append(
+            Attributes(
+                "impersonate",
+                api_group="authentication.k8s.io",
+                resource="userextras",
+                subresource=key,
+                name=value,
+            )
         )
     for attrs in checks:
         if not allowed(user, attrs):

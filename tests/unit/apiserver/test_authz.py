@@ -412,6 +412,17 @@ def test_impersonation_adds_groups_and_checks_each() -> None:
     assert got.groups == ("dev", "system:authenticated")
     assert [a.resource for a in asked] == ["users", "groups"]
     assert impersonated(admin, [], allow) is admin
+    asked.clear()
+    impersonated(
+        admin, [(b"impersonate-user", b"bob"), (b"impersonate-extra-scopes", b"view")], allow
+    )
+    assert asked[-1] == A(
+        "impersonate",
+        api_group="authentication.k8s.io",
+        resource="userextras",
+        subresource="scopes",
+        name="view",
+    )
 
 
 def test_node_graph_references() -> None:
