@@ -43,6 +43,11 @@ from .selectors import selector_from_dict
 NAME_RULES: dict[str, Callable[[str, str], list[FieldError]]] = {
     "Namespace": names.dns1123_label,
     "Service": names.dns1035_label,
+    # RBAC names may hold ':' (system:node), as ValidateRBACName allows.
+    "Role": names.path_segment_name,
+    "ClusterRole": names.path_segment_name,
+    "RoleBinding": names.path_segment_name,
+    "ClusterRoleBinding": names.path_segment_name,
 }
 
 

@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from .audit import PolicyError, load_policy
 from .etcd_process import EtcdError
 from .server import ServerConfig, run
 from .storage import StorageError
@@ -57,10 +58,16 @@ def parse_args(argv: list[str]) -> ServerConfig:
         default=300.0,
         help="seconds between compactions of etcd history",
     )
+    p.add_argument("--audit-policy-file", type=Path, default=None, help="audit.k8s.io/v1 Policy")
+    p.add_argument("--audit-log-path", type=Path, default=None, help="where audit events go")
+    p.add_argument("--audit-log-maxsize", type=int, default=100, help="MB before rotation")
+    p.add_argument("--audit-log-maxbackup", type=int, default=5, help="rotated files kept")
     p.add_argument(
         "-v", "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
     a = p.parse_args(argv)
+    if (a.audit_policy_file is None) != (a.audit_log_path is None):
+        p.error("--audit-policy-file and --audit-log-path go together")
     low, _, high = a.service_node_port_range.partition("-")
     if not (low.isdigit() and high.isdigit()):
         p.error(f"--service-node-port-range must be LOW-HIGH, not {a.service_node_port_range!r}")
@@ -79,6 +86,10 @@ def parse_args(argv: list[str]) -> ServerConfig:
         service_node_port_range=(int(low), int(high)),
         etcd_compaction_interval=a.etcd_compaction_interval,
         log_level=a.log_level,
+        audit_policy_file=a.audit_policy_file,
+        audit_log_path=a.audit_log_path,
+        audit_log_maxsize=a.audit_log_maxsize,
+        audit_log_maxbackup=a.audit_log_maxbackup,
     )
 
 
@@ -88,8 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         level=config.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
     try:
+        if config.audit_policy_file is not None:  # a bad policy stops us before etcd starts
+            load_policy(config.audit_policy_file.read_text())
         asyncio.run(run(config))
-    except (EtcdError, StorageError, OSError) as e:
+    except (EtcdError, StorageError, OSError, PolicyError) as e:
         print(f"skiff apiserver: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

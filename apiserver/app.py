@@ -22,6 +22,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import discovery, errors, metrics, openapi, paths, responses
 from .auth import PUBLIC_PATHS, Authenticator, UserInfo
+from .authz.filter import Authorize
+from .authz.reviews import Reviews
+from .authz.setup import Authorization
+from .authz.tokens import TokenRequests
 from .handlers import Handlers
 from .kubelet_proxy import KubeletConnector, KubeletProxy
 from .registry import Registry
@@ -201,9 +205,11 @@ def build_app(
     ready: Callable[[], Awaitable[bool]],
     kubelets: KubeletConnector | None = None,
     live: Callable[[], Awaitable[bool]] | None = None,
+    authorization: Authorization | None = None,
+    audit: Callable[[ASGIApp], ASGIApp] | None = None,
 ) -> ASGIApp:
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, title="skiff apiserver")
-    handlers = Handlers(registry)
+    handlers = Handlers(registry, wrap=authorization.guard if authorization else None)
 
     def document(doc: dict[str, Any] | None) -> Response:
         if doc is None:
@@ -293,6 +299,14 @@ def build_app(
     if kubelets is not None:
         # pods/log|exec|attach|portforward, nodes/proxy and metrics.k8s.io: the kubelets'.
         inner = KubeletProxy(inner, registry, kubelets)
+    if authorization is not None and authorization.authorizer is not None:
+        # Authorization (authz/): reviews answered, then every request authorized.
+        if authorization.issuer is not None:
+            inner = TokenRequests(inner, registry, authorization.issuer)
+        inner = Reviews(inner, authorization.authorizer, authenticator.review_token)
+        inner = Authorize(inner, authorization.authorizer)
+    if audit is not None:
+        inner = audit(inner)  # audit.py: sees the user, the decision and the answer
     return Observe(Authenticate(inner, authenticator))
 
 

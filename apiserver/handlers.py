@@ -59,11 +59,15 @@ def _is_watch(request: Request, path: ResourcePath) -> bool:
 
 
 class Handlers:
-    def __init__(self, registry: Registry) -> None:
+    def __init__(
+        self, registry: Registry, wrap: Callable[[ResourceInfo, Any], Any] | None = None
+    ) -> None:
         self.registry = registry
+        self.wrap = wrap  # authz: RBAC kinds' writes pass the escalation check
 
     def _reg(self, info: ResourceInfo) -> Registry | ConvertingRegistry:
-        return registry_for(self.registry, info)
+        reg = registry_for(self.registry, info)
+        return self.wrap(info, reg) if self.wrap is not None else reg
 
     async def handle(self, request: Request, path: ResourcePath) -> Response:
         info = resources.lookup(path.group, path.version, path.resource)
@@ -99,7 +103,13 @@ class Handlers:
             return responses.send(subresources.to_scale(stored.obj))
         if method == "POST" and path.subresource == "binding":
             return await self.bind(request, info, path)
-        if method == "PUT" and path.subresource in ("", STATUS_SUBRESOURCE, "scale", "finalize"):
+        if method == "PUT" and path.subresource in (
+            "",
+            STATUS_SUBRESOURCE,
+            "scale",
+            "finalize",
+            "approval",
+        ):
             return await self.update(request, info, path)
         if method == "PATCH" and path.subresource in ("", STATUS_SUBRESOURCE, "scale"):
             return await self.patch(request, info, path)

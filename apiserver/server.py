@@ -27,22 +27,26 @@ import os
 import secrets
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from api import resources
 
-from . import certs, errors
+from . import audit, certs, errors, identities
 from .admission import ServiceAllocation
 from .allocators import NodePorts, ServiceIPs
 from .app import build_app
 from .auth import Authenticator, TokenEntry, UserInfo, load_token_file, write_token_file
+from .authz import setup as authz_setup
 from .etcd_process import EtcdError, EtcdProcess, free_port, port_free, restart_delay
 from .kubelet_certs import ensure_kubelet_client
 from .kubelet_proxy import KubeletConnector
 from .registry import Registry, WriteOptions, storage_prefix
+from .serviceaccounts import TokenIssuer, ensure_signing_key
 from .storage import KINDS_BY_PREFIX, ClientTLS, StorageError, Store
 from .tls import ClientCertProtocol, server_context
 from .watch import WatchHubs
@@ -72,6 +76,10 @@ class ServerConfig:
     service_node_port_range: tuple[int, int] = (30000, 32767)
     etcd_compaction_interval: float = 300.0  # kube-apiserver's default, 5 minutes
     log_level: str = "info"
+    audit_policy_file: Path | None = None  # audit.py; with audit_log_path
+    audit_log_path: Path | None = None
+    audit_log_maxsize: int = 100  # megabytes
+    audit_log_maxbackup: int = 5
 
     @property
     def pki_dir(self) -> Path:
@@ -94,6 +102,7 @@ class APIServer:
         # Since when etcd has not answered (monotonic), None while it answers.
         self.etcd_down_since: float | None = None
         self._lock_fd: int | None = None
+        self.authorization: authz_setup.Authorization | None = None
 
     # -- start-up -------------------------------------------------------------
 
@@ -208,6 +217,12 @@ class APIServer:
             token=admin_token,
             client=None if admin_token else client,
         )
+        # Each component's own identity (identities.py); only admin is system:masters.
+        identities.ensure_components(
+            cfg.state_dir,
+            f"https://{cfg.advertise_address}:{cfg.secure_port}",
+            identities.local_node_name(),
+        )
         return Authenticator(tokens)
 
     async def _bootstrap(self) -> None:
@@ -319,6 +334,13 @@ class APIServer:
         self.registry = Registry(self.store, self.hubs, services)
         authenticator = self._credentials()
         await self._bootstrap()
+        self.authorization = await authz_setup.start(self.registry)
+        # Service-account tokens (serviceaccounts.py): signed here, accepted as bearer tokens.
+        self.authorization.issuer = TokenIssuer(
+            ensure_signing_key(cfg.pki_dir), lookup=self.authorization.lookup
+        )
+        authenticator.token_authenticators.append(self.authorization.issuer.authenticate)
+        self.authorization.ca = self.ca  # authz/certificates.py signs approved CSRs with it
         app = build_app(
             self.registry,
             authenticator,
@@ -326,6 +348,8 @@ class APIServer:
             ready=self.ready,
             kubelets=KubeletConnector(self.ca.cert, *astuple(self.kubelet_client)),
             live=self.live,
+            authorization=self.authorization,
+            audit=self._audit(),
         )
         pki = (self.serving.cert, self.serving.key, self.ca.cert)
         uv_config = uvicorn.Config(
@@ -351,6 +375,19 @@ class APIServer:
         if self.etcd is not None:
             self._tasks.append(asyncio.create_task(self._supervise_etcd(), name="etcd supervisor"))
         log.info("serving on https://%s:%d", cfg.bind_address, cfg.secure_port)
+
+    def _audit(self) -> Callable[[ASGIApp], ASGIApp] | None:
+        """The audit layer when a policy and a log path are given (audit.py)."""
+        cfg = self.config
+        if cfg.audit_policy_file is None or cfg.audit_log_path is None:
+            return None
+        policy = audit.load_policy(cfg.audit_policy_file.read_text())
+        writer = audit.RotatingWriter(
+            cfg.audit_log_path, cfg.audit_log_maxsize << 20, cfg.audit_log_maxbackup
+        )
+        self._audit_writer = writer
+        log.info("audit log at %s", cfg.audit_log_path)
+        return lambda app: audit.Audit(app, policy, writer)
 
     async def serve(self) -> None:
         assert self._server is not None
@@ -441,6 +478,8 @@ class APIServer:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.authorization is not None:
+            await self.authorization.stop()
         if self.hubs is not None:
             await self.hubs.stop()
         if self.store is not None:

@@ -35,6 +35,10 @@ COMPONENTS = {
         "controllers",
         "the control loops (ReplicaSet, garbage collector, namespaces, service accounts)",
     ),
+    "identities": (
+        "apiserver.identities",
+        "kubeconfigs signed by the cluster CA: `node NAME` (a kubelet), `user NAME` (a person)",
+    ),
 }
 
 

@@ -22,6 +22,7 @@ from client.leaderelection import LeaderElector
 from client.rest import Client
 from client.run import run_until_signalled
 
+from .clusterroleaggregation import ClusterRoleAggregationController
 from .cronjob import CronJobController
 from .daemonset import DaemonSetController
 from .deployment import DeploymentController
@@ -33,6 +34,7 @@ from .nodelifecycle import NodeLifecycleController, Settings
 from .podautoscaler import HorizontalPodAutoscalerController
 from .replicaset import ReplicaSetController
 from .replicationcontroller import ReplicationControllerController
+from .rootcacertpublisher import RootCACertPublisher
 from .serviceaccount import ServiceAccountController
 from .servicelb import ServiceLBController
 from .statefulset import StatefulSetController
@@ -52,6 +54,8 @@ CONTROLLERS: dict[str, type[Controller]] = {
     "namespace": NamespaceController,
     "serviceaccount": ServiceAccountController,
     "servicelb": ServiceLBController,
+    "clusterrole-aggregation": ClusterRoleAggregationController,
+    "root-ca-cert-publisher": RootCACertPublisher,
 }
 
 

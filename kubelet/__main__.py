@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -28,10 +30,13 @@ from proto import DEFAULT_SOCKET, connect
 from proto import runtime_pb2 as pb
 from proto import runtime_pb2_grpc as pb_grpc
 
+from .authz import WebhookAuthorizer
 from .node import NodeAgent, NodeSettings, choose_node_ip, hostname, parse_reserved
+from .objects import ReferencedObjects, may_list
 from .pods import BY_UID, PodWorkers, Settings, by_uid
 from .server import KubeletServer
 from .static import StaticPods
+from .tokens import TokenManager
 from .volumes import VolumeManager
 
 log = logging.getLogger("skiff.kubelet")
@@ -131,10 +136,25 @@ async def run(args: argparse.Namespace) -> None:
             field_selector=f"spec.nodeName={args.node_name}",
             indexers={BY_UID: by_uid},
         )
-        configmaps = Informer(client, "v1", "ConfigMap")
-        secrets = Informer(client, "v1", "Secret")
+        configmaps: Any = Informer(client, "v1", "ConfigMap")
+        secrets: Any = Informer(client, "v1", "Secret")
+        if not await may_list(client, "Secret"):
+            # A node's own credentials (system:node:<name>): the Node authorizer lets it
+            # read only what its pods use, one by one (kubelet/objects.py).
+            log.info("reading Secrets and ConfigMaps one by one, as the node's pods use them")
+            configmaps = ReferencedObjects(client, "ConfigMap", pods)
+            secrets = ReferencedObjects(client, "Secret", pods)
         services = Informer(client, "v1", "Service")  # for the pods' service variables
         informers = (pods, configmaps, secrets, services)
+        loop = asyncio.get_running_loop()
+
+        def request_token(
+            namespace: str, account: str, audiences: list[str], seconds: int, pod: dict
+        ) -> tuple[str, float]:
+            """TokenRequest bound to the pod (kubelet/tokens.py); called from mount threads."""
+            return asyncio.run_coroutine_threadsafe(
+                token_request(client, namespace, account, audiences, seconds, pod), loop
+            ).result(timeout=30)
 
         def get_configmap(namespace: str, name: str) -> dict | None:
             return configmaps.store.get(f"{namespace}/{name}")
@@ -163,7 +183,10 @@ async def run(args: argparse.Namespace) -> None:
             secrets=secrets,
             services=services,
             volumes=VolumeManager(
-                args.root_dir, get_configmap=get_configmap, get_secret=get_secret
+                args.root_dir,
+                get_configmap=get_configmap,
+                get_secret=get_secret,
+                tokens=TokenManager(request_token),
             ),
             static_pods=static,
         )
@@ -171,7 +194,7 @@ async def run(args: argparse.Namespace) -> None:
             informer.start()
         for informer in informers:
             await informer.wait_for_sync()
-        server = await start_server(args, channel, workers)
+        server = await start_server(args, channel, workers, client)
         try:
             await asyncio.gather(
                 agent.run(),
@@ -193,7 +216,7 @@ async def run(args: argparse.Namespace) -> None:
 
 
 async def start_server(
-    args: argparse.Namespace, channel: grpc.aio.Channel, workers: PodWorkers
+    args: argparse.Namespace, channel: grpc.aio.Channel, workers: PodWorkers, client: Client
 ) -> KubeletServer | None:
     """The kubelet's HTTPS API (logs, exec, attach, port-forward, stats), when the TLS
     flags name a serving certificate, its key and the CA of its callers' certificates."""
@@ -213,10 +236,42 @@ async def start_server(
         cert_file=args.tls_cert_file,
         key_file=args.tls_private_key_file,
         client_ca_file=args.client_ca_file,
+        # Callers are authorized by the apiserver (SubjectAccessReview, kubelet/authz.py).
+        authorizer=WebhookAuthorizer(args.node_name, client.create),
     )
     await server.start()
     log.info("serving the kubelet API on %s:%d", args.address, server.port)
     return server
+
+
+async def token_request(
+    client: Client, namespace: str, account: str, audiences: list[str], seconds: int, pod: dict
+) -> tuple[str, float]:
+    """A service-account token bound to `pod`, and when it expires (epoch seconds)."""
+    meta = pod["metadata"]
+    spec: dict[str, Any] = {
+        "expirationSeconds": seconds,
+        "boundObjectRef": {
+            "kind": "Pod",
+            "apiVersion": "v1",
+            "name": meta["name"],
+            "uid": meta.get("uid", ""),
+        },
+    }
+    if audiences:
+        spec["audiences"] = audiences
+    answer = await client.create_subresource(
+        "v1",
+        "ServiceAccount",
+        namespace,
+        account,
+        "token",
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec},
+    )
+    expires = datetime.datetime.strptime(
+        answer["status"]["expirationTimestamp"], "%Y-%m-%dT%H:%M:%SZ"
+    ).replace(tzinfo=datetime.UTC)
+    return str(answer["status"]["token"]), expires.timestamp()
 
 
 def main(argv: list[str] | None = None) -> int:

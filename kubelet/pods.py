@@ -86,6 +86,17 @@ class Settings:
 
 
 class PodWorkers:
+    def _service_env(self, pod: dict[str, Any]) -> dict[str, str]:
+        """The Service variables (KUBERNETES_SERVICE_HOST, ...) the pod's containers get."""
+        if self.services is None:
+            return {}
+        links = (pod.get("spec") or {}).get("enableServiceLinks")
+        return service_env_vars(
+            self.services.store.list(),
+            pod["metadata"].get("namespace", ""),
+            enable_service_links=links is not False,
+        )
+
     def __init__(
         self,
         *,
@@ -97,16 +108,16 @@ class PodWorkers:
         pods: Informer,
         configmaps: Informer,
         secrets: Informer,
-        services: Informer,
         volumes: VolumeManager,
         static_pods: Callable[[], dict[str, dict[str, Any]]] | None = None,
+        services: Informer | None = None,
     ) -> None:
         self.client, self.runtime, self.images = client, runtime, images
         self.recorder, self.s = recorder, settings
         self.pods, self.configmaps, self.secrets = pods, configmaps, secrets
-        self.services = services
         self.volumes = volumes
         self.static_pods = static_pods or dict
+        self.services = services  # for KUBERNETES_SERVICE_HOST/PORT and service links
         self.pleg = Pleg(runtime, self.wake)
         self.memory: dict[str, Memory] = {}
         self._wakes: dict[str, asyncio.Event] = {}
@@ -545,6 +556,10 @@ class PodWorkers:
             image_uid=status.image.uid if status.image.has_uid else None,
             image_user=status.image.username,
         )
+        for source in (self.configmaps, self.secrets):
+            fetch = getattr(source, "fetch_for", None)  # kubelet/objects.py, for node credentials
+            if fetch is not None:
+                await fetch(pod)
         env = container_env(
             pod,
             spec,
@@ -552,11 +567,7 @@ class PodWorkers:
             get_configmap=lambda ns, n: self.configmaps.store.get(f"{ns}/{n}"),
             get_secret=lambda ns, n: self.secrets.store.get(f"{ns}/{n}"),
             pod_ips=[pod_ip] if pod_ip else [],
-            service_env=service_env_vars(
-                self.services.store.list(),
-                pod["metadata"].get("namespace", "default"),
-                enable_service_links=pod["spec"].get("enableServiceLinks") is not False,
-            ),
+            service_env=self._service_env(pod),
         )
         paths = await asyncio.to_thread(self.volumes.mount_all, pod)
         mounts = self.volumes.container_mounts(pod, spec, paths, env=env)

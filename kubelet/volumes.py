@@ -57,6 +57,7 @@ from typing import Any
 from api import quantity
 
 from .env import EnvError, container_resource_value, expand, host_allocatable, pod_field_value
+from .tokens import TokenManager
 
 GetObject = Callable[[str, str], "dict[str, Any] | None"]
 Payload = dict[str, tuple[bytes, int]]  # relative path -> (content, mode)
@@ -386,12 +387,15 @@ class VolumeManager:
         get_secret: GetObject,
         get_service_account: GetObject | None = None,
         node_allocatable: dict[str, Any] | None = None,
+        tokens: TokenManager | None = None,
     ) -> None:
         self.root = Path(root)
         self.get_configmap = get_configmap
         self.get_secret = get_secret
         self.get_service_account = get_service_account
         self.node_allocatable = node_allocatable
+        # Bound tokens by TokenRequest (kubelet/tokens.py); None: legacy token Secrets only.
+        self.tokens = tokens
         # One pod's volumes are set up or torn down by one thread at a time: the
         # pod worker and the periodic refresh may both call mount_all.
         self._locks: dict[str, threading.Lock] = {}
@@ -568,10 +572,24 @@ class VolumeManager:
     def _token_payload(
         self, pod: dict[str, Any], namespace: str, source: dict[str, Any], mode: int
     ) -> Payload:
-        """The ServiceAccount's legacy token Secret, if it has one; else nothing."""
+        """A bound token from the TokenRequest API (refreshed before it expires), or
+        the ServiceAccount's legacy token Secret if it has one; else nothing."""
+        sa_name = (pod.get("spec") or {}).get("serviceAccountName") or "default"
+        if self.tokens is not None:
+            try:
+                token = self.tokens.token(
+                    pod,
+                    sa_name,
+                    str(source.get("audience") or ""),
+                    int(source.get("expirationSeconds") or 3600),
+                )
+            except Exception as e:
+                raise _SetupError(
+                    f'failed to fetch token: serviceaccounts "{sa_name}" token: {e}'
+                ) from e
+            return {source.get("path") or "token": (token.encode(), mode)}
         if self.get_service_account is None:
             return {}
-        sa_name = (pod.get("spec") or {}).get("serviceAccountName") or "default"
         account = self.get_service_account(namespace, sa_name)
         for ref in (account or {}).get("secrets") or []:
             secret = self.get_secret(namespace, ref.get("name", ""))
@@ -590,6 +608,8 @@ class VolumeManager:
             self._unmount_all(pod_uid)
         with self._locks_lock:
             self._locks.pop(pod_uid, None)
+        if self.tokens is not None:
+            self.tokens.forget(pod_uid)
 
     def _unmount_all(self, pod_uid: str) -> None:
         pod_dir = self.pod_dir(pod_uid)

@@ -30,6 +30,10 @@ WANTED = (
     "k8s.io/api/events/v1/generated.proto",
     "k8s.io/api/batch/v1/generated.proto",
     "k8s.io/api/autoscaling/v2/generated.proto",
+    "k8s.io/api/rbac/v1/generated.proto",
+    "k8s.io/api/authorization/v1/generated.proto",
+    "k8s.io/api/authentication/v1/generated.proto",
+    "k8s.io/api/certificates/v1/generated.proto",
 )
 GZIP = re.compile(rb"\x1f\x8b\x08\x00\x00\x00\x00\x00[\x00\x02]\xff")
 

@@ -207,7 +207,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
 
 
 @contextlib.contextmanager
-def one_node(base: Path) -> Iterator[Node]:
+def one_node(base: Path, own_identity: bool = False) -> Iterator[Node]:
     """The whole node in a namespace of its own, entered by this thread (also used by
     bench/pod_startup.py); everything removed on the way out."""
     (base / "manifests").mkdir()
@@ -224,6 +224,23 @@ def one_node(base: Path) -> Iterator[Node]:
         build_busybox(ImageStore(base / "images"))
         server.start()
         kubelet.extra += _tls_flags(base, server)  # the cluster CA exists from here on
+        if own_identity:  # the kubelet as system:node:<NODE>, not as the admin
+            made = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "apiserver.identities",
+                    "--state-dir",
+                    str(server.state_dir),
+                    "node",
+                    NODE,
+                ],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            kubelet.kubeconfig = Path(json.loads(made.stdout)["kubeconfig"])
         runtime.start()
         n.others = [
             ComponentProcess(
