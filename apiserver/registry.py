@@ -30,7 +30,12 @@ from api.resources import ResourceInfo
 from api.selectors import FieldSelector, LabelSelector
 
 from . import errors, managed_fields, strategies
-from .admission import ServiceAllocation, add_default_tolerations, check_namespace
+from .admission import (
+    ServiceAllocation,
+    add_default_tolerations,
+    check_namespace,
+    set_default_storage_class,
+)
 from .storage import CompactedError, Conflict, Store, Stored
 from .watch import Change, WatchHubs
 
@@ -217,6 +222,8 @@ class Registry:
             managed_fields.track_update(info, None, obj, opts.field_manager or "unknown")
         if info.kind == "Pod":
             add_default_tolerations(obj)
+        if info.kind == "PersistentVolumeClaim":
+            await set_default_storage_class(self.store, obj)
         problems = validation.validate_create(info, obj)
         if problems:
             raise errors.invalid(info.kind, info.group, name, problems)
