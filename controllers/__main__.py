@@ -30,6 +30,7 @@ from .garbagecollector import GarbageCollector
 from .job import JobController
 from .namespace import NamespaceController
 from .nodelifecycle import NodeLifecycleController, Settings
+from .persistentvolume import PersistentVolumeController
 from .podautoscaler import HorizontalPodAutoscalerController
 from .replicaset import ReplicaSetController
 from .replicationcontroller import ReplicationControllerController
@@ -50,6 +51,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     "nodelifecycle": NodeLifecycleController,
     "namespace": NamespaceController,
     "serviceaccount": ServiceAccountController,
+    "persistentvolume-binder": PersistentVolumeController,
 }
 
 
@@ -58,6 +60,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
 EVENT_SOURCE = {
     "endpoints": "endpoint-controller",
     "nodelifecycle": "node-controller",
+    "persistentvolume-binder": "persistentvolume-controller",
 }
 
 
