@@ -30,6 +30,7 @@ from proto import DEFAULT_SOCKET, connect
 from proto import runtime_pb2 as pb
 from proto import runtime_pb2_grpc as pb_grpc
 
+from .localpath import LocalPathProvisioner
 from .node import NodeAgent, NodeSettings, choose_node_ip, hostname, parse_reserved
 from .pods import PodWorkers, Settings
 from .static import StaticPods
@@ -47,6 +48,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--root-dir", default="/var/lib/skiff/kubelet", type=Path)
     p.add_argument("--log-dir", default="/var/log/pods", help="where container logs go")
     p.add_argument("--pod-manifest-path", default=None, type=Path, help="static pods")
+    p.add_argument(
+        "--default-local-storage-path",
+        default=Path("/var/lib/skiff/storage"),
+        type=Path,
+        help="where the local-path provisioner makes this node's volumes",
+    )
+    p.add_argument(
+        "--disable-local-storage",
+        action="store_true",
+        help="do not run the local-path provisioner (nor create its StorageClass)",
+    )
     p.add_argument("--cluster-dns", default="10.96.0.10", help="the pods' nameserver")
     p.add_argument("--cluster-domain", default="cluster.local")
     p.add_argument("--system-reserved", default="", help="e.g. cpu=500m,memory=1Gi")
@@ -128,7 +140,9 @@ async def run(args: argparse.Namespace) -> None:
         pods = Informer(client, "v1", "Pod", field_selector=f"spec.nodeName={args.node_name}")
         configmaps = Informer(client, "v1", "ConfigMap")
         secrets = Informer(client, "v1", "Secret")
-        informers = (pods, configmaps, secrets)
+        claims = Informer(client, "v1", "PersistentVolumeClaim")
+        volumes = Informer(client, "v1", "PersistentVolume")
+        informers = (pods, configmaps, secrets, claims, volumes)
 
         def get_configmap(namespace: str, name: str) -> dict | None:
             return configmaps.store.get(f"{namespace}/{name}")
@@ -156,7 +170,11 @@ async def run(args: argparse.Namespace) -> None:
             configmaps=configmaps,
             secrets=secrets,
             volumes=VolumeManager(
-                args.root_dir, get_configmap=get_configmap, get_secret=get_secret
+                args.root_dir,
+                get_configmap=get_configmap,
+                get_secret=get_secret,
+                get_claim=lambda ns, name: claims.store.get(f"{ns}/{name}"),
+                get_volume=volumes.store.get,
             ),
             static_pods=static,
         )
@@ -166,10 +184,20 @@ async def run(args: argparse.Namespace) -> None:
             await informer.wait_for_sync()
         server = await start_server(args, channel, workers)
         try:
+            local_storage = (
+                []
+                if args.disable_local_storage
+                else [
+                    LocalPathProvisioner(
+                        client, args.node_name, args.default_local_storage_path
+                    ).run()
+                ]
+            )
             await asyncio.gather(
                 agent.run(),
                 workers.run(),
                 static.run(node, pods.store.list, workers.wake),
+                *local_storage,
             )
         finally:
             if server is not None:
