@@ -6,6 +6,7 @@ The PersistentVolumeClaim lives in core.py beside the other namespaced core kind
 from __future__ import annotations
 
 from api.schema import (
+    Schema,
     any_value,
     arr,
     boolean,
@@ -33,6 +34,21 @@ ObjectReference = obj(
     fieldPath=string("Field within the object."),
 )
 
+# Built directly: its one field is named `required`, which obj() takes as a keyword.
+VolumeNodeAffinity = Schema(
+    "object",
+    "Nodes this volume can be reached from.",
+    {
+        "required": obj(
+            CORE + "NodeSelector",
+            "Terms of which one must hold.",
+            required=("nodeSelectorTerms",),
+            nodeSelectorTerms=arr(NodeSelectorTerm, "ORed terms."),
+        )
+    },
+    ref=CORE + "VolumeNodeAffinity",
+)
+
 PersistentVolume = top_level(
     CORE + "PersistentVolume",
     "A piece of storage in the cluster, provisioned by an administrator or by a "
@@ -53,15 +69,7 @@ PersistentVolume = top_level(
         storageClassName=string("The StorageClass this volume belongs to; empty means none."),
         volumeMode=string("Filesystem or Block; default Filesystem.", enum=("Filesystem", "Block")),
         mountOptions=strings("Mount options."),
-        nodeAffinity=obj(
-            CORE + "VolumeNodeAffinity",
-            "Nodes this volume can be reached from.",
-            required=obj(
-                CORE + "NodeSelector",
-                "Terms of which one must hold.",
-                nodeSelectorTerms=arr(NodeSelectorTerm, "ORed terms."),
-            ),
-        ),
+        nodeAffinity=VolumeNodeAffinity,
         hostPath=obj(
             CORE + "HostPathVolumeSource",
             "A directory on the node.",
