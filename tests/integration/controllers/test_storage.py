@@ -200,7 +200,7 @@ def test_delete_policy_without_a_deleter_fails_the_volume(cluster: Any) -> None:
 
 
 def test_pending_claims_say_why(cluster: Any) -> None:
-    _, api = cluster
+    server, api = cluster
     storage_class(api, "later", "kubernetes.io/no-provisioner", "WaitForFirstConsumer")
     storage_class(api, "external", "example.com/disks")
     pvc(api, "no-class", sc="")
@@ -243,6 +243,12 @@ def test_pending_claims_say_why(cluster: Any) -> None:
     )
     for name in ("no-class", "waits", "missing-class", "external"):
         assert get_pvc(api, name)["status"]["phase"] == "Pending"
+    described = server.kubectl("describe", "pvc", "waits", "-n", "default")
+    assert "StorageClass:  later" in described
+    assert "Status:        Pending" in described
+    assert "waiting for first consumer to be created before binding" in described
+    explained = server.kubectl("explain", "pv.spec.persistentVolumeReclaimPolicy")
+    assert "Retain" in explained
 
 
 def test_default_storage_class_is_given_to_claims_that_name_none(cluster: Any) -> None:
