@@ -8,6 +8,10 @@ Each function reproduces one of kube-apiserver's default admission plugins:
   not-ready nodes tolerates them for 300 s, after which it is evicted;
 - DefaultStorageClass: a claim that names no storage class (the field absent,
   not "") gets the class annotated `storageclass.kubernetes.io/is-default-class`;
+- StorageObjectInUseProtection: claims and volumes get the
+  `kubernetes.io/pvc-protection` / `kubernetes.io/pv-protection` finalizer, so
+  that one in use is not removed under its pod (the controller-manager's
+  pvc-protection and pv-protection controllers lift it);
 - the Service registry's allocators: ClusterIPs and NodePorts, given out once.
 """
 
@@ -78,6 +82,24 @@ async def set_default_storage_class(store: Store, claim: dict[str, Any]) -> None
         key=lambda o: (o["metadata"].get("creationTimestamp", ""), o["metadata"].get("name", ""))
     )
     spec["storageClassName"] = defaults[-1]["metadata"]["name"]
+
+
+PROTECTION_FINALIZERS = {
+    "PersistentVolumeClaim": "kubernetes.io/pvc-protection",
+    "PersistentVolume": "kubernetes.io/pv-protection",
+}
+
+
+def add_protection_finalizer(kind: str, obj: dict[str, Any]) -> None:
+    finalizer = PROTECTION_FINALIZERS.get(kind)
+    if finalizer is None:
+        return
+    meta = obj.setdefault("metadata", {})
+    finalizers = meta.get("finalizers")
+    if not isinstance(finalizers, list):
+        finalizers = meta["finalizers"] = []
+    if finalizer not in finalizers:
+        finalizers.append(finalizer)
 
 
 def add_default_tolerations(pod: dict[str, Any]) -> None:

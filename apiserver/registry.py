@@ -33,6 +33,7 @@ from . import errors, managed_fields, strategies
 from .admission import (
     ServiceAllocation,
     add_default_tolerations,
+    add_protection_finalizer,
     check_namespace,
     set_default_storage_class,
 )
@@ -224,6 +225,8 @@ class Registry:
             add_default_tolerations(obj)
         if info.kind == "PersistentVolumeClaim":
             await set_default_storage_class(self.store, obj)
+        if not info.group:
+            add_protection_finalizer(info.kind, obj)
         problems = validation.validate_create(info, obj)
         if problems:
             raise errors.invalid(info.kind, info.group, name, problems)

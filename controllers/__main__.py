@@ -36,6 +36,7 @@ from .replicaset import ReplicaSetController
 from .replicationcontroller import ReplicationControllerController
 from .serviceaccount import ServiceAccountController
 from .statefulset import StatefulSetController
+from .volumeprotection import VolumeProtectionController
 
 CONTROLLERS: dict[str, type[Controller]] = {
     "deployment": DeploymentController,
@@ -52,6 +53,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     "namespace": NamespaceController,
     "serviceaccount": ServiceAccountController,
     "persistentvolume-binder": PersistentVolumeController,
+    "pvc-protection": VolumeProtectionController,
 }
 
 

@@ -36,7 +36,7 @@ def cluster(start_apiserver: Any, start_component: Any) -> Iterator[tuple[Any, h
         server.kubeconfig,
         *FAST_ELECTION,
         "--controllers",
-        "persistentvolume-binder",
+        "persistentvolume-binder,pvc-protection",
     )
     start_component("scheduler", server.kubeconfig, *FAST_ELECTION)
     with server.client() as api:
@@ -365,3 +365,39 @@ def test_scheduler_places_pods_where_their_volumes_are(cluster: Any) -> None:
     assert eventually(lambda: scheduling_message("stuck")) == (
         "0/3 nodes are available: 3 node(s) didn't find available persistent volumes to bind."
     )
+
+
+def test_a_claim_in_use_is_not_removed_under_its_pod(cluster: Any) -> None:
+    server, api = cluster
+    storage_class(api, MANUAL, "kubernetes.io/no-provisioner")
+    add_node(api, "n1")
+    pv(api, "disk", "1Gi")
+    claim = pvc(api, "busy")
+    assert claim["metadata"]["finalizers"] == ["kubernetes.io/pvc-protection"]
+    eventually(lambda: get_pvc(api, "busy")["status"].get("phase") == "Bound")
+    add_pod(api, "user", "busy")
+    eventually(lambda: pod_node(api, "user") == "n1", what="pod bound")
+    assert api.delete("/api/v1/namespaces/default/persistentvolumeclaims/busy").status_code == 200
+    time.sleep(1)  # give the protection controller the chance to (wrongly) let it go
+    claim = get_pvc(api, "busy")
+    assert claim["metadata"].get("deletionTimestamp")
+    row = next(
+        ln.split()
+        for ln in server.kubectl("get", "pvc", "-n", "default").splitlines()
+        if ln.startswith("busy")
+    )
+    assert row[1] == "Terminating"
+    # The pod goes (no kubelet here: at once), then the claim, then the volume is Released.
+    r = api.delete("/api/v1/namespaces/default/pods/user", params={"gracePeriodSeconds": 0})
+    assert r.status_code == 200
+    eventually(
+        lambda: (
+            api.get("/api/v1/namespaces/default/persistentvolumeclaims/busy").status_code == 404
+        ),
+        what="claim removed",
+    )
+    eventually(lambda: get_pv(api, "disk")["status"]["phase"] == "Released")
+    # A volume keeps its finalizer while Bound; Released, it can go.
+    assert get_pv(api, "disk")["metadata"]["finalizers"] == ["kubernetes.io/pv-protection"]
+    assert api.delete("/api/v1/persistentvolumes/disk").status_code == 200
+    eventually(lambda: api.get("/api/v1/persistentvolumes/disk").status_code == 404)
