@@ -168,6 +168,13 @@ def test_a_claim_binds_the_smallest_volume_that_fits_and_releases_it(cluster: An
     row = next(ln.split() for ln in lines if ln.startswith("persistentvolumeclaim/data"))
     assert row[1:6] == ["Bound", "fits", "2Gi", "RWO", MANUAL]
 
+    described = server.kubectl("describe", "pv", "fits")
+    assert "Claim:           default/data" in described
+    assert "Reclaim Policy:  Retain" in described
+    assert "Status:          Bound" in described
+    wide = server.kubectl("get", "pv", "fits", "-o", "wide").splitlines()
+    assert wide[0].split()[-1] == "VOLUMEMODE" and wide[1].split()[-1] == "Filesystem"
+
     # Retain: the claim goes, the volume stays with its claimRef, Released.
     assert api.delete("/api/v1/namespaces/default/persistentvolumeclaims/data").status_code == 200
     eventually(lambda: get_pv(api, "fits")["status"]["phase"] == "Released", what="Released")
