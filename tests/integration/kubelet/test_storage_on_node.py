@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from .conftest import NODE, Node, wait_for
+from .conftest import NODE, Node, busybox, create, events, make_pod, wait_for
 
 CLAIM_AND_POD = """
 apiVersion: v1
@@ -211,3 +211,26 @@ def test_a_statefulset_pod_keeps_its_data_across_deletion(node: Node, ns: str) -
     wait_for(recreated, "db-0 to be recreated", timeout=60)
     wait_for(lambda: runs_logged(node, ns, "db-0") == 2, "db-0's second run", timeout=120)
     assert get(node, ns, "pvc/data-db-0")["spec"]["volumeName"] == claim["spec"]["volumeName"]
+
+
+def test_a_pod_whose_claim_is_missing_waits_with_failed_mount(node: Node, ns: str) -> None:
+    # nodeName set by hand: past the scheduler, which would not place it.
+    pod = make_pod(
+        "early",
+        busybox("main", volumeMounts=[{"name": "data", "mountPath": "/data"}]),
+        volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "later"}}],
+    )
+    create(node, ns, pod)
+    message = (
+        "Unable to attach or mount volumes: unmounted volumes=[data], unattached volumes=[], "
+        f"failed to process volumes=[data]: error processing PVC {ns}/later: failed to fetch "
+        'PVC from API server: persistentvolumeclaims "later" not found'
+    )
+    wait_for(
+        lambda: any(
+            e["reason"] == "FailedMount" and e["message"] == message
+            for e in events(node, ns, "early")
+        ),
+        "FailedMount",
+    )
+    assert get(node, ns, "pod/early")["status"]["phase"] == "Pending"
