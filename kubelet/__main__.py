@@ -140,15 +140,18 @@ async def run(args: argparse.Namespace) -> None:
         pods = Informer(client, "v1", "Pod", field_selector=f"spec.nodeName={args.node_name}")
         configmaps = Informer(client, "v1", "ConfigMap")
         secrets = Informer(client, "v1", "Secret")
-        claims = Informer(client, "v1", "PersistentVolumeClaim")
-        volumes = Informer(client, "v1", "PersistentVolume")
-        informers = (pods, configmaps, secrets, claims, volumes)
+        informers = (pods, configmaps, secrets)
 
         def get_configmap(namespace: str, name: str) -> dict | None:
             return configmaps.store.get(f"{namespace}/{name}")
 
         def get_secret(namespace: str, name: str) -> dict | None:
             return secrets.store.get(f"{namespace}/{name}")
+
+        # persistentVolumeClaim volumes: claim -> bound PersistentVolume -> directory.
+        claims = Informer(client, "v1", "PersistentVolumeClaim")
+        volumes = Informer(client, "v1", "PersistentVolume")
+        informers = (*informers, claims, volumes)
 
         static = StaticPods(client, args.pod_manifest_path, args.node_name)
         static.refresh()
