@@ -29,14 +29,8 @@ from api.errors import FieldError
 from api.resources import ResourceInfo
 from api.selectors import FieldSelector, LabelSelector
 
-from . import errors, managed_fields, strategies
-from .admission import (
-    ServiceAllocation,
-    add_default_tolerations,
-    add_protection_finalizer,
-    check_namespace,
-    set_default_storage_class,
-)
+from . import admission, errors, managed_fields, strategies
+from .admission import ServiceAllocation, add_default_tolerations, check_namespace
 from .storage import CompactedError, Conflict, Store, Stored
 from .watch import Change, WatchHubs
 
@@ -224,9 +218,9 @@ class Registry:
         if info.kind == "Pod":
             add_default_tolerations(obj)
         if info.kind == "PersistentVolumeClaim":
-            await set_default_storage_class(self.store, obj)
+            await admission.set_default_storage_class(self.store, obj)
         if not info.group:
-            add_protection_finalizer(info.kind, obj)
+            admission.add_protection_finalizer(info.kind, obj)
         problems = validation.validate_create(info, obj)
         if problems:
             raise errors.invalid(info.kind, info.group, name, problems)
