@@ -128,7 +128,10 @@ def events_of(api: httpx.Client, name: str) -> list[tuple[str, str, str]]:
     ]
 
 
-def test_a_claim_binds_the_smallest_volume_that_fits_and_releases_it(cluster: Any) -> None:
+def test_a_claim_binds_the_smallest_volume_that_fits_and_releases_it(
+    kubectl_binary: str, cluster: Any
+) -> None:
+    """Run with each kubectl the tests know (the columns are the printer's)."""
     server, api = cluster
     storage_class(api, MANUAL, "kubernetes.io/no-provisioner")
     pv(api, "big", "10Gi")
@@ -258,7 +261,10 @@ def test_pending_claims_say_why(cluster: Any) -> None:
     assert "Retain" in explained
 
 
-def test_default_storage_class_is_given_to_claims_that_name_none(cluster: Any) -> None:
+def test_default_storage_class_is_given_to_claims_that_name_none(
+    kubectl_binary: str, cluster: Any
+) -> None:
+    """Run with each kubectl the tests know (the columns are the printer's)."""
     server, api = cluster
     storage_class(api, "fast", "example.com/disks", default=True)
     storage_class(api, "slow", "example.com/disks")
