@@ -197,6 +197,16 @@ class LocalPathProvisioner(Controller):
             "Provisioning",
             f'External provisioner is provisioning volume for claim "{ref}"',
         )
+        if (claim.get("spec") or {}).get("volumeMode") == "Block":
+            # A directory is no block device: refused, as k3s's provisioner refuses it.
+            await self.ctx.recorder.event(
+                claim,
+                "Warning",
+                "ProvisioningFailed",
+                f'failed to provision volume with StorageClass "{class_name}": '
+                "Block volumes are not supported",
+            )
+            return
         path = volume_dir(self.base, claim)
         try:
             await asyncio.to_thread(_make_dir, path)
