@@ -234,6 +234,19 @@ def persistent_volume_claim(obj: dict[str, Any]) -> None:
     persistent_volume_claim_spec(obj.setdefault("spec", {}))
 
 
+def persistent_volume(obj: dict[str, Any]) -> None:
+    """SetDefaults_PersistentVolume: Retain and Filesystem unless said otherwise."""
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("persistentVolumeReclaimPolicy", "Retain")
+    spec.setdefault("volumeMode", "Filesystem")
+
+
+def storage_class(obj: dict[str, Any]) -> None:
+    """SetDefaults_StorageClass: volumes are deleted with their claim, bound at once."""
+    obj.setdefault("reclaimPolicy", "Delete")
+    obj.setdefault("volumeBindingMode", "Immediate")
+
+
 def replication_controller(obj: dict[str, Any]) -> None:
     """SetDefaults_ReplicationController: selector and labels from the template."""
     spec = obj.setdefault("spec", {})
@@ -278,6 +291,8 @@ _BY_KIND: dict[tuple[str, str], Callable[[dict[str, Any]], None]] = {
     ("apps", "DaemonSet"): daemonset,
     ("apps", "StatefulSet"): statefulset,
     ("", "PersistentVolumeClaim"): persistent_volume_claim,
+    ("", "PersistentVolume"): persistent_volume,
+    ("storage.k8s.io", "StorageClass"): storage_class,
     ("", "ReplicationController"): replication_controller,
     ("autoscaling", "HorizontalPodAutoscaler"): horizontal_pod_autoscaler,
 }

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .kinds import apps, autoscaling, batch, core, other, rbac
+from .kinds import apps, autoscaling, batch, core, other, rbac, storage
 from .schema import Schema
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
@@ -214,6 +214,28 @@ RESOURCES: tuple[ResourceInfo, ...] = (
         ("pvc",),
         (),
         frozenset({"status"}),
+    ),
+    ResourceInfo(
+        "",
+        "v1",
+        "PersistentVolume",
+        "persistentvolumes",
+        "persistentvolume",
+        False,
+        storage.PersistentVolume,
+        ("pv",),
+        (),
+        frozenset({"status"}),
+    ),
+    ResourceInfo(
+        "storage.k8s.io",
+        "v1",
+        "StorageClass",
+        "storageclasses",
+        "storageclass",
+        False,
+        storage.StorageClass,
+        ("sc",),
     ),
     ResourceInfo(
         "",

@@ -881,6 +881,34 @@ def _pvc(obj: dict[str, Any]) -> list[FieldError]:
     return out
 
 
+_VOLUME_SOURCES = ("hostPath", "local", "nfs", "csi")
+
+
+def _pv(obj: dict[str, Any]) -> list[FieldError]:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [required("spec")]
+    out: list[FieldError] = []
+    if not spec.get("accessModes"):
+        out.append(required("spec.accessModes"))
+    if (spec.get("capacity") or {}).get("storage") is None:
+        out.append(required("spec.capacity"))
+    sources = [s for s in _VOLUME_SOURCES if spec.get(s)]
+    if not sources:
+        out.append(required("spec", "must specify a volume type"))
+    elif len(sources) > 1:
+        out.append(forbidden("spec." + sources[1], "may not specify more than 1 volume type"))
+    if spec.get("local") and not spec.get("nodeAffinity"):
+        out.append(required("spec.nodeAffinity", "Local volume requires node affinity"))
+    return out
+
+
+def _storage_class(obj: dict[str, Any]) -> list[FieldError]:
+    if not obj.get("provisioner"):
+        return [required("provisioner")]
+    return []
+
+
 def _hpa(obj: dict[str, Any]) -> list[FieldError]:
     spec = obj.get("spec")
     if not isinstance(spec, dict):
@@ -916,6 +944,8 @@ KIND_RULES: dict[tuple[str, str], Callable[[dict[str, Any]], list[FieldError]]] 
     ("apps", "ControllerRevision"): _controller_revision,
     ("", "ReplicationController"): _replication_controller,
     ("", "PersistentVolumeClaim"): _pvc,
+    ("", "PersistentVolume"): _pv,
+    ("storage.k8s.io", "StorageClass"): _storage_class,
     ("autoscaling", "HorizontalPodAutoscaler"): _hpa,
 }
 

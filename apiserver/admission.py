@@ -6,6 +6,12 @@ Each function reproduces one of kube-apiserver's default admission plugins:
   (404) or is being deleted (403);
 - DefaultTolerationSeconds: a pod that says nothing about unreachable or
   not-ready nodes tolerates them for 300 s, after which it is evicted;
+- DefaultStorageClass: a claim that names no storage class (the field absent,
+  not "") gets the class annotated `storageclass.kubernetes.io/is-default-class`;
+- StorageObjectInUseProtection: claims and volumes get the
+  `kubernetes.io/pvc-protection` / `kubernetes.io/pv-protection` finalizer, so
+  that one in use is not removed under its pod (the controller-manager's
+  pvc-protection and pv-protection controllers lift it);
 - the Service registry's allocators: ClusterIPs and NodePorts, given out once.
 """
 
@@ -48,6 +54,53 @@ async def check_namespace(store: Store, info: ResourceInfo, namespace: str, name
                 }
             ],
         )
+
+
+DEFAULT_CLASS_ANNOTATIONS = (
+    "storageclass.kubernetes.io/is-default-class",
+    "storageclass.beta.kubernetes.io/is-default-class",
+)
+
+
+async def set_default_storage_class(store: Store, claim: dict[str, Any]) -> None:
+    """The DefaultStorageClass plugin: the newest default class wins when several are marked."""
+    spec = claim.get("spec")
+    if not isinstance(spec, dict) or spec.get("storageClassName") is not None:
+        return
+    page = await store.list("/registry/storageclasses/")
+    defaults = [
+        s.obj
+        for s in page.items
+        if "true"
+        in [
+            (s.obj.get("metadata", {}).get("annotations") or {}).get(a)
+            for a in DEFAULT_CLASS_ANNOTATIONS
+        ]
+    ]
+    if not defaults:
+        return
+    defaults.sort(
+        key=lambda o: (o["metadata"].get("creationTimestamp", ""), o["metadata"].get("name", ""))
+    )
+    spec["storageClassName"] = defaults[-1]["metadata"]["name"]
+
+
+PROTECTION_FINALIZERS = {
+    "PersistentVolumeClaim": "kubernetes.io/pvc-protection",
+    "PersistentVolume": "kubernetes.io/pv-protection",
+}
+
+
+def add_protection_finalizer(kind: str, obj: dict[str, Any]) -> None:
+    finalizer = PROTECTION_FINALIZERS.get(kind)
+    if finalizer is None:
+        return
+    meta = obj.setdefault("metadata", {})
+    finalizers = meta.get("finalizers")
+    if not isinstance(finalizers, list):
+        finalizers = meta["finalizers"] = []
+    if finalizer not in finalizers:
+        finalizers.append(finalizer)
 
 
 def add_default_tolerations(pod: dict[str, Any]) -> None:

@@ -30,7 +30,7 @@ from api.resources import ResourceInfo
 from api.schema import Schema
 from api.selectors import FieldSelector, LabelSelector
 
-from . import errors, managed_fields, strategies
+from . import admission, errors, managed_fields, strategies
 from .admission import ServiceAllocation, add_default_tolerations, check_namespace
 from .etcd_process import MAX_REQUEST_BYTES
 from .storage import CompactedError, Conflict, StorageError, Store, Stored
@@ -289,6 +289,10 @@ class Registry:
             managed_fields.track_update(info, None, obj, opts.field_manager or "unknown")
         if info.kind == "Pod":
             add_default_tolerations(obj)
+        if info.kind == "PersistentVolumeClaim":
+            await admission.set_default_storage_class(self.store, obj)
+        if not info.group:
+            admission.add_protection_finalizer(info.kind, obj)
         problems = validation.validate_create(info, obj)
         if problems:
             raise errors.invalid(info.kind, info.group, name, problems)

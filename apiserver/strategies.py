@@ -68,7 +68,7 @@ def _initial_status(info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any] |
         return {"replicas": 0, "availableReplicas": 0}
     if info.kind == "ReplicationController":
         return {"replicas": 0}
-    if info.kind == "PersistentVolumeClaim":
+    if info.kind in ("PersistentVolumeClaim", "PersistentVolume"):
         return {"phase": "Pending"}
     if info.kind == "HorizontalPodAutoscaler":
         return {"currentReplicas": 0, "desiredReplicas": 0}

@@ -735,6 +735,52 @@ def _pvc_row(pvc: dict[str, Any], now: datetime.datetime) -> Row:
     ]
 
 
+_ACCESS_SHORT = {
+    "ReadWriteOnce": "RWO",
+    "ReadOnlyMany": "ROX",
+    "ReadWriteMany": "RWX",
+    "ReadWriteOncePod": "RWOP",
+}
+
+
+def _pv_row(pv: dict[str, Any], now: datetime.datetime) -> Row:
+    spec, status, meta = pv.get("spec") or {}, pv.get("status") or {}, pv.get("metadata") or {}
+    ref = spec.get("claimRef") or {}
+    claim = f"{ref.get('namespace', '')}/{ref.get('name', '')}" if ref.get("name") else ""
+    return [
+        meta.get("name", ""),
+        str((spec.get("capacity") or {}).get("storage", "")),
+        ",".join(_ACCESS_SHORT.get(m, m) for m in spec.get("accessModes") or []),
+        spec.get("persistentVolumeReclaimPolicy", ""),
+        "Terminating" if meta.get("deletionTimestamp") else status.get("phase", ""),
+        claim,
+        spec.get("storageClassName", ""),
+        spec.get("volumeAttributesClassName") or NONE,
+        status.get("reason", ""),
+        age(meta.get("creationTimestamp"), now),
+        spec.get("volumeMode", ""),
+    ]
+
+
+def _storage_class_row(sc: dict[str, Any], now: datetime.datetime) -> Row:
+    meta = sc.get("metadata") or {}
+    name = meta.get("name", "")
+    annotations = meta.get("annotations") or {}
+    if "true" in (
+        annotations.get("storageclass.kubernetes.io/is-default-class"),
+        annotations.get("storageclass.beta.kubernetes.io/is-default-class"),
+    ):
+        name += " (default)"
+    return [
+        name,
+        sc.get("provisioner", ""),
+        sc.get("reclaimPolicy", "Delete"),
+        sc.get("volumeBindingMode", "Immediate"),
+        bool(sc.get("allowVolumeExpansion", False)),
+        age(meta.get("creationTimestamp"), now),
+    ]
+
+
 def _replication_controller_row(rc: dict[str, Any], now: datetime.datetime) -> Row:
     spec, status, meta = rc.get("spec") or {}, rc.get("status") or {}, rc.get("metadata") or {}
     names, images = _containers_images(spec)
@@ -828,6 +874,33 @@ PRINTERS.update(
                 ("VolumeMode", "string", 1, "Filesystem or Block."),
             ],
             _pvc_row,
+        ),
+        ("", "PersistentVolume"): (
+            [
+                NAME,
+                ("Capacity", "string", 0, "Capacity of the volume."),
+                ("Access Modes", "string", 0, "How the volume can be mounted."),
+                ("Reclaim Policy", "string", 0, "What happens when the claim goes."),
+                ("Status", "string", 0, "The phase of the volume."),
+                ("Claim", "string", 0, "The bound claim."),
+                ("StorageClass", "string", 0, "Storage class of the volume."),
+                ("VolumeAttributesClass", "string", 0, "Volume attributes class."),
+                ("Reason", "string", 0, "Why the volume is in its phase."),
+                AGE,
+                ("VolumeMode", "string", 1, "Filesystem or Block."),
+            ],
+            _pv_row,
+        ),
+        ("storage.k8s.io", "StorageClass"): (
+            [
+                NAME,
+                ("Provisioner", "string", 0, "The provisioner."),
+                ("ReclaimPolicy", "string", 0, "Reclaim policy of its volumes."),
+                ("VolumeBindingMode", "string", 0, "When claims are bound."),
+                ("AllowVolumeExpansion", "string", 0, "Whether claims may grow."),
+                AGE,
+            ],
+            _storage_class_row,
         ),
         ("", "ReplicationController"): (
             [

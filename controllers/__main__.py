@@ -31,6 +31,7 @@ from .garbagecollector import GarbageCollector
 from .job import JobController
 from .namespace import NamespaceController
 from .nodelifecycle import NodeLifecycleController, Settings
+from .persistentvolume import PersistentVolumeController
 from .podautoscaler import HorizontalPodAutoscalerController
 from .replicaset import ReplicaSetController
 from .replicationcontroller import ReplicationControllerController
@@ -38,6 +39,7 @@ from .rootcacertpublisher import RootCACertPublisher
 from .serviceaccount import ServiceAccountController
 from .servicelb import ServiceLBController
 from .statefulset import StatefulSetController
+from .volumeprotection import VolumeProtectionController
 
 CONTROLLERS: dict[str, type[Controller]] = {
     "deployment": DeploymentController,
@@ -56,6 +58,8 @@ CONTROLLERS: dict[str, type[Controller]] = {
     "servicelb": ServiceLBController,
     "clusterrole-aggregation": ClusterRoleAggregationController,
     "root-ca-cert-publisher": RootCACertPublisher,
+    "persistentvolume-binder": PersistentVolumeController,
+    "pvc-protection": VolumeProtectionController,
 }
 
 
@@ -64,6 +68,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
 EVENT_SOURCE = {
     "endpoints": "endpoint-controller",
     "nodelifecycle": "node-controller",
+    "persistentvolume-binder": "persistentvolume-controller",
 }
 
 

@@ -31,6 +31,7 @@ from proto import runtime_pb2 as pb
 from proto import runtime_pb2_grpc as pb_grpc
 
 from .authz import WebhookAuthorizer
+from .localpath import LocalPathProvisioner
 from .node import NodeAgent, NodeSettings, choose_node_ip, hostname, parse_reserved
 from .objects import ReferencedObjects, may_list
 from .pods import BY_UID, PodWorkers, Settings, by_uid
@@ -51,6 +52,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--root-dir", default="/var/lib/skiff/kubelet", type=Path)
     p.add_argument("--log-dir", default="/var/log/pods", help="where container logs go")
     p.add_argument("--pod-manifest-path", default=None, type=Path, help="static pods")
+    p.add_argument(
+        "--default-local-storage-path",
+        default=Path("/var/lib/skiff/storage"),
+        type=Path,
+        help="where the local-path provisioner makes this node's volumes",
+    )
+    p.add_argument(
+        "--disable-local-storage",
+        action="store_true",
+        help="do not run the local-path provisioner (nor create its StorageClass)",
+    )
     p.add_argument("--cluster-dns", default="10.96.0.10", help="the pods' nameserver")
     p.add_argument("--cluster-domain", default="cluster.local")
     p.add_argument("--system-reserved", default="", help="e.g. cpu=500m,memory=1Gi")
@@ -162,6 +174,27 @@ async def run(args: argparse.Namespace) -> None:
         def get_secret(namespace: str, name: str) -> dict | None:
             return secrets.store.get(f"{namespace}/{name}")
 
+        # persistentVolumeClaim volumes: claim -> bound PersistentVolume -> directory.
+        # The local-path provisioner in this kubelet lists claims and makes volumes;
+        # a node's own credentials (system:node) may not, so both are off then.
+        get_claim: Any = None
+        get_volume: Any = None
+        local_storage_allowed = await may_list(client, "PersistentVolumeClaim")
+        if local_storage_allowed:
+            claims = Informer(client, "v1", "PersistentVolumeClaim")
+            volumes = Informer(client, "v1", "PersistentVolume")
+            informers = (*informers, claims, volumes)
+
+            def get_claim(namespace: str, name: str) -> dict | None:
+                return claims.store.get(f"{namespace}/{name}")
+
+            get_volume = volumes.store.get
+        else:
+            log.warning(
+                "these credentials may not list PersistentVolumeClaims: claim volumes and "
+                "the local-path provisioner are off on this node"
+            )
+
         static = StaticPods(client, args.pod_manifest_path, args.node_name)
         static.refresh()
         workers = PodWorkers(
@@ -187,6 +220,8 @@ async def run(args: argparse.Namespace) -> None:
                 get_configmap=get_configmap,
                 get_secret=get_secret,
                 tokens=TokenManager(request_token),
+                get_claim=get_claim,
+                get_volume=get_volume,
             ),
             static_pods=static,
         )
@@ -196,10 +231,20 @@ async def run(args: argparse.Namespace) -> None:
             await informer.wait_for_sync()
         server = await start_server(args, channel, workers, client)
         try:
+            local_storage = (
+                []
+                if args.disable_local_storage or not local_storage_allowed
+                else [
+                    LocalPathProvisioner(
+                        client, args.node_name, args.default_local_storage_path
+                    ).run()
+                ]
+            )
             await asyncio.gather(
                 agent.run(),
                 workers.run(),
                 static.run(node, pods.store.list, workers.wake),
+                *local_storage,
             )
         finally:
             if server is not None:

@@ -283,7 +283,13 @@ Volume = obj(
     ),
     downwardAPI=any_value("Pod fields as files."),
     projected=any_value("Several sources in one directory."),
-    persistentVolumeClaim=any_value("A persistent volume claim (not supported by skiff)."),
+    persistentVolumeClaim=obj(
+        CORE + "PersistentVolumeClaimVolumeSource",
+        "The volume bound to a PersistentVolumeClaim in the pod's namespace.",
+        required=("claimName",),
+        claimName=string("The claim."),
+        readOnly=boolean("Mount read-only."),
+    ),
     nfs=any_value("An NFS export (not supported by skiff)."),
 )
 

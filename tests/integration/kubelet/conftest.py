@@ -197,6 +197,8 @@ def _kubelet(base: Path, server: ApiServerProcess, runtime: RuntimeDaemon) -> Co
         str(base / "pods"),
         "--pod-manifest-path",
         str(base / "manifests"),
+        "--default-local-storage-path",
+        str(base / "storage"),
     )
 
 
