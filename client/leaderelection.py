@@ -19,6 +19,7 @@ from typing import Any
 from api.meta import now_micro
 
 from . import errors
+from .lease import get_lease, held_spec, new_lease
 from .rest import Client
 
 log = logging.getLogger("skiff.leaderelection")
@@ -45,28 +46,22 @@ class LeaderElector:
 
     async def _try(self) -> bool:
         """One attempt to acquire or renew; True when we hold the lease after it."""
-        spec = {
-            "holderIdentity": self.identity,
-            "leaseDurationSeconds": int(self.lease_duration),
-            "renewTime": now_micro(),
-        }
-        try:
-            lease = await self.client.get(
-                "coordination.k8s.io/v1", "Lease", self.namespace, self.name
-            )
-        except errors.NotFound:
-            body = {
-                "apiVersion": "coordination.k8s.io/v1",
-                "kind": "Lease",
-                "metadata": {"name": self.name, "namespace": self.namespace},
-                "spec": {**spec, "acquireTime": spec["renewTime"], "leaseTransitions": 0},
-            }
+        lease = await get_lease(self.client, self.namespace, self.name)
+        current: dict[str, Any] = (lease or {}).get("spec") or {}
+        spec = held_spec(
+            current,
+            holder=self.identity,
+            duration_seconds=int(self.lease_duration),
+            renew_time=now_micro(),
+        )
+        if lease is None:
             try:
-                await self.client.create(body)
+                await self.client.create(
+                    new_lease(namespace=self.namespace, name=self.name, spec=spec)
+                )
                 return True
             except errors.AlreadyExists:
                 return False
-        current: dict[str, Any] = lease.get("spec") or {}
         holder = current.get("holderIdentity") or ""
         renewed = current.get("renewTime") or ""
         if renewed != self._observed[0]:
@@ -76,11 +71,7 @@ class LeaderElector:
         )
         if holder and holder != self.identity and not expired:
             return False
-        new_spec = {**current, **spec}
-        if holder != self.identity:
-            new_spec["acquireTime"] = spec["renewTime"]
-            new_spec["leaseTransitions"] = int(current.get("leaseTransitions") or 0) + 1
-        lease["spec"] = new_spec
+        lease["spec"] = spec
         try:
             await self.client.update(lease)
         except errors.Conflict:
@@ -126,10 +117,9 @@ class LeaderElector:
     async def release(self) -> None:
         """Give the lease up on a clean shutdown so a successor need not wait."""
         with contextlib.suppress(Exception):
-            lease = await self.client.get(
-                "coordination.k8s.io/v1", "Lease", self.namespace, self.name
-            )
-            if (lease.get("spec") or {}).get("holderIdentity") == self.identity:
+            lease = await get_lease(self.client, self.namespace, self.name)
+            held_by = ((lease or {}).get("spec") or {}).get("holderIdentity")
+            if lease is not None and held_by == self.identity:
                 lease["spec"]["holderIdentity"] = ""
                 lease["spec"]["leaseDurationSeconds"] = 1
                 await self.client.update(lease)

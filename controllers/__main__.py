@@ -10,19 +10,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import socket
 import sys
 import uuid
 
 from client.config import ConfigError, load_config
+from client.controller import Context, Controller, Informers
 from client.events import EventRecorder
 from client.leaderelection import LeaderElector
 from client.rest import Client
+from client.run import run_until_signalled
 
 from .deployment import DeploymentController
 from .endpoints import EndpointsController
-from .framework import Context, Controller, Informers
 from .garbagecollector import GarbageCollector
 from .namespace import NamespaceController
 from .nodelifecycle import NodeLifecycleController, Settings
@@ -103,24 +103,10 @@ async def run(args: argparse.Namespace) -> None:
         renew_deadline=args.leader_elect_renew_deadline,
         retry_period=args.leader_elect_retry_period,
     )
-    loop = asyncio.get_running_loop()
-    stopping = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
-    work = asyncio.create_task(elector.run(lead) if args.leader_elect == "true" else lead())
-    stop = asyncio.create_task(stopping.wait())
-    await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
-    work.cancel()
     try:
-        await work
-    except asyncio.CancelledError:
-        pass
-    except Exception:
-        logging.getLogger("skiff.controllers").exception("controller-manager failed")
-        raise
-    if args.leader_elect == "true":
-        await elector.release()
-    await client.close()
+        await run_until_signalled(lead, elector=elector if args.leader_elect == "true" else None)
+    finally:
+        await client.close()
 
 
 def main(argv: list[str] | None = None) -> int:

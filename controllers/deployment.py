@@ -27,9 +27,9 @@ from typing import Any
 
 from api.meta import controller_of, namespaced_key, owner_reference, parse_time
 from api.selectors import selector_from_dict
+from client.controller import Context, Controller, Result
 
 from . import rollout
-from .framework import Context, Controller, Result
 
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"

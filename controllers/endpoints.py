@@ -14,21 +14,14 @@ from __future__ import annotations
 from typing import Any
 
 from api.meta import namespaced_key, owner_reference
+from api.pods import is_ready
 from api.selectors import selector_from_dict
 from client import errors
-
-from .framework import Context, Controller, Result
+from client.controller import Context, Controller, Result
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
 CONTROLLER_NAME = "endpointslice-controller.k8s.io"
-
-
-def _ready(pod: dict[str, Any]) -> bool:
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in (pod.get("status") or {}).get("conditions") or []
-    )
 
 
 def _port_number(pod: dict[str, Any], target: Any) -> int | None:
@@ -83,7 +76,7 @@ def decide_endpoints(service: dict[str, Any], pods: list[dict[str, Any]]) -> lis
         address: dict[str, Any] = {"ip": ip, "targetRef": _target_ref(pod)}
         if (pod.get("spec") or {}).get("nodeName"):
             address["nodeName"] = pod["spec"]["nodeName"]
-        bucket = "addresses" if _ready(pod) or publish_all else "notReadyAddresses"
+        bucket = "addresses" if is_ready(pod) or publish_all else "notReadyAddresses"
         subset[bucket].append(address)
     subsets = []
     for subset in groups.values():
@@ -104,7 +97,7 @@ def decide_slice_endpoints(
         if not ip or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             continue
         terminating = bool(pod["metadata"].get("deletionTimestamp"))
-        serving = _ready(pod) or publish_all
+        serving = is_ready(pod) or publish_all
         endpoint: dict[str, Any] = {
             "addresses": [ip],
             "conditions": {

@@ -21,8 +21,7 @@ from typing import Any
 
 from api.meta import namespaced_key
 from client import errors
-
-from .framework import Context, Controller, Result
+from client.controller import Context, Controller, Result
 
 # (apiVersion, kind) of the kinds whose ownership the collector follows.
 KINDS = (

@@ -12,8 +12,7 @@ from typing import Any
 
 from api.resources import RESOURCES
 from client import errors
-
-from .framework import Context, Controller, Result
+from client.controller import Context, Controller, Result
 
 FINALIZER = "kubernetes"
 # Kinds to empty a namespace of (events.k8s.io shares storage with core events).

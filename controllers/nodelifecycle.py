@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.meta import parse_time
+from api.taints import matching_toleration
+from client.controller import Context, Controller, Result
 
 from .cidrset import CIDRSet
-from .framework import Context, Controller, Result
 
 log = logging.getLogger("skiff.controllers.nodelifecycle")
 
@@ -83,27 +84,12 @@ def decide_health(
     return "", []
 
 
-def tolerates(pod: dict[str, Any], taint: dict[str, Any]) -> dict[str, Any] | None:
-    """The toleration of `pod` that matches `taint`, if any."""
-    for t in (pod.get("spec") or {}).get("tolerations") or []:
-        if t.get("effect") not in (None, "", taint.get("effect")):
-            continue
-        if t.get("operator") == "Exists":
-            if not t.get("key") or t.get("key") == taint.get("key"):
-                return t
-        elif t.get("key") == taint.get("key") and (t.get("value") or "") == (
-            taint.get("value") or ""
-        ):
-            return t
-    return None
-
-
 def eviction_time(pod: dict[str, Any], taints: list[dict[str, Any]]) -> datetime.datetime | None:
     """When the pod must go because of NoExecute taints (None: never)."""
     due: datetime.datetime | None = None
     for taint in taints:
         added = parse_time(taint.get("timeAdded")) or datetime.datetime.now(datetime.UTC)
-        toleration = tolerates(pod, taint)
+        toleration = matching_toleration(pod, taint)
         if toleration is None:
             return added
         seconds = toleration.get("tolerationSeconds")

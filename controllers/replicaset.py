@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.meta import controller_of, namespaced_key, owner_reference, parse_time
+from api.pods import is_active, is_available, is_ready, ready_since
 from api.selectors import selector_from_dict
 from client import errors
-
-from .framework import Context, Controller, Result
+from client.controller import Context, Controller, Result
 
 BURST = 500  # at most this many creates or deletes per sync, as Kubernetes
 EXPECTATIONS_TIMEOUT = 300.0
@@ -66,34 +66,6 @@ Action = CreatePods | DeletePod | AdoptPod | ReleasePod | UpdateStatus
 # -- the policy --------------------------------------------------------------------
 
 
-def is_active(pod: dict[str, Any]) -> bool:
-    """Counts toward replicas: not terminating, not finished."""
-    phase = (pod.get("status") or {}).get("phase")
-    return not pod["metadata"].get("deletionTimestamp") and phase not in ("Succeeded", "Failed")
-
-
-def _condition(pod: dict[str, Any], kind: str) -> dict[str, Any] | None:
-    for c in (pod.get("status") or {}).get("conditions") or []:
-        if c.get("type") == kind:
-            return c
-    return None
-
-
-def is_ready(pod: dict[str, Any]) -> bool:
-    c = _condition(pod, "Ready")
-    return c is not None and c.get("status") == "True"
-
-
-def is_available(pod: dict[str, Any], min_ready_seconds: int, now: datetime.datetime) -> bool:
-    """Ready for at least minReadySeconds."""
-    if not is_ready(pod):
-        return False
-    if min_ready_seconds <= 0:
-        return True
-    since = parse_time((_condition(pod, "Ready") or {}).get("lastTransitionTime") or "")
-    return since is not None and (now - since).total_seconds() >= min_ready_seconds
-
-
 _PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
 
 
@@ -106,8 +78,8 @@ def deletion_rank(pod: dict[str, Any], now: datetime.datetime) -> tuple[Any, ...
     """
     spec, status = pod.get("spec") or {}, pod.get("status") or {}
     ready = is_ready(pod)
-    ready_since = parse_time((_condition(pod, "Ready") or {}).get("lastTransitionTime") or "")
-    ready_for = (now - ready_since).total_seconds() if ready and ready_since else 0.0
+    since = ready_since(pod)
+    ready_for = (now - since).total_seconds() if since else 0.0
     restarts = sum(int(c.get("restartCount") or 0) for c in status.get("containerStatuses") or [])
     created = parse_time(pod["metadata"].get("creationTimestamp") or "")
     age = (now - created).total_seconds() if created else 0.0
@@ -180,6 +152,33 @@ def decide(
     if any(old.get(k, 0) != v for k, v in status.items()):
         actions.append(UpdateStatus(status))
     return actions
+
+
+def seconds_until_available(
+    rs: dict[str, Any], pods: list[dict[str, Any]], now: datetime.datetime
+) -> float | None:
+    """How long until the next of this ReplicaSet's Ready pods becomes available.
+
+    A pod becomes available when it has been Ready for minReadySeconds, and
+    no watch event announces that moment: the controller must come back by
+    itself then, or availableReplicas (and the Deployment waiting on it)
+    stays behind. None when no pod is waiting for that.
+    """
+    min_ready = int((rs.get("spec") or {}).get("minReadySeconds") or 0)
+    if min_ready <= 0:
+        return None
+    uid = rs["metadata"]["uid"]
+    waits = []
+    for pod in pods:
+        ref = controller_of(pod)
+        if ref is None or ref.get("uid") != uid or not is_active(pod):
+            continue
+        since = ready_since(pod)
+        if since is not None:
+            left = min_ready - (now - since).total_seconds()
+            if left > 0:
+                waits.append(left)
+    return min(waits, default=None)
 
 
 def pod_from_template(rs: dict[str, Any]) -> dict[str, Any]:
@@ -288,7 +287,8 @@ class ReplicaSetController(Controller):
         now = datetime.datetime.now(datetime.UTC)
         actions = decide(rs, pods, now, may_scale=self.expectations.satisfied(key))
         await self._carry_out(key, rs, actions)
-        return Result.done()
+        wait = seconds_until_available(rs, pods, now)
+        return Result(requeue_after=wait) if wait is not None else Result.done()
 
     async def _carry_out(self, key: str, rs: dict[str, Any], actions: list[Action]) -> None:
         api, ns, name = self.ctx.client, rs["metadata"]["namespace"], rs["metadata"]["name"]

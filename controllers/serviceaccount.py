@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from client import errors
-
-from .framework import Context, Controller, Result
+from client.controller import Context, Controller, Result
 
 
 def needs_default(namespace: dict[str, Any], existing: set[str]) -> bool:

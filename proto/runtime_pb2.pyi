@@ -47,6 +47,45 @@ class UpdateRuntimeConfigResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class StatusRequest(_message.Message):
+    __slots__ = ("verbose",)
+    VERBOSE_FIELD_NUMBER: _ClassVar[int]
+    verbose: bool
+    def __init__(self, verbose: _Optional[bool] = ...) -> None: ...
+
+class RuntimeCondition(_message.Message):
+    __slots__ = ("type", "status", "reason", "message")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    status: bool
+    reason: str
+    message: str
+    def __init__(self, type: _Optional[str] = ..., status: _Optional[bool] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class RuntimeStatus(_message.Message):
+    __slots__ = ("conditions",)
+    CONDITIONS_FIELD_NUMBER: _ClassVar[int]
+    conditions: _containers.RepeatedCompositeFieldContainer[RuntimeCondition]
+    def __init__(self, conditions: _Optional[_Iterable[_Union[RuntimeCondition, _Mapping]]] = ...) -> None: ...
+
+class StatusResponse(_message.Message):
+    __slots__ = ("status", "info")
+    class InfoEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    status: RuntimeStatus
+    info: _containers.ScalarMap[str, str]
+    def __init__(self, status: _Optional[_Union[RuntimeStatus, _Mapping]] = ..., info: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
 class VersionRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
@@ -116,7 +155,7 @@ class NamespaceOption(_message.Message):
     def __init__(self, network: _Optional[_Union[NamespaceOption.Mode, str]] = ..., pid: _Optional[_Union[NamespaceOption.Mode, str]] = ..., ipc: _Optional[_Union[NamespaceOption.Mode, str]] = ...) -> None: ...
 
 class LinuxPodSandboxConfig(_message.Message):
-    __slots__ = ("cgroup_parent", "namespace_options", "sysctls")
+    __slots__ = ("cgroup_parent", "namespace_options", "sysctls", "resources")
     class SysctlsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -127,10 +166,12 @@ class LinuxPodSandboxConfig(_message.Message):
     CGROUP_PARENT_FIELD_NUMBER: _ClassVar[int]
     NAMESPACE_OPTIONS_FIELD_NUMBER: _ClassVar[int]
     SYSCTLS_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
     cgroup_parent: str
     namespace_options: NamespaceOption
     sysctls: _containers.ScalarMap[str, str]
-    def __init__(self, cgroup_parent: _Optional[str] = ..., namespace_options: _Optional[_Union[NamespaceOption, _Mapping]] = ..., sysctls: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    resources: LinuxContainerResources
+    def __init__(self, cgroup_parent: _Optional[str] = ..., namespace_options: _Optional[_Union[NamespaceOption, _Mapping]] = ..., sysctls: _Optional[_Mapping[str, str]] = ..., resources: _Optional[_Union[LinuxContainerResources, _Mapping]] = ...) -> None: ...
 
 class PodSandboxConfig(_message.Message):
     __slots__ = ("metadata", "hostname", "log_directory", "dns_config", "port_mappings", "labels", "annotations", "linux")
@@ -587,6 +628,105 @@ class ReopenContainerLogRequest(_message.Message):
 class ReopenContainerLogResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class AttachInput(_message.Message):
+    __slots__ = ("container_id", "stdin", "tty", "stdin_data", "stdin_close", "resize_width", "resize_height", "stdout", "stderr")
+    CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
+    STDIN_FIELD_NUMBER: _ClassVar[int]
+    TTY_FIELD_NUMBER: _ClassVar[int]
+    STDIN_DATA_FIELD_NUMBER: _ClassVar[int]
+    STDIN_CLOSE_FIELD_NUMBER: _ClassVar[int]
+    RESIZE_WIDTH_FIELD_NUMBER: _ClassVar[int]
+    RESIZE_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    STDOUT_FIELD_NUMBER: _ClassVar[int]
+    STDERR_FIELD_NUMBER: _ClassVar[int]
+    container_id: str
+    stdin: bool
+    tty: bool
+    stdin_data: bytes
+    stdin_close: bool
+    resize_width: int
+    resize_height: int
+    stdout: bool
+    stderr: bool
+    def __init__(self, container_id: _Optional[str] = ..., stdin: _Optional[bool] = ..., tty: _Optional[bool] = ..., stdin_data: _Optional[bytes] = ..., stdin_close: _Optional[bool] = ..., resize_width: _Optional[int] = ..., resize_height: _Optional[int] = ..., stdout: _Optional[bool] = ..., stderr: _Optional[bool] = ...) -> None: ...
+
+class AttachOutput(_message.Message):
+    __slots__ = ("stdout", "stderr", "exited", "exit_code")
+    STDOUT_FIELD_NUMBER: _ClassVar[int]
+    STDERR_FIELD_NUMBER: _ClassVar[int]
+    EXITED_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    stdout: bytes
+    stderr: bytes
+    exited: bool
+    exit_code: int
+    def __init__(self, stdout: _Optional[bytes] = ..., stderr: _Optional[bytes] = ..., exited: _Optional[bool] = ..., exit_code: _Optional[int] = ...) -> None: ...
+
+class PortForwardInput(_message.Message):
+    __slots__ = ("pod_sandbox_id", "port", "data", "close")
+    POD_SANDBOX_ID_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    CLOSE_FIELD_NUMBER: _ClassVar[int]
+    pod_sandbox_id: str
+    port: int
+    data: bytes
+    close: bool
+    def __init__(self, pod_sandbox_id: _Optional[str] = ..., port: _Optional[int] = ..., data: _Optional[bytes] = ..., close: _Optional[bool] = ...) -> None: ...
+
+class PortForwardOutput(_message.Message):
+    __slots__ = ("data", "closed", "error")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    CLOSED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    closed: bool
+    error: str
+    def __init__(self, data: _Optional[bytes] = ..., closed: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
+
+class ListContainerStatsRequest(_message.Message):
+    __slots__ = ("pod_sandbox_id", "container_id")
+    POD_SANDBOX_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
+    pod_sandbox_id: str
+    container_id: str
+    def __init__(self, pod_sandbox_id: _Optional[str] = ..., container_id: _Optional[str] = ...) -> None: ...
+
+class ContainerStats(_message.Message):
+    __slots__ = ("container_id", "pod_sandbox_id", "metadata", "labels", "timestamp", "cpu_usage_core_nanoseconds", "memory_working_set_bytes", "memory_rss_bytes", "memory_usage_bytes")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
+    POD_SANDBOX_ID_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    CPU_USAGE_CORE_NANOSECONDS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_WORKING_SET_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_RSS_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_USAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    container_id: str
+    pod_sandbox_id: str
+    metadata: ContainerMetadata
+    labels: _containers.ScalarMap[str, str]
+    timestamp: int
+    cpu_usage_core_nanoseconds: int
+    memory_working_set_bytes: int
+    memory_rss_bytes: int
+    memory_usage_bytes: int
+    def __init__(self, container_id: _Optional[str] = ..., pod_sandbox_id: _Optional[str] = ..., metadata: _Optional[_Union[ContainerMetadata, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., timestamp: _Optional[int] = ..., cpu_usage_core_nanoseconds: _Optional[int] = ..., memory_working_set_bytes: _Optional[int] = ..., memory_rss_bytes: _Optional[int] = ..., memory_usage_bytes: _Optional[int] = ...) -> None: ...
+
+class ListContainerStatsResponse(_message.Message):
+    __slots__ = ("stats",)
+    STATS_FIELD_NUMBER: _ClassVar[int]
+    stats: _containers.RepeatedCompositeFieldContainer[ContainerStats]
+    def __init__(self, stats: _Optional[_Iterable[_Union[ContainerStats, _Mapping]]] = ...) -> None: ...
 
 class AuthConfig(_message.Message):
     __slots__ = ("username", "password", "auth", "server_address", "registry_token")

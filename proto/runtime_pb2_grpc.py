@@ -114,6 +114,26 @@ class RuntimeServiceStub:
                 request_serializer=runtime__pb2.ReopenContainerLogRequest.SerializeToString,
                 response_deserializer=runtime__pb2.ReopenContainerLogResponse.FromString,
                 _registered_method=True)
+        self.Status = channel.unary_unary(
+                '/skiff.runtime.v1.RuntimeService/Status',
+                request_serializer=runtime__pb2.StatusRequest.SerializeToString,
+                response_deserializer=runtime__pb2.StatusResponse.FromString,
+                _registered_method=True)
+        self.Attach = channel.stream_stream(
+                '/skiff.runtime.v1.RuntimeService/Attach',
+                request_serializer=runtime__pb2.AttachInput.SerializeToString,
+                response_deserializer=runtime__pb2.AttachOutput.FromString,
+                _registered_method=True)
+        self.PortForward = channel.stream_stream(
+                '/skiff.runtime.v1.RuntimeService/PortForward',
+                request_serializer=runtime__pb2.PortForwardInput.SerializeToString,
+                response_deserializer=runtime__pb2.PortForwardOutput.FromString,
+                _registered_method=True)
+        self.ListContainerStats = channel.unary_unary(
+                '/skiff.runtime.v1.RuntimeService/ListContainerStats',
+                request_serializer=runtime__pb2.ListContainerStatsRequest.SerializeToString,
+                response_deserializer=runtime__pb2.ListContainerStatsResponse.FromString,
+                _registered_method=True)
 
 
 class RuntimeServiceServicer:
@@ -215,6 +235,30 @@ class RuntimeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Status(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Attach(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PortForward(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListContainerStats(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RuntimeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -297,6 +341,26 @@ def add_RuntimeServiceServicer_to_server(servicer, server):
                     servicer.ReopenContainerLog,
                     request_deserializer=runtime__pb2.ReopenContainerLogRequest.FromString,
                     response_serializer=runtime__pb2.ReopenContainerLogResponse.SerializeToString,
+            ),
+            'Status': grpc.unary_unary_rpc_method_handler(
+                    servicer.Status,
+                    request_deserializer=runtime__pb2.StatusRequest.FromString,
+                    response_serializer=runtime__pb2.StatusResponse.SerializeToString,
+            ),
+            'Attach': grpc.stream_stream_rpc_method_handler(
+                    servicer.Attach,
+                    request_deserializer=runtime__pb2.AttachInput.FromString,
+                    response_serializer=runtime__pb2.AttachOutput.SerializeToString,
+            ),
+            'PortForward': grpc.stream_stream_rpc_method_handler(
+                    servicer.PortForward,
+                    request_deserializer=runtime__pb2.PortForwardInput.FromString,
+                    response_serializer=runtime__pb2.PortForwardOutput.SerializeToString,
+            ),
+            'ListContainerStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListContainerStats,
+                    request_deserializer=runtime__pb2.ListContainerStatsRequest.FromString,
+                    response_serializer=runtime__pb2.ListContainerStatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -731,6 +795,114 @@ class RuntimeService:
             '/skiff.runtime.v1.RuntimeService/ReopenContainerLog',
             runtime__pb2.ReopenContainerLogRequest.SerializeToString,
             runtime__pb2.ReopenContainerLogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Status(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skiff.runtime.v1.RuntimeService/Status',
+            runtime__pb2.StatusRequest.SerializeToString,
+            runtime__pb2.StatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Attach(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/skiff.runtime.v1.RuntimeService/Attach',
+            runtime__pb2.AttachInput.SerializeToString,
+            runtime__pb2.AttachOutput.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PortForward(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/skiff.runtime.v1.RuntimeService/PortForward',
+            runtime__pb2.PortForwardInput.SerializeToString,
+            runtime__pb2.PortForwardOutput.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListContainerStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skiff.runtime.v1.RuntimeService/ListContainerStats',
+            runtime__pb2.ListContainerStatsRequest.SerializeToString,
+            runtime__pb2.ListContainerStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,

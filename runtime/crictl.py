@@ -28,6 +28,7 @@ from typing import Any
 
 import grpc
 
+from proto import DEFAULT_SOCKET
 from proto import runtime_pb2 as pb
 from proto import runtime_pb2_grpc as pb_grpc
 
@@ -255,7 +256,7 @@ def _stream_exec(runtime: Any, cid: str, cmd: list[str], interactive: bool, tty:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="skiff crictl", description=__doc__.split("\n")[0])
-    p.add_argument("--runtime-endpoint", "-r", default="/run/skiff/runtime.sock")
+    p.add_argument("--runtime-endpoint", "-r", default=DEFAULT_SOCKET)
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("pods", help="pod sandboxes")
     ps = sub.add_parser("ps", help="containers")

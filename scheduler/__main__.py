@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
-import signal
 import socket
 import sys
 import uuid
@@ -18,6 +16,7 @@ import uuid
 from client.config import ConfigError, load_config
 from client.leaderelection import LeaderElector
 from client.rest import Client
+from client.run import run_until_signalled
 
 from .scheduler import Scheduler
 
@@ -50,19 +49,10 @@ async def run(args: argparse.Namespace) -> None:
         renew_deadline=args.leader_elect_renew_deadline,
         retry_period=args.leader_elect_retry_period,
     )
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
-    work = asyncio.create_task(elector.run(lead) if args.leader_elect == "true" else lead())
-    stop = asyncio.create_task(stopping.wait())
-    await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
-    work.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await work
-    if args.leader_elect == "true":
-        await elector.release()
-    await client.close()
+    try:
+        await run_until_signalled(lead, elector=elector if args.leader_elect == "true" else None)
+    finally:
+        await client.close()
 
 
 def main(argv: list[str] | None = None) -> int:

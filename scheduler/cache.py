@@ -11,47 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api import quantity
+from api.pods import host_ports, pod_requests
 
 Pod = dict[str, Any]
 Node = dict[str, Any]
 # Kubernetes scores pods that request nothing as if they asked for this much.
 DEFAULT_CPU_MILLI = 100
 DEFAULT_MEMORY = 200 * 1024 * 1024
-
-
-def _sum_requests(containers: list[dict[str, Any]]) -> dict[str, int]:
-    total: dict[str, int] = {}
-    for c in containers:
-        for name, value in ((c.get("resources") or {}).get("requests") or {}).items():
-            amount = quantity.milli_value(value) if name == "cpu" else quantity.value(value)
-            total[name] = total.get(name, 0) + amount
-    return total
-
-
-def pod_requests(pod: Pod) -> dict[str, int]:
-    """Requests as Kubernetes counts them: the larger of the containers' sum and
-    each init container alone (they run one at a time), plus overhead. cpu in
-    millicores, everything else in units."""
-    spec = pod.get("spec") or {}
-    total = _sum_requests(spec.get("containers") or [])
-    for init in spec.get("initContainers") or []:
-        for name, amount in _sum_requests([init]).items():
-            total[name] = max(total.get(name, 0), amount)
-    for name, value in (spec.get("overhead") or {}).items():
-        amount = quantity.milli_value(value) if name == "cpu" else quantity.value(value)
-        total[name] = total.get(name, 0) + amount
-    return total
-
-
-def host_ports(pod: Pod) -> set[tuple[str, str, int]]:
-    ports = set()
-    for c in (pod.get("spec") or {}).get("containers") or []:
-        for p in c.get("ports") or []:
-            if p.get("hostPort"):
-                ports.add(
-                    (p.get("hostIP") or "0.0.0.0", p.get("protocol", "TCP"), int(p["hostPort"]))
-                )
-    return ports
 
 
 def allocatable(node: Node) -> dict[str, int]:

@@ -90,6 +90,23 @@ class CgroupV1:
         usage = os.path.join(self.dir("memory"), "memory.usage_in_bytes")
         return int(_read(usage)) if os.path.exists(usage) else 0
 
+    def memory_stats(self) -> dict[str, int]:
+        """usage, working_set (usage less inactive file cache, as cAdvisor and so the
+        kubelet's eviction and `kubectl top` count) and rss, in bytes."""
+        usage = self.memory_usage()
+        stat: dict[str, int] = {}
+        f = os.path.join(self.dir("memory"), "memory.stat")
+        if os.path.exists(f):
+            for line in _read(f).splitlines():
+                key, _, value = line.partition(" ")
+                stat[key] = int(value)
+        inactive = stat.get("total_inactive_file", 0)
+        return {
+            "usage": usage,
+            "working_set": max(usage - inactive, 0),
+            "rss": stat.get("total_rss", 0),
+        }
+
     def delete(self, timeout: float = 5.0) -> None:
         """Remove the cgroup once its processes are gone (rmdir fails while busy)."""
         deadline = time.monotonic() + timeout

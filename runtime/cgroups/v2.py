@@ -95,6 +95,17 @@ class CgroupV2:
         f = os.path.join(self.dir, "memory.current")
         return int(_read(f)) if os.path.exists(f) else 0
 
+    def memory_stats(self) -> dict[str, int]:
+        """usage, working_set (usage less inactive file cache, as cAdvisor computes it)
+        and rss (anonymous memory), in bytes."""
+        usage = self.memory_usage()
+        stat = self._keyed("memory.stat")
+        return {
+            "usage": usage,
+            "working_set": max(usage - stat.get("inactive_file", 0), 0),
+            "rss": stat.get("anon", 0),
+        }
+
     def delete(self, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
         while os.path.isdir(self.dir):

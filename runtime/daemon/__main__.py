@@ -9,6 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from proto import DEFAULT_SOCKET
 from runtime.runc import command as runc_command
 
 from .server import Settings, serve
@@ -16,7 +17,7 @@ from .server import Settings, serve
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="skiff runtime", description=__doc__)
-    p.add_argument("--socket", type=Path, default=Path("/run/skiff/runtime.sock"))
+    p.add_argument("--socket", type=Path, default=Path(DEFAULT_SOCKET))
     p.add_argument("--state-dir", type=Path, default=Path("/var/lib/skiff/runtime"))
     p.add_argument("--run-dir", type=Path, default=Path("/run/skiff"))
     p.add_argument("--image-root", type=Path, default=Path("/var/lib/skiff/images"))

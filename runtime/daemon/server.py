@@ -29,7 +29,7 @@ import grpc
 
 from proto import runtime_pb2 as pb
 from proto import runtime_pb2_grpc as pb_grpc
-from runtime.cgroups import open_cgroup
+from runtime.cgroups import Resources, open_cgroup, remove_tree
 from runtime.images.pull import ImageNotFound, PullError, RegistryAuth, pull
 from runtime.images.rootfs import mount_rootfs, unmount_rootfs
 from runtime.images.store import ImageStore
@@ -39,8 +39,8 @@ from runtime.network.netns import create_netns, remove_netns
 from runtime.network.pod_network import PodNetwork, PodNetworkConfig
 from runtime.runc.main import alive
 
+from . import attach, pod_namespaces, port_forward
 from . import bundle as bundles
-from . import pod_namespaces
 from .exec_stream import ExecSession
 from .oci import OciRuntime
 from .processes import reap_later
@@ -58,7 +58,7 @@ class Settings:
     oci_runtime: list[str]
     pod_cidr: str = ""
     insecure_registries: tuple[str, ...] = ()
-    cgroup_root: str = "/skiff"  # where pods' cgroups go when the kubelet names none
+    cgroup_root: str = "/skiff"  # pods' cgroups go below it (the kubelet's cgroup_parent too)
 
 
 class Failure(Exception):
@@ -163,6 +163,28 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
             version="0.1.0", runtime_name="skiff", runtime_version=VERSION, runtime_api_version="v1"
         )
 
+    async def Status(self, request: Any, context: Any) -> pb.StatusResponse:
+        """RuntimeReady, and NetworkReady once there is a pod CIDR to give addresses from:
+        the kubelet keeps its Node NotReady while either is false, as with CRI."""
+        network = pb.RuntimeCondition(type="NetworkReady", status=self.network is not None)
+        if self.network is None:
+            network.reason = "NetworkPluginNotReady"
+            network.message = (
+                "network plugin not ready: this node has no pod CIDR yet"
+                " (--pod-cidr, or UpdateRuntimeConfig from the kubelet)"
+            )
+        conditions = [pb.RuntimeCondition(type="RuntimeReady", status=True), network]
+        info = {}
+        if request.verbose:
+            config = {
+                "ociRuntime": self.s.oci_runtime,
+                "cgroupRoot": self.s.cgroup_root,
+                "podCIDR": self.network.config.pod_cidr if self.network else "",
+                "stateDir": str(self.s.state_dir),
+            }
+            info["config"] = json.dumps(config, sort_keys=True)
+        return pb.StatusResponse(status=pb.RuntimeStatus(conditions=conditions), info=info)
+
     async def UpdateRuntimeConfig(
         self, request: Any, context: Any
     ) -> pb.UpdateRuntimeConfigResponse:
@@ -188,15 +210,28 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
 
     async def RunPodSandbox(self, request: Any, context: Any) -> pb.RunPodSandboxResponse:
         sid = uuid.uuid4().hex
+        cgroup = self._pod_cgroup(sid, request.config.linux.cgroup_parent)
         try:
             # pyroute2 runs an event loop of its own: network work goes to a thread.
-            await asyncio.to_thread(self._run_sandbox, sid, request.config)
+            await asyncio.to_thread(self._run_sandbox, sid, request.config, cgroup)
         except BaseException:
             await asyncio.to_thread(self._teardown_network, sid, self._netns_path(sid))
             pod_namespaces.remove(self._ns_path("ipc", sid), self._ns_path("uts", sid))
+            await asyncio.to_thread(remove_tree, cgroup)
             shutil.rmtree(self.sandboxes / sid, ignore_errors=True)
             raise
         return pb.RunPodSandboxResponse(pod_sandbox_id=sid)
+
+    def _pod_cgroup(self, sid: str, cgroup_parent: str) -> str:
+        """The pod's cgroup: the kubelet's cgroup_parent (`kubepods/burstable/pod<uid>`)
+        below --cgroup-root, else `pod<id>` there. The runtime makes the path and removes
+        the pod's own cgroup (not the QoS parents) with the sandbox."""
+        relative = cgroup_parent.strip("/") or f"pod{sid[:12]}"
+        if ".." in relative.split("/"):
+            raise Failure(
+                grpc.StatusCode.INVALID_ARGUMENT, f"cgroup_parent {cgroup_parent!r}: no '..'"
+            )
+        return f"{self.s.cgroup_root.rstrip('/')}/{relative}"
 
     def _netns_path(self, sid: str) -> Path:
         return self.s.run_dir / "netns" / sid
@@ -204,9 +239,12 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
     def _ns_path(self, kind: str, sid: str) -> Path:
         return self.s.run_dir / kind / sid
 
-    def _run_sandbox(self, sid: str, config: Any) -> None:
+    def _run_sandbox(self, sid: str, config: Any, cgroup: str) -> None:
         sdir = self.sandboxes / sid
         sdir.mkdir()
+        pod_cgroup = open_cgroup(cgroup)
+        pod_cgroup.create()
+        pod_cgroup.apply(pod_resources(config.linux.resources))
         options = config.linux.namespace_options
         host_network = options.network == pb.NamespaceOption.NODE
         host_ipc = options.ipc == pb.NamespaceOption.NODE
@@ -256,9 +294,7 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
             "created_at": _now_ns(),
             "state": "ready",
             "log_directory": config.log_directory,
-            "cgroup_parent": config.linux.cgroup_parent
-            or f"{self.s.cgroup_root.rstrip('/')}/pod{sid[:12]}",
-            "owns_cgroup_parent": not config.linux.cgroup_parent,
+            "cgroup_parent": cgroup,  # the pod's cgroup, the runtime's to remove
             "labels": dict(config.labels),
             "annotations": dict(config.annotations),
         }
@@ -298,8 +334,10 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
             if c["sandbox"] == sid:
                 await self._remove(c)
         sandbox = self._sandbox(sid)
-        if sandbox.get("owns_cgroup_parent"):  # we made it; a kubelet's own it removes itself
-            await asyncio.to_thread(open_cgroup(sandbox["cgroup_parent"]).delete)
+        # The pod's own cgroup, in every hierarchy (runc also makes it in those skiff
+        # does not limit); its QoS parents (kubepods/burstable) stay, as the kubelet's.
+        await asyncio.to_thread(remove_tree, sandbox["cgroup_parent"])
+        await asyncio.to_thread(open_cgroup(sandbox["cgroup_parent"]).delete)  # busy: says so
         shutil.rmtree(self.sandboxes / sid)
         return pb.RemovePodSandboxResponse()
 
@@ -383,6 +421,10 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
         (cdir / "container.json").write_text(json.dumps(record))
         if config.tty:
             (cdir / "tty").touch()  # tells the shim to take the terminal's master side
+        if config.stdin:
+            (cdir / "stdin").touch()  # the shim keeps the container's stdin open for Attach
+            if config.stdin_once:
+                (cdir / "stdin-once").touch()
         process = await self.shims.start(cdir, record)
         reap_later(process)
         created = await _until(
@@ -533,6 +575,118 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
             raise Failure(grpc.StatusCode.INTERNAL, f"the shim of {c['id']} did not reopen its log")
         return pb.ReopenContainerLogResponse()
 
+    async def Attach(self, request_iterator: Any, context: Any) -> AsyncIterator[pb.AttachOutput]:
+        """The first message names the container and the streams wanted; the rest carry
+        input and resizes. Output from now on, then the exit code (see attach.py)."""
+        try:
+            first = await request_iterator.__anext__()
+        except StopAsyncIteration:
+            return
+        try:
+            c = self._container(first.container_id)
+            if not (first.stdin or first.stdout or first.stderr):
+                raise Failure(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "one of stdin, stdout and stderr must be requested",
+                )
+            cdir = self.containers / c["id"]
+            if self._state(c)[0] != pb.CONTAINER_RUNNING:
+                raise Failure(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"container {c['id']} is not running: cannot attach",
+                )
+            try:
+                reader, writer = await attach.connect(cdir)
+            except attach.ShimGone as e:
+                if (cdir / "exit.json").exists():  # it exited just now
+                    raise Failure(
+                        grpc.StatusCode.FAILED_PRECONDITION,
+                        f"container {c['id']} is not running: cannot attach",
+                    ) from e
+                raise Failure(
+                    grpc.StatusCode.UNAVAILABLE, f"the shim of container {c['id']}: {e}"
+                ) from e
+        except Failure as e:
+            await context.abort(e.code, e.message)
+        async for out in attach.relay(reader, writer, first, request_iterator):
+            if out is not None:
+                yield out
+                continue
+            # The shim closed without an exit message: it had just exited (its record
+            # is written first), or it was killed.
+            exit_file = cdir / "exit.json"
+            if await _until(exit_file.exists, 2):
+                code = int(json.loads(exit_file.read_text())["exit_code"])
+                yield pb.AttachOutput(exited=True, exit_code=code)
+            else:
+                await context.abort(
+                    grpc.StatusCode.UNAVAILABLE, f"the shim of container {c['id']} went away"
+                )
+
+    async def PortForward(
+        self, request_iterator: Any, context: Any
+    ) -> AsyncIterator[pb.PortForwardOutput]:
+        """TCP to localhost:port inside the pod's network namespace (port_forward.py)."""
+        try:
+            first = await request_iterator.__anext__()
+        except StopAsyncIteration:
+            return
+        try:
+            sandbox = self._sandbox(first.pod_sandbox_id)
+            if sandbox["state"] != "ready":
+                raise Failure(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"pod sandbox {sandbox['id']} is not ready",
+                )
+            if not 0 < first.port < 65536:
+                raise Failure(grpc.StatusCode.INVALID_ARGUMENT, f"invalid port {first.port}")
+        except Failure as e:
+            await context.abort(e.code, e.message)
+        try:
+            sock = await port_forward.connect_in(sandbox["netns"], first.port)
+        except OSError as e:
+            yield pb.PortForwardOutput(
+                error=port_forward.failure_message(first.port, sandbox["id"], e)
+            )
+            return
+        async for out in port_forward.relay(sock, first, request_iterator):
+            yield out
+
+    async def ListContainerStats(self, request: Any, context: Any) -> pb.ListContainerStatsResponse:
+        """CPU and memory of running containers, from their cgroups."""
+        stats = []
+        for cdir in sorted(self.containers.iterdir()):
+            if request.container_id and cdir.name != request.container_id:
+                continue
+            try:
+                c = json.loads((cdir / "container.json").read_text())
+            except FileNotFoundError:  # being created or removed right now
+                continue
+            if request.pod_sandbox_id and c["sandbox"] != request.pod_sandbox_id:
+                continue
+            if self._state(c)[0] != pb.CONTAINER_RUNNING:
+                continue
+            cgroup = open_cgroup(c["cgroup"])
+            try:
+                memory = cgroup.memory_stats()
+                cpu = cgroup.cpu_usage_ns()
+            except (OSError, ValueError):  # it exited and its cgroup went meanwhile
+                continue
+            stats.append(
+                pb.ContainerStats(
+                    container_id=c["id"],
+                    pod_sandbox_id=c["sandbox"],
+                    metadata=pb.ContainerMetadata(name=c["name"], attempt=c["attempt"]),
+                    labels=c["labels"],
+                    timestamp=_now_ns(),
+                    cpu_usage_core_nanoseconds=cpu,
+                    memory_working_set_bytes=memory["working_set"],
+                    memory_rss_bytes=memory["rss"],
+                    memory_usage_bytes=memory["usage"],
+                )
+            )
+        return pb.ListContainerStatsResponse(stats=stats)
+
     # -- images ----------------------------------------------------------------------
 
     def _image(self, i: Any) -> pb.Image:
@@ -592,6 +746,17 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
                 code = grpc.StatusCode.NOT_FOUND if missing else grpc.StatusCode.UNAVAILABLE
                 raise Failure(code, f"pulling {name}: {e}") from e
         return pb.PullImageResponse(image_ref=image.id)
+
+
+def pod_resources(r: Any) -> Resources:
+    """LinuxContainerResources (0: not set) as cgroup limits for the pod's cgroup."""
+    return Resources(
+        cpu_shares=r.cpu_shares or None,
+        cpu_quota=r.cpu_quota or None,
+        cpu_period=r.cpu_period or 100_000,
+        memory_limit=r.memory_limit_in_bytes or None,
+        pids_limit=r.pids_limit or None,
+    )
 
 
 async def _until(check: Any, seconds: float) -> bool:

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from scheduler.cache import (
-    DEFAULT_CPU_MILLI,
-    DEFAULT_MEMORY,
-    NodeInfo,
-    host_ports,
-    pod_requests,
-)
+from api.pods import host_ports, pod_requests
+from scheduler.cache import DEFAULT_CPU_MILLI, DEFAULT_MEMORY, NodeInfo
 
 from . import CycleState
 

@@ -5,23 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from api.taints import tolerated
 from scheduler.cache import NodeInfo
 
 from . import CycleState
-
-
-def tolerated(taint: dict[str, Any], tolerations: list[dict[str, Any]]) -> bool:
-    for t in tolerations:
-        if t.get("effect") and t.get("effect") != taint.get("effect"):
-            continue
-        if t.get("operator") == "Exists":
-            if not t.get("key") or t.get("key") == taint.get("key"):
-                return True
-        elif t.get("key") == taint.get("key") and (t.get("value") or "") == (
-            taint.get("value") or ""
-        ):
-            return True
-    return False
 
 
 class TaintToleration:

@@ -11,6 +11,7 @@ from client import errors
 from client.config import load_config
 from client.events import EventRecorder
 from client.informer import Informer
+from client.lease import renew_lease
 from client.rest import Client
 
 
@@ -125,4 +126,46 @@ async def test_informer_relists_after_apiserver_restart(start_apiserver: Any) ->
         assert informer.store.get("default/before") is None
     finally:
         await informer.stop()
+        await api.close()
+
+
+async def test_node_lease_is_created_then_renewed(apiserver: Any, namespace: str) -> None:
+    """The kubelet's heartbeat: the first renewal creates the Lease, later ones move
+    renewTime forward (MicroTime), and a Lease that lost its owner gets it back."""
+    api = Client(load_config(apiserver.kubeconfig))
+    owner = [{"apiVersion": "v1", "kind": "Node", "name": "node-a", "uid": "uid-node-a"}]
+    try:
+        first = await renew_lease(
+            api,
+            namespace=namespace,
+            name="node-a",
+            holder="node-a",
+            duration_seconds=40,
+            owner_references=owner,
+        )
+        assert first["spec"]["holderIdentity"] == "node-a"
+        assert first["spec"]["leaseDurationSeconds"] == 40
+        assert first["metadata"]["ownerReferences"][0]["uid"] == "uid-node-a"
+        await asyncio.sleep(0.01)  # renewTime has microseconds: the next one is later
+        second = await renew_lease(
+            api, namespace=namespace, name="node-a", holder="node-a", duration_seconds=40
+        )
+        assert second["spec"]["renewTime"] > first["spec"]["renewTime"]
+        assert second["spec"]["acquireTime"] == first["spec"]["acquireTime"]
+        assert second["metadata"]["ownerReferences"] == first["metadata"]["ownerReferences"]
+        stored = await api.get("coordination.k8s.io/v1", "Lease", namespace, "node-a")
+        assert stored["spec"]["renewTime"] == second["spec"]["renewTime"]
+
+        bare = {**stored, "metadata": {**stored["metadata"], "ownerReferences": None}}
+        await api.update(bare)
+        third = await renew_lease(
+            api,
+            namespace=namespace,
+            name="node-a",
+            holder="node-a",
+            duration_seconds=40,
+            owner_references=owner,
+        )
+        assert third["metadata"]["ownerReferences"][0]["uid"] == "uid-node-a"
+    finally:
         await api.close()

@@ -133,6 +133,35 @@ def test_pods_get_owner_and_status_counts_ready(cp: httpx.Client, ns: str) -> No
     )
 
 
+def rs_status(cp: httpx.Client, ns: str, name: str) -> dict[str, Any]:
+    return cp.get(f"/apis/apps/v1/namespaces/{ns}/replicasets/{name}").json().get("status", {})
+
+
+def test_pods_become_available_after_min_ready_seconds_with_no_other_event(
+    cp: httpx.Client, ns: str
+) -> None:
+    """Nothing announces the moment a Ready pod has been Ready for minReadySeconds:
+    the controller must come back by itself, or availableReplicas stays behind."""
+    body = replicaset("slow", 2)
+    body["spec"]["minReadySeconds"] = 3
+    cp.post(f"/apis/apps/v1/namespaces/{ns}/replicasets", json=body)
+    pods = eventually(lambda: len(pods_of(cp, ns, "slow")) == 2 and pods_of(cp, ns, "slow"))
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    for p in pods:  # a hollow node marks both pods Ready, now
+        p["status"] = {
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}],
+        }
+        r = cp.put(f"/api/v1/namespaces/{ns}/pods/{p['metadata']['name']}/status", json=p)
+        assert r.status_code == 200, r.text
+    eventually(lambda: rs_status(cp, ns, "slow").get("readyReplicas") == 2, what="readyReplicas=2")
+    # No further write by the test: only the controller's own requeue can get here.
+    eventually(
+        lambda: rs_status(cp, ns, "slow").get("availableReplicas") == 2,
+        what="availableReplicas=2",
+    )
+
+
 def test_orphan_is_adopted_and_relabelled_pod_released(cp: httpx.Client, ns: str) -> None:
     orphan = {
         "metadata": {"name": "stray", "labels": {"app": "adopt"}},

@@ -15,6 +15,7 @@ from controllers.replicaset import (
     UpdateStatus,
     decide,
     deletion_rank,
+    seconds_until_available,
 )
 
 NOW = datetime.datetime(2026, 11, 24, 12, 0, 0, tzinfo=datetime.UTC)
@@ -145,3 +146,46 @@ def test_status_counts_and_observed_generation() -> None:
     }
     current = rs(2, generation=4, status=status)
     assert not any(isinstance(a, UpdateStatus) for a in decide(current, pods, NOW))
+
+
+def with_min_ready(seconds: int) -> dict[str, Any]:
+    r = rs(3)
+    r["spec"]["minReadySeconds"] = seconds
+    return r
+
+
+@pytest.mark.parametrize(
+    ("min_ready", "pods", "wait"),
+    [
+        (0, [pod("a", ready_since="2026-11-24T11:59:59Z")], None),  # available once Ready
+        (10, [pod("a")], None),  # nothing Ready: a status change will come
+        (10, [pod("a", ready_since="2026-11-24T11:59:50Z")], None),  # already available
+        (10, [pod("a", ready_since="2026-11-24T11:59:57Z")], 7.0),
+        # The earliest of several pods waiting.
+        (
+            10,
+            [
+                pod("a", ready_since="2026-11-24T11:59:57Z"),
+                pod("b", ready_since="2026-11-24T11:59:52Z"),
+                pod("c", ready_since="2026-11-24T11:00:00Z"),
+            ],
+            2.0,
+        ),
+        # Pods that are not this ReplicaSet's, or are terminating, are not waited for.
+        (10, [pod("x", owned=False, ready_since="2026-11-24T11:59:57Z")], None),
+        (10, [pod("d", deleting=True, ready_since="2026-11-24T11:59:57Z")], None),
+    ],
+)
+def test_comes_back_when_min_ready_seconds_runs_out(
+    min_ready: int, pods: list, wait: float | None
+) -> None:
+    assert seconds_until_available(with_min_ready(min_ready), pods, NOW) == wait
+
+
+def test_waiting_pod_is_ready_but_not_yet_available() -> None:
+    pods = [pod("a", ready_since="2026-11-24T11:59:57Z")]
+    status = next(a for a in decide(with_min_ready(10), pods, NOW) if isinstance(a, UpdateStatus))
+    assert status.status["readyReplicas"] == 1 and status.status["availableReplicas"] == 0
+    later = NOW + datetime.timedelta(seconds=7)
+    status = next(a for a in decide(with_min_ready(10), pods, later) if isinstance(a, UpdateStatus))
+    assert status.status["availableReplicas"] == 1

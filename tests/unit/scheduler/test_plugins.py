@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from scheduler.cache import Cache, NodeInfo, pod_requests
+from scheduler.cache import Cache, NodeInfo
 from scheduler.framework import schedule
 from scheduler.plugins import CycleState
 from scheduler.plugins.interpod import InterPodAffinity
@@ -60,12 +60,6 @@ def info(n: dict[str, Any], *pods: dict[str, Any]) -> NodeInfo:
 
 def check(plugin: Any, p: dict, i: NodeInfo, others: list[NodeInfo] | None = None) -> str | None:
     return plugin.filter(CycleState(p, others or [i]), i)
-
-
-def test_requests_count_init_containers_as_kubernetes() -> None:
-    p = pod(cpu="100m", memory="64Mi")
-    p["spec"]["initContainers"] = [{"name": "i", "resources": {"requests": {"cpu": "500m"}}}]
-    assert pod_requests(p) == {"cpu": 500, "memory": 64 * 2**20}
 
 
 def test_node_unschedulable_and_name() -> None:

@@ -1,4 +1,8 @@
-"""What every controller shares: shared informers, a work queue, workers, a context.
+"""What every control loop shares: shared informers, a work queue, workers, a context.
+
+It lives in client/ rather than controllers/ because the scheduler, the
+kubelet and the proxy run loops of the same shape and may not import
+controllers/.
 
 A controller declares which kinds it watches and how an event maps to the key
 it must reconcile; `run` starts its workers. A worker pops a key, calls the
@@ -15,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from client.events import EventRecorder
-from client.informer import Indexer, Informer, by_node_name, by_owner_uid
-from client.rest import Client
-from client.workqueue import ShutDown, WorkQueue
+from .events import EventRecorder
+from .informer import Indexer, Informer, by_node_name, by_owner_uid
+from .rest import Client
+from .workqueue import ShutDown, WorkQueue
 
 log = logging.getLogger("skiff.controllers")
 

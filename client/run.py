@@ -1,0 +1,56 @@
+"""How a component's main loop runs: until SIGTERM or SIGINT, under a Lease when asked.
+
+The controller-manager and the scheduler (and, without an elector, the
+kubelet and the proxy) all stop the same way: a signal cancels the work,
+waits for it to unwind, and gives up the Lease so that a successor need not
+wait out its duration. Closing the client stays with the caller, who made it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+
+from .leaderelection import LeaderElector
+
+log = logging.getLogger("skiff.run")
+
+
+async def run_until_signalled(
+    work: Callable[[], Awaitable[None]], *, elector: LeaderElector | None = None
+) -> None:
+    """Run `work()` (only while holding the elector's Lease, when given) until a signal.
+
+    If `work` ends on its own or fails, this returns or raises at once; the
+    Lease is released either way.
+    """
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in signals:
+        loop.add_signal_handler(sig, stopping.set)
+
+    async def body() -> None:
+        await work()
+
+    task = asyncio.create_task(elector.run(work) if elector is not None else body())
+    stop = asyncio.create_task(stopping.wait())
+    try:
+        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        stop.cancel()
+        task.cancel()  # a no-op when the work already ended
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("the work failed")
+            raise
+        finally:
+            if elector is not None:
+                await elector.release()
