@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from . import discovery, errors, metrics, openapi, paths, responses
 from .auth import PUBLIC_PATHS, Authenticator, UserInfo
 from .handlers import Handlers
+from .kubelet_proxy import KubeletConnector, KubeletProxy
 from .registry import Registry
 
 access_log = logging.getLogger("skiff.apiserver.access")
@@ -40,7 +41,7 @@ class Authenticate:
         self.authenticator = authenticator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         authorization = None
@@ -52,10 +53,28 @@ class Authenticate:
         user = self.authenticator.authenticate(authorization, peer)
         public = scope["path"] in PUBLIC_PATHS
         if user is None or (not user.authenticated and not public):
+            if scope["type"] == "websocket":
+                await _refuse_upgrade(receive, send, errors.unauthorized())
+                return
             await responses.send_error(errors.unauthorized())(scope, receive, send)
             return
         scope.setdefault("state", {})["user"] = user
         await self.app(scope, receive, send)
+
+
+async def _refuse_upgrade(receive: Receive, send: Send, error: errors.ApiError) -> None:
+    """A WebSocket upgrade answered with a plain HTTP error (a Status), not accepted."""
+    if (await receive())["type"] != "websocket.connect":
+        return
+    await send(
+        {
+            "type": "websocket.http.response.start",
+            "status": error.code,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    body = json.dumps(error.status()).encode()
+    await send({"type": "websocket.http.response.body", "body": body})
 
 
 class Observe:
@@ -119,6 +138,7 @@ def build_app(
     *,
     server_address: str,
     ready: Callable[[], Awaitable[bool]],
+    kubelets: KubeletConnector | None = None,
 ) -> ASGIApp:
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, title="skiff apiserver")
     handlers = Handlers(registry)
@@ -202,7 +222,11 @@ def build_app(
             return document(discovery.resource_list(parts[1], parts[2]))
         raise errors.path_not_found()
 
-    return Observe(Authenticate(Resources(app, handlers), authenticator))
+    inner: ASGIApp = Resources(app, handlers)
+    if kubelets is not None:
+        # pods/log|exec|attach|portforward, nodes/proxy and metrics.k8s.io: the kubelets'.
+        inner = KubeletProxy(inner, registry, kubelets)
+    return Observe(Authenticate(inner, authenticator))
 
 
 class Resources:

@@ -17,7 +17,7 @@ import logging
 import secrets
 import signal
 import socket
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 
 import uvicorn
@@ -30,10 +30,13 @@ from .allocators import NodePorts, ServiceIPs
 from .app import build_app
 from .auth import Authenticator, TokenEntry, UserInfo, load_token_file, write_token_file
 from .etcd_process import EtcdProcess, free_port
+from .kubelet_certs import ensure_kubelet_client
+from .kubelet_proxy import KubeletConnector
 from .registry import Registry, WriteOptions, storage_prefix
 from .storage import Store
 from .tls import ClientCertProtocol, server_context
 from .watch import WatchHubs
+from .ws_tls import ClientCertWebSocketProtocol
 
 log = logging.getLogger("skiff.apiserver")
 
@@ -110,6 +113,7 @@ class APIServer:
         names = certs.serving_names([cfg.advertise_address, cfg.bind_address])
         self.serving = certs.ensure_serving_cert(cfg.pki_dir, ca, names)
         self.ca = ca
+        self.kubelet_client = ensure_kubelet_client(cfg.pki_dir, ca)
         token_file = cfg.token_auth_file or cfg.pki_dir / "tokens.csv"
         if not token_file.exists() and cfg.token_auth_file is None:
             admin = TokenEntry(secrets.token_hex(24), UserInfo(ADMIN_USER, "admin", ADMIN_GROUPS))
@@ -235,6 +239,7 @@ class APIServer:
             authenticator,
             server_address=f"{cfg.advertise_address}:{cfg.secure_port}",
             ready=self.ready,
+            kubelets=KubeletConnector(self.ca.cert, *astuple(self.kubelet_client)),
         )
         pki = (self.serving.cert, self.serving.key, self.ca.cert)
         uv_config = uvicorn.Config(
@@ -242,7 +247,8 @@ class APIServer:
             host=cfg.bind_address,
             port=cfg.secure_port,
             http=ClientCertProtocol,
-            ws="none",
+            ws=ClientCertWebSocketProtocol,
+            ws_per_message_deflate=False,
             lifespan="off",
             log_level=cfg.log_level,
             access_log=False,

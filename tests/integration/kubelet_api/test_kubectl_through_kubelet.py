@@ -1,0 +1,657 @@
+"""The real kubectl against the apiserver, relayed to the kubelet's API, relayed to the
+runtime: logs (-f, --tail, --previous), exec (exit codes, -it on a terminal), attach,
+port-forward and a request through it, top nodes and pods — and a kubelet that refuses
+callers without a client certificate from the cluster CA.
+
+The node is a private network namespace the pytest main thread enters (contract F), so
+every process started here — etcd, apiserver, runtime daemon, the kubelet's server,
+kubectl — shares its loopback and nothing leaves it. The pod's containers are made
+through the runtime's gRPC API with the labels the kubelet would put on them
+(contract C), without the kubelet's pod workers.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import json
+import os
+import pty
+import select
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+
+from proto import runtime_pb2 as pb
+from proto import runtime_pb2_grpc as pb_grpc
+from runtime.cgroups import remove_tree
+from runtime.images.busybox import build_busybox
+from runtime.images.store import ImageStore
+
+ROOT = Path(__file__).resolve().parents[3]
+KUBECTL = shutil.which("kubectl")
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not Path("/bin/busybox").exists() or KUBECTL is None,
+    reason="needs root, busybox-static and kubectl",
+)
+CLONE_NEWNET = 0x40000000
+NODE = "node-1"
+NS = "default"
+POD = "web"
+HTTPD = (
+    "mkdir -p /tmp/www && echo hello-through-port-forward > /tmp/www/index.html"
+    " && exec httpd -f -p 8080 -h /tmp/www"
+)
+
+
+def _conftest() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "skiff_tests_conftest", ROOT / "tests/conftest.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _setns(fd: int) -> None:
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        raise OSError(ctypes.get_errno(), "setns failed")
+
+
+def wait_for(what: str, check: Any, timeout: float = 30.0, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(interval)
+
+
+@dataclass
+class Node:
+    base: Path
+    apiserver: Any
+    runtime: pb_grpc.RuntimeServiceStub
+    kubelet_port: int
+    sandbox: str
+    containers: dict[str, str]
+    pki: Path
+
+    def kubectl(
+        self, *args: str, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [KUBECTL or "kubectl", "--kubeconfig", str(self.apiserver.kubeconfig), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check:
+            assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stderr}"
+        return result
+
+    def popen(self, *args: str, **kw: Any) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [KUBECTL or "kubectl", "--kubeconfig", str(self.apiserver.kubeconfig), *args], **kw
+        )
+
+
+def _start_container(
+    api: pb_grpc.RuntimeServiceStub,
+    sandbox_id: str,
+    sandbox_config: Any,
+    uid: str,
+    name: str,
+    attempt: int,
+    command: list[str],
+    stdin: bool = False,
+) -> str:
+    labels = {
+        "io.kubernetes.pod.name": POD,
+        "io.kubernetes.pod.namespace": NS,
+        "io.kubernetes.pod.uid": uid,
+        "io.kubernetes.container.name": name,
+    }
+    config = pb.ContainerConfig(
+        metadata=pb.ContainerMetadata(name=name, attempt=attempt),
+        image=pb.ImageSpec(image="busybox"),
+        command=command,
+        labels=labels,
+        log_path=f"{name}/{attempt}.log",
+        stdin=stdin,
+    )
+    cid = api.CreateContainer(
+        pb.CreateContainerRequest(
+            pod_sandbox_id=sandbox_id, config=config, sandbox_config=sandbox_config
+        )
+    ).container_id
+    api.StartContainer(pb.StartContainerRequest(container_id=cid))
+    return cid
+
+
+def _state(api: pb_grpc.RuntimeServiceStub, cid: str) -> int:
+    return api.ContainerStatus(pb.ContainerStatusRequest(container_id=cid)).status.state
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    base = tmp_path_factory.mktemp("kubelet-api")
+    netns = f"skiffapi-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", netns], check=True)
+    original = os.open("/proc/self/ns/net", os.O_RDONLY)
+    target = os.open(f"/run/netns/{netns}", os.O_RDONLY)
+    cgroup_root = f"skiff-test-{uuid.uuid4().hex[:8]}"
+    procs: list[subprocess.Popen[bytes]] = []
+    apiserver = None
+    api = None
+    try:
+        _setns(target)
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+        apiserver = _conftest().ApiServerProcess(base / "apiserver")
+        apiserver.start()
+        build_busybox(ImageStore(base / "images"))
+        sock = base / "runtime.sock"
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "runtime.daemon",
+                    "--socket",
+                    str(sock),
+                    "--state-dir",
+                    str(base / "state"),
+                    "--run-dir",
+                    str(base / "run"),
+                    "--image-root",
+                    str(base / "images"),
+                    "--pod-cidr",
+                    "10.244.7.0/24",
+                    "--cgroup-root",
+                    f"/{cgroup_root}",
+                    "--oci-runtime",
+                    "skiff-runc",
+                ],
+                cwd=ROOT,
+                stdout=open(base / "daemon.log", "ab"),
+                stderr=subprocess.STDOUT,
+            )
+        )
+        wait_for("the runtime's socket", sock.exists)
+        api = pb_grpc.RuntimeServiceStub(grpc.insecure_channel(f"unix://{sock}"))
+        # The kubelet's serving certificate, made the way `skiff up` makes it.
+        certs = json.loads(
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "apiserver.kubelet_certs",
+                    "serving",
+                    "--state-dir",
+                    str(apiserver.state_dir),
+                    "--node",
+                    NODE,
+                    "--ip",
+                    "127.0.0.1",
+                    "--out",
+                    str(base / "kubelet-pki"),
+                ],
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+        )
+        port_file = base / "kubelet.port"
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    str(Path(__file__).with_name("kubelet_api_process.py")),
+                    "--socket",
+                    str(sock),
+                    "--node",
+                    NODE,
+                    "--cert",
+                    certs["tls-cert-file"],
+                    "--key",
+                    certs["tls-private-key-file"],
+                    "--client-ca",
+                    certs["client-ca-file"],
+                    "--kubeconfig",
+                    str(apiserver.kubeconfig),
+                    "--port-file",
+                    str(port_file),
+                ],
+                cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                stdout=open(base / "kubelet.log", "ab"),
+                stderr=subprocess.STDOUT,
+            )
+        )
+        wait_for("the kubelet's server", port_file.exists)
+        kubelet_port = int(port_file.read_text())
+
+        client = apiserver.client()
+        client.post(
+            "/api/v1/nodes", json={"apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE}}
+        ).raise_for_status()
+        node_obj = client.get(f"/api/v1/nodes/{NODE}").json()
+        node_obj["status"] = {
+            "addresses": [
+                {"type": "InternalIP", "address": "127.0.0.1"},
+                {"type": "Hostname", "address": NODE},
+            ],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
+            "capacity": {"cpu": "2", "memory": "4Gi", "pods": "110"},
+            "allocatable": {"cpu": "2", "memory": "4Gi", "pods": "110"},
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "KubeletReady",
+                    "message": "kubelet is posting ready status",
+                }
+            ],
+        }
+        client.put(f"/api/v1/nodes/{NODE}/status", json=node_obj).raise_for_status()
+        containers = [
+            {"name": "main", "image": "busybox"},
+            {"name": "httpd", "image": "busybox"},
+            {"name": "talker", "image": "busybox", "stdin": True},
+        ]
+        pod = client.post(
+            f"/api/v1/namespaces/{NS}/pods",
+            json={
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": POD},
+                "spec": {"nodeName": NODE, "containers": containers},
+            },
+        )
+        pod.raise_for_status()
+        uid = pod.json()["metadata"]["uid"]
+
+        sandbox_config = pb.PodSandboxConfig(
+            metadata=pb.PodSandboxMetadata(name=POD, uid=uid, namespace=NS),
+            hostname=POD,
+            log_directory=str(base / "pods" / f"{NS}_{POD}_{uid}"),
+            labels={
+                "io.kubernetes.pod.name": POD,
+                "io.kubernetes.pod.namespace": NS,
+                "io.kubernetes.pod.uid": uid,
+            },
+        )
+        sid = api.RunPodSandbox(pb.RunPodSandboxRequest(config=sandbox_config)).pod_sandbox_id
+        # The main container's first life ended; its second runs and ticks.
+        first = _start_container(
+            api, sid, sandbox_config, uid, "main", 0, ["sh", "-c", "echo first life; exit 1"]
+        )
+        wait_for("the first life to end", lambda: _state(api, first) == pb.CONTAINER_EXITED)
+        ids = {
+            "main": _start_container(
+                api,
+                sid,
+                sandbox_config,
+                uid,
+                "main",
+                1,
+                [
+                    "sh",
+                    "-c",
+                    "echo hello from main; echo to stderr >&2; i=0; "
+                    "while true; do echo tick $i; i=$((i+1)); sleep 0.3; done",
+                ],
+            ),
+            "httpd": _start_container(
+                api, sid, sandbox_config, uid, "httpd", 0, ["sh", "-c", HTTPD]
+            ),
+            "talker": _start_container(
+                api,
+                sid,
+                sandbox_config,
+                uid,
+                "talker",
+                0,
+                ["sh", "-c", "while read line; do echo heard: $line; done"],
+                stdin=True,
+            ),
+        }
+        for cid in ids.values():
+            wait_for("a running container", lambda c=cid: _state(api, c) == pb.CONTAINER_RUNNING)
+
+        def listening() -> bool:
+            request = pb.ExecSyncRequest(container_id=ids["httpd"], cmd=["netstat", "-lnt"])
+            return b":8080 " in api.ExecSync(request).stdout
+
+        wait_for("httpd to listen in the pod", listening)
+        pod_obj = client.get(f"/api/v1/namespaces/{NS}/pods/{POD}").json()
+        pod_obj["status"] = {
+            "phase": "Running",
+            "hostIP": "127.0.0.1",
+            "conditions": [{"type": "Ready", "status": "True"}],
+        }
+        client.put(f"/api/v1/namespaces/{NS}/pods/{POD}/status", json=pod_obj).raise_for_status()
+        yield Node(base, apiserver, api, kubelet_port, sid, ids, apiserver.state_dir / "pki")
+    finally:
+        try:
+            if api is not None:
+                for s in api.ListPodSandbox(pb.ListPodSandboxRequest(), timeout=60).items:
+                    api.RemovePodSandbox(
+                        pb.RemovePodSandboxRequest(pod_sandbox_id=s.id), timeout=60
+                    )
+        finally:
+            for proc in reversed(procs):
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+                    try:
+                        proc.wait(timeout=15)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
+            if apiserver is not None:
+                apiserver.stop()
+            _setns(original)
+            os.close(original)
+            os.close(target)
+            subprocess.run(["ip", "netns", "del", netns], check=False)
+            remove_tree(cgroup_root)
+
+
+def test_logs_tail_previous_and_follow(node: Node) -> None:
+    out = node.kubectl("logs", POD, "-c", "main").stdout
+    lines = out.splitlines()
+    # stdout and stderr are separate pipes: their relative order is the shim's to pick.
+    assert lines[0] == "hello from main" and {"to stderr", "tick 0"} <= set(lines[:3])
+    assert node.kubectl("logs", POD, "-c", "main", "--previous").stdout == "first life\n"
+    tail = node.kubectl("logs", POD, "-c", "main", "--tail=1").stdout
+    assert tail.count("\n") == 1 and tail.startswith("tick ")
+    stamped = node.kubectl("logs", POD, "-c", "main", "--timestamps", "--tail=1").stdout
+    assert stamped.split(" ", 1)[0].endswith("Z") and " tick " in stamped
+    assert node.kubectl("logs", POD, "-c", "main", "--limit-bytes=5").stdout == "hello"
+    # -f keeps printing lines written after it started.
+    last = int(tail.split()[1])
+    follow = node.popen("logs", "-f", POD, "-c", "main", stdout=subprocess.PIPE)
+    try:
+        assert follow.stdout is not None
+        seen = -1
+        while seen <= last + 2:
+            line = follow.stdout.readline().decode()
+            assert line, "kubectl logs -f ended"
+            if line.startswith("tick "):
+                seen = int(line.split()[1])
+    finally:
+        follow.kill()
+        follow.wait()
+    # A container that does not exist in the pod: the apiserver says so.
+    bad = node.kubectl("logs", POD, "-c", "nope", check=False)
+    assert bad.returncode != 0 and "container nope is not valid for pod web" in bad.stderr
+
+
+def test_exec_output_and_exit_codes(node: Node) -> None:
+    ok = node.kubectl("exec", POD, "-c", "main", "--", "sh", "-c", "echo out; echo err >&2")
+    assert ok.stdout == "out\n" and "err" in ok.stderr
+    failed = node.kubectl("exec", POD, "-c", "main", "--", "sh", "-c", "exit 3", check=False)
+    assert failed.returncode == 3
+    piped = subprocess.run(
+        [
+            KUBECTL or "kubectl",
+            "--kubeconfig",
+            str(node.apiserver.kubeconfig),
+            "exec",
+            "-i",
+            POD,
+            "-c",
+            "main",
+            "--",
+            "sh",
+            "-c",
+            "tr a-z A-Z",
+        ],
+        input="shout\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert piped.returncode == 0 and piped.stdout == "SHOUT\n", piped.stderr
+
+
+def _read_until(fd: int, wanted: bytes, timeout: float = 30) -> bytes:
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while wanted not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0, f"never saw {wanted!r}; got {seen!r}"
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    assert wanted in seen, f"never saw {wanted!r}; got {seen!r}"
+    return seen
+
+
+def test_exec_interactive_terminal(node: Node) -> None:
+    leader, follower = pty.openpty()
+    proc = node.popen(
+        "exec",
+        "-it",
+        POD,
+        "-c",
+        "main",
+        "--",
+        "sh",
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    try:
+        os.write(leader, b"tty; echo $((6*7))\n")
+        out = _read_until(leader, b"42")
+        assert b"/dev/pts/" in out or b"/dev/console" in out
+        os.write(leader, b"exit 4\n")
+        assert proc.wait(timeout=30) == 4
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(leader)
+
+
+def test_attach_sends_input_and_shows_output(node: Node) -> None:
+    proc = node.popen(
+        "attach",
+        "-i",
+        POD,
+        "-c",
+        "talker",
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(b"hello there\n")
+        proc.stdin.flush()
+        line = proc.stdout.readline()
+        while line and b"heard:" not in line:
+            line = proc.stdout.readline()
+        assert line == b"heard: hello there\n"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_port_forward_carries_a_request(node: Node) -> None:
+    local = _free_port()
+    proc = node.popen(
+        "port-forward",
+        f"pod/{POD}",
+        f"{local}:8080",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode()
+        if not line:
+            proc.wait(timeout=30)
+        assert f"Forwarding from 127.0.0.1:{local} -> 8080" in line, (
+            proc.stderr.read().decode() if proc.stderr and proc.poll() is not None else line
+        )
+        for _ in range(3):  # several connections over the one port-forward
+            answer = httpx.get(f"http://127.0.0.1:{local}/index.html", timeout=30)
+            assert answer.status_code == 200 and answer.text == "hello-through-port-forward\n"
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_top_nodes_and_pods(node: Node) -> None:
+    nodes = node.kubectl("top", "nodes").stdout.splitlines()
+    assert nodes[0].split()[:2] == ["NAME", "CPU(cores)"]
+    assert nodes[1].split()[0] == NODE and nodes[1].split()[1].endswith("m")
+    pods = node.kubectl("top", "pods").stdout.splitlines()
+    assert pods[0].split()[:3] == ["NAME", "CPU(cores)", "MEMORY(bytes)"]
+    assert pods[1].split()[0] == POD and pods[1].split()[2].endswith("Mi")
+    per_container = node.kubectl("top", "pod", POD, "--containers").stdout
+    assert {"main", "httpd", "talker"} <= {r.split()[1] for r in per_container.splitlines()[1:]}
+
+
+def test_kubelet_refuses_callers_without_a_client_certificate(node: Node) -> None:
+    ca = str(node.pki / "ca.crt")
+    url = f"https://127.0.0.1:{node.kubelet_port}"
+    anonymous = httpx.get(f"{url}/healthz", verify=ssl.create_default_context(cafile=ca))
+    assert anonymous.status_code == 401 and anonymous.text == "Unauthorized"
+    with_cert = ssl.create_default_context(cafile=ca)
+    with_cert.load_cert_chain(
+        node.pki / "apiserver-kubelet-client.crt", node.pki / "apiserver-kubelet-client.key"
+    )
+    with httpx.Client(verify=with_cert) as client:
+        assert client.get(f"{url}/healthz").text == "ok"
+        summary = client.get(f"{url}/stats/summary").json()
+        assert summary["node"]["nodeName"] == NODE
+        assert {p["podRef"]["name"] for p in summary["pods"]} == {POD}
+        pods = client.get(f"{url}/pods").json()
+        assert [p["metadata"]["name"] for p in pods["items"]] == [POD]
+        assert "kubelet_running_pods 1" in client.get(f"{url}/metrics").text
+    # Through the apiserver: nodes/proxy reaches the same endpoints.
+    proxied = node.kubectl("get", "--raw", f"/api/v1/nodes/{NODE}/proxy/healthz").stdout
+    assert proxied == "ok"
+
+
+def test_port_forward_to_a_closed_port_says_why(node: Node) -> None:
+    local = _free_port()
+    proc = node.popen(
+        "port-forward",
+        f"pod/{POD}",
+        f"{local}:9999",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert "Forwarding from" in proc.stdout.readline().decode()
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{local}/", timeout=30)
+        # kubectl reports what the kubelet wrote on the error stream, then gives up.
+        proc.wait(timeout=30)
+        err = proc.stderr.read().decode()
+        assert "error forwarding port 9999 to pod default/web" in err, err
+        assert "refused" in err, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_the_python_client_execs_and_forwards_over_plain_websocket(node: Node) -> None:
+    kubernetes = pytest.importorskip("kubernetes")
+    from kubernetes.stream import portforward, stream
+
+    api = kubernetes.client.CoreV1Api(
+        kubernetes.config.new_client_from_config(str(node.apiserver.kubeconfig))
+    )
+    out = stream(
+        api.connect_get_namespaced_pod_exec,
+        POD,
+        NS,
+        container="main",
+        command=["sh", "-c", "echo from-python"],
+        stderr=True,
+        stdin=False,
+        stdout=True,
+        tty=False,
+    )
+    assert out == "from-python\n"
+    forward = portforward(api.connect_get_namespaced_pod_portforward, POD, NS, ports="8080")
+    try:
+        sock = forward.socket(8080)
+        sock.setblocking(True)
+        sock.sendall(b"GET /index.html HTTP/1.0\r\nHost: pod\r\n\r\n")
+        answer = b""
+        while b"hello-through-port-forward" not in answer:
+            chunk = sock.recv(4096)
+            assert chunk, answer
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.") and b" 200 " in answer.split(b"\r\n")[0]
+        sock.close()
+    finally:
+        forward.close()
+
+
+def test_the_apiserver_refuses_streams_without_credentials(node: Node) -> None:
+    url = node.apiserver.url.replace("https://", "wss://")
+    context = ssl.create_default_context(cafile=str(node.apiserver.ca))
+
+    async def attempt() -> int:
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import InvalidStatus
+
+        try:
+            async with connect(
+                f"{url}/api/v1/namespaces/{NS}/pods/{POD}/exec?command=true&stdout=true",
+                ssl=context,
+                subprotocols=["v5.channel.k8s.io"],
+            ):
+                return 101
+        except InvalidStatus as e:
+            return e.response.status_code
+
+    import asyncio
+
+    assert asyncio.run(attempt()) == 401
+    unknown = node.kubectl("exec", POD, "-c", "nope", "--", "true", check=False)
+    assert unknown.returncode != 0 and "container nope is not valid for pod web" in unknown.stderr
