@@ -1,0 +1,206 @@
+"""`skiff up`: this machine becomes a one-node cluster (or its first node).
+
+In order: choose and check the node's name and address, run the preflight
+checks (fixing what is safe to fix), save the layout, then hand over to the
+supervisor (supervisor.py), which starts the components of the table in
+components.py one after the other and keeps them running. Without
+`--foreground` the supervisor is a detached process of its own (pid in
+`<state-dir>/skiff.pid`) and `up` returns once the node is Ready; with it, `up`
+is the supervisor (what the systemd unit of `skiff install-service` runs).
+Running `up` again while the supervisor runs only says what is up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import health, node_identity, preflight
+from .components import COMPONENTS
+from .layout import DEFAULT_STATE_DIR, Layout
+from .status import print_status, supervisor_pid
+from .supervisor import Refused, Supervisor
+
+KUBELET_PORT = 10250
+UP_TIMEOUT = 180.0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="skiff up", description=__doc__.split("\n\n")[0])
+    p.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    p.add_argument("--advertise-address", default="",
+                   help="the address clients and other nodes use for the API (default: the "
+                   "node's address)")  # fmt: skip
+    p.add_argument("--secure-port", type=int, default=6443)
+    p.add_argument("--node-ip", default="", help="default: the default route's source address")
+    p.add_argument("--node-name", default="", help="default: the host name")
+    p.add_argument("--etcd-servers", default="",
+                   help="comma-separated URLs of an existing etcd cluster (default: an "
+                   "embedded etcd with its data in the state dir)")  # fmt: skip
+    p.add_argument("--foreground", action="store_true",
+                   help="supervise from this process (systemd) instead of detaching")  # fmt: skip
+    # Where the node's runtime files go; other values let several skiffs share a machine
+    # (the tests run one inside a network namespace of their own).
+    p.add_argument("--run-dir", type=Path, default=Path("/run/skiff"), help=argparse.SUPPRESS)
+    p.add_argument("--cgroup-root", default="/skiff", help=argparse.SUPPRESS)
+    p.add_argument("--pod-log-dir", type=Path, default=Path("/var/log/pods"),
+                   help=argparse.SUPPRESS)  # fmt: skip
+    p.add_argument("--supervisor", action="store_true", help=argparse.SUPPRESS)  # the detached one
+    return p
+
+
+def choose_layout(a: argparse.Namespace) -> tuple[Layout, list[str]]:
+    """The layout from the flags, and lines saying how the name and address were chosen.
+    Raises Refused when they cannot be used on this machine."""
+    state_dir = a.state_dir.resolve()
+    saved = Layout.load(state_dir)
+    notes = []
+    node_name = (
+        a.node_name or (saved.node_name if saved else "") or node_identity.default_node_name()
+    )
+    if a.node_ip:
+        node_ip, how = a.node_ip, "from --node-ip"
+    elif saved and saved.node_ip:
+        node_ip, how = saved.node_ip, f"as at the last skiff up ({state_dir}/cluster.json)"
+    else:
+        node_ip, how = node_identity.default_node_ip()
+    notes.append(f"node {node_name}, address {node_ip} ({how})")
+    why = node_identity.check_flags(node_name, node_ip, node_identity.local_addresses())
+    if why:
+        raise Refused(why)
+    layout = Layout(
+        state_dir=state_dir,
+        advertise_address=a.advertise_address or node_ip,
+        secure_port=a.secure_port,
+        node_ip=node_ip,
+        node_name=node_name,
+        etcd_servers=a.etcd_servers,
+        run_dir=a.run_dir.resolve(),
+        cgroup_root=a.cgroup_root,
+        pod_log_dir=a.pod_log_dir.resolve(),
+        changed_sysctls=saved.changed_sysctls if saved else {},
+    )
+    return layout, notes
+
+
+def run_preflight(layout: Layout) -> Layout | None:
+    """Print every check; the layout with what was fixed recorded, or None to stop."""
+    ports = (layout.secure_port, KUBELET_PORT)
+    findings = preflight.decide(preflight.gather(ports), ports)
+    if os.geteuid() == 0:
+        findings, changed = preflight.fix(findings)
+    else:
+        changed = {}
+    print("skiff: preflight")
+    for f in findings:
+        print("  " + f.line())
+    if preflight.failed(findings):
+        print("skiff: fix the failures above, then run skiff up again", file=sys.stderr)
+        return None
+    # Keep the value from before the first change, so reset restores the machine's own.
+    kept = {**changed, **layout.changed_sysctls}
+    return Layout(**{**layout.__dict__, "changed_sysctls": kept})
+
+
+def closing_message(layout: Layout) -> str:
+    return f"""
+skiff is up: node {layout.node_name} is Ready, the Kubernetes API is at {layout.server}
+(logs in {layout.logs}/, one file per component; skiff status shows them all)
+
+  export KUBECONFIG={layout.kubeconfig}
+  kubectl get nodes -o wide
+  kubectl run hello --image=busybox --image-pull-policy=IfNotPresent -- \\
+      sh -c 'while true; do date; sleep 5; done'
+  kubectl get pods -o wide -w
+  kubectl logs -f hello
+
+busybox is the image skiff built here from busybox-static: it needs no registry.
+Stop it with: skiff down   (the cluster's state stays in {layout.state_dir}; skiff reset
+removes it and everything skiff made on this machine)
+"""
+
+
+def supervise(layout: Layout, *, announce: bool) -> int:
+    """Be the supervisor: start everything, keep it running until a signal says stop."""
+    logging.basicConfig(level="INFO", format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    sup = Supervisor(layout, COMPONENTS)
+    sup.handle_signals()
+    layout.pid_file.write_text(f"{os.getpid()}\n")
+    code = 0
+    try:
+        sup.start_all(timeout=UP_TIMEOUT)
+        if announce and not sup.stop_requested:
+            print(closing_message(layout), flush=True)
+        sup.run_until(lambda: False, None, "")
+    except (Refused, TimeoutError) as e:
+        print(f"skiff up: {e}", file=sys.stderr, flush=True)
+        code = 1
+    finally:
+        sup.stop_all(remove_pods=sup.stop_requested == signal.SIGUSR1)
+        if layout.pid_file.read_text().strip() == str(os.getpid()):
+            layout.pid_file.unlink()
+    return code
+
+
+def detach(layout: Layout, argv: list[str]) -> int:
+    """Start the supervisor as a process of its own and wait until the node is Ready."""
+    layout.logs.mkdir(parents=True, exist_ok=True)
+    log_path = layout.logs / "supervisor.log"
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli", "up", "--supervisor", *argv],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    print(f"skiff: supervisor started (pid {proc.pid}, log {log_path})")
+    deadline = time.monotonic() + UP_TIMEOUT
+    last = ""
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log_path.read_text(errors="replace").splitlines()[-15:]
+            print("skiff up: the supervisor stopped; the end of its log:", file=sys.stderr)
+            print("\n".join(tail), file=sys.stderr)
+            return 1
+        why = health.node_ready(layout) if layout.kubeconfig.exists() else "starting"
+        if not why:
+            print(closing_message(layout))
+            return 0
+        if why != last:
+            print(f"skiff: waiting: {why}")
+            last = why
+        time.sleep(0.5)
+    print(f"skiff up: the node was not Ready within {UP_TIMEOUT:.0f}s: {last} "
+          f"(see {layout.logs}/)", file=sys.stderr)  # fmt: skip
+    return 1
+
+
+def main(argv: list[str]) -> int:
+    a = parser().parse_args(argv)
+    saved = Layout.load(a.state_dir.resolve())
+    if a.supervisor and saved is not None:  # detached: `up` checked and saved everything
+        return supervise(saved, announce=False)
+    try:
+        layout, notes = choose_layout(a)
+    except Refused as e:
+        print(f"skiff up: {e}", file=sys.stderr)
+        return 1
+    pid = supervisor_pid(layout)
+    if pid:
+        print(f"skiff is already up (supervisor pid {pid}):")
+        print_status(layout)
+        return 0
+    for note in notes:
+        print(f"skiff: {note}")
+    checked = run_preflight(layout)
+    if checked is None:
+        return 1
+    checked.save()
+    if a.foreground:
+        return supervise(checked, announce=True)
+    return detach(checked, ["--state-dir", str(checked.state_dir)])
