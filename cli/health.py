@@ -9,7 +9,9 @@ condition. Each returns "" when healthy, else why not in a few words.
 from __future__ import annotations
 
 import datetime
+import json
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -77,12 +79,30 @@ def leader_lease(layout: Layout, name: str) -> str:
     return ""
 
 
+def kubelet_since(layout: Layout) -> float:
+    """When the supervisor last started the kubelet (0: not known)."""
+    try:
+        status = json.loads(layout.status_file.read_text())
+        return float(status["components"]["kubelet"]["since"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
+
+
 def node_ready(layout: Layout) -> str:
+    """Ready, as reported by the kubelet running now: a Ready=True left from before a
+    `skiff down` (the Node keeps it until the lifecycle controller's grace runs out)
+    does not count."""
+    if why := apiserver(layout):
+        return f"the apiserver: {why}"
     node = get(layout, f"/api/v1/nodes/{layout.node_name}")
     if node is None:
         return f"Node {layout.node_name} not registered"
     for c in (node.get("status") or {}).get("conditions") or []:
         if c.get("type") == "Ready":
+            heard = _age(c.get("lastHeartbeatTime"))
+            started = time.time() - kubelet_since(layout)
+            if heard is not None and heard > started + 1.0:
+                return "the kubelet has not reported the Node's status since it started"
             if c.get("status") == "True":
                 return ""
             state = "NotReady" if c.get("status") == "False" else "Unknown"

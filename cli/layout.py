@@ -18,7 +18,7 @@ DEFAULT_STATE_DIR = Path("/var/lib/skiff")
 @dataclass(frozen=True)
 class Layout:
     state_dir: Path = DEFAULT_STATE_DIR
-    advertise_address: str = "127.0.0.1"
+    advertise_address: str = ""  # default: the node's address
     secure_port: int = 6443
     node_ip: str = ""
     node_name: str = ""

@@ -229,6 +229,9 @@ class Supervisor:
 
     def handle_signals(self) -> None:
         def request(signum: int, _frame: object) -> None:
+            if not self.stop_requested:
+                log.info("%s: stopping%s", signal.Signals(signum).name,
+                         ", pods included" if signum == signal.SIGUSR1 else "")  # fmt: skip
             self.stop_requested = signum
 
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):

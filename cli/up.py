@@ -13,6 +13,7 @@ Running `up` again while the supervisor runs only says what is up.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import signal
@@ -34,59 +35,61 @@ UP_TIMEOUT = 180.0
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="skiff up", description=__doc__.split("\n\n")[0])
     p.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
-    p.add_argument("--advertise-address", default="",
+    p.add_argument("--advertise-address", default=None,
                    help="the address clients and other nodes use for the API (default: the "
                    "node's address)")  # fmt: skip
-    p.add_argument("--secure-port", type=int, default=6443)
-    p.add_argument("--node-ip", default="", help="default: the default route's source address")
-    p.add_argument("--node-name", default="", help="default: the host name")
-    p.add_argument("--etcd-servers", default="",
+    p.add_argument("--secure-port", type=int, default=None, help="default: 6443")
+    p.add_argument("--node-ip", default=None, help="default: the default route's source address")
+    p.add_argument("--node-name", default=None, help="default: the host name")
+    p.add_argument("--etcd-servers", default=None,
                    help="comma-separated URLs of an existing etcd cluster (default: an "
                    "embedded etcd with its data in the state dir)")  # fmt: skip
     p.add_argument("--foreground", action="store_true",
                    help="supervise from this process (systemd) instead of detaching")  # fmt: skip
     # Where the node's runtime files go; other values let several skiffs share a machine
     # (the tests run one inside a network namespace of their own).
-    p.add_argument("--run-dir", type=Path, default=Path("/run/skiff"), help=argparse.SUPPRESS)
-    p.add_argument("--cgroup-root", default="/skiff", help=argparse.SUPPRESS)
-    p.add_argument("--pod-log-dir", type=Path, default=Path("/var/log/pods"),
-                   help=argparse.SUPPRESS)  # fmt: skip
+    p.add_argument("--run-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--cgroup-root", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--pod-log-dir", type=Path, default=None, help=argparse.SUPPRESS)
     p.add_argument("--supervisor", action="store_true", help=argparse.SUPPRESS)  # the detached one
     return p
 
 
 def choose_layout(a: argparse.Namespace) -> tuple[Layout, list[str]]:
-    """The layout from the flags, and lines saying how the name and address were chosen.
+    """The layout: each flag given, else what the last `up` in this state dir used, else
+    the default; and a line saying how the node's name and address were chosen.
     Raises Refused when they cannot be used on this machine."""
     state_dir = a.state_dir.resolve()
     saved = Layout.load(state_dir)
-    notes = []
-    node_name = (
-        a.node_name or (saved.node_name if saved else "") or node_identity.default_node_name()
-    )
+    flags = {
+        "advertise_address": a.advertise_address,
+        "secure_port": a.secure_port,
+        "node_name": a.node_name,
+        "node_ip": a.node_ip,
+        "etcd_servers": a.etcd_servers,
+        "run_dir": a.run_dir and a.run_dir.resolve(),
+        "cgroup_root": a.cgroup_root,
+        "pod_log_dir": a.pod_log_dir and a.pod_log_dir.resolve(),
+    }
+    given = {name: value for name, value in flags.items() if value is not None}
+    layout = dataclasses.replace(saved or Layout(), state_dir=state_dir, **given)
     if a.node_ip:
-        node_ip, how = a.node_ip, "from --node-ip"
-    elif saved and saved.node_ip:
-        node_ip, how = saved.node_ip, f"as at the last skiff up ({state_dir}/cluster.json)"
+        how = "from --node-ip"
+    elif layout.node_ip:
+        how = f"as at the last skiff up, in {state_dir}/cluster.json"
     else:
         node_ip, how = node_identity.default_node_ip()
-    notes.append(f"node {node_name}, address {node_ip} ({how})")
-    why = node_identity.check_flags(node_name, node_ip, node_identity.local_addresses())
+        layout = dataclasses.replace(layout, node_ip=node_ip)
+    if not layout.node_name:
+        layout = dataclasses.replace(layout, node_name=node_identity.default_node_name())
+    if not layout.advertise_address:
+        layout = dataclasses.replace(layout, advertise_address=layout.node_ip)
+    why = node_identity.check_flags(
+        layout.node_name, layout.node_ip, node_identity.local_addresses()
+    )
     if why:
         raise Refused(why)
-    layout = Layout(
-        state_dir=state_dir,
-        advertise_address=a.advertise_address or node_ip,
-        secure_port=a.secure_port,
-        node_ip=node_ip,
-        node_name=node_name,
-        etcd_servers=a.etcd_servers,
-        run_dir=a.run_dir.resolve(),
-        cgroup_root=a.cgroup_root,
-        pod_log_dir=a.pod_log_dir.resolve(),
-        changed_sysctls=saved.changed_sysctls if saved else {},
-    )
-    return layout, notes
+    return layout, [f"node {layout.node_name}, address {layout.node_ip} ({how})"]
 
 
 def run_preflight(layout: Layout) -> Layout | None:
@@ -105,7 +108,7 @@ def run_preflight(layout: Layout) -> Layout | None:
         return None
     # Keep the value from before the first change, so reset restores the machine's own.
     kept = {**changed, **layout.changed_sysctls}
-    return Layout(**{**layout.__dict__, "changed_sysctls": kept})
+    return dataclasses.replace(layout, changed_sysctls=kept)
 
 
 def closing_message(layout: Layout) -> str:
@@ -129,6 +132,12 @@ removes it and everything skiff made on this machine)
 def supervise(layout: Layout, *, announce: bool) -> int:
     """Be the supervisor: start everything, keep it running until a signal says stop."""
     logging.basicConfig(level="INFO", format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if announce:  # in the foreground (systemd's journal), and in the log file as detached
+        layout.logs.mkdir(parents=True, exist_ok=True)
+        to_file = logging.FileHandler(layout.logs / "supervisor.log")
+        to_file.setFormatter(logging.getLogger().handlers[0].formatter)
+        logging.getLogger().addHandler(to_file)
     sup = Supervisor(layout, COMPONENTS)
     sup.handle_signals()
     layout.pid_file.write_text(f"{os.getpid()}\n")

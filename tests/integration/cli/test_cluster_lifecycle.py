@@ -1,0 +1,131 @@
+"""`skiff up`, `status`, `down`, `reset` on a real node, as a user runs them.
+
+One node for the module (conftest.py), taken through its life in order: up
+and Ready with a pod running, status, a killed component brought back, up
+again is harmless, down stops everything (pods included) and keeps the state,
+up brings the same cluster back, reset leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from .conftest import NODE, Node, wait_for
+
+POD = {
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {"name": "hello"},
+    "spec": {
+        "containers": [
+            {
+                "name": "hello",
+                "image": "busybox",
+                "imagePullPolicy": "IfNotPresent",
+                "command": ["httpd", "-f", "-p", "8080"],
+                # A hostPort makes the runtime add its iptables chain, which reset must remove.
+                "ports": [{"containerPort": 8080, "hostPort": 18080}],
+            }
+        ]
+    },
+}
+
+
+def pod_phase(node: Node) -> str:
+    with node.api() as api:
+        r = api.get("/api/v1/namespaces/default/pods/hello")
+    return str(r.json().get("status", {}).get("phase", "")) if r.status_code == 200 else ""
+
+
+def running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def test_up_brings_the_node_ready_and_runs_a_pod(node: Node) -> None:
+    assert node.node_ready()
+    with node.api() as api:
+        r = api.post("/api/v1/namespaces/default/pods", json=POD)
+        assert r.status_code == 201, r.text
+    wait_for(lambda: pod_phase(node) == "Running", "the pod to run")
+    assert (node.state / "logs" / "kubelet.log").exists()
+    assert (node.state / "skiff.pid").read_text().strip() == str(node.supervisor.pid)  # type: ignore[union-attr]
+
+
+def test_status_lists_every_component_running_and_healthy(node: Node) -> None:
+    out = wait_for(
+        lambda: (o := node.skiff("status", *node.flags(), check=False)) and
+        all(f"{c}" in o for c in ("kubelet", "runtime")) and
+        o.count(" yes ") >= 6 and o,
+        "every component healthy",
+    )  # fmt: skip
+    rows = {line.split()[0]: line for line in out.splitlines()[2:] if line.strip()}
+    for name in ("apiserver", "etcd", "controller-manager", "scheduler", "runtime", "kubelet"):
+        assert "running" in rows[name] and " yes " in rows[name], out
+
+
+def test_up_again_says_what_is_up_and_changes_nothing(node: Node) -> None:
+    before = node.components()
+    out = node.skiff("up", *node.flags())
+    assert f"skiff is already up (supervisor pid {node.supervisor.pid})" in out  # type: ignore[union-attr]
+    assert node.components() == before
+
+
+def test_a_killed_component_is_started_again(node: Node) -> None:
+    old = node.components()["scheduler"]["pid"]
+    os.kill(old, signal.SIGKILL)
+    wait_for(
+        lambda: (c := node.components()["scheduler"])["pid"] not in (None, old) and
+        c["restarts"] == 1, "the scheduler to be started again",
+    )  # fmt: skip
+    assert running(node.components()["scheduler"]["pid"])
+    log = (node.state / "logs" / "supervisor.log").read_text()
+    assert f"scheduler (pid {old}) exited with code -9" in log
+
+
+def test_down_stops_every_process_and_pod_and_keeps_the_state(node: Node) -> None:
+    pids = [c["pid"] for c in node.components().values()]
+    out = node.skiff("down", *node.flags())
+    assert "stopped the node's pods and components" in out
+    assert node.supervisor is not None
+    assert node.supervisor.wait(30) == 0, node.output()
+    assert not [p for p in pids if running(p)]
+    assert node.processes() == [], "processes (components or shims) left after down"
+    assert (node.state / "admin.kubeconfig").exists() and (node.state / "etcd").is_dir()
+    assert not (node.state / "skiff.pid").exists()
+    out = node.skiff("status", *node.flags(), check=False)
+    assert "supervisor: not running" in out
+
+
+def test_up_brings_the_same_cluster_back(node: Node) -> None:
+    out = node.skiff("up", *node.flags())  # detached this time: returns once Ready
+    assert f"skiff is up: node {NODE} is Ready" in out, out
+    assert "export KUBECONFIG=" in out
+    wait_for(lambda: pod_phase(node) == "Running", "the pod to run again")
+    chains = subprocess.run(["iptables", "-t", "nat", "-S"], capture_output=True, text=True)
+    assert "-N SKIFF-HOSTPORTS" in chains.stdout
+
+
+def test_reset_leaves_no_link_mount_cgroup_chain_or_process(node: Node) -> None:
+    layout = json.loads((node.state / "cluster.json").read_text())
+    out = node.skiff("reset", *node.flags())
+    assert "reset done" in out, out
+    links = subprocess.run(["ip", "-j", "link"], capture_output=True, text=True).stdout
+    assert [link["ifname"] for link in json.loads(links)] == ["lo"]
+    mounts = Path("/proc/self/mounts").read_text()
+    assert str(node.base) not in mounts
+    cgroups = [d / layout["cgroup_root"].strip("/") for d in Path("/sys/fs/cgroup").iterdir()]
+    assert [str(c) for c in cgroups if c.exists()] == []
+    for table in ("nat", "filter"):
+        rules = subprocess.run(["iptables", "-t", table, "-S"], capture_output=True, text=True)
+        assert "SKIFF-" not in rules.stdout, rules.stdout
+    assert node.processes() == []
+    assert not node.state.exists() and not node.run_dir.exists()
+    assert not (node.base / "pods").exists()
