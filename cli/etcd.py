@@ -134,9 +134,9 @@ def main(argv: list[str]) -> int:
     from .status import supervisor_pid
 
     p = argparse.ArgumentParser(prog="skiff etcd", description=__doc__.split("\n\n")[0])
-    p.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     sub = p.add_subparsers(dest="what", required=True)
     snap = sub.add_parser("snapshot", help="back up or restore the cluster's etcd")
+    snap.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     snap.add_argument("action", choices=["save", "restore"])
     snap.add_argument("file", type=Path)
     a = p.parse_args(argv)

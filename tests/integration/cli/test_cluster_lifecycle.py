@@ -90,6 +90,20 @@ def test_a_killed_component_is_started_again(node: Node) -> None:
     assert f"scheduler (pid {old}) exited with code -9" in log
 
 
+def test_etcd_snapshot_is_saved_while_up_and_restore_refuses(node: Node) -> None:
+    snapshot = node.base / "backup.db"
+    out = node.skiff("etcd", "snapshot", "save", str(snapshot), *node.flags())
+    assert f"saved a snapshot of the cluster's etcd to {snapshot}" in out
+    assert snapshot.stat().st_size > 0
+    out = node.skiff("etcd", "snapshot", "restore", str(snapshot), *node.flags(), check=False)
+    assert "skiff is up; run skiff down first" in out
+    # Written after the snapshot: the restore below must take it away again.
+    with node.api() as api:
+        r = api.post("/api/v1/namespaces/default/configmaps",
+                     json={"metadata": {"name": "after-snapshot"}, "data": {"a": "b"}})  # fmt: skip
+        assert r.status_code == 201, r.text
+
+
 def test_down_stops_every_process_and_pod_and_keeps_the_state(node: Node) -> None:
     pids = [c["pid"] for c in node.components().values()]
     out = node.skiff("down", *node.flags())
@@ -104,11 +118,19 @@ def test_down_stops_every_process_and_pod_and_keeps_the_state(node: Node) -> Non
     assert "supervisor: not running" in out
 
 
+def test_restore_while_down_puts_back_the_snapshot(node: Node) -> None:
+    out = node.skiff("etcd", "snapshot", "restore", str(node.base / "backup.db"), *node.flags())
+    assert "skiff up starts the restored cluster" in out, out
+    assert list(node.state.glob("etcd.before-restore-*"))
+
+
 def test_up_brings_the_same_cluster_back(node: Node) -> None:
     out = node.skiff("up", *node.flags())  # detached this time: returns once Ready
     assert f"skiff is up: node {NODE} is Ready" in out, out
     assert "export KUBECONFIG=" in out
     wait_for(lambda: pod_phase(node) == "Running", "the pod to run again")
+    with node.api() as api:  # the cluster as the snapshot had it
+        assert api.get("/api/v1/namespaces/default/configmaps/after-snapshot").status_code == 404
     chains = subprocess.run(["iptables", "-t", "nat", "-S"], capture_output=True, text=True)
     assert "-N SKIFF-HOSTPORTS" in chains.stdout
 
