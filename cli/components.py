@@ -83,9 +83,9 @@ def busybox_image(s: Layout) -> None:
                       "(apt-get install busybox-static)")  # fmt: skip
 
 
-def stale_socket(s: Layout) -> None:
-    """A socket no daemon accepts on is a dead runtime's: the new one must not be
-    taken for ready before it listens."""
+def runtime_prepare(s: Layout) -> None:
+    """A socket no daemon accepts on is a dead runtime's (the new one must not be taken
+    for ready before it listens); the image store has busybox."""
     if s.runtime_socket.exists() and health.socket_accepts(s.runtime_socket):
         s.runtime_socket.unlink()
     (s.state_dir / "images").mkdir(parents=True, exist_ok=True)
@@ -132,16 +132,17 @@ def started(_: Layout) -> str:
 COMPONENTS: list[Component] = [
     Component("apiserver", "apiserver", apiserver_args, health.apiserver,
               describe="the Kubernetes API (runs the embedded etcd unless --etcd-servers)"),
-    Component("controller-manager", "controllers", kubeconfig_args, started,
-              describe="the control loops (Deployments, ReplicaSets, nodes and their pod CIDRs)"),
-    Component("scheduler", "scheduler", kubeconfig_args, started,
-              describe="puts pending pods on nodes"),
     Component("runtime", "runtime.daemon", runtime_args,
               lambda s: health.socket_accepts(s.runtime_socket),
-              prepare=stale_socket, on_down=remove_pods,
+              prepare=runtime_prepare, on_down=remove_pods,
               describe="the container runtime (images, sandboxes, containers)"),
+    Component("controller-manager", "controllers", kubeconfig_args, started,
+              needs=("apiserver",),
+              describe="the control loops (Deployments, ReplicaSets, nodes and their pod CIDRs)"),
+    Component("scheduler", "scheduler", kubeconfig_args, started, needs=("apiserver",),
+              describe="puts pending pods on nodes"),
     Component("kubelet", "kubelet", kubelet_args, health.node_ready,
-              prepare=node_checks_and_cert,
+              needs=("apiserver", "runtime"), prepare=node_checks_and_cert,
               describe="the node agent: registers the Node, runs its pods"),
 ]  # fmt: skip
 

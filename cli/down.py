@@ -194,13 +194,13 @@ def reset(layout: Layout) -> list[tuple[str, list[str]]]:
     """Everything `up` made, removed in an order where each step can succeed."""
     down(layout)
     return [
-        ("processes", stray_processes(layout)),
-        ("mounts", unmount(layout)),
-        ("network devices", network_devices()),
-        ("iptables chains", iptables_chains()),
-        ("cgroups", cgroups(layout)),
-        ("sysctls restored", sysctls(layout)),
-        ("directories", directories(layout)),
+        ("stopped processes", stray_processes(layout)),
+        ("unmounted", unmount(layout)),
+        ("removed network devices", network_devices()),
+        ("removed iptables chains", iptables_chains()),
+        ("removed cgroups", cgroups(layout)),
+        ("restored sysctls", sysctls(layout)),
+        ("removed directories", directories(layout)),
     ]
 
 
@@ -225,6 +225,6 @@ def main(argv: list[str], *, full_reset: bool) -> int:
         return 0
     for what, items in reset(layout):
         if items:
-            print(f"skiff: removed {what}: {', '.join(items)}")
+            print(f"skiff: {what}: {', '.join(items)}")
     print("skiff: reset done; this machine is as it was before skiff up")
     return 0

@@ -4,8 +4,9 @@ Every component is a process of its own (`python -m <module>`), as in
 Kubernetes, so any one can die or be killed while the others carry on; the
 supervisor is what brings it back, as systemd or k3s's server would:
 
-- start in order: each component is started once the one before it is ready
-  (the apiserver before whatever talks to it, the runtime before the kubelet);
+- start in order: each component is started once those it `needs` are ready
+  (whatever talks to the apiserver waits for it, the kubelet for the runtime
+  too), and the others start at once, side by side;
 - restart with back-off: 1 s after the first exit, doubling to 30 s while a
   component keeps dying, back to 1 s once it has stayed up for 60 s
   (`restart_delay`, pure);
@@ -55,7 +56,8 @@ class Component:
     name: str
     module: str  # started as `python -m <module> <args>`
     args: Callable[[Layout], list[str]]
-    ready: Callable[[Layout], str]  # "" once it serves; the next component waits for it
+    ready: Callable[[Layout], str]  # "" once it serves (what needs it waits for that)
+    needs: tuple[str, ...] = ()  # components that must be ready before this one starts
     prepare: Callable[[Layout], None] | None = None  # before each start (may raise Refused)
     on_down: Callable[[Layout], None] | None = None  # `skiff down`: before its SIGTERM
     describe: str = ""
@@ -109,6 +111,7 @@ class Supervisor:
     components: list[Component]
     children: dict[str, Child] = field(default_factory=dict)
     stop_requested: int = 0  # the signal that asked us to stop, 0 while running
+    ready: set[str] = field(default_factory=set)  # were ready once since `up`
 
     # -- one component ---------------------------------------------------------------------
 
@@ -183,17 +186,22 @@ class Supervisor:
             self.tick()
             time.sleep(0.25)
 
+    def wait_ready(self, names: tuple[str, ...], timeout: float) -> None:
+        """Supervise until the named components are ready (the first time, once)."""
+        for c in self.components:
+            if c.name in names and c.name not in self.ready and not self.stop_requested:
+                why = f"{c.name} was not ready (see {self.layout.logs}/{c.name}.log)"
+                self.run_until(lambda c=c: not c.ready(self.layout), timeout, why)
+                log.info("%s is ready", c.name)
+                self.ready.add(c.name)
+
     def start_all(self, timeout: float = 120.0) -> None:
+        """Start each component once what it needs is ready; return when all are."""
         for component in self.components:
-            if self.stop_requested:
-                return
-            self.start(component)
-            self.run_until(
-                lambda c=component: not c.ready(self.layout),
-                timeout,
-                f"{component.name} was not ready (see {self.layout.logs}/{component.name}.log)",
-            )
-            log.info("%s is ready", component.name)
+            self.wait_ready(component.needs, timeout)
+            if not self.stop_requested:
+                self.start(component)
+        self.wait_ready(tuple(c.name for c in self.components), timeout)
 
     def stop_all(self, *, remove_pods: bool) -> None:
         for child in reversed(list(self.children.values())):
