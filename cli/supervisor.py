@@ -112,6 +112,8 @@ class Supervisor:
     children: dict[str, Child] = field(default_factory=dict)
     stop_requested: int = 0  # the signal that asked us to stop, 0 while running
     ready: set[str] = field(default_factory=set)  # were ready once since `up`
+    waiting: str = ""  # what start_all waits for now, and why it is not ready yet
+    all_ready: bool = False  # every component was ready once: `up` is done
 
     # -- one component ---------------------------------------------------------------------
 
@@ -191,9 +193,16 @@ class Supervisor:
         for c in self.components:
             if c.name in names and c.name not in self.ready and not self.stop_requested:
                 why = f"{c.name} was not ready (see {self.layout.logs}/{c.name}.log)"
-                self.run_until(lambda c=c: not c.ready(self.layout), timeout, why)
+                self.run_until(lambda c=c: not self._not_ready(c), timeout, why)
                 log.info("%s is ready", c.name)
                 self.ready.add(c.name)
+
+    def _not_ready(self, c: Component) -> str:
+        why = c.ready(self.layout)
+        if why and f"{c.name}: {why}" != self.waiting:
+            self.waiting = f"{c.name}: {why}"
+            self.write_status()
+        return why
 
     def start_all(self, timeout: float = 120.0) -> None:
         """Start each component once what it needs is ready; return when all are."""
@@ -202,6 +211,8 @@ class Supervisor:
             if not self.stop_requested:
                 self.start(component)
         self.wait_ready(tuple(c.name for c in self.components), timeout)
+        self.all_ready, self.waiting = not self.stop_requested, ""
+        self.write_status()
 
     def stop_all(self, *, remove_pods: bool) -> None:
         for child in reversed(list(self.children.values())):
@@ -218,7 +229,12 @@ class Supervisor:
 
     def write_status(self) -> None:
         data = {
-            "supervisor": {"pid": os.getpid(), "since": SUPERVISOR_SINCE},
+            "supervisor": {
+                "pid": os.getpid(),
+                "since": SUPERVISOR_SINCE,
+                "ready": self.all_ready,
+                "waiting": self.waiting,
+            },
             "components": {
                 name: {
                     "pid": c.proc.pid if c.running() and c.proc else None,

@@ -22,11 +22,11 @@ import sys
 import time
 from pathlib import Path
 
-from . import health, node_identity, preflight
+from . import node_identity, preflight
 from .components import COMPONENTS
 from .layout import DEFAULT_STATE_DIR, Layout
 from .status import print_status, supervisor_pid
-from .supervisor import Refused, Supervisor
+from .supervisor import Refused, Supervisor, read_status
 
 KUBELET_PORT = 10250
 UP_TIMEOUT = 180.0
@@ -140,6 +140,7 @@ def supervise(layout: Layout, *, announce: bool) -> int:
         logging.getLogger().addHandler(to_file)
     sup = Supervisor(layout, COMPONENTS)
     sup.handle_signals()
+    sup.write_status()  # replaces what an earlier supervisor left
     layout.pid_file.write_text(f"{os.getpid()}\n")
     code = 0
     try:
@@ -172,15 +173,21 @@ def detach(layout: Layout, argv: list[str]) -> int:
     last = ""
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            tail = log_path.read_text(errors="replace").splitlines()[-15:]
-            print("skiff up: the supervisor stopped; the end of its log:", file=sys.stderr)
-            print("\n".join(tail), file=sys.stderr)
+            lines = log_path.read_text(errors="replace").splitlines()
+            refusals = [line for line in lines[-30:] if line.startswith("skiff up: ")]
+            if refusals:  # something the user must fix: the one line that says what
+                print(refusals[-1], file=sys.stderr)
+            else:
+                print("skiff up: the supervisor stopped; the end of its log:", file=sys.stderr)
+                print("\n".join(lines[-15:]), file=sys.stderr)
             return 1
-        why = health.node_ready(layout) if layout.kubeconfig.exists() else "starting"
-        if not why:
+        supervisor = read_status(layout).get("supervisor") or {}
+        if supervisor.get("pid") == proc.pid and supervisor.get("ready"):  # all were ready
             print(closing_message(layout))
             return 0
-        if why != last:
+        ours = supervisor.get("pid") == proc.pid
+        why = (supervisor.get("waiting") or "starting") if ours else ""
+        if why and why != last:
             print(f"skiff: waiting: {why}")
             last = why
         time.sleep(0.5)

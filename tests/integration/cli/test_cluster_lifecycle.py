@@ -135,6 +135,24 @@ def test_up_brings_the_same_cluster_back(node: Node) -> None:
     assert "-N SKIFF-HOSTPORTS" in chains.stdout
 
 
+def test_up_refuses_an_address_another_node_has(node: Node) -> None:
+    """As two VirtualBox VMs with the same NAT address would: the second is refused."""
+    with node.api() as api:
+        r = api.post("/api/v1/nodes", json={"metadata": {"name": "imposter"}})
+        assert r.status_code == 201, r.text
+        r = api.patch(
+            "/api/v1/nodes/imposter/status",
+            json={"status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}]}},
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+        assert r.status_code == 200, r.text
+    node.skiff("down", *node.flags())
+    out = node.skiff("up", *node.flags(), check=False)
+    assert "skiff up: address 127.0.0.1 is already the InternalIP of node 'imposter'" in out, out
+    assert "--node-ip" in out
+    assert node.processes() == []
+
+
 def test_reset_leaves_no_link_mount_cgroup_chain_or_process(node: Node) -> None:
     layout = json.loads((node.state / "cluster.json").read_text())
     out = node.skiff("reset", *node.flags())
