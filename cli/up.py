@@ -133,7 +133,7 @@ def supervise(layout: Layout, *, announce: bool) -> int:
     """Be the supervisor: start everything, keep it running until a signal says stop."""
     logging.basicConfig(level="INFO", format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    if announce:  # in the foreground (systemd's journal), and in the log file as detached
+    if announce:  # --foreground: to stderr (systemd's journal) and to the usual log file
         layout.logs.mkdir(parents=True, exist_ok=True)
         to_file = logging.FileHandler(layout.logs / "supervisor.log")
         to_file.setFormatter(logging.getLogger().handlers[0].formatter)
