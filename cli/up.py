@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -111,17 +113,36 @@ def run_preflight(layout: Layout) -> Layout | None:
     return dataclasses.replace(layout, changed_sysctls=kept)
 
 
+def kubectl_command() -> str:
+    """The kubectl to suggest: the one on PATH when it is 1.30 or later (skiff reports
+    v1.32; Debian's kubernetes-client is 1.20, far outside kubectl's version skew), else
+    the current one scripts/install.sh put beside this Python."""
+    beside = Path(sys.executable).parent / "kubectl"
+    found = shutil.which("kubectl")
+    if found:
+        r = subprocess.run([found, "version", "--client", "-o", "json"], capture_output=True,
+                           text=True, check=False)  # fmt: skip
+        try:
+            minor = int(json.loads(r.stdout)["clientVersion"]["minor"].rstrip("+"))
+        except (ValueError, KeyError, TypeError):
+            minor = 0
+        if minor >= 30:
+            return "kubectl"
+    return str(beside) if beside.exists() else "kubectl"
+
+
 def closing_message(layout: Layout) -> str:
+    kubectl = kubectl_command()
     return f"""
 skiff is up: node {layout.node_name} is Ready, the Kubernetes API is at {layout.server}
 (logs in {layout.logs}/, one file per component; skiff status shows them all)
 
   export KUBECONFIG={layout.kubeconfig}
-  kubectl get nodes -o wide
-  kubectl run hello --image=busybox --image-pull-policy=IfNotPresent -- \\
+  {kubectl} get nodes -o wide
+  {kubectl} run hello --image=busybox --image-pull-policy=IfNotPresent -- \\
       sh -c 'while true; do date; sleep 5; done'
-  kubectl get pods -o wide -w
-  kubectl logs -f hello
+  {kubectl} get pods -o wide -w
+  {kubectl} logs -f hello
 
 busybox is the image skiff built here from busybox-static: it needs no registry.
 Stop it with: skiff down   (the cluster's state stays in {layout.state_dir}; skiff reset
