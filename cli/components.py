@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import health, node_identity
 from .layout import Layout
+from .mounts import unmount_under
 from .supervisor import Component, Refused
 
 
@@ -102,6 +103,9 @@ def remove_pods(s: Layout) -> None:
         removed = _python_m(*crictl, "rmp", pod_id)
         if removed.returncode != 0:
             raise Refused(f"removing pod {pod_id}: {removed.stderr.strip()}")
+    # The pods' volumes (tmpfs, binds): the kubelet, stopped first, cannot unmount them now;
+    # it mounts them again for the pods it starts after the next `up`.
+    unmount_under([s.state_dir / "kubelet" / "pods"])
 
 
 def node_checks_and_cert(s: Layout) -> None:

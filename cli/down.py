@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from .layout import DEFAULT_STATE_DIR, Layout
+from .mounts import unmount_under
 from .status import _cmdline, supervisor_pid
 
 BRIDGE = "skiff0"  # the runtime's pod bridge (runtime/network/pod_network.py)
@@ -72,23 +73,8 @@ def stray_processes(layout: Layout) -> list[str]:
     return killed
 
 
-def mounts_under(roots: list[Path]) -> list[str]:
-    found = []
-    for line in Path("/proc/self/mounts").read_text().splitlines():
-        where = line.split()[1].replace("\\040", " ")
-        if any(where == str(r) or where.startswith(str(r) + "/") for r in roots):
-            found.append(where)
-    return sorted(set(found), key=len, reverse=True)  # the deepest first
-
-
 def unmount(layout: Layout) -> list[str]:
-    done = []
-    for where in mounts_under([layout.state_dir, layout.run_dir, layout.pod_log_dir]):
-        r = subprocess.run(["umount", where], capture_output=True, check=False)
-        if r.returncode != 0:
-            subprocess.run(["umount", "-l", where], capture_output=True, check=False)
-        done.append(where)
-    return done
+    return unmount_under([layout.state_dir, layout.run_dir, layout.pod_log_dir])
 
 
 def _links(*args: str) -> list[str]:

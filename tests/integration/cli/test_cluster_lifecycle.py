@@ -112,6 +112,7 @@ def test_down_stops_every_process_and_pod_and_keeps_the_state(node: Node) -> Non
     assert node.supervisor.wait(30) == 0, node.output()
     assert not [p for p in pids if running(p)]
     assert node.processes() == [], "processes (components or shims) left after down"
+    assert str(node.base) not in Path("/proc/self/mounts").read_text(), "mounts left after down"
     assert (node.state / "admin.kubeconfig").exists() and (node.state / "etcd").is_dir()
     assert not (node.state / "skiff.pid").exists()
     out = node.skiff("status", *node.flags(), check=False)
