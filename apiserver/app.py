@@ -84,7 +84,7 @@ class Observe:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
@@ -93,15 +93,17 @@ class Observe:
 
         async def send_observed(message: Message) -> None:
             nonlocal code
-            if message["type"] == "http.response.start":
+            if message["type"] in ("http.response.start", "websocket.http.response.start"):
                 code = message["status"]
+            elif message["type"] == "websocket.accept":
+                code = 101  # exec, attach, port-forward: logged when the stream ends
             await send(message)
 
         try:
             await self.app(scope, receive, send_observed)
         finally:
             elapsed = time.perf_counter() - start
-            verb = state.get("verb") or scope["method"].lower()
+            verb = state.get("verb") or scope.get("method", "GET").lower()
             labels = [
                 verb.upper() if verb == "watch" else verb,
                 state.get("group", ""),
@@ -119,7 +121,7 @@ class Observe:
                     {
                         "ts": round(time.time(), 3),
                         "verb": verb,
-                        "method": scope["method"],
+                        "method": scope.get("method", "GET"),
                         "path": scope["path"],
                         "query": scope.get("query_string", b"").decode("latin-1"),
                         "code": code,

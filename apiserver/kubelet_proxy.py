@@ -53,6 +53,7 @@ log = logging.getLogger("skiff.apiserver.kubelet")
 
 POD_STREAMS = frozenset({"log", "exec", "attach", "portforward"})
 DEFAULT_KUBELET_PORT = 10250
+UPGRADE_REQUIRED = "Upgrade request required"  # the kubelet's answer to a plain GET
 # Query parameters the apiserver uses itself and does not pass on.
 LOCAL_PARAMS = frozenset({"container", "insecureSkipTLSVerifyBackend"})
 
@@ -130,11 +131,7 @@ class KubeletProxy:
                 await self._relay_websocket(scope, receive, send, url)
                 return
             if stream_kind in ("exec", "attach", "portforward"):
-                raise errors.bad_request(
-                    f"pods/{stream_kind} needs a WebSocket upgrade (v5.channel.k8s.io, "
-                    "v4.channel.k8s.io, or SPDY/3.1+portforward.k8s.io for port-forward); "
-                    "skiff does not serve the older SPDY upgrade"
-                )
+                raise await self._no_spdy(stream_kind, url)
             response = await self._relay_http(Request(scope, receive), url)
         except errors.ApiError as e:
             await self._refuse(scope, receive, send, e)
@@ -324,6 +321,25 @@ class KubeletProxy:
                 await upstream.close()
             with contextlib.suppress(Exception):
                 await send({"type": "websocket.close", "code": 1000})
+
+    async def _no_spdy(self, kind: str, url: str) -> errors.ApiError:
+        """The answer to kubectl's SPDY fallback, which it sends only after its WebSocket
+        upgrade failed: why the kubelet refused (it answers a plain GET of the same
+        URL with the same checks), or else that only WebSocket is served."""
+        plain = "https://" + url.removeprefix("wss://")
+        try:
+            answer = await self.connector.http.get(plain, timeout=10.0)
+        except httpx.HTTPError as e:
+            return errors.ApiError(
+                500, "InternalError", f"error dialing backend: {e or type(e).__name__}"
+            )
+        if answer.status_code >= 300 and answer.text.strip() != UPGRADE_REQUIRED:
+            return _error_from_kubelet(answer.status_code, answer.content)
+        return errors.bad_request(
+            f"pods/{kind} needs a WebSocket upgrade (v5.channel.k8s.io, v4.channel.k8s.io, "
+            "or SPDY/3.1+portforward.k8s.io for port-forward); skiff does not serve the "
+            "older SPDY upgrade"
+        )
 
     # -- answers --------------------------------------------------------------
 

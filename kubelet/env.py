@@ -6,8 +6,8 @@ skipped and reported), then each `env` entry in declared order, which may
 override what `envFrom` gave. A literal `value` has its `$(VAR)` references
 expanded against the variables defined so far and then the service variables;
 a reference that resolves to nothing stays as written, and `$$` escapes a `$`.
-Service variables (`FOO_SERVICE_HOST`, ...) come last, never overriding a
-variable the pod defines itself.
+Service variables (`FOO_SERVICE_HOST`, ...) come first in the list, except
+those the pod defines itself: its own always win.
 
 Everything here is pure: objects come in through `get_configmap` and
 `get_secret`, so the kubelet can serve them from its informer caches and tests
@@ -419,6 +419,4 @@ def container_env(
                 value = _secret_text(data[key])
         env[name] = value
 
-    result = list(env.items())
-    result += [(k, v) for k, v in service_env.items() if k not in env]
-    return result
+    return [(k, v) for k, v in service_env.items() if k not in env] + list(env.items())

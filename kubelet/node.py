@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 
 from api.meta import now_rfc3339
 from api.quantity import milli_value, value
@@ -303,12 +304,13 @@ class NodeAgent:
             "beta.kubernetes.io/os": "linux",
             "beta.kubernetes.io/arch": architecture(),
         }
+        delay = 0.5
         while True:
             try:
-                existing = await self.client.get("v1", "Node", "", self.s.name)
-            except errors.NotFound:
-                existing = None
-            try:
+                try:
+                    existing = await self.client.get("v1", "Node", "", self.s.name)
+                except errors.NotFound:
+                    existing = None
                 if existing is None:
                     node = {
                         "apiVersion": "v1",
@@ -333,6 +335,10 @@ class NodeAgent:
                 return self.node
             except errors.Conflict:
                 continue  # created meanwhile by another writer: take it over
+            except (errors.ApiError, httpx.HTTPError) as e:
+                log.warning("registering node %s failed: %s; retrying", self.s.name, e)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     async def heartbeat(self) -> None:
         """Renew the node's Lease every 10 s."""
@@ -346,7 +352,7 @@ class NodeAgent:
                     duration_seconds=LEASE_DURATION,
                     owner_references=[self.owner_reference()],
                 )
-            except (errors.ApiError, OSError) as e:
+            except (errors.ApiError, httpx.HTTPError, OSError) as e:
                 log.warning("renewing the node Lease failed: %s", e)
             await asyncio.sleep(LEASE_RENEW_PERIOD)
 
@@ -358,7 +364,7 @@ class NodeAgent:
             await asyncio.sleep(STATUS_CHECK_PERIOD if self.pod_cidr else 1.0)
             try:
                 await self.report_once()
-            except (errors.ApiError, OSError) as e:
+            except (errors.ApiError, httpx.HTTPError, OSError) as e:
                 log.warning("posting node status failed: %s", e)
             except grpc.aio.AioRpcError as e:
                 log.warning("asking the runtime for node status failed: %s", e.details())

@@ -65,6 +65,8 @@ from .volumes import VolumeError, VolumeManager
 log = logging.getLogger("skiff.kubelet.pods")
 RESYNC_PERIOD = 10.0  # the kubelet's periodic sync, for what no event reports
 RETRY_AFTER_ERROR = 2.0
+MAX_IMMEDIATE_RESYNCS = 3
+IMAGE_LIST_TTL = 5.0
 HOOK_HTTP_TIMEOUT = 10.0
 
 
@@ -105,6 +107,9 @@ class PodWorkers:
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._probers: dict[str, asyncio.Task[None]] = {}  # container id -> its probe loop
         self._last_pod: dict[str, dict[str, Any]] = {}
+        self._event_tasks: set[asyncio.Task[None]] = set()
+        self._images: frozenset[str] = frozenset()
+        self._images_at = -IMAGE_LIST_TTL
         pods.add_handlers(
             on_add=self._wake_for,
             on_update=lambda _, p: self._wake_for(p),
@@ -137,6 +142,13 @@ class PodWorkers:
 
     # -- workers ------------------------------------------------------------------------------
 
+    def _event(self, pod: dict[str, Any], event_type: str, reason: str, message: str) -> None:
+        """Record an Event without waiting for the API, as client-go's broadcaster does:
+        a pod's start is not held up by the reports of its steps."""
+        task = asyncio.create_task(self.recorder.event(pod, event_type, reason, message))
+        self._event_tasks.add(task)
+        task.add_done_callback(self._event_tasks.discard)
+
     def _wake_for(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
         if MIRROR in (meta.get("annotations") or {}):
@@ -161,6 +173,9 @@ class PodWorkers:
             self.wake(pod["metadata"]["uid"])
         for uid in self.static_pods():
             self.wake(uid)
+        # Volumes of pods that went while the kubelet was down: their workers release them.
+        for uid in await asyncio.to_thread(self.volumes.pod_uids):
+            self.wake(uid)
         await self.pleg.run()
 
     async def stop(self) -> None:
@@ -174,12 +189,13 @@ class PodWorkers:
     async def _work(self, uid: str) -> None:
         wake = self._wakes[uid]
         timeout = 0.0
+        in_a_row = 0
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=max(timeout, 0.0))
             wake.clear()
             try:
-                plan = await self.sync(uid)
+                plan, progressed = await self.sync(uid)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -189,6 +205,12 @@ class PodWorkers:
             if plan.finished:
                 self._forget(uid)
                 return
+            # Work that went through usually enables the next step (a sandbox, then its
+            # containers): take it at once rather than at the next relist, a few times.
+            in_a_row = in_a_row + 1 if progressed else 0
+            if progressed and in_a_row <= MAX_IMMEDIATE_RESYNCS:
+                timeout = 0.0
+                continue
             next_at = plan.requeue_at
             timeout = (
                 RESYNC_PERIOD if next_at is None else min(next_at - time.time(), RESYNC_PERIOD)
@@ -204,11 +226,21 @@ class PodWorkers:
 
     async def observe(self, uid: str) -> Observed:
         held = (await list_pods(self.runtime, uid)).get(uid, Observed())
-        images = await self.images.ListImages(pb.ListImagesRequest())
-        names = {n for i in images.images for n in (i.id, *i.repo_tags, *i.repo_digests)}
-        return Observed(held.sandboxes, held.containers, frozenset(names))
+        return Observed(held.sandboxes, held.containers, await self._image_names())
 
-    async def sync(self, uid: str) -> Plan:
+    async def _image_names(self, *, fresh: bool = False) -> frozenset[str]:
+        """The node's image names, listed at most every few seconds: they only decide
+        whether to pull, and a pull of an image that is there costs the runtime nothing."""
+        if fresh or time.monotonic() - self._images_at > IMAGE_LIST_TTL:
+            listed = await self.images.ListImages(pb.ListImagesRequest())
+            self._images = frozenset(
+                n for i in listed.images for n in (i.id, *i.repo_tags, *i.repo_digests)
+            )
+            self._images_at = time.monotonic()
+        return self._images
+
+    async def sync(self, uid: str) -> tuple[Plan, bool]:
+        """One sync of one pod; the plan, and whether all of its actions went through."""
         pod = self.pod(uid)
         if pod is not None:
             self._last_pod[uid] = pod
@@ -221,22 +253,30 @@ class PodWorkers:
         kills = [a for a in plan.actions if isinstance(a, KillContainer)]
         if kills:  # stop them together, so a pod takes one grace period, not one per container
             await asyncio.gather(*(self._kill(subject, k, observed) for k in kills))
+        progressed = bool(plan.actions)
         for action in plan.actions:
             if isinstance(action, KillContainer):
                 continue
-            if not await self._perform(uid, pod, action, memory):
+            if not await self._perform(uid, pod, action, observed, memory):
+                progressed = False
                 break  # a failed step: the ones after it depend on it
         if plan.finished or pod is None:
-            return plan
+            return plan, progressed
         await self._report_back_off(pod, plan)
-        observed = await self.observe(uid)
+        if plan.actions:  # else the runtime holds what it held a moment ago
+            observed = await self.observe(uid)
         await self._refresh_volumes(pod, observed)
         self._keep_probers(pod, observed, memory)
         await self._write_status(pod, observed, memory, plan)
-        return plan
+        return plan, progressed
 
     async def _perform(
-        self, uid: str, pod: dict[str, Any] | None, action: Action, memory: Memory
+        self,
+        uid: str,
+        pod: dict[str, Any] | None,
+        action: Action,
+        observed: Observed,
+        memory: Memory,
     ) -> bool:
         try:
             if isinstance(action, CreateSandbox):
@@ -244,7 +284,7 @@ class PodWorkers:
                 return await self._create_sandbox(pod, action.attempt)
             if isinstance(action, StartContainer):
                 assert pod is not None
-                return await self._start(pod, action, memory)
+                return await self._start(pod, action, observed, memory)
             if isinstance(action, KillSandbox):
                 await self.runtime.StopPodSandbox(
                     pb.StopPodSandboxRequest(pod_sandbox_id=action.sandbox_id)
@@ -280,20 +320,20 @@ class PodWorkers:
             await asyncio.to_thread(self.volumes.mount_all, pod)
         except VolumeError as e:
             for _, message in e.failures:
-                await self.recorder.event(pod, "Warning", "FailedMount", message)
+                self._event(pod, "Warning", "FailedMount", message)
 
     async def _report_back_off(self, pod: dict[str, Any], plan: Plan) -> None:
         """A container held back by a back-off is a BackOff Event, as often as it is seen."""
         for name, waiting in plan.waiting.items():
             if waiting.reason == "CrashLoopBackOff":
-                await self.recorder.event(
+                self._event(
                     pod,
                     "Warning",
                     "BackOff",
                     f"Back-off restarting failed container {name} in pod {pod_ref(pod)}",
                 )
             elif waiting.reason == "ImagePullBackOff":
-                await self.recorder.event(pod, "Normal", "BackOff", waiting.message)
+                self._event(pod, "Normal", "BackOff", waiting.message)
 
     # -- sandboxes ----------------------------------------------------------------------------
 
@@ -302,13 +342,13 @@ class PodWorkers:
             await asyncio.to_thread(self.volumes.mount_all, pod)
         except VolumeError as e:
             for _, message in e.failures:
-                await self.recorder.event(pod, "Warning", "FailedMount", message)
+                self._event(pod, "Warning", "FailedMount", message)
             return False
         config = self._sandbox_config(pod, attempt)
         try:
             await self.runtime.RunPodSandbox(pb.RunPodSandboxRequest(config=config))
         except grpc.aio.AioRpcError as e:
-            await self.recorder.event(
+            self._event(
                 pod,
                 "Warning",
                 "FailedCreatePodSandBox",
@@ -346,7 +386,9 @@ class PodWorkers:
 
     # -- containers ---------------------------------------------------------------------------
 
-    async def _start(self, pod: dict[str, Any], action: StartContainer, memory: Memory) -> bool:
+    async def _start(
+        self, pod: dict[str, Any], action: StartContainer, observed: Observed, memory: Memory
+    ) -> bool:
         """Pull, create, start, postStart: each step an Event, a failure its waiting reason."""
         spec = _container_spec(pod, action.name)
         assert spec is not None  # decide starts only containers the spec names
@@ -361,34 +403,32 @@ class PodWorkers:
                 memory.failures.get(name), reason, message, time.time()
             )
             if pulling:
-                await self.recorder.event(
-                    pod, "Warning", "Failed", f'Failed to pull image "{image}": {message}'
-                )
-                await self.recorder.event(pod, "Warning", "Failed", f"Error: {reason}")
+                self._event(pod, "Warning", "Failed", f'Failed to pull image "{image}": {message}')
+                self._event(pod, "Warning", "Failed", f"Error: {reason}")
             else:
-                await self.recorder.event(pod, "Warning", "Failed", f"Error: {message}")
+                self._event(pod, "Warning", "Failed", f"Error: {message}")
             return False
 
         if action.pull:
-            await self.recorder.event(pod, "Normal", "Pulling", f'Pulling image "{image}"')
+            self._event(pod, "Normal", "Pulling", f'Pulling image "{image}"')
             began = time.monotonic()
             try:
                 await self._pull(pod, image)
+                await self._image_names(fresh=True)
             except PullSecretError as e:
                 return await fail("ErrImagePull", str(e), pulling=True)
             except grpc.aio.AioRpcError as e:
                 return await fail("ErrImagePull", e.details() or "", pulling=True)
             took = time.monotonic() - began
-            await self.recorder.event(
+            self._event(
                 pod, "Normal", "Pulled", f'Successfully pulled image "{image}" in {took:.3f}s'
             )
         else:
-            await self.recorder.event(
+            self._event(
                 pod, "Normal", "Pulled", f'Container image "{image}" already present on machine'
             )
-        sandbox = (await self.observe(pod["metadata"]["uid"])).current_sandbox()
-        if sandbox is None or not sandbox.ready:
-            return False
+        sandbox = observed.current_sandbox()  # decide starts containers only in a ready one
+        assert sandbox is not None
         try:
             container_config = await self._container_config(pod, spec, action.attempt, sandbox.ip)
         except (cfg.ConfigError, EnvError, VolumeError) as e:
@@ -404,14 +444,14 @@ class PodWorkers:
             )
         except grpc.aio.AioRpcError as e:
             return await fail("CreateContainerError", e.details() or "")
-        await self.recorder.event(pod, "Normal", "Created", f"Created container {name}")
+        self._event(pod, "Normal", "Created", f"Created container {name}")
         try:
             await self.runtime.StartContainer(
                 pb.StartContainerRequest(container_id=created.container_id)
             )
         except grpc.aio.AioRpcError as e:
             return await fail("RunContainerError", e.details() or "")
-        await self.recorder.event(pod, "Normal", "Started", f"Started container {name}")
+        self._event(pod, "Normal", "Started", f"Started container {name}")
         memory.failures.pop(name, None)
         if action.backoff is not None:
             memory.crash_backoff[name] = action.backoff
@@ -419,9 +459,7 @@ class PodWorkers:
         if post_start:
             ok, why = await self._hook(pod, spec, post_start, created.container_id, sandbox.ip, 30)
             if not ok:
-                await self.recorder.event(
-                    pod, "Warning", "FailedPostStartHook", f"PostStartHook failed: {why}"
-                )
+                self._event(pod, "Warning", "FailedPostStartHook", f"PostStartHook failed: {why}")
                 await self.runtime.StopContainer(
                     pb.StopContainerRequest(container_id=created.container_id, timeout=0)
                 )
@@ -438,7 +476,7 @@ class PodWorkers:
             on_missing=missing.append,
         )
         for message in missing:
-            await self.recorder.event(pod, "Warning", "FailedToRetrieveImagePullSecret", message)
+            self._event(pod, "Warning", "FailedToRetrieveImagePullSecret", message)
         tries: list[pb.AuthConfig | None] = [*auths] or [None]
         for n, auth in enumerate(tries):
             try:
@@ -491,7 +529,7 @@ class PodWorkers:
         """preStop, then SIGTERM and SIGKILL when the grace period is over."""
         began = time.monotonic()
         if pod is not None:
-            await self.recorder.event(pod, "Normal", "Killing", action.message)
+            self._event(pod, "Normal", "Killing", action.message)
         spec = _container_spec(pod, action.name) if pod else None
         pre_stop = ((spec or {}).get("lifecycle") or {}).get("preStop")
         if action.pre_stop and pre_stop and pod is not None and spec is not None:
@@ -505,9 +543,7 @@ class PodWorkers:
                 action.grace,
             )
             if not ok:
-                await self.recorder.event(
-                    pod, "Warning", "FailedPreStopHook", f"PreStopHook failed: {why}"
-                )
+                self._event(pod, "Warning", "FailedPreStopHook", f"PreStopHook failed: {why}")
         remaining = max(int(action.grace - (time.monotonic() - began)), 0)
         if action.pre_stop and pre_stop:
             remaining = max(remaining, 2)  # the kubelet's minimum after a hook ran
@@ -623,7 +659,7 @@ class PodWorkers:
                 )
                 if not ok:
                     message = unhealthy_message(kind, why)
-                    await self.recorder.event(current, "Warning", "Unhealthy", message)
+                    self._event(current, "Warning", "Unhealthy", message)
                 flipped = tracker.record(ok, time.time())
                 if flipped is None:
                     continue

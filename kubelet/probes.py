@@ -66,7 +66,10 @@ def _resolve_port(port: Any, container: dict[str, Any]) -> int:
             if p.get("name") == port:
                 return int(p["containerPort"])
         raise _ProbeError(f"port {port} not found")
-    number = int(port)
+    try:
+        number = int(port)
+    except (TypeError, ValueError):
+        raise _ProbeError(f"invalid port number: {port}") from None
     if not 0 < number < 65536:
         raise _ProbeError(f"invalid port number: {number}")
     return number
@@ -117,6 +120,8 @@ async def run_probe(
         if probe.get("grpc") is not None:
             return await _grpc(probe["grpc"], timeout, pod)
     except _ProbeError as e:
+        return False, str(e)
+    except OSError as e:  # e.g. a host name that does not resolve
         return False, str(e)
     return False, "missing probe handler"
 

@@ -25,6 +25,7 @@ import contextlib
 import datetime
 import json
 import logging
+import os
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -50,6 +51,9 @@ POD_NAMESPACE = "io.kubernetes.pod.namespace"
 POD_UID = "io.kubernetes.pod.uid"
 CONTAINER_NAME = "io.kubernetes.container.name"
 
+ENDPOINTS = frozenset(
+    {"containerLogs", "exec", "attach", "portForward", "healthz", "metrics", "pods", "stats"}
+)
 FOLLOW_POLL = 0.2  # seconds between looks at a followed log file that has not grown
 
 
@@ -164,6 +168,7 @@ class KubeletServer:
             ws=CertWebSocketProtocol,
             ws_per_message_deflate=False,
             lifespan="off",
+            log_config=None,  # the kubelet's logging stays as its main set it up
             log_level="warning",
             access_log=False,
             ssl_certfile=str(pki[0]),
@@ -205,7 +210,8 @@ class KubeletServer:
         parts = [p for p in scope["path"].split("/") if p]
         kind = parts[0] if parts else ""
         method = scope.get("method", "GET")
-        self._requests[(method, kind, scope["type"])] += 1
+        known = kind if kind in ENDPOINTS else "other"  # bounded metric labels
+        self._requests[(method, known, scope["type"])] += 1
         if scope["type"] == "websocket":
             ws = WebSocket(scope, receive, send)
             if not tls.get("client_cert_der"):
@@ -230,6 +236,8 @@ class KubeletServer:
 
     async def _http(self, scope: Scope, kind: str, rest: list[str]) -> Response:
         method = scope["method"]
+        if kind == "portForward" and len(rest) in (2, 3):
+            await self._sandbox(rest[0], rest[1])  # 404 when the pod is not here
         if kind in ("exec", "attach", "portForward", "run"):
             raise Problem(400, "Upgrade request required")
         if method != "GET":
@@ -317,11 +325,12 @@ class KubeletServer:
         self, target: pb.ContainerStatus, opts: logs.LogOptions, follow: bool
     ) -> AsyncIterator[bytes]:
         limiter = logs.Limiter(opts.limit_bytes)
+        path = target.log_path
         try:
-            f = await asyncio.to_thread(open, target.log_path, "rb")
+            f = await asyncio.to_thread(open, path, "rb")
         except (FileNotFoundError, IsADirectoryError):
             return
-        with f:
+        try:
             records, rest = logs.split_records(await asyncio.to_thread(f.read))
             lines = [line for r in records if (line := logs.parse_line(r)) is not None]
             out = b"".join(logs.render(line, opts.timestamps) for line in logs.select(lines, opts))
@@ -334,6 +343,12 @@ class KubeletServer:
             while not limiter.done:
                 chunk = await asyncio.to_thread(f.read)
                 if not chunk:
+                    if await asyncio.to_thread(_rotated, f, path):
+                        # The log was rotated and the runtime reopened it at the path:
+                        # the old file is complete, carry on with the new one.
+                        f.close()
+                        f = await asyncio.to_thread(open, path, "rb")
+                        continue
                     if not await self._running(target.id):
                         chunk = await asyncio.to_thread(f.read)  # written while exiting
                         if not chunk:
@@ -350,6 +365,8 @@ class KubeletServer:
                 out = limiter.take(out)
                 if out:
                     yield out
+        finally:
+            f.close()
 
     # -- exec, attach, port-forward --------------------------------------------
 
@@ -583,6 +600,14 @@ class KubeletServer:
                 f'server_type="{"websocket" if kind == "websocket" else "readwrite"}"}} {count}'
             )
         return "\n".join(lines) + "\n"
+
+
+def _rotated(f: Any, path: str) -> bool:
+    """Whether `path` now names another file than the open one (a new log after rotation)."""
+    try:
+        return os.stat(path).st_ino != os.fstat(f.fileno()).st_ino
+    except FileNotFoundError:
+        return False  # renamed, not yet reopened
 
 
 def _json(obj: Any) -> Response:

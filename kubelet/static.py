@@ -5,7 +5,8 @@ hash of its manifest and node (so an edited file is a new pod), and is shown
 in the API as a *mirror pod*: a copy carrying the annotation
 `kubernetes.io/config.mirror`, owned by the Node. Deleting the mirror pod does
 not stop the static pod (the kubelet makes a new mirror); removing the file does.
-The directory is read again every 20 seconds, the kubelet's file-check period.
+The directory is read again every 20 seconds, the kubelet's file-check period,
+and as soon as a file appears in it or leaves it.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import asyncio
 import copy
 import hashlib
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 
 from api import defaults
@@ -132,12 +135,24 @@ class StaticPods:
             except errors.NotFound:
                 pass
 
+    def _directory_stamp(self) -> float:
+        try:
+            return self.directory.stat().st_mtime if self.directory else 0.0
+        except OSError:
+            return 0.0
+
     async def run(self, node: dict[str, Any], api_pods: Any, wake: Any) -> None:
+        """Read the directory every 20 s, and at once when a file appears or goes there
+        (its mtime changes; the kubelet watches it with inotify to the same effect)."""
+        stamp, read_at = None, 0.0
         while True:
-            for uid in self.refresh():
-                wake(uid)
-            try:
-                await self.sync_mirrors(node, api_pods())
-            except errors.ApiError as e:
-                log.warning("mirror pods: %s", e)
-            await asyncio.sleep(CHECK_PERIOD)
+            now = time.monotonic()
+            if self._directory_stamp() != stamp or now - read_at >= CHECK_PERIOD:
+                stamp, read_at = self._directory_stamp(), now
+                for uid in self.refresh():
+                    wake(uid)
+                try:
+                    await self.sync_mirrors(node, api_pods())
+                except (errors.ApiError, httpx.HTTPError) as e:
+                    log.warning("mirror pods: %s", e)
+            await asyncio.sleep(1.0)

@@ -28,6 +28,21 @@ class WaitingReason(Protocol):
     message: str
 
 
+def init_done(spec: dict[str, Any], latest: Container | None) -> bool:
+    """An init container lets the next one start once it succeeded; a sidecar (an init
+    container with `restartPolicy: Always`) once it has started (it is restarted
+    whenever it exits, without holding the pod back)."""
+    if latest is None:
+        return False
+    if is_sidecar(spec):
+        return latest.state in (RUNNING, EXITED)
+    return latest.succeeded
+
+
+def is_sidecar(spec: dict[str, Any]) -> bool:
+    return spec.get("restartPolicy") == "Always"
+
+
 def pod_phase(pod: dict[str, Any], observed: Observed) -> str:
     """Kubernetes' getPhase: Pending until every container has started, Running while
     one runs (or will restart), Succeeded or Failed once all have stopped for good."""
@@ -38,9 +53,14 @@ def pod_phase(pod: dict[str, Any], observed: Observed) -> str:
     policy = spec.get("restartPolicy") or "Always"
     for c in spec.get("initContainers") or []:
         latest = observed.latest(c["name"])
-        if latest is not None and latest.succeeded:
+        if init_done(c, latest):
             continue
-        if latest is not None and latest.state == EXITED and policy == "Never":
+        if (
+            latest is not None
+            and latest.state == EXITED
+            and policy == "Never"
+            and not is_sidecar(c)
+        ):
             return "Failed"  # an init container failed and may not be retried
         return "Pending"
     waiting = running = stopped = succeeded = unknown = 0
@@ -83,8 +103,7 @@ def pod_status(
     phase = pod_phase(pod, observed)
     sandbox = observed.current_sandbox()
     initialized = all(
-        (c := observed.latest(s["name"])) is not None and c.succeeded
-        for s in spec.get("initContainers") or []
+        init_done(s, observed.latest(s["name"])) for s in spec.get("initContainers") or []
     )
     init_statuses = [
         _container_status(s, observed, memory, waiting, "ContainerCreating")
@@ -198,7 +217,11 @@ def _conditions(
     """PodReadyToStartContainers, Initialized, Ready, ContainersReady, PodScheduled —
     in the order the kubelet writes them, each with the reason Kubernetes gives."""
     previous = {c.get("type"): c for c in old.get("conditions") or []}
-    incomplete = [s["name"] for s in init_statuses if not _completed(s)]
+    incomplete = [
+        s["name"]
+        for s, spec in zip(init_statuses, pod["spec"].get("initContainers") or [], strict=True)
+        if not (_started(s) if is_sidecar(spec) else _completed(s))
+    ]
     unready = [s["name"] for s in statuses if not s["ready"]]
     gates = [
         g["conditionType"]
@@ -257,6 +280,14 @@ def _conditions(
     owned = {c["type"] for c in out}
     out += [c for kind, c in previous.items() if kind not in owned]  # readiness gates, others'
     return out
+
+
+def _started(status: dict[str, Any]) -> bool:
+    return (
+        "running" in status["state"]
+        or bool(status["lastState"])
+        or ("terminated" in status["state"])
+    )
 
 
 def _completed(status: dict[str, Any]) -> bool:

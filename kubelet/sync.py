@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .observed import CREATED, EXITED, RUNNING, UNKNOWN, Container, Failure, Memory, Observed
-from .status import TERMINAL, pod_phase
+from .status import TERMINAL, init_done, is_sidecar, pod_phase
 
 INITIAL_BACKOFF = 10.0
 MAX_BACKOFF = 300.0
@@ -225,10 +225,14 @@ def _init_containers(
     now: float,
     plan: Plan,
 ) -> bool:
-    """Run the init containers one at a time, in order; True once all have succeeded."""
+    """Run the init containers one at a time, in order; True once all have succeeded
+    (a sidecar, `restartPolicy: Always`, once it has started: it then runs beside the
+    app containers and is restarted whenever it exits)."""
     for spec in pod["spec"].get("initContainers") or []:
         latest = here.latest(spec["name"])
-        if latest is not None and latest.succeeded:
+        if init_done(spec, latest):
+            if is_sidecar(spec) and latest is not None and latest.state == EXITED:
+                _start(pod, spec, latest, everywhere, memory, now, plan, init=True)
             continue
         if latest is None or latest.state == EXITED or latest.state == CREATED:
             _start(pod, spec, latest, everywhere, memory, now, plan, init=True)

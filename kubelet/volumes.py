@@ -45,9 +45,11 @@ import ctypes.util
 import datetime
 import errno
 import os
+import re
 import shutil
 import stat
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -269,7 +271,6 @@ def atomic_write(target: Path, payload: Payload, *, fs_group: int | None = None)
 
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-MNT_DETACH = 2
 
 
 def _mount_tmpfs(target: Path, size_bytes: int | None, mode: int) -> None:
@@ -289,14 +290,18 @@ def _umount(target: Path) -> None:
 
 def mounts_under(directory: Path) -> list[Path]:
     """Mount points at or below `directory`, deepest first (from /proc/self/mountinfo)."""
-    prefix = str(directory).rstrip("/")
-    found = []
-    with open("/proc/self/mountinfo") as f:
+    prefix = os.fsencode(str(directory).rstrip("/"))
+    found = set()
+    with open("/proc/self/mountinfo", "rb") as f:
         for line in f:
-            point = line.split()[4].encode().decode("unicode_escape")
-            if point == prefix or point.startswith(prefix + "/"):
-                found.append(Path(point))
-    return sorted(set(found), key=lambda p: len(p.parts), reverse=True)
+            # mountinfo writes space, tab, newline and backslash as \ooo (octal)
+            point = _OCTAL.sub(lambda m: bytes([int(m.group(1), 8)]), line.split()[4])
+            if point == prefix or point.startswith(prefix + b"/"):
+                found.add(Path(os.fsdecode(point)))
+    return sorted(found, key=lambda p: len(p.parts), reverse=True)
+
+
+_OCTAL = re.compile(rb"\\([0-7]{3})")
 
 
 def _setup_dir(directory: Path, mode: int = 0o777, gid: int | None = None) -> None:
@@ -387,6 +392,14 @@ class VolumeManager:
         self.get_secret = get_secret
         self.get_service_account = get_service_account
         self.node_allocatable = node_allocatable
+        # One pod's volumes are set up or torn down by one thread at a time: the
+        # pod worker and the periodic refresh may both call mount_all.
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+
+    def _lock(self, pod_uid: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(pod_uid, threading.Lock())
 
     # -- paths
 
@@ -411,6 +424,10 @@ class VolumeManager:
         the failures, one FailedMount message each.
         """
         uid = pod["metadata"]["uid"]
+        with self._lock(uid):
+            return self._mount_all(pod, uid)
+
+    def _mount_all(self, pod: dict[str, Any], uid: str) -> dict[str, str]:
         paths: dict[str, str] = {}
         failures: list[tuple[str, str]] = []
         for volume in (pod.get("spec") or {}).get("volumes") or []:
@@ -435,7 +452,7 @@ class VolumeManager:
             _host_path_type_check(path, source.get("type") or "")
             return path
         if not kind:
-            raise _SetupError("volume type not supported by this kubelet")
+            raise _SetupError("no volume plugin matched")
         target = self.volume_dir(uid, volume)
         # fsGroup (SetVolumeOwnership): the volume belongs to the pod's group, setgid.
         fs_group = ((pod.get("spec") or {}).get("securityContext") or {}).get("fsGroup")
@@ -447,19 +464,28 @@ class VolumeManager:
         if not target.is_dir() or (on_tmpfs and not os.path.ismount(target)):
             _setup_dir(target)
             if on_tmpfs:
-                size = self._memory_size(volume["emptyDir"]) if memory else None
+                size = self._memory_size(pod, volume["emptyDir"]) if memory else None
                 _mount_tmpfs(target, size, 0o777)
             _setup_dir(target, mode, fs_group)
         if kind != "emptyDir":
             atomic_write(target, self._payload(pod, kind, volume[kind]), fs_group=fs_group)
         return str(target)
 
-    def _memory_size(self, source: dict[str, Any]) -> int | None:
-        """A Memory emptyDir's tmpfs size: sizeLimit, else the node's allocatable memory."""
-        limit = source.get("sizeLimit")
-        if limit is None:
-            limit = (self.node_allocatable or host_allocatable()).get("memory")
-        return quantity.value(limit) if limit is not None else None
+    def _memory_size(self, pod: dict[str, Any], source: dict[str, Any]) -> int | None:
+        """calculateEmptyDirMemorySize: a Memory emptyDir's tmpfs size.
+
+        The node's allocatable memory, lowered to the pod's memory limit when it has
+        one, lowered again to the volume's sizeLimit when that is smaller.
+        """
+        node_memory = (self.node_allocatable or host_allocatable()).get("memory")
+        size = quantity.value(node_memory) if node_memory is not None else None
+        for candidate in (pod_memory_limit(pod), source.get("sizeLimit")):
+            if candidate is None:
+                continue
+            value = quantity.value(candidate)
+            if value > 0 and (size is None or value <= size):
+                size = value
+        return size
 
     def _payload(self, pod: dict[str, Any], kind: str, source: dict[str, Any]) -> Payload:
         namespace = pod["metadata"].get("namespace") or "default"
@@ -560,6 +586,12 @@ class VolumeManager:
 
     def unmount_all(self, pod_uid: str) -> None:
         """Unmount the pod's tmpfs volumes and remove its directory (the pod is gone)."""
+        with self._lock(pod_uid):
+            self._unmount_all(pod_uid)
+        with self._locks_lock:
+            self._locks.pop(pod_uid, None)
+
+    def _unmount_all(self, pod_uid: str) -> None:
         pod_dir = self.pod_dir(pod_uid)
         if not pod_dir.exists():
             return
@@ -658,3 +690,19 @@ def _expand_sub_path(expr: str, env: dict[str, str], volume: str) -> str:
     if missing:
         raise VolumeError([(volume, f"missing value for {', '.join(sorted(missing))}")])
     return expanded
+
+
+def pod_memory_limit(pod: dict[str, Any]) -> int | None:
+    """The pod cgroup's memory limit (ResourceConfigForPod): None unless every container
+    has one; else the larger of the app containers' sum and the largest init container's."""
+    spec = pod.get("spec") or {}
+
+    def limit(container: dict[str, Any]) -> int | None:
+        value = ((container.get("resources") or {}).get("limits") or {}).get("memory")
+        return None if value is None else quantity.value(value)
+
+    apps = [limit(c) for c in spec.get("containers") or []]
+    inits = [limit(c) for c in spec.get("initContainers") or []]
+    if not apps or any(v is None for v in apps + inits):
+        return None
+    return max([sum(v for v in apps if v is not None)] + [v for v in inits if v is not None])

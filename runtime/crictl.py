@@ -7,6 +7,9 @@ containerd and CRI-O (and `k3s crictl` for k3s).
     skiff crictl inspect CONTAINER         a container's status as JSON
     skiff crictl logs CONTAINER            its log, as `kubectl logs` shows it
     skiff crictl exec [-it] CONTAINER CMD  run a command inside (-it: with a terminal)
+    skiff crictl attach [-it] CONTAINER    its output from now on (-i: and its stdin)
+    skiff crictl stats [--id C] [-p POD]   CPU and memory of running containers
+    skiff crictl port-forward POD [LOCAL:]PORT   127.0.0.1:LOCAL here to PORT in the pod
     skiff crictl stop CONTAINER | rm CONTAINER | stopp POD | rmp POD
     skiff crictl runp POD.yaml             a pod sandbox from a config file, as crictl's
     skiff crictl create POD CONTAINER.yaml POD.yaml    then `start CONTAINER`
@@ -19,6 +22,7 @@ socket (`--runtime-endpoint`, default /run/skiff/runtime.sock).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -154,6 +158,66 @@ class Crictl:
             return int(out.exit_code)
         return _stream_exec(self.runtime, cid, cmd, interactive, tty)
 
+    def attach(self, prefix: str, interactive: bool, tty: bool) -> int:
+        cid = self._container(prefix).id
+        return _stream(self.runtime.Attach, pb.AttachInput, {"container_id": cid}, interactive, tty)
+
+    def stats(self, container: str, pod: str, output: str) -> None:
+        """As crictl: CPU % over one second (two samples), memory as the working set."""
+        import time
+
+        cid = self._container(container).id if container else ""
+        sid = self._pod(pod).id if pod else ""
+        request = pb.ListContainerStatsRequest(container_id=cid, pod_sandbox_id=sid)
+        first = {s.container_id: s for s in self.runtime.ListContainerStats(request).stats}
+        time.sleep(1)
+        rows = [["CONTAINER", "NAME", "CPU %", "MEM"]]
+        records = []
+        for s in self.runtime.ListContainerStats(request).stats:
+            before = first.get(s.container_id)
+            cpu = 0.0
+            if before is not None and s.timestamp > before.timestamp:
+                used = s.cpu_usage_core_nanoseconds - before.cpu_usage_core_nanoseconds
+                cpu = 100.0 * used / (s.timestamp - before.timestamp)
+            rows.append([s.container_id[:13], s.metadata.name, f"{cpu:.2f}", _bytes(s)])
+            records.append(
+                {
+                    "id": s.container_id,
+                    "podSandboxId": s.pod_sandbox_id,
+                    "name": s.metadata.name,
+                    "cpuPercent": round(cpu, 2),
+                    "cpuUsageCoreNanoSeconds": s.cpu_usage_core_nanoseconds,
+                    "memoryWorkingSetBytes": s.memory_working_set_bytes,
+                    "memoryRssBytes": s.memory_rss_bytes,
+                    "memoryUsageBytes": s.memory_usage_bytes,
+                }
+            )
+        if output == "json":
+            print(json.dumps({"stats": records}, indent=2))
+        else:
+            _table(rows)
+
+    def port_forward(self, pod: str, ports: str) -> None:
+        """Listen on 127.0.0.1:LOCAL and forward each connection to PORT in the pod."""
+        import socket
+        import threading
+
+        sid = self._pod(pod).id
+        local, _, remote = ports.rpartition(":")
+        try:
+            remote_port, local_port = int(remote), int(local or remote)
+        except ValueError as e:
+            raise Usage(f"{ports!r}: ports are numbers, as [LOCAL:]REMOTE") from e
+        server = socket.create_server(("127.0.0.1", local_port))
+        print(f"Forwarding from 127.0.0.1:{server.getsockname()[1]} -> {remote_port}", flush=True)
+        with server, contextlib.suppress(KeyboardInterrupt):
+            while True:
+                conn, _ = server.accept()
+                print(f"Handling connection for {local_port}", flush=True)
+                threading.Thread(
+                    target=_forward, args=(self.runtime, conn, sid, remote_port), daemon=True
+                ).start()
+
     def runp(self, pod_file: str) -> str:
         config = _config(pod_file, pb.PodSandboxConfig())
         return str(
@@ -208,22 +272,67 @@ def _config(path: str, message: Any) -> Any:
         raise Usage(f"{path}: {str(e).splitlines()[0]}") from e
 
 
+def _bytes(s: Any) -> str:
+    n = float(s.memory_working_set_bytes)
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.4g}{unit}"
+        n /= 1000
+    return ""
+
+
+def _forward(runtime: Any, conn: Any, sid: str, port: int) -> None:
+    """One local connection through a PortForward stream, until both sides are done."""
+    import socket
+
+    def inputs() -> Iterator[Any]:
+        yield pb.PortForwardInput(pod_sandbox_id=sid, port=port)
+        while data := conn.recv(65536):
+            yield pb.PortForwardInput(data=data)
+        yield pb.PortForwardInput(close=True)
+
+    try:
+        for out in runtime.PortForward(inputs()):
+            if out.error:
+                print(f"error forwarding port {port} to pod {sid}: {out.error}", file=sys.stderr)
+                break
+            if out.data:
+                conn.sendall(out.data)
+            if out.closed:
+                conn.shutdown(socket.SHUT_WR)
+    except (OSError, grpc.RpcError) as e:
+        print(f"error forwarding port {port} to pod {sid}: {e}", file=sys.stderr)
+    finally:
+        with contextlib.suppress(OSError):
+            conn.shutdown(socket.SHUT_RDWR)  # wakes the reader of `inputs` too
+        conn.close()
+
+
 def _stream_exec(runtime: Any, cid: str, cmd: list[str], interactive: bool, tty: bool) -> int:
     """A streaming Exec wired to this terminal (raw while it runs, as crictl does)."""
+    first = {"container_id": cid, "cmd": cmd, "tty": tty}
+    return _stream(runtime.Exec, pb.ExecInput, first, interactive, tty)
+
+
+def _stream(
+    call: Any, message: Any, first_fields: dict[str, Any], interactive: bool, tty: bool
+) -> int:
+    """An Exec or Attach stream wired to this terminal (raw while it runs, as crictl
+    does); the exit code it ends with."""
     import select
     import shutil
     import termios
     import tty as ttymod
 
     size = shutil.get_terminal_size()
-    first = pb.ExecInput(
-        container_id=cid,
-        cmd=cmd,
-        tty=tty,
+    first = message(
+        **first_fields,
         stdin=interactive,
         resize_width=size.columns if tty else 0,
         resize_height=size.lines if tty else 0,
     )
+    if message is pb.AttachInput:
+        first.stdout, first.stderr, first.tty = True, not tty, tty
 
     def inputs() -> Iterator[Any]:
         yield first
@@ -231,7 +340,7 @@ def _stream_exec(runtime: Any, cid: str, cmd: list[str], interactive: bool, tty:
             ready, _, _ = select.select([0], [], [], 0.2)
             if ready:
                 data = os.read(0, 4096)
-                yield pb.ExecInput(stdin_data=data) if data else pb.ExecInput(stdin_close=True)
+                yield message(stdin_data=data) if data else message(stdin_close=True)
                 if not data:
                     return
 
@@ -240,7 +349,7 @@ def _stream_exec(runtime: Any, cid: str, cmd: list[str], interactive: bool, tty:
         ttymod.setraw(0)
     code = 0
     try:
-        for out in runtime.Exec(inputs()):
+        for out in call(inputs()):
             if out.stdout:
                 os.write(1, out.stdout)
             if out.stderr:
@@ -276,6 +385,17 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("-t", "--tty", action="store_true")
     ex.add_argument("id")
     ex.add_argument("cmd", nargs=argparse.REMAINDER)
+    at = sub.add_parser("attach", help="attach to a running container")
+    at.add_argument("-i", "--stdin", action="store_true", dest="interactive")
+    at.add_argument("-t", "--tty", action="store_true")
+    at.add_argument("id")
+    st = sub.add_parser("stats", help="CPU and memory of running containers")
+    st.add_argument("--id", default="", help="one container (an id prefix)")
+    st.add_argument("-p", "--pod", default="", help="the containers of one pod")
+    st.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    pf = sub.add_parser("port-forward", help="forward a local port to a port in a pod")
+    pf.add_argument("id")
+    pf.add_argument("ports", help="[LOCAL:]REMOTE")
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
     if not os.path.exists(a.runtime_endpoint):
         print(f"skiff crictl: no runtime at {a.runtime_endpoint} (is `skiff runtime` running?)",
@@ -306,6 +426,12 @@ def main(argv: list[str] | None = None) -> int:
             if not a.cmd:
                 raise Usage("exec needs a command")
             return ctl.exec(a.id, a.cmd, a.interactive, a.tty)
+        elif a.command == "attach":
+            return ctl.attach(a.id, a.interactive, a.tty)
+        elif a.command == "stats":
+            ctl.stats(a.id, a.pod, a.output)
+        elif a.command == "port-forward":
+            ctl.port_forward(a.id, a.ports)
         else:
             ctl.remove(a.command, a.id)
         return 0

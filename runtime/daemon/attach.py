@@ -81,7 +81,7 @@ def input_frames(message: Any) -> bytes:
 async def _pump_input(inputs: AsyncIterator[Any], writer: asyncio.StreamWriter) -> None:
     """Client messages to the shim. The end of the client's stream is not the end of
     its stdin (only stdin_close is): it may still be reading the output."""
-    with contextlib.suppress(ConnectionError):
+    with contextlib.suppress(Exception):  # the client or the shim went away: relay() ends
         async for message in inputs:
             data = input_frames(message)
             if data:
@@ -100,7 +100,8 @@ async def relay(
     writer.write(first_frames(first))
     pump = asyncio.create_task(_pump_input(inputs, writer))
     try:
-        await writer.drain()
+        with contextlib.suppress(ConnectionError):  # a closed shim reads as the end below
+            await writer.drain()
         while True:
             message = await _read_frame(reader)
             if message is None:

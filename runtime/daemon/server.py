@@ -217,7 +217,8 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
         except BaseException:
             await asyncio.to_thread(self._teardown_network, sid, self._netns_path(sid))
             pod_namespaces.remove(self._ns_path("ipc", sid), self._ns_path("uts", sid))
-            await asyncio.to_thread(remove_tree, cgroup)
+            if not self._cgroup_in_use(cgroup, sid):
+                await asyncio.to_thread(remove_tree, cgroup)
             shutil.rmtree(self.sandboxes / sid, ignore_errors=True)
             raise
         return pb.RunPodSandboxResponse(pod_sandbox_id=sid)
@@ -238,6 +239,16 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
 
     def _ns_path(self, kind: str, sid: str) -> Path:
         return self.s.run_dir / kind / sid
+
+    def _cgroup_in_use(self, cgroup: str, sid: str) -> bool:
+        """Whether another sandbox has the same pod cgroup: the kubelet makes a new
+        sandbox for a pod before it removes the old one, and both are the pod's."""
+        for sdir in self.sandboxes.iterdir():
+            record = sdir / "sandbox.json"
+            if sdir.name != sid and record.exists():
+                if json.loads(record.read_text()).get("cgroup_parent") == cgroup:
+                    return True
+        return False
 
     def _run_sandbox(self, sid: str, config: Any, cgroup: str) -> None:
         sdir = self.sandboxes / sid
@@ -336,8 +347,9 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
         sandbox = self._sandbox(sid)
         # The pod's own cgroup, in every hierarchy (runc also makes it in those skiff
         # does not limit); its QoS parents (kubepods/burstable) stay, as the kubelet's.
-        await asyncio.to_thread(remove_tree, sandbox["cgroup_parent"])
-        await asyncio.to_thread(open_cgroup(sandbox["cgroup_parent"]).delete)  # busy: says so
+        cgroup = sandbox["cgroup_parent"]
+        if not self._cgroup_in_use(cgroup, sid):
+            await asyncio.to_thread(remove_pod_cgroup, cgroup)
         shutil.rmtree(self.sandboxes / sid)
         return pb.RemovePodSandboxResponse()
 
@@ -748,6 +760,22 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
         return pb.PullImageResponse(image_ref=image.id)
 
 
+def remove_pod_cgroup(cgroup: str, timeout: float = 5.0) -> None:
+    """The pod's cgroup and the containers' below it, deepest first. A cgroup stays
+    busy for a moment after its last process was killed, so try again for a while;
+    after that the error says what is still there."""
+    deadline = time.monotonic() + timeout
+    while True:
+        remove_tree(cgroup)
+        try:
+            open_cgroup(cgroup).delete(timeout=0)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def pod_resources(r: Any) -> Resources:
     """LinuxContainerResources (0: not set) as cgroup limits for the pod's cgroup."""
     return Resources(
@@ -810,11 +838,19 @@ async def serve(settings: Settings, socket_path: Path) -> None:
     pb_grpc.add_RuntimeServiceServicer_to_server(runtime, server)
     pb_grpc.add_ImageServiceServicer_to_server(runtime, server)
     await asyncio.to_thread(_prepare_socket, socket_path)
-    server.add_insecure_port(f"unix://{socket_path}")
+    # Bound under another name and renamed once the server runs: whoever waits for the
+    # socket to appear (scripts/up.sh, tests) may use it at once. grpc binds and listens
+    # in two steps, and a connect in between is refused.
+    binding = socket_path.with_name(f".{socket_path.name}.{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(binding)
+    server.add_insecure_port(f"unix://{binding}")
     # Worker threads for blocking calls (pyroute2, file work, in-process OCI calls);
     # nothing that waits for a long-lived process holds one (see processes.py).
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=32))
     await server.start()
+    os.replace(binding, socket_path)
+    ours = os.stat(socket_path).st_ino
     await runtime.shims.refill()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -822,4 +858,7 @@ async def serve(settings: Settings, socket_path: Path) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await server.stop(grace=2)
+    with contextlib.suppress(FileNotFoundError):  # gone: clients say "no runtime"
+        if os.stat(socket_path).st_ino == ours:  # not a newer daemon's
+            os.unlink(socket_path)
     await runtime.shims.close()

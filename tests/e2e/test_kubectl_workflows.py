@@ -2,7 +2,9 @@
 
 Each test asserts both what kubectl prints and what the API then holds.
 Commands that need controllers (rollout status, undo) are covered where the
-controllers live; here the API alone must be enough.
+controllers live; here the API alone must be enough. Every test runs with each
+kubectl the suite knows (tests/conftest.py: the system's 1.30+ and the current
+release in .venv/bin), since users bring either.
 """
 
 from __future__ import annotations
@@ -10,10 +12,16 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
+
+pytestmark = pytest.mark.usefixtures("kubectl_binary")
 
 CONFIGMAP = """\
 apiVersion: v1
@@ -160,7 +168,9 @@ def test_get_output_forms(apiserver: Any, namespace: str, tmp_path: Path) -> Non
     assert "settings" in everywhere
 
 
-def test_label_annotate_patch_replace_edit(apiserver: Any, namespace: str, tmp_path: Path) -> None:
+def test_label_annotate_patch_replace_edit(
+    apiserver: Any, namespace: str, tmp_path: Path, kubectl_binary: str
+) -> None:
     ns = ("-n", namespace)
     apiserver.kubectl("apply", *ns, "-f", str(write(tmp_path / "cm.yaml", CONFIGMAP)))
     assert "labeled" in apiserver.kubectl("label", "cm", "settings", "tier=gold", *ns)
@@ -187,10 +197,8 @@ def test_label_annotate_patch_replace_edit(apiserver: Any, namespace: str, tmp_p
     )
     editor.chmod(editor.stat().st_mode | stat.S_IEXEC)
     env = {**os.environ, "KUBE_EDITOR": str(editor), "KUBECONFIG": str(apiserver.kubeconfig)}
-    import subprocess
-
     result = subprocess.run(
-        ["kubectl", "edit", "cm", "settings", *ns],
+        [kubectl_binary, "edit", "cm", "settings", *ns],
         env=env,
         capture_output=True,
         text=True,
@@ -325,29 +333,28 @@ def test_rollout_commands_diff_get_all_and_events(control_plane: Any, tmp_path: 
     """With the controller-manager running, as a user would have it."""
     server, _ = control_plane
     ns = ("-n", "default")
-    server.kubectl("create", "deployment", "ro", "--image=nginx:1.25", "--replicas=2", *ns)
-    import time
-
+    name = f"ro-{uuid.uuid4().hex[:6]}"  # the control plane is shared by the kubectl runs
+    deploy = f"deployment/{name}"
+    server.kubectl("create", "deployment", name, "--image=nginx:1.25", "--replicas=2", *ns)
     deadline = time.monotonic() + 30
     history = ""
     while "REVISION" not in history and time.monotonic() < deadline:
-        history = server.kubectl("rollout", "history", "deployment/ro", *ns)
+        history = server.kubectl("rollout", "history", deploy, *ns)
         time.sleep(0.3)  # until the controller has made the first ReplicaSet
     assert "REVISION" in history
-    assert "deployment.apps/ro restarted" in server.kubectl(
-        "rollout", "restart", "deployment/ro", *ns
-    )
-    assert "deployment.apps/ro paused" in server.kubectl("rollout", "pause", "deployment/ro", *ns)
-    assert "deployment.apps/ro resumed" in server.kubectl("rollout", "resume", "deployment/ro", *ns)
+    assert f"deployment.apps/{name} restarted" in server.kubectl("rollout", "restart", deploy, *ns)
+    assert f"deployment.apps/{name} paused" in server.kubectl("rollout", "pause", deploy, *ns)
+    assert f"deployment.apps/{name} resumed" in server.kubectl("rollout", "resume", deploy, *ns)
     everything = server.kubectl("get", "all", *ns)
-    assert "deployment.apps/ro" in everything and "replicaset.apps/ro-" in everything
-    assert "pod/ro-" in everything and "service/kubernetes" in everything
+    assert f"deployment.apps/{name}" in everything
+    assert f"replicaset.apps/{name}-" in everything
+    assert f"pod/{name}-" in everything and "service/kubernetes" in everything
     events = server.kubectl("events", *ns)
     assert "ScalingReplicaSet" in events
-    live = json.loads(server.kubectl("get", "deploy", "ro", *ns, "-o", "json"))
+    live = json.loads(server.kubectl("get", "deploy", name, *ns, "-o", "json"))
     live["spec"]["replicas"] = 5
     live.pop("status")
-    live["metadata"] = {"name": "ro", "namespace": "default"}
+    live["metadata"] = {"name": name, "namespace": "default"}
     changed = write(tmp_path / "ro.json", json.dumps(live))
     diff = server.kubectl("diff", "-f", str(changed), check=False)
     assert "-  replicas: 2" in diff and "+  replicas: 5" in diff

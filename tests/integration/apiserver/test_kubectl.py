@@ -113,8 +113,13 @@ def test_get_deploy_watch_sees_change(apiserver: Any, namespace: str) -> None:
 
 def test_api_resources(apiserver: Any) -> None:
     out = apiserver.kubectl("api-resources")
-    rows = {line.split()[0]: line.split() for line in out.splitlines()[1:]}
+    rows: dict[str, list[str]] = {}
+    for line in out.splitlines()[1:]:  # a name in several groups: the core one is listed first
+        rows.setdefault(line.split()[0], line.split())
     assert rows["pods"][1:] == ["po", "v1", "true", "Pod"]
+    assert "pods metrics.k8s.io/v1beta1 true PodMetrics" in [
+        " ".join(r.split()) for r in out.splitlines()
+    ]
     assert rows["deployments"][1:] == ["deploy", "apps/v1", "true", "Deployment"]
     assert rows["namespaces"][1:] == ["ns", "v1", "false", "Namespace"]
     assert "leases" in rows and "endpointslices" in rows

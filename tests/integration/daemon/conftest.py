@@ -72,6 +72,12 @@ class Node:
             assert self.proc.poll() is None, (self.base / "daemon.log").read_text()
             assert time.monotonic() < deadline, "the daemon never listened"
             time.sleep(0.05)
+        # It answers (not only a socket file there); if it died, its log says why.
+        try:
+            self.api.Version(pb.VersionRequest(), timeout=30, wait_for_ready=True)
+        except grpc.RpcError as e:
+            log = (self.base / "daemon.log").read_text()
+            raise AssertionError(f"the daemon does not answer ({e.code()}):\n{log}") from e
 
     def kill(self) -> None:
         """SIGKILL, as a crash: the containers' shims must carry on."""

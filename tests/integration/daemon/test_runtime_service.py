@@ -4,6 +4,7 @@ that can be killed without its containers noticing."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -14,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -46,37 +48,43 @@ class Daemon:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                # nsenter, not `ip netns exec`: that remounts /sys for the namespace,
-                # and the daemon would no longer see /sys/fs/cgroup.
-                "nsenter",
-                f"--net=/run/netns/{self.node}",
-                sys.executable,
-                "-m",
-                "runtime.daemon",
-                "--socket",
-                str(self.socket),
-                "--state-dir",
-                str(self.base / "state"),
-                "--run-dir",
-                str(self.base / "run"),
-                "--image-root",
-                str(self.base / "images"),
-                *(["--pod-cidr", self.pod_cidr] if self.pod_cidr else []),
-                "--cgroup-root",
-                f"/{self.cgroup_root}",
-                "--oci-runtime",
-                self.oci_runtime,
-            ],
-            cwd=ROOT,
-            stdout=open(self.base / "daemon.log", "ab"),
-            stderr=subprocess.STDOUT,
-        )
+        # A socket left by a killed daemon must not pass for the new one's.
+        self.socket.unlink(missing_ok=True)
+        with open(self.base / "daemon.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    # nsenter, not `ip netns exec`: that remounts /sys for the namespace,
+                    # and the daemon would no longer see /sys/fs/cgroup.
+                    "nsenter",
+                    f"--net=/run/netns/{self.node}",
+                    sys.executable,
+                    "-m",
+                    "runtime.daemon",
+                    "--socket",
+                    str(self.socket),
+                    "--state-dir",
+                    str(self.base / "state"),
+                    "--run-dir",
+                    str(self.base / "run"),
+                    "--image-root",
+                    str(self.base / "images"),
+                    *(["--pod-cidr", self.pod_cidr] if self.pod_cidr else []),
+                    "--cgroup-root",
+                    f"/{self.cgroup_root}",
+                    "--oci-runtime",
+                    self.oci_runtime,
+                ],
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 30
         while not self.socket.exists():
-            assert self.proc.poll() is None, (self.base / "daemon.log").read_text()
-            assert time.monotonic() < deadline, "the daemon never listened"
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                raise AssertionError(
+                    "the daemon never listened:\n" + (self.base / "daemon.log").read_text()
+                )
             time.sleep(0.05)
 
     def kill(self) -> None:
@@ -99,29 +107,74 @@ class Daemon:
 @pytest.fixture
 def daemon(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Daemon]:
     """A runtime daemon in a throwaway node namespace; skiff-runc unless a test asks
-    for another OCI runtime with `@pytest.mark.parametrize("daemon", [...], indirect=True)`."""
+    for another OCI runtime with `@pytest.mark.parametrize("daemon", [...], indirect=True)`.
+    Everything it made goes afterwards, also when the test failed or killed the daemon."""
     oci_runtime = getattr(request, "param", "skiff-runc")
     if not shutil.which(oci_runtime) and oci_runtime != "skiff-runc":
         pytest.skip(f"{oci_runtime} is not installed")
+    if oci_runtime == "crun":  # crun 1.8 needs every controller off the v2 mount
+        request.getfixturevalue("v1_cgroups_for_crun")
     node = f"skifftest-node-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", node], check=True)
-    build_busybox(ImageStore(tmp_path / "images"))
     pod_cidr = "" if request.node.get_closest_marker("no_pod_cidr") else "10.244.3.0/24"
     d = Daemon(node, tmp_path, oci_runtime, pod_cidr)
     try:
+        subprocess.run(["ip", "netns", "add", node], check=True)
+        build_busybox(ImageStore(tmp_path / "images"))
         d.start()
         yield d
     finally:
-        try:
-            if d.proc and d.proc.poll() is not None:
-                d.start()  # a test killed it: clean up through a fresh one
+        cleanup_daemon(d)
+
+
+def cleanup_daemon(d: Daemon) -> None:
+    """Remove what a test's daemon made: through the daemon itself (restarted if the test
+    killed it), and then, whatever failed there, by force: shims and containers killed by
+    PID, mounts under the test's directory, the node namespace, the cgroup root."""
+    try:
+        if d.proc is not None and d.proc.poll() is not None and (d.base / "state").exists():
+            d.start()  # a test killed it: clean up through a fresh one
+        if d.proc is not None and d.proc.poll() is None:
             api = d.client()
             for s in api.ListPodSandbox(pb.ListPodSandboxRequest(), timeout=60).items:
                 api.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=s.id), timeout=60)
-        finally:
-            d.stop()
-            subprocess.run(["ip", "netns", "del", node], check=False)
-            remove_tree(d.cgroup_root)  # this test's cgroup root
+    except (grpc.RpcError, AssertionError, OSError) as e:
+        print(f"cleanup through the daemon failed ({e}); removing by force", file=sys.stderr)
+    finally:
+        d.stop()
+        for pid_file in (d.base / "state" / "containers").glob("*/shim.pid"):
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        kill_cgroup_tree(d.cgroup_root)
+        unmount_below(d.base)
+        if Path(f"/run/netns/{d.node}").exists():
+            subprocess.run(["ip", "netns", "del", d.node], check=False)
+        remove_tree(d.cgroup_root)  # this test's cgroup root
+
+
+def kill_cgroup_tree(root: str) -> None:
+    """SIGKILL every process in the cgroup `root` (all hierarchies) and wait for them."""
+    deadline = time.monotonic() + 10
+    while True:
+        pids = {
+            int(pid)
+            for procs in Path("/sys/fs/cgroup").glob(f"*/{root}/**/cgroup.procs")
+            for pid in procs.read_text().split()
+        }
+        if not pids or time.monotonic() > deadline:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+
+
+def unmount_below(base: Path) -> None:
+    """Lazily unmount every mount at or below `base`, deepest first."""
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    prefix = str(base).rstrip("/") + "/"
+    for point in sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], check=False, capture_output=True)
 
 
 def sandbox(api: Any, name: str) -> str:
@@ -156,7 +209,7 @@ def wait_state(api: Any, cid: str, state: int, timeout: float = 20) -> Any:
         time.sleep(0.1)
 
 
-@pytest.mark.parametrize("daemon", ["skiff-runc", "runc"], indirect=True)
+@pytest.mark.parametrize("daemon", ["skiff-runc", "runc", "crun"], indirect=True)
 def test_sandbox_container_lifecycle_and_exec(daemon: Daemon) -> None:
     api = daemon.client()
     sid = sandbox(api, "web")
@@ -190,10 +243,11 @@ def test_sandbox_container_lifecycle_and_exec(daemon: Daemon) -> None:
     # Removing the pod removes everything it made: containers, their cgroups, its own.
     api.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
     assert api.ListContainers(pb.ListContainersRequest(pod_sandbox_id=sid)).containers == []
-    assert not list(Path(f"/sys/fs/cgroup/memory/{daemon.cgroup_root}").glob(f"pod{sid[:12]}*"))
+    left = Path("/sys/fs/cgroup").glob(f"*/{daemon.cgroup_root}/pod{sid[:12]}*")
+    assert not list(left)  # in every hierarchy: runc makes the pod's in all of them
 
 
-@pytest.mark.parametrize("daemon", ["skiff-runc", "runc"], indirect=True)
+@pytest.mark.parametrize("daemon", ["skiff-runc", "runc", "crun"], indirect=True)
 def test_memory_hog_is_oom_killed_and_reported(daemon: Daemon) -> None:
     api = daemon.client()
     sid = sandbox(api, "hog")
@@ -218,13 +272,20 @@ def test_containers_survive_a_killed_daemon(daemon: Daemon) -> None:
     api = daemon.client()
     sid = sandbox(api, "survivor")
     long = container(api, sid, "long", ["sleep", "60"])
-    short = container(api, sid, "short", ["sh", "-c", "sleep 2; exit 4"])
+    # `short` exits with 4 when told (SIGUSR1), so that it exits while no daemon runs.
+    script = "trap 'exit 4' USR1; while true; do sleep 0.1; done"
+    short = container(api, sid, "short", ["sh", "-c", script])
     for cid in (long, short):
         api.StartContainer(pb.StartContainerRequest(container_id=cid))
     pid = wait_state(api, long, pb.CONTAINER_RUNNING).pid
+    short_pid = wait_state(api, short, pb.CONTAINER_RUNNING).pid
     daemon.kill()
-    time.sleep(3)  # `short` exits while no daemon is running
-    daemon.socket.unlink(missing_ok=True)
+    os.kill(short_pid, signal.SIGUSR1)
+    deadline = time.monotonic() + 20
+    while Path(f"/proc/{short_pid}").exists():  # its shim reaps it, no daemon needed
+        assert time.monotonic() < deadline, "`short` did not exit while the daemon was down"
+        time.sleep(0.05)
+    assert daemon.proc is not None and daemon.proc.poll() is not None  # still down
     daemon.start()
     api = daemon.client()
     again = status(api, long)
@@ -235,18 +296,31 @@ def test_containers_survive_a_killed_daemon(daemon: Daemon) -> None:
     assert {long, short} <= listed
 
 
-def exec_stream(api: Any, messages: list[Any], pause: float = 0.3) -> tuple[bytes, bytes, int]:
-    """Run a streaming Exec; messages after the first are sent `pause` seconds apart."""
+def exec_stream(
+    api: Any, messages: list[Any], pause: float = 0.0, after: dict[int, bytes] | None = None
+) -> tuple[bytes, bytes, int]:
+    """Run a streaming Exec. Message i waits until stdout shows `after[i]` (when given),
+    so that input that depends on earlier output is sent only once that output is there;
+    `pause` adds a delay before each message after the first."""
+    seen = threading.Condition()
+    stdout = b""
 
     def requests() -> Iterator[Any]:
         for i, m in enumerate(messages):
-            if i:
+            if i and pause:
                 time.sleep(pause)
+            if after and i in after:
+                with seen:
+                    if not seen.wait_for(lambda n=i: after[n] in stdout, timeout=30):
+                        return  # the assertions on the output say what was missing
             yield m
 
-    stdout, stderr, code = b"", b"", -1
+    stderr, code = b"", -1
     for out in api.Exec(requests(), timeout=30):
-        stdout, stderr = stdout + out.stdout, stderr + out.stderr
+        with seen:
+            stdout += out.stdout
+            seen.notify_all()
+        stderr += out.stderr
         if out.exited:
             code = out.exit_code
     return stdout, stderr, code
@@ -288,6 +362,7 @@ def test_streaming_exec_with_stdin_and_a_terminal(daemon: Daemon) -> None:
             pb.ExecInput(resize_width=120, resize_height=40),
             pb.ExecInput(stdin_data=b"stty size; exit 5\n"),
         ],
+        after={2: b"30 100"},  # resize once the first size is printed
     )
     text = out.decode().replace("\r", "")
     assert code == 5, (text, err)
@@ -317,7 +392,10 @@ def test_reopen_container_log_after_rotation(daemon: Daemon) -> None:
     rotated = log.with_name(log.name + ".1")
     log.rename(rotated)  # what the kubelet's log rotation does, then it asks to reopen
     api.ReopenContainerLog(pb.ReopenContainerLogRequest(container_id=cid))
-    time.sleep(0.5)
+    deadline = time.monotonic() + 10
+    while len(log.read_text().splitlines() if log.exists() else []) < 2:
+        assert time.monotonic() < deadline, "nothing written to the reopened log"
+        time.sleep(0.1)
     old_lines, new_lines = rotated.read_text().splitlines(), log.read_text().splitlines()
     assert new_lines and all(" stdout F tick " in line for line in new_lines)
     last_old = int(old_lines[-1].rsplit(" ", 1)[1])
@@ -629,7 +707,6 @@ def test_pod_cidr_from_update_runtime_config(daemon: Daemon) -> None:
         update("10.244.6.0/24")
     assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     daemon.stop()
-    daemon.socket.unlink(missing_ok=True)
     daemon.start()  # still no --pod-cidr: it remembers
     api = daemon.client()
     again = sandbox(api, "after-restart")

@@ -3,6 +3,7 @@ and it keeps going when whoever started it is gone."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -45,6 +46,7 @@ def container(tmp_path: Path) -> Iterator[Any]:
     image = build_busybox(store)
     parent = f"skiff-test-{uuid.uuid4().hex[:8]}"
     made: list[tuple[Path, str]] = []
+    shims: list[subprocess.Popen[bytes]] = []
     state = tmp_path / "runc-state"
 
     def make(args: list[str], **resources: Any) -> Path:
@@ -52,6 +54,7 @@ def container(tmp_path: Path) -> Iterator[Any]:
         cdir = tmp_path / cid
         bundle = cdir / "bundle"
         bundle.mkdir(parents=True)
+        made.append((cdir, cid))  # before the mount: the finalizer undoes it if what follows fails
         rootfs = mount_rootfs(image, bundle)
         subprocess.run(["runc", "spec", "--bundle", str(bundle)], check=True)
         config = json.loads((bundle / "config.json").read_text())
@@ -65,11 +68,10 @@ def container(tmp_path: Path) -> Iterator[Any]:
                 {"id": cid, "log_path": str(cdir / "log" / "0.log"), "cgroup": f"/{parent}/{cid}"}
             )
         )
-        made.append((cdir, cid))
         return cdir
 
     def shim(cdir: Path) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             shim_command(cdir, state),
             cwd=ROOT,
             start_new_session=True,
@@ -77,6 +79,8 @@ def container(tmp_path: Path) -> Iterator[Any]:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        shims.append(proc)
+        return proc
 
     def start(cdir: Path) -> None:
         cid = json.loads((cdir / "container.json").read_text())["id"]
@@ -97,30 +101,36 @@ def container(tmp_path: Path) -> Iterator[Any]:
             {"make": staticmethod(make), "shim": staticmethod(shim), "start": staticmethod(start)},
         )
     finally:
-        for cdir, cid in made:
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "runtime.runc.main",
-                    "--root",
-                    str(state),
-                    "delete",
-                    "--force",
-                    cid,
-                ],
-                cwd=ROOT,
-                capture_output=True,
-            )
-            pid_file = cdir / "shim.pid"
-            if pid_file.exists():
-                try:
-                    os.kill(int(pid_file.read_text()), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            unmount_rootfs(cdir / "bundle")
-        remove_tree(parent)
-        shutil.rmtree(tmp_path / "images", ignore_errors=True)
+        # Each step for each container, whatever failed before it.
+        with contextlib.ExitStack() as cleanup:
+            cleanup.callback(shutil.rmtree, tmp_path / "images", ignore_errors=True)
+            cleanup.callback(remove_tree, parent)
+            for cdir, cid in made:
+                cleanup.callback(unmount_rootfs, cdir / "bundle")
+                cleanup.callback(kill_recorded_shim, cdir)
+                cleanup.callback(
+                    subprocess.run,
+                    [*runc_command(), "--root", str(state), "delete", "--force", cid],
+                    cwd=ROOT,
+                    capture_output=True,
+                    timeout=30,
+                )
+            for proc in shims:  # the shims this test started, by PID (reaped, too)
+                cleanup.callback(stop_process, proc)
+
+
+def kill_recorded_shim(cdir: Path) -> None:
+    """A shim started by another process (the launcher test) is known by its pid file."""
+    pid_file = cdir / "shim.pid"
+    if pid_file.exists():
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=30)
 
 
 def wait_exit(cdir: Path, timeout: float = 30) -> dict[str, Any]:

@@ -110,3 +110,17 @@ def test_the_runtime_makes_limits_and_removes_the_pod_cgroup(node: Any) -> None:
     node.api.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=other))
     assert not _cgroup_dir(node, "memory", f"pod{other[:12]}").exists()
     assert os.path.isdir(_cgroup_dir(node, "memory", ""))
+
+
+def test_a_pods_next_sandbox_keeps_the_pod_cgroup(node: Any) -> None:
+    """The kubelet makes a pod's new sandbox before it removes the old one: both are the
+    pod's, and removing the old one must not take the cgroup from the new one."""
+    parent = f"kubepods/pod{uuid.uuid4().hex}"
+    old = node.sandbox("again", cgroup_parent=parent)
+    new = node.sandbox("again", cgroup_parent=parent)
+    pid = node.status(node.run(new, "idle", ["sleep", "600"])).pid
+    node.api.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=old))
+    memory = _cgroup_dir(node, "memory", parent)
+    assert memory.is_dir() and Path(f"/proc/{pid}").exists()
+    node.api.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=new))
+    assert not memory.exists()

@@ -1,6 +1,8 @@
 """`skiff image load` with the archives users bring from machines that have internet:
-`docker save` (classic and Docker 25+ layouts) and OCI archives; and the rest of
-`skiff image` (ls, inspect, rm) as a user runs it."""
+`docker save` (classic and Docker 25+ layouts) and OCI archives, written here byte by
+byte and also made by the real tools (umoci builds an OCI layout offline from
+busybox-static, skopeo turns it into a docker-archive and an oci-archive); and the rest
+of `skiff image` (ls, inspect, rm) as a user runs it."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -258,3 +261,67 @@ def test_rm_and_inspect_errors(tmp_path: Path, busybox_layer: bytes) -> None:
     busybox = inspect(root, "busybox")
     assert busybox["RepoTags"] == ["docker.io/library/busybox:latest"]
     assert (root / "layers" / busybox["Layers"][0].split(":")[1] / "bin" / "busybox").is_file()
+
+
+@pytest.fixture(scope="module")
+def tool_archives(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Archives made by skopeo from an OCI layout that umoci built offline, as in
+    /work/shared/notes: busybox-static's binary and applet links in one layer."""
+    if not shutil.which("umoci") or not shutil.which("skopeo"):
+        pytest.skip("needs umoci and skopeo (scripts/install.sh installs them)")
+    work = tmp_path_factory.mktemp("tools")
+    layout, bundle = work / "layout", work / "bundle"
+
+    def run(*args: str) -> None:
+        done = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=work)
+        assert done.returncode == 0, f"{' '.join(args)}: {done.stderr}"
+
+    run("umoci", "init", "--layout", str(layout))
+    run("umoci", "new", "--image", f"{layout}:busybox")
+    run("umoci", "unpack", "--image", f"{layout}:busybox", str(bundle))
+    bin_dir = bundle / "rootfs" / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy("/bin/busybox", bin_dir / "busybox")
+    for applet in ("sh", "echo", "cat", "ls"):
+        (bin_dir / applet).symlink_to("busybox")
+    run("umoci", "repack", "--image", f"{layout}:busybox", str(bundle))
+    run(
+        "umoci", "config", "--image", f"{layout}:busybox",
+        "--config.cmd", "sh", "--config.env", "PATH=/bin", "--config.workingdir", "/tmp",
+        "--config.exposedports", "8080/tcp",
+    )  # fmt: skip
+    docker, oci = work / "docker-archive.tar", work / "oci-archive.tar"
+    run("skopeo", "copy", "-q", f"oci:{layout}:busybox",
+        f"docker-archive:{docker}:example.com/tools/busybox:1.36")  # fmt: skip
+    run("skopeo", "copy", "-q", f"oci:{layout}:busybox", f"oci-archive:{oci}:1.36")
+    return {"docker": docker, "oci": oci}
+
+
+def test_load_archives_made_by_skopeo_from_an_umoci_image(
+    tmp_path: Path, tool_archives: dict[str, Path]
+) -> None:
+    with tarfile.open(tool_archives["docker"]) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+    config_id = "sha256:" + manifest[0]["Config"].removesuffix(".json")
+    # Each into a node of its own: what one archive brings, alone.
+    docker_root, oci_root = tmp_path / "from-docker-archive", tmp_path / "from-oci-archive"
+    out = skiff_image(docker_root, "load", str(tool_archives["docker"]))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "Loaded image: example.com/tools/busybox:1.36"
+    out = skiff_image(oci_root, "load", str(tool_archives["oci"]), "--name", "example.com/t/oci")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "Loaded image: example.com/t/oci:1.36"
+    for root, name in (
+        (docker_root, "example.com/tools/busybox:1.36"),
+        (oci_root, "example.com/t/oci:1.36"),
+    ):
+        info = inspect(root, name)
+        assert info["Id"] == config_id  # one image, whichever archive brought it
+        assert info["Config"]["Cmd"] == ["sh"] and info["Config"]["WorkingDir"] == "/tmp"
+        assert "PATH=/bin" in info["Config"]["Env"]
+        assert info["Config"]["ExposedPorts"] == {"8080/tcp": {}}
+        image = ImageStore(root).get(name)
+        assert image is not None
+        layer = image.layer_dirs[-1] / "bin"
+        assert (layer / "busybox").read_bytes() == Path("/bin/busybox").read_bytes()
+        assert os.readlink(layer / "sh") == "busybox"

@@ -42,19 +42,33 @@ def start_registry(
         f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp}/data\n"
         f"http:\n  addr: 127.0.0.1:{port}\n{auth}"
     )
-    proc = subprocess.Popen(
-        ["docker-registry", "serve", str(config)],
-        stdout=open(tmp / "registry.log", "ab"),
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 20
-    while True:
+    with open(tmp / "registry.log", "ab") as log:
+        proc = subprocess.Popen(
+            ["docker-registry", "serve", str(config)], stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=1)
+                return f"127.0.0.1:{port}", proc
+            except httpx.HTTPError:
+                assert proc.poll() is None, (tmp / "registry.log").read_text()
+                assert time.monotonic() < deadline, (tmp / "registry.log").read_text()
+                time.sleep(0.1)
+    except BaseException:
+        stop_registry(proc)  # one that never answered must not outlive the test
+        raise
+
+
+def stop_registry(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
         try:
-            httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=1)
-            return f"127.0.0.1:{port}", proc
-        except httpx.HTTPError:
-            assert time.monotonic() < deadline, (tmp / "registry.log").read_text()
-            time.sleep(0.1)
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def push(
@@ -134,8 +148,7 @@ def registry(tmp_path: Path) -> Iterator[str]:
     try:
         yield host
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop_registry(proc)
 
 
 def test_pull_by_tag_and_digest(registry: str, tmp_path: Path) -> None:
@@ -193,8 +206,7 @@ def test_basic_auth(tmp_path: Path) -> None:
         )
         assert (image.layer_dirs[0] / "a").read_bytes() == b"1"
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop_registry(proc)
 
 
 def test_a_tampered_blob_is_refused(registry: str, tmp_path: Path) -> None:
@@ -328,7 +340,11 @@ def test_bearer_token_flow(tmp_path: Path) -> None:
     )
     serving = tokens.serve()
     next(serving)
-    host, proc = start_registry(tmp_path / "reg", token_auth=config)
+    try:
+        host, proc = start_registry(tmp_path / "reg", token_auth=config)
+    except BaseException:
+        serving.close()
+        raise
     try:
         for repo in ("public/app", "private/app"):
             push_token = tokens.token(
@@ -356,8 +372,7 @@ def test_bearer_token_flow(tmp_path: Path) -> None:
         )
         assert (private.layer_dirs[0] / "who").read_bytes() == b"private/app"
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop_registry(proc)
         serving.close()
 
 

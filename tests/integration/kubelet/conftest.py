@@ -12,7 +12,9 @@ when a test fails.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import importlib.util
 import json
 import os
 import signal
@@ -153,6 +155,37 @@ class Node:
         return (self.base / "kubelet.log").read_text(errors="replace")[-5000:]
 
 
+def _tls_flags(base: Path, server: ApiServerProcess) -> list[str]:
+    """A serving certificate from the cluster CA for the kubelet's HTTPS API, when this
+    build has the kubelet server and the apiserver's certificate tool."""
+    if importlib.util.find_spec("kubelet.server") is None:
+        return []
+    if importlib.util.find_spec("apiserver.kubelet_certs") is None:
+        return []
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "apiserver.kubelet_certs",
+            "serving",
+            "--state-dir",
+            str(server.state_dir),
+            "--node",
+            NODE,
+            "--ip",
+            "127.0.0.1",
+            "--out",
+            str(base / "kubelet-pki"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    paths = json.loads(out.stdout)
+    return [f"--{flag}={path}" for flag, path in paths.items()]
+
+
 def _kubelet(base: Path, server: ApiServerProcess, runtime: RuntimeDaemon) -> ComponentProcess:
     return ComponentProcess(
         "kubelet",
@@ -175,7 +208,14 @@ def _kubelet(base: Path, server: ApiServerProcess, runtime: RuntimeDaemon) -> Co
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    base = tmp_path_factory.mktemp("node")
+    with one_node(tmp_path_factory.mktemp("node")) as n:
+        yield n
+
+
+@contextlib.contextmanager
+def one_node(base: Path) -> Iterator[Node]:
+    """The whole node in a namespace of its own, entered by this thread (also used by
+    bench/pod_startup.py); everything removed on the way out."""
     (base / "manifests").mkdir()
     netns = f"skifftest-kubelet-{uuid.uuid4().hex[:8]}"
     subprocess.run(["ip", "netns", "add", netns], check=True)
@@ -189,6 +229,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     try:
         build_busybox(ImageStore(base / "images"))
         server.start()
+        kubelet.extra += _tls_flags(base, server)  # the cluster CA exists from here on
         runtime.start()
         n.others = [
             ComponentProcess(

@@ -346,3 +346,61 @@ def test_config_and_secrets_reach_the_container(node: Node, ns: str) -> None:
         lambda: node.exec(app_id, "cat", "/etc/settings/greeting") == "bonjour",
         "the configMap volume to follow the change",
     )
+
+
+def test_a_host_network_pod_uses_the_node_address(node: Node, ns: str) -> None:
+    web = busybox("web", "sh", "-c", "echo host > /tmp/i; httpd -f -p 18080 -h /tmp")
+    create(node, ns, make_pod("hostnet", web, hostNetwork=True))
+    status = wait_for(
+        lambda: (s := status_of(node, ns, "hostnet")).get("phase") == "Running" and s, "Running"
+    )
+    assert status["podIP"] == status["hostIP"] == "127.0.0.1"
+
+    def fetch() -> str:
+        with socket.create_connection(("127.0.0.1", 18080), timeout=5) as s:
+            s.sendall(b"GET /i HTTP/1.0\r\n\r\n")
+            reply = b""
+            while chunk := s.recv(4096):
+                reply += chunk
+            return reply.decode()
+
+    assert wait_for(fetch, "an answer on the node's port").rstrip().endswith("host")
+
+
+def test_run_as_non_root_refuses_a_root_image(node: Node, ns: str) -> None:
+    c = busybox("c", securityContext={"runAsNonRoot": True})
+    create(node, ns, make_pod("nonroot", c))
+    waiting = wait_for(
+        lambda: (
+            container_status(node, ns, "nonroot", "c")
+            .get("state", {})
+            .get("waiting", {})
+            .get("reason")
+            == "CreateContainerConfigError"
+            and container_status(node, ns, "nonroot", "c")["state"]["waiting"]
+        ),
+        "CreateContainerConfigError",
+    )
+    assert waiting["message"].startswith("container has runAsNonRoot and image will run as root")
+    # As another user it runs.
+    ok = busybox("c", securityContext={"runAsNonRoot": True, "runAsUser": 1000})
+    create(node, ns, make_pod("asuser", ok))
+    wait_for(lambda: status_of(node, ns, "asuser").get("phase") == "Running", "Running")
+    cid = container_status(node, ns, "asuser", "c")["containerID"].split("://")[1]
+    assert node.exec(cid, "id", "-u").strip() == "1000"
+
+
+def test_kubectl_logs_and_exec_reach_the_pod_through_the_kubelet(node: Node, ns: str) -> None:
+    """Through the apiserver's relay to this kubelet's HTTPS API (when the build has it)."""
+    pytest.importorskip("kubelet.server")
+    create(node, ns, make_pod("talk", busybox("c", "sh", "-c", "echo hello-from-talk; sleep 3600")))
+    wait_for(lambda: status_of(node, ns, "talk").get("phase") == "Running", "Running")
+    logs = wait_for(
+        lambda: (
+            "hello-from-talk" in (out := node.kubectl("logs", "-n", ns, "talk", check=False))
+            and out
+        ),
+        "kubectl logs",
+    )
+    assert "hello-from-talk" in logs
+    assert node.kubectl("exec", "-n", ns, "talk", "--", "hostname").strip() == "talk"

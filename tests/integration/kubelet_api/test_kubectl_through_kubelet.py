@@ -13,6 +13,7 @@ through the runtime's gRPC API with the labels the kubelet would put on them
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import importlib.util
 import json
 import os
@@ -22,8 +23,10 @@ import shutil
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import sys
+import termios
 import time
 import uuid
 from collections.abc import Iterator
@@ -53,6 +56,11 @@ NS = "default"
 POD = "web"
 HTTPD = (
     "mkdir -p /tmp/www && echo hello-through-port-forward > /tmp/www/index.html"
+    " && dd if=/dev/urandom of=/tmp/www/big bs=1024 count=1024 2>/dev/null"
+    # A sink that reads to the end before it closes its side (nc -e keeps the socket open
+    # while the program runs): the client's upload arrives whole before the pod hangs up.
+    " && printf '#!/bin/sh\\ncat > /tmp/up.part && mv /tmp/up.part /tmp/up\\n' > /tmp/sink"
+    " && chmod +x /tmp/sink && (nc -ll -p 9000 -e /tmp/sink &)"
     " && exec httpd -f -p 8080 -h /tmp/www"
 )
 
@@ -121,6 +129,7 @@ def _start_container(
     attempt: int,
     command: list[str],
     stdin: bool = False,
+    tty: bool = False,
 ) -> str:
     labels = {
         "io.kubernetes.pod.name": POD,
@@ -135,6 +144,7 @@ def _start_container(
         labels=labels,
         log_path=f"{name}/{attempt}.log",
         stdin=stdin,
+        tty=tty,
     )
     cid = api.CreateContainer(
         pb.CreateContainerRequest(
@@ -275,6 +285,8 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
             {"name": "main", "image": "busybox"},
             {"name": "httpd", "image": "busybox"},
             {"name": "talker", "image": "busybox", "stdin": True},
+            {"name": "short", "image": "busybox"},
+            {"name": "shell", "image": "busybox", "stdin": True, "tty": True},
         ]
         pod = client.post(
             f"/api/v1/namespaces/{NS}/pods",
@@ -336,6 +348,16 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         for cid in ids.values():
             wait_for("a running container", lambda c=cid: _state(api, c) == pb.CONTAINER_RUNNING)
 
+        # A shell on a terminal, for `attach -it`.
+        shell = _start_container(
+            api, sid, sandbox_config, uid, "shell", 0, ["sh"], stdin=True, tty=True
+        )
+        wait_for("the shell to run", lambda: _state(api, shell) == pb.CONTAINER_RUNNING)
+        # One that ends by itself, for `logs -f` to end with it.
+        _start_container(
+            api, sid, sandbox_config, uid, "short", 0, ["sh", "-c", "echo one; sleep 1; echo two"]
+        )
+
         def listening() -> bool:
             request = pb.ExecSyncRequest(container_id=ids["httpd"], cmd=["netstat", "-lnt"])
             return b":8080 " in api.ExecSync(request).stdout
@@ -387,21 +409,20 @@ def test_logs_tail_previous_and_follow(node: Node) -> None:
     assert node.kubectl("logs", POD, "-c", "main", "--limit-bytes=5").stdout == "hello"
     # -f keeps printing lines written after it started.
     last = int(tail.split()[1])
-    follow = node.popen("logs", "-f", POD, "-c", "main", stdout=subprocess.PIPE)
+    follow = node.popen("logs", "-f", POD, "-c", "main", stdout=subprocess.PIPE, bufsize=0)
     try:
         assert follow.stdout is not None
-        seen = -1
-        while seen <= last + 2:
-            line = follow.stdout.readline().decode()
-            assert line, "kubectl logs -f ended"
-            if line.startswith("tick "):
-                seen = int(line.split()[1])
+        _read_until(follow.stdout.fileno(), f"tick {last + 3}\n".encode())
     finally:
         follow.kill()
         follow.wait()
     # A container that does not exist in the pod: the apiserver says so.
     bad = node.kubectl("logs", POD, "-c", "nope", check=False)
     assert bad.returncode != 0 and "container nope is not valid for pod web" in bad.stderr
+
+
+def test_logs_follow_ends_when_the_container_exits(node: Node) -> None:
+    assert node.kubectl("logs", "-f", POD, "-c", "short").stdout == "one\ntwo\n"
 
 
 def test_exec_output_and_exit_codes(node: Node) -> None:
@@ -503,32 +524,66 @@ def test_attach_sends_input_and_shows_output(node: Node) -> None:
         proc.wait()
 
 
+def test_attach_to_a_terminal(node: Node) -> None:
+    leader, follower = pty.openpty()
+    # kubectl sends its terminal's size on the resize channel; the shell's sees it.
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
+    proc = node.popen(
+        "attach", "-it", POD, "-c", "shell", stdin=follower, stdout=follower, stderr=follower
+    )
+    os.close(follower)
+    try:
+        os.write(leader, b"stty size; echo $((6*7))x\n")
+        out = _read_until(leader, b"42x")
+        assert b"33 101" in out, out
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(leader)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def test_port_forward_carries_a_request(node: Node) -> None:
-    local = _free_port()
+def test_port_forward_carries_requests_both_ways(node: Node) -> None:
+    web, sink = _free_port(), _free_port()
     proc = node.popen(
         "port-forward",
         f"pod/{POD}",
-        f"{local}:8080",
+        f"{web}:8080",
+        f"{sink}:9000",
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     try:
         assert proc.stdout is not None
-        line = proc.stdout.readline().decode()
-        if not line:
+        lines = [proc.stdout.readline().decode() for _ in range(2)]
+        if not all(lines):
             proc.wait(timeout=30)
-        assert f"Forwarding from 127.0.0.1:{local} -> 8080" in line, (
-            proc.stderr.read().decode() if proc.stderr and proc.poll() is not None else line
+        assert f"Forwarding from 127.0.0.1:{web} -> 8080" in lines[0], (
+            proc.stderr.read().decode() if proc.stderr and proc.poll() is not None else lines
         )
         for _ in range(3):  # several connections over the one port-forward
-            answer = httpx.get(f"http://127.0.0.1:{local}/index.html", timeout=30)
+            answer = httpx.get(f"http://127.0.0.1:{web}/index.html", timeout=30)
             assert answer.status_code == 200 and answer.text == "hello-through-port-forward\n"
+        # A mebibyte down and one up: more than any SPDY window, in many frames.
+        big = httpx.get(f"http://127.0.0.1:{web}/big", timeout=60)
+        assert big.status_code == 200 and len(big.content) == 1024 * 1024
+        with socket.create_connection(("127.0.0.1", sink), timeout=60) as conn:
+            conn.sendall(big.content)
+        digest = node.kubectl("exec", POD, "-c", "httpd", "--", "md5sum", "/tmp/www/big")
+        wait_for(
+            "the upload to arrive whole",
+            lambda: (
+                node.kubectl(
+                    "exec", POD, "-c", "httpd", "--", "sh", "-c", "md5sum < /tmp/up", check=False
+                ).stdout.split()[:1]
+                == digest.stdout.split()[:1]
+            ),
+        )
         assert proc.poll() is None
     finally:
         proc.send_signal(signal.SIGINT)
@@ -655,3 +710,89 @@ def test_the_apiserver_refuses_streams_without_credentials(node: Node) -> None:
     assert asyncio.run(attempt()) == 401
     unknown = node.kubectl("exec", POD, "-c", "nope", "--", "true", check=False)
     assert unknown.returncode != 0 and "container nope is not valid for pod web" in unknown.stderr
+
+
+def test_what_is_not_there_is_named(node: Node) -> None:
+    no_previous = node.kubectl("logs", POD, "-c", "httpd", "--previous", check=False)
+    assert no_previous.returncode != 0
+    assert 'previous terminated container "httpd" in pod "web" not found' in no_previous.stderr
+    # A pod bound to the node that the kubelet does not run (yet).
+    client = node.apiserver.client()
+    client.post(
+        f"/api/v1/namespaces/{NS}/pods",
+        json={
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "ghost"},
+            "spec": {"nodeName": NODE, "containers": [{"name": "c", "image": "busybox"}]},
+        },
+    ).raise_for_status()
+    ghost = client.get(f"/api/v1/namespaces/{NS}/pods/ghost").json()
+    ghost["status"] = {"phase": "Running"}
+    client.put(f"/api/v1/namespaces/{NS}/pods/ghost/status", json=ghost).raise_for_status()
+    try:
+        # Until the kubelet has heard of the pod it does not exist there; then it waits.
+        waiting = 'container "c" in pod "ghost" is waiting to start: ContainerCreating'
+        wait_for(
+            "the kubelet to know the pod",
+            lambda: waiting in node.kubectl("logs", "ghost", check=False).stderr,
+        )
+        forward = node.kubectl(
+            "port-forward", "pod/ghost", f"{_free_port()}:80", check=False, timeout=60
+        )
+        assert forward.returncode != 0 and 'pod "ghost" does not exist' in forward.stderr
+        execed = node.kubectl("exec", "ghost", "--", "true", check=False)
+        assert execed.returncode != 0 and 'container "c" in pod "ghost" is not running' in (
+            execed.stderr
+        )
+    finally:
+        client.delete(f"/api/v1/namespaces/{NS}/pods/ghost", params={"gracePeriodSeconds": 0})
+
+
+def test_a_client_certificate_opens_an_exec_stream(node: Node) -> None:
+    """Authentication on WebSocket requests by client certificate (kubectl above used a
+    token), and the v5 channel protocol as a client other than kubectl sees it."""
+    import asyncio
+
+    from websockets.asyncio.client import connect
+
+    context = ssl.create_default_context(cafile=str(node.apiserver.ca))
+    context.load_cert_chain(node.pki / "admin.crt", node.pki / "admin.key")
+    url = node.apiserver.url.replace("https://", "wss://")
+    query = "command=sh&command=-c&command=echo+hi%3B+exit+2&container=main&stdout=true"
+
+    async def session() -> list[bytes]:
+        async with connect(
+            f"{url}/api/v1/namespaces/{NS}/pods/{POD}/exec?{query}",
+            ssl=context,
+            subprotocols=["v5.channel.k8s.io"],  # type: ignore[list-item]
+        ) as ws:
+            assert ws.subprotocol == "v5.channel.k8s.io"
+            return [m if isinstance(m, bytes) else m.encode() async for m in ws]
+
+    messages = asyncio.run(session())
+    assert b"\x01hi\n" in messages
+    status = json.loads(messages[-1][1:])
+    assert messages[-1][0] == 3 and status["reason"] == "NonZeroExitCode"
+    assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "2"}]
+
+
+def test_logs_follow_carries_on_after_rotation(node: Node) -> None:
+    """Runs last: it rotates the main container's log, as the kubelet's log manager does."""
+    follow = node.popen("logs", "-f", POD, "-c", "main", stdout=subprocess.PIPE, bufsize=0)
+    try:
+        assert follow.stdout is not None
+        fd = follow.stdout.fileno()
+        _read_until(fd, b"tick ")
+        cid = node.containers["main"]
+        status = node.runtime.ContainerStatus(pb.ContainerStatusRequest(container_id=cid))
+        path = Path(status.status.log_path)
+        path.rename(path.with_name(path.name + ".20261202-000000"))
+        node.runtime.ReopenContainerLog(pb.ReopenContainerLogRequest(container_id=cid))
+        wait_for("the new log file to fill", lambda: path.exists() and path.read_text())
+        # A tick written after the rotation reaches the follower.
+        after = int(path.read_text().split()[-1]) + 1
+        _read_until(fd, f"tick {after}\n".encode())
+    finally:
+        follow.kill()
+        follow.wait()

@@ -12,26 +12,34 @@ from collections.abc import Iterator
 
 import pytest
 
-from runtime.cgroups import Resources, open_cgroup
+from runtime.cgroups import Resources, open_cgroup, remove_tree
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="cgroups need root")
 
 
 @pytest.fixture
 def cgroup() -> Iterator[object]:
-    cg = open_cgroup(f"/skiff-test-{uuid.uuid4().hex[:8]}/ctr")
-    cg.create()
+    """A cgroup of its own below a unique parent; both removed afterwards, also on
+    failure, once every process the test left in it is killed and gone."""
+    parent = f"skiff-test-{uuid.uuid4().hex[:8]}"
+    cg = open_cgroup(f"/{parent}/ctr")
     try:
+        cg.create()
         yield cg
     finally:
-        for pid in cg.pids():
-            try:
-                os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
-        cg.delete()
-        parent = open_cgroup(cg.path.rsplit("/", 1)[0])
-        parent.delete()
+        deadline = time.monotonic() + 10
+        while (pids := cg.pids()) and time.monotonic() < deadline:
+            for pid in pids:
+                try:
+                    os.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.02)  # SIGKILL is asynchronous: look again until none is left
+        try:
+            cg.delete()
+            open_cgroup(f"/{parent}").delete()
+        finally:
+            remove_tree(parent)  # whatever is left, in every hierarchy
 
 
 def run_in(cg: object, code: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:

@@ -245,8 +245,22 @@ def test_200_pods_on_20_nodes_never_overcommit(cluster: Any) -> None:
         items = api.get("/api/v1/namespaces/default/pods").json()["items"]
         return [p for p in items if p["spec"].get("nodeName")]
 
+    def unschedulable() -> int:
+        items = api.get("/api/v1/namespaces/default/pods").json()["items"]
+        return sum(
+            1
+            for p in items
+            if not p["spec"].get("nodeName")
+            and any(
+                c["type"] == "PodScheduled" and c.get("reason") == "Unschedulable"
+                for c in p.get("status", {}).get("conditions") or []
+            )
+        )
+
     eventually(lambda: len(bound()) == 200, timeout=90, what="200 bound")
-    time.sleep(2)
+    # The scheduler has tried every pod once it called the last 20 Unschedulable: only
+    # then is "no more than 200 bound" a fact and not a moment.
+    eventually(lambda: unschedulable() == 20, timeout=60, what="20 Unschedulable")
     pods = bound()
     assert len(pods) == 200
     per_node: dict[str, int] = {}
@@ -256,27 +270,47 @@ def test_200_pods_on_20_nodes_never_overcommit(cluster: Any) -> None:
 
 
 def test_two_schedulers_one_binds(start_apiserver: Any, start_component: Any) -> None:
+    """Two schedulers behind one Lease: only the holder binds; when it dies, the lease
+    moves to the survivor (after the lease duration) and the survivor goes on binding."""
     server = start_apiserver()
-    first = start_component("scheduler", server.kubeconfig, *FAST)
-    start_component("scheduler", server.kubeconfig, *FAST)
+    schedulers = [start_component("scheduler", server.kubeconfig, *FAST) for _ in range(2)]
+    lease = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kube-scheduler"
+
+    def holder(api: httpx.Client) -> str:
+        r = api.get(lease)
+        return str(r.json()["spec"].get("holderIdentity") or "") if r.status_code == 200 else ""
+
+    def holding(identity: str) -> Any:
+        """The scheduler whose log says it became leader as `identity`."""
+        said = f"{identity} became leader of kube-system/kube-scheduler"
+        return next((s for s in schedulers if said in s.log.read_text()), None)
+
     with server.client() as api:
         add_node(api, "only")
-        lease = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kube-scheduler"
-        eventually(
-            lambda: (
-                api.get(lease).status_code == 200
-                and api.get(lease).json()["spec"].get("holderIdentity")
-            )
-        )
+        first_holder = eventually(lambda: holder(api), what="a lease holder")
+        leader = eventually(lambda: holding(first_holder), what="the leader's log")
+        survivor = next(s for s in schedulers if s is not leader)
         for i in range(10):
             add_pod(api, f"p{i}")
         for i in range(10):
             assert eventually(lambda n=i: node_of(api, f"p{n}")) == "only"
-        first.kill()  # whichever led, the survivor schedules from now on
+        leader.kill()  # the one that leads: no clean release, the lease must expire
+        assert survivor.proc.poll() is None
+        new_holder = eventually(
+            lambda: (h := holder(api)) != first_holder and h, what="the lease to move"
+        )
+        assert holding(new_holder) is survivor
         add_pod(api, "after")
         assert eventually(lambda: node_of(api, "after"), timeout=30) == "only"
-        events = api.get(
-            "/api/v1/namespaces/default/events", params={"fieldSelector": "reason=Scheduled"}
-        ).json()["items"]
-        scheduled = [e["involvedObject"]["name"] for e in events]
-        assert len(scheduled) == len(set(scheduled))  # each pod bound once
+        expected = sorted([*(f"p{i}" for i in range(10)), "after"])
+
+        def scheduled() -> list[tuple[str, int]]:
+            events = api.get(
+                "/api/v1/namespaces/default/events", params={"fieldSelector": "reason=Scheduled"}
+            ).json()["items"]
+            return sorted((e["involvedObject"]["name"], e.get("count", 1)) for e in events)
+
+        # Events are written beside the binding, not before it: wait for all of them.
+        eventually(lambda: len(scheduled()) >= len(expected), what="Scheduled events")
+        # Every pod bound, each exactly once (one Scheduled event each, never a repeat).
+        assert scheduled() == [(name, 1) for name in expected]

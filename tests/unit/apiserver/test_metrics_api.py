@@ -104,3 +104,26 @@ def test_kubelet_certificates(tmp_path: Path):
     assert san.get_values_for_type(x509.DNSName) == ["n1"]
     assert [str(a) for a in san.get_values_for_type(x509.IPAddress)] == ["10.0.0.5"]
     assert serving.issuer == x509.load_pem_x509_certificate(ca.cert.read_bytes()).subject
+
+
+def test_which_container_a_stream_is_about():
+    import pytest
+
+    from apiserver import errors
+    from apiserver.kubelet_proxy import _container
+
+    one = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a"}]}}
+    two = {
+        "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "a"}, {"name": "b"}], "initContainers": [{"name": "i"}]},
+    }
+    assert _container(one, "", "log") == "a"
+    assert _container(two, "i", "log") == "i"
+    with pytest.raises(
+        errors.ApiError,
+        match=r"choose one of: \[a b\] or one of the init "
+        r"containers: \[i\]",
+    ):
+        _container(two, "", "exec")
+    with pytest.raises(errors.ApiError, match="container c is not valid for pod p"):
+        _container(two, "c", "exec")

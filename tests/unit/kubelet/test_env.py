@@ -103,10 +103,10 @@ def test_values_expand_earlier_variables_and_service_env_but_not_later_ones() ->
     assert env["FOO_SERVICE_HOST"] == "10.96.0.7"
 
 
-def test_own_variables_win_over_service_variables_and_come_first() -> None:
+def test_own_variables_win_over_service_variables_which_come_first() -> None:
     container = {"name": "app", "env": [{"name": "FOO_SERVICE_HOST", "value": "mine"}]}
     env = env_of(container, service_env={"FOO_SERVICE_HOST": "10.96.0.7", "FOO_SERVICE_PORT": "80"})
-    assert env == [("FOO_SERVICE_HOST", "mine"), ("FOO_SERVICE_PORT", "80")]
+    assert env == [("FOO_SERVICE_PORT", "80"), ("FOO_SERVICE_HOST", "mine")]
 
 
 @pytest.mark.parametrize(

@@ -210,6 +210,8 @@ async def test_http_named_port_and_refused_and_timeout(http_port: int) -> None:
         False,
         "port nope not found",
     )
+    assert await check({"tcpSocket": {"port": 70000}}) == (False, "invalid port number: 70000")
+    assert await check({"tcpSocket": {}}) == (False, "invalid port number: None")
     port = closed_port()
     assert await check({"httpGet": {"path": "/healthz", "port": port}}) == (
         False,
@@ -309,3 +311,26 @@ async def test_grpc_health(grpc_port: tuple[int, dict[str, bytes]]) -> None:
         f'timeout: failed to connect service "127.0.0.1:{closed}" within 1s: '
         "context deadline exceeded",
     )
+
+
+async def test_tcp_socket_timeout() -> None:
+    """A listener whose accept queue is full drops new SYNs: the connect times out."""
+    listener = socket.socket()
+    fillers: list[socket.socket] = []
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        for _ in range(3):  # fill the accept queue; never accepted
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", port))
+            fillers.append(s)
+        assert await check({"tcpSocket": {"port": port}}) == (
+            False,
+            f"dial tcp 127.0.0.1:{port}: i/o timeout",
+        )
+    finally:
+        for s in fillers:
+            s.close()
+        listener.close()

@@ -272,3 +272,14 @@ def test_image_names_and_default_pull_policy(image: str, normal: str, policy: st
 
 def test_go_durations() -> None:
     assert [go_duration(s) for s in (10, 80, 300)] == ["10s", "1m20s", "5m0s"]
+
+
+def test_a_sidecar_starts_before_the_app_and_is_restarted_beside_it() -> None:
+    p = pod("app", init=("proxy",), imagePullPolicy="IfNotPresent")
+    p["spec"]["initContainers"][0]["restartPolicy"] = "Always"
+    first = decide(p, seen(), Memory(), NOW)
+    assert first.actions == [StartContainer("proxy", 0, init=True)]
+    running = decide(p, seen(c("proxy")), Memory(), NOW)
+    assert running.actions == [StartContainer("app", 0)]  # it runs: the app may start
+    exited = decide(p, seen(c("proxy", EXITED, code=1), c("app")), Memory(), NOW)
+    assert exited.actions == [StartContainer("proxy", 1, init=True, backoff=10.0)]

@@ -13,6 +13,7 @@ import os
 import socket
 import stat
 import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,7 +46,7 @@ def objects() -> Objects:
 
 @pytest.fixture
 def manager(tmp_path: Path, objects: Objects) -> Iterator[VolumeManager]:
-    root = tmp_path / f"kubelet-{uuid.uuid4().hex[:8]}"
+    root = tmp_path / f"kubelet root-{uuid.uuid4().hex[:8]}"  # a space, as mountinfo escapes it
     vm = VolumeManager(
         root,
         get_configmap=lambda ns, n: objects.configmaps.get((ns, n)),
@@ -225,6 +226,7 @@ def test_empty_dir_on_disk_and_in_memory(manager: VolumeManager) -> None:
             {"name": "mem-node", "emptyDir": {"medium": "Memory"}},
         ]
     )
+    pod["spec"]["containers"][0]["resources"] = {}  # no pod memory limit: the node's memory
     paths = manager.mount_all(pod)
     disk, mem, mem_node = (Path(paths[n]) for n in ("disk", "mem", "mem-node"))
     assert mode_of(disk) == 0o777 and not os.path.ismount(disk)
@@ -234,6 +236,10 @@ def test_empty_dir_on_disk_and_in_memory(manager: VolumeManager) -> None:
     assert fs.f_blocks * fs.f_frsize == 8 * 2**20
     fs = os.statvfs(mem_node)
     assert fs.f_blocks * fs.f_frsize == 64 * 2**20  # the node's allocatable memory
+    pod_limited = make_pod([{"name": "mem", "emptyDir": {"medium": "Memory"}}])
+    fs = os.statvfs(manager.mount_all(pod_limited)["mem"])
+    assert fs.f_blocks * fs.f_frsize == 32 * 2**20  # the pod's memory limit, under the node's
+    manager.unmount_all(pod_limited["metadata"]["uid"])
     manager.mount_all(pod)
     assert (disk / "kept").read_text() == "data"  # set-up again keeps what containers wrote
     assert len(mounts_under(mem)) == 1
@@ -480,3 +486,32 @@ def test_fs_group_owns_volumes_and_adds_group_read(
     manager.mount_all(pod)
     assert os.readlink(cfg / "..data") == first  # the group bits do not look like a change
     manager.unmount_all(pod["metadata"]["uid"])
+
+
+def test_concurrent_refreshes_of_one_pod_stay_consistent(
+    manager: VolumeManager, objects: Objects
+) -> None:
+    """The pod worker and the periodic refresh may call mount_all at the same time."""
+    pod = make_pod([{"name": "cfg", "configMap": {"name": "cfg"}}])
+    objects.configmaps["ns", "cfg"] = {"data": {"v": "0"}}
+    errors: list[BaseException] = []
+
+    def refresh(n: int) -> None:
+        try:
+            for i in range(20):
+                objects.configmaps["ns", "cfg"] = {"data": {"v": f"{n}-{i}"}}
+                manager.mount_all(pod)
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=refresh, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    manager.mount_all(pod)
+    vol = Path(manager.volume_dir(pod["metadata"]["uid"], pod["spec"]["volumes"][0]))
+    assert (vol / "v").read_text() == objects.configmaps["ns", "cfg"]["data"]["v"]
+    versions = [e for e in os.listdir(vol) if e.startswith("..") and e[2:3].isdigit()]
+    assert versions == [os.readlink(vol / "..data")]

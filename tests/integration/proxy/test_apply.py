@@ -1,0 +1,275 @@
+"""The rendered ruleset loaded into a throwaway network namespace, and real connections through it.
+
+The namespace is made by the test (`ip netns add`, no route out of it) and
+deleted afterwards, which takes its iptables rules with it. Inside it a
+veth interface holds the "pod" addresses 10.244.0.5-7 and the node address
+192.168.50.2, and routes the service range, so a client in the namespace can
+connect to ClusterIPs and NodePorts and be DNATed to servers listening on the
+pod addresses. Every command runs through `nsenter --net=...`; every process
+the test starts is stopped by its PID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from proxy.apply import Iptables, cleanup, detect_backend, sync
+from proxy.rules import JUMPS, Node, service_ports, svc_chain
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("iptables-restore"),
+    reason="needs root, iproute2 and iptables",
+)
+
+NODE = Node("node-a", ("192.168.50.2",), "10.244.0.0/16")
+PODS = ("10.244.0.5", "10.244.0.6", "10.244.0.7")
+
+SERVER = r"""
+import socket, sys, threading
+from pathlib import Path
+socks = []
+for ip in sys.argv[2:]:
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((ip, 8080)); s.listen(64); socks.append(s)
+def serve(s):
+    me = s.getsockname()[0].encode()
+    while True:
+        c, _ = s.accept(); c.sendall(me); c.close()
+for s in socks:
+    threading.Thread(target=serve, args=(s,), daemon=True).start()
+Path(sys.argv[1]).write_text("listening")
+threading.Event().wait()
+"""
+
+CLIENT = r"""
+import json, socket, sys
+host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+seen = {}
+for _ in range(n):
+    try:
+        c = socket.create_connection((host, port), timeout=3)
+        reply = c.recv(100).decode(); c.close()
+    except OSError as e:
+        reply = type(e).__name__
+    seen[reply] = seen.get(reply, 0) + 1
+print(json.dumps(seen))
+"""
+
+
+class Netns:
+    def __init__(self, name: str, backend: str) -> None:
+        self.name = name
+        self.enter = ["nsenter", f"--net=/run/netns/{name}"]
+        self.iptables = Iptables(backend=backend, prefix=tuple(self.enter))
+        self.tool = self.iptables.tool("iptables")
+
+    def run(self, *argv: str, check: bool = True) -> str:
+        done = subprocess.run(
+            [*self.enter, *argv], capture_output=True, text=True, check=False, timeout=60
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(f"{argv}: {done.stderr}")
+        return done.stdout
+
+    def save(self) -> str:
+        """iptables-save of both tables, without its timestamped comments, policies and counters."""
+        lines = self.iptables.save().splitlines()
+        return "\n".join(
+            line.split()[0] if line.startswith(":") else line
+            for line in lines
+            if not line.startswith("#")
+        )
+
+    def connect(self, host: str, port: int, n: int = 1) -> dict[str, int]:
+        out = self.run(sys.executable, "-c", CLIENT, host, str(port), str(n))
+        return json.loads(out)
+
+
+@pytest.fixture(params=["nft", "legacy"])
+def netns(request: pytest.FixtureRequest) -> Iterator[Netns]:
+    """A fresh network namespace, once per iptables backend the proxy may find on a node."""
+    backend = request.param
+    if not shutil.which(f"iptables-{backend}-restore"):
+        pytest.skip(f"no iptables-{backend}")
+    name = f"skiff-proxy-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        ns = Netns(name, backend)
+        ns.run("ip", "link", "set", "lo", "up")
+        # A veth pair with both ends inside: an interface to hold the addresses
+        # and to route the service range to (the dummy module is not everywhere).
+        ns.run("ip", "link", "add", "node0", "type", "veth", "peer", "name", "node1")
+        for ip in (*PODS, "192.168.50.2"):
+            ns.run("ip", "addr", "add", f"{ip}/32", "dev", "node0")
+        ns.run("ip", "link", "set", "node0", "up")
+        ns.run("ip", "link", "set", "node1", "up")
+        ns.run("ip", "route", "add", "10.96.0.0/12", "dev", "node0")  # the service range
+        yield ns
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+@pytest.fixture
+def servers(netns: Netns, tmp_path: Path) -> Iterator[None]:
+    ready = tmp_path / "ready"
+    proc = subprocess.Popen([*netns.enter, sys.executable, "-c", SERVER, str(ready), *PODS])
+    try:
+        deadline = time.monotonic() + 20
+        while not ready.exists():
+            assert proc.poll() is None, "the test server exited"
+            assert time.monotonic() < deadline, "the test server never listened"
+            time.sleep(0.05)
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def service(name: str, ip: str, **spec: Any) -> dict[str, Any]:
+    ports = spec.pop("ports", [{"name": "http", "port": 80, "protocol": "TCP"}])
+    return {
+        "metadata": {"namespace": "default", "name": name},
+        "spec": {"clusterIP": ip, "ports": ports, **spec},
+    }
+
+
+def endpoint_slice(name: str, ready: list[str], unready: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "namespace": "default",
+            "name": name,
+            "labels": {"kubernetes.io/service-name": name},
+        },
+        "addressType": "IPv4",
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+        "endpoints": [
+            *({"addresses": [ip], "conditions": {"ready": True}} for ip in ready),
+            *({"addresses": [ip], "conditions": {"ready": False}} for ip in unready or []),
+        ],
+    }
+
+
+def test_ruleset_loads_beside_foreign_rules_and_stale_chains_go(netns: Netns) -> None:
+    # Rules skiff does not own, made before the proxy's first sync.
+    netns.run(netns.tool, "-w", "-t", "nat", "-N", "TEST-USER")
+    netns.run(
+        netns.tool,
+        "-w",
+        "-t",
+        "nat",
+        "-A",
+        "TEST-USER",
+        "-p",
+        "tcp",
+        "--dport",
+        "9",
+        "-j",
+        "RETURN",
+    )
+    netns.run(netns.tool, "-w", "-t", "nat", "-A", "PREROUTING", "-j", "TEST-USER")
+    netns.run(netns.tool, "-w", "-A", "INPUT", "-p", "tcp", "--dport", "9999", "-j", "ACCEPT")
+    foreign = [
+        "-A TEST-USER -p tcp -m tcp --dport 9 -j RETURN",
+        "-A PREROUTING -j TEST-USER",
+        "-A INPUT -p tcp -m tcp --dport 9999 -j ACCEPT",
+    ]
+
+    web = service("web", "10.96.0.50")
+    two = [endpoint_slice("web", ["10.244.0.5", "10.244.0.6"])]
+    sync([web], two, NODE, netns.iptables)
+    first = netns.save()
+    (sp,) = service_ports(web)
+    assert f":{svc_chain(sp)}" in first.splitlines()
+    to_endpoints = [
+        line
+        for line in first.splitlines()
+        if line.startswith(f"-A {svc_chain(sp)}") and " -> " in line
+    ]
+    assert len(to_endpoints) == 2
+    assert "--probability 0.5" in to_endpoints[0]
+    assert sum("--to-destination 10.244.0." in line for line in first.splitlines()) == 2
+    for rule in foreign:
+        assert rule in first.splitlines()
+
+    # A restarted proxy finds the backend that holds the rules, as kube-proxy's wrapper does.
+    assert detect_backend(netns.enter) == netns.iptables.backend
+
+    # Each jump into our chains exists exactly once, however many syncs.
+    sync([web], two, NODE, netns.iptables)
+    again = netns.save()
+    assert again == first
+    tables = {t.split("\n", 1)[0]: t for t in again.split("*")[1:]}  # "nat" -> its lines
+    for table, chain, spec in JUMPS:
+        rule = f"-A {chain} {spec}"
+        assert tables[table].splitlines().count(rule) == 1, rule
+
+    # One endpoint goes: its chain and every rule naming it go too; foreign rules stay.
+    sync([web], [endpoint_slice("web", ["10.244.0.6"])], NODE, netns.iptables)
+    after = netns.save()
+    assert "10.244.0.5" not in after
+    assert sum(line.startswith(":SKIFF-SEP-") for line in after.splitlines()) == 1
+    for rule in foreign:
+        assert rule in after.splitlines()
+
+    # The Service goes: nothing of it is left, and a restart's first sync converges.
+    sync([], [], NODE, netns.iptables)
+    empty = netns.save()
+    assert "default/web" not in empty and ":SKIFF-SVC-" not in empty and ":SKIFF-SEP-" not in empty
+    for rule in foreign:
+        assert rule in empty.splitlines()
+
+    cleanup(netns.iptables)
+    gone = netns.save()
+    assert "SKIFF-" not in gone
+    for rule in foreign:
+        assert rule in gone.splitlines()
+
+
+def test_connections_follow_the_rules(netns: Netns, servers: None) -> None:
+    services = [
+        service(
+            "web",
+            "10.96.0.50",
+            type="NodePort",
+            ports=[{"name": "http", "port": 80, "protocol": "TCP", "nodePort": 30080}],
+        ),
+        service("empty", "10.96.0.51"),
+        service("sticky", "10.96.0.52", sessionAffinity="ClientIP"),
+    ]
+    slices = [
+        # 10.244.0.7 has a server too, but is not ready: it must never be chosen.
+        endpoint_slice("web", ["10.244.0.5", "10.244.0.6"], unready=["10.244.0.7"]),
+        endpoint_slice("empty", [], unready=["10.244.0.7"]),
+        endpoint_slice("sticky", ["10.244.0.5", "10.244.0.6"]),
+    ]
+    sync(services, slices, NODE, netns.iptables)
+
+    seen = netns.connect("10.96.0.50", 80, n=200)
+    assert set(seen) == {"10.244.0.5", "10.244.0.6"}, seen  # both ready ones, nothing else
+
+    # No ready endpoint: refused at once (ICMP port unreachable), not a hang.
+    assert netns.connect("10.96.0.51", 80, n=3) == {"ConnectionRefusedError": 3}
+
+    # The NodePort on the node's address reaches the same endpoints.
+    seen = netns.connect("192.168.50.2", 30080, n=100)
+    assert set(seen) == {"10.244.0.5", "10.244.0.6"}, seen
+
+    # ClientIP affinity: one client keeps its endpoint.
+    seen = netns.connect("10.96.0.52", 80, n=30)
+    assert len(seen) == 1 and set(seen) <= {"10.244.0.5", "10.244.0.6"}, seen
+
+    # Scaling down: the rules follow.
+    slices[0] = endpoint_slice("web", ["10.244.0.6"], unready=["10.244.0.5", "10.244.0.7"])
+    sync(services, slices, NODE, netns.iptables)
+    assert netns.connect("10.96.0.50", 80, n=50) == {"10.244.0.6": 50}
