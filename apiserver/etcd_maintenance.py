@@ -15,6 +15,7 @@ it checks while the alarm stands (`skiff status` shows it too).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -61,3 +62,16 @@ async def maintain(client: Any, *, defragment: bool) -> list[str]:
         after = await client.maintenancestub.Status(rpc.StatusRequest(), timeout=RPC_TIMEOUT)
         log.info("defragmented etcd: %d MiB -> %d MiB", status.dbSize >> 20, after.dbSize >> 20)
     return raised
+
+
+async def run(store: Any, *, defragment: bool, interval: float = 30.0) -> None:
+    """Every `interval` seconds: report alarms, defragment when it pays (the apiserver
+    defragments only the etcd it embeds; an external cluster is its operator's)."""
+    while True:
+        await asyncio.sleep(interval)
+        if store.client is None:
+            continue  # reconnecting: the health checks say so already
+        try:
+            await maintain(store.client, defragment=defragment)
+        except Exception as e:
+            log.warning("etcd upkeep failed: %s", e)

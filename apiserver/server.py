@@ -24,7 +24,7 @@ import uvicorn
 
 from api import resources
 
-from . import certs, errors
+from . import certs, errors, etcd_maintenance
 from .admission import ServiceAllocation
 from .allocators import NodePorts, ServiceIPs
 from .app import build_app
@@ -261,6 +261,8 @@ class APIServer:
         self._server = uvicorn.Server(uv_config)
         self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._tasks.append(asyncio.create_task(self._compact_periodically(), name="compaction"))
+        upkeep = etcd_maintenance.run(self.store, defragment=not self.config.etcd_servers)
+        self._tasks.append(asyncio.create_task(upkeep, name="etcd-upkeep"))
         log.info("serving on https://%s:%d", cfg.bind_address, cfg.secure_port)
 
     async def serve(self) -> None:

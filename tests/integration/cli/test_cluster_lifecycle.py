@@ -104,6 +104,44 @@ def test_etcd_snapshot_is_saved_while_up_and_restore_refuses(node: Node) -> None
         assert r.status_code == 201, r.text
 
 
+async def _alarm(node: Node, raise_it: bool) -> None:
+    """Raise or disarm NOSPACE on the embedded etcd, as etcd does itself at its quota."""
+    import aetcd
+
+    port = json.loads((node.state / "etcd-ports.json").read_text())["client"]
+    pki = node.state / "pki"
+    if (pki / "etcd" / "ca.crt").exists():  # etcd over TLS with client certificates
+        from apiserver.storage import ClientTLS, make_client  # type: ignore[attr-defined]
+
+        tls = ClientTLS(pki / "etcd" / "ca.crt", pki / "apiserver-etcd-client.crt",
+                        pki / "apiserver-etcd-client.key")  # fmt: skip
+        client = make_client(f"https://127.0.0.1:{port}", tls, 10)
+    else:
+        client = aetcd.Client(host="127.0.0.1", port=port, timeout=10)
+    try:
+        await client.connect()
+        await (client.create_alarm() if raise_it else client.disarm_alarm())
+    finally:
+        await client.close()
+
+
+def test_nospace_is_reported_by_status_and_in_the_apiserver_log(node: Node) -> None:
+    import asyncio
+
+    asyncio.run(_alarm(node, True))
+    try:
+        out = node.skiff("status", *node.flags(), check=False)
+        etcd_row = next(line for line in out.splitlines() if line.startswith("etcd"))
+        assert "no: alarm NOSPACE" in etcd_row, out
+        assert "etcd raised NOSPACE" in out
+        log = node.state / "logs" / "apiserver.log"
+        wait_for(lambda: "etcd raised NOSPACE" in log.read_text(), "NOSPACE in the apiserver log")
+    finally:
+        asyncio.run(_alarm(node, False))
+    out = node.skiff("status", *node.flags(), check=False)
+    assert "NOSPACE" not in out
+
+
 def test_down_stops_every_process_and_pod_and_keeps_the_state(node: Node) -> None:
     pids = [c["pid"] for c in node.components().values()]
     out = node.skiff("down", *node.flags())
