@@ -34,7 +34,9 @@ def supervisor_pid(layout: Layout) -> int | None:
     with contextlib.suppress(OSError, ValueError):
         pid = int(layout.pid_file.read_text().strip())
         args = _cmdline(pid)
-        if "cli" in args and "up" in args:
+        # `python -m cli up ...` (detached, the tests) or `.../skiff up ...` (systemd)
+        started_as = [a for a in args[:3] if a == "cli" or Path(a).name == "skiff"]
+        if started_as and "up" in args:
             return pid
     return None
 
