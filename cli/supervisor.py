@@ -175,7 +175,13 @@ class Supervisor:
                 changed = True
             if child.start_at is not None and now >= child.start_at:
                 child.restarts += 1
-                self.start(child.component)
+                try:
+                    self.start(child.component)
+                except (Refused, OSError) as e:  # try again after the next back-off
+                    child.delay = restart_delay(child.delay, 0.0)
+                    child.start_at = now + child.delay
+                    log.error("%s cannot start: %s; trying again in %.0fs",
+                              child.component.name, e, child.delay)  # fmt: skip
         if changed:
             self.write_status()
 

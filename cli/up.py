@@ -169,7 +169,7 @@ def supervise(layout: Layout, *, announce: bool) -> int:
         if announce and not sup.stop_requested:
             print(closing_message(layout), flush=True)
         sup.run_until(lambda: False, None, "")
-    except (Refused, TimeoutError) as e:
+    except (Refused, TimeoutError, OSError) as e:
         print(f"skiff up: {e}", file=sys.stderr, flush=True)
         code = 1
     finally:
