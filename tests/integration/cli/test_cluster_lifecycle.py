@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 from .conftest import NODE, Node, wait_for
@@ -55,6 +57,13 @@ def test_up_brings_the_node_ready_and_runs_a_pod(node: Node) -> None:
         r = api.post("/api/v1/namespaces/default/pods", json=POD)
         assert r.status_code == 201, r.text
     wait_for(lambda: pod_phase(node) == "Running", "the pod to run")
+    # kubectl exec goes apiserver -> kubelet over HTTPS: the serving certificate `up`
+    # issued from the cluster CA, and the CA the kubelet checks callers against.
+    kubectl = shutil.which("kubectl") or str(Path(sys.executable).parent / "kubectl")
+    env = {**os.environ, "KUBECONFIG": str(node.state / "admin.kubeconfig")}
+    r = subprocess.run([kubectl, "exec", "hello", "--", "hostname"], capture_output=True,
+                       text=True, timeout=60, check=False, env=env)  # fmt: skip
+    assert (r.returncode, r.stdout.strip()) == (0, "hello"), r.stderr
     assert (node.state / "logs" / "kubelet.log").exists()
     assert (node.state / "skiff.pid").read_text().strip() == str(node.supervisor.pid)  # type: ignore[union-attr]
 
