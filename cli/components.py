@@ -148,6 +148,8 @@ COMPONENTS: list[Component] = [
     Component("kubelet", "kubelet", kubelet_args, health.node_ready,
               needs=("apiserver", "runtime"), prepare=node_checks_and_cert,
               describe="the node agent: registers the Node, runs its pods"),
+    # Next, once `python -m proxy` exists (issue 12): Component("proxy", "proxy",
+    # kubeconfig_args, started, needs=("apiserver",)), and cluster DNS beside it.
 ]  # fmt: skip
 
 
