@@ -2,8 +2,9 @@
 
 This table is the one place that says how a skiff node is put together, as
 k3s's server says it for k3s. Adding a component (the service proxy, DNS) is
-one more row: which module runs, with which flags, when it counts as ready
-(the next row waits for that), and what must be done before it starts.
+one more row: which module runs, with which flags, when it counts as ready,
+which components it needs ready before it starts, and what must be done
+before each start and on `skiff down`.
 
 Every component uses the admin kubeconfig for now; issue 14 gives each its
 own identity (system:kube-scheduler, system:node:<name>, ...), as kubeadm does.
