@@ -119,12 +119,19 @@ def node_checks_and_cert(s: Layout) -> None:
     if refusal:
         raise Refused(refusal)
     certs = kubelet_cert_dir(s)
-    if (certs / "kubelet.crt").exists() and (certs / "kubelet.key").exists():
+    issued_for = certs / "issued-for"  # reissue when the node's name or address changed
+    wanted = f"{s.node_name} {s.node_ip}\n"
+    if (
+        (certs / "kubelet.crt").exists()
+        and issued_for.exists()
+        and issued_for.read_text() == wanted
+    ):
         return
     issued = _python_m("apiserver.kubelet_certs", "serving", "--state-dir", str(s.state_dir),
                        "--node", s.node_name, "--ip", s.node_ip, "--out", str(certs))  # fmt: skip
     if issued.returncode != 0:
         raise Refused(f"could not issue the kubelet's certificate: {issued.stderr.strip()}")
+    issued_for.write_text(wanted)
 
 
 def started(_: Layout) -> str:
