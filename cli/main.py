@@ -103,7 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if args else 2
     command, rest = args[0], args[1:]
     if command in LIFECYCLE:
-        return LIFECYCLE[command][0](rest)
+        try:
+            return LIFECYCLE[command][0](rest)
+        except BrokenPipeError:  # `skiff status | head`: the reader has seen enough
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
     if command in COMPONENTS:
         module = COMPONENTS[command][0]
         os.execv(sys.executable, [sys.executable, "-m", module, *rest])
