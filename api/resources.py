@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .kinds import apps, core, other
+from .kinds import apps, autoscaling, batch, core, other
 from .schema import Schema
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
@@ -151,6 +151,103 @@ RESOURCES: tuple[ResourceInfo, ...] = (
         other.NewEvent,
         ("ev",),
         storage="events",
+    ),
+    ResourceInfo(
+        "apps",
+        "v1",
+        "DaemonSet",
+        "daemonsets",
+        "daemonset",
+        True,
+        apps.DaemonSet,
+        ("ds",),
+        ("all",),
+        frozenset({"status"}),
+    ),
+    ResourceInfo(
+        "apps",
+        "v1",
+        "StatefulSet",
+        "statefulsets",
+        "statefulset",
+        True,
+        apps.StatefulSet,
+        ("sts",),
+        ("all",),
+        frozenset({"status", "scale"}),
+    ),
+    ResourceInfo(
+        "apps",
+        "v1",
+        "ControllerRevision",
+        "controllerrevisions",
+        "controllerrevision",
+        True,
+        apps.ControllerRevision,
+    ),
+    ResourceInfo(
+        "batch", "v1", "Job", "jobs", "job", True, batch.Job, (), ("all",), frozenset({"status"})
+    ),
+    ResourceInfo(
+        "batch",
+        "v1",
+        "CronJob",
+        "cronjobs",
+        "cronjob",
+        True,
+        batch.CronJob,
+        ("cj",),
+        ("all",),
+        frozenset({"status"}),
+    ),
+    ResourceInfo(
+        "",
+        "v1",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        "persistentvolumeclaim",
+        True,
+        core.PersistentVolumeClaim,
+        ("pvc",),
+        (),
+        frozenset({"status"}),
+    ),
+    ResourceInfo(
+        "",
+        "v1",
+        "ReplicationController",
+        "replicationcontrollers",
+        "replicationcontroller",
+        True,
+        core.ReplicationController,
+        ("rc",),
+        ("all",),
+        frozenset({"status", "scale"}),
+    ),
+    ResourceInfo(
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        True,
+        autoscaling.HorizontalPodAutoscaler,
+        ("hpa",),
+        ("all",),
+        frozenset({"status"}),
+    ),
+    # Served as a view of the v2 objects (apiserver/conversion.py, api/hpa.py).
+    ResourceInfo(
+        "autoscaling",
+        "v1",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        True,
+        autoscaling.HorizontalPodAutoscalerV1,
+        ("hpa",),
+        ("all",),
+        frozenset({"status"}),
     ),
 )
 

@@ -31,7 +31,17 @@ def parse_args(argv: list[str]) -> ServerConfig:
     p.add_argument(
         "--etcd-servers",
         default="",
-        help="comma-separated etcd client URLs; empty starts an embedded etcd",
+        help="comma-separated etcd client URLs (https:// for TLS); empty starts an embedded "
+        "etcd, served over TLS with client certificates from pki/etcd/",
+    )
+    p.add_argument("--etcd-cafile", type=Path, default=None, help="CA of etcd's certificate")
+    p.add_argument("--etcd-certfile", type=Path, default=None, help="client certificate for etcd")
+    p.add_argument("--etcd-keyfile", type=Path, default=None, help="its private key")
+    p.add_argument(
+        "--etcd-livez-grace-period",
+        type=float,
+        default=60.0,
+        help="seconds etcd may be out of reach before /livez fails (/readyz fails at once)",
     )
     p.add_argument(
         "--token-auth-file",
@@ -60,6 +70,10 @@ def parse_args(argv: list[str]) -> ServerConfig:
         bind_address=a.bind_address,
         advertise_address=a.advertise_address,
         etcd_servers=[u for u in a.etcd_servers.split(",") if u],
+        etcd_cafile=a.etcd_cafile,
+        etcd_certfile=a.etcd_certfile,
+        etcd_keyfile=a.etcd_keyfile,
+        etcd_livez_grace=a.etcd_livez_grace_period,
         token_auth_file=a.token_auth_file,
         service_cluster_ip_range=a.service_cluster_ip_range,
         service_node_port_range=(int(low), int(high)),

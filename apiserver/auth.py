@@ -3,8 +3,9 @@
 As in kube-apiserver, authentication only establishes a `UserInfo` (name,
 uid, groups); every request carries it onward so authorization can decide on
 it. Tokens come from a static token file in Kubernetes' CSV format
-(`token,user,uid,"group1,group2"`); client certificates are verified by TLS
-against the cluster CA, and their CN is the user and each O a group.
+(`token,user,uid,"group1,group2"`); client certificates are verified against
+the cluster CA by `tls.ClientCertProtocol` (an unverified one never gets
+here), and their CN is the user and each O a group.
 """
 
 from __future__ import annotations

@@ -20,12 +20,14 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from api import resources
+from api.kinds import apps as apps_kinds
+from api.kinds import core as core_kinds
 from api.resources import ResourceInfo
 
 from . import errors, managed_fields, patch, requests, responses, subresources, tables
 from .conversion import ConvertingRegistry, registry_for
 from .paths import ResourcePath
-from .registry import Registry, WriteOptions
+from .registry import Registry, WriteOptions, check_decoded, check_typed
 from .watch_stream import WatchRequest, stream
 
 # Kinds whose DELETE answers with the object rather than a Status, as their
@@ -136,14 +138,14 @@ class Handlers:
     async def watch(self, request: Request, info: ResourceInfo, path: ResourcePath) -> Response:
         q = request.query_params
         timeout_text = q.get("timeoutSeconds", "")
-        try:
-            timeout = float(timeout_text) if timeout_text else None
-        except ValueError as e:
-            raise errors.bad_request(f"invalid timeoutSeconds: {timeout_text!r}") from e
+        timeout = (
+            float(requests.parse_int64("timeoutSeconds", timeout_text)) if timeout_text else None
+        )
+        from_revision = requests.parse_resource_version(q.get("resourceVersion", ""))
         req = WatchRequest(
             info=info,
             namespace=path.namespace,
-            options=requests.list_options(info, request),
+            options=requests.list_options(info, request, watch=True),
             resource_version=q.get("resourceVersion", ""),
             bookmarks=q.get("allowWatchBookmarks", "").lower() in ("1", "true"),
             initial_events_end=q.get("sendInitialEvents", "").lower() == "true",
@@ -159,8 +161,10 @@ class Handlers:
             )
         if timeout is not None:
             req.timeout = max(timeout, 0.0)
-        if not req.resource_version.isdigit() and req.resource_version not in ("", "0"):
-            raise errors.bad_request(f"invalid resource version: {req.resource_version}")
+        if from_revision:
+            # A watch from a revision the store has not reached waits for it, as
+            # kube-apiserver's watch cache does, then answers 504.
+            await self.registry.wait_for_revision(from_revision)
         return StreamingResponse(
             stream(self._reg(info), req),  # type: ignore[arg-type]
             media_type="application/json",
@@ -175,6 +179,7 @@ class Handlers:
         opts = requests.write_options(request)
         obj = await requests.object_body(request, opts)
         requests.check_kind(info, obj)
+        check_decoded(info, obj)
         body_ns = (obj.get("metadata") or {}).get("namespace")
         if info.namespaced and body_ns and body_ns != path.namespace:
             raise errors.bad_request(
@@ -187,6 +192,7 @@ class Handlers:
     async def bind(self, request: Request, info: ResourceInfo, path: ResourcePath) -> Response:
         opts = requests.write_options(request)
         binding = await requests.object_body(request)
+        check_typed(core_kinds.Binding, "Binding", "v1", "", binding)
         now = self.registry.clock()
         await self._reg(info).update(
             info,
@@ -210,10 +216,12 @@ class Handlers:
         body = await requests.object_body(request, opts)
         compute: Callable[[dict[str, Any]], dict[str, Any]]
         if path.subresource == "scale":
+            check_typed(apps_kinds.Scale, "Scale", "v1", "autoscaling", body)
 
             def compute(current: dict[str, Any]) -> dict[str, Any]:
                 return subresources.apply_scale(info, current, body)
         elif path.subresource == "finalize":
+            check_decoded(info, body)
 
             def compute(current: dict[str, Any]) -> dict[str, Any]:
                 return subresources.finalize(current, body)
@@ -268,6 +276,8 @@ class Handlers:
 
             def compute(current: dict[str, Any]) -> dict[str, Any]:
                 scale = change(subresources.to_scale(current))
+                if isinstance(scale, dict):
+                    check_typed(apps_kinds.Scale, "Scale", "v1", "autoscaling", scale)
                 return subresources.apply_scale(info, current, scale)
         else:
             compute = change
@@ -300,6 +310,7 @@ class Handlers:
         if not isinstance(config, dict):
             raise errors.bad_request("an apply patch must be an object")
         requests.check_kind(info, config)
+        check_decoded(info, config)
         force = request.query_params.get("force", "").lower() == "true"
         opts.applying = True
         manager = opts.field_manager

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import socket
 import sys
@@ -21,22 +22,42 @@ from client.leaderelection import LeaderElector
 from client.rest import Client
 from client.run import run_until_signalled
 
+from .cronjob import CronJobController
+from .daemonset import DaemonSetController
 from .deployment import DeploymentController
 from .endpoints import EndpointsController
 from .garbagecollector import GarbageCollector
+from .job import JobController
 from .namespace import NamespaceController
 from .nodelifecycle import NodeLifecycleController, Settings
+from .podautoscaler import HorizontalPodAutoscalerController
 from .replicaset import ReplicaSetController
+from .replicationcontroller import ReplicationControllerController
 from .serviceaccount import ServiceAccountController
+from .statefulset import StatefulSetController
 
 CONTROLLERS: dict[str, type[Controller]] = {
     "deployment": DeploymentController,
     "replicaset": ReplicaSetController,
+    "replicationcontroller": ReplicationControllerController,
+    "job": JobController,
+    "cronjob": CronJobController,
+    "daemonset": DaemonSetController,
+    "statefulset": StatefulSetController,
+    "horizontalpodautoscaling": HorizontalPodAutoscalerController,
     "garbagecollector": GarbageCollector,
     "endpoints": EndpointsController,
     "nodelifecycle": NodeLifecycleController,
     "namespace": NamespaceController,
     "serviceaccount": ServiceAccountController,
+}
+
+
+# Who an Event says it is from (`kubectl describe`'s "From" column): each controller
+# signs its own, in Kubernetes' words, where that differs from the controller's name.
+EVENT_SOURCE = {
+    "endpoints": "endpoint-controller",
+    "nodelifecycle": "node-controller",
 }
 
 
@@ -78,14 +99,20 @@ async def run(args: argparse.Namespace) -> None:
 
     async def lead() -> None:
         informers = Informers(client)
-        ctx = Context(
-            client, informers, EventRecorder(client, "controller-manager", socket.gethostname())
-        )
+        host = socket.gethostname()
+        ctx = Context(client, informers, EventRecorder(client, "controller-manager", host))
         settings = Settings(
             args.cluster_cidr, args.node_cidr_mask_size, args.node_monitor_grace_period
         )
+
+        def own(n: str) -> Context:
+            source = EVENT_SOURCE.get(n, CONTROLLERS[n].name)
+            return dataclasses.replace(ctx, recorder=EventRecorder(client, source, host))
+
         controllers = [
-            NodeLifecycleController(ctx, settings) if n == "nodelifecycle" else CONTROLLERS[n](ctx)
+            NodeLifecycleController(own(n), settings)
+            if n == "nodelifecycle"
+            else CONTROLLERS[n](own(n))
             for n in names
         ]
         informers.start()

@@ -2,9 +2,10 @@
 
 Wiring, in the order it happens: connect to the runtime (proto/runtime.proto on
 a unix socket) and wait until it answers; register the Node; start the
-informers (this node's pods by `spec.nodeName`, and the ConfigMaps and Secrets
-their env and volumes read); then run, until SIGTERM, the heartbeat and node
-status, the pod workers with their runtime relist, and the static pods.
+informers (this node's pods by `spec.nodeName`, and the ConfigMaps, Secrets
+and Services their env and volumes read); then run, until SIGTERM, the
+heartbeat and node status, the pod workers with their runtime relist, the
+static pods and the HTTPS API.
 Stopping the kubelet stops no container: they belong to the runtime.
 """
 
@@ -12,12 +13,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
-import importlib.util
 import logging
 import sys
 from pathlib import Path
-from typing import Any
 
 import grpc
 
@@ -31,7 +29,8 @@ from proto import runtime_pb2 as pb
 from proto import runtime_pb2_grpc as pb_grpc
 
 from .node import NodeAgent, NodeSettings, choose_node_ip, hostname, parse_reserved
-from .pods import PodWorkers, Settings
+from .pods import BY_UID, PodWorkers, Settings, by_uid
+from .server import KubeletServer
 from .static import StaticPods
 from .volumes import VolumeManager
 
@@ -125,10 +124,17 @@ async def run(args: argparse.Namespace) -> None:
         )
         node = await agent.register()
         await agent.pass_pod_cidr(node)
-        pods = Informer(client, "v1", "Pod", field_selector=f"spec.nodeName={args.node_name}")
+        pods = Informer(
+            client,
+            "v1",
+            "Pod",
+            field_selector=f"spec.nodeName={args.node_name}",
+            indexers={BY_UID: by_uid},
+        )
         configmaps = Informer(client, "v1", "ConfigMap")
         secrets = Informer(client, "v1", "Secret")
-        informers = (pods, configmaps, secrets)
+        services = Informer(client, "v1", "Service")  # for the pods' service variables
+        informers = (pods, configmaps, secrets, services)
 
         def get_configmap(namespace: str, name: str) -> dict | None:
             return configmaps.store.get(f"{namespace}/{name}")
@@ -155,6 +161,7 @@ async def run(args: argparse.Namespace) -> None:
             pods=pods,
             configmaps=configmaps,
             secrets=secrets,
+            services=services,
             volumes=VolumeManager(
                 args.root_dir, get_configmap=get_configmap, get_secret=get_secret
             ),
@@ -187,25 +194,17 @@ async def run(args: argparse.Namespace) -> None:
 
 async def start_server(
     args: argparse.Namespace, channel: grpc.aio.Channel, workers: PodWorkers
-) -> Any | None:
-    """The kubelet's HTTPS API (logs, exec, attach, port-forward, stats): kubelet/server.py.
-
-    MERGE POINT: the one call site of STREAM's KubeletServer (contract D). It is
-    started when that module is part of the build and the TLS flags name a serving
-    certificate, its key and the CA that signs callers' certificates.
-    """
-    if importlib.util.find_spec("kubelet.server") is None:
-        log.warning("this build has no kubelet HTTPS server (kubelet/server.py)")
-        return None
+) -> KubeletServer | None:
+    """The kubelet's HTTPS API (logs, exec, attach, port-forward, stats), when the TLS
+    flags name a serving certificate, its key and the CA of its callers' certificates."""
     pki = (args.tls_cert_file, args.tls_private_key_file, args.client_ca_file)
     if not all(pki):
         log.warning(
-            "not serving the kubelet API: --tls-cert-file, --tls-private-key-file and "
-            "--client-ca-file are all needed"
+            "not serving the kubelet API (kubectl logs, exec, port-forward will fail): "
+            "--tls-cert-file, --tls-private-key-file and --client-ca-file are all needed"
         )
         return None
-    server_module = importlib.import_module("kubelet.server")
-    server = server_module.KubeletServer(
+    server = KubeletServer(
         node_name=args.node_name,
         channel=channel,
         pods=workers.running_pod,
@@ -216,7 +215,7 @@ async def start_server(
         client_ca_file=args.client_ca_file,
     )
     await server.start()
-    log.info("serving the kubelet API on %s:%d", args.address, args.port)
+    log.info("serving the kubelet API on %s:%d", args.address, server.port)
     return server
 
 

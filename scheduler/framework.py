@@ -48,6 +48,8 @@ class Decision:
 
 def failure_message(total: int, reasons: Counter[str]) -> str:
     """`0/3 nodes are available: 1 node(s) had untolerated taint {...}, 2 Insufficient memory.`"""
+    if total == 0:
+        return "no nodes available to schedule pods"  # kube-scheduler's ErrNoNodesAvailable
     # Sorted as whole strings ("1 node(s)..." before "2 Insufficient..."), as Kubernetes does.
     parts = ", ".join(sorted(f"{n} {r}" for r, n in reasons.items()))
     if not parts:

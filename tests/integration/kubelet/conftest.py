@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import importlib.util
 import json
 import os
 import signal
@@ -156,12 +155,7 @@ class Node:
 
 
 def _tls_flags(base: Path, server: ApiServerProcess) -> list[str]:
-    """A serving certificate from the cluster CA for the kubelet's HTTPS API, when this
-    build has the kubelet server and the apiserver's certificate tool."""
-    if importlib.util.find_spec("kubelet.server") is None:
-        return []
-    if importlib.util.find_spec("apiserver.kubelet_certs") is None:
-        return []
+    """A serving certificate from the cluster CA for the kubelet's HTTPS API."""
     out = subprocess.run(
         [
             sys.executable,
