@@ -36,7 +36,7 @@ from starlette.types import ASGIApp
 
 from api import resources
 
-from . import audit, certs, errors, identities
+from . import audit, certs, errors, etcd_maintenance, identities
 from .admission import ServiceAllocation
 from .allocators import NodePorts, ServiceIPs
 from .app import build_app
@@ -374,6 +374,8 @@ class APIServer:
         self._tasks.append(asyncio.create_task(self._watch_etcd_health(), name="etcd health"))
         if self.etcd is not None:
             self._tasks.append(asyncio.create_task(self._supervise_etcd(), name="etcd supervisor"))
+        upkeep = etcd_maintenance.run(self.store, defragment=not self.config.etcd_servers)
+        self._tasks.append(asyncio.create_task(upkeep, name="etcd-upkeep"))
         log.info("serving on https://%s:%d", cfg.bind_address, cfg.secure_port)
 
     def _audit(self) -> Callable[[ASGIApp], ASGIApp] | None:

@@ -1,5 +1,9 @@
 """The `skiff` command.
 
+Two kinds of commands. The node's life cycle (`up`, `status`, `down`,
+`reset`, `install-service`, `etcd`) is Python in cli/: up.py, the component
+table in components.py and supervisor.py show how a node is put together.
+
 Each cluster component runs as its own process, as in Kubernetes, so that any
 one of them can be stopped and restarted while the others carry on.
 `skiff <component>` therefore replaces itself with that component's process
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 
 COMPONENTS = {
     "apiserver": ("apiserver", "the API server (etcd, HTTPS, the Kubernetes REST API)"),
@@ -42,8 +47,56 @@ COMPONENTS = {
 }
 
 
+def _up(argv: list[str]) -> int:
+    from . import up
+
+    return up.main(argv)
+
+
+def _status(argv: list[str]) -> int:
+    from . import status
+
+    return status.main(argv)
+
+
+def _down(argv: list[str]) -> int:
+    from . import down
+
+    return down.main(argv, full_reset=False)
+
+
+def _reset(argv: list[str]) -> int:
+    from . import down
+
+    return down.main(argv, full_reset=True)
+
+
+def _install_service(argv: list[str]) -> int:
+    from . import service
+
+    return service.main(argv)
+
+
+def _etcd(argv: list[str]) -> int:
+    from . import etcd
+
+    return etcd.main(argv)
+
+
+LIFECYCLE: dict[str, tuple[Callable[[list[str]], int], str]] = {
+    "up": (_up, "make this machine a node: start and supervise every component"),
+    "status": (_status, "each component: running, pid, healthy, since when"),
+    "down": (_down, "stop the pods and components `up` started (the state stays)"),
+    "reset": (_reset, "down, then remove everything skiff made on this machine"),
+    "install-service": (_install_service, "a systemd unit that runs `skiff up` at boot"),
+    "etcd": (_etcd, "etcd snapshot save FILE | restore FILE"),
+}
+
+
 def usage() -> str:
-    lines = ["usage: skiff <command> [flags]", "", "commands:"]
+    lines = ["usage: skiff <command> [flags]", "", "cluster life cycle:"]
+    lines += [f"  {name:<19} {desc}" for name, (_, desc) in LIFECYCLE.items()]
+    lines += ["", "components and node tools:"]
     lines += [f"  {name:<19} {desc}" for name, (_, desc) in COMPONENTS.items()]
     lines.append("\n`skiff <command> --help` shows a command's flags.")
     return "\n".join(lines)
@@ -55,6 +108,12 @@ def main(argv: list[str] | None = None) -> int:
         print(usage())
         return 0 if args else 2
     command, rest = args[0], args[1:]
+    if command in LIFECYCLE:
+        try:
+            return LIFECYCLE[command][0](rest)
+        except BrokenPipeError:  # `skiff status | head`: the reader has seen enough
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
     if command in COMPONENTS:
         module = COMPONENTS[command][0]
         os.execv(sys.executable, [sys.executable, "-m", module, *rest])

@@ -1,7 +1,9 @@
 """Node lifecycle and IPAM: pod CIDRs for new nodes, and what happens when a node goes silent.
 
 - IPAM: each Node without `spec.podCIDR` gets the next free /24 of
-  `--cluster-cidr`; a CIDR is free again once its Node is gone.
+  `--cluster-cidr`; a CIDR is free again once its Node is gone. Which are
+  taken is kept in memory (cidrset.py), not read from the informer cache,
+  which lags behind our own writes.
 - Health: a kubelet renews its Lease (kube-node-lease/<node>) every 10 s. A
   node whose Lease has not been renewed within `--node-monitor-grace-period`
   gets `Ready=Unknown` and the `node.kubernetes.io/unreachable:NoExecute`
@@ -16,7 +18,6 @@
 from __future__ import annotations
 
 import datetime
-import ipaddress
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,8 @@ from typing import Any
 from api.meta import parse_time
 from api.taints import matching_toleration
 from client.controller import Context, Controller, Result
+
+from .cidrset import CIDRSet
 
 log = logging.getLogger("skiff.controllers.nodelifecycle")
 
@@ -36,13 +39,6 @@ class Settings:
     cluster_cidr: str = "10.244.0.0/16"
     node_cidr_mask: int = 24
     grace_period: float = 40.0
-
-
-def next_cidr(cluster_cidr: str, mask: int, used: set[str]) -> str | None:
-    for subnet in ipaddress.ip_network(cluster_cidr).subnets(new_prefix=mask):
-        if str(subnet) not in used:
-            return str(subnet)
-    return None
 
 
 def _ready_condition(node: dict[str, Any]) -> dict[str, Any] | None:
@@ -113,9 +109,43 @@ class NodeLifecycleController(Controller):
         self.nodes = ctx.informers.get("v1", "Node")
         self.leases = ctx.informers.get("coordination.k8s.io/v1", "Lease")
         self.pods = ctx.informers.get("v1", "Pod")
+        self.cidrs = CIDRSet(self.settings.cluster_cidr, self.settings.node_cidr_mask)
         self.nodes.add_handlers(
             on_add=lambda n: self.enqueue(n["metadata"]["name"]),
             on_update=lambda _o, n: self.enqueue(n["metadata"]["name"]),
+            on_delete=lambda n: self.cidrs.release(n["metadata"]["name"]),
+        )
+
+    def occupy_existing(self) -> None:
+        """Rebuild the allocated set from every Node's podCIDR (after a restart)."""
+        for node in self.nodes.store.list():
+            cidr = (node.get("spec") or {}).get("podCIDR")
+            if cidr:
+                self.cidrs.occupy(node["metadata"]["name"], cidr)
+
+    async def run(self) -> None:
+        await self.ctx.informers.wait_for_sync()
+        self.occupy_existing()  # before the first reconcile, as the range allocator does
+        await super().run()
+
+    async def assign_cidr(self, node: dict[str, Any], key: str) -> None:
+        """Occupy a CIDR first, then write it; a failed write frees it again."""
+        cidr = self.cidrs.allocate(key)
+        if cidr is None:
+            await self.ctx.recorder.event(
+                node, "Warning", "CIDRNotAvailable",
+                f"Node {key}: no pod CIDR left in {self.settings.cluster_cidr}",
+            )  # fmt: skip
+            return
+        try:
+            await self.ctx.client.patch(
+                "v1", "Node", "", key, {"spec": {"podCIDR": cidr, "podCIDRs": [cidr]}}
+            )
+        except Exception:
+            self.cidrs.release(key)
+            raise
+        await self.ctx.recorder.event(
+            node, "Normal", "CIDRAssigned", f"Node {key} gets pod CIDR {cidr}"
         )
 
     async def reconcile(self, key: str) -> Result:
@@ -124,18 +154,10 @@ class NodeLifecycleController(Controller):
             return Result.done()
         api = self.ctx.client
         spec = node.get("spec") or {}
-        if not spec.get("podCIDR"):
-            used = {(n.get("spec") or {}).get("podCIDR") for n in self.nodes.store.list()}
-            cidr = next_cidr(
-                self.settings.cluster_cidr, self.settings.node_cidr_mask, {u for u in used if u}
-            )
-            if cidr is not None:
-                await api.patch(
-                    "v1", "Node", "", key, {"spec": {"podCIDR": cidr, "podCIDRs": [cidr]}}
-                )
-                await self.ctx.recorder.event(
-                    node, "Normal", "CIDRAssigned", f"Node {key} gets pod CIDR {cidr}"
-                )
+        if spec.get("podCIDR"):
+            self.cidrs.occupy(key, spec["podCIDR"])
+        else:
+            await self.assign_cidr(node, key)
         now = datetime.datetime.now(datetime.UTC)
         lease = self.leases.store.get(f"kube-node-lease/{key}")
         ready_status, want = decide_health(node, lease, now, self.settings.grace_period)

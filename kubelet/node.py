@@ -360,14 +360,16 @@ class NodeAgent:
         """Post node status when a condition changes, and at least every minute; hand a
         new pod CIDR to the runtime."""
         while True:
-            # Until the node has a pod CIDR, look for it every second: pods wait on it.
-            await asyncio.sleep(STATUS_CHECK_PERIOD if self.pod_cidr else 1.0)
+            # At once on start: a pod CIDR handed over at registration makes the node
+            # Ready now, not a status period later.
             try:
                 await self.report_once()
             except (errors.ApiError, httpx.HTTPError, OSError) as e:
                 log.warning("posting node status failed: %s", e)
             except grpc.aio.AioRpcError as e:
                 log.warning("asking the runtime for node status failed: %s", e.details())
+            # Until the node has a pod CIDR, look for it every second: pods wait on it.
+            await asyncio.sleep(STATUS_CHECK_PERIOD if self.pod_cidr else 1.0)
 
     async def report_once(self) -> None:
         current = await self.client.get("v1", "Node", "", self.s.name)
