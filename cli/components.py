@@ -6,14 +6,20 @@ one more row: which module runs, with which flags, when it counts as ready,
 which components it needs ready before it starts, and what must be done
 before each start and on `skiff down`.
 
-Every component uses the admin kubeconfig for now; issue 14 gives each its
-own identity (system:kube-scheduler, system:node:<name>, ...), as kubeadm does.
+The scheduler, the controller-manager and the proxy run with identities of
+their own (client certificates the apiserver writes under
+`<state-dir>/kubeconfigs/`, bound to system:kube-scheduler,
+system:kube-controller-manager and system:node-proxier, as kubeadm does). The
+kubelet and DNS still use the admin kubeconfig: the kubelet's local-path
+provisioner lists claims and makes volumes, which system:node may not, and
+DNS writes kube-dns' EndpointSlice; both wait for roles of their own.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from . import health, node_identity
@@ -39,6 +45,24 @@ def apiserver_args(s: Layout) -> list[str]:
 
 def kubeconfig_args(s: Layout) -> list[str]:
     return ["--kubeconfig", str(s.kubeconfig)]
+
+
+def own_kubeconfig(name: str) -> Callable[[Layout], list[str]]:
+    """`--kubeconfig` of a component's own identity (apiserver/identities.py)."""
+
+    def args(s: Layout) -> list[str]:
+        return ["--kubeconfig", str(s.state_dir / "kubeconfigs" / f"{name}.kubeconfig")]
+
+    return args
+
+
+def proxy_args(s: Layout) -> list[str]:
+    return [*own_kubeconfig("kube-proxy")(s), "--hostname-override", s.node_name]
+
+
+def dns_args(s: Layout) -> list[str]:
+    """DNS answers on the node's address; kube-dns' EndpointSlice points pods at it."""
+    return [*kubeconfig_args(s), "--node-name", s.node_name, "--advertise-address", s.node_ip]
 
 
 def runtime_args(s: Layout) -> list[str]:
@@ -148,16 +172,18 @@ COMPONENTS: list[Component] = [
               lambda s: health.socket_accepts(s.runtime_socket),
               prepare=runtime_prepare, on_down=remove_pods,
               describe="the container runtime (images, sandboxes, containers)"),
-    Component("controller-manager", "controllers", kubeconfig_args, started,
+    Component("controller-manager", "controllers", own_kubeconfig("controller-manager"), started,
               needs=("apiserver",),
               describe="the control loops (Deployments, ReplicaSets, nodes and their pod CIDRs)"),
-    Component("scheduler", "scheduler", kubeconfig_args, started, needs=("apiserver",),
+    Component("scheduler", "scheduler", own_kubeconfig("scheduler"), started, needs=("apiserver",),
               describe="puts pending pods on nodes"),
     Component("kubelet", "kubelet", kubelet_args, health.node_ready,
               needs=("apiserver", "runtime"), prepare=node_checks_and_cert,
               describe="the node agent: registers the Node, runs its pods"),
-    # Next, once `python -m proxy` exists (issue 12): Component("proxy", "proxy",
-    # kubeconfig_args, started, needs=("apiserver",)), and cluster DNS beside it.
+    Component("proxy", "proxy", proxy_args, started, needs=("apiserver",),
+              describe="this node's Services in iptables (kube-proxy's iptables mode)"),
+    Component("dns", "proxy.dns", dns_args, started, needs=("apiserver",),
+              describe="cluster DNS at 10.96.0.10: <svc>.<ns>.svc.cluster.local"),
 ]  # fmt: skip
 
 
