@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -108,7 +109,7 @@ def iptables_chains() -> list[str]:
         ours = [r.split()[1] for r in rules if r.startswith("-N ") and
                 r.split()[1].startswith(CHAIN_PREFIXES)]  # fmt: skip
         for rule in rules:
-            words = rule.split()
+            words = shlex.split(rule)  # a rule's comment is quoted: "skiff service portals"
             if words[0] == "-A" and words[1] not in ours and "-j" in words and \
                     words[words.index("-j") + 1] in ours:  # fmt: skip
                 _iptables("-t", table, "-D", *words[1:])
