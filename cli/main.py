@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 
 COMPONENTS = {
     "apiserver": ("apiserver", "the API server (etcd, HTTPS, the Kubernetes REST API)"),
@@ -32,8 +33,20 @@ COMPONENTS = {
 }
 
 
+def _lab(argv: list[str]) -> int:
+    from . import lab
+
+    return lab.main(argv)
+
+
+COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
+    "lab": (_lab, "several nodes on this machine in network namespaces: up, down, node, kubectl"),
+}
+
+
 def usage() -> str:
     lines = ["usage: skiff <command> [flags]", "", "commands:"]
+    lines += [f"  {name:<19} {desc}" for name, (_, desc) in COMMANDS.items()]
     lines += [f"  {name:<19} {desc}" for name, (_, desc) in COMPONENTS.items()]
     lines.append("\n`skiff <command> --help` shows a command's flags.")
     return "\n".join(lines)
@@ -45,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         print(usage())
         return 0 if args else 2
     command, rest = args[0], args[1:]
+    if command in COMMANDS:
+        return COMMANDS[command][0](rest)
     if command in COMPONENTS:
         module = COMPONENTS[command][0]
         os.execv(sys.executable, [sys.executable, "-m", module, *rest])
