@@ -57,12 +57,30 @@ def desired_routes(nodes: list[dict[str, Any]], self_name: str) -> dict[str, str
 
 
 def decide(
-    desired: dict[str, str], current: dict[str, str]
+    desired: dict[str, str], current: dict[str, str], local: list[str]
 ) -> tuple[dict[str, str], list[str]]:
-    """(routes to add or change, CIDRs to remove). Pure."""
-    change = {c: gw for c, gw in desired.items() if current.get(c) != gw}
-    remove = sorted(c for c in current if c not in desired)
+    """(routes to add or change, CIDRs to remove). Pure.
+
+    Only gateways on a subnet this node is attached to (`local`) can be used:
+    host-gw needs one L2 network. Other nodes (simulated ones, or nodes
+    elsewhere) get no route, and none is removed for them.
+    """
+    nets = [ipaddress.ip_interface(i).network for i in local]
+    usable = {
+        c: gw for c, gw in desired.items() if any(ipaddress.ip_address(gw) in n for n in nets)
+    }
+    change = {c: gw for c, gw in usable.items() if current.get(c) != gw}
+    remove = sorted(c for c in current if c not in usable)
     return change, remove
+
+
+def local_addresses() -> list[str]:
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True)
+    return [
+        w[3]
+        for w in (line.split() for line in out.stdout.splitlines())
+        if len(w) > 3 and w[1] != "lo"
+    ]
 
 
 def current_routes() -> dict[str, str]:
@@ -106,7 +124,9 @@ async def run(client: Client, node_name: str) -> None:
         await nodes.wait_for_sync()
         while True:
             changed.clear()
-            change, remove = decide(desired_routes(nodes.store.list(), node_name), current_routes())
+            change, remove = decide(
+                desired_routes(nodes.store.list(), node_name), current_routes(), local_addresses()
+            )
             if change or remove:
                 apply(change, remove)
             try:  # a resync now and then puts back a route someone removed
@@ -123,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--node-name", required=True)
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level="INFO", format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     client = Client(load_config(a.kubeconfig), user_agent="skiff-hostgw")
 
     async def work() -> None:

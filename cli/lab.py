@@ -168,26 +168,32 @@ def start_control_plane(state: dict[str, Any]) -> None:
     procs["apiserver"] = lab_procs.spawn(
         lab_procs.module(
             "apiserver",
-            "--state-dir", str(cp),
-            "--advertise-address", n1["ip"],
-            "--bind-address", "0.0.0.0",
+            "--state-dir",
+            str(cp),
+            "--advertise-address",
+            n1["ip"],
+            "--bind-address",
+            "0.0.0.0",
         ),
         netns=n1["netns"],
         log=logs / "apiserver.log",
-    )  # fmt: skip
+    )
     save_state(Path(state["state_dir"]), state)
     wait_for("the apiserver", lambda: apiserver_ready(state), 90, [procs["apiserver"]])
     kc = str(admin_kubeconfig(state))
     procs["controller-manager"] = lab_procs.spawn(
         lab_procs.module(
             "controllers",
-            "--kubeconfig", kc,
-            "--cluster-cidr", CLUSTER_CIDR,
-            "--node-monitor-grace-period", str(NODE_MONITOR_GRACE),
+            "--kubeconfig",
+            kc,
+            "--cluster-cidr",
+            CLUSTER_CIDR,
+            "--node-monitor-grace-period",
+            str(NODE_MONITOR_GRACE),
         ),
         netns=n1["netns"],
         log=logs / "controller-manager.log",
-    )  # fmt: skip
+    )
     procs["scheduler"] = lab_procs.spawn(
         lab_procs.module("scheduler", "--kubeconfig", kc),
         netns=n1["netns"],
@@ -196,12 +202,17 @@ def start_control_plane(state: dict[str, Any]) -> None:
     if has_module("proxy.dns"):
         procs["dns"] = lab_procs.spawn(
             lab_procs.module(
-                "proxy.dns", "--kubeconfig", kc, "--node-name", n1["name"],
-                "--advertise-address", n1["ip"],
+                "proxy.dns",
+                "--kubeconfig",
+                kc,
+                "--node-name",
+                n1["name"],
+                "--advertise-address",
+                n1["ip"],
             ),
             netns=n1["netns"],
             log=logs / "dns.log",
-        )  # fmt: skip
+        )
     save_state(Path(state["state_dir"]), state)
 
 
@@ -209,12 +220,20 @@ def kubelet_certs(state: dict[str, Any], node: dict[str, Any]) -> dict[str, str]
     out = Path(node["dir"]) / "pki"
     r = subprocess.run(
         lab_procs.module(
-            "apiserver.kubelet_certs", "serving",
-            "--state-dir", state["control_plane_dir"],
-            "--node", node["name"], "--ip", node["ip"], "--out", str(out),
+            "apiserver.kubelet_certs",
+            "serving",
+            "--state-dir",
+            state["control_plane_dir"],
+            "--node",
+            node["name"],
+            "--ip",
+            node["ip"],
+            "--out",
+            str(out),
         ),
-        capture_output=True, text=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+    )
     if r.returncode:
         raise LabError(f"kubelet certificate for {node['name']}: {r.stderr.strip()}")
     return json.loads(r.stdout)
@@ -231,25 +250,36 @@ def start_agents(state: dict[str, Any], node: dict[str, Any]) -> None:
     procs["runtime"] = lab_procs.spawn(
         lab_procs.module(
             "runtime.daemon",
-            "--socket", str(sock),
-            "--state-dir", str(d / "runtime"),
-            "--run-dir", str(d / "run"),
-            "--image-root", state["image_root"],
-            "--cgroup-root", f"{state['cgroup_root']}/{node['name']}",
+            "--socket",
+            str(sock),
+            "--state-dir",
+            str(d / "runtime"),
+            "--run-dir",
+            str(d / "run"),
+            "--image-root",
+            state["image_root"],
+            "--cgroup-root",
+            f"{state['cgroup_root']}/{node['name']}",
         ),
         netns=node["netns"],
         log=logs / "runtime.log",
-    )  # fmt: skip
+    )
     wait_for(f"{node['name']}'s runtime", sock.exists, 60, [procs["runtime"]])
     if has_module("kubelet"):
         args = [
-            "--kubeconfig", kc,
-            "--node-name", node["name"],
-            "--node-ip", node["ip"],
-            "--runtime-endpoint", str(sock),
-            "--root-dir", str(d / "kubelet"),
-            "--log-dir", str(d / "pod-logs"),
-        ]  # fmt: skip
+            "--kubeconfig",
+            kc,
+            "--node-name",
+            node["name"],
+            "--node-ip",
+            node["ip"],
+            "--runtime-endpoint",
+            str(sock),
+            "--root-dir",
+            str(d / "kubelet"),
+            "--log-dir",
+            str(d / "pod-logs"),
+        ]
         if has_module("kubelet.server"):
             flags = kubelet_certs(state, node)
             for flag, path in flags.items():
@@ -265,12 +295,17 @@ def start_agents(state: dict[str, Any], node: dict[str, Any]) -> None:
     if has_module("proxy"):
         procs["proxy"] = lab_procs.spawn(
             lab_procs.module(
-                "proxy", "--kubeconfig", kc, "--hostname-override", node["name"],
-                "--cluster-cidr", CLUSTER_CIDR,
+                "proxy",
+                "--kubeconfig",
+                kc,
+                "--hostname-override",
+                node["name"],
+                "--cluster-cidr",
+                CLUSTER_CIDR,
             ),
             netns=node["netns"],
             log=logs / "proxy.log",
-        )  # fmt: skip
+        )
     save_state(Path(state["state_dir"]), state)
 
 
@@ -278,12 +313,16 @@ def start_simulated(state: dict[str, Any], count: int, extra: list[str]) -> None
     n1 = state["nodes"][0]
     state["simulated"] = lab_procs.spawn(
         lab_procs.module(
-            "simnode", "--kubeconfig", str(admin_kubeconfig(state)), "--nodes", str(count),
+            "simnode",
+            "--kubeconfig",
+            str(admin_kubeconfig(state)),
+            "--nodes",
+            str(count),
             *extra,
         ),
         netns=n1["netns"],
         log=Path(state["state_dir"]) / "logs" / "simnode.log",
-    )  # fmt: skip
+    )
     save_state(Path(state["state_dir"]), state)
 
 
@@ -317,9 +356,13 @@ def up(state_dir: Path, nodes: int, simulated: int, sim_args: list[str], timeout
     if (state_dir / "lab.json").exists():
         state = load_state(state_dir)
         ready = node_readiness(state)
-        print(f"skiff lab: a lab is already up in {state_dir}: " + ", ".join(
-            f"{n} {'Ready' if s == 'True' else 'NotReady'}" for n, s in sorted(ready.items())
-        ) + "\n  (skiff lab down removes it)")  # fmt: skip
+        print(
+            f"skiff lab: a lab is already up in {state_dir}: "
+            + ", ".join(
+                f"{n} {'Ready' if s == 'True' else 'NotReady'}" for n, s in sorted(ready.items())
+            )
+            + "\n  (skiff lab down removes it)"
+        )
         return 0
     if nodes < 1:
         raise LabError("--nodes must be at least 1")
@@ -360,8 +403,11 @@ def up(state_dir: Path, nodes: int, simulated: int, sim_args: list[str], timeout
 
             wait_for("every node Ready", all_ready, timeout)
     except BaseException:
-        print("skiff lab: bringing the lab up failed; logs in "
-              f"{state_dir}/logs and {state_dir}/nodes/*/logs", file=sys.stderr)  # fmt: skip
+        print(
+            "skiff lab: bringing the lab up failed; logs in "
+            f"{state_dir}/logs and {state_dir}/nodes/*/logs",
+            file=sys.stderr,
+        )
         raise
     took = time.monotonic() - t0
     print(
@@ -485,8 +531,11 @@ def find_node(state: dict[str, Any], name: str) -> dict[str, Any]:
     for node in state["nodes"]:
         if node["name"] == name:
             return node
-    raise LabError(f"no node {name!r} in this lab (nodes: "
-                   + ", ".join(n["name"] for n in state["nodes"]) + ")")  # fmt: skip
+    raise LabError(
+        f"no node {name!r} in this lab (nodes: "
+        + ", ".join(n["name"] for n in state["nodes"])
+        + ")"
+    )
 
 
 def node_cmd(state_dir: Path, action: str, name: str) -> int:
@@ -499,8 +548,10 @@ def node_cmd(state_dir: Path, action: str, name: str) -> int:
             return 0
         stop_agents(node, keep_pods=True)
         save_state(state_dir, state)
-        print(f"skiff lab: stopped {name}'s agents ({', '.join(sorted(running))}); its "
-              "containers keep running, the cluster will mark it NotReady")  # fmt: skip
+        print(
+            f"skiff lab: stopped {name}'s agents ({', '.join(sorted(running))}); its "
+            "containers keep running, the cluster will mark it NotReady"
+        )
         return 0
     if running:
         print(f"skiff lab: {name}'s agents are running ({', '.join(sorted(running))})")
