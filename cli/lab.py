@@ -244,7 +244,7 @@ def start_agents(state: dict[str, Any], node: dict[str, Any]) -> None:
     d = Path(node["dir"])
     logs = d / "logs"
     sock = d / "run" / "runtime.sock"
-    kc = str(admin_kubeconfig(state))
+    kc = node.get("kubeconfig") or str(admin_kubeconfig(state))
     procs = node.setdefault("agents", {})
     sock.unlink(missing_ok=True)  # a stale socket must not pass for the new daemon's
     procs["runtime"] = lab_procs.spawn(
@@ -612,12 +612,23 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["kubectl"] or (len(argv) > 2 and argv[2:3] == ["kubectl"]):
-        # everything after `kubectl` is kubectl's, flags included
-        i = argv.index("kubectl")
-        head, rest = argv[: i + 1], argv[i + 1 :]
-        a = parse(head)
-        return kubectl(a.state_dir, rest)
+    passthrough = next((w for w in argv if w in ("kubectl", "token", "join")), None)
+    if passthrough is not None and argv[: argv.index(passthrough)] in (
+        [],
+        ["--state-dir", *argv[1:2]],
+    ):
+        # everything after the command is its own (kubectl's, token's, join's), flags included
+        i = argv.index(passthrough)
+        a = parse(argv[: i + 1])
+        if passthrough == "kubectl":
+            return kubectl(a.state_dir, argv[i + 1 :])
+        from . import lab_join
+
+        try:
+            return lab_join.lab_main(a.state_dir, passthrough, argv[i + 1 :])
+        except (LabError, lab_net.NetError) as e:
+            print(f"skiff lab: {e}", file=sys.stderr)
+            return 1
     a = parse(argv)
     try:
         if a.command == "up":

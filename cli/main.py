@@ -39,7 +39,21 @@ def _lab(argv: list[str]) -> int:
     return lab.main(argv)
 
 
+def _token(argv: list[str]) -> int:
+    from . import token
+
+    return token.main(argv)
+
+
+def _join(argv: list[str]) -> int:
+    from . import join
+
+    return join.main(argv)
+
+
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
+    "token": (_token, "bootstrap tokens for joining nodes: create, list, delete"),
+    "join": (_join, "join this machine to a cluster with a bootstrap token"),
     "lab": (_lab, "several nodes on this machine in network namespaces: up, down, node, kubectl"),
 }
 
