@@ -26,6 +26,10 @@ COMPONENTS = {
         "the node's images: load (docker save / OCI archives), ls, inspect, rm, pull, "
         "build-busybox",
     ),
+    "kubelet": (
+        "kubelet",
+        "the node agent: registers the node and runs the pods bound to it",
+    ),
     "controller-manager": (
         "controllers",
         "the control loops (ReplicaSet, garbage collector, namespaces, service accounts)",

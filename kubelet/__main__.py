@@ -1,0 +1,241 @@
+"""`python -m kubelet` (what `skiff kubelet` runs): the node agent.
+
+Wiring, in the order it happens: connect to the runtime (proto/runtime.proto on
+a unix socket) and wait until it answers; register the Node; start the
+informers (this node's pods by `spec.nodeName`, and the ConfigMaps and Secrets
+their env and volumes read); then run, until SIGTERM, the heartbeat and node
+status, the pod workers with their runtime relist, and the static pods.
+Stopping the kubelet stops no container: they belong to the runtime.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import importlib.util
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from client.config import ConfigError, load_config
+from client.events import EventRecorder
+from client.informer import Informer
+from client.rest import Client
+from client.run import run_until_signalled
+from proto import DEFAULT_SOCKET, connect
+from proto import runtime_pb2 as pb
+from proto import runtime_pb2_grpc as pb_grpc
+
+from .node import NodeAgent, NodeSettings, choose_node_ip, hostname, parse_reserved
+from .pods import PodWorkers, Settings
+from .static import StaticPods
+from .volumes import VolumeManager
+
+log = logging.getLogger("skiff.kubelet")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="skiff kubelet", description=__doc__)
+    p.add_argument("--kubeconfig", default=None, help="default: $KUBECONFIG or ~/.kube/config")
+    p.add_argument("--node-name", default=hostname(), help="default: the host name")
+    p.add_argument("--node-ip", default="", help="default: the default route's source address")
+    p.add_argument("--runtime-endpoint", default=DEFAULT_SOCKET, help="the runtime's unix socket")
+    p.add_argument("--root-dir", default="/var/lib/skiff/kubelet", type=Path)
+    p.add_argument("--log-dir", default="/var/log/pods", help="where container logs go")
+    p.add_argument("--pod-manifest-path", default=None, type=Path, help="static pods")
+    p.add_argument("--cluster-dns", default="10.96.0.10", help="the pods' nameserver")
+    p.add_argument("--cluster-domain", default="cluster.local")
+    p.add_argument("--system-reserved", default="", help="e.g. cpu=500m,memory=1Gi")
+    p.add_argument("--port", type=int, default=10250, help="the kubelet's HTTPS port")
+    p.add_argument("--address", default="0.0.0.0", help="where the HTTPS server listens")
+    p.add_argument("--tls-cert-file", type=Path, default=None)
+    p.add_argument("--tls-private-key-file", type=Path, default=None)
+    p.add_argument("--client-ca-file", type=Path, default=None)
+    p.add_argument(
+        "-v", "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    return p.parse_args(argv)
+
+
+def host_resolv(path: Path = Path("/etc/resolv.conf")) -> pb.DNSConfig:
+    """The node's own resolv.conf, for dnsPolicy Default and hostNetwork pods."""
+    servers, searches, options = [], [], []
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        words = line.split()
+        if not words or words[0].startswith(("#", ";")):
+            continue
+        if words[0] == "nameserver" and len(words) > 1:
+            servers.append(words[1])
+        elif words[0] in ("search", "domain"):
+            searches = words[1:]
+        elif words[0] == "options":
+            options += words[1:]
+    return pb.DNSConfig(servers=servers, searches=searches, options=options)
+
+
+def node_memory() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+async def wait_for_runtime(runtime: pb_grpc.RuntimeServiceStub, endpoint: str) -> None:
+    delay = 0.2
+    while True:
+        try:
+            version = await runtime.Version(pb.VersionRequest(), timeout=5)
+            log.info("runtime %s %s at %s", version.runtime_name, version.runtime_version, endpoint)
+            return
+        except grpc.aio.AioRpcError as e:
+            log.warning("waiting for the runtime at %s: %s", endpoint, e.details())
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+async def run(args: argparse.Namespace) -> None:
+    client = Client(load_config(args.kubeconfig), user_agent="skiff-kubelet")
+    channel = connect(args.runtime_endpoint)
+    runtime = pb_grpc.RuntimeServiceStub(channel)
+    images = pb_grpc.ImageServiceStub(channel)
+    node_ip, how = choose_node_ip(args.node_ip)
+    log.info("node %s: InternalIP %s (%s)", args.node_name, node_ip, how)
+
+    async def work() -> None:
+        await wait_for_runtime(runtime, args.runtime_endpoint)
+        agent = NodeAgent(
+            client,
+            runtime,
+            images,
+            NodeSettings(
+                name=args.node_name,
+                ip=node_ip,
+                port=args.port,
+                root_dir=args.root_dir,
+                system_reserved=parse_reserved(args.system_reserved),
+            ),
+        )
+        node = await agent.register()
+        await agent.pass_pod_cidr(node)
+        pods = Informer(client, "v1", "Pod", field_selector=f"spec.nodeName={args.node_name}")
+        configmaps = Informer(client, "v1", "ConfigMap")
+        secrets = Informer(client, "v1", "Secret")
+        informers = (pods, configmaps, secrets)
+
+        def get_configmap(namespace: str, name: str) -> dict | None:
+            return configmaps.store.get(f"{namespace}/{name}")
+
+        def get_secret(namespace: str, name: str) -> dict | None:
+            return secrets.store.get(f"{namespace}/{name}")
+
+        static = StaticPods(client, args.pod_manifest_path, args.node_name)
+        static.refresh()
+        workers = PodWorkers(
+            client=client,
+            runtime=runtime,
+            images=images,
+            recorder=EventRecorder(client, "kubelet", args.node_name),
+            settings=Settings(
+                node_name=args.node_name,
+                node_ip=node_ip,
+                log_dir=args.log_dir,
+                cluster_dns=args.cluster_dns,
+                cluster_domain=args.cluster_domain,
+                node_memory=node_memory(),
+                host_resolv=host_resolv(),
+            ),
+            pods=pods,
+            configmaps=configmaps,
+            secrets=secrets,
+            volumes=VolumeManager(
+                args.root_dir, get_configmap=get_configmap, get_secret=get_secret
+            ),
+            static_pods=static,
+        )
+        for informer in informers:
+            informer.start()
+        for informer in informers:
+            await informer.wait_for_sync()
+        server = await start_server(args, channel, workers)
+        try:
+            await asyncio.gather(
+                agent.run(),
+                workers.run(),
+                static.run(node, pods.store.list, workers.wake),
+            )
+        finally:
+            if server is not None:
+                await server.stop()
+            await workers.stop()
+            for informer in informers:
+                await informer.stop()
+
+    try:
+        await run_until_signalled(work)
+    finally:
+        await channel.close()
+        await client.close()
+
+
+async def start_server(
+    args: argparse.Namespace, channel: grpc.aio.Channel, workers: PodWorkers
+) -> Any | None:
+    """The kubelet's HTTPS API (logs, exec, attach, port-forward, stats): kubelet/server.py.
+
+    MERGE POINT: the one call site of STREAM's KubeletServer (contract D). It is
+    started when that module is part of the build and the TLS flags name a serving
+    certificate, its key and the CA that signs callers' certificates.
+    """
+    if importlib.util.find_spec("kubelet.server") is None:
+        log.warning("this build has no kubelet HTTPS server (kubelet/server.py)")
+        return None
+    pki = (args.tls_cert_file, args.tls_private_key_file, args.client_ca_file)
+    if not all(pki):
+        log.warning(
+            "not serving the kubelet API: --tls-cert-file, --tls-private-key-file and "
+            "--client-ca-file are all needed"
+        )
+        return None
+    server_module = importlib.import_module("kubelet.server")
+    server = server_module.KubeletServer(
+        node_name=args.node_name,
+        channel=channel,
+        pods=workers.running_pod,
+        bind_address=args.address,
+        port=args.port,
+        cert_file=args.tls_cert_file,
+        key_file=args.tls_private_key_file,
+        client_ca_file=args.client_ca_file,
+    )
+    await server.start()
+    log.info("serving the kubelet API on %s:%d", args.address, args.port)
+    return server
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        asyncio.run(run(args))
+    except ConfigError as e:
+        print(f"skiff kubelet: {e}", file=sys.stderr)
+        return 1
+    except ValueError as e:
+        print(f"skiff kubelet: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
