@@ -92,6 +92,42 @@ def admin_kubeconfig(state: dict[str, Any]) -> Path:
     return Path(state["control_plane_dir"]) / "admin.kubeconfig"
 
 
+def component_kubeconfig(state: dict[str, Any], name: str) -> str:
+    """The component's own identity where the apiserver makes one (scheduler,
+    controller-manager, kube-proxy: `kubeconfigs/<name>.kubeconfig`), else admin."""
+    own = Path(state["control_plane_dir"]) / "kubeconfigs" / f"{name}.kubeconfig"
+    return str(own if own.exists() else admin_kubeconfig(state))
+
+
+def node_kubeconfig(state: dict[str, Any], node: dict[str, Any]) -> str:
+    """The kubelet's identity, system:node:<name>: from `skiff join` for joined
+    nodes, else made by the cluster CA (`python -m apiserver.identities node`)
+    when this build has it; the admin kubeconfig otherwise."""
+    if node.get("kubeconfig"):
+        return str(node["kubeconfig"])
+    if not has_module("apiserver.identities"):
+        return str(admin_kubeconfig(state))
+    out = Path(node["dir"]) / "kubelet.kubeconfig"
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        r = subprocess.run(
+            lab_procs.module(
+                "apiserver.identities",
+                "--state-dir",
+                state["control_plane_dir"],
+                "node",
+                node["name"],
+                "--out",
+                str(out),
+            ),
+            capture_output=True,
+            text=True,
+        )
+        if r.returncode:
+            raise LabError(f"{node['name']}'s kubeconfig: {r.stderr.strip()}")
+    return str(out)
+
+
 # -- talking to the lab's apiserver from here -----------------------------------------------
 
 
@@ -160,60 +196,95 @@ def wait_for(what: str, check: Any, timeout: float, procs: list[dict] | None = N
 # -- starting things ------------------------------------------------------------------------
 
 
-def start_control_plane(state: dict[str, Any]) -> None:
+CONTROL_PLANE = ("apiserver", "controller-manager", "scheduler", "dns")
+
+
+def control_plane_argv(state: dict[str, Any], name: str) -> list[str] | None:
+    """How the lab runs one control-plane component (None: not in this build)."""
     n1 = state["nodes"][0]
-    cp = Path(state["control_plane_dir"])
-    logs = Path(state["state_dir"]) / "logs"
-    procs = state.setdefault("control_plane", {})
-    procs["apiserver"] = lab_procs.spawn(
-        lab_procs.module(
+    if name == "apiserver":
+        return lab_procs.module(
             "apiserver",
             "--state-dir",
-            str(cp),
+            state["control_plane_dir"],
             "--advertise-address",
             n1["ip"],
             "--bind-address",
             "0.0.0.0",
-        ),
-        netns=n1["netns"],
-        log=logs / "apiserver.log",
-    )
-    save_state(Path(state["state_dir"]), state)
-    wait_for("the apiserver", lambda: apiserver_ready(state), 90, [procs["apiserver"]])
-    kc = str(admin_kubeconfig(state))
-    procs["controller-manager"] = lab_procs.spawn(
-        lab_procs.module(
+        )
+    if name == "controller-manager":
+        return lab_procs.module(
             "controllers",
             "--kubeconfig",
-            kc,
+            component_kubeconfig(state, "controller-manager"),
             "--cluster-cidr",
             CLUSTER_CIDR,
             "--node-monitor-grace-period",
             str(NODE_MONITOR_GRACE),
-        ),
-        netns=n1["netns"],
-        log=logs / "controller-manager.log",
-    )
-    procs["scheduler"] = lab_procs.spawn(
-        lab_procs.module("scheduler", "--kubeconfig", kc),
-        netns=n1["netns"],
-        log=logs / "scheduler.log",
-    )
-    if has_module("proxy.dns"):
-        procs["dns"] = lab_procs.spawn(
-            lab_procs.module(
-                "proxy.dns",
-                "--kubeconfig",
-                kc,
-                "--node-name",
-                n1["name"],
-                "--advertise-address",
-                n1["ip"],
-            ),
-            netns=n1["netns"],
-            log=logs / "dns.log",
         )
+    if name == "scheduler":
+        return lab_procs.module(
+            "scheduler", "--kubeconfig", component_kubeconfig(state, "scheduler")
+        )
+    if name == "dns" and has_module("proxy.dns"):
+        return lab_procs.module(
+            "proxy.dns",
+            "--kubeconfig",
+            str(admin_kubeconfig(state)),
+            "--node-name",
+            n1["name"],
+            "--advertise-address",
+            n1["ip"],
+        )
+    return None
+
+
+def start_component(state: dict[str, Any], name: str) -> None:
+    argv = control_plane_argv(state, name)
+    if argv is None:
+        return
+    procs = state.setdefault("control_plane", {})
+    procs[name] = lab_procs.spawn(
+        argv,
+        netns=state["nodes"][0]["netns"],
+        log=Path(state["state_dir"]) / "logs" / f"{name}.log",
+    )
     save_state(Path(state["state_dir"]), state)
+    if name == "apiserver":
+        wait_for("the apiserver", lambda: apiserver_ready(state), 90, [procs["apiserver"]])
+
+
+def start_control_plane(state: dict[str, Any]) -> None:
+    for name in CONTROL_PLANE:
+        start_component(state, name)
+
+
+def restart(state_dir: Path, name: str, kill: bool) -> int:
+    """Stop one control-plane component (SIGTERM, or SIGKILL with --kill) and start it again."""
+    state = load_state(state_dir)
+    if name not in CONTROL_PLANE or control_plane_argv(state, name) is None:
+        raise LabError(
+            f"no component {name!r} here (try: "
+            + ", ".join(c for c in CONTROL_PLANE if control_plane_argv(state, c))
+            + ")"
+        )
+    rec = state.get("control_plane", {}).get(name, {})
+    if lab_procs.is_ours(rec):
+        if kill:
+            lab_procs.kill_pids([rec["pid"]])
+            lab_procs.stop([rec], grace=5)
+        else:
+            lab_procs.stop([rec])
+    if name == "apiserver":
+        # its embedded etcd outlives a SIGKILLed apiserver; the new one starts its own
+        etcd_pid = Path(state["control_plane_dir"]) / "etcd.pid"
+        if etcd_pid.exists():
+            pid = int(etcd_pid.read_text().strip() or 0)
+            if pid and pid in lab_procs.pids_in_netns([state["nodes"][0]["netns"]]):
+                lab_procs.stop([{"pid": pid, "start": lab_procs.start_time(pid)}])
+    start_component(state, name)
+    print(f"skiff lab: {name} {'killed' if kill else 'stopped'} and started again")
+    return 0
 
 
 def kubelet_certs(state: dict[str, Any], node: dict[str, Any]) -> dict[str, str]:
@@ -244,7 +315,7 @@ def start_agents(state: dict[str, Any], node: dict[str, Any]) -> None:
     d = Path(node["dir"])
     logs = d / "logs"
     sock = d / "run" / "runtime.sock"
-    kc = node.get("kubeconfig") or str(admin_kubeconfig(state))
+    kc = node_kubeconfig(state, node)
     procs = node.setdefault("agents", {})
     sock.unlink(missing_ok=True)  # a stale socket must not pass for the new daemon's
     procs["runtime"] = lab_procs.spawn(
@@ -287,7 +358,7 @@ def start_agents(state: dict[str, Any], node: dict[str, Any]) -> None:
         procs["kubelet"] = lab_procs.spawn(
             lab_procs.module("kubelet", *args), netns=node["netns"], log=logs / "kubelet.log"
         )
-    procs["hostgw"] = lab_procs.spawn(
+    procs["hostgw"] = lab_procs.spawn(  # it only reads Nodes: the kubelet's identity may
         lab_procs.module("cli.hostgw", "--kubeconfig", kc, "--node-name", node["name"]),
         netns=node["netns"],
         log=logs / "hostgw.log",
@@ -496,6 +567,8 @@ def down(state_dir: Path) -> int:
         stop_agents(node, keep_pods=False)
     cp = state.get("control_plane", {})
     lab_procs.stop([cp[c] for c in ("scheduler", "controller-manager", "dns") if c in cp])
+    # (the apiserver stops its embedded etcd; one left by a killed apiserver is
+    # caught below, with everything else still in the lab's namespaces)
     lab_procs.stop([cp["apiserver"]] if "apiserver" in cp else [])
     names = [n["netns"] for n in state["nodes"]] + [state["labns"]]
     # Whatever still runs in the lab's namespaces (a shim, an etcd whose apiserver
@@ -604,6 +677,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     k.add_argument("args", nargs=argparse.REMAINDER)
     s = sub.add_parser("shell", help="a shell in a node's network namespace, KUBECONFIG set")
     s.add_argument("name", nargs="?", default="")
+    r = sub.add_parser("restart", help="stop and start one control-plane component")
+    r.add_argument("component", choices=CONTROL_PLANE)
+    r.add_argument("--kill", action="store_true", help="SIGKILL instead of SIGTERM")
     t = sub.add_parser("token", help="bootstrap tokens for `skiff join` (see skiff token)")
     t.add_argument("args", nargs=argparse.REMAINDER)
     j = sub.add_parser("join", help="add a node namespace and join it with a token")
@@ -643,6 +719,8 @@ def main(argv: list[str]) -> int:
             return down(a.state_dir)
         if a.command == "node":
             return node_cmd(a.state_dir, a.action, a.name)
+        if a.command == "restart":
+            return restart(a.state_dir, a.component, a.kill)
         if a.command == "shell":
             return shell(a.state_dir, a.name)
         if a.command in ("token", "join"):

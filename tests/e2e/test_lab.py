@@ -12,6 +12,8 @@ namespace, mount, cgroup or process behind.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "manifests" / "demo"
 PAGE = "Hello from skiff"
+
+
+def skiff_lab_argv(lab: Any) -> list[str]:
+    return [sys.executable, "-m", "cli.main", "lab", "--state-dir", str(lab.state_dir)]
+
 
 pytestmark = pytest.mark.skipif(
     not (ROOT / "kubelet" / "__main__.py").exists(), reason="the kubelet is not in this build yet"
@@ -109,6 +116,71 @@ def test_nodeport_answers_on_every_node(lab: Any) -> None:
     for node in lab.state["nodes"]:
         url = f"http://{node['ip']}:30080/"
         lab.wait(f"NodePort on {node['name']}", lambda u=url: PAGE in fetch(lab, u), timeout=60)
+
+
+@needs_proxy
+def test_rolling_update_drops_no_request(lab: Any, tmp_path: Path) -> None:
+    """A new ConfigMap and template rolled out while the client asks the Service non-stop."""
+    loop = subprocess.Popen(
+        [
+            *skiff_lab_argv(lab),
+            "kubectl",
+            "exec",
+            "client",
+            "--",
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 150 ]; do i=$((i+1)); "
+            "timeout 3 wget -q -O - http://web/ >/dev/null 2>&1 && echo OK || echo FAIL; "
+            "sleep 0.2; done",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        page = (DEMO / "web-content.yaml").read_text().replace("Hello from skiff", "Hello again")
+        (tmp_path / "v2.yaml").write_text(page.replace("name: web-content", "name: web-content-v2"))
+        lab.kubectl("apply", "-f", str(tmp_path / "v2.yaml"))
+        lab.kubectl(
+            "patch",
+            "deployment",
+            "web",
+            "--type=json",
+            "-p",
+            '[{"op": "replace", "path": "/spec/template/spec/volumes/0/configMap/name",'
+            ' "value": "web-content-v2"}]',
+        )
+        out = lab.kubectl("rollout", "status", "deployment/web", "--timeout=180s", timeout=200)
+        assert "successfully rolled out" in out
+        results = loop.communicate(timeout=120)[0].split()
+    finally:
+        if loop.poll() is None:
+            loop.kill()
+    assert results.count("OK") > 50
+    assert "FAIL" not in results, f"{results.count('FAIL')} of {len(results)} requests failed"
+    assert "Hello again" in fetch(lab, "http://web/")
+
+
+def test_rollout_completes_while_control_plane_is_sigkilled(lab: Any) -> None:
+    lab.kubectl("set", "env", "deployment/web", "ROUND=killed")
+    for component in ("controller-manager", "scheduler", "apiserver"):
+        out = lab.skiff("restart", component, "--kill", timeout=200)
+        assert "killed and started again" in out
+    out = lab.kubectl("rollout", "status", "deployment/web", "--timeout=240s", timeout=260)
+    assert "successfully rolled out" in out
+
+    def settled() -> bool:
+        pods = web_pods(lab)
+        return len(pods) == 3 and all(ready(p) for p in pods)
+
+    lab.wait("exactly 3 web pods, all Ready", settled, timeout=120)
+    for pod in web_pods(lab):  # nothing lost, nothing duplicated: 3, all of the new template
+        env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0].get("env", [])}
+        assert env.get("ROUND") == "killed"
+    sets = lab.get("replicasets", "-l", "app=web")["items"]
+    assert sorted(rs["status"].get("replicas", 0) for rs in sets)[-1] == 3
+    assert sum(rs["status"].get("replicas", 0) for rs in sets) == 3
 
 
 def test_stopped_node_loses_its_pods_and_comes_back(lab: Any) -> None:
