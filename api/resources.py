@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .kinds import apps, core, other
+from .kinds import apps, certificates, core, other
 from .schema import Schema
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
@@ -141,6 +141,17 @@ RESOURCES: tuple[ResourceInfo, ...] = (
         other.EndpointSlice,
     ),
     ResourceInfo("coordination.k8s.io", "v1", "Lease", "leases", "lease", True, other.Lease),
+    ResourceInfo(
+        "certificates.k8s.io",
+        "v1",
+        "CertificateSigningRequest",
+        "certificatesigningrequests",
+        "certificatesigningrequest",
+        False,
+        certificates.CertificateSigningRequest,
+        ("csr",),
+        subresources=frozenset({"status", "approval"}),
+    ),
     ResourceInfo(
         "events.k8s.io",
         "v1",

@@ -19,8 +19,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import discovery, errors, metrics, openapi, paths, responses
+from . import bootstrap_tokens, discovery, errors, metrics, openapi, paths, responses
 from .auth import PUBLIC_PATHS, Authenticator, UserInfo
+from .bootstrap_tokens import BootstrapTokens
 from .handlers import Handlers
 from .kubelet_proxy import KubeletConnector, KubeletProxy
 from .registry import Registry
@@ -36,9 +37,12 @@ class Authenticate:
     refused everywhere, as kube-apiserver refuses a bad token even on /healthz.
     """
 
-    def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
+    def __init__(
+        self, app: ASGIApp, authenticator: Authenticator, bootstrap: BootstrapTokens | None = None
+    ) -> None:
         self.app = app
         self.authenticator = authenticator
+        self.bootstrap = bootstrap  # bootstrap tokens (kube-system Secrets), for joining nodes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -51,12 +55,27 @@ class Authenticate:
                 break
         peer = (scope.get("extensions") or {}).get("tls", {}).get("client_cert_der")
         user = self.authenticator.authenticate(authorization, peer)
-        public = scope["path"] in PUBLIC_PATHS
+        if user is None and authorization and self.bootstrap is not None:
+            user = await self.bootstrap.authenticate(authorization)
+        method = scope.get("method", "GET")
+        public = scope["path"] in PUBLIC_PATHS or bootstrap_tokens.anonymous_may(
+            method, scope["path"]
+        )
         if user is None or (not user.authenticated and not public):
             if scope["type"] == "websocket":
                 await _refuse_upgrade(receive, send, errors.unauthorized())
                 return
             await responses.send_error(errors.unauthorized())(scope, receive, send)
+            return
+        if bootstrap_tokens.is_bootstrapper(user) and not bootstrap_tokens.bootstrapper_may(
+            method, scope["path"]
+        ):
+            assert user is not None
+            refusal = BootstrapTokens.refusal(user, method, scope["path"])
+            if scope["type"] == "websocket":
+                await _refuse_upgrade(receive, send, refusal)
+            else:
+                await responses.send_error(refusal)(scope, receive, send)
             return
         scope.setdefault("state", {})["user"] = user
         await self.app(scope, receive, send)
@@ -228,7 +247,7 @@ def build_app(
     if kubelets is not None:
         # pods/log|exec|attach|portforward, nodes/proxy and metrics.k8s.io: the kubelets'.
         inner = KubeletProxy(inner, registry, kubelets)
-    return Observe(Authenticate(inner, authenticator))
+    return Observe(Authenticate(inner, authenticator, BootstrapTokens(registry)))
 
 
 class Resources:

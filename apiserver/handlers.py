@@ -56,6 +56,18 @@ def _is_watch(request: Request, path: ResourcePath) -> bool:
     return path.watch or request.query_params.get("watch", "").lower() in ("1", "true")
 
 
+def stamp_requester(csr: dict[str, Any], user: Any) -> None:
+    """A CSR records who asked, from the request's credentials, never from the body."""
+    spec = csr.setdefault("spec", {})
+    for key in ("username", "uid", "groups", "extra"):
+        spec.pop(key, None)
+    if user is not None:
+        spec["username"] = user.name
+        if user.uid:
+            spec["uid"] = user.uid
+        spec["groups"] = list(user.groups)
+
+
 class Handlers:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
@@ -97,7 +109,13 @@ class Handlers:
             return responses.send(subresources.to_scale(stored.obj))
         if method == "POST" and path.subresource == "binding":
             return await self.bind(request, info, path)
-        if method == "PUT" and path.subresource in ("", STATUS_SUBRESOURCE, "scale", "finalize"):
+        if method == "PUT" and path.subresource in (
+            "",
+            STATUS_SUBRESOURCE,
+            "scale",
+            "finalize",
+            "approval",
+        ):
             return await self.update(request, info, path)
         if method == "PATCH" and path.subresource in ("", STATUS_SUBRESOURCE, "scale"):
             return await self.patch(request, info, path)
@@ -181,6 +199,8 @@ class Handlers:
                 "the namespace of the provided object does not match the namespace sent on "
                 "the request"
             )
+        if info.kind == "CertificateSigningRequest":
+            stamp_requester(obj, getattr(request.state, "user", None))
         created = await self._reg(info).create(info, path.namespace, obj, opts)
         return responses.send(created, 201, warnings=opts.warnings)
 

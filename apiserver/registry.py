@@ -302,7 +302,7 @@ class Registry:
                 problems = admission_keep(desired, current.obj)
                 if problems:
                     raise errors.invalid(info.kind, info.group, name, problems)
-            if subresource in ("status", "binding"):
+            if subresource in ("status", "binding", "approval"):
                 problems = validation.validate_status_update(info, desired, current.obj)
             else:
                 problems = validation.validate_update(info, desired, current.obj)

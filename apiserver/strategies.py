@@ -36,7 +36,7 @@ def _initial_status(info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any] |
     """What a freshly created object's status is reset to (None: keep the client's)."""
     if info.kind == "Pod":
         return {"phase": "Pending", "qosClass": qos_class(obj.get("spec", {}))}
-    if info.kind in ("Deployment", "ReplicaSet"):
+    if info.kind in ("Deployment", "ReplicaSet", "CertificateSigningRequest"):
         return {}
     if info.kind == "Service":
         return {"loadBalancer": {}}
@@ -78,6 +78,13 @@ def prepare_for_update(
             new_meta[owned] = old_meta[owned]
         else:
             new_meta.pop(owned, None)
+    if subresource == "approval":
+        # certificates.k8s.io: /approval changes the conditions only (approve, deny).
+        conditions = (new.get("status") or {}).get("conditions")
+        new.clear()
+        new.update(copy.deepcopy(old))
+        new.setdefault("status", {})["conditions"] = conditions or []
+        return
     if subresource == "status":
         # A status write changes status only; everything else stays as stored.
         status = new.get("status")
@@ -88,6 +95,8 @@ def prepare_for_update(
         else:
             new.pop("status", None)
         return
+    if info.kind == "CertificateSigningRequest" and subresource == "":
+        new["spec"] = copy.deepcopy(old.get("spec"))  # a request is immutable once made
     if info.has_status and subresource == "":
         if "status" in old:
             new["status"] = copy.deepcopy(old["status"])

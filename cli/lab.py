@@ -221,6 +221,10 @@ def control_plane_argv(state: dict[str, Any], name: str) -> list[str] | None:
             CLUSTER_CIDR,
             "--node-monitor-grace-period",
             str(NODE_MONITOR_GRACE),
+            "--cluster-signing-cert-file",
+            str(Path(state["control_plane_dir"]) / "pki" / "ca.crt"),
+            "--cluster-signing-key-file",
+            str(Path(state["control_plane_dir"]) / "pki" / "ca.key"),
         )
     if name == "scheduler":
         return lab_procs.module(

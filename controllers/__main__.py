@@ -13,6 +13,7 @@ import logging
 import socket
 import sys
 import uuid
+from pathlib import Path
 
 from client.config import ConfigError, load_config
 from client.controller import Context, Controller, Informers
@@ -21,6 +22,7 @@ from client.leaderelection import LeaderElector
 from client.rest import Client
 from client.run import run_until_signalled
 
+from .certificates import CertificateController, Signing
 from .deployment import DeploymentController
 from .endpoints import EndpointsController
 from .garbagecollector import GarbageCollector
@@ -37,6 +39,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     "nodelifecycle": NodeLifecycleController,
     "namespace": NamespaceController,
     "serviceaccount": ServiceAccountController,
+    "csr": CertificateController,
 }
 
 
@@ -63,6 +66,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="seconds without a Lease renewal before a node is NotReady",
     )
     p.add_argument(
+        "--cluster-signing-cert-file",
+        type=Path,
+        default=None,
+        help="the CA that signs approved client certificates (e.g. STATE/pki/ca.crt)",
+    )
+    p.add_argument("--cluster-signing-key-file", type=Path, default=None)
+    p.add_argument(
         "-v", "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
     return p.parse_args(argv)
@@ -84,10 +94,16 @@ async def run(args: argparse.Namespace) -> None:
         settings = Settings(
             args.cluster_cidr, args.node_cidr_mask_size, args.node_monitor_grace_period
         )
-        controllers = [
-            NodeLifecycleController(ctx, settings) if n == "nodelifecycle" else CONTROLLERS[n](ctx)
-            for n in names
-        ]
+        signing = Signing(args.cluster_signing_cert_file, args.cluster_signing_key_file)
+
+        def make(n: str) -> Controller:
+            if n == "nodelifecycle":
+                return NodeLifecycleController(ctx, settings)
+            if n == "csr":
+                return CertificateController(ctx, signing)
+            return CONTROLLERS[n](ctx)
+
+        controllers = [make(n) for n in names]
         informers.start()
         try:
             await asyncio.gather(*(c.run() for c in controllers))
