@@ -567,8 +567,12 @@ def mounts_under(path: Path) -> list[str]:
 def down(state_dir: Path) -> int:
     state = load_state(state_dir)
     lab_procs.stop([state["simulated"]] if state.get("simulated") else [])
+    # Every node at once: the agents, then (their kubelets gone) the pods, then the runtimes.
+    agents = [n.get("agents", {}) for n in state["nodes"]]
+    lab_procs.stop([a[k] for a in agents for k in ("kubelet", "hostgw", "proxy") if k in a])
     for node in state["nodes"]:
-        stop_agents(node, keep_pods=False)
+        remove_pods(node)
+    lab_procs.stop([a["runtime"] for a in agents if "runtime" in a])
     cp = state.get("control_plane", {})
     lab_procs.stop([cp[c] for c in ("scheduler", "controller-manager", "dns") if c in cp])
     # (the apiserver stops its embedded etcd; one left by a killed apiserver is
