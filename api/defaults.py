@@ -156,6 +156,127 @@ def node(obj: dict[str, Any]) -> None:
     obj.setdefault("spec", {})
 
 
+def job_spec(spec: dict[str, Any]) -> None:
+    """SetDefaults_Job: one pod, six retries, NonIndexed."""
+    if spec.get("completions") is None and spec.get("parallelism") is None:
+        spec["completions"] = 1
+        spec["parallelism"] = 1
+    spec.setdefault("parallelism", 1)
+    if spec.get("backoffLimit") is None:
+        # With a per-index limit the job-wide one is effectively unlimited.
+        spec["backoffLimit"] = 2147483647 if spec.get("backoffLimitPerIndex") is not None else 6
+    spec.setdefault("completionMode", "NonIndexed")
+    spec.setdefault("suspend", False)
+    spec.setdefault(
+        "podReplacementPolicy", "Failed" if spec.get("podFailurePolicy") else "TerminatingOrFailed"
+    )
+    for rule in (spec.get("podFailurePolicy") or {}).get("rules") or []:
+        for pattern in rule.get("onPodConditions") or [] if isinstance(rule, dict) else []:
+            if isinstance(pattern, dict):
+                pattern.setdefault("status", "True")
+    _template(spec)
+
+
+def job(obj: dict[str, Any]) -> None:
+    job_spec(obj.setdefault("spec", {}))
+
+
+def cronjob(obj: dict[str, Any]) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("concurrencyPolicy", "Allow")
+    spec.setdefault("suspend", False)
+    spec.setdefault("successfulJobsHistoryLimit", 3)
+    spec.setdefault("failedJobsHistoryLimit", 1)
+    template = spec.get("jobTemplate")
+    if isinstance(template, dict) and isinstance(template.get("spec"), dict):
+        # Only the pod template is defaulted here; the Job gets the rest when created.
+        _template(template["spec"])
+
+
+def daemonset(obj: dict[str, Any]) -> None:
+    spec = obj.setdefault("spec", {})
+    strategy = spec.setdefault("updateStrategy", {})
+    strategy.setdefault("type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        rolling = strategy.setdefault("rollingUpdate", {})
+        rolling.setdefault("maxUnavailable", 1)
+        rolling.setdefault("maxSurge", 0)
+    spec.setdefault("revisionHistoryLimit", 10)
+    _template(spec)
+
+
+def persistent_volume_claim_spec(spec: dict[str, Any]) -> None:
+    spec.setdefault("volumeMode", "Filesystem")
+
+
+def statefulset(obj: dict[str, Any]) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("replicas", 1)
+    spec.setdefault("podManagementPolicy", "OrderedReady")
+    strategy = spec.setdefault("updateStrategy", {})
+    strategy.setdefault("type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        strategy.setdefault("rollingUpdate", {}).setdefault("partition", 0)
+    spec.setdefault("revisionHistoryLimit", 10)
+    retention = spec.setdefault("persistentVolumeClaimRetentionPolicy", {})
+    retention.setdefault("whenDeleted", "Retain")
+    retention.setdefault("whenScaled", "Retain")
+    for claim in spec.get("volumeClaimTemplates") or []:
+        if isinstance(claim, dict):
+            claim.setdefault("apiVersion", "v1")
+            claim.setdefault("kind", "PersistentVolumeClaim")
+            persistent_volume_claim_spec(claim.setdefault("spec", {}))
+            claim.setdefault("status", {"phase": "Pending"})
+    _template(spec)
+
+
+def persistent_volume_claim(obj: dict[str, Any]) -> None:
+    persistent_volume_claim_spec(obj.setdefault("spec", {}))
+
+
+def persistent_volume(obj: dict[str, Any]) -> None:
+    """SetDefaults_PersistentVolume: Retain and Filesystem unless said otherwise."""
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("persistentVolumeReclaimPolicy", "Retain")
+    spec.setdefault("volumeMode", "Filesystem")
+
+
+def storage_class(obj: dict[str, Any]) -> None:
+    """SetDefaults_StorageClass: volumes are deleted with their claim, bound at once."""
+    obj.setdefault("reclaimPolicy", "Delete")
+    obj.setdefault("volumeBindingMode", "Immediate")
+
+
+def replication_controller(obj: dict[str, Any]) -> None:
+    """SetDefaults_ReplicationController: selector and labels from the template."""
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("replicas", 1)
+    template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels")
+    if template_labels:
+        if not spec.get("selector"):
+            spec["selector"] = dict(template_labels)
+        meta = obj.setdefault("metadata", {})
+        if not meta.get("labels"):
+            meta["labels"] = dict(template_labels)
+    _template(spec)
+
+
+def horizontal_pod_autoscaler(obj: dict[str, Any]) -> None:
+    """SetDefaults_HorizontalPodAutoscaler (v2): one replica at least, CPU at 80%."""
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("minReplicas", 1)
+    if not spec.get("metrics"):
+        spec["metrics"] = [
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": 80},
+                },
+            }
+        ]
+
+
 _BY_KIND: dict[tuple[str, str], Callable[[dict[str, Any]], None]] = {
     ("", "Pod"): pod,
     ("apps", "Deployment"): deployment,
@@ -165,6 +286,15 @@ _BY_KIND: dict[tuple[str, str], Callable[[dict[str, Any]], None]] = {
     ("", "Secret"): secret,
     ("discovery.k8s.io", "EndpointSlice"): endpoint_slice,
     ("", "Node"): node,
+    ("batch", "Job"): job,
+    ("batch", "CronJob"): cronjob,
+    ("apps", "DaemonSet"): daemonset,
+    ("apps", "StatefulSet"): statefulset,
+    ("", "PersistentVolumeClaim"): persistent_volume_claim,
+    ("", "PersistentVolume"): persistent_volume,
+    ("storage.k8s.io", "StorageClass"): storage_class,
+    ("", "ReplicationController"): replication_controller,
+    ("autoscaling", "HorizontalPodAutoscaler"): horizontal_pod_autoscaler,
 }
 
 

@@ -66,6 +66,16 @@ def dns1123_subdomain(field: str, value: str) -> list[FieldError]:
     return out
 
 
+def path_segment_name(field: str, value: str) -> list[FieldError]:
+    """RBAC names (`system:node`): anything usable as one URL path segment."""
+    if value in (".", ".."):
+        return [invalid(field, value, f"may not be '{value}'")]
+    for bad in ("/", "%"):
+        if bad in value:
+            return [invalid(field, value, f"may not contain '{bad}'")]
+    return []
+
+
 def dns1035_label(field: str, value: str) -> list[FieldError]:
     out = []
     if len(value) > 63:

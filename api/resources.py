@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .kinds import apps, certificates, core, other
+from .kinds import apps, autoscaling, batch, core, other, rbac, storage
 from .schema import Schema
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+CREATE_ONLY = ("create",)
+RBAC_GROUP = "rbac.authorization.k8s.io"
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,7 @@ RESOURCES: tuple[ResourceInfo, ...] = (
         True,
         core.ServiceAccount,
         ("sa",),
+        subresources=frozenset({"token"}),
     ),
     ResourceInfo(
         "apps",
@@ -142,17 +145,6 @@ RESOURCES: tuple[ResourceInfo, ...] = (
     ),
     ResourceInfo("coordination.k8s.io", "v1", "Lease", "leases", "lease", True, other.Lease),
     ResourceInfo(
-        "certificates.k8s.io",
-        "v1",
-        "CertificateSigningRequest",
-        "certificatesigningrequests",
-        "certificatesigningrequest",
-        False,
-        certificates.CertificateSigningRequest,
-        ("csr",),
-        subresources=frozenset({"status", "approval"}),
-    ),
-    ResourceInfo(
         "events.k8s.io",
         "v1",
         "Event",
@@ -163,7 +155,219 @@ RESOURCES: tuple[ResourceInfo, ...] = (
         ("ev",),
         storage="events",
     ),
+    ResourceInfo(
+        "apps",
+        "v1",
+        "DaemonSet",
+        "daemonsets",
+        "daemonset",
+        True,
+        apps.DaemonSet,
+        ("ds",),
+        ("all",),
+        frozenset({"status"}),
+    ),
+    ResourceInfo(
+        "apps",
+        "v1",
+        "StatefulSet",
+        "statefulsets",
+        "statefulset",
+        True,
+        apps.StatefulSet,
+        ("sts",),
+        ("all",),
+        frozenset({"status", "scale"}),
+    ),
+    ResourceInfo(
+        "apps",
+        "v1",
+        "ControllerRevision",
+        "controllerrevisions",
+        "controllerrevision",
+        True,
+        apps.ControllerRevision,
+    ),
+    ResourceInfo(
+        "batch", "v1", "Job", "jobs", "job", True, batch.Job, (), ("all",), frozenset({"status"})
+    ),
+    ResourceInfo(
+        "batch",
+        "v1",
+        "CronJob",
+        "cronjobs",
+        "cronjob",
+        True,
+        batch.CronJob,
+        ("cj",),
+        ("all",),
+        frozenset({"status"}),
+    ),
+    ResourceInfo(
+        "",
+        "v1",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        "persistentvolumeclaim",
+        True,
+        core.PersistentVolumeClaim,
+        ("pvc",),
+        (),
+        frozenset({"status"}),
+    ),
+    ResourceInfo(
+        "",
+        "v1",
+        "PersistentVolume",
+        "persistentvolumes",
+        "persistentvolume",
+        False,
+        storage.PersistentVolume,
+        ("pv",),
+        (),
+        frozenset({"status"}),
+    ),
+    ResourceInfo(
+        "storage.k8s.io",
+        "v1",
+        "StorageClass",
+        "storageclasses",
+        "storageclass",
+        False,
+        storage.StorageClass,
+        ("sc",),
+    ),
+    ResourceInfo(
+        "",
+        "v1",
+        "ReplicationController",
+        "replicationcontrollers",
+        "replicationcontroller",
+        True,
+        core.ReplicationController,
+        ("rc",),
+        ("all",),
+        frozenset({"status", "scale"}),
+    ),
+    ResourceInfo(
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        True,
+        autoscaling.HorizontalPodAutoscaler,
+        ("hpa",),
+        ("all",),
+        frozenset({"status"}),
+    ),
+    # Served as a view of the v2 objects (apiserver/conversion.py, api/hpa.py).
+    ResourceInfo(
+        "autoscaling",
+        "v1",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        True,
+        autoscaling.HorizontalPodAutoscalerV1,
+        ("hpa",),
+        ("all",),
+        frozenset({"status"}),
+    ),
+    # RBAC (authorization by roles) and the review kinds, which are asked, never stored.
+    ResourceInfo(RBAC_GROUP, "v1", "Role", "roles", "role", True, rbac.Role),
+    ResourceInfo(
+        RBAC_GROUP, "v1", "ClusterRole", "clusterroles", "clusterrole", False, rbac.ClusterRole
+    ),
+    ResourceInfo(
+        RBAC_GROUP, "v1", "RoleBinding", "rolebindings", "rolebinding", True, rbac.RoleBinding
+    ),
+    ResourceInfo(
+        RBAC_GROUP,
+        "v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        False,
+        rbac.ClusterRoleBinding,
+    ),
+    ResourceInfo(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+        "selfsubjectaccessreview",
+        False,
+        rbac.SelfSubjectAccessReview,
+        verbs=CREATE_ONLY,
+    ),
+    ResourceInfo(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectRulesReview",
+        "selfsubjectrulesreviews",
+        "selfsubjectrulesreview",
+        False,
+        rbac.SelfSubjectRulesReview,
+        verbs=CREATE_ONLY,
+    ),
+    ResourceInfo(
+        "authorization.k8s.io",
+        "v1",
+        "SubjectAccessReview",
+        "subjectaccessreviews",
+        "subjectaccessreview",
+        False,
+        rbac.SubjectAccessReview,
+        verbs=CREATE_ONLY,
+    ),
+    ResourceInfo(
+        "authorization.k8s.io",
+        "v1",
+        "LocalSubjectAccessReview",
+        "localsubjectaccessreviews",
+        "localsubjectaccessreview",
+        True,
+        rbac.LocalSubjectAccessReview,
+        verbs=CREATE_ONLY,
+    ),
+    ResourceInfo(
+        "authentication.k8s.io",
+        "v1",
+        "SelfSubjectReview",
+        "selfsubjectreviews",
+        "selfsubjectreview",
+        False,
+        rbac.SelfSubjectReview,
+        verbs=CREATE_ONLY,
+    ),
+    ResourceInfo(
+        "authentication.k8s.io",
+        "v1",
+        "TokenReview",
+        "tokenreviews",
+        "tokenreview",
+        False,
+        rbac.TokenReview,
+        verbs=CREATE_ONLY,
+    ),
 )
+
+_CSR = ResourceInfo(
+    "certificates.k8s.io",
+    "v1",
+    "CertificateSigningRequest",
+    "certificatesigningrequests",
+    "certificatesigningrequest",
+    False,
+    rbac.CertificateSigningRequest,
+    ("csr",),
+    subresources=frozenset({"status", "approval"}),
+)
+RESOURCES = (*RESOURCES, _CSR)
+
+# Kinds served by the apiserver's authorization layer, never stored in etcd.
+REVIEW_GROUPS = frozenset({"authorization.k8s.io", "authentication.k8s.io"})
 
 _BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
 _BY_KIND = {(r.api_version, r.kind): r for r in RESOURCES}

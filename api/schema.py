@@ -72,9 +72,14 @@ def quantity(description: str = "") -> Schema:
     return Schema("quantity", description)
 
 
-def any_value(description: str = "") -> Schema:
-    """Free-form JSON whose inside skiff does not check (e.g. an opaque config)."""
-    return Schema("any", description)
+def any_value(description: str = "", *, shape: str = "object") -> Schema:
+    """JSON whose inside skiff does not check (e.g. an opaque config).
+
+    `shape` is still checked ("object", "array", or "" for anything), as the Go
+    type behind it would be: a number where a struct belongs is refused, so no
+    reader of the stored object (kubectl, a typed client) ever fails on it.
+    """
+    return Schema("any", description, format=shape)
 
 
 def arr(item: Schema, description: str = "", *, merge_key: str = "", set_: bool = False) -> Schema:
@@ -195,3 +200,69 @@ def at_path(schema: Schema, dotted: str) -> Schema | None:
             return None
         node = node.fields.get(part)
     return node
+
+
+# -- what Go's decoder would say about a value ---------------------------------------
+
+# The ranges of Kubernetes' integer formats, as Go's int32 and int64 hold them.
+INT_RANGES: dict[str, tuple[int, int]] = {
+    "int32": (-(2**31), 2**31 - 1),
+    "int64": (-(2**63), 2**63 - 1),
+}
+
+
+def go_type(schema: Schema) -> str:
+    """The Go type behind a schema, as `json: cannot unmarshal ... of type T` names it."""
+    t = schema.type
+    if t == "object":
+        if not schema.ref:
+            return "map[string]interface {}"
+        parts = schema.ref.split(".")
+        return f"{parts[-2]}.{parts[-1]}" if len(parts) > 1 else schema.ref
+    if t == "array":
+        return "[]" + (go_type(schema.items) if schema.items else "interface {}")
+    if t == "map":
+        return "map[string]" + (go_type(schema.values) if schema.values else "interface {}")
+    if t == "any":
+        return {"object": "map[string]interface {}", "array": "[]interface {}"}.get(
+            schema.format, "interface {}"
+        )
+    return {
+        "string": "string",
+        "time": "v1.Time",
+        "integer": schema.format or "int32",
+        "number": "float64",
+        "boolean": "bool",
+        "int-or-string": "intstr.IntOrString",
+        "quantity": "resource.Quantity",
+    }.get(t, "interface {}")
+
+
+def json_kind(value: Any) -> str:
+    """The JSON kind of a decoded value, as Go's decoder words it."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "null"
+
+
+def zero_value(schema: Schema) -> Any:
+    """What Go leaves in a field when JSON gives it `null` inside a list or map."""
+    return {
+        "object": {},
+        "map": {},
+        "array": [],
+        "string": "",
+        "integer": 0,
+        "number": 0,
+        "boolean": False,
+        "int-or-string": 0,
+        "quantity": "0",
+    }.get(schema.type)

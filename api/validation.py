@@ -9,10 +9,13 @@ not negative, the selector matches the template, immutable fields stay).
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from . import names, quantity
+from . import cron, names, quantity
 from .errors import (
     FieldError,
     GoValue,
@@ -24,13 +27,27 @@ from .errors import (
     required,
 )
 from .resources import ResourceInfo
-from .schema import JSON_TYPE, Schema, drop_unknown, walk
+from .schema import (
+    INT_RANGES,
+    JSON_TYPE,
+    Schema,
+    drop_unknown,
+    go_type,
+    json_kind,
+    walk,
+    zero_value,
+)
 from .selectors import selector_from_dict
 
 # Names are DNS-1123 subdomains, except these kinds (as Kubernetes validates them).
 NAME_RULES: dict[str, Callable[[str, str], list[FieldError]]] = {
     "Namespace": names.dns1123_label,
     "Service": names.dns1035_label,
+    # RBAC names may hold ':' (system:node), as ValidateRBACName allows.
+    "Role": names.path_segment_name,
+    "ClusterRole": names.path_segment_name,
+    "RoleBinding": names.path_segment_name,
+    "ClusterRoleBinding": names.path_segment_name,
 }
 
 
@@ -97,6 +114,177 @@ def _required_and_enums(schema: Schema, value: Any, path: str) -> Iterator[Field
         yield not_supported(path, value, list(schema.enum))
 
 
+# -- decoding: what Go's typed decoder refuses, checked before anything reads the object --
+
+QUANTITY_FORMAT = (
+    "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+)
+
+
+@dataclass(frozen=True)
+class TypeMismatch:
+    """A value of the wrong JSON type for its field: what kube-apiserver's decoder refuses."""
+
+    field: str  # Kubernetes' field path, with indices: spec.containers[0].ports
+    message: str  # Go's wording: json: cannot unmarshal string into Go struct field ...
+
+
+def check_decoded(
+    schema: Schema, obj: dict[str, Any]
+) -> tuple[list[TypeMismatch], list[FieldError]]:
+    """Type mismatches (a 400, as Go's decoder) and out-of-range numbers (a 422).
+
+    Normalizes in place the way decoding into Go types does, so nothing later
+    meets a value of an unexpected type: a field given as `null` is dropped
+    (but for timestamps, which Kubernetes writes as `null` when unset), `null`
+    in a list or map becomes the zero value, and a whole-number float in an
+    integer field (`3.0`, `1e3`) becomes an int.
+    """
+    mismatches: list[TypeMismatch] = []
+    invalid_values: list[FieldError] = []
+    _check(schema, obj, "", "", "", mismatches, invalid_values)
+    return mismatches, invalid_values
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _struct_name(schema: Schema) -> str:
+    return schema.ref.rsplit(".", 1)[-1] if schema.ref else ""
+
+
+def _fix_number(schema: Schema, value: Any) -> Any:
+    if (
+        schema.type in ("integer", "int-or-string")
+        and isinstance(value, float)
+        and value.is_integer()
+    ):
+        return int(value)
+    return value
+
+
+def _check(
+    schema: Schema,
+    value: Any,
+    path: str,
+    go_path: str,
+    struct: str,
+    mismatches: list[TypeMismatch],
+    invalid_values: list[FieldError],
+) -> None:
+    t = schema.type
+
+    def mismatch() -> None:
+        kind = json_kind(value)
+        if kind == "number" and isinstance(value, float) and not math.isfinite(value):
+            kind = f"number {value}"
+        where = f"Go struct field {struct}.{go_path}" if struct else "Go value"
+        mismatches.append(
+            TypeMismatch(
+                path,
+                f"json: cannot unmarshal {kind} into {where} of type {go_type(schema)}",
+            )
+        )
+
+    if t == "any":
+        if (schema.format == "object" and not isinstance(value, dict)) or (
+            schema.format == "array" and not isinstance(value, list)
+        ):
+            mismatch()
+        return
+    if t == "object":
+        if not isinstance(value, dict):
+            mismatch()
+            return
+        name = _struct_name(schema) or struct
+        for key in list(value):
+            child = schema.fields.get(key)
+            if child is None:
+                continue  # unknown fields are fieldValidation's business
+            sub = value[key]
+            if sub is None:
+                # Go leaves a field that JSON gives as null unset (nil, or the zero
+                # value, which encodes as absent); only a zero metav1.Time encodes as null.
+                if child.type not in ("time", "any"):
+                    del value[key]
+                continue
+            value[key] = sub = _fix_number(child, sub)
+            _check(
+                child, sub, _join(path, key), _join(go_path, key), name, mismatches, invalid_values
+            )
+        return
+    if t in ("map", "array"):
+        if not isinstance(value, dict if t == "map" else list):
+            mismatch()
+            return
+        inner = schema.values if t == "map" else schema.items
+        if inner is None:
+            return
+        keys = list(value) if t == "map" else range(len(value))
+        for key in keys:
+            sub = value[key]
+            if sub is None:
+                value[key] = sub = zero_value(inner)
+                if sub is None:
+                    continue
+            value[key] = sub = _fix_number(inner, sub)
+            _check(inner, sub, f"{path}[{key}]", go_path, struct, mismatches, invalid_values)
+        return
+    if t in ("string", "time"):
+        if not isinstance(value, str):
+            mismatch()
+    elif t == "boolean":
+        if not isinstance(value, bool):
+            mismatch()
+    elif t == "number":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            mismatch()
+        elif isinstance(value, float) and not math.isfinite(value):
+            mismatch()
+    elif t in ("integer", "int-or-string"):
+        if t == "int-or-string" and isinstance(value, str):
+            return
+        if isinstance(value, bool) or not isinstance(value, int):
+            mismatch()
+            return
+        low, high = INT_RANGES.get(
+            schema.format if t == "integer" else "int32", INT_RANGES["int64"]
+        )
+        if not low <= value <= high:
+            invalid_values.append(
+                invalid(path, value, f"must be between {low} and {high}, inclusive")
+            )
+    elif t == "quantity":
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            mismatch()
+        elif not quantity_ok(value):
+            invalid_values.append(invalid(path, value, QUANTITY_FORMAT))
+
+
+_EXPONENT = re.compile(r"[eE]([+-]?[0-9]+)$")
+MAX_QUANTITY = 2**63 - 1  # what Quantity.Value() can return
+
+
+def quantity_ok(value: Any) -> bool:
+    """A quantity Kubernetes can hold: well formed, finite, its value within int64.
+
+    The exponent is looked at before the exact value is computed, so `1e999999999`
+    costs nothing.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return False
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    if isinstance(value, str):
+        exponent = _EXPONENT.search(value.strip())
+        if exponent and abs(int(exponent.group(1))) > 40:
+            return False
+    if not quantity.is_valid(value):
+        return False
+    return abs(quantity.parse(value)) <= MAX_QUANTITY
+
+
 # -- metadata ---------------------------------------------------------------------------
 
 
@@ -151,7 +339,7 @@ def _resources(path: str, res: Any) -> list[FieldError]:
     for part in ("limits", "requests"):
         for name, value in (res.get(part) or {}).items():
             at = f"{path}.{part}[{name}]"
-            if not quantity.is_valid(value):
+            if not quantity_ok(value):
                 out.append(
                     invalid(
                         at,
@@ -164,7 +352,7 @@ def _resources(path: str, res: Any) -> list[FieldError]:
                 out.append(invalid(at, value, "must be greater than or equal to 0"))
     limits, requests = res.get("limits") or {}, res.get("requests") or {}
     for name, value in requests.items():
-        if name in limits and quantity.is_valid(value) and quantity.is_valid(limits[name]):
+        if name in limits and quantity_ok(value) and quantity_ok(limits[name]):
             if quantity.parse(value) > quantity.parse(limits[name]):
                 out.append(
                     invalid(
@@ -481,6 +669,265 @@ def _endpoint_slice(obj: dict[str, Any]) -> list[FieldError]:
     return []
 
 
+# -- batch/v1, DaemonSet, StatefulSet, ReplicationController ---------------------------
+
+
+def _non_negative(spec: dict[str, Any], fields: tuple[str, ...], base: str) -> list[FieldError]:
+    out = []
+    for field in fields:
+        v = spec.get(field)
+        if isinstance(v, int) and not isinstance(v, bool) and v < 0:
+            out.append(invalid(f"{base}.{field}", v, "must be greater than or equal to 0"))
+    return out
+
+
+def _job_spec(spec: Any, base: str, *, generated_selector: bool) -> list[FieldError]:
+    if not isinstance(spec, dict):
+        return [required(base)]
+    out = _non_negative(
+        spec,
+        ("parallelism", "completions", "backoffLimit", "ttlSecondsAfterFinished"),
+        base,
+    )
+    deadline = spec.get("activeDeadlineSeconds")
+    if isinstance(deadline, int) and deadline <= 0:
+        out.append(
+            invalid(f"{base}.activeDeadlineSeconds", deadline, "must be greater than or equal to 1")
+        )
+    if spec.get("completionMode") == "Indexed" and spec.get("completions") is None:
+        out.append(required(f"{base}.completions", "when completion mode is Indexed"))
+    template = spec.get("template")
+    if not isinstance(template, dict):
+        return [*out, required(f"{base}.template")]
+    out += _metadata_template(template.get("metadata") or {})
+    tspec = template.get("spec")
+    out += _pod_spec(f"{base}.template.spec", tspec, template=True)
+    policy = (tspec or {}).get("restartPolicy") if isinstance(tspec, dict) else None
+    if policy not in ("OnFailure", "Never"):
+        out.append(
+            not_supported(
+                f"{base}.template.spec.restartPolicy", policy or "", ["OnFailure", "Never"]
+            )
+        )
+    if spec.get("podFailurePolicy") and policy not in (None, "Never"):
+        out.append(
+            invalid(
+                f"{base}.template.spec.restartPolicy",
+                policy,
+                'only "Never" is supported when podFailurePolicy is specified',
+            )
+        )
+    if generated_selector and isinstance(spec.get("selector"), dict):
+        out += _selector_matches_template(
+            {"selector": spec["selector"], "template": template}, "job"
+        )
+    return out
+
+
+def _job(obj: dict[str, Any]) -> list[FieldError]:
+    return _job_spec(obj.get("spec"), "spec", generated_selector=True)
+
+
+def _cronjob(obj: dict[str, Any]) -> list[FieldError]:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [required("spec")]
+    out: list[FieldError] = []
+    name = (obj.get("metadata") or {}).get("name") or ""
+    if len(name) > 52:  # the Job name adds "-" and up to 10 digits, within 63
+        out.append(invalid("metadata.name", name, "must be no more than 52 characters"))
+    schedule = spec.get("schedule")
+    if isinstance(schedule, str):
+        try:
+            cron.parse(schedule)
+        except cron.CronError as e:
+            out.append(invalid("spec.schedule", schedule, str(e)))
+    if spec.get("timeZone") is not None:
+        try:
+            cron.zone(str(spec["timeZone"]))
+        except cron.CronError as e:
+            out.append(invalid("spec.timeZone", spec["timeZone"], str(e)))
+    out += _non_negative(
+        spec,
+        ("startingDeadlineSeconds", "successfulJobsHistoryLimit", "failedJobsHistoryLimit"),
+        "spec",
+    )
+    template = spec.get("jobTemplate")
+    if isinstance(template, dict):
+        out += _job_spec(template.get("spec"), "spec.jobTemplate.spec", generated_selector=False)
+    return out
+
+
+def _daemonset(obj: dict[str, Any]) -> list[FieldError]:
+    out = _workload(obj, "DaemonSet")
+    spec = obj.get("spec") or {}
+    if not isinstance(spec, dict):
+        return out
+    out += _non_negative(spec, ("revisionHistoryLimit",), "spec")
+    strategy = spec.get("updateStrategy") or {}
+    rolling = strategy.get("rollingUpdate") or {}
+    base = "spec.updateStrategy.rollingUpdate"
+    if strategy.get("type") == "OnDelete" and strategy.get("rollingUpdate"):
+        out.append(forbidden(base, "may not be specified when strategy `type` is 'OnDelete'"))
+    out += _int_or_percent(f"{base}.maxSurge", rolling.get("maxSurge"))
+    out += _int_or_percent(f"{base}.maxUnavailable", rolling.get("maxUnavailable"))
+    if (
+        strategy.get("type", "RollingUpdate") == "RollingUpdate"
+        and rolling.get("maxSurge", 0) in (0, "0%")
+        and rolling.get("maxUnavailable", 1) in (0, "0%")
+    ):
+        out.append(
+            invalid(
+                f"{base}.maxUnavailable",
+                rolling.get("maxUnavailable"),
+                "may not be 0 when `maxSurge` is 0",
+            )
+        )
+    return out
+
+
+def _statefulset(obj: dict[str, Any]) -> list[FieldError]:
+    # Mounts may name a volumeClaimTemplate: each pod gets that volume from its claim.
+    view = json.loads(json.dumps(obj))
+    tspec = ((view.get("spec") or {}).get("template") or {}).get("spec")
+    if isinstance(tspec, dict):
+        for claim in (view.get("spec") or {}).get("volumeClaimTemplates") or []:
+            cname = (
+                ((claim or {}).get("metadata") or {}).get("name")
+                if isinstance(claim, dict)
+                else None
+            )
+            if cname and not any(v.get("name") == cname for v in tspec.get("volumes") or []):
+                tspec.setdefault("volumes", []).append(
+                    {"name": cname, "persistentVolumeClaim": {"claimName": cname}}
+                )
+    out = _workload(view, "StatefulSet")
+    spec = obj.get("spec") or {}
+    if not isinstance(spec, dict):
+        return out
+    out += _non_negative(spec, ("revisionHistoryLimit",), "spec")
+    strategy = spec.get("updateStrategy") or {}
+    rolling = strategy.get("rollingUpdate") or {}
+    if strategy.get("type") == "OnDelete" and strategy.get("rollingUpdate"):
+        out.append(
+            invalid(
+                "spec.updateStrategy.rollingUpdate",
+                "",
+                "only allowed for updateStrategy 'RollingUpdate'",
+            )
+        )
+    out += _non_negative(rolling, ("partition",), "spec.updateStrategy.rollingUpdate")
+    claim_names: set[str] = set()
+    for i, claim in enumerate(spec.get("volumeClaimTemplates") or []):
+        cname = (
+            ((claim or {}).get("metadata") or {}).get("name") if isinstance(claim, dict) else None
+        )
+        if not cname:
+            out.append(required(f"spec.volumeClaimTemplates[{i}].metadata.name"))
+        elif cname in claim_names:
+            out.append(duplicate(f"spec.volumeClaimTemplates[{i}].metadata.name", cname))
+        else:
+            claim_names.add(cname)
+    return out
+
+
+def _replication_controller(obj: dict[str, Any]) -> list[FieldError]:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [required("spec")]
+    out = _replicas(spec)
+    selector = spec.get("selector") or {}
+    if not selector:
+        out.append(required("spec.selector"))
+    out += names.labels("spec.selector", selector)
+    template = spec.get("template")
+    if not isinstance(template, dict):
+        return [*out, required("spec.template")]
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    if selector and any(labels.get(k) != v for k, v in selector.items()):
+        out.append(
+            invalid(
+                "spec.template.metadata.labels",
+                _go_map(labels),
+                "`selector` does not match template `labels`",
+            )
+        )
+    out += _metadata_template(template.get("metadata") or {})
+    tspec = template.get("spec")
+    out += _pod_spec("spec.template.spec", tspec, template=True)
+    policy = (tspec or {}).get("restartPolicy", "Always") if isinstance(tspec, dict) else ""
+    if policy and policy != "Always":
+        out.append(not_supported("spec.template.spec.restartPolicy", policy, ["Always"]))
+    return out
+
+
+def _controller_revision(obj: dict[str, Any]) -> list[FieldError]:
+    rev = obj.get("revision")
+    if isinstance(rev, int) and rev < 0:
+        return [invalid("revision", rev, "must be greater than or equal to 0")]
+    return []
+
+
+def _pvc(obj: dict[str, Any]) -> list[FieldError]:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [required("spec")]
+    out: list[FieldError] = []
+    if not spec.get("accessModes"):
+        out.append(required("spec.accessModes", "at least 1 access mode is required"))
+    storage = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
+    if storage is None:
+        out.append(required("spec.resources[storage]"))
+    return out
+
+
+_VOLUME_SOURCES = ("hostPath", "local", "nfs", "csi")
+
+
+def _pv(obj: dict[str, Any]) -> list[FieldError]:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [required("spec")]
+    out: list[FieldError] = []
+    if not spec.get("accessModes"):
+        out.append(required("spec.accessModes"))
+    if (spec.get("capacity") or {}).get("storage") is None:
+        out.append(required("spec.capacity"))
+    sources = [s for s in _VOLUME_SOURCES if spec.get(s)]
+    if not sources:
+        out.append(required("spec", "must specify a volume type"))
+    elif len(sources) > 1:
+        out.append(forbidden("spec." + sources[1], "may not specify more than 1 volume type"))
+    if spec.get("local") and not spec.get("nodeAffinity"):
+        out.append(required("spec.nodeAffinity", "Local volume requires node affinity"))
+    return out
+
+
+def _storage_class(obj: dict[str, Any]) -> list[FieldError]:
+    if not obj.get("provisioner"):
+        return [required("provisioner")]
+    return []
+
+
+def _hpa(obj: dict[str, Any]) -> list[FieldError]:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [required("spec")]
+    out: list[FieldError] = []
+    low, high = spec.get("minReplicas", 1), spec.get("maxReplicas")
+    if isinstance(low, int) and low < 1:
+        out.append(invalid("spec.minReplicas", low, "must be greater than or equal to 1"))
+    if isinstance(high, int) and isinstance(low, int) and high < low:
+        out.append(
+            invalid("spec.maxReplicas", high, "must be greater than or equal to `minReplicas`")
+        )
+    ref = spec.get("scaleTargetRef") or {}
+    for field in ("kind", "name"):
+        if not ref.get(field):
+            out.append(required(f"spec.scaleTargetRef.{field}"))
+    return out
+
+
 KIND_RULES: dict[tuple[str, str], Callable[[dict[str, Any]], list[FieldError]]] = {
     ("", "Pod"): _pod,
     ("apps", "Deployment"): lambda o: _workload(o, "Deployment"),
@@ -490,6 +937,16 @@ KIND_RULES: dict[tuple[str, str], Callable[[dict[str, Any]], list[FieldError]]] 
     ("", "Secret"): _config,
     ("coordination.k8s.io", "Lease"): _lease,
     ("discovery.k8s.io", "EndpointSlice"): _endpoint_slice,
+    ("batch", "Job"): _job,
+    ("batch", "CronJob"): _cronjob,
+    ("apps", "DaemonSet"): _daemonset,
+    ("apps", "StatefulSet"): _statefulset,
+    ("apps", "ControllerRevision"): _controller_revision,
+    ("", "ReplicationController"): _replication_controller,
+    ("", "PersistentVolumeClaim"): _pvc,
+    ("", "PersistentVolume"): _pv,
+    ("storage.k8s.io", "StorageClass"): _storage_class,
+    ("autoscaling", "HorizontalPodAutoscaler"): _hpa,
 }
 
 
@@ -562,6 +1019,65 @@ def _immutable(field: str, new: Any, old: Any) -> list[FieldError]:
     return []
 
 
+def _job_update(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+    ns, os_ = new.get("spec") or {}, old.get("spec") or {}
+    out = _immutable("spec.selector", ns.get("selector"), os_.get("selector"))
+    out += _immutable("spec.completionMode", ns.get("completionMode"), os_.get("completionMode"))
+    if ns.get("completions") != os_.get("completions") and ns.get("completionMode") != "Indexed":
+        out += _immutable("spec.completions", ns.get("completions"), os_.get("completions"))
+    # The pod template may change only while the Job is suspended (to fit a queue).
+    if ns.get("template") != os_.get("template") and not os_.get("suspend"):
+        out.append(
+            invalid("spec.template", GoValue("core.PodTemplateSpec{...}"), "field is immutable")
+        )
+    return out
+
+
+STATEFULSET_MUTABLE = (
+    "replicas",
+    "ordinals",
+    "template",
+    "updateStrategy",
+    "persistentVolumeClaimRetentionPolicy",
+    "minReadySeconds",
+)
+
+
+def _statefulset_update(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+    ns, os_ = new.get("spec") or {}, old.get("spec") or {}
+    strip = lambda spec: {k: v for k, v in spec.items() if k not in STATEFULSET_MUTABLE}  # noqa: E731
+    if strip(ns) != strip(os_):
+        return [
+            forbidden(
+                "spec",
+                "updates to statefulset spec for fields other than 'replicas', 'ordinals', "
+                "'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and "
+                "'minReadySeconds' are forbidden",
+            )
+        ]
+    return []
+
+
+def _controller_revision_update(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+    if new.get("data") != old.get("data"):
+        return [invalid("data", GoValue("runtime.RawExtension{...}"), "field is immutable")]
+    return []
+
+
+def _replication_controller_update(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+    return []  # its selector may change, unlike a ReplicaSet's
+
+
+_WORKLOAD_UPDATES: dict[
+    tuple[str, str], Callable[[dict[str, Any], dict[str, Any]], list[FieldError]]
+] = {
+    ("batch", "Job"): _job_update,
+    ("apps", "StatefulSet"): _statefulset_update,
+    ("apps", "ControllerRevision"): _controller_revision_update,
+    ("", "ReplicationController"): _replication_controller_update,
+}
+
+
 def validate_update(
     info: ResourceInfo, new: dict[str, Any], old: dict[str, Any]
 ) -> list[FieldError]:
@@ -569,7 +1085,9 @@ def validate_update(
     key = (info.group, info.kind)
     if key == ("", "Pod"):
         out += _pod_update(new, old)
-    elif key in (("apps", "Deployment"), ("apps", "ReplicaSet")):
+    elif key in _WORKLOAD_UPDATES:
+        out += _WORKLOAD_UPDATES[key](new, old)
+    elif key in (("apps", "Deployment"), ("apps", "ReplicaSet"), ("apps", "DaemonSet")):
         out += _immutable(
             "spec.selector",
             (new.get("spec") or {}).get("selector"),

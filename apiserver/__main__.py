@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from .audit import PolicyError, load_policy
 from .etcd_process import EtcdError
 from .server import ServerConfig, run
 from .storage import StorageError
@@ -31,7 +32,17 @@ def parse_args(argv: list[str]) -> ServerConfig:
     p.add_argument(
         "--etcd-servers",
         default="",
-        help="comma-separated etcd client URLs; empty starts an embedded etcd",
+        help="comma-separated etcd client URLs (https:// for TLS); empty starts an embedded "
+        "etcd, served over TLS with client certificates from pki/etcd/",
+    )
+    p.add_argument("--etcd-cafile", type=Path, default=None, help="CA of etcd's certificate")
+    p.add_argument("--etcd-certfile", type=Path, default=None, help="client certificate for etcd")
+    p.add_argument("--etcd-keyfile", type=Path, default=None, help="its private key")
+    p.add_argument(
+        "--etcd-livez-grace-period",
+        type=float,
+        default=60.0,
+        help="seconds etcd may be out of reach before /livez fails (/readyz fails at once)",
     )
     p.add_argument(
         "--token-auth-file",
@@ -47,10 +58,16 @@ def parse_args(argv: list[str]) -> ServerConfig:
         default=300.0,
         help="seconds between compactions of etcd history",
     )
+    p.add_argument("--audit-policy-file", type=Path, default=None, help="audit.k8s.io/v1 Policy")
+    p.add_argument("--audit-log-path", type=Path, default=None, help="where audit events go")
+    p.add_argument("--audit-log-maxsize", type=int, default=100, help="MB before rotation")
+    p.add_argument("--audit-log-maxbackup", type=int, default=5, help="rotated files kept")
     p.add_argument(
         "-v", "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
     a = p.parse_args(argv)
+    if (a.audit_policy_file is None) != (a.audit_log_path is None):
+        p.error("--audit-policy-file and --audit-log-path go together")
     low, _, high = a.service_node_port_range.partition("-")
     if not (low.isdigit() and high.isdigit()):
         p.error(f"--service-node-port-range must be LOW-HIGH, not {a.service_node_port_range!r}")
@@ -60,11 +77,19 @@ def parse_args(argv: list[str]) -> ServerConfig:
         bind_address=a.bind_address,
         advertise_address=a.advertise_address,
         etcd_servers=[u for u in a.etcd_servers.split(",") if u],
+        etcd_cafile=a.etcd_cafile,
+        etcd_certfile=a.etcd_certfile,
+        etcd_keyfile=a.etcd_keyfile,
+        etcd_livez_grace=a.etcd_livez_grace_period,
         token_auth_file=a.token_auth_file,
         service_cluster_ip_range=a.service_cluster_ip_range,
         service_node_port_range=(int(low), int(high)),
         etcd_compaction_interval=a.etcd_compaction_interval,
         log_level=a.log_level,
+        audit_policy_file=a.audit_policy_file,
+        audit_log_path=a.audit_log_path,
+        audit_log_maxsize=a.audit_log_maxsize,
+        audit_log_maxbackup=a.audit_log_maxbackup,
     )
 
 
@@ -74,8 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         level=config.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
     try:
+        if config.audit_policy_file is not None:  # a bad policy stops us before etcd starts
+            load_policy(config.audit_policy_file.read_text())
         asyncio.run(run(config))
-    except (EtcdError, StorageError, OSError) as e:
+    except (EtcdError, StorageError, OSError, PolicyError) as e:
         print(f"skiff apiserver: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

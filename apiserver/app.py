@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
 from starlette.requests import Request
@@ -21,10 +22,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import bootstrap_tokens, discovery, errors, metrics, openapi, paths, responses
 from .auth import PUBLIC_PATHS, Authenticator, UserInfo
+from .authz.filter import Authorize
+from .authz.reviews import Reviews
+from .authz.setup import Authorization
+from .authz.tokens import TokenRequests
 from .bootstrap_tokens import BootstrapTokens
 from .handlers import Handlers
 from .kubelet_proxy import KubeletConnector, KubeletProxy
 from .registry import Registry
+from .storage import CorruptObjectError, StorageError, TooLargeError, UnavailableError
 
 access_log = logging.getLogger("skiff.apiserver.access")
 log = logging.getLogger("skiff.apiserver")
@@ -153,6 +159,63 @@ class Observe:
             )
 
 
+def storage_error(e: StorageError) -> errors.ApiError:
+    """How a storage failure leaves the API: etcd out of reach is 503 with
+    Retry-After (clients such as kubectl retry), a too-large object 413, a
+    corrupt stored object 500 naming its key, as kube-apiserver reports it."""
+    if isinstance(e, UnavailableError):
+        err = errors.service_unavailable(
+            f"etcd is not reachable, the request was not served; retry later ({e})"
+        )
+        err.details = {"retryAfterSeconds": 1}
+        err.headers["Retry-After"] = "1"
+        return err
+    if isinstance(e, TooLargeError):
+        return errors.ApiError(
+            413, "RequestEntityTooLarge", f"Request entity too large: the object is larger "
+            f"than etcd accepts ({e})"
+        )  # fmt: skip
+    if isinstance(e, CorruptObjectError):
+        return errors.internal(str(e))
+    return errors.internal(f"storage: {e}")
+
+
+# The checks kube-apiserver lists; `etcd` is the one that can fail here.
+LIVEZ_CHECKS = ("ping", "log", "etcd")
+READYZ_CHECKS = ("ping", "log", "etcd", "etcd-readiness")
+
+
+def health_response(
+    name: str, checks: tuple[str, ...], etcd_ok: bool, query: str, check: str = ""
+) -> Response:
+    """kube-apiserver's /livez and /readyz text: `ok`, or every check on its own
+    line (`[+]ping ok`, `[-]etcd failed: reason withheld`) and 500 on failure."""
+    excluded = {v for k, v in _pairs(query) if k == "exclude"}
+    results = {c: (etcd_ok if c.startswith("etcd") else True) for c in checks}
+    if check:
+        if check not in results:
+            return PlainTextResponse("404 page not found", 404)
+        if results[check]:
+            return PlainTextResponse("ok")
+        return PlainTextResponse(f"internal server error: {check} check failed", 500)
+    failed = any(ok is False for c, ok in results.items() if c not in excluded)
+    verbose = any(k == "verbose" for k, _ in _pairs(query))
+    if not failed and not verbose:
+        return PlainTextResponse("ok")
+    lines = []
+    for c, ok in results.items():
+        if c in excluded:
+            lines.append(f"[+]{c} excluded: ok")
+        else:
+            lines.append(f"[+]{c} ok" if ok else f"[-]{c} failed: reason withheld")
+    lines.append(f"{name} check failed" if failed else f"{name} check passed")
+    return PlainTextResponse("\n".join(lines) + "\n", 500 if failed else 200)
+
+
+def _pairs(query: str) -> list[tuple[str, str]]:
+    return parse_qsl(query, keep_blank_values=True)
+
+
 def build_app(
     registry: Registry,
     authenticator: Authenticator,
@@ -160,9 +223,12 @@ def build_app(
     server_address: str,
     ready: Callable[[], Awaitable[bool]],
     kubelets: KubeletConnector | None = None,
+    live: Callable[[], Awaitable[bool]] | None = None,
+    authorization: Authorization | None = None,
+    audit: Callable[[ASGIApp], ASGIApp] | None = None,
 ) -> ASGIApp:
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, title="skiff apiserver")
-    handlers = Handlers(registry)
+    handlers = Handlers(registry, wrap=authorization.guard if authorization else None)
 
     def document(doc: dict[str, Any] | None) -> Response:
         if doc is None:
@@ -187,15 +253,20 @@ def build_app(
         return responses.send_error(errors.internal("an internal error occurred; see the log"))
 
     @app.get("/livez")
-    async def livez() -> Response:
-        return PlainTextResponse("ok")
+    @app.get("/livez/{check}")
+    async def livez(request: Request, check: str = "") -> Response:
+        ok = await live() if live is not None else True
+        return health_response("livez", LIVEZ_CHECKS, ok, request.url.query, check)
+
+    @app.get("/readyz")
+    @app.get("/readyz/{check}")
+    async def readyz(request: Request, check: str = "") -> Response:
+        return health_response("readyz", READYZ_CHECKS, await ready(), request.url.query, check)
 
     @app.get("/healthz")
-    @app.get("/readyz")
-    async def readyz() -> Response:
-        if await ready():
-            return PlainTextResponse("ok")
-        return PlainTextResponse("[-]etcd failed: etcd is not answering\nreadyz check failed", 503)
+    @app.get("/healthz/{check}")
+    async def healthz(request: Request, check: str = "") -> Response:
+        return health_response("healthz", LIVEZ_CHECKS, await ready(), request.url.query, check)
 
     @app.get("/version")
     async def version() -> Response:
@@ -247,6 +318,14 @@ def build_app(
     if kubelets is not None:
         # pods/log|exec|attach|portforward, nodes/proxy and metrics.k8s.io: the kubelets'.
         inner = KubeletProxy(inner, registry, kubelets)
+    if authorization is not None and authorization.authorizer is not None:
+        # Authorization (authz/): reviews answered, then every request authorized.
+        if authorization.issuer is not None:
+            inner = TokenRequests(inner, registry, authorization.issuer)
+        inner = Reviews(inner, authorization.authorizer, authenticator.review_token)
+        inner = Authorize(inner, authorization.authorizer)
+    if audit is not None:
+        inner = audit(inner)  # audit.py: sees the user, the decision and the answer
     return Observe(Authenticate(inner, authenticator, BootstrapTokens(registry)))
 
 
@@ -272,6 +351,9 @@ class Resources:
             response = await self.handlers.handle(request, parsed)
         except errors.ApiError as e:
             response = responses.send_error(e)
+        except StorageError as e:
+            log.warning("storage: %s", e)
+            response = responses.send_error(storage_error(e))
         except Exception as e:
             log.exception("request failed", exc_info=e)
             response = responses.send_error(

@@ -3,14 +3,16 @@
 As in kube-apiserver, authentication only establishes a `UserInfo` (name,
 uid, groups); every request carries it onward so authorization can decide on
 it. Tokens come from a static token file in Kubernetes' CSV format
-(`token,user,uid,"group1,group2"`); client certificates are verified by TLS
-against the cluster CA, and their CN is the user and each O a group.
+(`token,user,uid,"group1,group2"`); client certificates are verified against
+the cluster CA by `tls.ClientCertProtocol` (an unverified one never gets
+here), and their CN is the user and each O a group.
 """
 
 from __future__ import annotations
 
 import csv
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,8 +67,23 @@ def write_token_file(path: Path, entries: list[TokenEntry]) -> None:
 class Authenticator:
     def __init__(self, tokens: list[TokenEntry]) -> None:
         self._tokens = tokens
+        # More bearer-token authenticators (service-account JWTs, serviceaccounts.py),
+        # each (token, audiences) -> (user, audiences) or None.
+        self.token_authenticators: list[
+            Callable[[str, list[str] | None], tuple[UserInfo, list[str]] | None]
+        ] = []
 
     def from_token(self, token: str) -> UserInfo | None:
+        user = self._static(token)
+        if user is not None:
+            return user
+        for authenticate in self.token_authenticators:
+            found = authenticate(token, None)
+            if found is not None:
+                return found[0]
+        return None
+
+    def _static(self, token: str) -> UserInfo | None:
         for entry in self._tokens:
             # Constant-time comparison: a token check must not leak prefixes.
             if hmac.compare_digest(entry.token.encode(), token.encode()):
@@ -82,6 +99,15 @@ class Authenticator:
         orgs = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
         name = str(cn[0].value) if cn else ""
         return UserInfo(name, "", (*(str(o.value) for o in orgs), "system:authenticated"))
+
+    def review_token(self, token: str, audiences: list[str]) -> tuple[UserInfo, list[str]] | None:
+        """A TokenReview's answer: whose token this is, and for which audiences."""
+        for authenticate in self.token_authenticators:
+            found = authenticate(token, audiences or None)
+            if found is not None:
+                return found
+        user = self._static(token)
+        return (user, list(audiences)) if user is not None else None
 
     def authenticate(self, authorization: str | None, peer_cert: bytes | None) -> UserInfo | None:
         """The user, or None when credentials were given and are wrong.

@@ -1,6 +1,14 @@
 """The cluster's PKI: a CA, the apiserver's serving certificate, client certificates
 and the admin kubeconfig — made once, on first start, under the state directory.
 
+etcd has a CA of its own, laid out as kubeadm lays it out: `pki/etcd/ca`,
+`pki/etcd/server` (etcd's client URL), `pki/etcd/peer` (its peer URL) and
+`pki/apiserver-etcd-client` (the apiserver's client certificate for etcd). etcd
+requires a certificate from that CA on both URLs, so a local user who can
+reach the port but cannot read the keys gets nothing. Directories are 0700 and
+private keys 0600; `secure_permissions` also tightens a state directory made by
+an older skiff.
+
 Kubernetes identifies a client certificate's user by its Common Name and its
 groups by its Organization fields; skiff's admin certificate is therefore
 CN=kubernetes-admin, O=system:masters, exactly what kubeadm writes.
@@ -20,7 +28,7 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
 VALIDITY_CA = datetime.timedelta(days=3650)
 VALIDITY_LEAF = datetime.timedelta(days=365)
@@ -33,10 +41,16 @@ class KeyPair:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    """Write a root-only file atomically: the admin kubeconfig is rewritten on
+    every start, and a client reading it meanwhile must never see it empty."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def _new_key() -> ec.EllipticCurvePrivateKey:
@@ -104,8 +118,10 @@ def issue(
     organizations: Iterable[str] = (),
     server_names: Iterable[str] = (),
     client: bool = False,
+    usages: list[ObjectIdentifier] | None = None,
 ) -> KeyPair:
-    """Sign a leaf certificate: a serving one (with SANs) or a client one (CN/O)."""
+    """Sign a leaf certificate: a serving one (with SANs), a client one (CN/O),
+    or, with `usages`, both at once (etcd's server and peer certificates)."""
     ca_cert, ca_key = _load(ca)
     key = _new_key()
     attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
@@ -122,7 +138,12 @@ def issue(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.CLIENT_AUTH] if client else [ExtendedKeyUsageOID.SERVER_AUTH]
+                usages
+                or (
+                    [ExtendedKeyUsageOID.CLIENT_AUTH]
+                    if client
+                    else [ExtendedKeyUsageOID.SERVER_AUTH]
+                )
             ),
             critical=False,
         )
@@ -181,6 +202,79 @@ def ensure_client_cert(
     if pair.cert.exists() and pair.key.exists():
         return pair
     return issue(ca, pair, common_name=user, organizations=groups, client=True)
+
+
+ETCD_NAMES = ["localhost", "127.0.0.1", "::1"]
+
+
+@dataclass(frozen=True)
+class EtcdPKI:
+    """Everything the embedded etcd and its clients need, as kubeadm names it."""
+
+    ca: KeyPair
+    server: KeyPair
+    peer: KeyPair
+    apiserver_client: KeyPair
+
+
+def _covers(pair: KeyPair, ca: KeyPair, names: Iterable[str]) -> bool:
+    """The pair exists, was signed by this CA and names every host asked for."""
+    if not (pair.cert.exists() and pair.key.exists()):
+        return False
+    cert = x509.load_pem_x509_certificate(pair.cert.read_bytes())
+    if cert.issuer != x509.load_pem_x509_certificate(ca.cert.read_bytes()).subject:
+        return False
+    wanted = set(names)
+    if not wanted:
+        return True
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    have = {str(v) for v in san.get_values_for_type(x509.DNSName)}
+    have |= {str(v) for v in san.get_values_for_type(x509.IPAddress)}
+    return wanted <= have
+
+
+def ensure_etcd_pki(pki_dir: Path, hosts: Iterable[str] = ()) -> EtcdPKI:
+    """etcd's CA and certificates: made once, reissued only when a host is new."""
+    etcd_dir = pki_dir / "etcd"
+    pki_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    etcd_dir.mkdir(exist_ok=True, mode=0o700)
+    ca = ensure_ca(etcd_dir, common_name="etcd-ca")
+    names = list(dict.fromkeys([*ETCD_NAMES, *hosts]))
+    both = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+    server = KeyPair(etcd_dir / "server.crt", etcd_dir / "server.key")
+    if not _covers(server, ca, names):
+        issue(ca, server, common_name="skiff-etcd", server_names=names, usages=both)
+    peer = KeyPair(etcd_dir / "peer.crt", etcd_dir / "peer.key")
+    if not _covers(peer, ca, names):
+        issue(ca, peer, common_name="skiff-etcd", server_names=names, usages=both)
+    client = KeyPair(pki_dir / "apiserver-etcd-client.crt", pki_dir / "apiserver-etcd-client.key")
+    if not _covers(client, ca, ()):
+        issue(ca, client, common_name="kube-apiserver-etcd-client", client=True)
+    return EtcdPKI(ca, server, peer, client)
+
+
+def secure_permissions(state_dir: Path) -> None:
+    """Root-only state: what a new skiff makes, and what an older one is tightened to.
+
+    Older skiffs left `pki/` at 0755 and etcd's log and port file at 0644.
+    """
+    for directory in (state_dir / "pki", state_dir / "pki" / "etcd", state_dir / "etcd"):
+        if directory.is_dir():
+            directory.chmod(0o700)
+    private = [
+        *(state_dir / "pki").rglob("*.key"),
+        state_dir / "pki" / "tokens.csv",
+        state_dir / "admin.kubeconfig",
+        state_dir / "etcd.log",
+        state_dir / "etcd-ports.json",
+        state_dir / "etcd.pid",
+    ]
+    for path in private:
+        if path.is_file():
+            path.chmod(0o600)
 
 
 def write_kubeconfig(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from api import events, resources
+from api import events, hpa, resources
 from api.resources import ResourceInfo
 
 from .registry import DeleteOptions, ListOptions, Registry, WriteOptions
@@ -111,4 +111,8 @@ def registry_for(registry: Registry, info: ResourceInfo) -> Registry | Convertin
         core = resources.lookup("", "v1", "events")
         assert core is not None
         return ConvertingRegistry(registry, info, core, events.to_core, events.from_core)
+    if info.group == "autoscaling" and info.version == "v1":
+        stored = resources.lookup("autoscaling", "v2", "horizontalpodautoscalers")
+        assert stored is not None
+        return ConvertingRegistry(registry, info, stored, hpa.v1_to_v2, hpa.v2_to_v1)
     return registry

@@ -31,7 +31,6 @@ SUBRESOURCES: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
     "portforward": ("", "", "PodPortForwardOptions", ("create", "get")),
     "eviction": ("policy", "v1", "Eviction", ("create",)),
     "finalize": ("", "", "Namespace", ("update",)),
-    "approval": ("", "", "", ("get", "patch", "update")),
     "proxy": ("", "", "", ("create", "delete", "get", "patch", "update")),
 }
 

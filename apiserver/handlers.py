@@ -20,12 +20,14 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from api import resources
+from api.kinds import apps as apps_kinds
+from api.kinds import core as core_kinds
 from api.resources import ResourceInfo
 
 from . import errors, managed_fields, patch, requests, responses, subresources, tables
 from .conversion import ConvertingRegistry, registry_for
 from .paths import ResourcePath
-from .registry import Registry, WriteOptions
+from .registry import Registry, WriteOptions, check_decoded, check_typed
 from .watch_stream import WatchRequest, stream
 
 # Kinds whose DELETE answers with the object rather than a Status, as their
@@ -56,24 +58,16 @@ def _is_watch(request: Request, path: ResourcePath) -> bool:
     return path.watch or request.query_params.get("watch", "").lower() in ("1", "true")
 
 
-def stamp_requester(csr: dict[str, Any], user: Any) -> None:
-    """A CSR records who asked, from the request's credentials, never from the body."""
-    spec = csr.setdefault("spec", {})
-    for key in ("username", "uid", "groups", "extra"):
-        spec.pop(key, None)
-    if user is not None:
-        spec["username"] = user.name
-        if user.uid:
-            spec["uid"] = user.uid
-        spec["groups"] = list(user.groups)
-
-
 class Handlers:
-    def __init__(self, registry: Registry) -> None:
+    def __init__(
+        self, registry: Registry, wrap: Callable[[ResourceInfo, Any], Any] | None = None
+    ) -> None:
         self.registry = registry
+        self.wrap = wrap  # authz: RBAC kinds' writes pass the escalation check
 
     def _reg(self, info: ResourceInfo) -> Registry | ConvertingRegistry:
-        return registry_for(self.registry, info)
+        reg = registry_for(self.registry, info)
+        return self.wrap(info, reg) if self.wrap is not None else reg
 
     async def handle(self, request: Request, path: ResourcePath) -> Response:
         info = resources.lookup(path.group, path.version, path.resource)
@@ -154,14 +148,14 @@ class Handlers:
     async def watch(self, request: Request, info: ResourceInfo, path: ResourcePath) -> Response:
         q = request.query_params
         timeout_text = q.get("timeoutSeconds", "")
-        try:
-            timeout = float(timeout_text) if timeout_text else None
-        except ValueError as e:
-            raise errors.bad_request(f"invalid timeoutSeconds: {timeout_text!r}") from e
+        timeout = (
+            float(requests.parse_int64("timeoutSeconds", timeout_text)) if timeout_text else None
+        )
+        from_revision = requests.parse_resource_version(q.get("resourceVersion", ""))
         req = WatchRequest(
             info=info,
             namespace=path.namespace,
-            options=requests.list_options(info, request),
+            options=requests.list_options(info, request, watch=True),
             resource_version=q.get("resourceVersion", ""),
             bookmarks=q.get("allowWatchBookmarks", "").lower() in ("1", "true"),
             initial_events_end=q.get("sendInitialEvents", "").lower() == "true",
@@ -177,8 +171,10 @@ class Handlers:
             )
         if timeout is not None:
             req.timeout = max(timeout, 0.0)
-        if not req.resource_version.isdigit() and req.resource_version not in ("", "0"):
-            raise errors.bad_request(f"invalid resource version: {req.resource_version}")
+        if from_revision:
+            # A watch from a revision the store has not reached waits for it, as
+            # kube-apiserver's watch cache does, then answers 504.
+            await self.registry.wait_for_revision(from_revision)
         return StreamingResponse(
             stream(self._reg(info), req),  # type: ignore[arg-type]
             media_type="application/json",
@@ -193,20 +189,20 @@ class Handlers:
         opts = requests.write_options(request)
         obj = await requests.object_body(request, opts)
         requests.check_kind(info, obj)
+        check_decoded(info, obj)
         body_ns = (obj.get("metadata") or {}).get("namespace")
         if info.namespaced and body_ns and body_ns != path.namespace:
             raise errors.bad_request(
                 "the namespace of the provided object does not match the namespace sent on "
                 "the request"
             )
-        if info.kind == "CertificateSigningRequest":
-            stamp_requester(obj, getattr(request.state, "user", None))
         created = await self._reg(info).create(info, path.namespace, obj, opts)
         return responses.send(created, 201, warnings=opts.warnings)
 
     async def bind(self, request: Request, info: ResourceInfo, path: ResourcePath) -> Response:
         opts = requests.write_options(request)
         binding = await requests.object_body(request)
+        check_typed(core_kinds.Binding, "Binding", "v1", "", binding)
         now = self.registry.clock()
         await self._reg(info).update(
             info,
@@ -230,10 +226,12 @@ class Handlers:
         body = await requests.object_body(request, opts)
         compute: Callable[[dict[str, Any]], dict[str, Any]]
         if path.subresource == "scale":
+            check_typed(apps_kinds.Scale, "Scale", "v1", "autoscaling", body)
 
             def compute(current: dict[str, Any]) -> dict[str, Any]:
                 return subresources.apply_scale(info, current, body)
         elif path.subresource == "finalize":
+            check_decoded(info, body)
 
             def compute(current: dict[str, Any]) -> dict[str, Any]:
                 return subresources.finalize(current, body)
@@ -288,6 +286,8 @@ class Handlers:
 
             def compute(current: dict[str, Any]) -> dict[str, Any]:
                 scale = change(subresources.to_scale(current))
+                if isinstance(scale, dict):
+                    check_typed(apps_kinds.Scale, "Scale", "v1", "autoscaling", scale)
                 return subresources.apply_scale(info, current, scale)
         else:
             compute = change
@@ -320,6 +320,7 @@ class Handlers:
         if not isinstance(config, dict):
             raise errors.bad_request("an apply patch must be an object")
         requests.check_kind(info, config)
+        check_decoded(info, config)
         force = request.query_params.get("force", "").lower() == "true"
         opts.applying = True
         manager = opts.field_manager

@@ -1,10 +1,11 @@
 """Certificates between the apiserver and the kubelets, signed by the cluster CA.
 
 - The apiserver's client certificate for kubelets
-  (`pki/apiserver-kubelet-client.crt/.key`, CN `kube-apiserver-kubelet-client`,
-  O `system:masters`, as kubeadm makes it): the kubelet refuses callers
-  without a certificate from the cluster CA, so logs, exec, attach,
-  port-forward and stats need it.
+  (`pki/apiserver-kubelet-client.crt/.key`, CN `kube-apiserver-kubelet-client`):
+  the kubelet refuses callers without a certificate from the cluster CA, and
+  asks the apiserver whether they may use its API; this user is bound to
+  `system:kubelet-api-admin` (authz/bootstrap.py), so logs, exec, attach,
+  port-forward and stats work. It is not `system:masters`: only the admin is.
 - A kubelet's serving certificate for its node name and addresses, for
   `skiff up`/`join` and tests, which run this module rather than import it:
 
@@ -22,14 +23,29 @@ import json
 import sys
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
 from . import certs
 
 KUBELET_CLIENT_USER = "kube-apiserver-kubelet-client"
-KUBELET_CLIENT_GROUPS = ("system:masters",)
+KUBELET_CLIENT_GROUPS: tuple[str, ...] = ()
+
+
+def _organizations(path: Path) -> bytes:
+    cert = x509.load_pem_x509_certificate(path.read_bytes())
+    orgs = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    return b",".join(str(o.value).encode() for o in orgs)
 
 
 def ensure_kubelet_client(pki_dir: Path, ca: certs.KeyPair) -> certs.KeyPair:
-    """The apiserver's client certificate for kubelets: made once, reused after."""
+    """The apiserver's client certificate for kubelets: made once, reused after
+    (and made again if an older skiff issued it in system:masters)."""
+    pair = certs.KeyPair(
+        pki_dir / "apiserver-kubelet-client.crt", pki_dir / "apiserver-kubelet-client.key"
+    )
+    if pair.cert.exists() and b"system:masters" in _organizations(pair.cert):
+        pair.cert.unlink()
     return certs.ensure_client_cert(
         pki_dir, ca, "apiserver-kubelet-client", KUBELET_CLIENT_USER, KUBELET_CLIENT_GROUPS
     )

@@ -8,6 +8,7 @@ enough to state here: objects merge key by key, `null` deletes, anything else
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import jsonpatch
@@ -18,6 +19,10 @@ JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
+# What JSON Patch `copy` operations may copy in one request in total (as
+# kube-apiserver's JSONPatchMaxCopyBytes bounds them): copying the object into
+# itself doubles it, and forty doublings would exhaust any machine.
+MAX_COPY_BYTES = 10 * 1024 * 1024
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -37,8 +42,23 @@ def json_patch(target: dict[str, Any], operations: Any) -> dict[str, Any]:
         raise errors.bad_request(
             "json: cannot unmarshal object into Go value of type jsonpatch.Patch"
         )
+    result: Any = target
+    copied = 0
     try:
-        result = jsonpatch.JsonPatch(operations).apply(target)
+        # One operation at a time, in place (the target is the caller's copy), so that
+        # `copy` operations that double the object each time are stopped while small.
+        for operation in operations:
+            if isinstance(operation, dict) and operation.get("op") == "copy":
+                source = jsonpatch.JsonPointer(operation.get("from")).resolve(result)
+                copied += len(json.dumps(source))
+                if copied > MAX_COPY_BYTES:
+                    raise errors.ApiError(
+                        422,
+                        "Invalid",
+                        "the server rejected our request due to an error in our request: "
+                        f"JSON patch copy operations would copy more than {MAX_COPY_BYTES} bytes",
+                    )
+            result = jsonpatch.JsonPatch([operation]).apply(result, in_place=True)
     except jsonpatch.JsonPatchTestFailed as e:
         raise errors.ApiError(
             422, "Invalid", f"the server rejected our request due to an error in our request: {e}"
@@ -49,6 +69,8 @@ def json_patch(target: dict[str, Any], operations: Any) -> dict[str, Any]:
         KeyError,
         IndexError,
         TypeError,
+        AttributeError,
+        ValueError,
     ) as e:
         raise errors.ApiError(
             422, "Invalid", f"the server rejected our request due to an error in our request: {e}"
@@ -101,8 +123,33 @@ def strategic_merge_patch(info: Any, target: dict[str, Any], patch: dict[str, An
         raise errors.bad_request(f"unable to apply strategic merge patch: {e}") from e
 
 
+DIRECTIVES = ("replace", "delete", "merge")
+
+
+def _go_print(value: Any) -> str:
+    """A decoded JSON value as Go's %v prints it (in strategic merge patch errors)."""
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{_go_print(value[k])}" for k in sorted(value)) + "]"
+    if isinstance(value, list):
+        return "[" + " ".join(_go_print(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "<nil>"
+    return str(value)
+
+
+def _unknown_directive(directive: Any, where: dict[str, Any]) -> errors.ApiError:
+    # Kubernetes' mergepatch.ErrBadPatchType, answered as a bad request.
+    return errors.bad_request(
+        f"unknown patch type: {_go_print(directive)} in map: {_go_print(where)}"
+    )
+
+
 def _smp_map(target: Any, patch: dict[str, Any], parent: str) -> Any:
     directive = patch.get("$patch")
+    if directive is not None and directive not in DIRECTIVES:
+        raise _unknown_directive(directive, patch)
     if directive == "replace":
         return {k: v for k, v in patch.items() if k != "$patch"}
     if directive == "delete":
@@ -149,6 +196,8 @@ def _smp_list(target: Any, patch: list[Any], parent: str, field: str) -> list[An
         return [x for x in patch if not (isinstance(x, dict) and "$patch" in x)]
     result = list(current)
     for item in patch:
+        if isinstance(item, dict) and item.get("$patch", "merge") not in DIRECTIVES:
+            raise _unknown_directive(item["$patch"], item)
         if not isinstance(item, dict) or key not in item:
             raise ValueError(f"map in {field} lacks the merge key {key!r}")
         at = next(

@@ -27,11 +27,13 @@ from typing import Any
 from api import defaults, fields, validation
 from api.errors import FieldError
 from api.resources import ResourceInfo
+from api.schema import Schema
 from api.selectors import FieldSelector, LabelSelector
 
-from . import errors, managed_fields, strategies
+from . import admission, errors, managed_fields, strategies
 from .admission import ServiceAllocation, add_default_tolerations, check_namespace
-from .storage import CompactedError, Conflict, Store, Stored
+from .etcd_process import MAX_REQUEST_BYTES
+from .storage import CompactedError, Conflict, StorageError, Store, Stored
 from .watch import Change, WatchHubs
 
 MAX_RETRIES = 200  # lost races on one object before giving up (patches retry)
@@ -66,6 +68,45 @@ class ListOptions:
     fields: FieldSelector | None = None
     limit: int = 0
     continue_token: str = ""
+    resource_version: int = 0  # 0: the latest
+    resource_version_match: str = ""  # Exact | NotOlderThan | "" (as NotOlderThan)
+
+
+# etcd refuses a request over --max-request-bytes ("etcdserver: request is too
+# large"; its gRPC server a message over that plus 512 KiB). The embedded etcd
+# runs with 4 MiB, above the API's 3 MiB body limit, so whatever the API
+# accepts is stored; the apiserver still checks every object it writes (a
+# patch can grow one past the body limit), less room for the key (twice in a
+# guarded write) and the request's own framing, and answers 413 as
+# kube-apiserver answers an oversized body, instead of a 500 from etcd. An
+# external etcd with a smaller limit refuses on its own; that is a 413 too.
+ETCD_MAX_REQUEST_BYTES = MAX_REQUEST_BYTES
+WRITE_OVERHEAD = 2048  # transaction framing, and headroom for the fields a delete adds
+# How deeply a stored object may nest. Request bodies are held to
+# requests.MAX_DEPTH; managedFields add a few levels on top, and a stored
+# object must stay far from Python's recursion limit to be readable.
+MAX_STORED_DEPTH = 150
+MAX_JSON_INT = 2**1024  # past float64's range: Go's JSON decoding fails on such numbers
+# Lists read etcd in pages of at most this many keys, at one revision; a page
+# too large for one gRPC message (64 MiB) is read again in smaller pages.
+LIST_PAGE = 500
+
+TOO_LARGE_RV_WAIT = 3.0  # seconds; kube-apiserver's blockTimeout for a future revision
+
+
+def too_large_resource_version(wanted: int, current: int) -> errors.ApiError:
+    """Kubernetes' NewTooLargeResourceVersionError: 504 Timeout, retry after 1 s."""
+    return errors.ApiError(
+        504,
+        "Timeout",
+        f"Timeout: Too large resource version: {wanted}, current: {current}",
+        details={
+            "causes": [
+                {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}
+            ],
+            "retryAfterSeconds": 1,
+        },
+    )
 
 
 def storage_prefix(info: ResourceInfo, namespace: str = "") -> str:
@@ -146,21 +187,39 @@ class Registry:
         revision, start_after = 0, ""
         if opts.continue_token:
             revision, start_after = decode_continue(opts.continue_token, prefix)
+        elif opts.resource_version:
+            await self.wait_for_revision(opts.resource_version)
+            if opts.resource_version_match == "Exact":
+                revision = opts.resource_version
         items: list[dict] = []
         filtering = opts.labels is not None or opts.fields is not None
+        page_size = LIST_PAGE
         while True:
             want = opts.limit - len(items) if opts.limit else 0
             chunk = max(want, 100) if (want and filtering) else want
+            chunk = min(chunk or page_size, page_size)
             try:
                 page = await self.store.list(
                     prefix, start_after=start_after, limit=chunk, revision=revision
                 )
             except CompactedError as e:
+                if not opts.continue_token:
+                    raise errors.gone(
+                        "The resourceVersion for the provided list is too old."
+                    ) from e
                 raise errors.gone(
                     "The provided continue parameter is too old to display a consistent list "
                     "result. "
                     "You can start a new list without the continue parameter."
                 ) from e
+            except StorageError as e:
+                # More bytes than one gRPC answer may carry (objects up to 1.5 MiB
+                # each): the same page in smaller pieces, at the same revision.
+                too_big = "RESOURCE_EXHAUSTED" in str(e) or "larger than max" in str(e)
+                if not too_big or page_size == 1:
+                    raise
+                page_size = max(page_size // 4, 1)
+                continue
             revision = page.revision
             for i, stored in enumerate(page.items):
                 if self._matches(info, stored.obj, opts):
@@ -184,6 +243,18 @@ class Registry:
             last = page.items[-1].obj["metadata"]
             start_after = object_key(info, last.get("namespace", ""), last["name"])
 
+    async def wait_for_revision(self, wanted: int) -> None:
+        """Return once the store has reached `wanted`, or answer 504 after the wait
+        kube-apiserver's watch cache allows (3 s), with its Status."""
+        deadline = asyncio.get_running_loop().time() + TOO_LARGE_RV_WAIT
+        while True:
+            current = await self.store.revision()
+            if current >= wanted:
+                return
+            if asyncio.get_running_loop().time() >= deadline:
+                raise too_large_resource_version(wanted, current)
+            await asyncio.sleep(0.05)
+
     # -- create -------------------------------------------------------------
 
     def _check_unknown_fields(self, info: ResourceInfo, obj: dict, opts: WriteOptions) -> None:
@@ -202,6 +273,7 @@ class Registry:
     async def create(
         self, info: ResourceInfo, namespace: str, obj: dict[str, Any], opts: WriteOptions
     ) -> dict:
+        check_decoded(info, obj)
         self._check_unknown_fields(info, obj, opts)
         meta = obj.setdefault("metadata", {})
         if info.namespaced:
@@ -217,6 +289,10 @@ class Registry:
             managed_fields.track_update(info, None, obj, opts.field_manager or "unknown")
         if info.kind == "Pod":
             add_default_tolerations(obj)
+        if info.kind == "PersistentVolumeClaim":
+            await admission.set_default_storage_class(self.store, obj)
+        if not info.group:
+            admission.add_protection_finalizer(info.kind, obj)
         problems = validation.validate_create(info, obj)
         if problems:
             raise errors.invalid(info.kind, info.group, name, problems)
@@ -227,6 +303,7 @@ class Registry:
                 raise errors.invalid(info.kind, info.group, name, problems)
         if opts.dry_run:
             return obj
+        check_storable(object_key(info, namespace, name), obj)
         # A generated name that collides is generated again, as Kubernetes
         # (RetryGenerateName) does, before giving up with AlreadyExists.
         tries = 8 if meta.get("generateName") and name.startswith(str(meta["generateName"])) else 1
@@ -270,6 +347,7 @@ class Registry:
             desired = compute(copy.deepcopy(current.obj))
             if not isinstance(desired, dict):
                 raise errors.bad_request("the request body must be a JSON object")
+            check_decoded(info, desired)
             self._check_unknown_fields(info, desired, opts)
             meta = desired.setdefault("metadata", {})
             if meta.get("name", name) != name:
@@ -302,7 +380,7 @@ class Registry:
                 problems = admission_keep(desired, current.obj)
                 if problems:
                     raise errors.invalid(info.kind, info.group, name, problems)
-            if subresource in ("status", "binding", "approval"):
+            if subresource in ("status", "binding"):
                 problems = validation.validate_status_update(info, desired, current.obj)
             else:
                 problems = validation.validate_update(info, desired, current.obj)
@@ -312,6 +390,11 @@ class Registry:
                 return current.obj  # a no-op write does not move resourceVersion
             if opts.dry_run:
                 return desired
+            took = None
+            if info.kind == "Service" and subresource == "":
+                problems, took = await self.services.on_update(desired, current.obj)
+                if problems:
+                    raise errors.invalid(info.kind, info.group, name, problems)
             finished = self._finalized(info, desired)
             if finished:
                 gone = await self.store.delete(object_key(info, namespace, name), current.revision)
@@ -321,9 +404,15 @@ class Registry:
                     continue
                 await self._after_delete(info, desired)
                 return desired
+            check_storable(object_key(info, namespace, name), desired)
             result = await self.store.update(
                 object_key(info, namespace, name), desired, current.revision
             )
+            if took is not None:  # a Service: give back what this write took or freed
+                lost = isinstance(result, Conflict)
+                await self.services.release(
+                    took if lost else ServiceAllocation.unused(current.obj, result.obj)
+                )
             if isinstance(result, Conflict):
                 if result.current is None:
                     raise errors.not_found(info.plural, info.group, name)
@@ -508,6 +597,87 @@ class Registry:
         if now:
             return change.type if change.type != "ADDED" else "ADDED", change.obj
         return None
+
+
+def check_decoded(info: ResourceInfo, obj: dict[str, Any]) -> None:
+    """Type-check an object against its kind before anything else reads it.
+
+    kube-apiserver decodes a body into Go types first: a value of the wrong
+    type is a 400 from the decoder (`json: cannot unmarshal ...`), and
+    defaulting, strategies, admission and validation only ever see typed
+    objects. This is that step: wrong types answer 400, integers outside
+    their int32/int64 format and malformed quantities 422.
+    """
+    check_typed(info.schema, info.kind, info.version, info.group, obj)
+
+
+def check_typed(schema: Schema, kind: str, version: str, group: str, obj: dict[str, Any]) -> None:
+    """check_decoded for a body of any described type (a Scale, a Binding)."""
+    mismatches, problems = validation.check_decoded(schema, obj)
+    if mismatches:
+        raise errors.ApiError(
+            400,
+            "BadRequest",
+            f'{kind} in version "{version}" cannot be handled as a {kind}: {mismatches[0].message}',
+            details={
+                "kind": kind,
+                "causes": [
+                    {"reason": "FieldValueTypeInvalid", "field": m.field, "message": m.message}
+                    for m in mismatches
+                ],
+            },
+        )
+    if problems:
+        meta = obj.get("metadata")
+        name = str(meta.get("name") or "") if isinstance(meta, dict) else ""
+        raise errors.invalid(kind, group, name, problems)
+
+
+def nesting_depth(value: Any, limit: int) -> int:
+    """How deeply `value` nests, counted up to `limit + 1` (an explicit stack, no recursion).
+
+    A number no JSON reader can hold (an integer past float64's range) counts as
+    too deep too: Go clients, kubectl included, could not decode the object.
+    """
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, int) and not isinstance(node, bool) and abs(node) >= MAX_JSON_INT:
+            return limit + 1
+        if not isinstance(node, dict | list):
+            continue
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        stack.extend(
+            (sub, depth + 1) for sub in (node.values() if isinstance(node, dict) else node)
+        )
+    return deepest
+
+
+def check_storable(key: str, obj: dict[str, Any]) -> None:
+    """An object about to be written can be stored, and read back by every client.
+
+    Nothing is written that etcd would refuse (413 here, not a 500 from etcd),
+    that JSON cannot hold (NaN, infinities), or that nests too deeply to read.
+    """
+    if nesting_depth(obj, MAX_STORED_DEPTH) > MAX_STORED_DEPTH:
+        raise errors.bad_request(
+            f"the object nests objects and lists deeper than {MAX_STORED_DEPTH} levels, "
+            "or holds a number no JSON reader can hold"
+        )
+    try:
+        size = len(json.dumps(obj, separators=(",", ":"), allow_nan=False))
+    except ValueError as e:
+        raise errors.bad_request(f"json: unsupported value: {e}") from e
+    limit = ETCD_MAX_REQUEST_BYTES - WRITE_OVERHEAD - 2 * len(key.encode())
+    if size > limit:
+        raise errors.ApiError(
+            413,
+            "RequestEntityTooLarge",
+            f"Request entity too large: the object is {size} bytes as stored; limit is {limit}",
+        )
 
 
 def admission_keep(new: dict, old: dict) -> list[FieldError]:

@@ -7,7 +7,10 @@ limit, 415 for a media type we do not read), before any storage is touched.
 
 from __future__ import annotations
 
+import base64
+import datetime
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +18,7 @@ import yaml
 from starlette.requests import Request
 
 from api import events, fields
+from api.errors import FieldError, forbidden, invalid, not_supported
 from api.resources import ResourceInfo
 from api.selectors import FieldSelector, parse_field_selector, parse_label_selector
 
@@ -22,6 +26,15 @@ from . import errors, managed_fields, protobuf
 from .registry import DeleteOptions, ListOptions, WriteOptions
 
 MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's limit on a request body
+# How deep a body may nest objects and lists. Go's decoder stops at 10,000;
+# no Kubernetes object comes near 100 (a Deployment's deepest field is ~15),
+# and a bound well under Python's recursion limit keeps every later walk
+# (defaulting, validation, patching, managedFields) safe from RecursionError.
+MAX_DEPTH = 100
+# A decoded body holds no more containers and string characters than its bytes,
+# plus slack: JSON cannot exceed that, so only YAML aliases expanding can (a
+# "billion laughs", or one long string repeated through aliases).
+ALIAS_SLACK = 10_000
 JSON_TYPES = ("application/json", "")
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
 
@@ -45,19 +58,155 @@ async def read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
+class _YamlLoader(yaml.SafeLoader):
+    """YAML as sigs.k8s.io/yaml reads it: timestamps stay the strings they were written as."""
+
+
+_YamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _refuse_constant(name: str) -> Any:
+    # Python's json reads NaN and Infinity; JSON (and Go) has no such literals.
+    raise ValueError(f"invalid character {name[0]!r} looking for beginning of value")
+
+
+def _too_deep() -> errors.ApiError:
+    return errors.bad_request(
+        f"the request body nests objects and lists deeper than {MAX_DEPTH} levels "
+        "(json: exceeded max depth)"
+    )
+
+
 def decode(body: bytes, content_type: str) -> Any:
     """JSON or YAML into Python, or a 400 that says what was wrong."""
     if not body.strip():
         raise errors.bad_request("the request body is empty; an object was expected")
     if content_type in YAML_TYPES or content_type.endswith("+yaml"):
         try:
-            return yaml.safe_load(body)
+            loaded = yaml.load(body, Loader=_YamlLoader)  # a SafeLoader: no Python tags
+        except RecursionError as e:
+            raise _too_deep() from e
         except yaml.YAMLError as e:
             raise errors.bad_request(f"error converting YAML to JSON: {_one_line(e)}") from e
+        return check_tree(loaded, len(body))
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        loaded = json.loads(body, parse_constant=_refuse_constant)
+    except RecursionError as e:
+        raise _too_deep() from e
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, a NaN literal
         raise errors.bad_request(f"couldn't get version/kind; json parse error: {e}") from e
+    return check_tree(loaded, len(body))
+
+
+def _has_surrogate(text: str) -> bool:
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _surrogate(where: str, text: str) -> errors.ApiError:
+    shown = text.encode("utf-8", "backslashreplace").decode("ascii", "replace")[:80]
+    return errors.bad_request(
+        f"invalid Unicode in the request body: the {where} {shown!r} holds a lone UTF-16 "
+        "surrogate, which is not a character"
+    )
+
+
+def _json_key(key: Any) -> str:
+    """A YAML key as sigs.k8s.io/yaml writes it into JSON."""
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if key is None:
+        return "null"
+    if isinstance(key, int | float):
+        return str(key)
+    raise errors.bad_request(f"error converting YAML to JSON: unsupported map key {key!r}")
+
+
+def _json_scalar(value: Any) -> Any:
+    """A value YAML can hold and JSON cannot, as the JSON sigs.k8s.io/yaml would make."""
+    if isinstance(value, datetime.datetime | datetime.date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, set | frozenset):
+        return dict.fromkeys(sorted(_json_key(k) for k in value))
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def check_tree(value: Any, body_size: int) -> Any:
+    """A decoded body made safe to hand on, or a 400.
+
+    Refused: lone UTF-16 surrogates (in keys or values; the JSON escape
+    `"\\ud800"` decodes to one, and it cannot be encoded again, so it would be
+    stored and then break every read), nesting past MAX_DEPTH, and YAML
+    aliases that expand past what the body could hold. YAML's own types
+    (dates, binary, sets, non-string keys) become the JSON sigs.k8s.io/yaml gives.
+    Walked with an explicit stack: the depth is what is being checked.
+    """
+    value = _json_scalar(value)
+    budget = body_size + ALIAS_SLACK
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise _aliasing()
+        if isinstance(node, dict):
+            if depth > MAX_DEPTH:
+                raise _too_deep()
+            if not all(isinstance(k, str) for k in node):
+                items = [(_json_key(k), v) for k, v in node.items()]
+                node.clear()
+                node.update(items)
+            for key, sub in node.items():
+                budget -= len(key)
+                if _has_surrogate(key):
+                    raise _surrogate("key", key)
+                if isinstance(sub, dict | list):
+                    stack.append((sub, depth + 1))
+                elif isinstance(sub, str):
+                    budget -= len(sub)
+                    if _has_surrogate(sub):
+                        raise _surrogate("value", sub)
+                elif sub is not None and not isinstance(sub, int | float):
+                    node[key] = sub = _json_scalar(sub)
+                    stack.append((sub, depth + 1))
+        elif isinstance(node, list):
+            if depth > MAX_DEPTH:
+                raise _too_deep()
+            for i, sub in enumerate(node):
+                if isinstance(sub, dict | list):
+                    stack.append((sub, depth + 1))
+                elif isinstance(sub, str):
+                    budget -= len(sub)
+                    if _has_surrogate(sub):
+                        raise _surrogate("value", sub)
+                elif sub is not None and not isinstance(sub, int | float):
+                    node[i] = sub = _json_scalar(sub)
+                    stack.append((sub, depth + 1))
+        elif isinstance(node, str) and _has_surrogate(node):
+            raise _surrogate("value", node)
+    if budget < 0:
+        raise _aliasing()
+    return value
+
+
+def _aliasing() -> errors.ApiError:
+    return errors.bad_request(
+        "error converting YAML to JSON: yaml: document contains excessive aliasing"
+    )
 
 
 def _json_with_duplicates(body: bytes) -> tuple[Any, list[str]]:
@@ -73,9 +222,12 @@ def _json_with_duplicates(body: bytes) -> tuple[Any, list[str]]:
         return out
 
     try:
-        return json.loads(body, object_pairs_hook=pairs), duplicates
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        loaded = json.loads(body, object_pairs_hook=pairs, parse_constant=_refuse_constant)
+    except RecursionError as e:
+        raise _too_deep() from e
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, a NaN literal
         raise errors.bad_request(f"couldn't get version/kind; json parse error: {e}") from e
+    return check_tree(loaded, len(body)), duplicates
 
 
 def _duplicates_policy(duplicates: list[str], opts: WriteOptions | None) -> None:
@@ -90,10 +242,14 @@ def _duplicates_policy(duplicates: list[str], opts: WriteOptions | None) -> None
 async def object_body(request: Request, opts: WriteOptions | None = None) -> dict[str, Any]:
     content_type = media_type(request)
     if content_type == protobuf.MEDIA_TYPE:
+        raw = await read_body(request)
         try:
-            return protobuf.decode(await read_body(request))
+            decoded = protobuf.decode(raw)
         except protobuf.ProtobufError as e:
             raise errors.bad_request(str(e)) from e
+        except RecursionError as e:
+            raise _too_deep() from e
+        return check_tree(decoded, len(raw))  # type: ignore[no-any-return]
     if content_type not in JSON_TYPES and content_type not in YAML_TYPES:
         raise errors.unsupported_media_type(content_type)
     raw = await read_body(request)
@@ -153,6 +309,10 @@ def write_options(request: Request) -> WriteOptions:
             f"fieldValidation parameter unsupported: {validation!r}; "
             'supported values: "Ignore", "Warn", "Strict"'
         )
+    problems = field_manager_problems(q.get("fieldManager", ""))
+    if problems:
+        kind = {"POST": "CreateOptions", "PUT": "UpdateOptions"}.get(request.method, "PatchOptions")
+        raise errors.invalid(kind, "meta.k8s.io", "", problems)
     return WriteOptions(
         dry_run=dry_run(request),
         field_validation=validation,
@@ -160,6 +320,35 @@ def write_options(request: Request) -> WriteOptions:
             q.get("fieldManager", ""), request.headers.get("user-agent", "")
         ),
     )
+
+
+FIELD_MANAGER_MAX_LENGTH = 128
+
+
+def field_manager_problems(manager: str) -> list:
+    """Kubernetes' ValidateFieldManager: at most 128 characters, all printable
+    (a manager's name is stored in every object it writes)."""
+    problems = []
+    if len(manager) > FIELD_MANAGER_MAX_LENGTH:
+        problems.append(
+            FieldError(
+                "fieldManager",
+                "FieldValueTooLong",
+                f"may not be more than {FIELD_MANAGER_MAX_LENGTH} bytes",
+                manager,
+            )
+        )
+    for i, char in enumerate(manager):
+        if not char.isprintable():
+            at = len(manager[:i].encode("utf-8", "surrogatepass"))
+            problems.append(
+                invalid(
+                    "fieldManager",
+                    manager,
+                    f"invalid character U+{ord(char):04X} (at position {at})",
+                )
+            )
+    return problems
 
 
 def supported_fields(info: ResourceInfo) -> set[str]:
@@ -187,7 +376,7 @@ def field_selector(info: ResourceInfo, text: str) -> FieldSelector | None:
     return selector
 
 
-def list_options(info: ResourceInfo, request: Request) -> ListOptions:
+def list_options(info: ResourceInfo, request: Request, *, watch: bool = False) -> ListOptions:
     q = request.query_params
     labels = None
     if q.get("labelSelector"):
@@ -195,17 +384,85 @@ def list_options(info: ResourceInfo, request: Request) -> ListOptions:
             labels = parse_label_selector(q["labelSelector"])
         except ValueError as e:
             raise errors.bad_request(f"unable to parse requirement: {_one_line(e)}") from e
-    limit_text = q.get("limit", "") or "0"
-    try:
-        limit = int(limit_text)
-    except ValueError as e:
-        raise errors.bad_request(f"invalid limit: {limit_text!r}") from e
+    limit = parse_int64("limit", q.get("limit", "") or "0")
+    continue_token = q.get("continue", "")
+    resource_version = q.get("resourceVersion", "")
+    match = q.get("resourceVersionMatch", "")
+    # A watch's resourceVersionMatch goes with sendInitialEvents (the watch code reads it).
+    problems = [] if watch else list_options_problems(resource_version, match, continue_token)
+    if problems:
+        raise errors.invalid("ListOptions", "meta.k8s.io", "", problems)
     return ListOptions(
         labels=labels,
         fields=field_selector(info, q.get("fieldSelector", "")),
         limit=max(limit, 0),
-        continue_token=q.get("continue", ""),
+        continue_token=continue_token,
+        resource_version=parse_resource_version(resource_version),
+        resource_version_match=match,
     )
+
+
+_INTEGER = re.compile(r"^[+-]?[0-9]+$")
+_UNSIGNED = re.compile(r"^[0-9]+$")
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def parse_int64(name: str, text: str) -> int:
+    """An int64 query parameter, refused as kube-apiserver's parameter codec refuses it."""
+    if not _INTEGER.match(text):
+        reason = "invalid syntax"
+    elif len(text) <= 20 and INT64[0] <= int(text) <= INT64[1]:
+        return int(text)
+    else:
+        reason = "value out of range"
+    raise errors.bad_request(
+        f'{name}: Invalid value: "{text}": strconv.ParseInt: parsing "{text}": {reason}'
+    )
+
+
+def parse_resource_version(text: str) -> int:
+    """A resourceVersion to list or watch from (0: any), as Kubernetes' versioner parses it."""
+    if text in ("", "0"):
+        return 0
+    if _UNSIGNED.match(text) and len(text) <= 20 and int(text) < 2**64:
+        return int(text)
+    reason = "value out of range" if _UNSIGNED.match(text) else "invalid syntax"
+    shown = json.dumps(text)
+    raise errors.bad_request(
+        f"resourceVersion: Invalid value: {shown}: strconv.ParseUint: parsing {shown}: {reason}"
+    )
+
+
+def list_options_problems(resource_version: str, match: str, continue_token: str) -> list:
+    """ListOptions' own rules (kube-apiserver's ValidateListOptions)."""
+    problems = []
+    if match:
+        if not resource_version:
+            problems.append(
+                forbidden(
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden unless resourceVersion is provided",
+                )
+            )
+        if continue_token:
+            problems.append(
+                forbidden(
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden when continue is provided",
+                )
+            )
+        if match == "Exact" and resource_version == "0":
+            problems.append(
+                forbidden(
+                    "resourceVersionMatch",
+                    'resourceVersionMatch "exact" is forbidden for resourceVersion "0"',
+                )
+            )
+        elif match not in ("Exact", "NotOlderThan"):
+            problems.append(
+                not_supported("resourceVersionMatch", match, ["Exact", "NotOlderThan", ""])
+            )
+    return problems
 
 
 async def delete_options(request: Request) -> DeleteOptions:
@@ -224,13 +481,14 @@ async def delete_options(request: Request) -> DeleteOptions:
         body = decoded
     q = request.query_params
     grace: Any = q.get("gracePeriodSeconds", body.get("gracePeriodSeconds"))
+    if isinstance(grace, float) and grace.is_integer():
+        grace = int(grace)
+    if isinstance(grace, int) and not isinstance(grace, bool):
+        grace = str(grace)
     if grace is not None:
-        try:
-            grace = int(grace)
-        except (TypeError, ValueError) as e:
-            raise errors.bad_request(f"invalid gracePeriodSeconds: {grace!r}") from e
-        if grace < 0:
-            grace = 0
+        if not isinstance(grace, str):
+            raise errors.bad_request(f"invalid gracePeriodSeconds: {grace!r}")
+        grace = max(parse_int64("gracePeriodSeconds", grace), 0)
     propagation = q.get("propagationPolicy", body.get("propagationPolicy"))
     if body.get("orphanDependents") is True or _flag(q, "orphanDependents"):
         propagation = propagation or "Orphan"

@@ -8,6 +8,7 @@ the way kube-apiserver does it, falling back to JSON.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import yaml
@@ -20,7 +21,42 @@ from .errors import ApiError
 
 
 def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    try:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        # A lone surrogate (input refuses them; this guards what is already stored):
+        # escaped, the answer is still JSON and still sent.
+        return json.dumps(obj, separators=(",", ":")).encode()
+
+
+# kube-apiserver's limits on warnings: all of them together at most 4 KiB; past
+# that, each is cut to 256 characters, and those that still do not fit are dropped.
+MAX_WARNINGS_SIZE = 4 * 1024
+MAX_TRUNCATED_WARNING = 256
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def warning_header(warnings: list[str]) -> str:
+    """The `Warning` header for some warnings, always a valid header value.
+
+    Each is `299 - "text"` with `"` and `\\` escaped (Kubernetes' NewWarningHeader);
+    line breaks and other control characters become spaces, as Go's HTTP server
+    writes them; UTF-8 text is sent as its bytes, as Go sends it (the value is
+    returned as latin-1 text of those bytes, which is how Starlette encodes it).
+    """
+    texts = [_CONTROL.sub(" ", w) for w in warnings]
+    if sum(len(t) for t in texts) > MAX_WARNINGS_SIZE:
+        texts = [t[:MAX_TRUNCATED_WARNING] for t in texts]
+    parts: list[str] = []
+    size = 0
+    for text in texts:
+        if parts and size + len(text) > MAX_WARNINGS_SIZE:
+            break
+        size += len(text)
+        quoted = text.replace("\\", "\\\\").replace('"', '\\"')
+        parts.append(f'299 - "{quoted}"')
+    value = ", ".join(parts)
+    return value.encode("utf-8", "replace").decode("latin-1")
 
 
 def wants_yaml(accept: str) -> bool:
@@ -33,10 +69,7 @@ def send(
 ) -> Response:
     headers = {}
     if warnings:
-        # Kubernetes' warning header: code 299, agent "-", quoted text.
-        headers["Warning"] = ", ".join(
-            '299 - "' + w.replace("\\", "\\\\").replace('"', '\\"') + '"' for w in warnings
-        )
+        headers["Warning"] = warning_header(warnings)
     if accept and wants_yaml(accept):
         body = yaml.safe_dump(obj, sort_keys=False).encode()
         return Response(body, code, headers, media_type="application/yaml")

@@ -1,39 +1,53 @@
 """`skiff apiserver`: etcd (embedded or given), PKI, bootstrap objects, HTTPS.
 
-Start-up, in order: the state directory; etcd (a child process on loopback
-unless `--etcd-servers` names one); the CA, serving certificate, admin token
-and admin kubeconfig (made once, reused after); the objects every cluster has
-from the start (four namespaces and the `kubernetes` Service); then the HTTPS
-listener. Stopping reverses it and stops the embedded etcd, whose data stays
-for the next start.
+Start-up, in order: the state directory (tightened to root-only, also when
+an older skiff made it); etcd (a child process on loopback over TLS with
+client certificates, unless `--etcd-servers` names one); the CA, serving
+certificate, admin token and admin kubeconfig (made once, reused after); the
+objects every cluster has from the start (four namespaces and the
+`kubernetes` Service); then the HTTPS listener. Stopping reverses it and stops
+the embedded etcd, whose data stays for the next start.
+
+While running, the apiserver supervises its etcd as a process supervisor
+would: when the child dies it is started again on the same ports and data
+after a back-off (1 s doubling to 30 s; reset once it has stayed up), and the
+health endpoints tell the truth meanwhile — `/readyz` fails while etcd does
+not answer, `/livez` once it has not answered for `etcd_livez_grace` seconds,
+so that a supervisor of the apiserver can act.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
+import os
 import secrets
 import signal
-import socket
+import time
+from collections.abc import Callable
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from api import resources
 
-from . import certs, errors
+from . import audit, certs, errors, identities
 from .admission import ServiceAllocation
 from .allocators import NodePorts, ServiceIPs
 from .app import build_app
 from .auth import Authenticator, TokenEntry, UserInfo, load_token_file, write_token_file
-from .etcd_process import EtcdProcess, free_port
+from .authz import setup as authz_setup
+from .etcd_process import EtcdError, EtcdProcess, free_port, port_free, restart_delay
 from .kubelet_certs import ensure_kubelet_client
 from .kubelet_proxy import KubeletConnector
 from .registry import Registry, WriteOptions, storage_prefix
-from .storage import Store
+from .serviceaccounts import TokenIssuer, ensure_signing_key
+from .storage import KINDS_BY_PREFIX, ClientTLS, StorageError, Store
 from .tls import ClientCertProtocol, server_context
 from .watch import WatchHubs
 from .ws_tls import ClientCertWebSocketProtocol
@@ -52,11 +66,20 @@ class ServerConfig:
     bind_address: str = "0.0.0.0"
     advertise_address: str = "127.0.0.1"
     etcd_servers: list[str] = field(default_factory=list)
+    etcd_cafile: Path | None = None
+    etcd_certfile: Path | None = None
+    etcd_keyfile: Path | None = None
+    # /livez fails once etcd has not answered for this long (restarts take seconds).
+    etcd_livez_grace: float = 60.0
     token_auth_file: Path | None = None
     service_cluster_ip_range: str = "10.96.0.0/12"
     service_node_port_range: tuple[int, int] = (30000, 32767)
     etcd_compaction_interval: float = 300.0  # kube-apiserver's default, 5 minutes
     log_level: str = "info"
+    audit_policy_file: Path | None = None  # audit.py; with audit_log_path
+    audit_log_path: Path | None = None
+    audit_log_maxsize: int = 100  # megabytes
+    audit_log_maxbackup: int = 5
 
     @property
     def pki_dir(self) -> Path:
@@ -76,35 +99,100 @@ class APIServer:
         self.registry: Registry | None = None
         self._server: uvicorn.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        # Since when etcd has not answered (monotonic), None while it answers.
+        self.etcd_down_since: float | None = None
+        self._lock_fd: int | None = None
+        self.authorization: authz_setup.Authorization | None = None
 
     # -- start-up -------------------------------------------------------------
 
-    def _start_etcd(self) -> list[str]:
-        if self.config.etcd_servers:
-            return self.config.etcd_servers
-        data = self.config.state_dir / "etcd"
-        ports_file = self.config.state_dir / "etcd-ports.json"
+    def _etcd_tls(self) -> ClientTLS | None:
+        cfg = self.config
+        if cfg.etcd_servers:
+            if cfg.etcd_cafile or cfg.etcd_certfile or cfg.etcd_keyfile:
+                return ClientTLS(cfg.etcd_cafile, cfg.etcd_certfile, cfg.etcd_keyfile)
+            return None
+        pki = certs.ensure_etcd_pki(cfg.pki_dir)
+        return ClientTLS(pki.ca.cert, pki.apiserver_client.cert, pki.apiserver_client.key)
+
+    def _spawn_etcd(self) -> None:
+        """Start the embedded etcd (stopping any member left on its data dir).
+
+        Runs on the event loop's thread: the child's death signal is tied to
+        the thread that forks it, and this one lives as long as the process.
+        """
+        state = self.config.state_dir
+        ports_file = state / "etcd-ports.json"
         client = peer = 0
-        if ports_file.exists():
-            # Same ports as last time, so the member's stored peer URL stays true.
+        if self.etcd is not None:
+            client, peer = self.etcd.client_port, self.etcd.peer_port
+        elif ports_file.exists():
+            # Same ports as last time, so clients and the stored peer URL stay true.
             saved = json.loads(ports_file.read_text())
             client, peer = int(saved["client"]), int(saved["peer"])
-            if not (_port_free(client) and _port_free(peer)):
-                client = peer = 0
-        self.etcd = EtcdProcess(
-            data_dir=data,
-            client_port=client or free_port(),
-            peer_port=peer or free_port(),
-            log_path=self.config.state_dir / "etcd.log",
+        etcd = EtcdProcess(
+            data_dir=state / "etcd",
+            client_port=client,
+            peer_port=peer,
+            log_path=state / "etcd.log",
+            pid_file=state / "etcd.pid",
+            pki=certs.ensure_etcd_pki(self.config.pki_dir),
         )
-        self.etcd.start()
-        ports_file.write_text(
-            json.dumps({"client": self.etcd.client_port, "peer": self.etcd.peer_port})
-        )
-        if self.etcd.proc is not None:
-            (self.config.state_dir / "etcd.pid").write_text(str(self.etcd.proc.pid))
-        log.info("etcd started at %s (data in %s)", self.etcd.url, data)
+        etcd.stop_leftovers()  # a crashed apiserver's member holds our ports
+        if not (client and peer and port_free(client) and port_free(peer)):
+            etcd.client_port, etcd.peer_port = free_port(), free_port()
+        etcd.spawn()
+        self.etcd = etcd
+        fd = os.open(ports_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"client": etcd.client_port, "peer": etcd.peer_port}, f)
+        log.info("etcd started at %s (pid %s, data in %s)", etcd.url, etcd.proc and etcd.proc.pid,
+                 etcd.data_dir)  # fmt: skip
+
+    def _lock_state_dir(self) -> None:
+        """One apiserver per state directory while it runs its etcd.
+
+        Starting stops any member left on the data directory; without this
+        lock a second apiserver on the same state directory would stop the
+        first one's live etcd. The kernel drops the lock when its holder dies,
+        also on kill -9, so a restart after a crash is never refused.
+        """
+        fd = os.open(self.config.state_dir / "apiserver.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise EtcdError(
+                f"another skiff apiserver runs the etcd of {self.config.state_dir}; "
+                "stop it first, or give this one its own --state-dir"
+            ) from None
+        self._lock_fd = fd
+
+    async def _start_etcd(self) -> list[str]:
+        if self.config.etcd_servers:
+            return self.config.etcd_servers
+        self._lock_state_dir()
+        self._spawn_etcd()
+        assert self.etcd is not None
+        await asyncio.to_thread(self.etcd.wait_listening)
         return [self.etcd.url]
+
+    async def _advertise_peer_url(self) -> None:
+        """etcd keeps a member's peer URL from its first start; correct it when the
+        port or the scheme (plain HTTP before skiff used TLS) has changed."""
+        assert self.etcd is not None and self.store is not None
+        deadline = time.monotonic() + 20.0
+        while True:
+            try:
+                changed = await self.store.update_peer_urls(self.etcd.name, [self.etcd.peer_url])
+                break
+            except StorageError:
+                # A member just started may not have elected itself leader yet.
+                if time.monotonic() > deadline or self.etcd.exited() is not None:
+                    raise
+                await asyncio.sleep(0.2)
+        if changed:
+            log.info("etcd member %s now advertises %s", self.etcd.name, self.etcd.peer_url)
 
     def _credentials(self) -> Authenticator:
         """The PKI and tokens: made on first start, reused afterwards."""
@@ -128,6 +216,12 @@ class APIServer:
             user=ADMIN_USER,
             token=admin_token,
             client=None if admin_token else client,
+        )
+        # Each component's own identity (identities.py); only admin is system:masters.
+        identities.ensure_components(
+            cfg.state_dir,
+            f"https://{cfg.advertise_address}:{cfg.secure_port}",
+            identities.local_node_name(),
         )
         return Authenticator(tokens)
 
@@ -215,9 +309,15 @@ class APIServer:
     async def start(self) -> None:
         cfg = self.config
         cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        endpoints = await asyncio.to_thread(self._start_etcd)
-        self.store = Store(endpoints)
-        await self.store.connect()
+        certs.secure_permissions(cfg.state_dir)
+        KINDS_BY_PREFIX.update(_kinds_by_prefix())
+        tls = self._etcd_tls()
+        endpoints = await self._start_etcd()
+        self.store = Store(endpoints, tls=tls)
+        await self.store.connect(retry_for=20.0)  # etcd may be starting too
+        if self.etcd is not None:
+            await self._advertise_peer_url()
+        certs.secure_permissions(cfg.state_dir)
         self.hubs = WatchHubs(self.store)
         self.hubs.start_revision = await self.store.revision()
         # Every resource's watch cache follows etcd from now on, as kube-apiserver's do:
@@ -234,12 +334,22 @@ class APIServer:
         self.registry = Registry(self.store, self.hubs, services)
         authenticator = self._credentials()
         await self._bootstrap()
+        self.authorization = await authz_setup.start(self.registry)
+        # Service-account tokens (serviceaccounts.py): signed here, accepted as bearer tokens.
+        self.authorization.issuer = TokenIssuer(
+            ensure_signing_key(cfg.pki_dir), lookup=self.authorization.lookup
+        )
+        authenticator.token_authenticators.append(self.authorization.issuer.authenticate)
+        self.authorization.ca = self.ca  # authz/certificates.py signs approved CSRs with it
         app = build_app(
             self.registry,
             authenticator,
             server_address=f"{cfg.advertise_address}:{cfg.secure_port}",
             ready=self.ready,
             kubelets=KubeletConnector(self.ca.cert, *astuple(self.kubelet_client)),
+            live=self.live,
+            authorization=self.authorization,
+            audit=self._audit(),
         )
         pki = (self.serving.cert, self.serving.key, self.ca.cert)
         uv_config = uvicorn.Config(
@@ -261,20 +371,85 @@ class APIServer:
         self._server = uvicorn.Server(uv_config)
         self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._tasks.append(asyncio.create_task(self._compact_periodically(), name="compaction"))
+        self._tasks.append(asyncio.create_task(self._watch_etcd_health(), name="etcd health"))
+        if self.etcd is not None:
+            self._tasks.append(asyncio.create_task(self._supervise_etcd(), name="etcd supervisor"))
         log.info("serving on https://%s:%d", cfg.bind_address, cfg.secure_port)
+
+    def _audit(self) -> Callable[[ASGIApp], ASGIApp] | None:
+        """The audit layer when a policy and a log path are given (audit.py)."""
+        cfg = self.config
+        if cfg.audit_policy_file is None or cfg.audit_log_path is None:
+            return None
+        policy = audit.load_policy(cfg.audit_policy_file.read_text())
+        writer = audit.RotatingWriter(
+            cfg.audit_log_path, cfg.audit_log_maxsize << 20, cfg.audit_log_maxbackup
+        )
+        self._audit_writer = writer
+        log.info("audit log at %s", cfg.audit_log_path)
+        return lambda app: audit.Audit(app, policy, writer)
 
     async def serve(self) -> None:
         assert self._server is not None
         await self._server.serve()
 
-    async def ready(self) -> bool:
+    async def _etcd_answers(self) -> bool:
         if self.store is None:
             return False
         try:
             await asyncio.wait_for(self.store.revision(), timeout=2.0)
         except Exception:
+            if self.etcd_down_since is None:
+                self.etcd_down_since = time.monotonic()
             return False
+        self.etcd_down_since = None
         return True
+
+    async def ready(self) -> bool:
+        """/readyz: etcd answers now."""
+        return await self._etcd_answers()
+
+    async def live(self) -> bool:
+        """/livez: etcd has not been out of reach for longer than the grace period."""
+        await self._etcd_answers()
+        down = self.etcd_down_since
+        return down is None or time.monotonic() - down <= self.config.etcd_livez_grace
+
+    async def _watch_etcd_health(self) -> None:
+        """Ping etcd every second, so that /livez knows since when it is gone."""
+        while True:
+            up = await self._etcd_answers()
+            if not up and self.store is not None and self.store.client is None:
+                # A reconnect to a restarted etcd failed half-way: try again.
+                with contextlib.suppress(StorageError):
+                    await self.store.connect()
+            await asyncio.sleep(1.0 if up else 0.5)
+
+    async def _supervise_etcd(self) -> None:
+        """Start the embedded etcd again whenever it dies, after `restart_delay`
+        (1 s doubling to 30 s while it keeps dying, 1 s again once it stayed up)."""
+        delay: float | None = None
+        started = time.monotonic()
+        while True:
+            await asyncio.sleep(0.2)
+            assert self.etcd is not None and self.store is not None
+            code = self.etcd.exited()
+            if code is None:
+                continue
+            delay = restart_delay(delay, time.monotonic() - started)
+            log.error("etcd (pid %s) exited with code %s; starting it again in %.0fs",
+                      self.etcd.proc and self.etcd.proc.pid, code, delay)  # fmt: skip
+            await asyncio.sleep(delay)
+            old_url = self.etcd.url
+            started = time.monotonic()
+            try:
+                self._spawn_etcd()
+                await asyncio.to_thread(self.etcd.wait_listening)
+                if self.etcd.url != old_url:
+                    await self.store.reconnect([self.etcd.url])
+                await self._advertise_peer_url()
+            except Exception as e:  # the loop tries again after the next back-off
+                log.error("restarting etcd failed: %s", e)
 
     async def _compact_periodically(self) -> None:
         """Compact etcd to the revision seen one interval ago, as kube-apiserver does.
@@ -303,6 +478,8 @@ class APIServer:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.authorization is not None:
+            await self.authorization.stop()
         if self.hubs is not None:
             await self.hubs.stop()
         if self.store is not None:
@@ -311,15 +488,18 @@ class APIServer:
             await asyncio.to_thread(self.etcd.stop)
             with contextlib.suppress(FileNotFoundError):
                 (self.config.state_dir / "etcd.pid").unlink()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the state directory
+            self._lock_fd = None
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+def _kinds_by_prefix() -> dict[str, frozenset[str]]:
+    """The kinds each storage prefix may hold, so a stored value of another kind
+    is reported as corrupt rather than served."""
+    kinds: dict[str, set[str]] = {}
+    for info in resources.RESOURCES:
+        kinds.setdefault(storage_prefix(info), set()).add(info.kind)
+    return {prefix: frozenset(k) for prefix, k in kinds.items()}
 
 
 async def run(config: ServerConfig) -> None:

@@ -15,25 +15,62 @@ Values are the object's JSON without `metadata.resourceVersion` (it is derived
 from the revision on every read, so it can never disagree with etcd).
 aetcd manages the gRPC channel and the watch stream; ranges and transactions
 go to the raw KV stub because aetcd does not expose `limit` and `revision`.
+aetcd only opens plain channels, so `_TLSClient` opens a TLS one when the
+endpoint is `https://` (client certificate and CA as kube-apiserver's
+`--etcd-certfile/--etcd-keyfile/--etcd-cafile`).
+
+Failures are typed, because each leaves the API differently: etcd out of
+reach is `UnavailableError` (503, the client retries), a value etcd refuses
+as too large is `TooLargeError` (413), and a stored value that does not decode
+is `CorruptObjectError` naming its key (500, as kube-apiserver reports a
+corrupt object): one bad value costs that object, never its neighbours'
+watches.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import aetcd
-from aetcd import rpc
+import grpc
+from aetcd import rpc, watcher
+from aetcd.client import _handle_errors
 
 from .metrics import ETCD_LATENCY
 
 
 class StorageError(Exception):
     """etcd could not be reached or answered with an error."""
+
+
+class UnavailableError(StorageError):
+    """etcd did not answer (down, restarting, or unreachable)."""
+
+
+class TooLargeError(StorageError):
+    """etcd refused the request as larger than its --max-request-bytes."""
+
+
+class CorruptObjectError(StorageError):
+    """A stored value that is not JSON, or not an object of the kind its key holds.
+
+    The wording follows kube-apiserver's storage error for a corrupt object.
+    """
+
+    def __init__(self, key: str, revision: int, why: str) -> None:
+        super().__init__(
+            f"StorageError: corrupt object, Code: 6, Key: {key}, ResourceVersion: {revision}, "
+            f"AdditionalErrorMsg: object not decodable: failed to decode: {why}"
+        )
+        self.key = key
+        self.revision = revision
 
 
 class CompactedError(StorageError):
@@ -71,8 +108,45 @@ def decode(value: bytes, revision: int) -> dict[str, Any]:
     return obj
 
 
+# Which kinds each storage prefix holds (`/registry/events/` holds two): set by
+# the server at start, so that a value of the wrong kind is caught as corrupt.
+KINDS_BY_PREFIX: dict[str, frozenset[str]] = {}
+
+
+def _kinds_for(key: str, kinds: Mapping[str, frozenset[str]]) -> frozenset[str] | None:
+    parts = key.split("/")
+    if len(parts) < 4:
+        return None
+    return kinds.get("/".join(parts[:3]) + "/")
+
+
+def decode_checked(key: str, value: bytes, revision: int) -> dict[str, Any]:
+    """`decode`, or CorruptObjectError when the value is not an object this key can hold."""
+    try:
+        obj = json.loads(value)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CorruptObjectError(key, revision, f"json parse error: {e}") from e
+    if not isinstance(obj, dict):
+        raise CorruptObjectError(key, revision, f"a JSON {type(obj).__name__}, not an object")
+    meta = obj.get("metadata", {})
+    if not isinstance(meta, dict) or not isinstance(meta.get("name", ""), str):
+        raise CorruptObjectError(key, revision, "metadata is not an object with a name")
+    kinds = _kinds_for(key, KINDS_BY_PREFIX)
+    # A missing kind is left alone (every write sets it; refusing to read an
+    # object over it would cost more than it tells).
+    if kinds and "kind" in obj and obj["kind"] not in kinds:
+        raise CorruptObjectError(
+            key, revision, f"kind {obj.get('kind')!r} is not {' or '.join(sorted(kinds))}"
+        )
+    meta["resourceVersion"] = str(revision)
+    obj["metadata"] = meta
+    return obj
+
+
 def _stored(kv: Any) -> Stored:
-    return Stored(decode(kv.value, kv.mod_revision), kv.mod_revision)
+    return Stored(
+        decode_checked(kv.key.decode(errors="replace"), kv.value, kv.mod_revision), kv.mod_revision
+    )
 
 
 def _resource_of(request: Any) -> str:
@@ -102,30 +176,111 @@ class Page:
     remaining: int  # how many keys remain after this page (before filtering)
 
 
+@dataclass(frozen=True)
+class ClientTLS:
+    """kube-apiserver's --etcd-cafile, --etcd-certfile, --etcd-keyfile."""
+
+    ca: Path | None
+    cert: Path | None
+    key: Path | None
+
+    def credentials(self) -> Any:
+        def read(p: Path | None) -> bytes | None:
+            return p.read_bytes() if p else None
+
+        return grpc.ssl_channel_credentials(
+            root_certificates=read(self.ca),
+            private_key=read(self.key),
+            certificate_chain=read(self.cert),
+        )
+
+
+class _TLSClient(aetcd.Client):
+    """aetcd's client over a TLS channel (aetcd itself opens only plain ones)."""
+
+    def __init__(self, *args: Any, credentials: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._credentials = credentials
+
+    @_handle_errors
+    async def connect(self) -> None:
+        if self._connected.is_set():
+            return
+        if self._is_connecting:
+            await asyncio.wait_for(self._connected.wait(), self._connect_wait_timeout)
+            return
+        try:
+            self._is_connecting = True
+            self.channel = rpc.secure_channel(
+                f"{self._host}:{self._port}", self._credentials, options=self._options.items()
+            )
+            self.kvstub = rpc.KVStub(self.channel)
+            self.clusterstub = rpc.ClusterStub(self.channel)
+            self.leasestub = rpc.LeaseStub(self.channel)
+            self.maintenancestub = rpc.MaintenanceStub(self.channel)
+            self._watcher = watcher.Watcher(
+                rpc.WatchStub(self.channel), timeout=self._timeout, metadata=self.metadata
+            )
+            self._connected.set()
+        finally:
+            self._is_connecting = False
+
+
+CHANNEL_OPTIONS = {
+    "grpc.max_receive_message_length": 64 * 1024 * 1024,
+    "grpc.max_send_message_length": 16 * 1024 * 1024,
+    # gRPC's default reconnect back-off grows to two minutes: after etcd comes
+    # back, the apiserver would stay unavailable for that long.
+    "grpc.initial_reconnect_backoff_ms": 200,
+    "grpc.min_reconnect_backoff_ms": 200,
+    "grpc.max_reconnect_backoff_ms": 2000,
+}
+
+
+def make_client(url: str, tls: ClientTLS | None, timeout: float) -> aetcd.Client:
+    """A client for one etcd URL: TLS when it is https://."""
+    parts = urlsplit(url if "//" in url else f"http://{url}")
+    host, port = parts.hostname or "127.0.0.1", parts.port or 2379
+    if parts.scheme == "https":
+        creds = (tls or ClientTLS(None, None, None)).credentials()
+        return _TLSClient(
+            host=host, port=port, timeout=timeout, options=CHANNEL_OPTIONS, credentials=creds
+        )
+    return aetcd.Client(host=host, port=port, timeout=timeout, options=CHANNEL_OPTIONS)
+
+
+UNREACHABLE = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED"}
+
+
 class Store:
     """A connection to etcd speaking in objects and revisions."""
 
-    def __init__(self, endpoints: Sequence[str], *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, endpoints: Sequence[str], *, timeout: float = 10.0, tls: ClientTLS | None = None
+    ) -> None:
         if not endpoints:
             raise ValueError("at least one etcd endpoint is needed")
         self.endpoints = list(endpoints)
         self.timeout = timeout
+        self.tls = tls
         self.client: aetcd.Client | None = None
 
-    async def connect(self) -> None:
-        """Connect to the first endpoint that answers (a cluster answers on any member)."""
+    async def connect(self, retry_for: float = 0.0) -> None:
+        """Connect to the first endpoint that answers (a cluster answers on any member),
+        trying again for `retry_for` seconds (an etcd just started is not yet serving)."""
+        deadline = time.monotonic() + retry_for
+        while True:
+            try:
+                return await self._connect_once()
+            except StorageError:
+                if time.monotonic() >= deadline:
+                    raise
+                await asyncio.sleep(0.2)
+
+    async def _connect_once(self) -> None:
         errors = []
         for url in self.endpoints:
-            parts = urlsplit(url if "//" in url else f"http://{url}")
-            client = aetcd.Client(
-                host=parts.hostname or "127.0.0.1",
-                port=parts.port or 2379,
-                timeout=self.timeout,
-                options={
-                    "grpc.max_receive_message_length": 64 * 1024 * 1024,
-                    "grpc.max_send_message_length": 16 * 1024 * 1024,
-                },
-            )
+            client = make_client(url, self.tls, self.timeout)
             try:
                 await client.connect()
                 await client.kvstub.Range(rpc.RangeRequest(key=b"/", count_only=True), timeout=5)
@@ -137,25 +292,105 @@ class Store:
             return
         raise StorageError("cannot reach etcd: " + "; ".join(errors))
 
+    async def members(self) -> list[Any]:
+        resp = await self._call("MemberList", rpc.MemberListRequest(), stub="cluster")
+        return list(resp.members)
+
+    async def update_peer_urls(self, name: str, peer_urls: list[str]) -> bool:
+        """Make member `name` advertise `peer_urls` (after a port or scheme change).
+
+        etcd keeps a member's peer URLs in its data; flags only set them on the
+        first start. Returns whether anything changed.
+        """
+        for member in await self.members():
+            if member.name == name and list(member.peerURLs) != peer_urls:
+                await self._call(
+                    "MemberUpdate",
+                    rpc.MemberUpdateRequest(ID=member.ID, peerURLs=peer_urls),
+                    stub="cluster",
+                )
+                return True
+        return False
+
     async def close(self) -> None:
         if self.client is not None:
             await self.client.close()
             self.client = None
 
+    async def reconnect(self, endpoints: Sequence[str]) -> None:
+        """Move to other endpoints (the embedded etcd came back on new ports)."""
+        old, self.client = self.client, None
+        self.endpoints = list(endpoints)
+        if old is not None:
+            await old.close()
+        await self.connect(retry_for=20.0)
+
+    async def watch(self, prefix: str, start_revision: int) -> AsyncIterator[Any]:
+        """Every etcd event under `prefix` from `start_revision` on (raw `Event`s).
+
+        Each watch is a gRPC stream of its own rather than one of aetcd's shared
+        watcher: that one queues every watch's requests on one bounded queue under
+        one lock, and with etcd down its queue filled, every later watch waited
+        forever and the apiserver could not even stop. Raises CompactedError
+        when `start_revision` is compacted, UnavailableError when the stream
+        breaks (etcd gone, restarting, or closing the stream).
+        """
+        if self.client is None or self.client.channel is None:
+            raise UnavailableError("not connected to etcd")
+        key = prefix.encode()
+        create = rpc.WatchRequest(
+            create_request=rpc.WatchCreateRequest(
+                key=key, range_end=prefix_end(key), start_revision=start_revision, prev_kv=True
+            )
+        )
+        done = asyncio.Event()
+
+        async def requests() -> AsyncIterator[Any]:
+            yield create
+            await done.wait()  # ending the requests would half-close the stream
+
+        call = rpc.WatchStub(self.client.channel).Watch(requests())
+        try:
+            async for response in call:
+                if response.compact_revision:
+                    raise CompactedError(start_revision, int(response.compact_revision))
+                if response.canceled:
+                    raise UnavailableError(f"etcd canceled the watch: {response.cancel_reason}")
+                for event in response.events:
+                    yield event
+            raise UnavailableError("etcd closed the watch stream")
+        except rpc.AioRpcError as e:
+            raise UnavailableError(f"etcd Watch: {e.code().name}: {e.details()}") from e
+        finally:
+            done.set()
+            call.cancel()
+
+    @property
+    def _cluster(self) -> Any:
+        if self.client is None or self.client.clusterstub is None:
+            raise UnavailableError("not connected to etcd")
+        return self.client.clusterstub
+
     @property
     def _kv(self) -> Any:
         if self.client is None or self.client.kvstub is None:
-            raise StorageError("not connected to etcd")
+            raise UnavailableError("not connected to etcd")
         return self.client.kvstub
 
-    async def _call(self, method: str, request: Any) -> Any:
+    async def _call(self, method: str, request: Any, *, stub: str = "kv") -> Any:
         start = time.perf_counter()
         try:
-            return await getattr(self._kv, method)(request, timeout=self.timeout)
+            target = self._kv if stub == "kv" else self._cluster
+            return await getattr(target, method)(request, timeout=self.timeout)
         except rpc.AioRpcError as e:
-            if "compacted" in (e.details() or ""):
+            details = e.details() or ""
+            if "compacted" in details:
                 raise CompactedError(0, 0) from e
-            raise StorageError(f"etcd {method}: {e.code().name}: {e.details()}") from e
+            if "request is too large" in details or "larger than max" in details:
+                raise TooLargeError(f"etcd {method}: {details}") from e
+            if e.code().name in UNREACHABLE:
+                raise UnavailableError(f"etcd {method}: {e.code().name}: {details}") from e
+            raise StorageError(f"etcd {method}: {e.code().name}: {details}") from e
         finally:
             ETCD_LATENCY.labels(method, _resource_of(request)).observe(time.perf_counter() - start)
 

@@ -22,7 +22,20 @@ from api.resources import ResourceInfo
 
 # Kinds whose spec changes bump metadata.generation (as in Kubernetes 1.32;
 # pods only gained a generation in 1.33).
-GENERATION_KINDS = frozenset({"Deployment", "ReplicaSet", "Service", "EndpointSlice"})
+GENERATION_KINDS = frozenset(
+    {
+        "Deployment",
+        "ReplicaSet",
+        "Service",
+        "EndpointSlice",
+        "Job",
+        "CronJob",
+        "DaemonSet",
+        "StatefulSet",
+        "ReplicationController",
+        "HorizontalPodAutoscaler",
+    }
+)
 
 # generateName suffix alphabet: Kubernetes' (no vowels, no easily confused characters).
 _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
@@ -36,13 +49,61 @@ def _initial_status(info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any] |
     """What a freshly created object's status is reset to (None: keep the client's)."""
     if info.kind == "Pod":
         return {"phase": "Pending", "qosClass": qos_class(obj.get("spec", {}))}
-    if info.kind in ("Deployment", "ReplicaSet", "CertificateSigningRequest"):
+    if info.kind in ("Deployment", "ReplicaSet"):
         return {}
     if info.kind == "Service":
         return {"loadBalancer": {}}
     if info.kind == "Namespace":
         return {"phase": "Active"}
+    if info.kind in ("Job", "CronJob"):
+        return {}
+    if info.kind == "DaemonSet":
+        return {
+            "currentNumberScheduled": 0,
+            "numberMisscheduled": 0,
+            "desiredNumberScheduled": 0,
+            "numberReady": 0,
+        }
+    if info.kind == "StatefulSet":
+        return {"replicas": 0, "availableReplicas": 0}
+    if info.kind == "ReplicationController":
+        return {"replicas": 0}
+    if info.kind in ("PersistentVolumeClaim", "PersistentVolume"):
+        return {"phase": "Pending"}
+    if info.kind == "HorizontalPodAutoscaler":
+        return {"currentReplicas": 0, "desiredReplicas": 0}
     return None
+
+
+def generate_job_selector(job: dict[str, Any]) -> None:
+    """A Job selects its pods by its own uid, unless `manualSelector` says otherwise.
+
+    As Kubernetes' Job strategy does: the selector is
+    `batch.kubernetes.io/controller-uid=<uid>` and the pod template gets that
+    label plus `batch.kubernetes.io/job-name` (and the legacy unprefixed twins).
+    """
+    spec = job.get("spec")
+    if not isinstance(spec, dict) or spec.get("manualSelector"):
+        return
+    uid, name = job["metadata"]["uid"], job["metadata"].get("name", "")
+    template = spec.get("template")
+    if isinstance(template, dict):
+        tmeta = template.get("metadata")
+        if not isinstance(tmeta, dict):
+            tmeta = template["metadata"] = {}
+        labels = tmeta.get("labels")
+        if not isinstance(labels, dict):
+            labels = tmeta["labels"] = {}
+        labels.update(
+            {
+                "batch.kubernetes.io/controller-uid": uid,
+                "batch.kubernetes.io/job-name": name,
+                "controller-uid": uid,
+                "job-name": name,
+            }
+        )
+    if not spec.get("selector"):
+        spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
 
 
 def prepare_for_create(info: ResourceInfo, obj: dict[str, Any], now: str) -> None:
@@ -55,6 +116,8 @@ def prepare_for_create(info: ResourceInfo, obj: dict[str, Any], now: str) -> Non
         meta["generation"] = 1
     else:
         meta.pop("generation", None)
+    if info.kind == "Job":
+        generate_job_selector(obj)
     if info.has_status:
         status = _initial_status(info, obj)
         if status is not None:
@@ -78,13 +141,6 @@ def prepare_for_update(
             new_meta[owned] = old_meta[owned]
         else:
             new_meta.pop(owned, None)
-    if subresource == "approval":
-        # certificates.k8s.io: /approval changes the conditions only (approve, deny).
-        conditions = (new.get("status") or {}).get("conditions")
-        new.clear()
-        new.update(copy.deepcopy(old))
-        new.setdefault("status", {})["conditions"] = conditions or []
-        return
     if subresource == "status":
         # A status write changes status only; everything else stays as stored.
         status = new.get("status")
@@ -95,8 +151,6 @@ def prepare_for_update(
         else:
             new.pop("status", None)
         return
-    if info.kind == "CertificateSigningRequest" and subresource == "":
-        new["spec"] = copy.deepcopy(old.get("spec"))  # a request is immutable once made
     if info.has_status and subresource == "":
         if "status" in old:
             new["status"] = copy.deepcopy(old["status"])

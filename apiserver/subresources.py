@@ -31,7 +31,12 @@ def to_scale(obj: dict[str, Any]) -> dict[str, Any]:
         "spec": {"replicas": int(spec.get("replicas", 0))},
         "status": {
             "replicas": int((obj.get("status") or {}).get("replicas", 0)),
-            "selector": strategies.label_selector_string(spec.get("selector")),
+            "selector": strategies.label_selector_string(
+                # A ReplicationController's selector is a plain map of labels.
+                {"matchLabels": spec.get("selector")}
+                if obj.get("kind") == "ReplicationController"
+                else spec.get("selector")
+            ),
         },
     }
 

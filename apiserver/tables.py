@@ -624,3 +624,386 @@ def table_for(
         ],
         "rows": rows,
     }
+
+
+# -- batch/v1, DaemonSet, StatefulSet, ControllerRevision, PVC, ReplicationController --
+
+
+def _has_condition(obj: dict[str, Any], kind: str) -> bool:
+    return any(
+        c.get("type") == kind and c.get("status") == "True"
+        for c in (obj.get("status") or {}).get("conditions") or []
+    )
+
+
+def _job_status(job: dict[str, Any]) -> str:
+    """The STATUS column, first match wins, as Kubernetes' printJob."""
+    if _has_condition(job, "Complete"):
+        return "Complete"
+    if _has_condition(job, "Failed"):
+        return "Failed"
+    if (job.get("metadata") or {}).get("deletionTimestamp"):
+        return "Terminating"
+    if _has_condition(job, "SuccessCriteriaMet"):
+        return "SuccessCriteriaMet"
+    if _has_condition(job, "Suspended"):
+        return "Suspended"
+    if _has_condition(job, "FailureTarget"):
+        return "FailureTarget"
+    return "Running"
+
+
+def _job_row(job: dict[str, Any], now: datetime.datetime) -> Row:
+    spec, status, meta = job.get("spec") or {}, job.get("status") or {}, job.get("metadata") or {}
+    succeeded = int(status.get("succeeded", 0))
+    parallelism = int(spec.get("parallelism", 0) or 0)
+    if spec.get("completions") is not None:
+        completions = f"{succeeded}/{spec['completions']}"
+    elif parallelism > 1:
+        completions = f"{succeeded}/1 of {parallelism}"
+    else:
+        completions = f"{succeeded}/1"
+    start, end = parse_time(status.get("startTime")), parse_time(status.get("completionTime"))
+    duration = human_duration((end or now) - start) if start else ""
+    names, images = _containers_images(spec)
+    return [
+        meta.get("name", ""),
+        _job_status(job),
+        completions,
+        duration,
+        age(meta.get("creationTimestamp"), now),
+        names,
+        images,
+        _selector(spec.get("selector")),
+    ]
+
+
+def _cronjob_row(cj: dict[str, Any], now: datetime.datetime) -> Row:
+    spec, status, meta = cj.get("spec") or {}, cj.get("status") or {}, cj.get("metadata") or {}
+    last = status.get("lastScheduleTime")
+    job_spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    names, images = _containers_images(job_spec)
+    return [
+        meta.get("name", ""),
+        spec.get("schedule", ""),
+        spec.get("timeZone") or NONE,
+        "True" if spec.get("suspend") else "False",
+        len(status.get("active") or []),
+        age(last, now) if last else NONE,
+        age(meta.get("creationTimestamp"), now),
+        names,
+        images,
+        _selector(job_spec.get("selector")),
+    ]
+
+
+def _daemonset_row(ds: dict[str, Any], now: datetime.datetime) -> Row:
+    spec, status, meta = ds.get("spec") or {}, ds.get("status") or {}, ds.get("metadata") or {}
+    node_selector = ((spec.get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
+    names, images = _containers_images(spec)
+    return [
+        meta.get("name", ""),
+        int(status.get("desiredNumberScheduled", 0)),
+        int(status.get("currentNumberScheduled", 0)),
+        int(status.get("numberReady", 0)),
+        int(status.get("updatedNumberScheduled", 0)),
+        int(status.get("numberAvailable", 0)),
+        ",".join(f"{k}={v}" for k, v in sorted(node_selector.items())) or NONE,
+        age(meta.get("creationTimestamp"), now),
+        names,
+        images,
+        _selector(spec.get("selector")),
+    ]
+
+
+def _statefulset_row(sts: dict[str, Any], now: datetime.datetime) -> Row:
+    spec, status, meta = sts.get("spec") or {}, sts.get("status") or {}, sts.get("metadata") or {}
+    names, images = _containers_images(spec)
+    return [
+        meta.get("name", ""),
+        f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 0)}",
+        age(meta.get("creationTimestamp"), now),
+        names,
+        images,
+    ]
+
+
+def _controller_revision_row(cr: dict[str, Any], now: datetime.datetime) -> Row:
+    meta = cr.get("metadata") or {}
+    controller = NONE
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("controller"):
+            group = ref.get("apiVersion", "").rpartition("/")[0]
+            kind = ref.get("kind", "").lower()
+            controller = f"{kind}.{group}/{ref.get('name')}" if group else f"{kind}/{ref['name']}"
+    return [
+        meta.get("name", ""),
+        controller,
+        int(cr.get("revision", 0)),
+        age(meta.get("creationTimestamp"), now),
+    ]
+
+
+def _pvc_row(pvc: dict[str, Any], now: datetime.datetime) -> Row:
+    spec, status, meta = pvc.get("spec") or {}, pvc.get("status") or {}, pvc.get("metadata") or {}
+    short = {
+        "ReadWriteOnce": "RWO",
+        "ReadOnlyMany": "ROX",
+        "ReadWriteMany": "RWX",
+        "ReadWriteOncePod": "RWOP",
+    }
+    bound = bool(spec.get("volumeName"))
+    return [
+        meta.get("name", ""),
+        "Terminating" if meta.get("deletionTimestamp") else status.get("phase", ""),
+        spec.get("volumeName", ""),
+        str((status.get("capacity") or {}).get("storage", "")) if bound else "",
+        ",".join(short.get(m, m) for m in status.get("accessModes") or []) if bound else "",
+        spec.get("storageClassName") or NONE,
+        spec.get("volumeAttributesClassName") or NONE,
+        age(meta.get("creationTimestamp"), now),
+        spec.get("volumeMode", ""),
+    ]
+
+
+_ACCESS_SHORT = {
+    "ReadWriteOnce": "RWO",
+    "ReadOnlyMany": "ROX",
+    "ReadWriteMany": "RWX",
+    "ReadWriteOncePod": "RWOP",
+}
+
+
+def _pv_row(pv: dict[str, Any], now: datetime.datetime) -> Row:
+    spec, status, meta = pv.get("spec") or {}, pv.get("status") or {}, pv.get("metadata") or {}
+    ref = spec.get("claimRef") or {}
+    claim = f"{ref.get('namespace', '')}/{ref.get('name', '')}" if ref.get("name") else ""
+    return [
+        meta.get("name", ""),
+        str((spec.get("capacity") or {}).get("storage", "")),
+        ",".join(_ACCESS_SHORT.get(m, m) for m in spec.get("accessModes") or []),
+        spec.get("persistentVolumeReclaimPolicy", ""),
+        "Terminating" if meta.get("deletionTimestamp") else status.get("phase", ""),
+        claim,
+        spec.get("storageClassName", ""),
+        spec.get("volumeAttributesClassName") or NONE,
+        status.get("reason", ""),
+        age(meta.get("creationTimestamp"), now),
+        spec.get("volumeMode", ""),
+    ]
+
+
+def _storage_class_row(sc: dict[str, Any], now: datetime.datetime) -> Row:
+    meta = sc.get("metadata") or {}
+    name = meta.get("name", "")
+    annotations = meta.get("annotations") or {}
+    if "true" in (
+        annotations.get("storageclass.kubernetes.io/is-default-class"),
+        annotations.get("storageclass.beta.kubernetes.io/is-default-class"),
+    ):
+        name += " (default)"
+    return [
+        name,
+        sc.get("provisioner", ""),
+        sc.get("reclaimPolicy", "Delete"),
+        sc.get("volumeBindingMode", "Immediate"),
+        bool(sc.get("allowVolumeExpansion", False)),
+        age(meta.get("creationTimestamp"), now),
+    ]
+
+
+def _replication_controller_row(rc: dict[str, Any], now: datetime.datetime) -> Row:
+    spec, status, meta = rc.get("spec") or {}, rc.get("status") or {}, rc.get("metadata") or {}
+    names, images = _containers_images(spec)
+    return [
+        meta.get("name", ""),
+        int(spec.get("replicas", 0)),
+        int(status.get("replicas", 0)),
+        int(status.get("readyReplicas", 0)),
+        age(meta.get("creationTimestamp"), now),
+        names,
+        images,
+        ",".join(f"{k}={v}" for k, v in sorted((spec.get("selector") or {}).items())) or NONE,
+    ]
+
+
+PRINTERS.update(
+    {
+        ("batch", "Job"): (
+            [
+                NAME,
+                ("Status", "string", 0, "Status of the job."),
+                ("Completions", "string", 0, "The completion status of the job."),
+                ("Duration", "string", 0, "Time required to complete the job."),
+                AGE,
+                CONTAINERS,
+                IMAGES,
+                SELECTOR,
+            ],
+            _job_row,
+        ),
+        ("batch", "CronJob"): (
+            [
+                NAME,
+                ("Schedule", "string", 0, "The schedule in Cron format."),
+                ("Timezone", "string", 0, "The time zone of the schedule."),
+                ("Suspend", "boolean", 0, "Whether new Jobs are started."),
+                ("Active", "integer", 0, "Jobs running now."),
+                ("Last Schedule", "string", 0, "When a Job was last scheduled."),
+                AGE,
+                CONTAINERS,
+                IMAGES,
+                SELECTOR,
+            ],
+            _cronjob_row,
+        ),
+        ("apps", "DaemonSet"): (
+            [
+                NAME,
+                ("Desired", "integer", 0, "Nodes that should run the daemon pod."),
+                ("Current", "integer", 0, "Nodes running at least one daemon pod that should."),
+                ("Ready", "integer", 0, "Nodes whose daemon pod is ready."),
+                ("Up-to-date", "integer", 0, "Nodes running the updated daemon pod."),
+                ("Available", "integer", 0, "Nodes whose daemon pod is available."),
+                ("Node Selector", "string", 0, "Which nodes run the daemon pod."),
+                AGE,
+                CONTAINERS,
+                IMAGES,
+                SELECTOR,
+            ],
+            _daemonset_row,
+        ),
+        ("apps", "StatefulSet"): (
+            [
+                NAME,
+                ("Ready", "string", 0, "Number of the pod with ready state."),
+                AGE,
+                CONTAINERS,
+                IMAGES,
+            ],
+            _statefulset_row,
+        ),
+        ("apps", "ControllerRevision"): (
+            [
+                NAME,
+                ("Controller", "string", 0, "Controller of the object."),
+                ("Revision", "integer", 0, "Revision of the ControllerRevision."),
+                AGE,
+            ],
+            _controller_revision_row,
+        ),
+        ("", "PersistentVolumeClaim"): (
+            [
+                NAME,
+                ("Status", "string", 0, "The phase of the claim."),
+                ("Volume", "string", 0, "The bound volume."),
+                ("Capacity", "string", 0, "Capacity of the bound volume."),
+                ("Access Modes", "string", 0, "Access modes of the bound volume."),
+                ("StorageClass", "string", 0, "Storage class of the claim."),
+                ("VolumeAttributesClass", "string", 0, "Volume attributes class of the claim."),
+                AGE,
+                ("VolumeMode", "string", 1, "Filesystem or Block."),
+            ],
+            _pvc_row,
+        ),
+        ("", "PersistentVolume"): (
+            [
+                NAME,
+                ("Capacity", "string", 0, "Capacity of the volume."),
+                ("Access Modes", "string", 0, "How the volume can be mounted."),
+                ("Reclaim Policy", "string", 0, "What happens when the claim goes."),
+                ("Status", "string", 0, "The phase of the volume."),
+                ("Claim", "string", 0, "The bound claim."),
+                ("StorageClass", "string", 0, "Storage class of the volume."),
+                ("VolumeAttributesClass", "string", 0, "Volume attributes class."),
+                ("Reason", "string", 0, "Why the volume is in its phase."),
+                AGE,
+                ("VolumeMode", "string", 1, "Filesystem or Block."),
+            ],
+            _pv_row,
+        ),
+        ("storage.k8s.io", "StorageClass"): (
+            [
+                NAME,
+                ("Provisioner", "string", 0, "The provisioner."),
+                ("ReclaimPolicy", "string", 0, "Reclaim policy of its volumes."),
+                ("VolumeBindingMode", "string", 0, "When claims are bound."),
+                ("AllowVolumeExpansion", "string", 0, "Whether claims may grow."),
+                AGE,
+            ],
+            _storage_class_row,
+        ),
+        ("", "ReplicationController"): (
+            [
+                NAME,
+                ("Desired", "integer", 0, "Number of desired pods."),
+                ("Current", "integer", 0, "Number of actually running pods."),
+                ("Ready", "integer", 0, "Number of ready pods."),
+                AGE,
+                CONTAINERS,
+                IMAGES,
+                SELECTOR,
+            ],
+            _replication_controller_row,
+        ),
+    }
+)
+
+
+def _hpa_targets(hpa: dict[str, Any]) -> str:
+    """`cpu: 20%/50%`, or `cpu: <unknown>/50%` before the first measurement."""
+    spec, status = hpa.get("spec") or {}, hpa.get("status") or {}
+    if "targetCPUUtilizationPercentage" in spec:  # the autoscaling/v1 view
+        current = status.get("currentCPUUtilizationPercentage")
+        shown = f"{current}%" if current is not None else "<unknown>"
+        return f"cpu: {shown}/{spec['targetCPUUtilizationPercentage']}%"
+    current_by_name = {
+        (m.get("resource") or {}).get("name"): (m.get("resource") or {}).get("current") or {}
+        for m in status.get("currentMetrics") or []
+        if m.get("type") == "Resource"
+    }
+    parts = []
+    for m in spec.get("metrics") or []:
+        if m.get("type") != "Resource":
+            parts.append(f"<{m.get('type', '').lower()}>")
+            continue
+        resource = m.get("resource") or {}
+        name, target = resource.get("name", ""), resource.get("target") or {}
+        current = current_by_name.get(name) or {}
+        if target.get("type") == "Utilization":
+            have = current.get("averageUtilization")
+            shown = f"{have}%" if have is not None else "<unknown>"
+            parts.append(f"{name}: {shown}/{target.get('averageUtilization')}%")
+        else:
+            have = current.get("averageValue")
+            want = target.get("averageValue") or target.get("value")
+            parts.append(f"{name}: {have if have is not None else '<unknown>'}/{want}")
+    return ", ".join(parts) or "<none>"
+
+
+def _hpa_row(hpa: dict[str, Any], now: datetime.datetime) -> Row:
+    spec, status, meta = hpa.get("spec") or {}, hpa.get("status") or {}, hpa.get("metadata") or {}
+    ref = spec.get("scaleTargetRef") or {}
+    return [
+        meta.get("name", ""),
+        f"{ref.get('kind', '')}/{ref.get('name', '')}",
+        _hpa_targets(hpa),
+        int(spec.get("minReplicas", 1)),
+        int(spec.get("maxReplicas", 0)),
+        int(status.get("currentReplicas", 0)),
+        age(meta.get("creationTimestamp"), now),
+    ]
+
+
+PRINTERS[("autoscaling", "HorizontalPodAutoscaler")] = (
+    [
+        NAME,
+        ("Reference", "string", 0, "The reference to the autoscaled object."),
+        ("Targets", "string", 0, "The current and target values of the metrics."),
+        ("MinPods", "string", 0, "Lower limit for the number of pods."),
+        ("MaxPods", "integer", 0, "Upper limit for the number of pods."),
+        ("Replicas", "integer", 0, "Current number of replicas."),
+        AGE,
+    ],
+    _hpa_row,
+)

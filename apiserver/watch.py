@@ -11,7 +11,14 @@ skiff does the same, smaller:
   from X+1, which etcd answers with a compaction error when X is too old —
   that becomes the 410 Gone a client answers by relisting;
 - a watcher that cannot keep up (its queue is full) is ended; like any
-  client it resumes from the last resourceVersion it saw.
+  client it resumes from the last resourceVersion it saw;
+- a value that does not decode (not JSON, not an object of the key's kind) is
+  logged and skipped: it costs that one object, never the stream — before,
+  the hub retried the same revision forever and every watch of the resource
+  went silent;
+- when etcd goes away (killed, restarting), each hub re-establishes its watch
+  with back-off and resumes after the last revision it saw, so watchers
+  neither lose nor repeat events.
 """
 
 from __future__ import annotations
@@ -25,9 +32,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from aetcd import exceptions as etcd_exceptions
+from aetcd import rpc
 
-from .storage import CompactedError, Store, decode, prefix_end
+from .storage import CompactedError, CorruptObjectError, Store, decode_checked
 
 log = logging.getLogger("skiff.apiserver.watch")
 
@@ -50,18 +57,37 @@ class WatcherOverflow(Exception):
     """The watcher fell too far behind and was dropped."""
 
 
-def change_from_event(event: Any) -> Change:
+def _stub_from_key(key: str) -> dict[str, Any]:
+    """What a key says about its object: name and namespace (for a corrupt one)."""
+    parts = key.split("/")
+    meta = {"name": parts[-1]}
+    if len(parts) == 5:
+        meta["namespace"] = parts[3]
+    return {"metadata": meta}
+
+
+def change_from_event(event: Any) -> Change | None:
+    """The decoded change, or None for a value that does not decode (logged)."""
     kv = event.kv
-    key = kv.key.decode()
+    key = kv.key.decode(errors="replace")
     # etcd sends an empty KeyValue (not none) when there was no previous value.
     has_prev = event.prev_kv is not None and bool(event.prev_kv.key)
-    prev = decode(event.prev_kv.value, event.prev_kv.mod_revision) if has_prev else None
-    if event.kind == "DELETE":
+    prev = None
+    if has_prev:
+        try:
+            prev = decode_checked(key, event.prev_kv.value, event.prev_kv.mod_revision)
+        except CorruptObjectError:
+            prev = None  # already reported when it was written
+    if event.type == rpc.Event.DELETE:
         # The deleted object carries the deletion revision, as in Kubernetes.
-        obj = dict(prev) if prev else {"metadata": {}}
+        obj = dict(prev) if prev else _stub_from_key(key)
         obj["metadata"] = {**obj.get("metadata", {}), "resourceVersion": str(kv.mod_revision)}
         return Change("DELETED", key, kv.mod_revision, obj, prev)
-    obj = decode(kv.value, kv.mod_revision)
+    try:
+        obj = decode_checked(key, kv.value, kv.mod_revision)
+    except CorruptObjectError as e:
+        log.error("skipping a watch event that does not decode: %s", e)
+        return None
     kind = "ADDED" if kv.create_revision == kv.mod_revision else "MODIFIED"
     return Change(kind, key, kv.mod_revision, obj, prev)
 
@@ -122,36 +148,36 @@ class Hub:
 
     async def _run(self) -> None:
         """Follow etcd; on a broken stream resume after the last revision seen."""
-        backoff = 0.1
+        backoff, failures = 0.1, 0
         while True:
             try:
-                assert self.store.client is not None
-                watch = await self.store.client.watch(
-                    self.prefix.encode(),
-                    range_end=prefix_end(self.prefix.encode()),
-                    start_revision=self.latest + 1,
-                    prev_kv=True,
-                )
                 self._started.set()
-                backoff = 0.1
-                async for event in watch:
-                    self._publish(change_from_event(event))
+                async for event in self.store.watch(self.prefix, self.latest + 1):
+                    backoff, failures = 0.1, 0
+                    change = change_from_event(event)
+                    if change is None:
+                        self.latest = max(self.latest, int(event.kv.mod_revision))
+                        continue
+                    self._publish(change)
             except asyncio.CancelledError:
                 raise
-            except etcd_exceptions.RevisionCompactedError as e:
+            except CompactedError as e:
                 # We fell behind a compaction: nobody can be resumed from our
                 # history any more. Tell every watcher to relist.
-                log.warning(
-                    "watch on %s compacted at %s; restarting", self.prefix, e.compacted_revision
-                )
-                self._reset(int(e.compacted_revision))
+                log.warning("watch on %s compacted at %s; restarting", self.prefix, e.compacted)
+                self._reset(e.compacted)
             except Exception as e:
-                log.warning(
-                    "watch on %s broke (%s); resuming after %d", self.prefix, e, self.latest
+                # While etcd is away every hub fails every 2 s: say it once a minute.
+                failures += 1
+                log.log(
+                    logging.WARNING if failures % 30 == 1 else logging.DEBUG,
+                    "watch on %s broke (%s); resuming after %d",
+                    self.prefix,
+                    e,
+                    self.latest,
                 )
-                self._started.set()
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, 2.0)
 
     def _publish(self, change: Change) -> None:
         if len(self.history) == self.history.maxlen:
@@ -240,25 +266,12 @@ class WatchHubs:
             finally:
                 sub.close()
             return
-        # History does not reach back: a watch of our own, from etcd itself.
-        assert self.store.client is not None
-        try:
-            watch = await self.store.client.watch(
-                prefix.encode(),
-                range_end=prefix_end(prefix.encode()),
-                start_revision=after + 1,
-                prev_kv=True,
-            )
-        except etcd_exceptions.RevisionCompactedError as e:
-            raise CompactedError(after, int(e.compacted_revision)) from e
-        try:
-            async for event in watch:
-                yield change_from_event(event)
-        except etcd_exceptions.RevisionCompactedError as e:
-            raise CompactedError(after, int(e.compacted_revision)) from e
-        finally:
-            with contextlib.suppress(Exception):
-                await watch.cancel()
+        # History does not reach back: a watch of our own, from etcd itself
+        # (CompactedError, the 410, when etcd no longer has that revision).
+        async for event in self.store.watch(prefix, after + 1):
+            change = change_from_event(event)
+            if change is not None:
+                yield change
 
 
 def event_line(event_type: str, obj: dict[str, Any]) -> bytes:

@@ -30,9 +30,15 @@ COMPONENTS = {
         "kubelet",
         "the node agent: registers the node and runs the pods bound to it",
     ),
+    "proxy": ("proxy", "this node's Services in iptables (kube-proxy's iptables mode)"),
+    "dns": ("proxy.dns", "cluster DNS: <svc>.<ns>.svc.cluster.local, pods, SRV, forwarding"),
     "controller-manager": (
         "controllers",
         "the control loops (ReplicaSet, garbage collector, namespaces, service accounts)",
+    ),
+    "identities": (
+        "apiserver.identities",
+        "kubeconfigs signed by the cluster CA: `node NAME` (a kubelet), `user NAME` (a person)",
     ),
 }
 

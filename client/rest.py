@@ -89,6 +89,11 @@ class Client:
         info = resource_info(api_version, kind)
         return await self._call("GET", path_for(info, namespace, name, sub))
 
+    async def get_path(self, path: str, *, params: dict[str, Any] | None = None) -> Any:
+        """GET an API path that is not one of the kinds in api/resources.py, e.g. the
+        metrics API (`/apis/metrics.k8s.io/v1beta1/...`) the autoscaler reads."""
+        return await self._call("GET", path, params=params)
+
     async def list(
         self,
         api_version: str,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import socket
 import sys
@@ -23,23 +24,54 @@ from client.rest import Client
 from client.run import run_until_signalled
 
 from .certificates import CertificateController, Signing
+from .clusterroleaggregation import ClusterRoleAggregationController
+from .cronjob import CronJobController
+from .daemonset import DaemonSetController
 from .deployment import DeploymentController
 from .endpoints import EndpointsController
 from .garbagecollector import GarbageCollector
+from .job import JobController
 from .namespace import NamespaceController
 from .nodelifecycle import NodeLifecycleController, Settings
+from .persistentvolume import PersistentVolumeController
+from .podautoscaler import HorizontalPodAutoscalerController
 from .replicaset import ReplicaSetController
+from .replicationcontroller import ReplicationControllerController
+from .rootcacertpublisher import RootCACertPublisher
 from .serviceaccount import ServiceAccountController
+from .servicelb import ServiceLBController
+from .statefulset import StatefulSetController
+from .volumeprotection import VolumeProtectionController
 
 CONTROLLERS: dict[str, type[Controller]] = {
     "deployment": DeploymentController,
     "replicaset": ReplicaSetController,
+    "replicationcontroller": ReplicationControllerController,
+    "job": JobController,
+    "cronjob": CronJobController,
+    "daemonset": DaemonSetController,
+    "statefulset": StatefulSetController,
+    "horizontalpodautoscaling": HorizontalPodAutoscalerController,
     "garbagecollector": GarbageCollector,
     "endpoints": EndpointsController,
     "nodelifecycle": NodeLifecycleController,
     "namespace": NamespaceController,
     "serviceaccount": ServiceAccountController,
     "csr": CertificateController,
+    "servicelb": ServiceLBController,
+    "clusterrole-aggregation": ClusterRoleAggregationController,
+    "root-ca-cert-publisher": RootCACertPublisher,
+    "persistentvolume-binder": PersistentVolumeController,
+    "pvc-protection": VolumeProtectionController,
+}
+
+
+# Who an Event says it is from (`kubectl describe`'s "From" column): each controller
+# signs its own, in Kubernetes' words, where that differs from the controller's name.
+EVENT_SOURCE = {
+    "endpoints": "endpoint-controller",
+    "nodelifecycle": "node-controller",
+    "persistentvolume-binder": "persistentvolume-controller",
 }
 
 
@@ -88,20 +120,24 @@ async def run(args: argparse.Namespace) -> None:
 
     async def lead() -> None:
         informers = Informers(client)
-        ctx = Context(
-            client, informers, EventRecorder(client, "controller-manager", socket.gethostname())
-        )
+        host = socket.gethostname()
+        ctx = Context(client, informers, EventRecorder(client, "controller-manager", host))
         settings = Settings(
             args.cluster_cidr, args.node_cidr_mask_size, args.node_monitor_grace_period
         )
+
+        def own(n: str) -> Context:
+            source = EVENT_SOURCE.get(n, CONTROLLERS[n].name)
+            return dataclasses.replace(ctx, recorder=EventRecorder(client, source, host))
+
         signing = Signing(args.cluster_signing_cert_file, args.cluster_signing_key_file)
 
         def make(n: str) -> Controller:
             if n == "nodelifecycle":
-                return NodeLifecycleController(ctx, settings)
+                return NodeLifecycleController(own(n), settings)
             if n == "csr":
-                return CertificateController(ctx, signing)
-            return CONTROLLERS[n](ctx)
+                return CertificateController(own(n), signing)
+            return CONTROLLERS[n](own(n))
 
         controllers = [make(n) for n in names]
         informers.start()

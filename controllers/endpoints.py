@@ -59,6 +59,15 @@ def _target_ref(pod: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _dns_hostname(service: dict[str, Any], pod: dict[str, Any]) -> str:
+    """A pod with `hostname` and a `subdomain` naming this Service is reachable in DNS
+    as <hostname>.<service>.<ns>.svc..., so its endpoint carries the hostname."""
+    spec = pod.get("spec") or {}
+    if spec.get("hostname") and spec.get("subdomain") == service["metadata"]["name"]:
+        return str(spec["hostname"])
+    return ""
+
+
 def decide_endpoints(service: dict[str, Any], pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The Endpoints `subsets`: addresses grouped by the port set they serve."""
     spec = service.get("spec") or {}
@@ -109,6 +118,9 @@ def decide_slice_endpoints(
         }
         if (pod.get("spec") or {}).get("nodeName"):
             endpoint["nodeName"] = pod["spec"]["nodeName"]
+        hostname = _dns_hostname(service, pod)
+        if hostname:
+            endpoint["hostname"] = hostname
         endpoints.append(endpoint)
         ports = ports or _ports_for(service, pod)
     return endpoints, ports

@@ -30,6 +30,13 @@ KINDS = (
     ("v1", "Pod"),
     ("discovery.k8s.io/v1", "EndpointSlice"),
     ("v1", "Service"),
+    ("batch/v1", "Job"),
+    ("batch/v1", "CronJob"),
+    ("apps/v1", "DaemonSet"),
+    ("apps/v1", "StatefulSet"),
+    ("apps/v1", "ControllerRevision"),
+    ("v1", "ReplicationController"),
+    ("v1", "PersistentVolumeClaim"),
 )
 
 

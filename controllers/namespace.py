@@ -15,8 +15,13 @@ from client import errors
 from client.controller import Context, Controller, Result
 
 FINALIZER = "kubernetes"
-# Kinds to empty a namespace of (events.k8s.io shares storage with core events).
-NAMESPACED = [(r.api_version, r.kind) for r in RESOURCES if r.namespaced and not r.storage]
+# Kinds to empty a namespace of (events.k8s.io shares storage with core events;
+# review kinds such as LocalSubjectAccessReview are never stored, so never listed).
+NAMESPACED = [
+    (r.api_version, r.kind)
+    for r in RESOURCES
+    if r.namespaced and not r.storage and {"list", "delete"} <= set(r.verbs)
+]
 
 
 def decide(namespace: dict[str, Any], remaining: int) -> str:

@@ -227,10 +227,11 @@ class Expectations:
 class ReplicaSetController(Controller):
     name = "replicaset-controller"
     workers = 4
+    api_version, kind = "apps/v1", "ReplicaSet"  # ReplicationController reuses all of this
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
-        self.replicasets = ctx.informers.get("apps/v1", "ReplicaSet")
+        self.replicasets = ctx.informers.get(self.api_version, self.kind)
         self.pods = ctx.informers.get("v1", "Pod")
         self.expectations = Expectations()
         self.replicasets.add_handlers(
@@ -244,7 +245,7 @@ class ReplicaSetController(Controller):
 
     def _owner_key(self, pod: dict[str, Any]) -> str | None:
         ref = controller_of(pod)
-        if ref is None or ref.get("kind") != "ReplicaSet":
+        if ref is None or ref.get("kind") != self.kind:
             return None
         return f"{pod['metadata']['namespace']}/{ref['name']}"
 
@@ -275,13 +276,18 @@ class ReplicaSetController(Controller):
     def _enqueue_matching(self, pod: dict[str, Any]) -> None:
         labels = pod["metadata"].get("labels") or {}
         for rs in self.replicasets.store.by_index("namespace", pod["metadata"]["namespace"]):
-            if selector_from_dict((rs.get("spec") or {}).get("selector")).matches(labels):
+            if selector_from_dict(self.view(rs)["spec"].get("selector")).matches(labels):
                 self.enqueue(namespaced_key(rs))
+
+    def view(self, rs: dict[str, Any]) -> dict[str, Any]:
+        """The object as decide() reads it (a ReplicaSet as it is)."""
+        return rs
 
     async def reconcile(self, key: str) -> Result:
         rs = self.replicasets.store.get(key)
         if rs is None:
             return Result.done()
+        rs = self.view(rs)
         namespace = rs["metadata"]["namespace"]
         pods = self.pods.store.by_index("namespace", namespace)
         now = datetime.datetime.now(datetime.UTC)
@@ -328,7 +334,7 @@ class ReplicaSetController(Controller):
                     )
             elif isinstance(action, UpdateStatus):
                 await api.patch(
-                    "apps/v1", "ReplicaSet", ns, name, {"status": action.status}, sub="status"
+                    self.api_version, self.kind, ns, name, {"status": action.status}, sub="status"
                 )
 
     async def _create(self, key: str, rs: dict[str, Any], count: int) -> None:

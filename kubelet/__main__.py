@@ -2,9 +2,10 @@
 
 Wiring, in the order it happens: connect to the runtime (proto/runtime.proto on
 a unix socket) and wait until it answers; register the Node; start the
-informers (this node's pods by `spec.nodeName`, and the ConfigMaps and Secrets
-their env and volumes read); then run, until SIGTERM, the heartbeat and node
-status, the pod workers with their runtime relist, and the static pods.
+informers (this node's pods by `spec.nodeName`, and the ConfigMaps, Secrets
+and Services their env and volumes read); then run, until SIGTERM, the
+heartbeat and node status, the pod workers with their runtime relist, the
+static pods and the HTTPS API.
 Stopping the kubelet stops no container: they belong to the runtime.
 """
 
@@ -12,8 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
-import importlib.util
+import datetime
 import logging
 import sys
 from pathlib import Path
@@ -30,9 +30,14 @@ from proto import DEFAULT_SOCKET, connect
 from proto import runtime_pb2 as pb
 from proto import runtime_pb2_grpc as pb_grpc
 
+from .authz import WebhookAuthorizer
+from .localpath import LocalPathProvisioner
 from .node import NodeAgent, NodeSettings, choose_node_ip, hostname, parse_reserved
-from .pods import PodWorkers, Settings
+from .objects import ReferencedObjects, may_list
+from .pods import BY_UID, PodWorkers, Settings, by_uid
+from .server import KubeletServer
 from .static import StaticPods
+from .tokens import TokenManager
 from .volumes import VolumeManager
 
 log = logging.getLogger("skiff.kubelet")
@@ -47,6 +52,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--root-dir", default="/var/lib/skiff/kubelet", type=Path)
     p.add_argument("--log-dir", default="/var/log/pods", help="where container logs go")
     p.add_argument("--pod-manifest-path", default=None, type=Path, help="static pods")
+    p.add_argument(
+        "--default-local-storage-path",
+        default=Path("/var/lib/skiff/storage"),
+        type=Path,
+        help="where the local-path provisioner makes this node's volumes",
+    )
+    p.add_argument(
+        "--disable-local-storage",
+        action="store_true",
+        help="do not run the local-path provisioner (nor create its StorageClass)",
+    )
     p.add_argument("--cluster-dns", default="10.96.0.10", help="the pods' nameserver")
     p.add_argument("--cluster-domain", default="cluster.local")
     p.add_argument("--system-reserved", default="", help="e.g. cpu=500m,memory=1Gi")
@@ -125,16 +141,59 @@ async def run(args: argparse.Namespace) -> None:
         )
         node = await agent.register()
         await agent.pass_pod_cidr(node)
-        pods = Informer(client, "v1", "Pod", field_selector=f"spec.nodeName={args.node_name}")
-        configmaps = Informer(client, "v1", "ConfigMap")
-        secrets = Informer(client, "v1", "Secret")
-        informers = (pods, configmaps, secrets)
+        pods = Informer(
+            client,
+            "v1",
+            "Pod",
+            field_selector=f"spec.nodeName={args.node_name}",
+            indexers={BY_UID: by_uid},
+        )
+        configmaps: Any = Informer(client, "v1", "ConfigMap")
+        secrets: Any = Informer(client, "v1", "Secret")
+        if not await may_list(client, "Secret"):
+            # A node's own credentials (system:node:<name>): the Node authorizer lets it
+            # read only what its pods use, one by one (kubelet/objects.py).
+            log.info("reading Secrets and ConfigMaps one by one, as the node's pods use them")
+            configmaps = ReferencedObjects(client, "ConfigMap", pods)
+            secrets = ReferencedObjects(client, "Secret", pods)
+        services = Informer(client, "v1", "Service")  # for the pods' service variables
+        informers = (pods, configmaps, secrets, services)
+        loop = asyncio.get_running_loop()
+
+        def request_token(
+            namespace: str, account: str, audiences: list[str], seconds: int, pod: dict
+        ) -> tuple[str, float]:
+            """TokenRequest bound to the pod (kubelet/tokens.py); called from mount threads."""
+            return asyncio.run_coroutine_threadsafe(
+                token_request(client, namespace, account, audiences, seconds, pod), loop
+            ).result(timeout=30)
 
         def get_configmap(namespace: str, name: str) -> dict | None:
             return configmaps.store.get(f"{namespace}/{name}")
 
         def get_secret(namespace: str, name: str) -> dict | None:
             return secrets.store.get(f"{namespace}/{name}")
+
+        # persistentVolumeClaim volumes: claim -> bound PersistentVolume -> directory.
+        # The local-path provisioner in this kubelet lists claims and makes volumes;
+        # a node's own credentials (system:node) may not, so both are off then.
+        get_claim: Any = None
+        get_volume: Any = None
+        local_storage_allowed = await may_list(client, "PersistentVolumeClaim")
+        if local_storage_allowed:
+            claims = Informer(client, "v1", "PersistentVolumeClaim")
+            volumes = Informer(client, "v1", "PersistentVolume")
+            informers = (*informers, claims, volumes)
+
+            def get_claim(namespace: str, name: str) -> dict | None:
+                return claims.store.get(f"{namespace}/{name}")
+
+            get_volume = volumes.store.get
+        else:
+            log.warning(
+                "these credentials may not list PersistentVolumeClaims: claim volumes and "
+                "the local-path provisioner are off on this node"
+            )
 
         static = StaticPods(client, args.pod_manifest_path, args.node_name)
         static.refresh()
@@ -155,8 +214,14 @@ async def run(args: argparse.Namespace) -> None:
             pods=pods,
             configmaps=configmaps,
             secrets=secrets,
+            services=services,
             volumes=VolumeManager(
-                args.root_dir, get_configmap=get_configmap, get_secret=get_secret
+                args.root_dir,
+                get_configmap=get_configmap,
+                get_secret=get_secret,
+                tokens=TokenManager(request_token),
+                get_claim=get_claim,
+                get_volume=get_volume,
             ),
             static_pods=static,
         )
@@ -164,12 +229,22 @@ async def run(args: argparse.Namespace) -> None:
             informer.start()
         for informer in informers:
             await informer.wait_for_sync()
-        server = await start_server(args, channel, workers)
+        server = await start_server(args, channel, workers, client)
         try:
+            local_storage = (
+                []
+                if args.disable_local_storage or not local_storage_allowed
+                else [
+                    LocalPathProvisioner(
+                        client, args.node_name, args.default_local_storage_path
+                    ).run()
+                ]
+            )
             await asyncio.gather(
                 agent.run(),
                 workers.run(),
                 static.run(node, pods.store.list, workers.wake),
+                *local_storage,
             )
         finally:
             if server is not None:
@@ -186,26 +261,18 @@ async def run(args: argparse.Namespace) -> None:
 
 
 async def start_server(
-    args: argparse.Namespace, channel: grpc.aio.Channel, workers: PodWorkers
-) -> Any | None:
-    """The kubelet's HTTPS API (logs, exec, attach, port-forward, stats): kubelet/server.py.
-
-    MERGE POINT: the one call site of STREAM's KubeletServer (contract D). It is
-    started when that module is part of the build and the TLS flags name a serving
-    certificate, its key and the CA that signs callers' certificates.
-    """
-    if importlib.util.find_spec("kubelet.server") is None:
-        log.warning("this build has no kubelet HTTPS server (kubelet/server.py)")
-        return None
+    args: argparse.Namespace, channel: grpc.aio.Channel, workers: PodWorkers, client: Client
+) -> KubeletServer | None:
+    """The kubelet's HTTPS API (logs, exec, attach, port-forward, stats), when the TLS
+    flags name a serving certificate, its key and the CA of its callers' certificates."""
     pki = (args.tls_cert_file, args.tls_private_key_file, args.client_ca_file)
     if not all(pki):
         log.warning(
-            "not serving the kubelet API: --tls-cert-file, --tls-private-key-file and "
-            "--client-ca-file are all needed"
+            "not serving the kubelet API (kubectl logs, exec, port-forward will fail): "
+            "--tls-cert-file, --tls-private-key-file and --client-ca-file are all needed"
         )
         return None
-    server_module = importlib.import_module("kubelet.server")
-    server = server_module.KubeletServer(
+    server = KubeletServer(
         node_name=args.node_name,
         channel=channel,
         pods=workers.running_pod,
@@ -214,10 +281,42 @@ async def start_server(
         cert_file=args.tls_cert_file,
         key_file=args.tls_private_key_file,
         client_ca_file=args.client_ca_file,
+        # Callers are authorized by the apiserver (SubjectAccessReview, kubelet/authz.py).
+        authorizer=WebhookAuthorizer(args.node_name, client.create),
     )
     await server.start()
-    log.info("serving the kubelet API on %s:%d", args.address, args.port)
+    log.info("serving the kubelet API on %s:%d", args.address, server.port)
     return server
+
+
+async def token_request(
+    client: Client, namespace: str, account: str, audiences: list[str], seconds: int, pod: dict
+) -> tuple[str, float]:
+    """A service-account token bound to `pod`, and when it expires (epoch seconds)."""
+    meta = pod["metadata"]
+    spec: dict[str, Any] = {
+        "expirationSeconds": seconds,
+        "boundObjectRef": {
+            "kind": "Pod",
+            "apiVersion": "v1",
+            "name": meta["name"],
+            "uid": meta.get("uid", ""),
+        },
+    }
+    if audiences:
+        spec["audiences"] = audiences
+    answer = await client.create_subresource(
+        "v1",
+        "ServiceAccount",
+        namespace,
+        account,
+        "token",
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec},
+    )
+    expires = datetime.datetime.strptime(
+        answer["status"]["expirationTimestamp"], "%Y-%m-%dT%H:%M:%SZ"
+    ).replace(tzinfo=datetime.UTC)
+    return str(answer["status"]["token"]), expires.timestamp()
 
 
 def main(argv: list[str] | None = None) -> int:

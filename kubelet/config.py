@@ -6,10 +6,11 @@ does with the same fields:
   ports, host namespaces, the pod's cgroup (`kubepods/<qos>/pod<uid>`, named
   relative to the runtime's cgroup root: the runtime owns that tree), labels
   and the log directory that `kubectl logs` reads;
-- a container: command and args (the runtime applies them against the image's
-  Entrypoint and Cmd), env, mounts, working dir, cgroup resources from
-  requests and limits, the OOM score adjustment of its QoS class, and its
-  security context (runAsNonRoot is checked here, against the image's user).
+- a container: command and args with `$(VAR)` expanded (the runtime applies
+  them against the image's Entrypoint and Cmd), env, mounts, working dir,
+  cgroup resources from requests and limits, the OOM score adjustment of its
+  QoS class, and its security context (runAsNonRoot is checked here, against
+  the image's user).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from api.quantity import milli_value, value
 from proto import runtime_pb2 as pb
 
+from .env import expand, mapping_for
 from .sync import pod_ref
 
 POD_NAME = "io.kubernetes.pod.name"
@@ -284,11 +286,14 @@ def container_config(
     security: pb.LinuxContainerSecurityContext,
 ) -> pb.ContainerConfig:
     name = container["name"]
+    # `$(VAR)` in command and args takes the container's environment, as the kubelet
+    # expands them (`$$` for a literal `$`; an unknown name stays as written).
+    variables = mapping_for(dict(env))
     return pb.ContainerConfig(
         metadata=pb.ContainerMetadata(name=name, attempt=attempt),
         image=pb.ImageSpec(image=image),
-        command=list(container.get("command") or []),
-        args=list(container.get("args") or []),
+        command=[expand(word, variables) for word in container.get("command") or []],
+        args=[expand(word, variables) for word in container.get("args") or []],
         working_dir=container.get("workingDir") or "",
         envs=[pb.KeyValue(key=k, value=v) for k, v in env],
         mounts=[pb.Mount(container_path=c, host_path=h, readonly=ro) for c, h, ro in mounts],

@@ -44,6 +44,7 @@ class Container:
     message: str = ""
     image: str = ""
     image_ref: str = ""
+    log_path: str = ""
 
     @property
     def succeeded(self) -> bool:

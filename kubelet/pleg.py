@@ -59,6 +59,7 @@ def container_of(c: Any) -> Container:
         message=c.message,
         image=c.image.image,
         image_ref=c.image_ref,
+        log_path=c.log_path,
     )
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import logging
 import shutil
 import time
@@ -38,8 +39,8 @@ from client.rest import Client
 from proto import runtime_pb2 as pb
 
 from . import config as cfg
-from .env import EnvError, container_env
-from .observed import RUNNING, Container, Memory, Observed
+from .env import EnvError, container_env, service_env_vars
+from .observed import EXITED, RUNNING, Container, Memory, Observed
 from .pleg import Pleg, list_pods
 from .probes import ProbeTracker, run_probe, unhealthy_message
 from .pullsecrets import PullSecretError, pull_auths
@@ -48,6 +49,7 @@ from .sync import (
     Action,
     ConfirmDeletion,
     CreateSandbox,
+    FailPod,
     KillContainer,
     KillSandbox,
     Plan,
@@ -67,6 +69,8 @@ RESYNC_PERIOD = 10.0  # the kubelet's periodic sync, for what no event reports
 RETRY_AFTER_ERROR = 2.0
 MAX_IMMEDIATE_RESYNCS = 3
 IMAGE_LIST_TTL = 5.0
+MESSAGE_BYTES = 4096  # the kubelet's cap on a termination message
+LOG_TAIL_LINES, LOG_TAIL_BYTES = 80, 2048  # FallbackToLogsOnError's
 HOOK_HTTP_TIMEOUT = 10.0
 
 
@@ -82,6 +86,17 @@ class Settings:
 
 
 class PodWorkers:
+    def _service_env(self, pod: dict[str, Any]) -> dict[str, str]:
+        """The Service variables (KUBERNETES_SERVICE_HOST, ...) the pod's containers get."""
+        if self.services is None:
+            return {}
+        links = (pod.get("spec") or {}).get("enableServiceLinks")
+        return service_env_vars(
+            self.services.store.list(),
+            pod["metadata"].get("namespace", ""),
+            enable_service_links=links is not False,
+        )
+
     def __init__(
         self,
         *,
@@ -95,12 +110,14 @@ class PodWorkers:
         secrets: Informer,
         volumes: VolumeManager,
         static_pods: Callable[[], dict[str, dict[str, Any]]] | None = None,
+        services: Informer | None = None,
     ) -> None:
         self.client, self.runtime, self.images = client, runtime, images
         self.recorder, self.s = recorder, settings
         self.pods, self.configmaps, self.secrets = pods, configmaps, secrets
         self.volumes = volumes
         self.static_pods = static_pods or dict
+        self.services = services  # for KUBERNETES_SERVICE_HOST/PORT and service links
         self.pleg = Pleg(runtime, self.wake)
         self.memory: dict[str, Memory] = {}
         self._wakes: dict[str, asyncio.Event] = {}
@@ -123,9 +140,8 @@ class PodWorkers:
         static = self.static_pods().get(uid)
         if static is not None:
             return static
-        for pod in self.pods.store.list():
-            meta = pod["metadata"]
-            if meta.get("uid") == uid and MIRROR not in (meta.get("annotations") or {}):
+        for pod in self.pods.store.by_index(BY_UID, uid):
+            if MIRROR not in (pod["metadata"].get("annotations") or {}):
                 return pod  # a mirror pod only shows a static pod: the static one runs
         return None
 
@@ -195,14 +211,15 @@ class PodWorkers:
                 await asyncio.wait_for(wake.wait(), timeout=max(timeout, 0.0))
             wake.clear()
             try:
-                plan, progressed = await self.sync(uid)
+                # While syncs follow one another at once, the last of them reports.
+                plan, progressed = await self.sync(uid, report=in_a_row >= MAX_IMMEDIATE_RESYNCS)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("syncing pod %s failed", uid)
                 timeout = RETRY_AFTER_ERROR
                 continue
-            if plan.finished:
+            if plan.finished and progressed:
                 self._forget(uid)
                 return
             # Work that went through usually enables the next step (a sandbox, then its
@@ -226,7 +243,32 @@ class PodWorkers:
 
     async def observe(self, uid: str) -> Observed:
         held = (await list_pods(self.runtime, uid)).get(uid, Observed())
-        return Observed(held.sandboxes, held.containers, await self._image_names())
+        containers = held.containers
+        pod = self.pod(uid)
+        if pod is not None and any(c.state == EXITED for c in containers):
+            containers = tuple(
+                await asyncio.to_thread(
+                    lambda: [self._with_termination_message(pod, c) for c in held.containers]
+                )
+            )
+        return Observed(held.sandboxes, containers, await self._image_names())
+
+    def _termination_log(self, pod: dict[str, Any], name: str, attempt: int) -> Path:
+        """The host file mounted at the container's terminationMessagePath."""
+        uid = pod["metadata"]["uid"]
+        return self.volumes.pod_dir(uid) / "containers" / name / str(attempt)
+
+    def _with_termination_message(self, pod: dict[str, Any], c: Container) -> Container:
+        """An exited container's message: what it wrote to its terminationMessagePath, or
+        with FallbackToLogsOnError and a failure, the end of its log, as the kubelet does."""
+        spec = _container_spec(pod, c.name)
+        if c.state != EXITED or spec is None:
+            return c
+        message = _read_tail(self._termination_log(pod, c.name, c.attempt), MESSAGE_BYTES)
+        fallback = spec.get("terminationMessagePolicy") == "FallbackToLogsOnError"
+        if not message and fallback and c.exit_code != 0 and c.log_path:
+            message = _log_tail(Path(c.log_path))
+        return dataclasses.replace(c, message=message) if message else c
 
     async def _image_names(self, *, fresh: bool = False) -> frozenset[str]:
         """The node's image names, listed at most every few seconds: they only decide
@@ -239,8 +281,11 @@ class PodWorkers:
             self._images_at = time.monotonic()
         return self._images
 
-    async def sync(self, uid: str) -> tuple[Plan, bool]:
-        """One sync of one pod; the plan, and whether all of its actions went through."""
+    async def sync(self, uid: str, *, report: bool = True) -> tuple[Plan, bool]:
+        """One sync of one pod; the plan, and whether all of its actions went through.
+
+        A sync whose actions all went through is followed at once by another, which
+        sees their effect; unless `report`, it leaves writing the status to that one."""
         pod = self.pod(uid)
         if pod is not None:
             self._last_pod[uid] = pod
@@ -261,6 +306,8 @@ class PodWorkers:
                 progressed = False
                 break  # a failed step: the ones after it depend on it
         if plan.finished or pod is None:
+            return plan, progressed
+        if progressed and not report and not any(isinstance(a, FailPod) for a in plan.actions):
             return plan, progressed
         await self._report_back_off(pod, plan)
         if plan.actions:  # else the runtime holds what it held a moment ago
@@ -303,6 +350,7 @@ class PodWorkers:
                 await self._confirm_deletion(pod)
             elif isinstance(action, ReleaseVolumes):
                 await self._release(uid)
+            # FailPod is carried out by the status this sync writes.
         except grpc.aio.AioRpcError as e:
             log.warning("%s failed: %s", action, e.details())
             return False
@@ -338,6 +386,13 @@ class PodWorkers:
     # -- sandboxes ----------------------------------------------------------------------------
 
     async def _create_sandbox(self, pod: dict[str, Any], attempt: int) -> bool:
+        if attempt > 0:
+            self._event(
+                pod,
+                "Normal",
+                "SandboxChanged",
+                "Pod sandbox changed, it will be killed and re-created.",
+            )
         try:
             await asyncio.to_thread(self.volumes.mount_all, pod)
         except VolumeError as e:
@@ -371,10 +426,9 @@ class PodWorkers:
     async def _release(self, uid: str) -> None:
         """The pod is gone: its volumes and its logs go with it."""
         await asyncio.to_thread(self.volumes.unmount_all, uid)
-        pod = self._last_pod.get(uid)
-        if pod is not None:
-            log_dir = Path(cfg.log_directory(pod, self.s.log_dir))
-            await asyncio.to_thread(shutil.rmtree, log_dir, True)
+        # `<namespace>_<name>_<uid>`: found by its uid, also for a pod deleted while the
+        # kubelet was down (whose name this kubelet never saw).
+        await asyncio.to_thread(_remove_pod_logs, Path(self.s.log_dir), uid)
 
     async def _confirm_deletion(self, pod: dict[str, Any]) -> None:
         """Every container has stopped: tell the API it may forget the pod."""
@@ -502,6 +556,10 @@ class PodWorkers:
             image_uid=status.image.uid if status.image.has_uid else None,
             image_user=status.image.username,
         )
+        for source in (self.configmaps, self.secrets):
+            fetch = getattr(source, "fetch_for", None)  # kubelet/objects.py, for node credentials
+            if fetch is not None:
+                await fetch(pod)
         env = container_env(
             pod,
             spec,
@@ -509,9 +567,14 @@ class PodWorkers:
             get_configmap=lambda ns, n: self.configmaps.store.get(f"{ns}/{n}"),
             get_secret=lambda ns, n: self.secrets.store.get(f"{ns}/{n}"),
             pod_ips=[pod_ip] if pod_ip else [],
+            service_env=self._service_env(pod),
         )
         paths = await asyncio.to_thread(self.volumes.mount_all, pod)
         mounts = self.volumes.container_mounts(pod, spec, paths, env=env)
+        message_path = spec.get("terminationMessagePath") or "/dev/termination-log"
+        log = self._termination_log(pod, spec["name"], attempt)
+        await asyncio.to_thread(_make_writable_file, log)
+        mounts.append((message_path, str(log), False))
         return cfg.container_config(
             pod,
             spec,
@@ -605,7 +668,12 @@ class PodWorkers:
         pod_ip = (
             self.s.node_ip if pod["spec"].get("hostNetwork") else (sandbox.ip if sandbox else "")
         )
-        for cid in [cid for cid in self._probers if cid not in running]:
+        held = {c.id for c in observed.containers}
+        for verdicts in (memory.ready, memory.started, memory.unhealthy):
+            for gone in [cid for cid in verdicts if cid not in held]:
+                del verdicts[gone]  # the container was removed: so is what probes said of it
+        stopped = {c.id for c in observed.containers if c.state != RUNNING}  # this pod's only
+        for cid in [cid for cid in self._probers if cid in stopped]:
             self._stop_prober(cid)
         if pod["metadata"].get("deletionTimestamp"):
             return
@@ -680,8 +748,15 @@ class PodWorkers:
     async def _write_status(
         self, pod: dict[str, Any], observed: Observed, memory: Memory, plan: Plan
     ) -> None:
+        fail = next((a for a in plan.actions if isinstance(a, FailPod)), None)
         status = pod_status(
-            pod, observed, memory, plan.waiting, host_ip=self.s.node_ip, now=time.time()
+            pod,
+            observed,
+            memory,
+            plan.waiting,
+            host_ip=self.s.node_ip,
+            now=time.time(),
+            failed=(fail.reason, fail.message) if fail else None,
         )
         target = self._status_target(pod)
         if target is None or status == target.get("status"):
@@ -702,7 +777,46 @@ class PodWorkers:
 
 
 MIRROR_SOURCE = "kubernetes.io/config.source"
+BY_UID = "uid"
+
+
+def by_uid(pod: dict[str, Any]) -> list[str]:
+    """The pods informer's index: workers are keyed by uid, the cache by name."""
+    return [pod["metadata"]["uid"]]
+
+
 MIRROR = "kubernetes.io/config.mirror"
+
+
+def _make_writable_file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+    path.chmod(0o666)  # whichever user the container runs as writes its message
+
+
+def _read_tail(path: Path, limit: int) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(max(path.stat().st_size - limit, 0))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _log_tail(path: Path) -> str:
+    """The last 80 lines (at most 2 KiB) of a CRI-format log, without the prefixes."""
+    lines = _read_tail(path, LOG_TAIL_BYTES * 4).splitlines()[-LOG_TAIL_LINES:]
+    text = "".join(
+        parts[3] + ("" if parts[2] == "P" else "\n")
+        for line in lines
+        if len(parts := line.split(" ", 3)) == 4
+    )
+    return text[-LOG_TAIL_BYTES:]
+
+
+def _remove_pod_logs(log_dir: Path, uid: str) -> None:
+    for pod_logs in log_dir.glob(f"*_{uid}"):
+        shutil.rmtree(pod_logs, ignore_errors=True)
 
 
 def _container_spec(pod: dict[str, Any] | None, name: str) -> dict[str, Any] | None:

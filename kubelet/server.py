@@ -41,6 +41,7 @@ from proto import runtime_pb2 as pb
 from proto import runtime_pb2_grpc as pb_grpc
 
 from . import logs, stats, streams
+from .authz import WebhookAuthorizer, attributes, caller_of, forbidden_text
 from .portforward import ChannelSession, PodConnection, SpdySession
 from .tls import CertHttpProtocol, CertWebSocketProtocol, server_context
 
@@ -137,8 +138,11 @@ class KubeletServer:
         cert_file: Path,
         key_file: Path,
         client_ca_file: Path,
+        authorizer: WebhookAuthorizer | None = None,
     ) -> None:
         self.node_name = node_name
+        # Authorization of callers (kubelet/authz.py); None: any client the CA signed.
+        self._authorizer = authorizer
         self._stub = pb_grpc.RuntimeServiceStub(channel)
         self._pods = pods
         self._bind, self._port = bind_address, port
@@ -217,6 +221,10 @@ class KubeletServer:
             if not tls.get("client_cert_der"):
                 await ws.reject(401, "Unauthorized")
                 return
+            refusal = await self._authorize(scope, tls["client_cert_der"])
+            if refusal:
+                await ws.reject(403, refusal)
+                return
             try:
                 await self._websocket(ws, kind, parts[1:])
             except Problem as e:
@@ -226,6 +234,10 @@ class KubeletServer:
         if not tls.get("client_cert_der"):
             await PlainTextResponse("Unauthorized", 401)(scope, receive, send)
             return
+        refusal = await self._authorize(scope, tls["client_cert_der"])
+        if refusal:
+            await PlainTextResponse(refusal, 403)(scope, receive, send)
+            return
         try:
             response = await self._http(scope, kind, parts[1:])
         except Problem as e:
@@ -233,6 +245,21 @@ class KubeletServer:
         except grpc.aio.AioRpcError as e:
             response = PlainTextResponse(f"runtime: {e.details()}", 500)
         await response(scope, receive, send)
+
+    async def _authorize(self, scope: Scope, der: bytes) -> str:
+        """ "" when the caller may make this request, else the kubelet's 403 text."""
+        if self._authorizer is None:
+            return ""
+        caller = caller_of(der)
+        verb, sub = attributes(
+            scope.get("method", "GET"), scope["path"], scope["type"] == "websocket"
+        )
+        try:
+            ok, _ = await self._authorizer.allowed(caller, verb, sub)
+        except Exception as e:  # the apiserver unreachable: refuse, as the kubelet does
+            log.warning("authorization of %s failed: %s", caller.name, e)
+            ok = False
+        return "" if ok else forbidden_text(caller, verb, sub, self.node_name)
 
     async def _http(self, scope: Scope, kind: str, rest: list[str]) -> Response:
         method = scope["method"]

@@ -96,11 +96,13 @@ def pod_status(
     *,
     host_ip: str,
     now: float,
+    failed: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The whole `status` of a pod this kubelet runs."""
+    """The whole `status` of a pod this kubelet runs; `failed` = (reason, message) when the
+    kubelet fails the pod for good (activeDeadlineSeconds)."""
     old = pod.get("status") or {}
     spec = pod["spec"]
-    phase = pod_phase(pod, observed)
+    phase = "Failed" if failed else pod_phase(pod, observed)
     sandbox = observed.current_sandbox()
     initialized = all(
         init_done(s, observed.latest(s["name"])) for s in spec.get("initContainers") or []
@@ -119,6 +121,8 @@ def pod_status(
         k: v for k, v in old.items() if k not in ("initContainerStatuses", "containerStatuses")
     }
     status["phase"] = phase
+    if failed:
+        status["reason"], status["message"] = failed
     status["conditions"] = _conditions(pod, phase, sandbox is not None and sandbox.ready,
                                        init_statuses, statuses, old, now)  # fmt: skip
     status["hostIP"] = host_ip

@@ -14,6 +14,7 @@ Kubernetes' order, which the code below follows step by step:
    deletion confirmed to the API (a delete with grace 0).
 3. A pod that finished (Succeeded or Failed) keeps its exited containers, for
    their logs and exit codes, and is never restarted; its sandbox is stopped.
+   A pod past its `activeDeadlineSeconds` is stopped the same way and Failed.
 4. Otherwise: a sandbox first (a new one if the old one died); then the init
    containers, one at a time and in order, each to succeed before the next;
    then every app container, restarted as `restartPolicy` says, after the
@@ -25,6 +26,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from api.meta import parse_time
 
 from .observed import CREATED, EXITED, RUNNING, UNKNOWN, Container, Failure, Memory, Observed
 from .status import TERMINAL, init_done, is_sidecar, pod_phase
@@ -96,6 +99,14 @@ class ReleaseVolumes:
     """The pod is gone: unmount and delete its volumes."""
 
 
+@dataclass(frozen=True)
+class FailPod:
+    """Mark the pod Failed for good (its status says why): activeDeadlineSeconds ran out."""
+
+    reason: str
+    message: str
+
+
 Action = (
     CreateSandbox
     | KillSandbox
@@ -105,6 +116,7 @@ Action = (
     | RemoveContainer
     | ConfirmDeletion
     | ReleaseVolumes
+    | FailPod
 )
 
 
@@ -140,6 +152,14 @@ def decide(pod: dict[str, Any] | None, observed: Observed, memory: Memory, now: 
         return _terminate(pod, observed)
     if pod_phase(pod, observed) in TERMINAL:
         return _finished(pod, observed)
+    if past_active_deadline(pod, now):
+        plan = _finished(pod, observed)
+        plan.actions.append(
+            FailPod(
+                "DeadlineExceeded", "Pod was active on the node longer than the specified deadline"
+            )
+        )
+        return plan
     plan = Plan()
     sandbox = observed.current_sandbox()
     if sandbox is None or not sandbox.ready:
@@ -273,44 +293,88 @@ def _start(
     *,
     init: bool = False,
 ) -> None:
-    """Start the next instance of a container, unless a back-off or the pull policy says wait."""
+    """Start the next instance of a container, unless a back-off or the pull policy says
+    wait. `latest` is its newest instance in the current sandbox (None: never ran there)."""
     name = spec["name"]
     if latest is not None and latest.state == CREATED:
         # A start the kubelet did not finish (it was killed between create and start).
         plan.actions.append(RemoveContainer(latest.id, name))
         latest = None
-    # metadata.attempt is the restart count: one more than the last instance that ran.
-    previous = everywhere.latest(name)
-    attempt = 0 if previous is None else previous.attempt + (previous.state == EXITED)
-    backoff = None
-    if latest is not None:  # a restart after an exit: CrashLoopBackOff applies
-        delay = memory.crash_backoff.get(name)
-        if latest.ran_for >= BACKOFF_RESET_AFTER:
-            delay = None
-        if delay is not None and now < latest.finished_at + delay:
-            plan.waiting[name] = Waiting(
-                "CrashLoopBackOff",
-                f"back-off {go_duration(delay)} restarting failed container={name} "
-                f"pod={pod_ref(pod)}",
-                until=latest.finished_at + delay,
-            )
-            return
-        backoff = INITIAL_BACKOFF if delay is None else min(delay * 2, MAX_BACKOFF)
-    failure = memory.failures.get(name)
-    if failure is not None and now < failure.at + failure.delay:
-        plan.waiting[name] = _failure_waiting(failure, spec, failure.at + failure.delay)
+    delay = _crash_back_off(latest, memory)
+    waiting = (
+        _in_crash_back_off(pod, name, latest, delay, now)
+        or _in_failure_back_off(spec, memory, now)
+        or _missing_never_pulled(spec, everywhere)
+    )
+    if waiting is not None:
+        plan.waiting[name] = waiting
         return
-    image = spec.get("image", "")
-    policy = pull_policy(spec)
-    present = normalize_image(image) in everywhere.images or image in everywhere.images
-    if policy == "Never" and not present:
-        plan.waiting[name] = Waiting(
-            "ErrImageNeverPull",
-            f'Container image "{image}" is not present with pull policy of Never',
+    plan.actions.append(
+        StartContainer(
+            name,
+            attempt=_next_attempt(everywhere, name),
+            init=init,
+            pull=_needs_pull(spec, everywhere),
+            backoff=None if latest is None else _doubled(delay),
         )
-        return
-    pull = policy == "Always" or not present
-    plan.actions.append(StartContainer(name, attempt, init=init, pull=pull, backoff=backoff))
+    )
+
+
+def _crash_back_off(latest: Container | None, memory: Memory) -> float | None:
+    """The back-off that holds a restart, None when there is none: a first start, the
+    first crash, or a container that ran 10 minutes before it exited."""
+    if latest is None or latest.ran_for >= BACKOFF_RESET_AFTER:
+        return None
+    return memory.crash_backoff.get(latest.name)
+
+
+def _doubled(delay: float | None) -> float:
+    """The back-off for the next exit: 10 s after the first crash, then twice the last."""
+    return INITIAL_BACKOFF if delay is None else min(delay * 2, MAX_BACKOFF)
+
+
+def _in_crash_back_off(
+    pod: dict[str, Any], name: str, latest: Container | None, delay: float | None, now: float
+) -> Waiting | None:
+    if latest is None or delay is None or now >= latest.finished_at + delay:
+        return None
+    return Waiting(
+        "CrashLoopBackOff",
+        f"back-off {go_duration(delay)} restarting failed container={name} pod={pod_ref(pod)}",
+        until=latest.finished_at + delay,
+    )
+
+
+def _in_failure_back_off(spec: dict[str, Any], memory: Memory, now: float) -> Waiting | None:
+    failure = memory.failures.get(spec["name"])
+    if failure is None or now >= failure.at + failure.delay:
+        return None
+    return _failure_waiting(failure, spec, failure.at + failure.delay)
+
+
+def _missing_never_pulled(spec: dict[str, Any], observed: Observed) -> Waiting | None:
+    if pull_policy(spec) != "Never" or _present(spec, observed):
+        return None
+    image = spec.get("image", "")
+    return Waiting(
+        "ErrImageNeverPull", f'Container image "{image}" is not present with pull policy of Never'
+    )
+
+
+def _needs_pull(spec: dict[str, Any], observed: Observed) -> bool:
+    """imagePullPolicy: Always pulls every time; IfNotPresent only when it is absent."""
+    return pull_policy(spec) == "Always" or not _present(spec, observed)
+
+
+def _present(spec: dict[str, Any], observed: Observed) -> bool:
+    image = spec.get("image", "")
+    return normalize_image(image) in observed.images or image in observed.images
+
+
+def _next_attempt(observed: Observed, name: str) -> int:
+    """metadata.attempt is the restart count: one more than the last instance that ran."""
+    previous = observed.latest(name)
+    return 0 if previous is None else previous.attempt + (previous.state == EXITED)
 
 
 def _failure_waiting(failure: Failure, spec: dict[str, Any], until: float) -> Waiting:
@@ -344,6 +408,13 @@ def _kill(c: Container, grace: int, message: str, *, pre_stop: bool = True) -> K
 
 
 # -- small facts the policy uses --------------------------------------------------------------
+
+
+def past_active_deadline(pod: dict[str, Any], now: float) -> bool:
+    """spec.activeDeadlineSeconds counts from status.startTime, as the kubelet's does."""
+    deadline = pod["spec"].get("activeDeadlineSeconds")
+    started = parse_time((pod.get("status") or {}).get("startTime"))
+    return deadline is not None and started is not None and now >= started.timestamp() + deadline
 
 
 def grace_period(pod: dict[str, Any], *, deleting: bool = True) -> int:

@@ -1,4 +1,5 @@
-"""Pod volumes on the node: emptyDir, hostPath, configMap, secret, downwardAPI, projected.
+"""Pod volumes on the node: emptyDir, hostPath, configMap, secret, downwardAPI, projected,
+persistentVolumeClaim (the bound volume's hostPath/local directory, used in place).
 
 Each volume of a pod becomes a directory on the node that the runtime
 bind-mounts into containers. The layout is the kubelet's own:
@@ -57,6 +58,7 @@ from typing import Any
 from api import quantity
 
 from .env import EnvError, container_resource_value, expand, host_allocatable, pod_field_value
+from .tokens import TokenManager
 
 GetObject = Callable[[str, str], "dict[str, Any] | None"]
 Payload = dict[str, tuple[bytes, int]]  # relative path -> (content, mode)
@@ -91,9 +93,22 @@ class _SetupError(Exception):
     """Inner error: the part of the message after `MountVolume.SetUp failed for volume "x" : `."""
 
 
+class _ClaimError(Exception):
+    """A claim that cannot be resolved to a volume yet (the volume manager's
+    `error processing PVC ...`), worded into `Unable to attach or mount volumes: ...`."""
+
+
 def volume_kind(volume: dict[str, Any]) -> str:
     """Which source a pod volume uses: emptyDir, hostPath, configMap, ... ('' if none known)."""
-    for kind in ("emptyDir", "hostPath", "configMap", "secret", "downwardAPI", "projected"):
+    for kind in (
+        "emptyDir",
+        "hostPath",
+        "configMap",
+        "secret",
+        "downwardAPI",
+        "projected",
+        "persistentVolumeClaim",
+    ):
         if volume.get(kind) is not None:
             return kind
     return ""
@@ -386,12 +401,19 @@ class VolumeManager:
         get_secret: GetObject,
         get_service_account: GetObject | None = None,
         node_allocatable: dict[str, Any] | None = None,
+        tokens: TokenManager | None = None,
+        get_claim: GetObject | None = None,
+        get_volume: Callable[[str], dict[str, Any] | None] | None = None,
     ) -> None:
         self.root = Path(root)
         self.get_configmap = get_configmap
         self.get_secret = get_secret
         self.get_service_account = get_service_account
         self.node_allocatable = node_allocatable
+        # Bound tokens by TokenRequest (kubelet/tokens.py); None: legacy token Secrets only.
+        self.tokens = tokens
+        self.get_claim = get_claim
+        self.get_volume = get_volume
         # One pod's volumes are set up or torn down by one thread at a time: the
         # pod worker and the periodic refresh may both call mount_all.
         self._locks: dict[str, threading.Lock] = {}
@@ -434,6 +456,14 @@ class VolumeManager:
             name = volume.get("name", "")
             try:
                 paths[name] = self._set_up(pod, uid, volume)
+            except _ClaimError as e:
+                failures.append(
+                    (
+                        name,
+                        f"Unable to attach or mount volumes: unmounted volumes=[{name}], "
+                        f"unattached volumes=[], failed to process volumes=[{name}]: {e}",
+                    )
+                )
             except _SetupError as e:
                 failures.append((name, f'MountVolume.SetUp failed for volume "{name}" : {e}'))
             except OSError as e:
@@ -444,6 +474,8 @@ class VolumeManager:
 
     def _set_up(self, pod: dict[str, Any], uid: str, volume: dict[str, Any]) -> str:
         kind = volume_kind(volume)
+        if kind == "persistentVolumeClaim":
+            return self._claim_path(pod, volume["persistentVolumeClaim"])
         if kind == "hostPath":
             source = volume["hostPath"]
             path = source.get("path", "")
@@ -470,6 +502,45 @@ class VolumeManager:
         if kind != "emptyDir":
             atomic_write(target, self._payload(pod, kind, volume[kind]), fs_group=fs_group)
         return str(target)
+
+    def _claim_path(self, pod: dict[str, Any], source: dict[str, Any]) -> str:
+        """claim -> bound PersistentVolume -> its directory on this node (hostPath or local),
+        used in place as a hostPath volume is."""
+        namespace = pod["metadata"].get("namespace", "default")
+        name = source.get("claimName", "")
+        where = f"error processing PVC {namespace}/{name}"
+        claim = self.get_claim(namespace, name) if self.get_claim else None
+        if claim is None:
+            raise _ClaimError(
+                f"{where}: failed to fetch PVC from API server: "
+                f'persistentvolumeclaims "{name}" not found'
+            )
+        if claim["metadata"].get("deletionTimestamp"):
+            raise _ClaimError(
+                f"{where}: can't start pod because PVC {namespace}/{name} is being deleted"
+            )
+        volume_name = (claim.get("spec") or {}).get("volumeName", "")
+        if not volume_name or (claim.get("status") or {}).get("phase") != "Bound":
+            raise _ClaimError(f"{where}: PVC is not bound")
+        pv = self.get_volume(volume_name) if self.get_volume else None
+        if pv is None:
+            raise _ClaimError(
+                f"{where}: failed to fetch PV {volume_name} from API server: "
+                f'persistentvolumes "{volume_name}" not found'
+            )
+        spec = pv.get("spec") or {}
+        if spec.get("hostPath"):
+            path = spec["hostPath"].get("path", "")
+            if ".." in path.split("/"):
+                raise _SetupError(f"invalid HostPath `{path}`: must not contain '..'")
+            _host_path_type_check(path, spec["hostPath"].get("type") or "")
+            return path
+        if spec.get("local"):
+            path = spec["local"].get("path", "")
+            if not os.path.isdir(path):
+                raise _SetupError(f'path "{path}" does not exist')
+            return path
+        raise _SetupError(f"no volume plugin matched for persistent volume {volume_name}")
 
     def _memory_size(self, pod: dict[str, Any], source: dict[str, Any]) -> int | None:
         """calculateEmptyDirMemorySize: a Memory emptyDir's tmpfs size.
@@ -568,10 +639,24 @@ class VolumeManager:
     def _token_payload(
         self, pod: dict[str, Any], namespace: str, source: dict[str, Any], mode: int
     ) -> Payload:
-        """The ServiceAccount's legacy token Secret, if it has one; else nothing."""
+        """A bound token from the TokenRequest API (refreshed before it expires), or
+        the ServiceAccount's legacy token Secret if it has one; else nothing."""
+        sa_name = (pod.get("spec") or {}).get("serviceAccountName") or "default"
+        if self.tokens is not None:
+            try:
+                token = self.tokens.token(
+                    pod,
+                    sa_name,
+                    str(source.get("audience") or ""),
+                    int(source.get("expirationSeconds") or 3600),
+                )
+            except Exception as e:
+                raise _SetupError(
+                    f'failed to fetch token: serviceaccounts "{sa_name}" token: {e}'
+                ) from e
+            return {source.get("path") or "token": (token.encode(), mode)}
         if self.get_service_account is None:
             return {}
-        sa_name = (pod.get("spec") or {}).get("serviceAccountName") or "default"
         account = self.get_service_account(namespace, sa_name)
         for ref in (account or {}).get("secrets") or []:
             secret = self.get_secret(namespace, ref.get("name", ""))
@@ -590,6 +675,8 @@ class VolumeManager:
             self._unmount_all(pod_uid)
         with self._locks_lock:
             self._locks.pop(pod_uid, None)
+        if self.tokens is not None:
+            self.tokens.forget(pod_uid)
 
     def _unmount_all(self, pod_uid: str) -> None:
         pod_dir = self.pod_dir(pod_uid)
@@ -631,7 +718,11 @@ class VolumeManager:
                     [(name, f'cannot find volume "{name}" to mount into container "{cname}"')]
                 )
             host_path = paths[name]
-            read_only = bool(mount.get("readOnly")) or volume_kind(volumes[name]) in READ_ONLY_KINDS
+            read_only = (
+                bool(mount.get("readOnly"))
+                or volume_kind(volumes[name]) in READ_ONLY_KINDS
+                or bool((volumes[name].get("persistentVolumeClaim") or {}).get("readOnly"))
+            )
             sub_path = mount.get("subPath") or ""
             if mount.get("subPathExpr"):
                 sub_path = _expand_sub_path(mount["subPathExpr"], env_map, name)

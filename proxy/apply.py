@@ -24,6 +24,7 @@ import shutil
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .rules import FILTER_CHAINS, JUMPS, NAT_CHAINS, OWNED_PREFIXES, Node, chains_in, render
@@ -34,6 +35,32 @@ TABLES = ("filter", "nat")
 
 class ApplyError(Exception):
     """iptables refused the ruleset; the message is its own, with the line it names."""
+
+
+# What Services need from the node's kernel, as k3s's agent sets it at start:
+# forwarding (a ClusterIP is DNATed to a pod behind the node's bridge, so the
+# node routes it) and bridged traffic through iptables (the reply of a pod to
+# a pod on the same bridge must meet conntrack to be un-DNATed).
+SYSCTLS = {
+    "net/ipv4/ip_forward": "1",
+    "net/bridge/bridge-nf-call-iptables": "1",
+}
+
+
+def ensure_sysctls(root: Path = Path("/proc/sys")) -> list[str]:
+    """Set SYSCTLS (in the caller's network namespace); the ones it changed, as
+    `name=value`. One whose file is absent (br_netfilter not loaded) is skipped:
+    the proxy still works for traffic that is routed rather than bridged."""
+    changed = []
+    for name, value in SYSCTLS.items():
+        path = root / name
+        try:
+            if path.read_text().strip() != value:
+                path.write_text(value)
+                changed.append(f"{name.replace('/', '.')}={value}")
+        except FileNotFoundError:
+            log.warning("%s is absent (is br_netfilter loaded?)", name.replace("/", "."))
+    return changed
 
 
 def _rule_count(save_output: str) -> int:

@@ -279,29 +279,18 @@ def _dport(sp: ServicePort, port: int) -> str:
 
 
 class _Table:
-    """Chains (in the order first declared) and rules of one table."""
+    """Chains of one table, each with its rules in order (the order a packet meets them)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.chains: dict[str, None] = {}
-        self.rules: list[str] = []
+        self.chains: dict[str, list[str]] = {}
 
     def chain(self, name: str) -> str:
-        self.chains.setdefault(name, None)
+        self.chains.setdefault(name, [])
         return name
 
     def add(self, chain: str, spec: str) -> None:
-        self.rules.append(f"-A {chain} {spec}")
-
-    def text(self, stale: Iterable[str]) -> list[str]:
-        stale = sorted(set(stale) - set(self.chains))
-        return [
-            f"*{self.name}",
-            *(f":{c} - [0:0]" for c in [*self.chains, *stale]),  # declaring flushes
-            *self.rules,
-            *(f"-X {c}" for c in stale),
-            "COMMIT",
-        ]
+        self.chains.setdefault(chain, []).append(spec)
 
 
 def _to_endpoints(nat: _Table, sp: ServicePort, chain: str, endpoints: list[Endpoint]) -> None:
@@ -455,6 +444,243 @@ def _service_port(
         nat.add(sep, f"{proto} {_comment(sp.name)}{sticky} -j DNAT --to-destination {ep}")
 
 
+# What one Service contributes: table -> chain -> rules. Its own chains
+# (SKIFF-SVC/SVL/EXT/SEP-) appear whole; the shared ones (SKIFF-SERVICES,
+# SKIFF-NODEPORTS, ...) with just the rules this Service adds to them.
+Fragment = dict[str, dict[str, list[str]]]
+# A whole ruleset: table -> chain -> rules, in the order they are written.
+Ruleset = dict[str, dict[str, list[str]]]
+TABLES = ("filter", "nat")
+
+
+def service_fragment(
+    service: dict[str, Any], slices: Iterable[dict[str, Any]], node: Node
+) -> Fragment:
+    """Every rule of one Service, given the EndpointSlices that name it.
+
+    This is the unit the sync loop caches: a change to one Service or to its
+    endpoints re-renders this fragment only, so a sync at 5,000 Services costs
+    what one Service costs, plus assembling lists.
+    """
+    nat, filt = _Table("nat"), _Table("filter")
+    slices = list(slices)
+    for sp in service_ports(service):
+        _service_port(nat, filt, sp, ready_endpoints(sp, slices), node)
+    return {"filter": filt.chains, "nat": nat.chains}
+
+
+def _frame(node: Node) -> dict[str, dict[str, tuple[list[str], list[str]]]]:
+    """The rules of the shared chains that come before and after every Service's:
+    table -> chain -> (head, tail)."""
+    why = _comment("skiff service nodeports; NOTE: this must be the last rule in this chain")
+    node_ips = [
+        a for a in node.addresses if _is_ipv4(a) and not ipaddress.ip_address(a).is_loopback
+    ]
+    # Last in SKIFF-SERVICES: anything addressed to this node may be a NodePort.
+    if node_ips:
+        to_node_ports = [f"-d {ip}/32 {why} -j {NODEPORTS}" for ip in node_ips]
+    else:
+        to_node_ports = [f"! -d 127.0.0.0/8 {why} -m addrtype --dst-type LOCAL -j {NODEPORTS}"]
+    nat: dict[str, tuple[list[str], list[str]]] = {c: ([], []) for c in NAT_CHAINS}
+    filt: dict[str, tuple[list[str], list[str]]] = {c: ([], []) for c in FILTER_CHAINS}
+    # Masquerade what was marked, once (the mark is cleared so that a packet
+    # that goes round again is not masqueraded twice).
+    nat[POSTROUTING] = (
+        [
+            f"-m mark ! --mark {MASQ_MARK}/{MASQ_MARK} -j RETURN",
+            f"-j MARK --xor-mark {MASQ_MARK}",
+            f"{_comment('skiff service traffic requiring SNAT')} -j MASQUERADE --random-fully",
+        ],
+        [],
+    )
+    nat[MARK_MASQ] = ([f"-j MARK --or-mark {MASQ_MARK}"], [])
+    nat[SERVICES] = ([], to_node_ports)
+    filt[FORWARD] = (
+        [
+            f"{_comment('skiff forwarding rules')}"
+            f" -m mark --mark {MASQ_MARK}/{MASQ_MARK} -j ACCEPT",
+            f"{_comment('skiff forwarding conntrack rule')}"
+            " -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+        ],
+        [],
+    )
+    return {"filter": filt, "nat": nat}
+
+
+def assemble(fragments: Iterable[Fragment], node: Node) -> Ruleset:
+    """The whole ruleset from the fragments of every Service, in the order given
+    (the caller sorts them by namespace/name, so the result is the same whatever
+    order objects arrived in)."""
+    frame = _frame(node)
+    tables: Ruleset = {
+        table: {chain: list(head) for chain, (head, _) in chains.items()}
+        for table, chains in frame.items()
+    }
+    for fragment in fragments:
+        for table, chains in fragment.items():
+            into = tables[table]
+            for chain, rules in chains.items():
+                if chain in into:
+                    into[chain].extend(rules)  # a shared chain
+                else:
+                    into[chain] = list(rules)
+    for table, chains in frame.items():
+        for chain, (_, tail) in chains.items():
+            tables[table][chain].extend(tail)
+    return tables
+
+
+def reassemble(
+    applied: Ruleset,
+    old: Mapping[Any, Fragment],
+    new: Mapping[Any, Fragment],
+    changed: Iterable[Any],
+    node: Node,
+) -> tuple[Ruleset, dict[str, set[str]]]:
+    """`assemble(new fragments in key order)`, computed from `applied` (the same
+    assembly of `old`) when only the `changed` keys' fragments differ: their own
+    chains are swapped, and a shared chain is rebuilt only if what they add to it
+    changed. Also returns the chains that may differ from `applied`, per table,
+    so that `partial_text` compares those only. At 5,000 Services this is what
+    keeps a one-endpoint sync from costing a whole assembly."""
+    out: Ruleset = {table: dict(chains) for table, chains in applied.items()}
+    touched: dict[str, set[str]] = {table: set() for table in TABLES}
+    dirty: dict[str, set[str]] = {table: set() for table in TABLES}
+    for key in changed:
+        before, after = old.get(key) or {}, new.get(key) or {}
+        for table in TABLES:
+            shared = set(NAT_CHAINS if table == "nat" else FILTER_CHAINS)
+            was, now = before.get(table, {}), after.get(table, {})
+            for chain in was:
+                if chain not in shared:
+                    out[table].pop(chain, None)
+                    touched[table].add(chain)
+            for chain, rules in now.items():
+                if chain not in shared:
+                    out[table][chain] = list(rules)
+                    touched[table].add(chain)
+            for chain in shared:
+                if was.get(chain, []) != now.get(chain, []):
+                    dirty[table].add(chain)
+    if any(dirty.values()):
+        frame = _frame(node)
+        ordered = [new[k] for k in sorted(new)]
+        for table, chains in dirty.items():
+            for chain in chains:
+                head, tail = frame[table][chain]
+                rules = list(head)
+                for fragment in ordered:
+                    rules.extend(fragment.get(table, {}).get(chain, ()))
+                out[table][chain] = rules + tail
+                touched[table].add(chain)
+    return out, touched
+
+
+def by_service(slices: Iterable[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """EndpointSlices grouped by the Service their `kubernetes.io/service-name` label names."""
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for s in slices:
+        meta = s.get("metadata") or {}
+        owner = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
+        if owner:
+            out.setdefault((meta.get("namespace", ""), owner), []).append(s)
+    return out
+
+
+def rule_count(ruleset: Ruleset) -> dict[str, int]:
+    """Rules per table: what /metrics reports."""
+    return {table: sum(len(r) for r in chains.values()) for table, chains in ruleset.items()}
+
+
+def full_text(ruleset: Ruleset, *, existing: Mapping[str, Iterable[str]] | None = None) -> str:
+    """The whole ruleset as `iptables-restore --noflush` input: every chain declared
+    (which flushes it) and written, and our chains in `existing` that are no
+    longer used flushed and deleted."""
+    existing = existing or {}
+    lines = []
+    for table in TABLES:
+        chains = ruleset.get(table, {})
+        stale = sorted(
+            c for c in existing.get(table, ()) if c.startswith(OWNED_PREFIXES) and c not in chains
+        )
+        lines.append(f"*{table}")
+        lines += [f":{c} - [0:0]" for c in [*chains, *stale]]
+        for chain, rules in chains.items():
+            lines += [f"-A {chain} {r}" for r in rules]
+        lines += [f"-X {c}" for c in stale]
+        lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+def _edits(chain: str, applied: list[str], desired: list[str]) -> list[str] | None:
+    """`-D`/`-I` lines that turn a shared chain's `applied` rules into `desired`, or
+    None when rewriting the chain is simpler (duplicates, a new order, many edits).
+
+    The rules left after the deletions keep their order, and each missing one
+    is inserted at its final position, lowest first: the chain ends up exactly
+    as a full render writes it, so a restarted proxy converges to the same text.
+    """
+    want, have = set(desired), set(applied)
+    if len(want) != len(desired) or len(have) != len(applied):
+        return None
+    kept = [r for r in applied if r in want]
+    it = iter(desired)
+    if not all(any(r == d for d in it) for r in kept):  # kept is not a subsequence
+        return None
+    deletes = [r for r in applied if r not in want]
+    inserts = [(i, r) for i, r in enumerate(desired) if r not in have]
+    if len(deletes) + len(inserts) > max(8, len(desired) // 2):
+        return None
+    return [
+        *(f"-D {chain} {r}" for r in deletes),
+        *(f"-I {chain} {i + 1} {r}" for i, r in inserts),
+    ]
+
+
+def partial_text(
+    applied: Ruleset, desired: Ruleset, *, only: Mapping[str, Iterable[str]] | None = None
+) -> str:
+    """Only what changed since `applied` (the last ruleset loaded), kube-proxy's
+    minimal restore: a chain of ours whose rules changed is declared and
+    rewritten, a new one created, one no longer used flushed and deleted, and
+    the shared chains (SKIFF-SERVICES, ...) edited rule by rule. Unchanged
+    chains are not named, so the kernel is not asked to rewrite them. Empty
+    when nothing changed. `only`: the chains that may have changed, per table
+    (from `reassemble`), so that 30,000 unchanged chains are not compared."""
+    out: list[str] = []
+    for table in TABLES:
+        old, new = applied.get(table, {}), desired.get(table, {})
+        fixed = set(NAT_CHAINS if table == "nat" else FILTER_CHAINS)
+        declare, write, edit = [], [], []
+        if only is None:
+            candidates = list(new)
+        else:
+            candidates = sorted(c for c in only.get(table, ()) if c in new)
+        for chain in candidates:
+            rules = new[chain]
+            before = old.get(chain)
+            if before == rules:
+                continue
+            if chain in fixed and before is not None:
+                lines = _edits(chain, before, rules)
+                if lines is not None:
+                    edit += lines
+                    continue
+            declare.append(chain)
+            write += [f"-A {chain} {r}" for r in rules]
+        scope = old if only is None else [c for c in only.get(table, ()) if c in old]
+        gone = sorted(c for c in scope if c not in new and c.startswith(OWNED_PREFIXES))
+        if not (declare or edit or gone):
+            continue
+        out.append(f"*{table}")
+        out += [f":{c} - [0:0]" for c in [*declare, *gone]]
+        out += edit  # deletions first, so nothing refers to a chain about to go
+        out += write
+        out += [f"-X {c}" for c in gone]
+        out.append("COMMIT")
+    return "\n".join(out) + "\n" if out else ""
+
+
 def render(
     services: Iterable[dict[str, Any]],
     slices: Iterable[dict[str, Any]],
@@ -468,62 +694,22 @@ def render(
     output)`); those skiff owns but no longer uses are deleted. Pure: the same
     input renders the same text, whatever order Services and slices come in.
     """
-    by_service: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for s in slices:
-        meta = s.get("metadata") or {}
-        owner = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
-        if owner:
-            by_service.setdefault((meta.get("namespace", ""), owner), []).append(s)
+    return full_text(build(services, slices, node), existing=existing)
 
-    nat, filt = _Table("nat"), _Table("filter")
-    for chain in NAT_CHAINS:
-        nat.chain(chain)
-    for chain in FILTER_CHAINS:
-        filt.chain(chain)
 
-    # Masquerade what was marked, once (the mark is cleared so that a packet
-    # that goes round again is not masqueraded twice).
-    nat.add(POSTROUTING, f"-m mark ! --mark {MASQ_MARK}/{MASQ_MARK} -j RETURN")
-    nat.add(POSTROUTING, f"-j MARK --xor-mark {MASQ_MARK}")
-    nat.add(
-        POSTROUTING,
-        f"{_comment('skiff service traffic requiring SNAT')} -j MASQUERADE --random-fully",
-    )
-    nat.add(MARK_MASQ, f"-j MARK --or-mark {MASQ_MARK}")
-    filt.add(
-        FORWARD,
-        f"{_comment('skiff forwarding rules')} -m mark --mark {MASQ_MARK}/{MASQ_MARK} -j ACCEPT",
-    )
-    filt.add(
-        FORWARD,
-        f"{_comment('skiff forwarding conntrack rule')}"
-        " -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-    )
-
+def build(
+    services: Iterable[dict[str, Any]], slices: Iterable[dict[str, Any]], node: Node
+) -> Ruleset:
+    """The whole ruleset, as chains and rules (what `render` writes out)."""
+    grouped = by_service(slices)
     ordered = sorted(services, key=lambda s: (s["metadata"]["namespace"], s["metadata"]["name"]))
-    for service in ordered:
-        key = (service["metadata"]["namespace"], service["metadata"]["name"])
-        for sp in service_ports(service):
-            _service_port(nat, filt, sp, ready_endpoints(sp, by_service.get(key, [])), node)
-
-    # Last in SKIFF-SERVICES: anything addressed to this node may be a NodePort.
-    why = _comment("skiff service nodeports; NOTE: this must be the last rule in this chain")
-    node_ips = [
-        a for a in node.addresses if _is_ipv4(a) and not ipaddress.ip_address(a).is_loopback
-    ]
-    if node_ips:
-        for ip in node_ips:
-            nat.add(SERVICES, f"-d {ip}/32 {why} -j {NODEPORTS}")
-    else:
-        nat.add(SERVICES, f"! -d 127.0.0.0/8 {why} -m addrtype --dst-type LOCAL -j {NODEPORTS}")
-
-    existing = existing or {}
-
-    def stale(table: str) -> list[str]:
-        return [c for c in existing.get(table, ()) if c.startswith(OWNED_PREFIXES)]
-
-    lines = [*filt.text(stale("filter")), *nat.text(stale("nat"))]
-    return "\n".join(lines) + "\n"
+    fragments = (
+        service_fragment(
+            s, grouped.get((s["metadata"]["namespace"], s["metadata"]["name"]), []), node
+        )
+        for s in ordered
+    )
+    return assemble(fragments, node)
 
 
 def chains_in(saved: str) -> dict[str, set[str]]:

@@ -19,6 +19,7 @@ from .plugins.node import NodeAffinity, NodeName, NodeUnschedulable
 from .plugins.resources import BalancedAllocation, NodePorts, NodeResourcesFit
 from .plugins.spread import PodTopologySpread
 from .plugins.taints import TaintToleration
+from .plugins.volumebinding import VolumeBinding, Volumes
 
 FILTERS = [
     NodeUnschedulable(),
@@ -29,7 +30,9 @@ FILTERS = [
     NodeResourcesFit(),
     InterPodAffinity(),
     PodTopologySpread(),
+    VolumeBinding(),
 ]
+PRE_FILTERS = [VolumeBinding()]
 SCORES = [
     NodeResourcesFit(),
     BalancedAllocation(),
@@ -48,6 +51,8 @@ class Decision:
 
 def failure_message(total: int, reasons: Counter[str]) -> str:
     """`0/3 nodes are available: 1 node(s) had untolerated taint {...}, 2 Insufficient memory.`"""
+    if total == 0:
+        return "no nodes available to schedule pods"  # kube-scheduler's ErrNoNodesAvailable
     # Sorted as whole strings ("1 node(s)..." before "2 Insufficient..."), as Kubernetes does.
     parts = ", ".join(sorted(f"{n} {r}" for r, n in reasons.items()))
     if not parts:
@@ -74,10 +79,21 @@ class _Rotation:
 
 
 def schedule(
-    pod: dict[str, Any], nodes: list[NodeInfo], rng: random.Random | None = None
+    pod: dict[str, Any],
+    nodes: list[NodeInfo],
+    rng: random.Random | None = None,
+    volumes: Volumes | None = None,
 ) -> Decision:
     rng = rng or random.Random()
     state = CycleState(pod, nodes)
+    if volumes is not None:
+        state.data["volumes"] = volumes
+    if nodes:
+        # A PreFilter that fails rules out every node at once, with one reason.
+        for plugin in PRE_FILTERS:
+            reason = plugin.pre_filter(state)
+            if reason is not None:
+                return Decision(None, f"0/{len(nodes)} nodes are available: {reason}.")
     feasible: list[NodeInfo] = []
     reasons: Counter[str] = Counter()
     wanted = feasible_nodes_to_find(len(nodes))

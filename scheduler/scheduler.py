@@ -13,6 +13,7 @@ import logging
 import random
 from typing import Any
 
+from api import storage as st
 from api.meta import namespaced_key, now_rfc3339
 from client import errors
 from client.events import EventRecorder
@@ -21,11 +22,13 @@ from client.rest import Client
 
 from .cache import Cache
 from .framework import schedule
+from .plugins.volumebinding import Volumes, all_bound, claims_to_bind
 from .queue import SchedulingQueue
 
 log = logging.getLogger("skiff.scheduler")
 SCHEDULER_NAME = "default-scheduler"
 MAX_INFLIGHT_BINDS = 16
+BIND_TIMEOUT_SECONDS = 600.0  # VolumeBinding's bindTimeoutSeconds: claims to get bound
 
 
 def is_ours(pod: dict[str, Any]) -> bool:
@@ -52,6 +55,18 @@ class Scheduler:
         self.rng = rng or random.Random()
         self.pods = Informer(client, "v1", "Pod")
         self.nodes = Informer(client, "v1", "Node")
+        self.claims = Informer(client, "v1", "PersistentVolumeClaim")
+        self.pvs = Informer(client, "v1", "PersistentVolume")
+        self.classes = Informer(client, "storage.k8s.io/v1", "StorageClass")
+        self.volumes = Volumes(
+            self.claims.store.items, self.pvs.store.items, self.classes.store.items
+        )
+        for informer in (self.claims, self.pvs, self.classes):
+            # A claim or volume that appears or binds may make a waiting pod fit.
+            informer.add_handlers(
+                on_add=lambda _o: self.queue.move_all_unschedulable(),
+                on_update=lambda _o, _n: self.queue.move_all_unschedulable(),
+            )
         self.pods.add_handlers(
             on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted
         )
@@ -111,10 +126,11 @@ class Scheduler:
     # -- the loop -----------------------------------------------------------------
 
     async def run(self) -> None:
-        self.pods.start()
-        self.nodes.start()
+        informers = (self.pods, self.nodes, self.claims, self.pvs, self.classes)
+        for informer in informers:
+            informer.start()
         try:
-            await asyncio.gather(self.pods.wait_for_sync(), self.nodes.wait_for_sync())
+            await asyncio.gather(*(i.wait_for_sync() for i in informers))
             log.info("caches synced; scheduling")
             while True:
                 key, _ = await self.queue.pop()
@@ -123,15 +139,15 @@ class Scheduler:
                     continue
                 await self.schedule_one(key, current)
         finally:
-            await self.pods.stop()
-            await self.nodes.stop()
+            for informer in informers:
+                await informer.stop()
             for task in self._binds:
                 task.cancel()
 
     async def schedule_one(self, key: str, pod: dict[str, Any]) -> None:
         # Wait for a binding slot first, so the decision sees every assumed pod.
         await self._bind_slots.acquire()
-        decision = schedule(pod, self.cache.schedulable_nodes(), self.rng)
+        decision = schedule(pod, self.cache.schedulable_nodes(), self.rng, self.volumes)
         if decision.node is None:
             self._bind_slots.release()
             await self._unschedulable(key, pod, decision.message)
@@ -155,6 +171,16 @@ class Scheduler:
             "target": {"apiVersion": "v1", "kind": "Node", "name": node},
         }
         try:
+            if not await self._bind_volumes(pod, node):
+                log.warning("binding volumes of %s on %s timed out", key, node)
+                self.cache.forget(key)
+                await self._unschedulable(
+                    key,
+                    pod,
+                    'running PreBind plugin "VolumeBinding": binding volumes: '
+                    "timed out waiting for the condition",
+                )
+                return
             await self.client.create_subresource(
                 "v1", "Pod", meta["namespace"], meta["name"], "binding", binding
             )
@@ -173,6 +199,29 @@ class Scheduler:
         await self.recorder.event(
             pod, "Normal", "Scheduled", f"Successfully assigned {key} to {node}"
         )
+
+    async def _bind_volumes(self, pod: dict[str, Any], node: str) -> bool:
+        """VolumeBinding's PreBind: mark the pod's unbound WaitForFirstConsumer claims with
+        the chosen node, then wait (up to bindTimeoutSeconds) until all its claims are bound.
+        """
+        namespace = pod["metadata"]["namespace"]
+        for claim in claims_to_bind(pod, self.volumes):
+            annotations = claim["metadata"].get("annotations") or {}
+            if annotations.get(st.SELECTED_NODE) != node:
+                await self.client.patch(
+                    "v1",
+                    "PersistentVolumeClaim",
+                    namespace,
+                    claim["metadata"]["name"],
+                    {"metadata": {"annotations": {st.SELECTED_NODE: node}}},
+                )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BIND_TIMEOUT_SECONDS
+        while not all_bound(pod, self.volumes):
+            if loop.time() > deadline:
+                return False
+            await asyncio.sleep(0.1)  # the informers move the claims along
+        return True
 
     async def _unschedulable(self, key: str, pod: dict[str, Any], message: str) -> None:
         meta = pod["metadata"]

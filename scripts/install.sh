@@ -12,6 +12,7 @@ KUBECTL_VERSION=1.37.1
 # command -> Debian package that provides it
 declare -A PKG=(
     [etcd]=etcd-server
+    [etcdctl]=etcd-client
     [iptables]=iptables
     [ip]=iproute2
     [busybox]=busybox-static

@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -120,6 +121,42 @@ class ApiServerProcess:
     def token(self) -> str:
         config = yaml.safe_load(self.kubeconfig.read_text())
         return str(config["users"][0]["user"]["token"])
+
+    @property
+    def etcd_url(self) -> str:
+        """The embedded etcd's client URL (TLS, client certificate required)."""
+        ports = json.loads((self.state_dir / "etcd-ports.json").read_text())
+        return f"https://127.0.0.1:{ports['client']}"
+
+    def etcd_cert_args(self) -> list[str]:
+        """etcdctl flags for the apiserver's etcd client certificate, as kubeadm names it."""
+        pki = self.state_dir / "pki"
+        return [
+            "--cacert", str(pki / "etcd" / "ca.crt"),
+            "--cert", str(pki / "apiserver-etcd-client.crt"),
+            "--key", str(pki / "apiserver-etcd-client.key"),
+        ]  # fmt: skip
+
+    def etcdctl(self, *args: str, certs: bool = True) -> subprocess.CompletedProcess[str]:
+        cmd = ["etcdctl", "--endpoints", self.etcd_url, "--command-timeout", "5s"]
+        return subprocess.run(
+            [*cmd, *(self.etcd_cert_args() if certs else []), *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+    def etcd_client(self) -> Any:
+        """An aetcd client on the embedded etcd, with the apiserver's client certificate."""
+        from apiserver.storage import ClientTLS, make_client
+
+        pki = self.state_dir / "pki"
+        tls = ClientTLS(
+            pki / "etcd" / "ca.crt",
+            pki / "apiserver-etcd-client.crt",
+            pki / "apiserver-etcd-client.key",
+        )
+        return make_client(self.etcd_url, tls, timeout=10)
 
     def ssl_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca))

@@ -1,5 +1,5 @@
 """core/v1 kinds other than Pod: Namespace, Service, Endpoints, Node, Event, ConfigMap,
-Secret, ServiceAccount."""
+Secret, ServiceAccount, PersistentVolumeClaim, ReplicationController."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from api.schema import (
     time,
 )
 
-from .meta import META, top_level
-from .pod import CORE, PodSpec, PodStatus
+from .meta import META, Condition, top_level
+from .pod import CORE, PodSpec, PodStatus, PodTemplateSpec
 
 Pod = top_level(
     CORE + "Pod",
@@ -41,7 +41,19 @@ Namespace = top_level(
         CORE + "NamespaceStatus",
         "Observed state.",
         phase=string("Active or Terminating.", enum=("Active", "Terminating")),
-        conditions=any_value("Conditions."),
+        conditions=arr(
+            obj(
+                CORE + "NamespaceCondition",
+                "One aspect of the namespace's state.",
+                type=string("Type of the condition."),
+                status=string("True, False or Unknown."),
+                lastTransitionTime=time("When the status last changed."),
+                reason=string("One-word CamelCase reason."),
+                message=string("Human-readable details."),
+            ),
+            "Conditions.",
+            merge_key="type",
+        ),
     ),
 )
 
@@ -73,7 +85,15 @@ Service = top_level(
         ),
         externalIPs=strings("Extra addresses that route to the Service."),
         sessionAffinity=string("None or ClientIP.", enum=("None", "ClientIP")),
-        sessionAffinityConfig=any_value("ClientIP timeout."),
+        sessionAffinityConfig=obj(
+            CORE + "SessionAffinityConfig",
+            "ClientIP timeout.",
+            clientIP=obj(
+                CORE + "ClientIPConfig",
+                "ClientIP affinity.",
+                timeoutSeconds=integer("Seconds a client sticks to one endpoint."),
+            ),
+        ),
         loadBalancerIP=string("Deprecated."),
         loadBalancerSourceRanges=strings("Allowed client ranges."),
         loadBalancerClass=string("Load balancer implementation."),
@@ -90,8 +110,31 @@ Service = top_level(
     status=obj(
         CORE + "ServiceStatus",
         "Observed state.",
-        loadBalancer=any_value("Load balancer ingress points."),
-        conditions=any_value("Conditions."),
+        loadBalancer=obj(
+            CORE + "LoadBalancerStatus",
+            "Load balancer ingress points.",
+            ingress=arr(
+                obj(
+                    CORE + "LoadBalancerIngress",
+                    "One ingress point.",
+                    ip=string("IP address."),
+                    hostname=string("DNS name."),
+                    ipMode=string("VIP or Proxy."),
+                    ports=arr(
+                        obj(
+                            CORE + "PortStatus",
+                            "A port's status.",
+                            port=integer("Port."),
+                            protocol=string("Protocol."),
+                            error=string("Why the port failed."),
+                        ),
+                        "Ports.",
+                    ),
+                ),
+                "Ingress points.",
+            ),
+        ),
+        conditions=arr(Condition, "Conditions.", merge_key="type"),
     ),
 )
 
@@ -123,7 +166,12 @@ Event = top_level(
     count=integer("How many times."),
     type=string("Normal or Warning."),
     eventTime=time("When it happened (MicroTime)."),
-    series=any_value("Series data."),
+    series=obj(
+        CORE + "EventSeries",
+        "Repeats.",
+        count=integer("How many times."),
+        lastObservedTime=time("Last seen (MicroTime)."),
+    ),
     action=string("What action was taken."),
     related=ObjectReference.described("A second object involved."),
     reportingComponent=string("Controller that reported it."),
@@ -219,7 +267,13 @@ Node = top_level(
             "Addresses.",
             merge_key="type",
         ),
-        daemonEndpoints=any_value("Kubelet endpoint."),
+        daemonEndpoints=obj(
+            CORE + "NodeDaemonEndpoints",
+            "Kubelet endpoint.",
+            kubeletEndpoint=obj(
+                CORE + "DaemonEndpoint", "The kubelet's port.", Port=integer("Port.")
+            ),
+        ),
         nodeInfo=obj(
             CORE + "NodeSystemInfo",
             "Versions.",
@@ -233,13 +287,33 @@ Node = top_level(
             kubeProxyVersion=string("Proxy."),
             operatingSystem=string("OS."),
             architecture=string("Arch."),
-            swap=any_value("Swap."),
+            swap=obj(
+                CORE + "NodeSwapStatus",
+                "Swap.",
+                capacity=integer("Bytes of swap.", format="int64"),
+            ),
         ),
-        images=any_value("Images on the node."),
+        images=arr(
+            obj(
+                CORE + "ContainerImage",
+                "An image on the node.",
+                names=strings("Names and digests."),
+                sizeBytes=integer("Size.", format="int64"),
+            ),
+            "Images on the node.",
+        ),
         volumesInUse=strings("Volumes."),
-        volumesAttached=any_value("Attached."),
+        volumesAttached=arr(
+            obj(
+                CORE + "AttachedVolume",
+                "An attached volume.",
+                name=string("Name."),
+                devicePath=string("Device."),
+            ),
+            "Attached.",
+        ),
         config=any_value("Config."),
-        runtimeHandlers=any_value("Runtime handlers."),
+        runtimeHandlers=any_value("Runtime handlers.", shape="array"),
         features=any_value("Features."),
     ),
 )
@@ -293,4 +367,70 @@ DeleteOptions = obj(
     propagationPolicy=string("Orphan, Background or Foreground."),
     orphanDependents=boolean("Deprecated."),
     dryRun=strings("All."),
+)
+
+
+# -- PersistentVolumeClaim (stored; binding to volumes is not skiff's yet) ----------
+
+PersistentVolumeClaim = top_level(
+    CORE + "PersistentVolumeClaim",
+    "A request for storage by a user; StatefulSets make one per pod from their templates.",
+    spec=obj(
+        CORE + "PersistentVolumeClaimSpec",
+        "What storage is asked for.",
+        accessModes=arr(
+            string(enum=("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")),
+            "ReadWriteOnce, ReadOnlyMany, ReadWriteMany or ReadWriteOncePod.",
+        ),
+        selector=any_value("Volumes to consider, by label."),
+        resources=obj(
+            CORE + "VolumeResourceRequirements",
+            "How much storage.",
+            limits=map_of(quantity(), "Most storage."),
+            requests=map_of(quantity(), "Storage asked for, e.g. storage: 1Gi."),
+        ),
+        volumeName=string("The bound PersistentVolume."),
+        storageClassName=string("Storage class; unset means the default class."),
+        volumeMode=string("Filesystem or Block; default Filesystem.", enum=("Filesystem", "Block")),
+        dataSource=any_value("Populate from this object."),
+        dataSourceRef=any_value("Populate from this object."),
+        volumeAttributesClassName=string("Volume attributes class."),
+    ),
+    status=obj(
+        CORE + "PersistentVolumeClaimStatus",
+        "Observed state.",
+        phase=string("Pending, Bound or Lost.", enum=("Pending", "Bound", "Lost")),
+        accessModes=strings("Access modes of the bound volume."),
+        capacity=map_of(quantity(), "Capacity of the bound volume."),
+        conditions=any_value("Conditions."),
+        allocatedResources=map_of(quantity(), "Allocated."),
+        allocatedResourceStatuses=string_map("Resize status."),
+        currentVolumeAttributesClassName=string("Current attributes class."),
+        modifyVolumeStatus=any_value("Modify status."),
+    ),
+)
+
+# -- ReplicationController: the ReplicaSet's predecessor, still in old manifests -----
+
+ReplicationController = top_level(
+    CORE + "ReplicationController",
+    "Keeps a number of identical pods running; selects them by equality of labels.",
+    spec=obj(
+        CORE + "ReplicationControllerSpec",
+        "Desired state.",
+        replicas=integer("Desired number of pods; default 1."),
+        minReadySeconds=integer("Seconds a pod must be ready to count as available."),
+        selector=string_map("Labels the pods must have; default the template's labels."),
+        template=PodTemplateSpec.described("The pods to create."),
+    ),
+    status=obj(
+        CORE + "ReplicationControllerStatus",
+        "Observed state.",
+        replicas=integer("Current pods."),
+        fullyLabeledReplicas=integer("Pods whose labels match the template's."),
+        readyReplicas=integer("Ready pods."),
+        availableReplicas=integer("Available pods."),
+        observedGeneration=integer("Generation acted on.", format="int64"),
+        conditions=any_value("Conditions."),
+    ),
 )

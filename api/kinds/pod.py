@@ -95,7 +95,7 @@ ResourceRequirements = obj(
     "Compute resources a container asks for (requests) and may not exceed (limits).",
     limits=map_of(quantity(), "Maximum amounts, e.g. cpu: 500m, memory: 128Mi."),
     requests=map_of(quantity(), "Amounts the scheduler reserves; default to the limits."),
-    claims=any_value("Dynamic resource claims (not supported by skiff)."),
+    claims=any_value("Dynamic resource claims (not supported by skiff).", shape="array"),
 )
 
 VolumeMount = obj(
@@ -218,7 +218,7 @@ Container = obj(
     envFrom=arr(EnvFromSource, "Sources of many environment variables at once."),
     resources=ResourceRequirements,
     volumeMounts=arr(VolumeMount, "Pod volumes to mount.", merge_key="mountPath"),
-    volumeDevices=any_value("Block devices (not supported by skiff)."),
+    volumeDevices=any_value("Block devices (not supported by skiff).", shape="array"),
     livenessProbe=Probe.described("Restart the container when this fails."),
     readinessProbe=Probe.described("Take the pod out of Service endpoints when this fails."),
     startupProbe=Probe.described("Hold the other probes until this succeeds once."),
@@ -235,7 +235,7 @@ Container = obj(
     stdinOnce=boolean("Close stdin after the first attach ends."),
     tty=boolean("Allocate a terminal."),
     restartPolicy=string("Always, for sidecar init containers."),
-    resizePolicy=any_value("In-place resize policy."),
+    resizePolicy=any_value("In-place resize policy.", shape="array"),
 )
 
 KeyToPath = obj(
@@ -283,7 +283,13 @@ Volume = obj(
     ),
     downwardAPI=any_value("Pod fields as files."),
     projected=any_value("Several sources in one directory."),
-    persistentVolumeClaim=any_value("A persistent volume claim (not supported by skiff)."),
+    persistentVolumeClaim=obj(
+        CORE + "PersistentVolumeClaimVolumeSource",
+        "The volume bound to a PersistentVolumeClaim in the pod's namespace.",
+        required=("claimName",),
+        claimName=string("The claim."),
+        readOnly=boolean("Mount read-only."),
+    ),
     nfs=any_value("An NFS export (not supported by skiff)."),
 )
 
@@ -394,7 +400,7 @@ PodSpec = obj(
     initContainers=arr(
         Container, "Containers run to completion, in order, before the others.", merge_key="name"
     ),
-    ephemeralContainers=any_value("Debug containers (not supported by skiff)."),
+    ephemeralContainers=any_value("Debug containers (not supported by skiff).", shape="array"),
     volumes=arr(Volume, "Volumes the containers can mount.", merge_key="name"),
     restartPolicy=string(
         "Always, OnFailure or Never; default Always.", enum=("Always", "OnFailure", "Never")
@@ -496,7 +502,7 @@ PodSpec = obj(
         "Gates that hold scheduling.",
         merge_key="name",
     ),
-    resourceClaims=any_value("Resource claims."),
+    resourceClaims=any_value("Resource claims.", shape="array"),
     resources=any_value("Pod-level resources."),
 )
 
@@ -542,9 +548,9 @@ ContainerStatus = obj(
     started=boolean("Passed its startup probe."),
     allocatedResources=map_of(quantity(), "Allocated."),
     resources=any_value("Resources."),
-    volumeMounts=any_value("Mounts."),
+    volumeMounts=any_value("Mounts.", shape="array"),
     user=any_value("User."),
-    allocatedResourcesStatus=any_value("Resource health."),
+    allocatedResourcesStatus=any_value("Resource health.", shape="array"),
     stopSignal=string("Stop signal."),
 )
 PodCondition = obj(
@@ -581,7 +587,7 @@ PodStatus = obj(
     ephemeralContainerStatuses=arr(ContainerStatus, "Ephemeral containers."),
     qosClass=string("Guaranteed, Burstable or BestEffort."),
     resize=string("Resize status."),
-    resourceClaimStatuses=any_value("Claims."),
+    resourceClaimStatuses=any_value("Claims.", shape="array"),
     observedGeneration=integer("Generation.", format="int64"),
 )
 

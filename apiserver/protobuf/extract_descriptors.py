@@ -28,6 +28,8 @@ WANTED = (
     "k8s.io/api/coordination/v1/generated.proto",
     "k8s.io/api/discovery/v1/generated.proto",
     "k8s.io/api/events/v1/generated.proto",
+    "k8s.io/api/batch/v1/generated.proto",
+    "k8s.io/api/autoscaling/v2/generated.proto",
     "k8s.io/api/rbac/v1/generated.proto",
     "k8s.io/api/authorization/v1/generated.proto",
     "k8s.io/api/authentication/v1/generated.proto",

@@ -78,6 +78,9 @@ class PodNetwork:
                 ip.link("add", ifname=host_name, kind="veth", peer=peer, mtu=self.config.mtu)
             host = ip.link_lookup(ifname=host_name)[0]
             ip.link("set", index=host, master=bridge, state="up")
+            # Hairpin: a pod reaching itself through its Service comes back out of
+            # the port it came in by (kubelet's --hairpin-mode=hairpin-veth).
+            ip.link("set", index=host, kind="bridge_slave", mode=1)
             peer_found = ip.link_lookup(ifname=peer)
             if peer_found:
                 fd = os.open(netns_path, os.O_RDONLY)

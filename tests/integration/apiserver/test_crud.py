@@ -222,17 +222,14 @@ def test_stored_in_etcd_under_registry_key(
     """The object is really in etcd, at Kubernetes' key, as JSON."""
     import asyncio
 
-    import aetcd
-
     marker = str(uuid.uuid4())
     api.post(
         f"/api/v1/namespaces/{namespace}/configmaps",
         json={"metadata": {"name": "in-etcd"}, "data": {"marker": marker}},
     )
-    ports = json.loads((apiserver.state_dir / "etcd-ports.json").read_text())
 
     async def read() -> bytes | None:
-        async with aetcd.Client(host="127.0.0.1", port=ports["client"]) as etcd:
+        async with apiserver.etcd_client() as etcd:
             got = await etcd.get(f"/registry/configmaps/{namespace}/in-etcd".encode())
             return got.value if got is not None else None
 

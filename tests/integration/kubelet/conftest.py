@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import importlib.util
 import json
 import os
 import signal
@@ -156,12 +155,7 @@ class Node:
 
 
 def _tls_flags(base: Path, server: ApiServerProcess) -> list[str]:
-    """A serving certificate from the cluster CA for the kubelet's HTTPS API, when this
-    build has the kubelet server and the apiserver's certificate tool."""
-    if importlib.util.find_spec("kubelet.server") is None:
-        return []
-    if importlib.util.find_spec("apiserver.kubelet_certs") is None:
-        return []
+    """A serving certificate from the cluster CA for the kubelet's HTTPS API."""
     out = subprocess.run(
         [
             sys.executable,
@@ -203,6 +197,8 @@ def _kubelet(base: Path, server: ApiServerProcess, runtime: RuntimeDaemon) -> Co
         str(base / "pods"),
         "--pod-manifest-path",
         str(base / "manifests"),
+        "--default-local-storage-path",
+        str(base / "storage"),
     )
 
 
@@ -213,7 +209,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
 
 
 @contextlib.contextmanager
-def one_node(base: Path) -> Iterator[Node]:
+def one_node(base: Path, own_identity: bool = False) -> Iterator[Node]:
     """The whole node in a namespace of its own, entered by this thread (also used by
     bench/pod_startup.py); everything removed on the way out."""
     (base / "manifests").mkdir()
@@ -230,6 +226,23 @@ def one_node(base: Path) -> Iterator[Node]:
         build_busybox(ImageStore(base / "images"))
         server.start()
         kubelet.extra += _tls_flags(base, server)  # the cluster CA exists from here on
+        if own_identity:  # the kubelet as system:node:<NODE>, not as the admin
+            made = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "apiserver.identities",
+                    "--state-dir",
+                    str(server.state_dir),
+                    "node",
+                    NODE,
+                ],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            kubelet.kubeconfig = Path(json.loads(made.stdout)["kubeconfig"])
         runtime.start()
         n.others = [
             ComponentProcess(

@@ -167,3 +167,6 @@ def test_a_pod_deleted_while_the_kubelet_is_down_is_cleaned_up(node: Node, ns: s
         "the pod's containers to be removed",
         timeout=60,
     )
+    # ... and its logs and volumes with them.
+    wait_for(lambda: not list((node.base / "pods").glob(f"*_{uid}")), "its logs to go")
+    wait_for(lambda: not (node.base / "kubelet" / "pods" / uid).exists(), "its volumes to go")

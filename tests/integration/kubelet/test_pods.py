@@ -83,6 +83,12 @@ def test_crash_loop_backs_off_longer_each_time(node: Node, ns: str) -> None:
     assert status_of(node, ns, "crash")["phase"] == "Running"
     reasons = {e["reason"] for e in events(node, ns, "crash")}
     assert {"Pulled", "Created", "Started", "BackOff"} <= reasons
+    # What a user sees with kubectl.
+    row = node.kubectl("get", "pod", "crash", "-n", ns, "--no-headers").split()
+    assert row[2] in ("CrashLoopBackOff", "Error") and int(row[3]) >= 2
+    described = node.kubectl("describe", "pod", "crash", "-n", ns)
+    assert "Back-off restarting failed container crash" in described
+    assert "Exit Code:    3" in described
 
 
 @pytest.mark.parametrize(
@@ -186,6 +192,9 @@ def test_readiness_flips_ready_and_the_endpoints(node: Node, ns: str) -> None:
         node.exec(cid, "touch", "/tmp/ready")
         wait_for(lambda: condition(status_of(node, ns, "ready"), "Ready") == "True", "Ready")
         wait_for(lambda: ip in addresses("addresses"), "a ready endpoint")
+        # Another pod's syncs leave this pod's probes alone.
+        create(node, ns, make_pod("bystander", busybox("c")))
+        wait_for(lambda: status_of(node, ns, "bystander").get("phase") == "Running", "Running")
         node.exec(cid, "rm", "/tmp/ready")
         wait_for(lambda: condition(status_of(node, ns, "ready"), "Ready") == "False", "unready")
         wait_for(lambda: ip in addresses("notReadyAddresses"), "the endpoint not ready again")
@@ -290,7 +299,7 @@ def test_config_and_secrets_reach_the_container(node: Node, ns: str) -> None:
         "app",
         "sh",
         "-c",
-        "echo from-app > /shared/note; sleep 3600",
+        "echo $(GREETING) > /shared/greeting; echo from-app > /shared/note; sleep 3600",
         env=[
             {
                 "name": "GREETING",
@@ -327,6 +336,9 @@ def test_config_and_secrets_reach_the_container(node: Node, ns: str) -> None:
     env = dict(line.split("=", 1) for line in node.exec(app_id, "env").splitlines() if "=" in line)
     assert env["GREETING"] == "hello" and env["PASSWORD"] == "s3cret"
     assert env["MESSAGE"] == "hello world" and env["CM_mode"] == "fast"
+    assert env["KUBERNETES_SERVICE_HOST"] and env["KUBERNETES_SERVICE_PORT"] == "443"
+    # `$(VAR)` in the command took the environment too.
+    assert node.exec(app_id, "cat", "/shared/greeting") == "hello\n"
     assert wait_for(lambda: node.exec(side_id, "cat", "/shared/note"), "the shared note") == (
         "from-app\n"
     )
@@ -391,8 +403,7 @@ def test_run_as_non_root_refuses_a_root_image(node: Node, ns: str) -> None:
 
 
 def test_kubectl_logs_and_exec_reach_the_pod_through_the_kubelet(node: Node, ns: str) -> None:
-    """Through the apiserver's relay to this kubelet's HTTPS API (when the build has it)."""
-    pytest.importorskip("kubelet.server")
+    """Through the apiserver's relay to this kubelet's HTTPS API."""
     create(node, ns, make_pod("talk", busybox("c", "sh", "-c", "echo hello-from-talk; sleep 3600")))
     wait_for(lambda: status_of(node, ns, "talk").get("phase") == "Running", "Running")
     logs = wait_for(
@@ -404,3 +415,40 @@ def test_kubectl_logs_and_exec_reach_the_pod_through_the_kubelet(node: Node, ns:
     )
     assert "hello-from-talk" in logs
     assert node.kubectl("exec", "-n", ns, "talk", "--", "hostname").strip() == "talk"
+
+
+def test_active_deadline_fails_the_pod(node: Node, ns: str) -> None:
+    create(
+        node,
+        ns,
+        make_pod(
+            "deadline", busybox("c"), activeDeadlineSeconds=3, terminationGracePeriodSeconds=1
+        ),
+    )
+    status = wait_for(
+        lambda: (s := status_of(node, ns, "deadline")).get("phase") == "Failed" and s, "Failed"
+    )
+    assert status["reason"] == "DeadlineExceeded"
+    wait_for(
+        lambda: "terminated" in container_status(node, ns, "deadline", "c").get("state", {}),
+        "the container to be stopped",
+    )
+
+
+def test_termination_messages(node: Node, ns: str) -> None:
+    written = busybox("c", "sh", "-c", "echo went wrong > /dev/termination-log; exit 2")
+    create(node, ns, make_pod("message", written, restartPolicy="Never"))
+    logged = busybox(
+        "c",
+        "sh",
+        "-c",
+        "echo oops-in-log; exit 1",
+        terminationMessagePolicy="FallbackToLogsOnError",
+    )
+    create(node, ns, make_pod("fallback", logged, restartPolicy="Never"))
+    for name, message in (("message", "went wrong\n"), ("fallback", "oops-in-log\n")):
+        status = wait_for(
+            lambda n=name: (s := status_of(node, ns, n)).get("phase") == "Failed" and s, "Failed"
+        )
+        terminated = status["containerStatuses"][0]["state"]["terminated"]
+        assert terminated["message"] == message

@@ -19,6 +19,7 @@ import grpc
 import httpx
 import yaml
 
+from kubelet.authz import WebhookAuthorizer
 from kubelet.server import KubeletServer
 
 
@@ -65,6 +66,12 @@ async def main() -> None:
                 pass
             await asyncio.sleep(0.5)
 
+    async def post_review(review: dict) -> dict:
+        """Callers are authorized by the apiserver (SubjectAccessReview), as a kubelet's are."""
+        r = await client.post("/apis/authorization.k8s.io/v1/subjectaccessreviews", json=review)
+        r.raise_for_status()
+        return dict(r.json())
+
     channel = grpc.aio.insecure_channel(f"unix://{a.socket}")
     server = KubeletServer(
         node_name=a.node,
@@ -75,6 +82,7 @@ async def main() -> None:
         cert_file=Path(a.cert),
         key_file=Path(a.key),
         client_ca_file=Path(a.client_ca),
+        authorizer=WebhookAuthorizer(a.node, post_review),
     )
     refresher = asyncio.create_task(refresh())
     await server.start()

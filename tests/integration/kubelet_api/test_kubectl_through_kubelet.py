@@ -627,6 +627,48 @@ def test_kubelet_refuses_callers_without_a_client_certificate(node: Node) -> Non
     assert proxied == "ok"
 
 
+def test_kubelet_authorizes_its_callers_through_the_apiserver(node: Node) -> None:
+    """A certificate from the cluster CA is not enough: the kubelet asks the apiserver
+    (SubjectAccessReview) whether its caller may use nodes/stats, nodes/proxy, ..."""
+    from apiserver import certs
+
+    ca = str(node.pki / "ca.crt")
+    url = f"https://127.0.0.1:{node.kubelet_port}"
+    who = f"monitor-{uuid.uuid4().hex[:6]}"
+    pair = certs.issue(
+        certs.KeyPair(node.pki / "ca.crt", node.pki / "ca.key"),
+        certs.KeyPair(node.pki / f"{who}.crt", node.pki / f"{who}.key"),
+        common_name=who,
+        client=True,
+    )
+    context = ssl.create_default_context(cafile=ca)
+    context.load_cert_chain(pair.cert, pair.key)
+    with httpx.Client(verify=context) as client:
+        r = client.get(f"{url}/stats/summary")
+        assert r.status_code == 403
+        assert r.text == (f"Forbidden (user={who}, verb=get, resource=nodes, subresource=stats)")
+        assert client.get(f"{url}/pods").status_code == 403
+        # Granted nodes/stats only: stats yes, logs and exec still no.
+        role = {
+            "metadata": {"name": f"{who}-stats"},
+            "rules": [{"apiGroups": [""], "resources": ["nodes/stats"], "verbs": ["get"]}],
+        }
+        with node.apiserver.client() as api:
+            made = api.post("/apis/rbac.authorization.k8s.io/v1/clusterroles", json=role)
+            assert made.status_code == 201, made.text
+        node.kubectl(
+            "create", "clusterrolebinding", who, f"--clusterrole={who}-stats", f"--user={who}"
+        )
+        # A denial is cached for up to 30 s, as the kubelet caches it.
+        wait_for(
+            "the grant",
+            lambda: client.get(f"{url}/stats/summary").status_code == 200,
+            timeout=60,
+            interval=1,
+        )
+        assert client.get(f"{url}/containerLogs/{NS}/{POD}/main").status_code == 403
+
+
 def test_port_forward_to_a_closed_port_says_why(node: Node) -> None:
     local = _free_port()
     proc = node.popen(

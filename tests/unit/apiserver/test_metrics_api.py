@@ -80,9 +80,19 @@ def test_kubelet_certificates(tmp_path: Path):
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == (
         "kube-apiserver-kubelet-client"
     )
-    assert cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == (
-        "system:masters"
+    # Not system:masters (only the admin is): RBAC binds it to system:kubelet-api-admin.
+    assert cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME) == []
+    # One issued in system:masters by an older skiff is made again.
+    certs.issue(
+        ca,
+        client,
+        common_name="kube-apiserver-kubelet-client",
+        organizations=["system:masters"],
+        client=True,
     )
+    again = kubelet_certs.ensure_kubelet_client(pki, ca)
+    reissued = x509.load_pem_x509_certificate(again.cert.read_bytes())
+    assert reissued.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME) == []
     assert (
         kubelet_certs.main(
             [

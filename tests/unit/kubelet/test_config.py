@@ -209,3 +209,23 @@ def test_container_config_labels_and_log_path() -> None:
     assert config.working_dir == "/w"
     assert [(e.key, e.value) for e in config.envs] == [("A", "1")]
     assert config.mounts[0].readonly
+
+
+def test_command_and_args_expand_the_containers_variables() -> None:
+    container = {
+        "name": "app",
+        "command": ["echo", "$(GREETING)"],
+        "args": ["$(NAME) costs $$5", "$(UNKNOWN)"],
+    }
+    config = container_config(
+        pod(),
+        container,
+        attempt=0,
+        image="busybox",
+        env=[("GREETING", "hi"), ("NAME", "tea")],
+        mounts=[],
+        resources=pb.LinuxContainerResources(),
+        security=pb.LinuxContainerSecurityContext(),
+    )
+    assert list(config.command) == ["echo", "hi"]
+    assert list(config.args) == ["tea costs $5", "$(UNKNOWN)"]

@@ -172,3 +172,17 @@ def test_a_finished_pod_says_pod_completed() -> None:
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "PodCompleted")
     assert status["containerStatuses"][0]["state"]["terminated"]["reason"] == "Completed"
+
+
+def test_a_failed_pod_says_why() -> None:
+    status = pod_status(
+        pod(),
+        seen(inst(state=EXITED, code=137)),
+        Memory(),
+        {},
+        host_ip="h",
+        now=NOW,
+        failed=("DeadlineExceeded", "Pod was active too long"),
+    )
+    assert (status["phase"], status["reason"]) == ("Failed", "DeadlineExceeded")
+    assert status["message"] == "Pod was active too long"

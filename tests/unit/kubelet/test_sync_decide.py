@@ -10,6 +10,7 @@ from kubelet.observed import CREATED, EXITED, RUNNING, Container, Failure, Memor
 from kubelet.sync import (
     ConfirmDeletion,
     CreateSandbox,
+    FailPod,
     KillContainer,
     KillSandbox,
     ReleaseVolumes,
@@ -283,3 +284,19 @@ def test_a_sidecar_starts_before_the_app_and_is_restarted_beside_it() -> None:
     assert running.actions == [StartContainer("app", 0)]  # it runs: the app may start
     exited = decide(p, seen(c("proxy", EXITED, code=1), c("app")), Memory(), NOW)
     assert exited.actions == [StartContainer("proxy", 1, init=True, backoff=10.0)]
+
+
+def test_a_pod_past_its_active_deadline_is_stopped_and_failed() -> None:
+    p = pod()
+    p["spec"]["activeDeadlineSeconds"] = 30
+    p["spec"]["terminationGracePeriodSeconds"] = 5
+    p["status"] = {"startTime": "2027-01-15T08:00:00Z"}  # NOW is 08:00:00 that day
+    assert decide(p, seen(c()), Memory(), NOW + 29).actions == []
+    plan = decide(p, seen(c()), Memory(), NOW + 30)
+    assert plan.actions == [
+        KillContainer("app-0", "app", 5, "Stopping container app"),
+        KillSandbox("sb1"),
+        FailPod(
+            "DeadlineExceeded", "Pod was active on the node longer than the specified deadline"
+        ),
+    ]

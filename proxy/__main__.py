@@ -1,0 +1,140 @@
+"""`python -m proxy` (what `skiff proxy` runs): this node's Services in iptables.
+
+One per node, no leader election (every node programs its own kernel), as
+kube-proxy. Flags keep kube-proxy's names where they mean the same thing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import socket
+import sys
+
+from client.config import ConfigError, load_config
+from client.controller import Context
+from client.events import EventRecorder
+from client.rest import Client
+from client.run import run_until_signalled
+
+from .apply import ApplyError, Iptables, cleanup, detect_backend, ensure_sysctls
+from .metrics import HTTPServer, ProxyMetrics, healthz_route
+from .sync import ProxyController, ProxyInformers, Settings
+
+log = logging.getLogger("skiff.proxy")
+
+
+def _host_port(value: str, default_port: int) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host:
+        return value, default_port
+    return host, int(port)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="skiff proxy", description=__doc__)
+    p.add_argument("--kubeconfig", default=None, help="default: $KUBECONFIG or ~/.kube/config")
+    p.add_argument(
+        "--hostname-override",
+        default="",
+        help="this node's name, as the kubelet registered it (default: the hostname)",
+    )
+    p.add_argument("--cluster-cidr", default="10.244.0.0/16", help="the pods' addresses")
+    p.add_argument("--proxy-mode", default="iptables", choices=["iptables"])
+    p.add_argument(
+        "--iptables-backend",
+        default="auto",
+        choices=["auto", "nft", "legacy"],
+        help="auto: the one that already holds the node's rules, as kube-proxy chooses",
+    )
+    p.add_argument("--iptables-min-sync-period", type=float, default=1.0, metavar="SECONDS")
+    p.add_argument("--iptables-sync-period", type=float, default=30.0, metavar="SECONDS")
+    p.add_argument("--full-sync-period", type=float, default=3600.0, metavar="SECONDS")
+    p.add_argument("--healthz-bind-address", default="0.0.0.0:10256")
+    p.add_argument("--metrics-bind-address", default="127.0.0.1:10249")
+    p.add_argument(
+        "--cleanup",
+        action="store_true",
+        help="remove every rule and chain the proxy made, then exit",
+    )
+    p.add_argument(
+        "-v", "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    return p.parse_args(argv)
+
+
+async def run(args: argparse.Namespace) -> None:
+    backend = args.iptables_backend if args.iptables_backend != "auto" else detect_backend()
+    iptables = Iptables(backend=backend)
+    node_name = args.hostname_override or socket.gethostname()
+    log.info("node %s, iptables backend %s", node_name, backend)
+    for setting in ensure_sysctls():
+        log.info("set %s", setting)
+    client = Client(load_config(args.kubeconfig), user_agent="skiff-proxy")
+    metrics = ProxyMetrics()
+    settings = Settings(
+        node_name=node_name,
+        cluster_cidr=args.cluster_cidr,
+        min_sync_period=args.iptables_min_sync_period,
+        sync_period=args.iptables_sync_period,
+        full_sync_period=args.full_sync_period,
+    )
+    servers = [
+        HTTPServer(
+            {"/healthz": healthz_route(metrics, settings.sync_period)},
+            *_host_port(args.healthz_bind_address, 10256),
+        ),
+        HTTPServer(
+            {
+                "/metrics": lambda: (200, "text/plain; version=0.0.4", metrics.exposition()),
+                "/healthz": healthz_route(metrics, settings.sync_period),
+            },
+            *_host_port(args.metrics_bind_address, 10249),
+        ),
+    ]
+
+    async def work() -> None:
+        informers = ProxyInformers(client)
+        ctx = Context(client, informers, EventRecorder(client, "kube-proxy", node_name))
+        proxy = ProxyController(ctx, settings, iptables, metrics)
+        for server in servers:
+            await server.start()
+        informers.start()
+        try:
+            await proxy.run()
+        finally:
+            await informers.stop()
+            for server in servers:
+                await server.stop()
+
+    try:
+        await run_until_signalled(work)
+    finally:
+        await client.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if args.cleanup:
+        backend = args.iptables_backend if args.iptables_backend != "auto" else detect_backend()
+        try:
+            cleanup(Iptables(backend=backend))
+        except ApplyError as e:
+            print(f"skiff proxy: {e}", file=sys.stderr)
+            return 1
+        return 0
+    try:
+        asyncio.run(run(args))
+    except ConfigError as e:
+        print(f"skiff proxy: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""The node of the kubelet tests (imported, not copied) with `skiff proxy` on it."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from tests.conftest import ComponentProcess, free_port
+from tests.integration.kubelet.conftest import NODE, Node, node, ns, wait_for  # noqa: F401
+
+
+@dataclass
+class Services:
+    node: Node
+    proxy: ComponentProcess
+    dns: ComponentProcess | None
+    metrics: int
+
+    def syncs(self) -> float:
+        text = httpx.get(f"http://127.0.0.1:{self.metrics}/metrics", timeout=5).text
+        counts = re.findall(
+            r"^kubeproxy_sync_proxy_rules_duration_seconds_count\S* (\S+)$", text, re.M
+        )
+        return sum(float(c) for c in counts)  # full and partial
+
+
+def start_proxy(node: Node, metrics: int) -> ComponentProcess:  # noqa: F811
+    proxy = ComponentProcess(
+        "proxy",
+        node.server.kubeconfig,
+        node.base / "proxy.log",
+        "--hostname-override",
+        NODE,
+        "--iptables-min-sync-period",
+        "0.2",
+        "--metrics-bind-address",
+        f"127.0.0.1:{metrics}",
+        "--healthz-bind-address",
+        f"127.0.0.1:{free_port()}",
+    ).start()
+    return proxy
+
+
+@pytest.fixture(scope="module")
+def services(node: Node) -> Iterator[Services]:  # noqa: F811
+    # A real node has a default route, so a packet to a ClusterIP without endpoints
+    # is routed, meets the FORWARD hook and is REJECTed there. This namespace has
+    # no route out (and must not): the service range is routed into a veth pair
+    # that leads nowhere, standing in for it.
+    for argv in (
+        ["ip", "link", "add", "svc0", "type", "veth", "peer", "name", "svc1"],
+        ["ip", "link", "set", "svc0", "up"],
+        ["ip", "link", "set", "svc1", "up"],
+        ["ip", "route", "add", "10.96.0.0/12", "dev", "svc0"],
+    ):
+        subprocess.run(argv, check=True)
+    metrics = free_port()
+    s = Services(node, start_proxy(node, metrics), None, metrics)
+    try:
+        wait_for(lambda: s.syncs() >= 1, "the proxy's first sync")
+        yield s
+    finally:
+        if s.dns is not None:
+            s.dns.stop()
+        s.proxy.stop()
+        subprocess.run(["ip", "link", "del", "svc0"], check=False)
+        # The node's netns goes with the fixture, and our chains with it; the
+        # proxy's own cleanup is exercised anyway.
+        ComponentProcess(
+            "proxy", node.server.kubeconfig, node.base / "cleanup.log", "--cleanup"
+        ).start()
