@@ -20,12 +20,13 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import discovery, errors, metrics, openapi, paths, responses
+from . import bootstrap_tokens, discovery, errors, metrics, openapi, paths, responses
 from .auth import PUBLIC_PATHS, Authenticator, UserInfo
 from .authz.filter import Authorize
 from .authz.reviews import Reviews
 from .authz.setup import Authorization
 from .authz.tokens import TokenRequests
+from .bootstrap_tokens import BootstrapTokens
 from .handlers import Handlers
 from .kubelet_proxy import KubeletConnector, KubeletProxy
 from .registry import Registry
@@ -42,9 +43,12 @@ class Authenticate:
     refused everywhere, as kube-apiserver refuses a bad token even on /healthz.
     """
 
-    def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
+    def __init__(
+        self, app: ASGIApp, authenticator: Authenticator, bootstrap: BootstrapTokens | None = None
+    ) -> None:
         self.app = app
         self.authenticator = authenticator
+        self.bootstrap = bootstrap  # bootstrap tokens (kube-system Secrets), for joining nodes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -57,12 +61,27 @@ class Authenticate:
                 break
         peer = (scope.get("extensions") or {}).get("tls", {}).get("client_cert_der")
         user = self.authenticator.authenticate(authorization, peer)
-        public = scope["path"] in PUBLIC_PATHS
+        if user is None and authorization and self.bootstrap is not None:
+            user = await self.bootstrap.authenticate(authorization)
+        method = scope.get("method", "GET")
+        public = scope["path"] in PUBLIC_PATHS or bootstrap_tokens.anonymous_may(
+            method, scope["path"]
+        )
         if user is None or (not user.authenticated and not public):
             if scope["type"] == "websocket":
                 await _refuse_upgrade(receive, send, errors.unauthorized())
                 return
             await responses.send_error(errors.unauthorized())(scope, receive, send)
+            return
+        if bootstrap_tokens.is_bootstrapper(user) and not bootstrap_tokens.bootstrapper_may(
+            method, scope["path"]
+        ):
+            assert user is not None
+            refusal = BootstrapTokens.refusal(user, method, scope["path"])
+            if scope["type"] == "websocket":
+                await _refuse_upgrade(receive, send, refusal)
+            else:
+                await responses.send_error(refusal)(scope, receive, send)
             return
         scope.setdefault("state", {})["user"] = user
         await self.app(scope, receive, send)
@@ -307,7 +326,7 @@ def build_app(
         inner = Authorize(inner, authorization.authorizer)
     if audit is not None:
         inner = audit(inner)  # audit.py: sees the user, the decision and the answer
-    return Observe(Authenticate(inner, authenticator))
+    return Observe(Authenticate(inner, authenticator, BootstrapTokens(registry)))
 
 
 class Resources:

@@ -373,6 +373,26 @@ def _lease_row(lease: dict[str, Any], now: datetime.datetime) -> Row:
     ]
 
 
+def _csr_row(csr: dict[str, Any], now: datetime.datetime) -> Row:
+    """NAME AGE SIGNERNAME REQUESTOR REQUESTEDDURATION CONDITION, as kubectl shows a CSR."""
+    meta, spec = csr.get("metadata") or {}, csr.get("spec") or {}
+    status = csr.get("status") or {}
+    conditions = [
+        c["type"] for c in status.get("conditions") or [] if c.get("status", "True") == "True"
+    ]
+    if status.get("certificate"):
+        conditions.append("Issued")
+    seconds = spec.get("expirationSeconds")
+    return [
+        meta.get("name", ""),
+        age(meta.get("creationTimestamp"), now),
+        spec.get("signerName", ""),
+        spec.get("username", ""),
+        human_duration(datetime.timedelta(seconds=int(seconds))) if seconds else NONE,
+        ",".join(conditions) or "Pending",
+    ]
+
+
 def _event_row(ev: dict[str, Any], now: datetime.datetime) -> Row:
     meta = ev.get("metadata") or {}
     new = "regarding" in ev
@@ -511,6 +531,17 @@ PRINTERS: dict[tuple[str, str], tuple[list[Column], Callable[[dict, datetime.dat
     ("coordination.k8s.io", "Lease"): (
         [NAME, ("Holder", "string", 0, "The holder."), AGE],
         _lease_row,
+    ),
+    ("certificates.k8s.io", "CertificateSigningRequest"): (
+        [
+            NAME,
+            AGE,
+            ("SignerName", "string", 0, "The signer."),
+            ("Requestor", "string", 0, "Who asked."),
+            ("RequestedDuration", "string", 0, "The validity asked for."),
+            ("Condition", "string", 0, "Approved, Denied, Failed, Issued or Pending."),
+        ],
+        _csr_row,
     ),
 }
 EVENT_PRINTER = (

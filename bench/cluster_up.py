@@ -15,7 +15,7 @@ fresh temporary state directory:
 
 Where the time goes comes from the supervisor's log ("<component> is ready").
 Anchors: k3s reports a node Ready in about 30 s on small machines; skiff's
-target is 10 s. (The three-node lab's half of this benchmark is `skiff lab`'s.)
+target is 10 s. The three-node lab's half is bench/lab_up.py.
 """
 
 from __future__ import annotations

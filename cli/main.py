@@ -47,6 +47,24 @@ COMPONENTS = {
 }
 
 
+def _lab(argv: list[str]) -> int:
+    from . import lab
+
+    return lab.main(argv)
+
+
+def _token(argv: list[str]) -> int:
+    from . import token
+
+    return token.main(argv)
+
+
+def _join(argv: list[str]) -> int:
+    from . import join
+
+    return join.main(argv)
+
+
 def _up(argv: list[str]) -> int:
     from . import up
 
@@ -90,6 +108,9 @@ LIFECYCLE: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "reset": (_reset, "down, then remove everything skiff made on this machine"),
     "install-service": (_install_service, "a systemd unit that runs `skiff up` at boot"),
     "etcd": (_etcd, "etcd snapshot save FILE | restore FILE"),
+    "token": (_token, "bootstrap tokens for joining nodes: create, list, delete"),
+    "join": (_join, "join this machine to a cluster with a bootstrap token"),
+    "lab": (_lab, "several nodes on this machine in network namespaces: up, down, node, kubectl"),
 }
 
 

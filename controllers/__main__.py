@@ -14,6 +14,7 @@ import logging
 import socket
 import sys
 import uuid
+from pathlib import Path
 
 from client.config import ConfigError, load_config
 from client.controller import Context, Controller, Informers
@@ -22,6 +23,7 @@ from client.leaderelection import LeaderElector
 from client.rest import Client
 from client.run import run_until_signalled
 
+from .certificates import CertificateController, Signing
 from .clusterroleaggregation import ClusterRoleAggregationController
 from .cronjob import CronJobController
 from .daemonset import DaemonSetController
@@ -55,6 +57,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     "nodelifecycle": NodeLifecycleController,
     "namespace": NamespaceController,
     "serviceaccount": ServiceAccountController,
+    "csr": CertificateController,
     "servicelb": ServiceLBController,
     "clusterrole-aggregation": ClusterRoleAggregationController,
     "root-ca-cert-publisher": RootCACertPublisher,
@@ -95,6 +98,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="seconds without a Lease renewal before a node is NotReady",
     )
     p.add_argument(
+        "--cluster-signing-cert-file",
+        type=Path,
+        default=None,
+        help="the CA that signs approved client certificates (e.g. STATE/pki/ca.crt)",
+    )
+    p.add_argument("--cluster-signing-key-file", type=Path, default=None)
+    p.add_argument(
         "-v", "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
     return p.parse_args(argv)
@@ -120,12 +130,16 @@ async def run(args: argparse.Namespace) -> None:
             source = EVENT_SOURCE.get(n, CONTROLLERS[n].name)
             return dataclasses.replace(ctx, recorder=EventRecorder(client, source, host))
 
-        controllers = [
-            NodeLifecycleController(own(n), settings)
-            if n == "nodelifecycle"
-            else CONTROLLERS[n](own(n))
-            for n in names
-        ]
+        signing = Signing(args.cluster_signing_cert_file, args.cluster_signing_key_file)
+
+        def make(n: str) -> Controller:
+            if n == "nodelifecycle":
+                return NodeLifecycleController(own(n), settings)
+            if n == "csr":
+                return CertificateController(own(n), signing)
+            return CONTROLLERS[n](own(n))
+
+        controllers = [make(n) for n in names]
         informers.start()
         try:
             await asyncio.gather(*(c.run() for c in controllers))

@@ -259,6 +259,14 @@ CONTROLLER_MANAGER = [
     rule(["create"], [""], ["serviceaccounts/token", "pods/eviction"]),
     rule(["create"], ["authentication.k8s.io"], ["tokenreviews"]),
     rule(["create"], ["authorization.k8s.io"], ["subjectaccessreviews"]),
+    # csrapproving: joining kubelets' client certificates (controllers/certificates.py)
+    rule(["update"], ["certificates.k8s.io"], ["certificatesigningrequests/approval"]),
+    rule(
+        ["approve"],
+        ["certificates.k8s.io"],
+        ["signers"],
+        names=["kubernetes.io/kube-apiserver-client-kubelet"],
+    ),
     # The clusterrole-aggregation controller writes aggregated rules; it may
     # only collect rules that exist, which escalation checks verify on update.
     rule(["escalate", "get", "list", "patch", "update", "watch"], [GROUP], ["clusterroles"]),
@@ -379,6 +387,17 @@ def cluster_roles() -> list[dict[str, Any]]:
         cluster_role("system:node-proxier", NODE_PROXIER),
         cluster_role("system:node", NODE),
         cluster_role("system:kubelet-api-admin", KUBELET_API_ADMIN),
+        # what a bootstrap token may do: ask for a node certificate (kubeadm's binding below)
+        cluster_role(
+            "system:node-bootstrapper",
+            [
+                rule(
+                    ["create", "get", "list", "watch"],
+                    ["certificates.k8s.io"],
+                    ["certificatesigningrequests"],
+                )
+            ],
+        ),
     ]
     by_name = {r["metadata"]["name"]: r for r in roles}
     for name in ("view", "edit", "admin"):  # inner first: edit collects view, admin edit
@@ -406,6 +425,11 @@ def cluster_role_bindings() -> list[dict[str, Any]]:
             [("User", "system:kube-controller-manager")],
         ),
         binding("system:node-proxier", "system:node-proxier", [("User", "system:kube-proxy")]),
+        binding(
+            "kubeadm:kubelet-bootstrap",
+            "system:node-bootstrapper",
+            [("Group", "system:bootstrappers")],
+        ),
         binding("system:node", "system:node", []),
         binding(
             "system:kube-apiserver-kubelet-client",

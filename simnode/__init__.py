@@ -1,0 +1,1 @@
+"""Simulated nodes (kwok-style): Nodes, Leases and pod status without containers."""
