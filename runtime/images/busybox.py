@@ -88,6 +88,27 @@ def _applets() -> list[str]:
     return [a for a in out.stdout.split() if a and a != "busybox"]
 
 
+# wget's getopt32 format in busybox 1.35 (`-T` an int option, `t`/`n` ignored; after
+# the NUL, the complementary rules up to the next NUL).
+_WGET_OPTS = b"^cqSO:o:P:Y:U:T:+t:n::\x00"
+
+
+def without_wget_timeout_crash(binary: bytes) -> bytes:
+    """busybox with wget's `-T` parsed as a string, as upstream proposes for builds
+    without FEATURE_WGET_TIMEOUT: getopt32 then skips the NULL destination instead
+    of writing the number through it. Only busybox's own shell needs this (it runs
+    the applet, not /bin/wget); there `-T` is accepted and has no effect. The
+    binary is returned unchanged unless the format appears exactly once."""
+    if binary.count(_WGET_OPTS) != 1:
+        return binary
+    start = binary.index(_WGET_OPTS)
+    plus = start + _WGET_OPTS.index(b"+")
+    end = binary.index(b"\x00", start + len(_WGET_OPTS)) + 1  # the complementary string's NUL
+    # Drop the "+", move the rest of both strings left by one, pad with a NUL: the
+    # same length, so nothing else in the binary moves.
+    return binary[:plus] + binary[plus + 1 : end] + b"\x00" + binary[end:]
+
+
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
     info = tarfile.TarInfo(name)
     info.size, info.mode = len(data), mode
@@ -102,7 +123,7 @@ def build_busybox(store: ImageStore, name: str = NAME) -> Image:
                 info = tarfile.TarInfo(d)
                 info.type, info.mode = tarfile.DIRTYPE, 0o1777 if d == "tmp" else 0o755
                 tar.addfile(info)
-            tar.add(str(BUSYBOX), "bin/busybox")
+            _add_bytes(tar, "bin/busybox", without_wget_timeout_crash(BUSYBOX.read_bytes()), 0o755)
             for applet in _applets():
                 if applet == "wget":
                     _add_bytes(tar, "bin/wget", WGET.encode(), 0o755)
