@@ -1,13 +1,7 @@
 """Services end to end: real pods on a real node (contract F: one test-made network
 namespace holds etcd, apiserver, controller-manager, scheduler, runtime, kubelet,
 `skiff proxy` and `skiff dns`), reached from a client pod the way a user would,
-with busybox's `nc` and `nslookup`.
-
-Not with busybox's `wget`: in the image skiff builds from Debian's
-busybox-static, wget dies with SIGSEGV on any URL (static glibc), and so
-would any glibc lookup of a name. `nslookup` has its own resolver (it reads
-the pod's resolv.conf, search list included), so names are resolved with it
-and then connected to with `nc`.
+with busybox's `wget -qO- http://web` (and by ClusterIP) and `nslookup`.
 
 The node is the kubelet tests' `node` fixture (tests/integration/kubelet/conftest.py),
 imported, not copied; the proxy and DNS are started here on top of it.
@@ -92,12 +86,13 @@ def sh(node: Node, ns: str, pod: str, script: str, timeout: int = 120) -> str:
     return result.stdout.decode() + result.stderr.decode()
 
 
-GET = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3"
+def url(host: str, port: int) -> str:
+    return f"http://{host}/" if port == 80 else f"http://{host}:{port}/"
 
 
 def get(node: Node, ns: str, client: str, host: str, port: int = 80) -> str:
-    """The body (a pod's hostname), or nc's complaint (e.g. Connection refused)."""
-    return sh(node, ns, client, f"{GET} {host} {port} 2>&1 | tail -n 1").strip()
+    """The body (a pod's hostname), or wget's complaint (e.g. Connection refused)."""
+    return sh(node, ns, client, f"wget -qO- {url(host, port)} 2>&1 | tail -n 1").strip()
 
 
 def fetch_many(
@@ -107,7 +102,8 @@ def fetch_many(
         node,
         ns,
         client,
-        f"i=0; while [ $i -lt {n} ]; do {GET} {host} {port} 2>&1 | tail -n 1; i=$((i+1)); done",
+        f"i=0; while [ $i -lt {n} ]; do wget -qO- {url(host, port)} 2>&1 | tail -n 1;"
+        " i=$((i+1)); done",
     )
     return collections.Counter(line.strip() for line in out.splitlines() if line.strip())
 
@@ -223,7 +219,9 @@ def test_names_resolve_and_connect(services: Services, ns: str) -> None:
     assert wait_for(lambda: lookup("web") == ip and ip, "web to resolve") == ip
     fqdn = f"web.{ns}.svc.cluster.local"
     assert lookup(fqdn) == ip
-    assert get(node, ns, "client", lookup(fqdn)) == "web-0"  # and connect
+    # and connect, by the names, as `wget -qO- http://web` from a pod does
+    assert sh(node, ns, "client", "wget -qO- http://web") == "web-0\n"
+    assert sh(node, ns, "client", f"wget -qO- http://{fqdn}") == "web-0\n"
     assert "NXDOMAIN" in sh(node, ns, "client", f"nslookup nothing.{ns}.svc.cluster.local")
     shown = node.kubectl("get", "svc", "-n", "kube-system", "kube-dns")
     assert "10.96.0.10" in shown
