@@ -83,6 +83,12 @@ def _etcd(argv: list[str]) -> int:
     return etcd.main(argv)
 
 
+def _dashboard(argv: list[str]) -> int:
+    from . import dashboard
+
+    return dashboard.main(argv)
+
+
 LIFECYCLE: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "up": (_up, "make this machine a node: start and supervise every component"),
     "status": (_status, "each component: running, pid, healthy, since when"),
@@ -90,6 +96,7 @@ LIFECYCLE: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "reset": (_reset, "down, then remove everything skiff made on this machine"),
     "install-service": (_install_service, "a systemd unit that runs `skiff up` at boot"),
     "etcd": (_etcd, "etcd snapshot save FILE | restore FILE"),
+    "dashboard": (_dashboard, "a live web view of the cluster on 127.0.0.1:8001"),
 }
 
 
