@@ -14,6 +14,9 @@ relays their changes to each open page as Server-Sent Events.
                            one `change` per watch event ({"op": "put"|"delete", "object": ...})
     POST /api/loop         {"action": "pause"|"step"|"resume"|"slow", "seconds": N}
                            writes the loop-control ConfigMap (kube-system/skiff-loop-control)
+
+The timeline merges Events with the reconcile trace, which the components keep
+in ConfigMaps labelled skiff.io/trace=true (one per component, bounded).
 """
 
 from __future__ import annotations
@@ -36,21 +39,22 @@ STATIC = Path(__file__).with_name("dashboard_static")
 LOOP_NAMESPACE = "kube-system"
 LOOP_CONFIGMAP = "skiff-loop-control"
 
-# (apiVersion, kind, namespace, fieldSelector): what the page draws.
-WATCHED: list[tuple[str, str, str, str]] = [
-    ("v1", "Node", "", ""),
-    ("v1", "Pod", "", ""),
-    ("apps/v1", "Deployment", "", ""),
-    ("apps/v1", "ReplicaSet", "", ""),
-    ("v1", "Service", "", ""),
-    ("v1", "Endpoints", "", ""),
-    ("v1", "Event", "", ""),
-    ("v1", "ConfigMap", LOOP_NAMESPACE, f"metadata.name={LOOP_CONFIGMAP}"),
+# (apiVersion, kind, namespace, fieldSelector, labelSelector): what the page draws.
+WATCHED: list[tuple[str, str, str, str, str]] = [
+    ("v1", "Node", "", "", ""),
+    ("v1", "Pod", "", "", ""),
+    ("apps/v1", "Deployment", "", "", ""),
+    ("apps/v1", "ReplicaSet", "", "", ""),
+    ("v1", "Service", "", "", ""),
+    ("v1", "Endpoints", "", "", ""),
+    ("v1", "Event", "", "", ""),
+    ("v1", "ConfigMap", LOOP_NAMESPACE, f"metadata.name={LOOP_CONFIGMAP}", ""),
+    # The reconcile trace (client/trace.py on the `study` branch, docs/architecture.md):
+    # one bounded ConfigMap per component, kube-system/skiff-trace-<component>,
+    # labelled skiff.io/trace=true, its `records` a JSON list. The page reads
+    # the records from these objects as they change.
+    ("v1", "ConfigMap", LOOP_NAMESPACE, "", "skiff.io/trace=true"),
 ]
-
-# Where the reconcile trace joins the timeline: a kind whose objects carry trace
-# records. None until the trace mechanism (issue 16) exists; see docs/architecture.md.
-TRACE_SOURCE: tuple[str, str, str, str] | None = None
 
 
 def slim(obj: dict[str, Any]) -> dict[str, Any]:
@@ -60,24 +64,26 @@ def slim(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def loop_patch(action: str, seconds: float | None, current: dict[str, str]) -> dict[str, str]:
-    """The loop-control ConfigMap's data after a button press.
+    """The loop-control ConfigMap's data after a button press, in the keys every
+    loop's gate reads (client/loopcontrol.py, as `skiff loop` writes them):
 
-    `mode` is `running` or `paused`; `step` counts step presses (each one lets one
-    pending action through while paused); `slow` is the delay before each acting
-    reconcile, `0s` for none.
+    `mode` `run` or `pause`; `steps` counts step presses and `granted` the steps
+    loops took (a paused loop lets one action through while steps > granted);
+    `slow` the delay before each acting reconcile (`0s`: none); `only` and
+    `lastStep` are kept as they are.
     """
     data = dict(current)
-    data.setdefault("mode", "running")
-    data.setdefault("step", "0")
+    data.setdefault("mode", "run")
     data.setdefault("slow", "0s")
+    data.setdefault("steps", "0")
+    data.setdefault("granted", "0")
     if action == "pause":
-        data["mode"] = "paused"
+        data["mode"] = "pause"
     elif action == "resume":
-        data["mode"] = "running"
-        data["slow"] = "0s"
+        data["mode"] = "run"
     elif action == "step":
-        data["mode"] = "paused"
-        data["step"] = str(int(data.get("step") or "0") + 1)
+        data["mode"] = "pause"
+        data["steps"] = str(int(data["steps"] or 0) + 1)
     elif action == "slow":
         if seconds is None or seconds < 0:
             raise ValueError("slow needs seconds >= 0")
@@ -92,10 +98,9 @@ class Hub:
 
     def __init__(self, client: Client) -> None:
         self.client = client
-        sources = [*WATCHED, *([TRACE_SOURCE] if TRACE_SOURCE else [])]
         self.informers = [
-            Informer(client, api_version, kind, namespace=ns, field_selector=fs)
-            for api_version, kind, ns, fs in sources
+            Informer(client, api_version, kind, namespace=ns, field_selector=fs, label_selector=ls)
+            for api_version, kind, ns, fs, ls in WATCHED
         ]
         self.subscribers: set[asyncio.Queue[str]] = set()
         for inf in self.informers:

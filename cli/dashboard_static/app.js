@@ -104,18 +104,46 @@ function eventItem(e) {
     `${io.kind || ""} ${io.namespace ? io.namespace + "/" : ""}${io.name || ""}: ${e.reason || ""} ${e.message || ""}`
     + (e.source?.component ? ` [${e.source.component}]` : "") + ((e.count || 1) > 1 ? ` ×${e.count}` : ""));
 }
+// The reconcile trace: ConfigMaps kube-system/skiff-trace-<component> (label
+// skiff.io/trace=true), each holding its component's last records as JSON.
+function traceRecords() {
+  const out = [];
+  for (const cm of ofKind("ConfigMap")) {
+    if (cm.metadata.labels?.["skiff.io/trace"] !== "true") continue;
+    try { out.push(...JSON.parse(cm.data?.records || "[]")); } catch (e) { /* a torn write: skip */ }
+  }
+  return out;
+}
+function traceItem(r) {
+  const actions = (r.actions || []).map((a) => a.action + (a.error ? ` (error: ${a.error})` : "")).join("; ");
+  return el("li", { class: `trace${(r.outcome || "").startsWith("error") ? " Warning" : ""}` },
+    el("span", { class: "time" }, (r.time || "").replace("T", " ").replace("Z", "").slice(0, 19) + " "),
+    el("span", { class: "tag" }, "trace"),
+    ` ${r.component}/${r.controller} ${r.kind} ${r.namespace ? r.namespace + "/" : ""}${r.name}: `
+    + `${r.observed ? "saw " + r.observed + ", " : ""}${r.wanted ? "wanted " + r.wanted + "; " : ""}`
+    + `${actions || "no action"} → ${r.outcome || ""}` + (r.durationMs !== undefined ? ` (${r.durationMs} ms)` : ""),
+    el("span", { class: "decide" }, ` ${r.decide || ""}`));
+}
+function timelineEntries(filter) {
+  const entries = ofKind("Event").filter((e) => !filter || filter.event(e)).map((e) => [eventTime(e), eventItem(e)]);
+  for (const r of traceRecords()) if (!filter || filter.trace(r)) entries.push([r.time || "", traceItem(r)]);
+  return entries;
+}
 function drawTimeline() {
-  const events = ofKind("Event").sort((a, b) => eventTime(b).localeCompare(eventTime(a))).slice(0, 200);
-  $("timeline").replaceChildren(...events.map(eventItem));
+  const entries = timelineEntries(null).sort((a, b) => b[0].localeCompare(a[0])).slice(0, 200);
+  $("timeline").replaceChildren(...entries.map((e) => e[1]));
 }
 
+// Loop control: kube-system/skiff-loop-control, the keys client/loopcontrol.py reads.
 function drawLoop() {
   const cm = objects.get("ConfigMap/kube-system/skiff-loop-control");
   const d = cm?.data || {};
-  let state = d.mode || "running";
+  let state = d.mode === "pause" ? "paused" : "running";
+  if (d.only) state += ` (only ${d.only})`;
   if (d.slow && d.slow !== "0s") state += `, slow ${d.slow}`;
-  if (d.step && d.step !== "0") state += `, steps ${d.step}`;
+  if (d.steps && d.steps !== "0") state += `, steps ${d.granted || 0}/${d.steps}`;
   $("loop-state").textContent = state;
+  $("last-step").textContent = d.lastStep ? `last step: ${d.lastStep}` : "";
 }
 
 function pretty(v) {
@@ -131,11 +159,18 @@ function drawDetail() {
   const spec = o.spec ?? (o.kind === "Endpoints" ? o.subsets : o.data);
   $("detail-spec").textContent = pretty({ metadata: { labels: o.metadata.labels, ownerReferences: o.metadata.ownerReferences }, spec });
   $("detail-status").textContent = pretty(o.status);
-  const mine = ofKind("Event").filter((e) => e.involvedObject?.uid === o.metadata.uid ||
-    (e.involvedObject?.kind === o.kind && e.involvedObject?.name === o.metadata.name
-      && (e.involvedObject?.namespace || "") === (o.metadata.namespace || "")))
-    .sort((a, b) => eventTime(a).localeCompare(eventTime(b)));
-  $("detail-events").replaceChildren(...(mine.length ? mine.map(eventItem) : [el("li", {}, "no events")]));
+  const ns = o.metadata.namespace || "";
+  const mine = timelineEntries({
+    event: (e) => e.involvedObject?.uid === o.metadata.uid || (e.involvedObject?.kind === o.kind
+      && e.involvedObject?.name === o.metadata.name && (e.involvedObject?.namespace || "") === ns),
+    trace: (r) => r.kind === o.kind && r.name === o.metadata.name && (r.namespace || "") === ns,
+  }).sort((a, b) => a[0].localeCompare(b[0]));
+  $("detail-events").replaceChildren(...(mine.length ? mine.map((e) => e[1]) : [el("li", {}, "no events")]));
+  const decided = traceRecords().filter((r) => r.kind === o.kind && r.name === o.metadata.name
+    && (r.namespace || "") === ns).sort((a, b) => (a.time || "").localeCompare(b.time || "")).pop();
+  $("detail-decide").textContent = decided
+    ? `last decided by ${decided.decide} (${decided.component}/${decided.controller}, ${decided.time})`
+    : "";
 }
 
 function select(key) {

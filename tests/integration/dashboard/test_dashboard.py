@@ -12,6 +12,7 @@ kept under the test's tmp dir (dashboard.png).
 from __future__ import annotations
 
 import datetime
+import json
 import shutil
 import subprocess
 import sys
@@ -210,6 +211,31 @@ def browser(tmp_path: Path) -> Iterator[Any]:
         driver.quit()
 
 
+def click(driver: Any, selector: str) -> None:
+    """Click what the selector finds; the page redraws on every watch event, so an
+    element found a moment ago may have been replaced: find it again then."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    def once() -> bool:
+        try:
+            driver.find_element("css selector", selector).click()
+        except StaleElementReferenceException:
+            return False
+        return True
+
+    eventually(once, timeout=5, what=f"a click on {selector}")
+
+
+def text(driver: Any, element_id: str) -> str:
+    """An element's text; "" when a redraw replaced it just then (the caller polls)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    try:
+        return str(driver.find_element("id", element_id).text)
+    except StaleElementReferenceException:
+        return ""
+
+
 def _pods_on_nodes(driver: Any, ns: str, *, ready: bool) -> int:
     selector = f'#nodes .pod{".ready" if ready else ""}[title^="{ns}/"]'
     return len(driver.find_elements("css selector", selector))
@@ -230,15 +256,15 @@ def test_the_page_shows_nodes_pods_and_scaling_and_drives_the_loop_control(
                                 if p["status"].get("phase") == "Running"]) == 2,
                    what="two web pods Running")  # fmt: skip
         browser.get(dashboard)
-        eventually(lambda: browser.find_element("id", "conn").text == "live", timeout=15,
+        eventually(lambda: text(browser, "conn") == "live", timeout=15,
                    what="the page's event stream")  # fmt: skip
-        node_text = browser.find_element("id", "nodes").text
+        node_text = text(browser, "nodes")
         for node in nodes:
             assert node in node_text
         eventually(lambda: _pods_on_nodes(browser, ns, ready=True) == 2, timeout=10,
                    what="two ready pods inside the node boxes")  # fmt: skip
-        assert "web" in browser.find_element("id", "workloads").text
-        eventually(lambda: "NotReady" not in browser.find_element("id", "nodes").text,
+        assert "web" in text(browser, "workloads")
+        eventually(lambda: "NotReady" not in text(browser, "nodes"),
                    timeout=10, what="both nodes Ready on the page")  # fmt: skip
 
         server.kubectl("scale", "deploy/web", "--replicas=5", "-n", ns)
@@ -246,30 +272,54 @@ def test_the_page_shows_nodes_pods_and_scaling_and_drives_the_loop_control(
                    what="five ready pods on the page after the scale")  # fmt: skip
         tree = browser.find_element("id", "workloads")
         assert len(tree.find_elements("css selector", f'.pod[title^="{ns}/web-"]')) == 5
-        assert "ScalingReplicaSet" in browser.find_element("id", "timeline").text
-        eventually(lambda: browser.find_element("id", "services").text.count("(web-") == 5,
+        assert "ScalingReplicaSet" in text(browser, "timeline")
+        eventually(lambda: text(browser, "services").count("(web-") == 5,
                    timeout=15, what="the Service's five endpoints")  # fmt: skip
 
-        # Selecting a pod shows its spec beside its status.
-        browser.find_element("css selector", f'#nodes .pod[title^="{ns}/"]').click()
-        eventually(lambda: '"phase": "Running"' in
-                   browser.find_element("id", "detail-status").text, timeout=5,
-                   what="the selected pod's status")  # fmt: skip
-        assert "busybox:1.36" in browser.find_element("id", "detail-spec").text
+        # The reconcile trace joins the timeline, read from a trace ConfigMap in the
+        # format client/trace.py writes (one per component, label skiff.io/trace=true).
+        trace = f"skiff-trace-dash-test-{ns}"
+        record = {"seq": 1, "time": _now(), "component": "controller-manager",
+                  "controller": "deployment", "kind": "Deployment", "namespace": ns,
+                  "name": "web", "observed": "2 replicas", "wanted": "5 replicas",
+                  "actions": [{"action": "ScaleReplicaSet(web, 5)", "calls": [], "error": ""}],
+                  "durationMs": 3.2, "outcome": "done",
+                  "decide": "controllers.deployment:decide"}  # fmt: skip
+        body = {"metadata": {"name": trace, "labels": {"skiff.io/trace": "true"}},
+                "data": {"records": json.dumps([record]), "seq": "1"}}  # fmt: skip
+        assert cp.post("/api/v1/namespaces/kube-system/configmaps", json=body).status_code == 201
+        try:
+            eventually(lambda: "ScaleReplicaSet(web, 5)" in
+                       text(browser, "timeline"), timeout=10,
+                       what="the trace record in the timeline")  # fmt: skip
+            click(browser, f'#workloads [data-key="Deployment/{ns}/web"]')
+            eventually(lambda: "controllers.deployment:decide" in
+                       text(browser, "detail-decide"), timeout=5,
+                       what="the code that last decided about the Deployment")  # fmt: skip
+            browser.save_screenshot(str(tmp_path / "dashboard-trace.png"))
+        finally:
+            cp.delete(f"/api/v1/namespaces/kube-system/configmaps/{trace}")
 
-        browser.find_element("id", "btn-pause").click()
+        # Selecting a pod shows its spec beside its status.
+        click(browser, f'#nodes .pod[title^="{ns}/"]')
+        eventually(lambda: '"phase": "Running"' in
+                   text(browser, "detail-status"), timeout=5,
+                   what="the selected pod's status")  # fmt: skip
+        assert "busybox:1.36" in text(browser, "detail-spec")
+
+        click(browser, "#btn-pause")
         eventually(lambda: cp.get(LOOP).status_code == 200
-                   and cp.get(LOOP).json()["data"]["mode"] == "paused", timeout=10,
+                   and cp.get(LOOP).json()["data"]["mode"] == "pause", timeout=10,
                    what="the ConfigMap paused")  # fmt: skip
-        browser.find_element("id", "btn-step").click()
-        eventually(lambda: cp.get(LOOP).json()["data"]["step"] == "1", timeout=10,
+        click(browser, "#btn-step")
+        eventually(lambda: cp.get(LOOP).json()["data"]["steps"] == "1", timeout=10,
                    what="one step in the ConfigMap")  # fmt: skip
-        eventually(lambda: "paused" in browser.find_element("id", "loop-state").text,
+        eventually(lambda: "paused" in text(browser, "loop-state"),
                    timeout=10, what="the page showing the loops paused")  # fmt: skip
         shot = tmp_path / "dashboard.png"
         browser.save_screenshot(str(shot))
         print(f"screenshot: {shot}")
-        browser.find_element("id", "btn-resume").click()
-        eventually(lambda: cp.get(LOOP).json()["data"]["mode"] == "running", timeout=10,
+        click(browser, "#btn-resume")
+        eventually(lambda: cp.get(LOOP).json()["data"]["mode"] == "run", timeout=10,
                    what="the ConfigMap running again")  # fmt: skip
     assert shot.stat().st_size > 10_000

@@ -7,16 +7,18 @@ import pytest
 from cli.dashboard import loop_patch, slim
 
 CASES = [
-    ("pause", None, {}, {"mode": "paused", "step": "0", "slow": "0s"}),
-    ("step", None, {"mode": "paused", "step": "2", "slow": "0s"},
-     {"mode": "paused", "step": "3", "slow": "0s"}),
-    ("step", None, {}, {"mode": "paused", "step": "1", "slow": "0s"}),
-    ("slow", 2.0, {"mode": "running"}, {"mode": "running", "step": "0", "slow": "2s"}),
-    ("slow", 0.5, {}, {"mode": "running", "step": "0", "slow": "0.5s"}),
-    ("resume", None, {"mode": "paused", "step": "4", "slow": "2s"},
-     {"mode": "running", "step": "4", "slow": "0s"}),
-    ("pause", None, {"only": "replicaset"},
-     {"mode": "paused", "step": "0", "slow": "0s", "only": "replicaset"}),
+    ("pause", None, {}, {"mode": "pause", "slow": "0s", "steps": "0", "granted": "0"}),
+    ("step", None, {"mode": "pause", "steps": "2", "granted": "2", "slow": "0s"},
+     {"mode": "pause", "steps": "3", "granted": "2", "slow": "0s"}),
+    ("step", None, {}, {"mode": "pause", "steps": "1", "granted": "0", "slow": "0s"}),
+    ("slow", 2.0, {"mode": "run"}, {"mode": "run", "steps": "0", "granted": "0", "slow": "2s"}),
+    ("slow", 0.5, {}, {"mode": "run", "steps": "0", "granted": "0", "slow": "0.5s"}),
+    ("slow", 0.0, {"slow": "2s"}, {"mode": "run", "steps": "0", "granted": "0", "slow": "0s"}),
+    ("resume", None, {"mode": "pause", "steps": "4", "granted": "4", "slow": "2s"},
+     {"mode": "run", "steps": "4", "granted": "4", "slow": "2s"}),
+    ("pause", None, {"only": "replicaset", "lastStep": "x"},
+     {"mode": "pause", "slow": "0s", "steps": "0", "granted": "0", "only": "replicaset",
+      "lastStep": "x"}),
 ]  # fmt: skip
 
 
