@@ -79,6 +79,17 @@ def study_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Node,
         pytest.skip("needs root (namespaces, cgroups, iptables)")
     base = tmp_path_factory.mktemp("study")
     with one_node(base) as node:
+        # A real node has a default route, so a ClusterIP is routed (and the nat OUTPUT
+        # hook then rewrites it); this namespace has no route out and must not: the
+        # service range is routed into a veth pair that leads nowhere, standing in for
+        # it (as tests/e2e/services/conftest.py does). Gone with the namespace.
+        for argv in (
+            ["ip", "link", "add", "svc0", "type", "veth", "peer", "name", "svc1"],
+            ["ip", "link", "set", "svc0", "up"],
+            ["ip", "link", "set", "svc1", "up"],
+            ["ip", "route", "add", "10.96.0.0/12", "dev", "svc0"],
+        ):
+            subprocess.run(argv, check=True)
         proxy = ComponentProcess(
             "proxy", node.server.kubeconfig, base / "proxy.log", "--hostname-override", NODE
         ).start()
