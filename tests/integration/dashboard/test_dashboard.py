@@ -322,4 +322,12 @@ def test_the_page_shows_nodes_pods_and_scaling_and_drives_the_loop_control(
         click(browser, "#btn-resume")
         eventually(lambda: cp.get(LOOP).json()["data"]["mode"] == "run", timeout=10,
                    what="the ConfigMap running again")  # fmt: skip
+        field = browser.find_element("id", "slow-seconds")
+        field.clear()
+        field.send_keys("1.5")
+        click(browser, "#btn-slow")
+        eventually(lambda: cp.get(LOOP).json()["data"]["slow"] == "1.5s", timeout=10,
+                   what="slow motion in the ConfigMap")  # fmt: skip
+        eventually(lambda: "slow 1.5s" in text(browser, "loop-state"), timeout=10,
+                   what="the page showing slow motion")  # fmt: skip
     assert shot.stat().st_size > 10_000
