@@ -69,8 +69,9 @@ def loop_patch(action: str, seconds: float | None, current: dict[str, str]) -> d
 
     `mode` `run` or `pause`; `steps` counts step presses and `granted` the steps
     loops took (a paused loop lets one action through while steps > granted);
-    `slow` the delay before each acting reconcile (`0s`: none); `only` and
-    `lastStep` are kept as they are.
+    `slow` the delay before each acting reconcile (`0s`: none). Resume is
+    `skiff loop resume`: run, no delay, every loop (`only` cleared); the other
+    buttons keep `only` and `lastStep` as they are.
     """
     data = dict(current)
     data.setdefault("mode", "run")
@@ -79,8 +80,8 @@ def loop_patch(action: str, seconds: float | None, current: dict[str, str]) -> d
     data.setdefault("granted", "0")
     if action == "pause":
         data["mode"] = "pause"
-    elif action == "resume":
-        data["mode"] = "run"
+    elif action == "resume":  # as `skiff loop resume`: full speed, every loop
+        data.update(mode="run", slow="0s", only="")
     elif action == "step":
         data["mode"] = "pause"
         data["steps"] = str(int(data["steps"] or 0) + 1)
