@@ -29,6 +29,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from client.config import ConfigError, load_config
 from client.errors import ApiError, NotFound
 from client.informer import Informer
@@ -197,9 +199,12 @@ def make_app(hub: Hub) -> Any:
 async def serve(kubeconfig: str | None, host: str, port: int) -> None:
     import uvicorn
 
-    client = Client(load_config(kubeconfig), user_agent="skiff-dashboard")
+    client = Client(load_config(kubeconfig), user_agent="skiff-dashboard", timeout=10)
     hub = Hub(client)
     try:
+        # One plain request first: an unreachable or refusing apiserver is one line, not
+        # a page that never fills.
+        await client.list("v1", "Node", limit=1)
         await hub.start()
         config = uvicorn.Config(make_app(hub), host=host, port=port, log_level="warning")
         server = uvicorn.Server(config)
@@ -220,6 +225,12 @@ def main(argv: list[str]) -> int:
         asyncio.run(serve(args.kubeconfig, args.address, args.port))
     except ConfigError as e:
         print(f"skiff dashboard: {e}", file=sys.stderr)
+        return 1
+    except ApiError as e:
+        print(f"skiff dashboard: the apiserver refused: {e}", file=sys.stderr)
+        return 1
+    except httpx.HTTPError as e:
+        print(f"skiff dashboard: cannot reach the apiserver: {e!r}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         pass
