@@ -209,6 +209,13 @@ async def serve(kubeconfig: str | None, host: str, port: int) -> None:
         config = uvicorn.Config(make_app(hub), host=host, port=port, log_level="warning")
         server = uvicorn.Server(config)
         print(f"skiff dashboard: http://{host}:{port}/", flush=True)
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            print(
+                f"skiff dashboard: listening on {host}: whoever reaches it acts with this "
+                "kubeconfig's rights (pause, step, slow); 127.0.0.1 and `ssh -L` are safer",
+                file=sys.stderr,
+                flush=True,
+            )
         await server.serve()
     finally:
         await hub.stop()
