@@ -101,6 +101,12 @@ def _etcd(argv: list[str]) -> int:
     return etcd.main(argv)
 
 
+def _dashboard(argv: list[str]) -> int:
+    from . import dashboard
+
+    return dashboard.main(argv)
+
+
 LIFECYCLE: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "up": (_up, "make this machine a node: start and supervise every component"),
     "status": (_status, "each component: running, pid, healthy, since when"),
@@ -111,6 +117,7 @@ LIFECYCLE: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "token": (_token, "bootstrap tokens for joining nodes: create, list, delete"),
     "join": (_join, "join this machine to a cluster with a bootstrap token"),
     "lab": (_lab, "several nodes on this machine in network namespaces: up, down, node, kubectl"),
+    "dashboard": (_dashboard, "a live web view of the cluster on 127.0.0.1:8001"),
 }
 
 

@@ -23,6 +23,8 @@ declare -A PKG=(
     [umoci]=umoci
     [htpasswd]=apache2-utils
     [gcc]=gcc  # the runtime tests build a static chroot-escape attempt
+    [chromium]=chromium                # the dashboard test: a real headless browser
+    [chromedriver]=chromium-driver     # ... driven by Selenium through Debian's driver
 )
 missing=()
 for cmd in "${!PKG[@]}"; do
