@@ -314,3 +314,23 @@ def test_invalid_crd_is_refused(api: httpx.Client) -> None:
     assert r.status_code == 422, r.text
     fields = {c["field"] for c in r.json()["details"]["causes"]}
     assert {"spec.group", "spec.versions"} <= fields
+
+
+def test_deleting_a_namespace_deletes_its_custom_objects(
+    control_plane: tuple[ApiServerProcess, Any],
+) -> None:
+    server, _ = control_plane
+    group = f"n{uuid.uuid4().hex[:8]}.example.com"
+    ns = f"crd-ns-{uuid.uuid4().hex[:6]}"
+    server.kubectl("apply", "-f", "-", input=yaml.safe_dump(crd_manifest(group)))
+    with server.client() as api:
+        try:
+            server.kubectl("wait", "--for=condition=Established", f"crd/crontabs.{group}")
+            server.kubectl("create", "namespace", ns)
+            server.kubectl("apply", "-n", ns, "-f", "-", input=cron_tab(group, "inside"))
+            server.kubectl("delete", "namespace", ns, "--timeout=60s")
+            assert api.get(f"/api/v1/namespaces/{ns}").status_code == 404
+            items = api.get(f"/apis/{group}/v1/crontabs").json()["items"]
+            assert [i["metadata"]["name"] for i in items] == []
+        finally:
+            api.delete(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/crontabs.{group}")
