@@ -559,7 +559,7 @@ def _arrays(
     schema: dict[str, Any], value: list[Any], path: str, at: str, out: list[FieldError]
 ) -> None:
     if schema.get("maxItems") is not None and len(value) > schema["maxItems"]:
-        out.append(FieldError(at, "FieldValueTooMany", f"must have at most "
+        out.append(FieldError(at, "FieldValueTooMany", f"{len(value)}: must have at most "
                               f"{schema['maxItems']} items", len(value)))  # fmt: skip
     if schema.get("minItems") is not None and len(value) < schema["minItems"]:
         out.append(invalid(at, len(value), f"{at} in body should have at least "
@@ -589,7 +589,7 @@ def _objects(
         if name not in value:
             out.append(required(f"{path}.{name}" if path else name))
     if schema.get("maxProperties") is not None and len(value) > schema["maxProperties"]:
-        out.append(FieldError(at, "FieldValueTooMany", f"must have at most "
+        out.append(FieldError(at, "FieldValueTooMany", f"{len(value)}: must have at most "
                               f"{schema['maxProperties']} items", len(value)))  # fmt: skip
     if schema.get("minProperties") is not None and len(value) < schema["minProperties"]:
         out.append(invalid(at, len(value), f"{at} in body should have at least "
