@@ -138,7 +138,10 @@ def test_crd_is_established_with_accepted_names(
 
 
 def test_apply_get_with_printer_columns_and_defaults(
-    apiserver: ApiServerProcess, group: str, namespace: str
+    apiserver: ApiServerProcess,
+    group: str,
+    namespace: str,
+    kubectl_binary: str,
 ) -> None:
     apiserver.kubectl("apply", "-n", namespace, "-f", "-", input=cron_tab(group, "nightly"))
     out = apiserver.kubectl("get", f"crontabs.{group}", "-n", namespace)
@@ -214,7 +217,11 @@ def test_unknown_fields_are_pruned_or_refused(
 
 
 def test_status_and_scale_subresources(
-    apiserver: ApiServerProcess, api: httpx.Client, group: str, namespace: str
+    apiserver: ApiServerProcess,
+    api: httpx.Client,
+    group: str,
+    namespace: str,
+    kubectl_binary: str,
 ) -> None:
     apiserver.kubectl("apply", "-n", namespace, "-f", "-", input=cron_tab(group, "web"))
     url = f"/apis/{group}/v1/namespaces/{namespace}/crontabs/web"
@@ -246,7 +253,9 @@ def test_status_and_scale_subresources(
     assert r.status_code == 422  # the schema's maximum is 10
 
 
-def test_explain_reads_the_schema(apiserver: ApiServerProcess, group: str) -> None:
+def test_explain_reads_the_schema(
+    apiserver: ApiServerProcess, group: str, kubectl_binary: str
+) -> None:
     out = apiserver.kubectl("explain", "crontabs.spec", f"--api-version={group}/v1")
     assert "cronSpec" in out and "replicas" in out and "<string> -required-" in out
     out = apiserver.kubectl("explain", "crontabs.spec.image", f"--api-version={group}/v1")
