@@ -84,3 +84,18 @@ def table(
         "columnDefinitions": definitions,
         "rows": rows,
     }
+
+
+def _definition_row(definition: dict[str, Any], _now: datetime.datetime) -> tables.Row:
+    meta = definition.get("metadata") or {}
+    return [meta.get("name", ""), meta.get("creationTimestamp", "")]
+
+
+# `kubectl get crd`: NAME and CREATED AT (a timestamp, not an age), as Kubernetes prints it.
+tables.PRINTERS[("apiextensions.k8s.io", "CustomResourceDefinition")] = (
+    [
+        tables.NAME,
+        ("Created At", "date", 0, "The time the definition was created."),
+    ],
+    _definition_row,
+)
