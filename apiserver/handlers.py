@@ -271,6 +271,9 @@ class Handlers:
 
             def change(target: dict[str, Any]) -> dict[str, Any]:
                 return patch.merge_patch(target, document)
+        elif content_type == patch.STRATEGIC_MERGE_PATCH and info.custom is not None:
+            # Custom resources carry no patch strategy: Kubernetes refuses it (415).
+            raise errors.unsupported_media_type(content_type)
         elif content_type == patch.STRATEGIC_MERGE_PATCH:
             document = requests.decode(raw, content_type)
             if not isinstance(document, dict):

@@ -343,3 +343,46 @@ def test_deleting_a_namespace_deletes_its_custom_objects(
             assert [i["metadata"]["name"] for i in items] == []
         finally:
             api.delete(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/crontabs.{group}")
+
+
+def test_patches_and_server_side_apply(
+    apiserver: ApiServerProcess, api: httpx.Client, group: str, namespace: str
+) -> None:
+    apiserver.kubectl("apply", "-n", namespace, "-f", "-", input=cron_tab(group, "p"))
+    url = f"/apis/{group}/v1/namespaces/{namespace}/crontabs/p"
+    r = api.patch(
+        url,
+        json={"spec": {"image": "x"}},
+        headers={"Content-Type": "application/strategic-merge-patch+json"},
+    )
+    assert r.status_code == 415  # as Kubernetes: custom resources have no patch strategy
+    apiserver.kubectl(
+        "patch", "-n", namespace, f"crontabs.{group}/p", "--type=json",
+        "-p", '[{"op": "replace", "path": "/spec/image", "value": "alpine"}]',
+    )  # fmt: skip
+    assert api.get(url).json()["spec"]["image"] == "alpine"
+    apiserver.kubectl(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=cron_tab(group, "p", size="large"),
+    )
+    obj = api.get(url).json()
+    assert obj["spec"]["size"] == "large"
+    assert any(m["manager"] == "kubectl" for m in obj["metadata"]["managedFields"])
+
+
+def test_custom_resources_survive_a_restart(start_apiserver: Any, tmp_path: Any) -> None:
+    server = start_apiserver(state_dir=tmp_path / "state")
+    group = f"r{uuid.uuid4().hex[:8]}.example.com"
+    server.kubectl("apply", "-f", "-", input=yaml.safe_dump(crd_manifest(group)))
+    server.kubectl("wait", "--for=condition=Established", f"crd/crontabs.{group}")
+    server.kubectl("apply", "-n", "default", "-f", "-", input=cron_tab(group, "kept"))
+    server.stop()
+    server.start()
+    out = server.kubectl("get", f"crontabs.{group}", "-n", "default")
+    assert "kept" in out
