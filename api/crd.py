@@ -56,6 +56,7 @@ class CustomVersion:
     label_selector_path: str = ""
     deprecated: bool = False
     deprecation_warning: str = ""
+    terminating: bool = False  # the definition is being deleted: no new objects
 
 
 # -- the definition ----------------------------------------------------------------------
@@ -328,6 +329,7 @@ def infos_for(crd: dict[str, Any]) -> list[ResourceInfo]:
             label_selector_path=str(scale.get("labelSelectorPath") or ""),
             deprecated=bool(version.get("deprecated")),
             deprecation_warning=str(version.get("deprecationWarning") or ""),
+            terminating=bool((crd.get("metadata") or {}).get("deletionTimestamp")),
         )
         kind = str(names.get("kind", ""))
         out.append(

@@ -8,7 +8,7 @@ It follows every CustomResourceDefinition in etcd and:
   storage version in `status.storedVersions`, and puts its served versions in
   the resource table, so discovery, routing and OpenAPI see them at once;
 - when a definition is being deleted (finalizer
-  `customresourcecleanup.apiextensions.k8s.io`), stops serving it, deletes
+  `customresourcecleanup.apiextensions.k8s.io`), refuses new objects, deletes
   every object of it, and then lets the definition go.
 
 `decide` is the pure part: the status a definition should have.
@@ -105,10 +105,11 @@ def _same_status(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 def served(definitions: dict[str, dict[str, Any]]) -> list[ResourceInfo]:
-    """The resource table entries of every Established definition not being deleted."""
+    """The resource table entries of every Established definition (one being deleted
+    too: its objects' finalizers must still be removable while it cleans up)."""
     out: list[ResourceInfo] = []
     for definition in definitions.values():
-        if crd.is_established(definition) and not definition["metadata"].get("deletionTimestamp"):
+        if crd.is_established(definition):
             out += crd.infos_for(definition)
     return out
 

@@ -89,6 +89,12 @@ class CustomRegistry:
         self, _: ResourceInfo, namespace: str, obj: dict[str, Any], opts: WriteOptions
     ) -> dict:
         self._deprecation(opts)
+        if self.served.custom.terminating:
+            raise errors.ApiError(
+                405,
+                "MethodNotAllowed",
+                "create not allowed while custom resource definition is terminating",
+            )
         obj.setdefault("metadata", {})
         if self.served.namespaced:
             obj["metadata"]["namespace"] = namespace

@@ -386,3 +386,37 @@ def test_custom_resources_survive_a_restart(start_apiserver: Any, tmp_path: Any)
     server.start()
     out = server.kubectl("get", f"crontabs.{group}", "-n", "default")
     assert "kept" in out
+
+
+def test_a_terminating_crd_waits_for_its_objects_finalizers(
+    apiserver: ApiServerProcess, api: httpx.Client, namespace: str
+) -> None:
+    group = f"f{uuid.uuid4().hex[:8]}.example.com"
+    apiserver.kubectl("apply", "-f", "-", input=yaml.safe_dump(crd_manifest(group)))
+    apiserver.kubectl("wait", "--for=condition=Established", f"crd/crontabs.{group}")
+    held = yaml.safe_load(cron_tab(group, "held"))
+    held["metadata"]["finalizers"] = ["example.com/hold"]
+    apiserver.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(held))
+    crd_url = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/crontabs.{group}"
+    url = f"/apis/{group}/v1/namespaces/{namespace}/crontabs"
+    assert api.delete(crd_url).status_code == 200
+
+    def terminating() -> bool:
+        conditions = api.get(crd_url).json().get("status", {}).get("conditions") or []
+        return any(c["type"] == "Terminating" for c in conditions)
+
+    wait_for(terminating, "the Terminating condition")
+    wait_for(
+        lambda: api.get(f"{url}/held").json()["metadata"].get("deletionTimestamp"),
+        "the object to be deleted",
+    )
+    r = api.post(url, json=yaml.safe_load(cron_tab(group, "new")))
+    assert r.status_code == 405, r.text
+    assert api.get(crd_url).status_code == 200  # held by the object's finalizer
+    r = api.patch(
+        f"{url}/held",
+        json={"metadata": {"finalizers": None}},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert r.status_code == 200, r.text
+    wait_for(lambda: api.get(crd_url).status_code == 404, "the CRD to go")
