@@ -13,11 +13,12 @@ All pure functions over plain JSON, so they are table-tested without a server:
 from __future__ import annotations
 
 import copy
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import FieldError, invalid, not_supported, required
+from .errors import FieldError, GoValue, invalid, not_supported, required
 from .kinds.meta import ObjectMeta
 from .resources import ALL_VERBS, ResourceInfo
 from .schema import Schema, any_value, obj, string
@@ -572,10 +573,29 @@ def _arrays(
             if item in seen:
                 out.append(FieldError(f"{path}[{i}]", "FieldValueDuplicate", value=item))
             seen.append(item)
+    keys = schema.get("x-kubernetes-list-map-keys") or []
+    if schema.get("x-kubernetes-list-type") == "map" and keys:
+        seen_keys: list[tuple[Any, ...]] = []
+        for i, item in enumerate(value):
+            if not isinstance(item, dict):
+                continue
+            key = tuple(item.get(k) for k in keys)
+            if key in seen_keys:
+                out.append(FieldError(f"{path}[{i}]", "FieldValueDuplicate",
+                                      value=GoValue(_map_key(keys, key))))  # fmt: skip
+            seen_keys.append(key)
     items = schema.get("items")
     if isinstance(items, dict):
         for i, item in enumerate(value):
             _validate(items, item, f"{path}[{i}]", out)
+
+
+def _map_key(names: list[str], values: tuple[Any, ...]) -> str:
+    """A list-map item's key as Kubernetes prints it: map[string]interface {}{"name":"a"}."""
+    inner = ", ".join(
+        f"{json.dumps(n)}:{json.dumps(v)}" for n, v in zip(names, values, strict=True)
+    )
+    return "map[string]interface {}{" + inner + "}"
 
 
 def _objects(

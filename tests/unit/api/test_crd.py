@@ -24,6 +24,12 @@ SCHEMA: dict[str, Any] = {
                 "port": {"x-kubernetes-int-or-string": True},
                 "note": {"type": "string", "nullable": True},
                 "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 2},
+                "ports": {
+                    "type": "array",
+                    "x-kubernetes-list-type": "map",
+                    "x-kubernetes-list-map-keys": ["name"],
+                    "items": {"type": "object", "properties": {"name": {"type": "string"}}},
+                },
                 "labels": {"type": "object", "additionalProperties": {"type": "string"}},
                 "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
                 "template": {
@@ -85,6 +91,11 @@ def causes(errors: list[Any]) -> dict[str, str]:
         ({"tags": ["a", "b", "c"]}, "spec.tags", "Too many: 3: must have at most 2 items"),
         ({"labels": {"a": 1}}, "spec.labels.a", 'must be of type string: "integer"'),
         ({"template": {"spec": {}}}, "spec.template.apiVersion", "Required value"),
+        (
+            {"ports": [{"name": "a"}, {"name": "a"}]},
+            "spec.ports[1]",
+            'Duplicate value: map[string]interface {}{"name":"a"}',
+        ),
     ],
 )
 def test_invalid_values(spec: dict[str, Any], field: str, message: str) -> None:
