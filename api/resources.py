@@ -398,13 +398,17 @@ _generation = [0]
 
 
 def lookup(group: str, version: str, plural: str) -> ResourceInfo | None:
-    key = (group, version, plural)
-    return _BY_PATH.get(key) or _CUSTOM_BY_PATH.get(key)
+    info = _BY_PATH.get((group, version, plural))
+    if info is None and _CUSTOM_BY_PATH:
+        return _CUSTOM_BY_PATH.get((group, version, plural))
+    return info
 
 
 def by_kind(api_version: str, kind: str) -> ResourceInfo | None:
-    key = (api_version, kind)
-    return _BY_KIND.get(key) or _CUSTOM_BY_KIND.get(key)
+    info = _BY_KIND.get((api_version, kind))
+    if info is None and _CUSTOM_BY_KIND:
+        return _CUSTOM_BY_KIND.get((api_version, kind))
+    return info
 
 
 def set_custom(infos: list[ResourceInfo]) -> None:
