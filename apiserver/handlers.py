@@ -26,7 +26,7 @@ from api.resources import ResourceInfo
 
 from . import errors, managed_fields, patch, requests, responses, subresources, tables
 from .conversion import ConvertingRegistry, registry_for
-from .crd.registry import CustomRegistry
+from .crd.registry import CustomRegistry, deprecation_warning
 from .paths import ResourcePath
 from .registry import Registry, WriteOptions, check_decoded, check_typed
 from .watch_stream import WatchRequest, stream
@@ -74,6 +74,16 @@ class Handlers:
         info = resources.lookup(path.group, path.version, path.resource)
         if info is None:
             raise errors.path_not_found()
+        if info.custom is not None and info.custom.deprecated:
+            # Every request to a deprecated CRD version carries its warning (crd/registry.py).
+            response = await self._handle(request, path, info)
+            warning = deprecation_warning(info)
+            if warning not in response.headers.getlist("warning"):
+                response.headers.append("Warning", warning)
+            return response
+        return await self._handle(request, path, info)
+
+    async def _handle(self, request: Request, path: ResourcePath, info: ResourceInfo) -> Response:
         if path.namespace and not info.namespaced:
             raise errors.path_not_found()
         if path.subresource and path.subresource not in info.subresources:

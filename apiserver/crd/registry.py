@@ -16,7 +16,7 @@ from typing import Any
 from api import crd
 from api.resources import ResourceInfo
 
-from .. import errors
+from .. import errors, responses
 from ..registry import DeleteOptions, ListOptions, Registry, WriteOptions
 from ..storage import Stored
 
@@ -39,6 +39,13 @@ def admit(info: ResourceInfo, obj: dict[str, Any], opts: WriteOptions) -> None:
     if problems:
         name = str((obj.get("metadata") or {}).get("name") or "")
         raise errors.invalid(info.kind, info.group, name, problems)
+
+
+def deprecation_warning(info: ResourceInfo) -> str:
+    """The `Warning` header for a deprecated version, as kube-apiserver words it."""
+    custom: crd.CustomVersion = info.custom
+    text = custom.deprecation_warning or f"{info.api_version} {info.kind} is deprecated"
+    return responses.warning_header([text])
 
 
 class CustomRegistry:
@@ -67,14 +74,6 @@ class CustomRegistry:
         obj["kind"] = self.served.kind
         return obj
 
-    def _deprecation(self, opts: WriteOptions | None = None) -> None:
-        custom: crd.CustomVersion = self.served.custom
-        if custom.deprecated and opts is not None:
-            opts.warnings.append(
-                custom.deprecation_warning
-                or f"{self.served.api_version} {self.served.kind} is deprecated"
-            )
-
     async def get(self, _: ResourceInfo, namespace: str, name: str) -> Stored:
         stored = await self.registry.get(self.stored, namespace, name)
         return Stored(self._out(stored.obj), stored.revision)
@@ -88,7 +87,6 @@ class CustomRegistry:
     async def create(
         self, _: ResourceInfo, namespace: str, obj: dict[str, Any], opts: WriteOptions
     ) -> dict:
-        self._deprecation(opts)
         if self.served.custom.terminating:
             raise errors.ApiError(
                 405,
@@ -112,7 +110,6 @@ class CustomRegistry:
         subresource: str = "",
         replace: bool = False,
     ) -> dict:
-        self._deprecation(opts)
 
         def stored_compute(current: dict[str, Any]) -> dict[str, Any]:
             desired = compute(self._out(current))

@@ -68,7 +68,9 @@ def crd_manifest(group: str, *, scope: str = "Namespaced") -> dict[str, Any]:
         ],
     }
     beta = json.loads(json.dumps(version))
-    beta.update(name="v1beta1", storage=False)
+    beta.update(
+        name="v1beta1", storage=False, deprecated=True, deprecationWarning="v1beta1 is going away"
+    )
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -161,6 +163,12 @@ def test_apply_get_with_printer_columns_and_defaults(
         )
     )
     assert beta["apiVersion"] == f"{group}/v1beta1"
+    # Every request to the deprecated version says so.
+    with apiserver.client() as api:
+        r = api.get(f"/apis/{group}/v1beta1/namespaces/{namespace}/crontabs/nightly")
+        assert r.headers.get_list("warning") == ['299 - "v1beta1 is going away"']
+        r = api.get(f"/apis/{group}/v1/namespaces/{namespace}/crontabs/nightly")
+        assert "warning" not in r.headers
 
 
 def test_invalid_object_is_refused_with_field_causes(
