@@ -10,6 +10,7 @@ import base64
 from collections.abc import Callable
 from typing import Any
 
+from . import crd
 from .resources import ResourceInfo
 
 
@@ -296,6 +297,9 @@ _BY_KIND: dict[tuple[str, str], Callable[[dict[str, Any]], None]] = {
     ("", "ReplicationController"): replication_controller,
     ("autoscaling", "HorizontalPodAutoscaler"): horizontal_pod_autoscaler,
 }
+
+
+_BY_KIND[("apiextensions.k8s.io", "CustomResourceDefinition")] = crd.default_crd
 
 
 def apply_defaults(info: ResourceInfo, obj: dict[str, Any]) -> None:

@@ -5,9 +5,11 @@ validation all read this table, so adding a kind starts (and mostly ends) here.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import Any
 
-from .kinds import apps, autoscaling, batch, core, other, rbac, storage
+from .kinds import apiextensions, apps, autoscaling, batch, core, other, rbac, storage
 from .schema import Schema
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
@@ -29,6 +31,8 @@ class ResourceInfo:
     subresources: frozenset[str] = frozenset()
     verbs: tuple[str, ...] = ALL_VERBS
     storage: str = ""  # etcd resource name when it is not `plural`
+    # A custom resource's version (api/crd.CustomVersion); None for built-in kinds.
+    custom: Any = None
 
     @property
     def api_version(self) -> str:
@@ -364,7 +368,19 @@ _CSR = ResourceInfo(
     ("csr",),
     subresources=frozenset({"status", "approval"}),
 )
-RESOURCES = (*RESOURCES, _CSR)
+_CRD = ResourceInfo(
+    "apiextensions.k8s.io",
+    "v1",
+    "CustomResourceDefinition",
+    "customresourcedefinitions",
+    "customresourcedefinition",
+    False,
+    apiextensions.CustomResourceDefinition,
+    ("crd", "crds"),
+    ("api-extensions",),
+    frozenset({"status"}),
+)
+RESOURCES = (*RESOURCES, _CSR, _CRD)
 
 # Kinds served by the apiserver's authorization layer, never stored in etcd.
 REVIEW_GROUPS = frozenset({"authorization.k8s.io", "authentication.k8s.io"})
@@ -373,19 +389,77 @@ _BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
 _BY_KIND = {(r.api_version, r.kind): r for r in RESOURCES}
 
 
+# Custom resources: the served versions of Established CustomResourceDefinitions,
+# replaced as a whole by the apiserver's CRD controller (apiserver/crd/). Built-in
+# kinds are found first, so they cost one dictionary miss at most.
+_CUSTOM_BY_PATH: dict[tuple[str, str, str], ResourceInfo] = {}
+_CUSTOM_BY_KIND: dict[tuple[str, str], ResourceInfo] = {}
+_generation = [0]
+
+
 def lookup(group: str, version: str, plural: str) -> ResourceInfo | None:
-    return _BY_PATH.get((group, version, plural))
+    info = _BY_PATH.get((group, version, plural))
+    if info is None and _CUSTOM_BY_PATH:
+        return _CUSTOM_BY_PATH.get((group, version, plural))
+    return info
 
 
 def by_kind(api_version: str, kind: str) -> ResourceInfo | None:
-    return _BY_KIND.get((api_version, kind))
+    info = _BY_KIND.get((api_version, kind))
+    if info is None and _CUSTOM_BY_KIND:
+        return _CUSTOM_BY_KIND.get((api_version, kind))
+    return info
+
+
+def set_custom(infos: list[ResourceInfo]) -> None:
+    """Serve exactly these custom resources from now on (all of them, every call)."""
+    by_path = {
+        (r.group, r.version, r.plural): r
+        for r in infos
+        if (r.group, r.version, r.plural) not in _BY_PATH
+    }
+    _CUSTOM_BY_PATH.clear()
+    _CUSTOM_BY_PATH.update(by_path)
+    _CUSTOM_BY_KIND.clear()
+    _CUSTOM_BY_KIND.update({(r.api_version, r.kind): r for r in by_path.values()})
+    _generation[0] += 1
+
+
+def custom() -> list[ResourceInfo]:
+    return list(_CUSTOM_BY_PATH.values())
+
+
+def generation() -> int:
+    """Moves whenever the set of custom resources changes (discovery caches key on it)."""
+    return _generation[0]
+
+
+def all_resources() -> list[ResourceInfo]:
+    return [*RESOURCES, *_CUSTOM_BY_PATH.values()]
 
 
 def groups() -> list[tuple[str, list[str]]]:
     """(group, versions) for discovery, the core group first."""
     seen: dict[str, list[str]] = {}
-    for r in RESOURCES:
+    for r in all_resources():
         versions = seen.setdefault(r.group, [])
         if r.version not in versions:
             versions.append(r.version)
+    builtin = {r.group for r in RESOURCES}
+    for group, versions in seen.items():
+        if group not in builtin:
+            versions.sort(key=version_priority)
     return sorted(seen.items(), key=lambda gv: (gv[0] != "", gv[0]))
+
+
+_KUBE_VERSION = re.compile(r"^v(\d+)(?:(alpha|beta)(\d+))?$")
+
+
+def version_priority(version: str) -> tuple[int, int, int, str]:
+    """Kubernetes' version order, highest first: v2, v1, v1beta2, v1beta1, v1alpha1, then
+    other names alphabetically; the first is a group's preferred version."""
+    m = _KUBE_VERSION.match(version)
+    if m is None:
+        return (3, 0, 0, version)
+    stage = {"": 0, "beta": 1, "alpha": 2}[m.group(2) or ""]
+    return (stage, -int(m.group(1)), -int(m.group(3) or 0), version)

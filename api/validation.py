@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from . import cron, names, quantity
+from . import crd, cron, names, quantity
 from .errors import (
     FieldError,
     GoValue,
@@ -947,6 +947,7 @@ KIND_RULES: dict[tuple[str, str], Callable[[dict[str, Any]], list[FieldError]]] 
     ("", "PersistentVolume"): _pv,
     ("storage.k8s.io", "StorageClass"): _storage_class,
     ("autoscaling", "HorizontalPodAutoscaler"): _hpa,
+    ("apiextensions.k8s.io", "CustomResourceDefinition"): crd.validate_crd,
 }
 
 

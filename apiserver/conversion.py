@@ -14,6 +14,7 @@ from typing import Any
 from api import events, hpa, resources
 from api.resources import ResourceInfo
 
+from .crd.registry import CustomRegistry
 from .registry import DeleteOptions, ListOptions, Registry, WriteOptions
 from .storage import Stored
 
@@ -106,7 +107,11 @@ class ConvertingRegistry:
             yield event_type, obj if event_type == "PROGRESS" else self._out(obj)
 
 
-def registry_for(registry: Registry, info: ResourceInfo) -> Registry | ConvertingRegistry:
+def registry_for(
+    registry: Registry, info: ResourceInfo
+) -> Registry | ConvertingRegistry | CustomRegistry:
+    if info.custom is not None:
+        return CustomRegistry(registry, info)  # a CRD's kind: crd/registry.py
     if info.group == "events.k8s.io" and info.kind == "Event":
         core = resources.lookup("", "v1", "events")
         assert core is not None

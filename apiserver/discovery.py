@@ -13,10 +13,11 @@ import base64
 import hashlib
 import json
 import platform
-from functools import cache
+from functools import lru_cache
 from typing import Any
 
-from api.resources import RESOURCES, ResourceInfo, groups
+from api import resources as resource_table
+from api.resources import ResourceInfo, groups
 
 KUBERNETES_VERSION = ("1", "32", "v1.32.0-skiff")
 
@@ -85,9 +86,14 @@ def _resource_entries(info: ResourceInfo) -> list[dict[str, Any]]:
     return entries
 
 
-@cache
 def resource_list(group: str, version: str) -> dict[str, Any] | None:
-    infos = [r for r in RESOURCES if r.group == group and r.version == version]
+    return _resource_list(group, version, resource_table.generation())
+
+
+@lru_cache(maxsize=512)
+def _resource_list(group: str, version: str, _generation: int) -> dict[str, Any] | None:
+    """Cached per set of custom resources: a CRD established changes the answer."""
+    infos = [r for r in resource_table.all_resources() if r.group == group and r.version == version]
     if not infos:
         return None
     resources: list[dict[str, Any]] = []
@@ -116,8 +122,12 @@ def _group_entry(name: str, versions: list[str]) -> dict[str, Any]:
     return {"name": name, "versions": gvs, "preferredVersion": gvs[0]}
 
 
-@cache
 def api_group_list() -> dict[str, Any]:
+    return _api_group_list(resource_table.generation())
+
+
+@lru_cache(maxsize=16)
+def _api_group_list(_generation: int) -> dict[str, Any]:
     return {
         "kind": "APIGroupList",
         "apiVersion": "v1",

@@ -26,6 +26,7 @@ from api.resources import ResourceInfo
 
 from . import errors, managed_fields, patch, requests, responses, subresources, tables
 from .conversion import ConvertingRegistry, registry_for
+from .crd.registry import CustomRegistry, deprecation_warning
 from .paths import ResourcePath
 from .registry import Registry, WriteOptions, check_decoded, check_typed
 from .watch_stream import WatchRequest, stream
@@ -65,7 +66,7 @@ class Handlers:
         self.registry = registry
         self.wrap = wrap  # authz: RBAC kinds' writes pass the escalation check
 
-    def _reg(self, info: ResourceInfo) -> Registry | ConvertingRegistry:
+    def _reg(self, info: ResourceInfo) -> Registry | ConvertingRegistry | CustomRegistry:
         reg = registry_for(self.registry, info)
         return self.wrap(info, reg) if self.wrap is not None else reg
 
@@ -73,6 +74,16 @@ class Handlers:
         info = resources.lookup(path.group, path.version, path.resource)
         if info is None:
             raise errors.path_not_found()
+        if info.custom is not None and info.custom.deprecated:
+            # Every request to a deprecated CRD version carries its warning (crd/registry.py).
+            response = await self._handle(request, path, info)
+            warning = deprecation_warning(info)
+            if warning not in response.headers.getlist("warning"):
+                response.headers.append("Warning", warning)
+            return response
+        return await self._handle(request, path, info)
+
+    async def _handle(self, request: Request, path: ResourcePath, info: ResourceInfo) -> Response:
         if path.namespace and not info.namespaced:
             raise errors.path_not_found()
         if path.subresource and path.subresource not in info.subresources:
@@ -100,7 +111,7 @@ class Handlers:
             return await self.get(request, info, path)
         if method == "GET" and path.subresource == "scale":
             stored = await self._reg(info).get(info, path.namespace, path.name)
-            return responses.send(subresources.to_scale(stored.obj))
+            return responses.send(subresources.to_scale(stored.obj, info))
         if method == "POST" and path.subresource == "binding":
             return await self.bind(request, info, path)
         if method == "PUT" and path.subresource in (
@@ -251,7 +262,7 @@ class Handlers:
             replace=True,
         )
         if path.subresource == "scale":
-            return responses.send(subresources.to_scale(updated), warnings=opts.warnings)
+            return responses.send(subresources.to_scale(updated, info), warnings=opts.warnings)
         return responses.send(updated, warnings=opts.warnings)
 
     async def patch(self, request: Request, info: ResourceInfo, path: ResourcePath) -> Response:
@@ -270,6 +281,9 @@ class Handlers:
 
             def change(target: dict[str, Any]) -> dict[str, Any]:
                 return patch.merge_patch(target, document)
+        elif content_type == patch.STRATEGIC_MERGE_PATCH and info.custom is not None:
+            # Custom resources carry no patch strategy: Kubernetes refuses it (415).
+            raise errors.unsupported_media_type(content_type)
         elif content_type == patch.STRATEGIC_MERGE_PATCH:
             document = requests.decode(raw, content_type)
             if not isinstance(document, dict):
@@ -285,7 +299,7 @@ class Handlers:
         if path.subresource == "scale":
 
             def compute(current: dict[str, Any]) -> dict[str, Any]:
-                scale = change(subresources.to_scale(current))
+                scale = change(subresources.to_scale(current, info))
                 if isinstance(scale, dict):
                     check_typed(apps_kinds.Scale, "Scale", "v1", "autoscaling", scale)
                 return subresources.apply_scale(info, current, scale)
@@ -295,7 +309,7 @@ class Handlers:
             info, path.namespace, path.name, compute, opts, subresource=path.subresource
         )
         if path.subresource == "scale":
-            return responses.send(subresources.to_scale(updated), warnings=opts.warnings)
+            return responses.send(subresources.to_scale(updated, info), warnings=opts.warnings)
         return responses.send(updated, warnings=opts.warnings)
 
     async def apply(

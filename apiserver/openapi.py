@@ -10,13 +10,15 @@ fields itself — it does when the PATCH operation of a kind lists a
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-from functools import cache
+from functools import lru_cache
 from typing import Any
 
+from api import resources
 from api.kinds.apps import Scale
-from api.resources import RESOURCES, ResourceInfo
+from api.resources import ResourceInfo
 from api.schema import Schema
 
 QUANTITY = "io.k8s.apimachinery.pkg.api.resource.Quantity"
@@ -303,9 +305,21 @@ def _document(infos: list[ResourceInfo], v3: bool) -> tuple[dict[str, Any], dict
     return paths, b.definitions
 
 
-@cache
+def _served() -> list[ResourceInfo]:
+    """Every kind served; a custom resource with its schema as `kubectl explain` shows it."""
+    return [
+        dataclasses.replace(r, schema=r.custom.explain) if r.custom is not None else r
+        for r in resources.all_resources()
+    ]
+
+
 def openapi_v2() -> dict[str, Any]:
-    paths, definitions = _document(list(RESOURCES), v3=False)
+    return _openapi_v2(resources.generation())
+
+
+@lru_cache(maxsize=4)
+def _openapi_v2(_generation: int) -> dict[str, Any]:
+    paths, definitions = _document(_served(), v3=False)
     return {
         "swagger": "2.0",
         "info": {"title": "Kubernetes", "version": "v1.32.0-skiff"},
@@ -318,9 +332,13 @@ def openapi_v2() -> dict[str, Any]:
     }
 
 
-@cache
 def openapi_v3_document(group: str, version: str) -> dict[str, Any] | None:
-    infos = [r for r in RESOURCES if r.group == group and r.version == version]
+    return _openapi_v3_document(group, version, resources.generation())
+
+
+@lru_cache(maxsize=512)
+def _openapi_v3_document(group: str, version: str, _generation: int) -> dict[str, Any] | None:
+    infos = [r for r in _served() if r.group == group and r.version == version]
     if not infos:
         return None
     paths, schemas = _document(infos, v3=True)
@@ -341,11 +359,15 @@ def _hash(doc: dict[str, Any]) -> str:
     return hashlib.sha512(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:64].upper()
 
 
-@cache
 def openapi_v3_index() -> dict[str, Any]:
+    return _openapi_v3_index(resources.generation())
+
+
+@lru_cache(maxsize=4)
+def _openapi_v3_index(_generation: int) -> dict[str, Any]:
     entries: dict[str, Any] = {}
     seen: set[tuple[str, str]] = set()
-    for r in RESOURCES:
+    for r in resources.all_resources():
         if (r.group, r.version) in seen:
             continue
         seen.add((r.group, r.version))

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from api.resources import ResourceInfo
 
 from . import tables
+from .crd import tables as crd_tables
 from .errors import ApiError
 
 
@@ -134,6 +135,15 @@ def table(
     for obj in objects:
         obj.setdefault("kind", info.kind)
         obj.setdefault("apiVersion", info.api_version)
+    if info.custom is not None:  # a CRD's additionalPrinterColumns
+        return crd_tables.table(
+            info,
+            objects,
+            include_object or "Metadata",
+            str(revision) if revision else "",
+            continue_token,
+            remaining,
+        )
     return tables.table_for(
         group=info.group,
         kind=info.kind,

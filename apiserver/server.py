@@ -42,6 +42,7 @@ from .allocators import NodePorts, ServiceIPs
 from .app import build_app
 from .auth import Authenticator, TokenEntry, UserInfo, load_token_file, write_token_file
 from .authz import setup as authz_setup
+from .crd.controller import CRDController
 from .etcd_process import EtcdError, EtcdProcess, free_port, port_free, restart_delay
 from .kubelet_certs import ensure_kubelet_client
 from .kubelet_proxy import KubeletConnector
@@ -332,6 +333,9 @@ class APIServer:
             NodePorts(self.store, *cfg.service_node_port_range),
         )
         self.registry = Registry(self.store, self.hubs, services)
+        # CustomResourceDefinitions: the kinds they add are served before the first request.
+        self.crds = CRDController(self.registry)
+        await self.crds.start()
         authenticator = self._credentials()
         await self._bootstrap()
         self.authorization = await authz_setup.start(self.registry)
@@ -482,6 +486,8 @@ class APIServer:
                 await task
         if self.authorization is not None:
             await self.authorization.stop()
+        if getattr(self, "crds", None) is not None:
+            await self.crds.stop()
         if self.hubs is not None:
             await self.hubs.stop()
         if self.store is not None:

@@ -20,6 +20,8 @@ from typing import Any
 
 from api.resources import ResourceInfo
 
+CRD_CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
+
 # Kinds whose spec changes bump metadata.generation (as in Kubernetes 1.32;
 # pods only gained a generation in 1.33).
 GENERATION_KINDS = frozenset(
@@ -112,12 +114,17 @@ def prepare_for_create(info: ResourceInfo, obj: dict[str, Any], now: str) -> Non
     meta["creationTimestamp"] = now
     for owned in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "selfLink"):
         meta.pop(owned, None)
-    if info.kind in GENERATION_KINDS:
+    if info.kind in GENERATION_KINDS or _custom(info):
         meta["generation"] = 1
     else:
         meta.pop("generation", None)
     if info.kind == "Job":
         generate_job_selector(obj)
+    if info.kind == "CustomResourceDefinition":
+        # Its objects are deleted before it goes (apiserver/crd/controller.py).
+        finalizers = meta.setdefault("finalizers", [])
+        if CRD_CLEANUP_FINALIZER not in finalizers:
+            finalizers.append(CRD_CLEANUP_FINALIZER)
     if info.has_status:
         status = _initial_status(info, obj)
         if status is not None:
@@ -158,6 +165,20 @@ def prepare_for_update(
             new.pop("status", None)
     if info.kind in GENERATION_KINDS and new.get("spec") != old.get("spec"):
         new_meta["generation"] = int(old_meta.get("generation", 1)) + 1
+    elif _custom(info) and _content(new, info) != _content(old, info):
+        # A custom object's generation moves with anything but metadata (and
+        # status, when /status is its own subresource), as Kubernetes does.
+        new_meta["generation"] = int(old_meta.get("generation", 1)) + 1
+
+
+def _custom(info: ResourceInfo) -> bool:
+    """A CRD's kind (stored under <group>/<plural>) or a CRD itself."""
+    return info.custom is not None or "/" in info.storage or info.kind == "CustomResourceDefinition"
+
+
+def _content(obj: dict[str, Any], info: ResourceInfo) -> dict[str, Any]:
+    skip = {"metadata", "status"} if info.has_status else {"metadata"}
+    return {k: v for k, v in obj.items() if k not in skip}
 
 
 def qos_class(spec: dict[str, Any]) -> str:

@@ -14,10 +14,13 @@ from api.errors import FieldError
 from api.resources import ResourceInfo
 
 from . import errors, strategies
+from .crd import scale as crd_scale
 
 
-def to_scale(obj: dict[str, Any]) -> dict[str, Any]:
-    """An autoscaling/v1 Scale of a Deployment or ReplicaSet."""
+def to_scale(obj: dict[str, Any], info: ResourceInfo | None = None) -> dict[str, Any]:
+    """An autoscaling/v1 Scale of a Deployment or ReplicaSet (or a custom resource's)."""
+    if info is not None and info.custom is not None:
+        return crd_scale.to_scale(info, obj)
     meta = obj["metadata"]
     spec = obj.get("spec") or {}
     return {
@@ -43,6 +46,8 @@ def to_scale(obj: dict[str, Any]) -> dict[str, Any]:
 
 def apply_scale(info: ResourceInfo, current: dict[str, Any], scale: Any) -> dict[str, Any]:
     """The parent with the Scale's replicas, guarded by the Scale's resourceVersion."""
+    if info.custom is not None:
+        return crd_scale.apply_scale(info, current, scale)
     if not isinstance(scale, dict):
         raise errors.bad_request("the body must be an autoscaling/v1 Scale object")
     if scale.get("kind", "Scale") != "Scale":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from api import crd, resources
 from api.resources import RESOURCES
 from client import errors
 from client.controller import Context, Controller, Result
@@ -45,9 +46,22 @@ class NamespaceController(Controller):
             on_update=lambda _old, ns: self.enqueue(ns["metadata"]["name"]),
         )
 
+    async def _custom_kinds(self) -> list[tuple[str, str]]:
+        """Namespaced custom resources (their storage versions), found as Kubernetes'
+        namespace controller finds them, by asking the API what is served now."""
+        definitions, _ = await self.ctx.client.list(
+            "apiextensions.k8s.io/v1", "CustomResourceDefinition"
+        )
+        infos = [i for d in definitions if crd.is_established(d) for i in crd.infos_for(d)]
+        resources.set_custom(infos)  # so the client can reach these kinds by name
+        stored = {crd.storage_version(d) for d in definitions}
+        return sorted(
+            {(i.api_version, i.kind) for i in infos if i.namespaced and i.version in stored}
+        )
+
     async def _contents(self, name: str) -> list[tuple[str, str, dict[str, Any]]]:
         found = []
-        for api_version, kind in NAMESPACED:
+        for api_version, kind in [*NAMESPACED, *await self._custom_kinds()]:
             items, _ = await self.ctx.client.list(api_version, kind, name)
             found += [(api_version, kind, i) for i in items]
         return found
