@@ -793,8 +793,8 @@ def test_malformed_requests_never_break_the_server(start_apiserver: Any, tmp_pat
         _setup(api)
         # Wait until the viewer's binding is in the authorizer's cache.
         deadline = time.monotonic() + 20
+        sender = Sender(server, _viewer(server, tmp_path))
         while True:
-            sender = Sender(server, _viewer(server, tmp_path))
             probe = Case(
                 0, "viewer", "GET", f"/api/v1/namespaces/{NS}/configmaps".encode(), [], b""
             )
