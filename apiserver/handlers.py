@@ -304,7 +304,15 @@ class Handlers:
                     check_typed(apps_kinds.Scale, "Scale", "v1", "autoscaling", scale)
                 return subresources.apply_scale(info, current, scale)
         else:
-            compute = change
+
+            def compute(current: dict[str, Any]) -> dict[str, Any]:
+                # A patch may rewrite `kind` or `apiVersion`; the result is still
+                # decoded as the URL's kind, so another kind is refused, never stored.
+                result = change(current)
+                if isinstance(result, dict):
+                    requests.check_kind(info, result)
+                return result
+
         updated = await self._reg(info).update(
             info, path.namespace, path.name, compute, opts, subresource=path.subresource
         )

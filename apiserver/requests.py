@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import yaml
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from api import events, fields
 from api.errors import FieldError, forbidden, invalid, not_supported
@@ -50,11 +50,16 @@ async def read_body(request: Request) -> bytes:
         raise errors.too_large(MAX_BODY)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise errors.too_large(MAX_BODY)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise errors.too_large(MAX_BODY)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # The client hung up before its body was complete: Go's reader says
+        # `unexpected EOF`. Nobody reads the answer; it must not be a crash.
+        raise errors.bad_request("unexpected EOF") from None
     return b"".join(chunks)
 
 

@@ -154,10 +154,43 @@ def _signed_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
     return True
 
 
+# Go's http.DefaultMaxHeaderBytes, which kube-apiserver keeps: request line and
+# headers together; Go allows 4 KiB of slack on top. httptools has no limit at all.
+MAX_HEADER_BYTES = 1 << 20
+HEADER_SLACK = 4096
+TOO_LARGE_HEADERS = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+    b"431 Request Header Fields Too Large"
+)
+
+
 class ClientCertProtocol(HttpToolsProtocol):
-    """HttpToolsProtocol that exposes the verified client certificate to the app."""
+    """HttpToolsProtocol that exposes the verified client certificate to the app,
+    and refuses request heads over MAX_HEADER_BYTES as Go's server does (431),
+    instead of buffering headers without bound."""
 
     peer_cert: bytes | None = None
+    _in_head: bool = True
+    _head_bytes: int = 0
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEADER_BYTES + HEADER_SLACK:
+                log.info("request headers over %d bytes: 431", MAX_HEADER_BYTES)
+                self.transport.write(TOO_LARGE_HEADERS)
+                self.transport.close()
+                return
+        super().data_received(data)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_head, self._head_bytes = True, 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
