@@ -1,0 +1,90 @@
+"""API details users and their tools notice, checked with the real kubectl (issue 15)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+CONFIGMAP = """
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: upgrade
+data:
+  a: "1"
+  b: "2"
+"""
+
+
+def test_server_side_apply_takes_over_client_side_apply(
+    apiserver: Any, namespace: str, kubectl_binary: str
+) -> None:
+    """The documented client-side -> server-side upgrade: no conflict, kubectl owns the fields."""
+    apiserver.kubectl("apply", "-n", namespace, "-f", "-", input=CONFIGMAP)
+    changed = CONFIGMAP.replace('a: "1"', 'a: "10"')
+    out = apiserver.kubectl("apply", "--server-side", "-n", namespace, "-f", "-", input=changed)
+    assert "configmap/upgrade serverside-applied" in out
+    cm = json.loads(
+        apiserver.kubectl(
+            "get", "cm", "upgrade", "-n", namespace, "-o", "json", "--show-managed-fields"
+        )
+    )
+    assert cm["data"] == {"a": "10", "b": "2"}
+    owners = {e["manager"]: e for e in cm["metadata"]["managedFields"]}
+    assert "f:a" in owners["kubectl"]["fieldsV1"]["f:data"]
+    csa = owners.get("kubectl-client-side-apply", {}).get("fieldsV1", {}).get("f:data", {})
+    assert "f:a" not in csa
+
+
+def test_server_side_apply_by_another_manager_still_conflicts(
+    apiserver: Any, namespace: str
+) -> None:
+    """Only kubectl's own manager upgrades; any other name is the opt-out and conflicts."""
+    apiserver.kubectl("apply", "-n", namespace, "-f", "-", input=CONFIGMAP)
+    changed = CONFIGMAP.replace('a: "1"', 'a: "10"')
+    out = apiserver.kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager",
+        "other",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=changed,
+        check=False,
+    )
+    assert 'conflict with "kubectl-client-side-apply"' in out
+    assert ".data.a" in out
+
+
+def test_status_fields_in_kubernetes_order(api: httpx.Client, namespace: str) -> None:
+    r = api.get(f"/api/v1/namespaces/{namespace}/configmaps/absent")
+    assert r.status_code == 404
+    assert list(r.json()) == [
+        "kind",
+        "apiVersion",
+        "metadata",
+        "status",
+        "message",
+        "reason",
+        "details",
+        "code",
+    ]
+    assert list(r.json()["details"]) == ["name", "kind"]
+    r = api.post(
+        f"/apis/apps/v1/namespaces/{namespace}/deployments",
+        json={
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "bad"},
+            "spec": {},
+        },
+    )
+    assert r.status_code == 422
+    assert list(r.json())[-2:] == ["details", "code"]
+    assert list(r.json()["details"]) == ["name", "group", "kind", "causes"]
+    text = r.text
+    assert text.index('"kind":"Status"') < text.index('"apiVersion"') < text.index('"code"')
