@@ -33,6 +33,7 @@ from .namespace import NamespaceController
 from .nodelifecycle import NodeLifecycleController, Settings
 from .persistentvolume import PersistentVolumeController
 from .podautoscaler import HorizontalPodAutoscalerController
+from .podgc import PodGCController
 from .replicaset import ReplicaSetController
 from .replicationcontroller import ReplicationControllerController
 from .rootcacertpublisher import RootCACertPublisher
@@ -51,6 +52,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     "statefulset": StatefulSetController,
     "horizontalpodautoscaling": HorizontalPodAutoscalerController,
     "garbagecollector": GarbageCollector,
+    "podgc": PodGCController,
     "endpoints": EndpointsController,
     "nodelifecycle": NodeLifecycleController,
     "namespace": NamespaceController,
@@ -95,6 +97,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="seconds without a Lease renewal before a node is NotReady",
     )
     p.add_argument(
+        "--terminated-pod-gc-threshold",
+        type=int,
+        default=12500,
+        help="terminated pods kept before the pod garbage collector deletes the oldest (0: never)",
+    )
+    p.add_argument(
         "-v", "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
     return p.parse_args(argv)
@@ -120,12 +128,14 @@ async def run(args: argparse.Namespace) -> None:
             source = EVENT_SOURCE.get(n, CONTROLLERS[n].name)
             return dataclasses.replace(ctx, recorder=EventRecorder(client, source, host))
 
-        controllers = [
-            NodeLifecycleController(own(n), settings)
-            if n == "nodelifecycle"
-            else CONTROLLERS[n](own(n))
-            for n in names
-        ]
+        def make(n: str) -> Controller:
+            if n == "nodelifecycle":
+                return NodeLifecycleController(own(n), settings)
+            if n == "podgc":
+                return PodGCController(own(n), args.terminated_pod_gc_threshold)
+            return CONTROLLERS[n](own(n))
+
+        controllers = [make(n) for n in names]
         informers.start()
         try:
             await asyncio.gather(*(c.run() for c in controllers))
