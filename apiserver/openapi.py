@@ -19,6 +19,8 @@ from api.kinds.apps import Scale
 from api.resources import RESOURCES, ResourceInfo
 from api.schema import Schema
 
+from .protobuf import openapiv2 as openapiv2_pb
+
 QUANTITY = "io.k8s.apimachinery.pkg.api.resource.Quantity"
 TIME = "io.k8s.apimachinery.pkg.apis.meta.v1.Time"
 INT_OR_STRING = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
@@ -316,6 +318,12 @@ def openapi_v2() -> dict[str, Any]:
         },
         "security": [{"BearerToken": []}],
     }
+
+
+@cache
+def openapi_v2_protobuf() -> bytes:
+    """The v2 document in gnostic's protobuf form, the one kubectl asks for."""
+    return openapiv2_pb.encode(openapi_v2())
 
 
 @cache

@@ -88,3 +88,38 @@ def test_status_fields_in_kubernetes_order(api: httpx.Client, namespace: str) ->
     assert list(r.json()["details"]) == ["name", "group", "kind", "causes"]
     text = r.text
     assert text.index('"kind":"Status"') < text.index('"apiVersion"') < text.index('"code"')
+
+
+def test_applying_a_kind_the_server_does_not_serve(apiserver: Any, kubectl_binary: str) -> None:
+    doc = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n"
+    for verb in ("apply", "create"):
+        out = apiserver.kubectl(verb, "-f", "-", input=doc, check=False)
+        assert 'no matches for kind "Widget" in version "example.com/v1"' in out, out
+
+
+def test_openapi_v2_protobuf_is_read_by_kubectl(
+    apiserver: Any, namespace: str, kubectl_binary: str
+) -> None:
+    """kubectl validates a `List` and explains with v2 models from the protobuf document."""
+    explained = apiserver.kubectl(
+        "explain", "deployment.spec.replicas", "--output=plaintext-openapiv2"
+    )
+    assert "replicas" in explained and "<integer>" in explained
+    items = {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "in-list"},
+                "data": {"a": "1"},
+            },
+        ],
+    }
+    out = apiserver.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(items))
+    assert "configmap/in-list created" in out
+    bad = json.loads(json.dumps(items))
+    bad["items"][0]["dataa"] = {"a": "1"}
+    out = apiserver.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(bad), check=False)
+    assert "dataa" in out
