@@ -38,8 +38,11 @@ class _Builder:
         return f"#/components/schemas/{name}" if self.v3 else f"#/definitions/{name}"
 
     def named(self, name: str, body: dict[str, Any], description: str) -> dict[str, Any]:
-        """A reference to a definition, with the field's own description beside it."""
+        """A reference to a definition, with the field's own description beside it (left
+        out when it only repeats the definition's: `kubectl explain` prints both)."""
         self.definitions.setdefault(name, body)
+        if description == self.definitions[name].get("description"):
+            description = ""
         out: dict[str, Any] = {}
         if self.v3:
             out["allOf"] = [{"$ref": self.ref(name)}]
@@ -73,13 +76,16 @@ class _Builder:
                 s.description,
             )
         if s.type == "int-or-string":
+            # As kube-openapi writes it: v2 says string, v3 one of integer or string
+            # (no `type`, which is what makes `kubectl explain` print <IntOrString>).
             body: dict[str, Any] = {
                 "description": "An integer or a string.",
                 "format": "int-or-string",
             }
             if self.v3:
-                body["x-kubernetes-int-or-string"] = True
-            body["type"] = "string"
+                body["oneOf"] = [{"type": "integer"}, {"type": "string"}]
+            else:
+                body["type"] = "string"
             return self.named(INT_OR_STRING, body, s.description)
         out: dict[str, Any] = {}
         if s.description:

@@ -123,3 +123,14 @@ def test_openapi_v2_protobuf_is_read_by_kubectl(
     bad["items"][0]["dataa"] = {"a": "1"}
     out = apiserver.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(bad), check=False)
     assert "dataa" in out
+
+
+def test_explain_shows_int_or_string_and_each_description_once(
+    apiserver: Any, kubectl_binary: str
+) -> None:
+    out = apiserver.kubectl("explain", "deployment.spec.strategy.rollingUpdate")
+    assert "maxSurge\t<IntOrString>" in out
+    assert "maxUnavailable\t<IntOrString>" in out
+    description = out.split("DESCRIPTION:")[1].split("FIELDS:")[0]
+    lines = [line.strip() for line in description.splitlines() if line.strip()]
+    assert lines and len(lines) == len(set(lines)), description
