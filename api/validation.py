@@ -48,6 +48,7 @@ NAME_RULES: dict[str, Callable[[str, str], list[FieldError]]] = {
     "ClusterRole": names.path_segment_name,
     "RoleBinding": names.path_segment_name,
     "ClusterRoleBinding": names.path_segment_name,
+    "APIService": names.apiservice_name,
 }
 
 

@@ -134,3 +134,16 @@ def test_explain_shows_int_or_string_and_each_description_once(
     description = out.split("DESCRIPTION:")[1].split("FIELDS:")[0]
     lines = [line.strip() for line in description.splitlines() if line.strip()]
     assert lines and len(lines) == len(set(lines)), description
+
+
+def test_apiservices_list_the_groups_served_here(apiserver: Any, kubectl_binary: str) -> None:
+    out = apiserver.kubectl("get", "apiservices")
+    lines = out.splitlines()
+    assert lines[0].split() == ["NAME", "SERVICE", "AVAILABLE", "AGE"]
+    rows = {line.split()[0]: line.split()[1:3] for line in lines[1:]}
+    for name in ("v1.", "v1.apps", "v1.batch", "v2.autoscaling", "v1beta1.metrics.k8s.io"):
+        assert rows.get(name) == ["Local", "True"], out
+    svc = json.loads(apiserver.kubectl("get", "apiservice", "v1.apps", "-o", "json"))
+    assert (svc["spec"]["group"], svc["spec"]["version"]) == ("apps", "v1")
+    (cond,) = svc["status"]["conditions"]
+    assert (cond["type"], cond["status"], cond["reason"]) == ("Available", "True", "Local")
