@@ -97,3 +97,22 @@ def test_pods_of_a_deleted_node_are_collected(server: Any) -> None:
 
     eventually(gone, what="the pod of the deleted node to be collected")
     server.kubectl("delete", "namespace", ns, "--wait=false")
+
+
+def test_events_name_the_controller_that_recorded_them(server: Any) -> None:
+    """`kubectl describe`'s From column: deployment-controller, replicaset-controller."""
+    ns = f"ev-{uuid.uuid4().hex[:8]}"
+    server.kubectl("create", "namespace", ns)
+    server.kubectl("create", "deployment", "web", "-n", ns, "--image=nginx:1.25")
+
+    def sources() -> dict[str, str]:
+        events = json.loads(server.kubectl("get", "events", "-n", ns, "-o", "json"))["items"]
+        found = {e["reason"]: e["source"]["component"] for e in events}
+        return found if {"ScalingReplicaSet", "SuccessfulCreate"} <= set(found) else {}
+
+    found = eventually(sources, what="the deployment's and replicaset's events")
+    assert found["ScalingReplicaSet"] == "deployment-controller"
+    assert found["SuccessfulCreate"] == "replicaset-controller"
+    described = server.kubectl("describe", "deployment", "web", "-n", ns)
+    assert "deployment-controller" in described
+    server.kubectl("delete", "namespace", ns, "--wait=false")
