@@ -85,20 +85,6 @@ def dns1035_label(field: str, value: str) -> list[FieldError]:
     return out
 
 
-def apiservice_name(field: str, value: str) -> list[FieldError]:
-    """`<version>.<group>`, `v1.` for the core group (kube-aggregator's
-    ValidateAPIServiceName): the version a DNS-1035 label, the group a subdomain."""
-    version, dot, group = value.partition(".")
-    if not dot:
-        return [invalid(field, value, "missing a '.'")]
-    if not version:
-        return [invalid(field, value, "missing version")]
-    out = dns1035_label(field, version)
-    if group:
-        out += dns1123_subdomain(field, group)
-    return out
-
-
 def qualified_name(field: str, key: str) -> list[FieldError]:
     """A label or annotation key: optional DNS subdomain prefix, '/', a name part."""
     prefix, _, name = key.rpartition("/")

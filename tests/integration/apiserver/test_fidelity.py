@@ -147,3 +147,21 @@ def test_apiservices_list_the_groups_served_here(apiserver: Any, kubectl_binary:
     assert (svc["spec"]["group"], svc["spec"]["version"]) == ("apps", "v1")
     (cond,) = svc["status"]["conditions"]
     assert (cond["type"], cond["status"], cond["reason"]) == ("Available", "True", "Local")
+
+
+def test_an_apiservice_is_named_after_its_version_and_group(api: httpx.Client) -> None:
+    body = {
+        "apiVersion": "apiregistration.k8s.io/v1",
+        "kind": "APIService",
+        "metadata": {"name": "v1.wrong.example.com"},
+        "spec": {
+            "group": "example.com",
+            "version": "v1",
+            "groupPriorityMinimum": 100,
+            "versionPriority": 100,
+        },
+    }
+    r = api.post("/apis/apiregistration.k8s.io/v1/apiservices", json=body)
+    assert r.status_code == 422, r.text
+    assert 'must be `spec.version+"."+spec.group`: "v1.example.com"' in r.json()["message"]
+    assert r.json()["details"]["causes"][0]["field"] == "metadata.name"
