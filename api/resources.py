@@ -380,7 +380,20 @@ _CRD = ResourceInfo(
     ("api-extensions",),
     frozenset({"status"}),
 )
-RESOURCES = (*RESOURCES, _CSR, _CRD)
+# The group-versions the apiserver serves, as kube-aggregator lists them; skiff's are
+# all local (apiserver/apiservices.py registers them), it aggregates no other server.
+_APISERVICE = ResourceInfo(
+    "apiregistration.k8s.io",
+    "v1",
+    "APIService",
+    "apiservices",
+    "apiservice",
+    False,
+    other.APIService,
+    categories=("api-extensions",),
+    subresources=frozenset({"status"}),
+)
+RESOURCES = (*RESOURCES, _CSR, _CRD, _APISERVICE)
 
 # Kinds served by the apiserver's authorization layer, never stored in etcd.
 REVIEW_GROUPS = frozenset({"authorization.k8s.io", "authentication.k8s.io"})

@@ -48,6 +48,7 @@ NAME_RULES: dict[str, Callable[[str, str], list[FieldError]]] = {
     "ClusterRole": names.path_segment_name,
     "RoleBinding": names.path_segment_name,
     "ClusterRoleBinding": names.path_segment_name,
+    "APIService": names.path_segment_name,  # and `<version>.<group>`: _apiservice
 }
 
 
@@ -928,7 +929,60 @@ def _hpa(obj: dict[str, Any]) -> list[FieldError]:
     return out
 
 
+def _apiservice(obj: dict[str, Any]) -> list[FieldError]:
+    """kube-aggregator's ValidateAPIService."""
+    spec = obj.get("spec") or {}
+    group, version = str(spec.get("group") or ""), str(spec.get("version") or "")
+    out: list[FieldError] = []
+    name = (obj.get("metadata") or {}).get("name")
+    wanted = f"{version}.{group}"
+    if name and name != wanted:
+        out.append(
+            invalid("metadata.name", name, f'must be `spec.version+"."+spec.group`: "{wanted}"')
+        )
+    if not group and version != "v1":
+        out.append(
+            required("spec.group", "only v1 may have an empty group and it better be legacy kube")
+        )
+    if group:
+        out += names.dns1123_subdomain("spec.group", group)
+    out += names.dns1035_label("spec.version", version)
+    gpm, vp = spec.get("groupPriorityMinimum") or 0, spec.get("versionPriority") or 0
+    if not 0 < gpm <= 20000:
+        out.append(
+            invalid("spec.groupPriorityMinimum", gpm, "must be positive and less than 20000")
+        )
+    if not 0 < vp <= 1000:
+        out.append(invalid("spec.versionPriority", vp, "must be positive and less than 1000"))
+    service = spec.get("service")
+    if not service:
+        if spec.get("caBundle"):
+            out.append(invalid("spec.caBundle", "", "local APIServices may not have a caBundle"))
+        if spec.get("insecureSkipTLSVerify"):
+            out.append(
+                invalid(
+                    "spec.insecureSkipTLSVerify",
+                    True,
+                    "local APIServices may not have insecureSkipTLSVerify",
+                )
+            )
+        return out
+    if not service.get("namespace"):
+        out.append(required("spec.service.namespace", ""))
+    if not service.get("name"):
+        out.append(required("spec.service.name", ""))
+    port = service.get("port", 443)
+    if not 0 < port <= 65535:
+        out.append(invalid("spec.service.port", port, "port is not valid: must be 1-65535"))
+    if spec.get("insecureSkipTLSVerify") and spec.get("caBundle"):
+        out.append(
+            invalid("spec.insecureSkipTLSVerify", True, "may not be true if caBundle is present")
+        )
+    return out
+
+
 KIND_RULES: dict[tuple[str, str], Callable[[dict[str, Any]], list[FieldError]]] = {
+    ("apiregistration.k8s.io", "APIService"): _apiservice,
     ("", "Pod"): _pod,
     ("apps", "Deployment"): lambda o: _workload(o, "Deployment"),
     ("apps", "ReplicaSet"): lambda o: _workload(o, "ReplicaSet"),

@@ -29,6 +29,7 @@ from .authz.tokens import TokenRequests
 from .bootstrap_tokens import BootstrapTokens
 from .handlers import Handlers
 from .kubelet_proxy import KubeletConnector, KubeletProxy
+from .protobuf import openapiv2 as openapiv2_pb
 from .registry import Registry
 from .storage import CorruptObjectError, StorageError, TooLargeError, UnavailableError
 
@@ -285,7 +286,11 @@ def build_app(
         return responses.send(discovery.api_group_list())
 
     @app.get("/openapi/v2")
-    async def openapi_v2() -> Response:
+    async def openapi_v2(request: Request) -> Response:
+        # kubectl asks for gnostic's protobuf form; others get JSON.
+        accept = request.headers.get("accept", "")
+        if any(t in accept for t in openapiv2_pb.MEDIA_TYPES):
+            return Response(openapi.openapi_v2_protobuf(), media_type=openapiv2_pb.MEDIA_TYPE)
         return responses.send(openapi.openapi_v2())
 
     @app.get("/openapi/v3")

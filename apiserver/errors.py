@@ -44,7 +44,26 @@ class ApiError(Exception):
         }
         if self.details:
             body["details"] = self.details
-        return body
+        return in_status_order(body)
+
+
+STATUS_ORDER = ("kind", "apiVersion", "metadata", "status", "message", "reason", "details", "code")
+DETAILS_ORDER = ("name", "group", "kind", "uid", "causes", "retryAfterSeconds")
+
+
+def _ordered(obj: dict[str, Any], order: tuple[str, ...]) -> dict[str, Any]:
+    out = {k: obj[k] for k in order if k in obj}
+    out.update((k, v) for k, v in obj.items() if k not in out)
+    return out
+
+
+def in_status_order(body: dict[str, Any]) -> dict[str, Any]:
+    """A `Status` with its fields in the order kube-apiserver writes them (the Go struct's
+    order), details included: clients and their tests compare the text as printed."""
+    out = _ordered(body, STATUS_ORDER)
+    if isinstance(out.get("details"), dict):
+        out["details"] = _ordered(out["details"], DETAILS_ORDER)
+    return out
 
 
 def qualified(resource: str, group: str) -> str:

@@ -296,7 +296,18 @@ def apply(
             if value_at(live, path) != value_at(config, path):
                 conflicts.append((e["manager"], e.get("apiVersion", info.api_version), path))
     if conflicts and not force:
-        raise apply_conflict(conflicts)
+        allowed = allowed_by_last_applied(live, manager)
+        conflicts = [c for c in conflicts if c[2] not in allowed]
+        if conflicts:
+            raise apply_conflict(conflicts)
+        # Every conflict is a field the client-side apply configuration set: the
+        # documented client-side -> server-side upgrade hands them to `kubectl`.
+        conflicts = [
+            (e["manager"], "", path)
+            for e, owned in others
+            for path in owned & applied & allowed
+            if value_at(live, path) != value_at(config, path)
+        ]
 
     obj = copy.deepcopy(live)
     owned_by_others = set().union(*(owned for _, owned in others)) if others else set()
@@ -319,6 +330,27 @@ def apply(
     updated.append(_entry(manager, "Apply", info.api_version, applied & live_paths))
     _set_entries(obj, updated)
     return obj
+
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+# kube-apiserver upgrades client-side apply only for kubectl's own server-side manager;
+# another manager name is the documented way to opt out.
+UPGRADING_MANAGER = "kubectl"
+
+
+def allowed_by_last_applied(live: dict[str, Any], manager: str) -> set[Path]:
+    """The fields a server-side apply by `kubectl` may take over without force: those in
+    the client-side apply annotation (kube-apiserver's lastAppliedManager)."""
+    if manager != UPGRADING_MANAGER:
+        return set()
+    text = ((live.get("metadata") or {}).get("annotations") or {}).get(LAST_APPLIED)
+    if not text:
+        return set()
+    try:
+        last = json.loads(text)
+    except ValueError:
+        return set()
+    return field_paths(last) if isinstance(last, dict) else set()
 
 
 def _still_wanted(path: Path, owned: set[Path]) -> bool:

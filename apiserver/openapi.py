@@ -21,6 +21,8 @@ from api.kinds.apps import Scale
 from api.resources import ResourceInfo
 from api.schema import Schema
 
+from .protobuf import openapiv2 as openapiv2_pb
+
 QUANTITY = "io.k8s.apimachinery.pkg.api.resource.Quantity"
 TIME = "io.k8s.apimachinery.pkg.apis.meta.v1.Time"
 INT_OR_STRING = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
@@ -38,8 +40,11 @@ class _Builder:
         return f"#/components/schemas/{name}" if self.v3 else f"#/definitions/{name}"
 
     def named(self, name: str, body: dict[str, Any], description: str) -> dict[str, Any]:
-        """A reference to a definition, with the field's own description beside it."""
+        """A reference to a definition, with the field's own description beside it (left
+        out when it only repeats the definition's: `kubectl explain` prints both)."""
         self.definitions.setdefault(name, body)
+        if description == self.definitions[name].get("description"):
+            description = ""
         out: dict[str, Any] = {}
         if self.v3:
             out["allOf"] = [{"$ref": self.ref(name)}]
@@ -73,13 +78,16 @@ class _Builder:
                 s.description,
             )
         if s.type == "int-or-string":
+            # As kube-openapi writes it: v2 says string, v3 one of integer or string
+            # (no `type`, which is what makes `kubectl explain` print <IntOrString>).
             body: dict[str, Any] = {
                 "description": "An integer or a string.",
                 "format": "int-or-string",
             }
             if self.v3:
-                body["x-kubernetes-int-or-string"] = True
-            body["type"] = "string"
+                body["oneOf"] = [{"type": "integer"}, {"type": "string"}]
+            else:
+                body["type"] = "string"
             return self.named(INT_OR_STRING, body, s.description)
         out: dict[str, Any] = {}
         if s.description:
@@ -330,6 +338,16 @@ def _openapi_v2(_generation: int) -> dict[str, Any]:
         },
         "security": [{"BearerToken": []}],
     }
+
+
+def openapi_v2_protobuf() -> bytes:
+    """The v2 document in gnostic's protobuf form, the one kubectl asks for."""
+    return _openapi_v2_protobuf(resources.generation())
+
+
+@lru_cache(maxsize=4)
+def _openapi_v2_protobuf(_generation: int) -> bytes:
+    return openapiv2_pb.encode(openapi_v2())
 
 
 def openapi_v3_document(group: str, version: str) -> dict[str, Any] | None:

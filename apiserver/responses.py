@@ -18,7 +18,7 @@ from api.resources import ResourceInfo
 
 from . import tables
 from .crd import tables as crd_tables
-from .errors import ApiError
+from .errors import ApiError, in_status_order
 
 
 def _dumps(obj: Any) -> bytes:
@@ -91,13 +91,15 @@ def success_status(info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
         details["group"] = info.group
     if meta.get("uid"):
         details["uid"] = meta["uid"]
-    return {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Success",
-        "details": details,
-    }
+    return in_status_order(
+        {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "details": details,
+        }
+    )
 
 
 def list_object(

@@ -36,7 +36,7 @@ from starlette.types import ASGIApp
 
 from api import resources
 
-from . import audit, certs, errors, etcd_maintenance, identities
+from . import apiservices, audit, certs, errors, etcd_maintenance, identities, metrics_api
 from .admission import ServiceAllocation
 from .allocators import NodePorts, ServiceIPs
 from .app import build_app
@@ -258,6 +258,26 @@ class APIServer:
             },
         )
         await self._kubernetes_endpoints()
+        await self.register_apiservices()
+
+    async def register_apiservices(self) -> None:
+        """One Local, Available APIService per group-version served here (apiservices.py),
+        as kube-aggregator's autoregister keeps them; call again when groups are added."""
+        assert self.registry is not None
+        info = resources.by_kind("apiregistration.k8s.io/v1", "APIService")
+        assert info is not None
+        served = [*resources.groups(), (metrics_api.GROUP, [metrics_api.VERSION])]
+        for obj in apiservices.desired(served):
+            name = obj["metadata"]["name"]
+            await self._ensure(info, "", obj)
+
+            def available(current: dict) -> dict:
+                status = apiservices.with_available(current.get("status"), self.registry.clock())
+                return current if status is None else {**current, "status": status}
+
+            await self.registry.update(
+                info, "", name, available, WriteOptions(), subresource="status"
+            )
 
     async def _kubernetes_endpoints(self) -> None:
         """The `kubernetes` Service has no selector: the apiserver says where it is."""

@@ -393,6 +393,28 @@ def _csr_row(csr: dict[str, Any], now: datetime.datetime) -> Row:
     ]
 
 
+def _apiservice_row(svc: dict[str, Any], now: datetime.datetime) -> Row:
+    """kube-aggregator's columns: `Local` or namespace/name; `True`, or `False (Reason)`."""
+    meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}
+    ref = spec.get("service")
+    service = f"{ref.get('namespace', '')}/{ref.get('name', '')}" if ref else "Local"
+    available = next(
+        (
+            c
+            for c in (svc.get("status") or {}).get("conditions") or []
+            if c.get("type") == "Available"
+        ),
+        None,
+    )
+    if available is None:
+        shown = "Unknown"
+    elif available.get("status") == "True":
+        shown = "True"
+    else:
+        shown = f"{available.get('status', 'Unknown')} ({available.get('reason', '')})"
+    return [meta.get("name", ""), service, shown, age(meta.get("creationTimestamp"), now)]
+
+
 def _event_row(ev: dict[str, Any], now: datetime.datetime) -> Row:
     meta = ev.get("metadata") or {}
     new = "regarding" in ev
@@ -542,6 +564,15 @@ PRINTERS: dict[tuple[str, str], tuple[list[Column], Callable[[dict, datetime.dat
             ("Condition", "string", 0, "Approved, Denied, Failed, Issued or Pending."),
         ],
         _csr_row,
+    ),
+    ("apiregistration.k8s.io", "APIService"): (
+        [
+            NAME,
+            ("Service", "string", 0, "The service behind it, or Local."),
+            ("Available", "string", 0, "Whether it is available."),
+            AGE,
+        ],
+        _apiservice_row,
     ),
 }
 EVENT_PRINTER = (

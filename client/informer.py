@@ -114,8 +114,12 @@ class Informer:
         on_update: Callable[[Obj, Obj], None] | None = None,
         on_delete: Callable[[Obj], None] | None = None,
     ) -> None:
+        """A handler added to a running informer first sees every cached object as an
+        add, as client-go's shared informers replay their store to late handlers."""
         if on_add:
             self.on_add.append(on_add)
+            for obj in self.store.list():
+                on_add(obj)
         if on_update:
             self.on_update.append(on_update)
         if on_delete:
@@ -129,6 +133,9 @@ class Informer:
         await self._synced.wait()
 
     def start(self) -> None:
+        """Begin listing and watching; a second call (a late starter) changes nothing."""
+        if self._task is not None:
+            return
         self._task = asyncio.create_task(self._run(), name=f"informer {self.kind}")
 
     async def stop(self) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from api.resources import ResourceInfo, by_kind
+from api.schema import Schema
 
 from . import errors
 from .config import ClientConfig
@@ -26,8 +27,13 @@ JSON_PATCH = "application/json-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
 
 
+# Kinds learnt from the server's discovery that api/resources.py does not list (custom
+# resources): (apiVersion, kind) -> where they live. Filled by `Client.discover`.
+_DISCOVERED: dict[tuple[str, str], ResourceInfo] = {}
+
+
 def resource_info(api_version: str, kind: str) -> ResourceInfo:
-    info = by_kind(api_version, kind)
+    info = by_kind(api_version, kind) or _DISCOVERED.get((api_version, kind))
     if info is None:
         raise ValueError(f"unknown kind {kind} in {api_version}")
     return info
@@ -80,6 +86,47 @@ class Client:
         if r.status_code >= 400:
             raise errors.from_status(r.status_code, data)
         return data
+
+    async def discover(
+        self, *, preferred_only: bool = False
+    ) -> list[tuple[ResourceInfo, tuple[str, ...]]]:
+        """Every top-level resource the server serves now, with its verbs, read from
+        discovery (`/api/v1`, `/apis/<group>/<version>`) as client-go's discovery
+        client does (`preferred_only`: each group's preferred version alone, as
+        ServerPreferredResources); kinds outside api/resources.py become addressable."""
+        found: list[tuple[ResourceInfo, tuple[str, ...]]] = []
+        versions = [("", v) for v in (await self._call("GET", "/api")).get("versions") or []]
+        for group in (await self._call("GET", "/apis")).get("groups") or []:
+            preferred = (group.get("preferredVersion") or {}).get("version")
+            versions += [
+                (group["name"], v["version"])
+                for v in group.get("versions") or []
+                if not preferred_only or not preferred or v["version"] == preferred
+            ]
+        for group_name, version in versions:
+            gv = f"{group_name}/{version}" if group_name else version
+            path = f"/apis/{gv}" if group_name else f"/api/{version}"
+            try:
+                listing = await self._call("GET", path)
+            except errors.ApiError:
+                continue  # a group that went away between the two reads
+            for r in listing.get("resources") or []:
+                if "/" in r.get("name", ""):
+                    continue  # a subresource
+                info = by_kind(gv, r["kind"])
+                if info is None:
+                    info = ResourceInfo(
+                        group=group_name,
+                        version=version,
+                        kind=r["kind"],
+                        plural=r["name"],
+                        singular=r.get("singularName") or r["kind"].lower(),
+                        namespaced=bool(r.get("namespaced")),
+                        schema=Schema("any"),
+                    )
+                    _DISCOVERED[(gv, r["kind"])] = info
+                found.append((info, tuple(r.get("verbs") or ())))
+        return found
 
     # -- verbs ----------------------------------------------------------------
 

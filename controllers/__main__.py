@@ -35,6 +35,7 @@ from .namespace import NamespaceController
 from .nodelifecycle import NodeLifecycleController, Settings
 from .persistentvolume import PersistentVolumeController
 from .podautoscaler import HorizontalPodAutoscalerController
+from .podgc import PodGCController
 from .replicaset import ReplicaSetController
 from .replicationcontroller import ReplicationControllerController
 from .rootcacertpublisher import RootCACertPublisher
@@ -53,6 +54,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     "statefulset": StatefulSetController,
     "horizontalpodautoscaling": HorizontalPodAutoscalerController,
     "garbagecollector": GarbageCollector,
+    "podgc": PodGCController,
     "endpoints": EndpointsController,
     "nodelifecycle": NodeLifecycleController,
     "namespace": NamespaceController,
@@ -105,6 +107,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--cluster-signing-key-file", type=Path, default=None)
     p.add_argument(
+        "--terminated-pod-gc-threshold",
+        type=int,
+        default=12500,
+        help="terminated pods kept before the pod garbage collector deletes the oldest (0: never)",
+    )
+    p.add_argument(
         "-v", "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
     return p.parse_args(argv)
@@ -137,6 +145,8 @@ async def run(args: argparse.Namespace) -> None:
                 return NodeLifecycleController(own(n), settings)
             if n == "csr":
                 return CertificateController(own(n), signing)
+            if n == "podgc":
+                return PodGCController(own(n), args.terminated_pod_gc_threshold)
             return CONTROLLERS[n](own(n))
 
         controllers = [make(n) for n in names]

@@ -16,28 +16,42 @@ three situations, as Kubernetes' garbage collector does:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from dataclasses import dataclass
 from typing import Any
+
+import httpx
 
 from api.meta import namespaced_key
 from client import errors
 from client.controller import Context, Controller, Result
+from client.informer import Informer
 
-# (apiVersion, kind) of the kinds whose ownership the collector follows.
-KINDS = (
-    ("apps/v1", "Deployment"),
-    ("apps/v1", "ReplicaSet"),
-    ("v1", "Pod"),
-    ("discovery.k8s.io/v1", "EndpointSlice"),
-    ("v1", "Service"),
-    ("batch/v1", "Job"),
-    ("batch/v1", "CronJob"),
-    ("apps/v1", "DaemonSet"),
-    ("apps/v1", "StatefulSet"),
-    ("apps/v1", "ControllerRevision"),
-    ("v1", "ReplicationController"),
-    ("v1", "PersistentVolumeClaim"),
-)
+log = logging.getLogger(__name__)
+
+# Kinds the collector never watches, as Kubernetes' garbage collector leaves out events:
+# many, short-lived, owned by nobody.
+IGNORED = frozenset({("v1", "Event"), ("events.k8s.io/v1", "Event")})
+# The verbs a kind needs for the collector to follow it (client-go's GC needs the same).
+NEEDED_VERBS = frozenset({"list", "watch", "delete"})
+# How often discovery is read again, for kinds that appear later (custom resources).
+DISCOVERY_PERIOD = 30.0
+
+Gvk = tuple[str, str]
+
+
+def monitored(resources: list[tuple[str, str, tuple[str, ...]]]) -> list[Gvk]:
+    """The (apiVersion, kind)s to follow out of discovery's (apiVersion, kind, verbs):
+    every kind that can be listed, watched and deleted, except events."""
+    out: list[Gvk] = []
+    for api_version, kind, verbs in resources:
+        gvk = (api_version, kind)
+        if gvk in IGNORED or not NEEDED_VERBS <= set(verbs) or gvk in out:
+            continue
+        out.append(gvk)
+    return out
 
 
 @dataclass(frozen=True)
@@ -126,57 +140,107 @@ def decide_dependent(obj: dict[str, Any], owner_exists: dict[str, bool]) -> Dele
 
 
 class GarbageCollector(Controller):
+    """Follows every kind the server serves, found through discovery (read again every
+    DISCOVERY_PERIOD seconds, so that custom resources are picked up when they appear)."""
+
     name = "garbage-collector"
     workers = 2
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
-        self.informers = {kind: ctx.informers.get(av, kind) for av, kind in KINDS}
-        for kind, informer in self.informers.items():
+        self.informers: dict[Gvk, Informer] = {}
+        # The graph: owner uid -> its dependents' keys; uid -> the key of the object.
+        self._dependents: dict[str, set[str]] = {}
+        self._owners: dict[str, set[str]] = {}
+        self._uids: dict[str, str] = {}
+
+    async def run(self) -> None:
+        await self._sync_monitors()
+        refresher = asyncio.create_task(self._refresh_monitors())
+        try:
+            await super().run()
+        finally:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+
+    async def _refresh_monitors(self) -> None:
+        while True:
+            await asyncio.sleep(DISCOVERY_PERIOD)
+            try:
+                await self._sync_monitors()
+            except (errors.ApiError, httpx.HTTPError) as e:
+                log.warning("garbage-collector: discovery failed: %s", e)
+
+    async def _sync_monitors(self) -> None:
+        found = await self.ctx.client.discover(preferred_only=True)
+        wanted = monitored([(info.api_version, info.kind, verbs) for info, verbs in found])
+        for gvk in wanted:
+            if gvk in self.informers:
+                continue
+            informer = self.ctx.informers.get(*gvk)
             informer.add_handlers(
-                on_add=lambda o, k=kind: self._changed(k, o),
-                on_update=lambda _old, o, k=kind: self._changed(k, o),
-                on_delete=lambda o, k=kind: self._deleted(k, o),
+                on_add=lambda o, g=gvk: self._changed(g, o),
+                on_update=lambda _old, o, g=gvk: self._changed(g, o),
+                on_delete=lambda o, g=gvk: self._deleted(g, o),
             )
+            self.informers[gvk] = informer
+            informer.start()
 
-    def _changed(self, kind: str, obj: dict[str, Any]) -> None:
-        self.enqueue(f"{kind}|{namespaced_key(obj)}")
+    @staticmethod
+    def _key(gvk: Gvk, obj: dict[str, Any]) -> str:
+        return f"{gvk[0]}|{gvk[1]}|{namespaced_key(obj)}"
 
-    def _deleted(self, kind: str, obj: dict[str, Any]) -> None:
-        # Its dependents may now be orphans: look at each of them.
+    def _changed(self, gvk: Gvk, obj: dict[str, Any]) -> None:
+        key = self._key(gvk, obj)
         uid = obj["metadata"].get("uid", "")
-        for dependent_kind, dependent in self._dependents_of(uid):
-            self.enqueue(f"{dependent_kind}|{namespaced_key(dependent)}")
+        self._uids[uid] = key
+        owners = {r["uid"] for r in obj["metadata"].get("ownerReferences") or [] if "uid" in r}
+        for gone in self._owners.get(uid, set()) - owners:
+            self._dependents.get(gone, set()).discard(key)
+        for owner in owners:
+            self._dependents.setdefault(owner, set()).add(key)
+        self._owners[uid] = owners
+        self.enqueue(key)
+
+    def _deleted(self, gvk: Gvk, obj: dict[str, Any]) -> None:
+        key = self._key(gvk, obj)
+        uid = obj["metadata"].get("uid", "")
+        if self._uids.get(uid) == key:
+            del self._uids[uid]
+        for owner in self._owners.pop(uid, set()):
+            self._dependents.get(owner, set()).discard(key)
+        # Its dependents may now be orphans: look at each of them.
+        for dependent in self._dependents.get(uid, set()):
+            self.enqueue(dependent)
         # An owner waiting in foreground deletion may have just lost its last dependent.
         namespace = obj["metadata"].get("namespace", "")
         for ref in obj["metadata"].get("ownerReferences") or []:
-            if ref.get("kind") in self.informers:
-                key = f"{namespace}/{ref['name']}" if namespace else ref["name"]
-                self.enqueue(f"{ref['kind']}|{key}")
+            owner_key = self._uids.get(ref.get("uid", ""))
+            if owner_key:
+                self.enqueue(owner_key)
+            elif (ref.get("apiVersion", ""), ref.get("kind", "")) in self.informers:
+                name = f"{namespace}/{ref['name']}" if namespace else ref["name"]
+                self.enqueue(f"{ref['apiVersion']}|{ref['kind']}|{name}")
 
-    def _dependents_of(self, uid: str) -> list[tuple[str, dict[str, Any]]]:
-        found = []
-        for kind, informer in self.informers.items():
-            for obj in informer.store.list():
-                if any(r.get("uid") == uid for r in obj["metadata"].get("ownerReferences") or []):
-                    found.append((kind, obj))
-        return found
+    def _get(self, key: str) -> dict[str, Any] | None:
+        api_version, kind, obj_key = key.split("|", 2)
+        informer = self.informers.get((api_version, kind))
+        return informer.store.get(obj_key) if informer else None
+
+    def _dependents_of(self, uid: str) -> list[dict[str, Any]]:
+        found = (self._get(k) for k in sorted(self._dependents.get(uid, set())))
+        return [d for d in found if d is not None]
 
     def _exists(self, uid: str) -> bool:
-        return any(
-            o["metadata"].get("uid") == uid
-            for informer in self.informers.values()
-            for o in informer.store.list()
-        )
+        return uid in self._uids
 
     async def reconcile(self, key: str) -> Result:
-        kind, _, obj_key = key.partition("|")
-        obj = self.informers[kind].store.get(obj_key)
+        obj = self._get(key)
         if obj is None:
             return Result.done()
         api = self.ctx.client
-        dependents = [d for _, d in self._dependents_of(obj["metadata"]["uid"])]
-        for action in decide_owner(obj, dependents):
+        for action in decide_owner(obj, self._dependents_of(obj["metadata"]["uid"])):
             await self._do(action, obj)
         refs = obj["metadata"].get("ownerReferences") or []
         exists = {r["uid"]: self._exists(r["uid"]) for r in refs if "uid" in r}

@@ -87,3 +87,43 @@ NewEvent = top_level(
     deprecatedLastTimestamp=time("Old lastTimestamp."),
     deprecatedCount=integer("Old count."),
 )
+
+APIREG = "io.k8s.kube-aggregator.pkg.apis.apiregistration.v1."
+APIService = top_level(
+    APIREG + "APIService",
+    "A group-version the API serves: locally, or (on Kubernetes) behind a Service.",
+    spec=obj(
+        APIREG + "APIServiceSpec",
+        "Which group-version, served by whom, in which order.",
+        service=obj(
+            APIREG + "ServiceReference",
+            "The Service behind an aggregated API; empty for a local one.",
+            namespace=string("Namespace of the service."),
+            name=string("Name of the service."),
+            port=integer("Port of the service."),
+        ),
+        group=string("The API group."),
+        version=string("The API version."),
+        insecureSkipTLSVerify=boolean("Skip verifying the serving certificate."),
+        caBundle=string("PEM CA bundle for the serving certificate.", format="byte"),
+        groupPriorityMinimum=integer("Priority of the group among groups."),
+        versionPriority=integer("Priority of the version within its group."),
+    ),
+    status=obj(
+        APIREG + "APIServiceStatus",
+        "Whether the group-version is available.",
+        conditions=arr(
+            obj(
+                APIREG + "APIServiceCondition",
+                "A condition of the APIService.",
+                type=string("Available."),
+                status=string("True, False or Unknown."),
+                lastTransitionTime=time("When it last changed."),
+                reason=string("Why, in one word."),
+                message=string("Why, for people."),
+            ),
+            "Conditions.",
+            merge_key="type",
+        ),
+    ),
+)

@@ -224,6 +224,9 @@ CONTROLLER_MANAGER = [
     *LEADER_ELECTION,
     rule(READ, ["*"], ["*"]),
     rule(["delete", "deletecollection"], ["*"], ["*"]),
+    # The garbage collector removes finalizers and ownerReferences on any kind it
+    # follows (system:controller:generic-garbage-collector's `*` patch/update).
+    rule(["patch", "update"], ["*"], ["*"]),
     rule(
         ["create", "patch", "update"],
         [""],

@@ -68,3 +68,24 @@ def test_namespace_steps() -> None:
     ns["metadata"]["deletionTimestamp"] = "2026-11-24T12:00:00Z"
     assert decide_namespace(ns, 3) == "delete-contents"
     assert decide_namespace(ns, 0) == "finalize"
+
+
+def test_the_collector_follows_every_listable_watchable_deletable_kind_but_events() -> None:
+    from controllers.garbagecollector import monitored
+
+    all_verbs = ("create", "delete", "get", "list", "patch", "update", "watch")
+    found = [
+        ("v1", "ConfigMap", all_verbs),
+        ("v1", "Namespace", all_verbs),
+        ("v1", "Event", all_verbs),
+        ("events.k8s.io/v1", "Event", all_verbs),
+        ("v1", "ComponentStatus", ("get", "list")),
+        ("authentication.k8s.io/v1", "TokenReview", ("create",)),
+        ("stable.example.com/v1", "CronTab", all_verbs),
+        ("v1", "ConfigMap", all_verbs),
+    ]
+    assert monitored(found) == [
+        ("v1", "ConfigMap"),
+        ("v1", "Namespace"),
+        ("stable.example.com/v1", "CronTab"),
+    ]
