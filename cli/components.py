@@ -6,13 +6,12 @@ one more row: which module runs, with which flags, when it counts as ready,
 which components it needs ready before it starts, and what must be done
 before each start and on `skiff down`.
 
-The scheduler, the controller-manager and the proxy run with identities of
-their own (client certificates the apiserver writes under
-`<state-dir>/kubeconfigs/`, bound to system:kube-scheduler,
-system:kube-controller-manager and system:node-proxier, as kubeadm does). The
-kubelet and DNS still use the admin kubeconfig: the kubelet's local-path
-provisioner lists claims and makes volumes, which system:node may not, and
-DNS writes kube-dns' EndpointSlice; both wait for roles of their own.
+The scheduler, the controller-manager, the proxy and the kubelet run with
+identities of their own (client certificates from the cluster CA, bound to
+system:kube-scheduler, system:kube-controller-manager, system:node-proxier and,
+for the kubelet, system:node:<name> in group system:nodes, as kubeadm does).
+DNS still uses the admin kubeconfig: it writes kube-dns' Service and
+EndpointSlice, and waits for a role of its own.
 """
 
 from __future__ import annotations
@@ -79,10 +78,15 @@ def kubelet_cert_dir(s: Layout) -> Path:
     return s.pki / "kubelet"
 
 
+def kubelet_kubeconfig(s: Layout) -> Path:
+    """The node's own identity, system:node:<name> (made in `node_checks_and_cert`)."""
+    return kubelet_cert_dir(s) / "kubelet.kubeconfig"
+
+
 def kubelet_args(s: Layout) -> list[str]:
     certs = kubelet_cert_dir(s)
     return [
-        *kubeconfig_args(s),
+        "--kubeconfig", str(kubelet_kubeconfig(s)),
         "--node-name", s.node_name,
         "--node-ip", s.node_ip,
         "--runtime-endpoint", str(s.runtime_socket),
@@ -147,10 +151,16 @@ def node_checks_and_cert(s: Layout) -> None:
     wanted = f"{s.node_name} {s.node_ip}\n"
     if (
         (certs / "kubelet.crt").exists()
+        and kubelet_kubeconfig(s).exists()
         and issued_for.exists()
         and issued_for.read_text() == wanted
     ):
         return
+    certs.mkdir(parents=True, exist_ok=True)
+    identity = _python_m("apiserver.identities", "--state-dir", str(s.state_dir),
+                         "node", s.node_name, "--out", str(kubelet_kubeconfig(s)))  # fmt: skip
+    if identity.returncode != 0:
+        raise Refused(f"could not make the kubelet's identity: {identity.stderr.strip()}")
     issued = _python_m("apiserver.kubelet_certs", "serving", "--state-dir", str(s.state_dir),
                        "--node", s.node_name, "--ip", s.node_ip, "--out", str(certs))  # fmt: skip
     if issued.returncode != 0:

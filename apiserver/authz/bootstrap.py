@@ -308,6 +308,16 @@ NODE = [
     ),
 ]
 
+# The local-path provisioner runs inside every kubelet (kubelet/localpath.py; k3s
+# runs it as a Deployment with a service account of its own): it follows claims
+# and volumes, makes hostPath volumes for claims that name its node, deletes them
+# under Delete, and makes the default StorageClass. Bound to system:nodes.
+LOCAL_PATH_PROVISIONER = [
+    rule(READ, [""], ["persistentvolumeclaims", "persistentvolumes"]),
+    rule(["create", "delete", "patch", "update"], [""], ["persistentvolumes"]),
+    rule([*READ, "create"], ["storage.k8s.io"], ["storageclasses"]),
+]
+
 KUBELET_API_ADMIN = [
     rule(["get", "list", "watch", "proxy"], [""], ["nodes"]),
     rule(
@@ -390,6 +400,7 @@ def cluster_roles() -> list[dict[str, Any]]:
         cluster_role("system:node-proxier", NODE_PROXIER),
         cluster_role("system:node", NODE),
         cluster_role("system:kubelet-api-admin", KUBELET_API_ADMIN),
+        cluster_role("system:skiff:local-path-provisioner", LOCAL_PATH_PROVISIONER),
         # what a bootstrap token may do: ask for a node certificate (kubeadm's binding below)
         cluster_role(
             "system:node-bootstrapper",
@@ -434,6 +445,11 @@ def cluster_role_bindings() -> list[dict[str, Any]]:
             [("Group", "system:bootstrappers")],
         ),
         binding("system:node", "system:node", []),
+        binding(
+            "system:skiff:local-path-provisioner",
+            "system:skiff:local-path-provisioner",
+            [("Group", "system:nodes")],
+        ),
         binding(
             "system:kube-apiserver-kubelet-client",
             "system:kubelet-api-admin",
