@@ -124,7 +124,8 @@ class PodWorkers:
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._probers: dict[str, asyncio.Task[None]] = {}  # container id -> its probe loop
         self._last_pod: dict[str, dict[str, Any]] = {}
-        self._event_tasks: set[asyncio.Task[None]] = set()
+        self._events: asyncio.Queue[tuple[dict[str, Any], str, str, str]] = asyncio.Queue()
+        self._event_sender: asyncio.Task[None] | None = None
         self._images: frozenset[str] = frozenset()
         self._images_at = -IMAGE_LIST_TTL
         pods.add_handlers(
@@ -160,10 +161,18 @@ class PodWorkers:
 
     def _event(self, pod: dict[str, Any], event_type: str, reason: str, message: str) -> None:
         """Record an Event without waiting for the API, as client-go's broadcaster does:
-        a pod's start is not held up by the reports of its steps."""
-        task = asyncio.create_task(self.recorder.event(pod, event_type, reason, message))
-        self._event_tasks.add(task)
-        task.add_done_callback(self._event_tasks.discard)
+        a pod's start is not held up by the reports of its steps. One sender sends them
+        in order, one at a time, as the broadcaster's single goroutine does: 30 pods
+        started at once make some 90 Events, and sent all at once they held up the
+        status writes and token requests the pods wait for (docs/benchmarks.md)."""
+        self._events.put_nowait((pod, event_type, reason, message))
+        if self._event_sender is None or self._event_sender.done():
+            self._event_sender = asyncio.create_task(self._send_events(), name="events")
+
+    async def _send_events(self) -> None:
+        while True:
+            pod, event_type, reason, message = await self._events.get()
+            await self.recorder.event(pod, event_type, reason, message)  # never raises
 
     def _wake_for(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
@@ -196,6 +205,8 @@ class PodWorkers:
 
     async def stop(self) -> None:
         tasks = [*self._workers.values(), *self._probers.values()]
+        if self._event_sender is not None:
+            tasks.append(self._event_sender)
         for task in tasks:
             task.cancel()
         for task in tasks:

@@ -35,7 +35,7 @@ from runtime.images.rootfs import mount_rootfs, unmount_rootfs
 from runtime.images.store import ImageStore
 from runtime.network.files import write_pod_files
 from runtime.network.hostport import PortMapping, add_host_ports, remove_host_ports
-from runtime.network.netns import create_netns, remove_netns
+from runtime.network.netns import remove_netns
 from runtime.network.pod_network import PodNetwork, PodNetworkConfig
 from runtime.runc.main import alive
 
@@ -262,18 +262,18 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
         hostname = config.hostname or config.metadata.name
         ipc = None if host_ipc else self._ns_path("ipc", sid)
         uts = None if host_network else self._ns_path("uts", sid)
-        pod_namespaces.create(ipc, uts, hostname)
+        if not host_network and self.network is None:
+            raise Failure(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "this node has no pod CIDR yet (--pod-cidr, or UpdateRuntimeConfig):"
+                " only hostNetwork pods can run",
+            )
+        net = None if host_network else self._netns_path(sid)
+        pod_namespaces.create(ipc, uts, hostname, net)
         netns, ip = "", ""
-        if not host_network:
-            if self.network is None:
-                raise Failure(
-                    grpc.StatusCode.FAILED_PRECONDITION,
-                    "this node has no pod CIDR yet (--pod-cidr, or UpdateRuntimeConfig):"
-                    " only hostNetwork pods can run",
-                )
-            netns = str(self._netns_path(sid))
-            create_netns(Path(netns))
-            ip = self.network.setup(sid, Path(netns)).ip
+        if net is not None and self.network is not None:
+            netns = str(net)
+            ip = self.network.setup(sid, net).ip
             mappings = [
                 PortMapping(p.host_port, p.container_port, p.protocol or "TCP")
                 for p in config.port_mappings

@@ -30,9 +30,11 @@ def create_netns(path: Path) -> None:
     run_in_netns(path, ["ip", "link", "set", "lo", "up"])
 
 
-def run_in_netns(path: Path, command: list[str]) -> str:
+def run_in_netns(path: Path, command: list[str], stdin: str | None = None) -> str:
     """Run a command inside the namespace (nsenter), return its output or raise."""
-    done = subprocess.run(["nsenter", f"--net={path}", *command], capture_output=True, text=True)
+    done = subprocess.run(
+        ["nsenter", f"--net={path}", *command], input=stdin, capture_output=True, text=True
+    )
     if done.returncode != 0:
         raise OSError(f"{' '.join(command)} in {path}: {done.stderr.strip()}")
     return done.stdout

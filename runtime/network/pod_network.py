@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import os
+import socket
+import subprocess
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,12 +48,22 @@ class PodNetwork:
         self.ipam = HostLocalIPAM(config.pod_cidr, config.state_dir)
         self.prefix = ipaddress.ip_network(config.pod_cidr).prefixlen
         self._bridge_lock = threading.Lock()
+        self._bridge_ready = False
 
-    def ensure_bridge(self, ip: IPRoute) -> int:
-        """The node bridge with the gateway address, made once: pods set up at the
-        same time (worker threads of the daemon) must not both try to make it."""
+    def ensure_bridge(self) -> None:
+        """The node bridge with the gateway address, made (or checked) once: pods set up
+        at the same time (worker threads of the daemon) must not both try to make it,
+        and must not each pay for a look at it. A set-up that finds it gone calls
+        `bridge_gone`, and the next one makes it again."""
         with self._bridge_lock:
-            return self._ensure_bridge(ip)
+            if not self._bridge_ready:
+                with IPRoute() as ip:
+                    self._ensure_bridge(ip)
+                self._bridge_ready = True
+
+    def bridge_gone(self) -> None:
+        with self._bridge_lock:
+            self._bridge_ready = False
 
     def _ensure_bridge(self, ip: IPRoute) -> int:
         found = ip.link_lookup(ifname=self.config.bridge)
@@ -68,39 +79,49 @@ class PodNetwork:
         return index
 
     def setup(self, sandbox_id: str, netns_path: Path) -> PodAddress:
+        """The veth pair, its pod end made straight inside the namespace as eth0, and
+        the pod's address, routes and `lo`; idempotent, so a rerun finishes a set-up.
+
+        Two `ip -batch` processes, one on the node's side and one in the pod's
+        namespace (`nsenter`: the daemon does not fork, and a netlink socket belongs
+        to the namespace it was made in), rather than a process per command or
+        netlink calls from Python: 30 sandboxes set up at once by the daemon's
+        threads spent most of their time in either (docs/benchmarks.md).
+        """
         address = str(self.ipam.allocate(sandbox_id))
         gateway = str(self.ipam.gateway)
         host_name = host_veth_name(sandbox_id)
         peer = "p" + host_name[4:]
-        with IPRoute() as ip:
-            bridge = self.ensure_bridge(ip)
-            if not ip.link_lookup(ifname=host_name):
-                ip.link("add", ifname=host_name, kind="veth", peer=peer, mtu=self.config.mtu)
-            host = ip.link_lookup(ifname=host_name)[0]
-            ip.link("set", index=host, master=bridge, state="up")
-            # Hairpin: a pod reaching itself through its Service comes back out of
-            # the port it came in by (kubelet's --hairpin-mode=hairpin-veth).
-            ip.link("set", index=host, kind="bridge_slave", mode=1)
-            peer_found = ip.link_lookup(ifname=peer)
-            if peer_found:
-                fd = os.open(netns_path, os.O_RDONLY)
-                try:
-                    ip.link("set", index=peer_found[0], net_ns_fd=fd)
-                finally:
-                    os.close(fd)
-
-        # Inside the pod: rename, address, up, default route (idempotent: setup may rerun).
-        links = run_in_netns(netns_path, ["ip", "-o", "link", "show"])
-        if f" {peer}:" in links or f" {peer}@" in links:
-            run_in_netns(netns_path, ["ip", "link", "set", peer, "name", "eth0"])
-        if f"{address}/" not in run_in_netns(netns_path, ["ip", "-o", "addr", "show", "eth0"]):
-            run_in_netns(
-                netns_path, ["ip", "addr", "add", f"{address}/{self.prefix}", "dev", "eth0"]
+        mtu, bridge = self.config.mtu, self.config.bridge
+        node_side = []
+        if not _link_exists(host_name):
+            node_side.append(
+                f"link add {host_name} mtu {mtu} type veth peer name eth0 mtu {mtu}"
+                f" netns {netns_path}"
             )
-        run_in_netns(netns_path, ["ip", "link", "set", "eth0", "up"])
-        run_in_netns(netns_path, ["ip", "link", "set", "lo", "up"])
-        if "default" not in run_in_netns(netns_path, ["ip", "route", "show"]):
-            run_in_netns(netns_path, ["ip", "route", "add", "default", "via", gateway])
+        elif _link_exists(peer):  # left on the node by an older set-up
+            node_side.append(f"link set {peer} netns {netns_path} name eth0")
+        node_side.append(f"link set {host_name} master {bridge} up")
+        # Hairpin: a pod reaching itself through its Service comes back out of the port
+        # it came in by (kubelet's --hairpin-mode=hairpin-veth).
+        node_side.append(f"link set {host_name} type bridge_slave hairpin on")
+        self.ensure_bridge()
+        try:
+            _ip_batch(node_side)
+        except OSError:
+            if _link_exists(bridge):
+                raise
+            self.bridge_gone()  # removed behind our back: make it again, once
+            self.ensure_bridge()
+            _ip_batch(node_side[-2:] if _link_exists(host_name) else node_side)
+        # Inside the pod: address, up, default route ("replace": a rerun changes nothing).
+        pod_side = (
+            "link set lo up\n"
+            f"addr replace {address}/{self.prefix} dev eth0\n"
+            "link set eth0 up\n"
+            f"route replace default via {gateway} dev eth0\n"
+        )
+        run_in_netns(netns_path, ["ip", "-batch", "-"], pod_side)
         return PodAddress(address, self.prefix, gateway)
 
     def teardown(self, sandbox_id: str) -> None:
@@ -109,3 +130,20 @@ class PodNetwork:
             for index in ip.link_lookup(ifname=host_veth_name(sandbox_id)):
                 ip.link("del", index=index)
         self.ipam.release(sandbox_id)
+
+
+def _link_exists(name: str) -> bool:
+    """In the calling thread's network namespace, the node's (no netlink, no process)."""
+    try:
+        socket.if_nametoindex(name)
+    except OSError:
+        return False
+    return True
+
+
+def _ip_batch(commands: list[str]) -> None:
+    done = subprocess.run(
+        ["ip", "-batch", "-"], input="\n".join(commands) + "\n", capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise OSError(f"setting up the pod's veth failed: {done.stderr.strip()}")
