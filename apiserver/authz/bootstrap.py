@@ -379,6 +379,12 @@ def cluster_roles() -> list[dict[str, Any]]:
         cluster_role("system:node-proxier", NODE_PROXIER),
         cluster_role("system:node", NODE),
         cluster_role("system:kubelet-api-admin", KUBELET_API_ADMIN),
+        # skiff's own: every loop writes its reconcile trace and reads the loop
+        # control, both ConfigMaps in kube-system (docs/architecture.md).
+        cluster_role(
+            "system:skiff:loops",
+            [rule(["get", "list", "watch", "create", "update", "patch"], [""], ["configmaps"])],
+        ),
     ]
     by_name = {r["metadata"]["name"]: r for r in roles}
     for name in ("view", "edit", "admin"):  # inner first: edit collects view, admin edit
@@ -407,6 +413,16 @@ def cluster_role_bindings() -> list[dict[str, Any]]:
         ),
         binding("system:node-proxier", "system:node-proxier", [("User", "system:kube-proxy")]),
         binding("system:node", "system:node", []),
+        binding(
+            "system:skiff:loops",
+            "system:skiff:loops",
+            [
+                ("User", "system:kube-scheduler"),
+                ("User", "system:kube-controller-manager"),
+                ("User", "system:kube-proxy"),
+                ("Group", "system:nodes"),
+            ],
+        ),
         binding(
             "system:kube-apiserver-kubelet-client",
             "system:kubelet-api-admin",
