@@ -136,10 +136,15 @@ class Controller:
         observed: str = "",
         wanted: str = "",
     ) -> None:
-        await self.ctx.apply(
+        """`Context.apply` with this controller's handlers and name."""
+        await shell.apply(
             actions,
-            owner,
+            client=self.ctx.client,
+            recorder=self.ctx.recorder,
             handlers=self.handlers,
+            owner=owner,
+            tracer=getattr(self.ctx, "tracer", None),
+            loop=getattr(self.ctx, "loop", None),
             controller=self.short_name,
             decide=decide,
             observed=observed,
@@ -195,7 +200,7 @@ class Controller:
                 self.queue.done(key)
 
     def _finish(self, begun: list[Record], outcome: str) -> None:
-        tracer = self.ctx.tracer
+        tracer = getattr(self.ctx, "tracer", None)
         if tracer is None:
             return
         if not begun:
