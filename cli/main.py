@@ -83,6 +83,24 @@ def _etcd(argv: list[str]) -> int:
     return etcd.main(argv)
 
 
+def _trace(argv: list[str]) -> int:
+    from . import trace
+
+    return trace.main(argv)
+
+
+def _loop(argv: list[str]) -> int:
+    from . import loop
+
+    return loop.main(argv)
+
+
+def _explain(argv: list[str]) -> int:
+    from . import explain
+
+    return explain.main(argv)
+
+
 LIFECYCLE: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "up": (_up, "make this machine a node: start and supervise every component"),
     "status": (_status, "each component: running, pid, healthy, since when"),
@@ -90,6 +108,9 @@ LIFECYCLE: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "reset": (_reset, "down, then remove everything skiff made on this machine"),
     "install-service": (_install_service, "a systemd unit that runs `skiff up` at boot"),
     "etcd": (_etcd, "etcd snapshot save FILE | restore FILE"),
+    "trace": (_trace, "what each control loop saw, wanted and did: [-w] [--object kind/name]"),
+    "explain": (_explain, "why deployment/NAME or pod/NAME is as it is (causal chain, scheduling)"),
+    "loop": (_loop, "slow motion for every loop: slow 2s | pause | step | resume [--only NAME]"),
 }
 
 
