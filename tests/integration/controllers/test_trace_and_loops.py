@@ -252,3 +252,46 @@ def test_pause_holds_a_scale_up_until_step_and_resume(cluster: Cluster) -> None:
         "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kube-controller-manager"
     ).json()
     assert lease["spec"].get("holderIdentity")
+
+
+def test_trace_watch_prints_new_records_as_they_come(cluster: Cluster) -> None:
+    watcher = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cli",
+            "trace",
+            "-w",
+            "--component",
+            "scheduler",
+            "-n",
+            cluster.ns,
+            "--kubeconfig",
+            str(cluster.server.kubeconfig),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        made = cluster.api.post(
+            f"/apis/apps/v1/namespaces/{cluster.ns}/deployments", json=deployment("live", 1)
+        )
+        assert made.status_code == 201, made.text
+        pod = eventually(
+            lambda: next((p for p in cluster.pods("live") if p["spec"].get("nodeName")), None),
+            what="the pod bound",
+        )
+        assert watcher.stdout is not None
+        deadline = time.monotonic() + 40
+        seen = ""
+        while time.monotonic() < deadline and pod["metadata"]["name"] not in seen:
+            seen += watcher.stdout.readline()
+        assert f"scheduler/scheduler Pod {cluster.ns}/{pod['metadata']['name']}" in seen, seen
+        rest = "".join(watcher.stdout.readline() for _ in range(3))  # saw/wanted, action, call
+        assert f"Bind(node='{pod['spec']['nodeName']}')" in rest, rest
+        assert "POST v1 Pod" in rest and "(binding)" in rest
+    finally:
+        watcher.terminate()
+        watcher.wait(timeout=10)
