@@ -200,6 +200,16 @@ async def explain_deployment(facts: Facts, name: str) -> list[str]:
         for r in facts.records_of("Service", svc["metadata"]["name"])[-3:]:
             acts = ", ".join(a["action"] for a in r.get("actions") or [])
             out.append(f"     {_clock(r['time'])} {r['component']}/{r['controller']}: {acts}")
+        # The rules each node's proxy wrote for it (its records name the changed Services).
+        key = f"{ns}/{svc['metadata']['name']}"
+        rules = [
+            r
+            for r in facts.records
+            if r.get("controller") == "proxy" and key in (r.get("observed") or "")
+        ]
+        for r in rules[-3:]:
+            calls = "; ".join(c for a in r.get("actions") or [] for c in a.get("calls") or [])
+            out.append(f"     {_clock(r['time'])} {r['component']}: rules synced ({calls})")
     return out
 
 
