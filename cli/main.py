@@ -107,6 +107,24 @@ def _dashboard(argv: list[str]) -> int:
     return dashboard.main(argv)
 
 
+def _trace(argv: list[str]) -> int:
+    from . import trace
+
+    return trace.main(argv)
+
+
+def _loop(argv: list[str]) -> int:
+    from . import loop
+
+    return loop.main(argv)
+
+
+def _explain(argv: list[str]) -> int:
+    from . import explain
+
+    return explain.main(argv)
+
+
 LIFECYCLE: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "up": (_up, "make this machine a node: start and supervise every component"),
     "status": (_status, "each component: running, pid, healthy, since when"),
@@ -118,6 +136,9 @@ LIFECYCLE: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "join": (_join, "join this machine to a cluster with a bootstrap token"),
     "lab": (_lab, "several nodes on this machine in network namespaces: up, down, node, kubectl"),
     "dashboard": (_dashboard, "a live web view of the cluster on 127.0.0.1:8001"),
+    "trace": (_trace, "what each control loop saw, wanted and did: [-w] [--object kind/name]"),
+    "explain": (_explain, "why deployment/NAME or pod/NAME is as it is (causal chain, scheduling)"),
+    "loop": (_loop, "slow motion for every loop: slow 2s | pause | step | resume [--only NAME]"),
 }
 
 

@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import actions as shell
 from .events import EventRecorder
 from .informer import Indexer, Informer, by_node_name, by_owner_uid
+from .loopcontrol import LoopControl
 from .rest import Client
+from .trace import Record, Tracer, current_reconcile
 from .workqueue import ShutDown, WorkQueue
 
 log = logging.getLogger("skiff.controllers")
@@ -74,6 +77,36 @@ class Context:
     client: Client
     informers: Informers
     recorder: EventRecorder
+    tracer: Tracer | None = None  # the process's reconcile trace (client/trace.py)
+    loop: LoopControl | None = None  # slow motion, pause, step (client/loopcontrol.py)
+
+    async def apply(
+        self,
+        actions: list[Any],
+        owner: dict[str, Any] | None,
+        *,
+        handlers: Mapping[type, shell.Handler],
+        controller: str,
+        decide: Any = None,
+        observed: str = "",
+        wanted: str = "",
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Carry out a decision: gate, handlers, Events, trace (client/actions.py)."""
+        await shell.apply(
+            actions,
+            client=self.client,
+            recorder=self.recorder,
+            handlers=handlers,
+            owner=owner,
+            tracer=self.tracer,
+            loop=self.loop,
+            controller=controller,
+            decide=decide,
+            observed=observed,
+            wanted=wanted,
+            details=details,
+        )
 
 
 class Controller:
@@ -81,10 +114,42 @@ class Controller:
 
     name = "controller"
     workers = 2
+    # The controller's actions and who carries each out: the one shell
+    # (`Context.apply`) looks the handler up here, no isinstance ladders.
+    handlers: Mapping[type, shell.Handler] = {}
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.queue = WorkQueue()
+
+    @property
+    def short_name(self) -> str:
+        """`replicaset` for `replicaset-controller`: what traces and `--only` use."""
+        return self.name.removesuffix("-controller")
+
+    async def apply(
+        self,
+        actions: list[Any],
+        owner: dict[str, Any] | None,
+        *,
+        decide: Any = None,
+        observed: str = "",
+        wanted: str = "",
+    ) -> None:
+        """`Context.apply` with this controller's handlers and name."""
+        await shell.apply(
+            actions,
+            client=self.ctx.client,
+            recorder=self.ctx.recorder,
+            handlers=self.handlers,
+            owner=owner,
+            tracer=getattr(self.ctx, "tracer", None),
+            loop=getattr(self.ctx, "loop", None),
+            controller=self.short_name,
+            decide=decide,
+            observed=observed,
+            wanted=wanted,
+        )
 
     def enqueue(self, key: str) -> None:
         self.queue.add(key)
@@ -108,11 +173,14 @@ class Controller:
                 key = await self.queue.get()
             except ShutDown:
                 return
+            begun: list[Record] = []
+            token = current_reconcile.set(begun)
             try:
                 result = await self.reconcile(key)
             except asyncio.CancelledError:
                 raise
             except Exception as e:
+                self._finish(begun, f"error: {e}")
                 log.warning(
                     "%s: %s failed (attempt %d): %s",
                     self.name,
@@ -122,11 +190,25 @@ class Controller:
                 )
                 self.queue.add_rate_limited(key)
             else:
+                after = result.requeue_after
+                self._finish(begun, "done" if after is None else f"requeue after {after:g}s")
                 self.queue.forget(key)
                 if result.requeue_after is not None:
                     self.queue.add_after(key, result.requeue_after)
             finally:
+                current_reconcile.reset(token)
                 self.queue.done(key)
+
+    def _finish(self, begun: list[Record], outcome: str) -> None:
+        tracer = getattr(self.ctx, "tracer", None)
+        if tracer is None:
+            return
+        if not begun:
+            tracer.count_noop(self.short_name)
+        for record in begun:
+            if not record.outcome.startswith("error"):
+                record.outcome = outcome
+            tracer.finish(record)
 
     async def run(self) -> None:
         await self.ctx.informers.wait_for_sync()

@@ -20,8 +20,10 @@ from client.config import ConfigError, load_config
 from client.controller import Context, Controller, Informers
 from client.events import EventRecorder
 from client.leaderelection import LeaderElector
+from client.loopcontrol import LoopControl
 from client.rest import Client
 from client.run import run_until_signalled
+from client.trace import Tracer
 
 from .certificates import CertificateController, Signing
 from .clusterroleaggregation import ClusterRoleAggregationController
@@ -129,7 +131,15 @@ async def run(args: argparse.Namespace) -> None:
     async def lead() -> None:
         informers = Informers(client)
         host = socket.gethostname()
-        ctx = Context(client, informers, EventRecorder(client, "controller-manager", host))
+        tracer = Tracer(client, "controller-manager")
+        loop = LoopControl(client, "controller-manager")
+        ctx = Context(
+            client,
+            informers,
+            EventRecorder(client, "controller-manager", host),
+            tracer=tracer,
+            loop=loop,
+        )
         settings = Settings(
             args.cluster_cidr, args.node_cidr_mask_size, args.node_monitor_grace_period
         )
@@ -151,9 +161,13 @@ async def run(args: argparse.Namespace) -> None:
 
         controllers = [make(n) for n in names]
         informers.start()
+        loop.start()
+        tracer.start()
         try:
             await asyncio.gather(*(c.run() for c in controllers))
         finally:
+            await tracer.stop()
+            await loop.stop()
             await informers.stop()
 
     elector = LeaderElector(

@@ -37,6 +37,16 @@ class CIDRSet:
                 return str(subnet)
         return None
 
+    def peek(self, node: str) -> str | None:
+        """The CIDR `allocate(node)` would give, without taking it."""
+        if node in self._by_node:
+            return self._by_node[node]
+        taken = set(self._by_node.values())
+        return next(
+            (str(s) for s in self.cluster.subnets(new_prefix=self.mask) if str(s) not in taken),
+            None,
+        )
+
     def release(self, node: str) -> str | None:
         """Free the node's CIDR (its Node is gone, or writing the CIDR to it failed)."""
         return self._by_node.pop(node, None)

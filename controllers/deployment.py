@@ -27,6 +27,7 @@ from typing import Any
 
 from api.meta import controller_of, namespaced_key, owner_reference, parse_time
 from api.selectors import selector_from_dict
+from client.actions import Handler, Step
 from client.controller import Context, Controller, Result
 
 from . import rollout
@@ -59,6 +60,13 @@ class DeleteReplicaSet:
 
 
 @dataclass(frozen=True)
+class AdoptReplicaSet:
+    """An orphan ReplicaSet that matches the selector becomes this Deployment's."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class SetRevision:
     revision: str
 
@@ -68,7 +76,14 @@ class UpdateStatus:
     status: dict[str, Any] = field(hash=False)
 
 
-Action = CreateReplicaSet | ScaleReplicaSet | DeleteReplicaSet | SetRevision | UpdateStatus
+Action = (
+    CreateReplicaSet
+    | ScaleReplicaSet
+    | DeleteReplicaSet
+    | AdoptReplicaSet
+    | SetRevision
+    | UpdateStatus
+)
 
 
 # -- helpers -----------------------------------------------------------------------
@@ -113,8 +128,14 @@ def revision(rs: dict[str, Any]) -> int:
         return 0
 
 
-def new_replicaset(deployment: dict[str, Any], next_revision: int, replicas: int) -> dict[str, Any]:
+def new_replicaset(
+    deployment: dict[str, Any],
+    next_revision: int,
+    replicas: int,
+    plan: rollout.Plan | None = None,
+) -> dict[str, Any]:
     meta, spec = deployment["metadata"], deployment["spec"]
+    plan = plan or rollout.plan(deployment)
     template = copy.deepcopy(spec["template"])
     hash_ = template_hash(
         template, int((deployment.get("status") or {}).get("collisionCount") or 0)
@@ -122,7 +143,6 @@ def new_replicaset(deployment: dict[str, Any], next_revision: int, replicas: int
     template.setdefault("metadata", {}).setdefault("labels", {})[HASH_LABEL] = hash_
     selector = copy.deepcopy(spec["selector"])
     selector.setdefault("matchLabels", {})[HASH_LABEL] = hash_
-    surge, _ = rollout.surge_and_unavailable(deployment)
     return {
         "apiVersion": "apps/v1",
         "kind": "ReplicaSet",
@@ -133,7 +153,7 @@ def new_replicaset(deployment: dict[str, Any], next_revision: int, replicas: int
             "annotations": {
                 REVISION: str(next_revision),
                 DESIRED: str(spec.get("replicas", 1)),
-                MAX_REPLICAS: str(int(spec.get("replicas", 1)) + surge),
+                MAX_REPLICAS: str(plan.max_total),
             },
             "ownerReferences": [owner_reference(deployment)],
         },
@@ -167,9 +187,20 @@ def compute_status(
     new: dict[str, Any] | None,
     all_rs: list[dict[str, Any]],
     now: datetime.datetime,
+    plan: rollout.Plan | None = None,
 ) -> dict[str, Any]:
+    """The Deployment's status from its ReplicaSets: counts, Available, Progressing.
+
+    Available is True when at least `replicas - maxUnavailable` pods are
+    available. Progressing is True while the rollout moves (ReplicaSetUpdated)
+    or once it is complete (NewReplicaSetAvailable), Unknown while paused, and
+    False (ProgressDeadlineExceeded) when nothing moved for
+    progressDeadlineSeconds. A condition keeps its lastTransitionTime while its
+    status stays, and its lastUpdateTime while its reason stays.
+    """
     spec, meta = deployment["spec"], deployment["metadata"]
-    replicas = int(spec.get("replicas", 1))
+    plan = plan or rollout.plan(deployment)
+    replicas = plan.replicas
     old_status = deployment.get("status") or {}
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -177,7 +208,6 @@ def compute_status(
         return sum(int((rs.get("status") or {}).get(field_, 0)) for rs in all_rs)
 
     available_count = total("availableReplicas")
-    _, max_unavailable = rollout.surge_and_unavailable(deployment)
     status: dict[str, Any] = {
         "observedGeneration": int(meta.get("generation") or 0),
         "replicas": total("replicas"),
@@ -187,7 +217,7 @@ def compute_status(
         "unavailableReplicas": max(replicas - available_count, 0),
     }
     old_conditions = old_status.get("conditions") or []
-    if available_count >= replicas - max_unavailable:
+    if available_count >= plan.min_available:
         available = _condition(
             "Available",
             "True",
@@ -270,17 +300,36 @@ def compute_status(
 def decide(
     deployment: dict[str, Any], replicasets: list[dict[str, Any]], now: datetime.datetime
 ) -> list[Action]:
-    """The next step for `deployment`, given the ReplicaSets it owns."""
+    """The next step for `deployment`, given the ReplicaSets it owns.
+
+    `replicasets` are those it controls and the orphans its selector matches:
+    orphans are adopted first (Kubernetes' ClaimReplicaSets) and then count
+    as its own.
+    """
     spec, meta = deployment["spec"], deployment["metadata"]
     if meta.get("deletionTimestamp"):
         return []
-    replicas = int(spec.get("replicas", 1))
+    plan = rollout.plan(deployment)
+    replicas = plan.replicas
+    selector = selector_from_dict(spec.get("selector"))
+    actions: list[Action] = []
+    owned: list[dict[str, Any]] = []
+    for rs in replicasets:
+        ref = controller_of(rs)
+        if ref is None:
+            if rs["metadata"].get("deletionTimestamp") or not selector.matches(
+                rs["metadata"].get("labels") or {}
+            ):
+                continue
+            actions.append(AdoptReplicaSet(rs["metadata"]["name"]))
+        elif ref.get("uid") != meta["uid"]:
+            continue
+        owned.append(rs)
     ordered = sorted(
-        replicasets, key=lambda rs: (revision(rs), rs["metadata"].get("creationTimestamp", ""))
+        owned, key=lambda rs: (revision(rs), rs["metadata"].get("creationTimestamp", ""))
     )
     new = next((rs for rs in reversed(ordered) if same_template(rs, deployment)), None)
     old = [rs for rs in ordered if rs is not new]
-    actions: list[Action] = []
     max_revision = max((revision(rs) for rs in ordered), default=0)
 
     if spec.get("paused"):
@@ -293,12 +342,12 @@ def decide(
                 )
             )
     elif new is None:
-        strategy = (spec.get("strategy") or {}).get("type", "RollingUpdate")
+        rolling = plan.strategy == "RollingUpdate"
         first = not any(rollout.spec_replicas(rs) for rs in old)
-        size = replicas if first and strategy == "RollingUpdate" else 0
-        if strategy == "RollingUpdate" and not first:
-            size = rollout.new_rs_target(deployment, {"spec": {"replicas": 0}}, old)
-        actions.append(CreateReplicaSet(new_replicaset(deployment, max_revision + 1, size)))
+        size = replicas if first and rolling else 0
+        if rolling and not first:
+            size = rollout.new_rs_target(plan, {"spec": {"replicas": 0}}, old)
+        actions.append(CreateReplicaSet(new_replicaset(deployment, max_revision + 1, size, plan)))
         actions.append(SetRevision(str(max_revision + 1)))
     else:
         if revision(new) < max_revision or str(revision(new)) != (
@@ -315,7 +364,7 @@ def decide(
                         ((REVISION, str(target)),),
                     )
                 )
-        actions += _step(deployment, new, old)
+        actions += _step(plan, new, old)
 
     limit = int(spec.get("revisionHistoryLimit", 10))
     empty_old = [
@@ -326,21 +375,18 @@ def decide(
     for rs in empty_old[: max(len(empty_old) - limit, 0)]:
         actions.append(DeleteReplicaSet(rs["metadata"]["name"]))
 
-    status = compute_status(deployment, new, ordered, now)
+    status = compute_status(deployment, new, ordered, now, plan)
     if _status_differs(deployment.get("status") or {}, status):
         actions.append(UpdateStatus(status))
     return actions
 
 
-def _step(
-    deployment: dict[str, Any], new: dict[str, Any], old: list[dict[str, Any]]
-) -> list[Action]:
-    spec = deployment["spec"]
-    replicas = int(spec.get("replicas", 1))
-    strategy = (spec.get("strategy") or {}).get("type", "RollingUpdate")
+def _step(plan: rollout.Plan, new: dict[str, Any], old: list[dict[str, Any]]) -> list[Action]:
+    """One step of the rollout between `old` ReplicaSets and the `new` one."""
+    replicas = plan.replicas
     desired = ((DESIRED, str(replicas)),)
     active_old = [rs for rs in old if rollout.spec_replicas(rs) > 0]
-    if strategy == "Recreate":
+    if plan.strategy == "Recreate":
         if active_old:
             return [ScaleReplicaSet(rs["metadata"]["name"], 0) for rs in active_old]
         if any(int((rs.get("status") or {}).get("replicas", 0)) for rs in old):
@@ -352,12 +398,12 @@ def _step(
     active = [*active_old, *([new] if rollout.spec_replicas(new) > 0 else [])]
     annotated = {(rs["metadata"].get("annotations") or {}).get(DESIRED) for rs in active}
     if len(active) > 1 and annotated != {str(replicas)}:
-        sizes = rollout.proportional(deployment, active)
+        sizes = rollout.proportional(plan, active)
         return [ScaleReplicaSet(name, size, desired) for name, size in sizes.items()]
-    target = rollout.new_rs_target(deployment, new, [*old, new])
+    target = rollout.new_rs_target(plan, new, [*old, new])
     if target != rollout.spec_replicas(new):
         return [ScaleReplicaSet(new["metadata"]["name"], target, desired)]
-    shrink = rollout.old_rs_scale_down(deployment, new, active_old)
+    shrink = rollout.old_rs_scale_down(plan, new, active_old)
     return [ScaleReplicaSet(name, size) for name, size in shrink.items()]
 
 
@@ -400,80 +446,127 @@ class DeploymentController(Controller):
         if ref is not None and ref.get("kind") == "Deployment":
             self.enqueue(f"{rs['metadata']['namespace']}/{ref['name']}")
 
-    def _owned(self, deployment: dict[str, Any]) -> list[dict[str, Any]]:
+    def _candidates(self, deployment: dict[str, Any]) -> list[dict[str, Any]]:
+        """ReplicaSets it controls, and orphans decide() may adopt."""
         uid = deployment["metadata"]["uid"]
-        selector = selector_from_dict(deployment["spec"].get("selector"))
-        owned = []
+        out = []
         for rs in self.replicasets.store.by_index("namespace", deployment["metadata"]["namespace"]):
             ref = controller_of(rs)
-            if (
-                ref is not None
-                and ref.get("uid") == uid
-                and not rs["metadata"].get("deletionTimestamp")
+            if ref is None or (
+                ref.get("uid") == uid and not rs["metadata"].get("deletionTimestamp")
             ):
-                owned.append(rs)
-            elif ref is None and selector.matches(rs["metadata"].get("labels") or {}):
-                owned.append(rs)  # adopted below
-        return owned
+                out.append(rs)
+        return out
 
     async def reconcile(self, key: str) -> Result:
         deployment = self.deployments.store.get(key)
         if deployment is None:
             return Result.done()
-        api = self.ctx.client
-        ns, name = deployment["metadata"]["namespace"], deployment["metadata"]["name"]
-        owned = self._owned(deployment)
-        for rs in owned:
-            if controller_of(rs) is None:
-                refs = [*(rs["metadata"].get("ownerReferences") or []), owner_reference(deployment)]
-                await api.patch(
-                    "apps/v1",
-                    "ReplicaSet",
-                    ns,
-                    rs["metadata"]["name"],
-                    {"metadata": {"ownerReferences": refs}},
-                )
+        replicasets = self._candidates(deployment)
         now = datetime.datetime.now(datetime.UTC)
-        for action in decide(deployment, owned, now):
-            if isinstance(action, CreateReplicaSet):
-                created = await api.create(action.replicaset)
-                await self.ctx.recorder.event(
-                    deployment,
-                    "Normal",
-                    "ScalingReplicaSet",
-                    f"Scaled up replica set {created['metadata']['name']} to "
-                    f"{created['spec']['replicas']}",
-                )
-            elif isinstance(action, ScaleReplicaSet):
-                current = self.replicasets.store.get(f"{ns}/{action.name}")
-                before = rollout.spec_replicas(current) if current else 0
-                patch: dict[str, Any] = {"spec": {"replicas": action.replicas}}
-                if action.annotations:
-                    patch["metadata"] = {"annotations": dict(action.annotations)}
-                await api.patch("apps/v1", "ReplicaSet", ns, action.name, patch)
-                if before != action.replicas:
-                    verb = "up" if action.replicas > before else "down"
-                    await self.ctx.recorder.event(
-                        deployment,
-                        "Normal",
-                        "ScalingReplicaSet",
-                        f"Scaled {verb} replica set {action.name} from {before} to "
-                        f"{action.replicas}",
-                    )
-            elif isinstance(action, DeleteReplicaSet):
-                await api.delete("apps/v1", "ReplicaSet", ns, action.name)
-            elif isinstance(action, SetRevision):
-                await api.patch(
-                    "apps/v1",
-                    "Deployment",
-                    ns,
-                    name,
-                    {"metadata": {"annotations": {REVISION: action.revision}}},
-                )
-            elif isinstance(action, UpdateStatus):
-                await api.patch(
-                    "apps/v1", "Deployment", ns, name, {"status": action.status}, sub="status"
-                )
+        actions = decide(deployment, replicasets, now)
+        if actions:
+            sizes = ", ".join(
+                f"{rs['metadata']['name']}={rollout.spec_replicas(rs)}" for rs in replicasets
+            )
+            await self.apply(
+                actions,
+                deployment,
+                decide=decide,
+                observed=f"ReplicaSets: {sizes or 'none'}",
+                wanted=f"{int(deployment['spec'].get('replicas', 1))} replicas of revision "
+                f"{(deployment['metadata'].get('annotations') or {}).get(REVISION, '1')}",
+            )
         # Re-check before the progress deadline passes, even if nothing changes.
         deadline = int(deployment["spec"].get("progressDeadlineSeconds") or 600)
         return Result(requeue_after=float(min(deadline, 60)))
+
+    @property
+    def handlers(self) -> dict[type, Handler]:  # type: ignore[override]
+        return {
+            CreateReplicaSet: self._create_replicaset,
+            ScaleReplicaSet: self._scale_replicaset,
+            DeleteReplicaSet: self._delete_replicaset,
+            AdoptReplicaSet: self._adopt_replicaset,
+            SetRevision: self._set_revision,
+            UpdateStatus: self._update_status,
+        }
+
+    async def _create_replicaset(self, action: CreateReplicaSet, step: Step) -> None:
+        created = await step.api.create(action.replicaset)
+        step.event(
+            "Normal",
+            "ScalingReplicaSet",
+            f"Scaled up replica set {created['metadata']['name']} to {created['spec']['replicas']}",
+        )
+
+    async def _scale_replicaset(self, action: ScaleReplicaSet, step: Step) -> None:
+        ns = (step.owner or {})["metadata"]["namespace"]
+        current = self.replicasets.store.get(f"{ns}/{action.name}")
+        before = rollout.spec_replicas(current) if current else 0
+        patch: dict[str, Any] = {"spec": {"replicas": action.replicas}}
+        if action.annotations:
+            patch["metadata"] = {"annotations": dict(action.annotations)}
+        await step.api.patch("apps/v1", "ReplicaSet", ns, action.name, patch)
+        if before != action.replicas:
+            verb = "up" if action.replicas > before else "down"
+            step.event(
+                "Normal",
+                "ScalingReplicaSet",
+                f"Scaled {verb} replica set {action.name} from {before} to {action.replicas}",
+            )
+        else:
+            step.event(
+                "Normal",
+                "AnnotatedReplicaSet",
+                f"Annotated replica set {action.name}: "
+                + ", ".join(f"{k}={v}" for k, v in action.annotations),
+            )
+
+    async def _delete_replicaset(self, action: DeleteReplicaSet, step: Step) -> None:
+        ns = (step.owner or {})["metadata"]["namespace"]
+        await step.api.delete("apps/v1", "ReplicaSet", ns, action.name)
+        step.event(
+            "Normal",
+            "DeletedReplicaSet",
+            f"Deleted old replica set {action.name} (beyond revisionHistoryLimit)",
+        )
+
+    async def _adopt_replicaset(self, action: AdoptReplicaSet, step: Step) -> None:
+        deployment = step.owner or {}
+        ns = deployment["metadata"]["namespace"]
+        rs = self.replicasets.store.get(f"{ns}/{action.name}")
+        if rs is None:
+            step.note = "replica set gone from the cache"
+            return
+        refs = [*(rs["metadata"].get("ownerReferences") or []), owner_reference(deployment)]
+        await step.api.patch(
+            "apps/v1", "ReplicaSet", ns, action.name, {"metadata": {"ownerReferences": refs}}
+        )
+        step.event(
+            "Normal",
+            "AdoptedReplicaSet",
+            f"Adopted replica set {action.name}: it matches the selector and had no owner",
+        )
+
+    async def _set_revision(self, action: SetRevision, step: Step) -> None:
+        meta = (step.owner or {})["metadata"]
+        await step.api.patch(
+            "apps/v1",
+            "Deployment",
+            meta["namespace"],
+            meta["name"],
+            {"metadata": {"annotations": {REVISION: action.revision}}},
+        )
+        step.event("Normal", "DeploymentRevision", f"Revision set to {action.revision}")
+
+    async def _update_status(self, action: UpdateStatus, step: Step) -> None:
+        meta = (step.owner or {})["metadata"]
+        await step.api.patch(
+            "apps/v1",
+            "Deployment",
+            meta["namespace"],
+            meta["name"],
+            {"status": action.status},
+            sub="status",
+        )

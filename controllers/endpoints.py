@@ -11,12 +11,14 @@ so that proxies can drain it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from api.meta import namespaced_key, owner_reference
 from api.pods import is_ready
 from api.selectors import selector_from_dict
 from client import errors
+from client.actions import Handler, Step
 from client.controller import Context, Controller, Result
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
@@ -126,6 +128,79 @@ def decide_slice_endpoints(
     return endpoints, ports
 
 
+@dataclass(frozen=True)
+class CreateEndpoints:
+    subsets: list[dict[str, Any]] = field(hash=False)
+
+
+@dataclass(frozen=True)
+class UpdateEndpoints:
+    subsets: list[dict[str, Any]] = field(hash=False)
+
+
+@dataclass(frozen=True)
+class DeleteEndpoints:
+    name: str
+
+
+@dataclass(frozen=True)
+class CreateSlice:
+    endpoints: list[dict[str, Any]] = field(hash=False)
+    ports: list[dict[str, Any]] = field(hash=False)
+
+
+@dataclass(frozen=True)
+class UpdateSlice:
+    name: str
+    endpoints: list[dict[str, Any]] = field(hash=False)
+    ports: list[dict[str, Any]] = field(hash=False)
+
+
+Action = CreateEndpoints | UpdateEndpoints | DeleteEndpoints | CreateSlice | UpdateSlice
+
+
+def decide(
+    service: dict[str, Any] | None,
+    pods: list[dict[str, Any]],
+    endpoints: dict[str, Any] | None,
+    slices: list[dict[str, Any]],
+    *,
+    name: str = "",
+) -> list[Action]:
+    """Endpoints and the EndpointSlice of a Service, brought in line with its pods.
+
+    `pods` are the pods its selector matches; `endpoints` and `slices` what the
+    cache holds for it. A Service that is gone takes its Endpoints along (its
+    slice goes by owner reference, through the garbage collector); a Service
+    without a selector is left to whoever manages its endpoints by hand.
+    """
+    if service is None:
+        return [DeleteEndpoints(name)] if endpoints is not None else []
+    if not (service.get("spec") or {}).get("selector"):
+        return []
+    actions: list[Action] = []
+    subsets = decide_endpoints(service, pods)
+    if endpoints is None:
+        actions.append(CreateEndpoints(subsets))
+    elif (endpoints.get("subsets") or []) != subsets:
+        actions.append(UpdateEndpoints(subsets))
+    slice_endpoints, ports = decide_slice_endpoints(service, pods)
+    fields = {"addressType": "IPv4", "endpoints": slice_endpoints, "ports": ports}
+    if not slices:
+        actions.append(CreateSlice(slice_endpoints, ports))
+    elif any(slices[0].get(k) != v for k, v in fields.items()):
+        actions.append(UpdateSlice(slices[0]["metadata"]["name"], slice_endpoints, ports))
+    return actions
+
+
+def _addresses(subsets: list[dict[str, Any]]) -> str:
+    ready = [a.get("ip", "") for s in subsets for a in s.get("addresses") or []]
+    waiting = sum(len(s.get("notReadyAddresses") or []) for s in subsets)
+    return f"{len(ready)} ready ({', '.join(ready[:8])}{'…' if len(ready) > 8 else ''})" + (
+        f", {waiting} not ready" if waiting else ""
+    )
+
+
 class EndpointsController(Controller):
     name = "endpoints-controller"
     workers = 2
@@ -157,79 +232,122 @@ class EndpointsController(Controller):
     async def reconcile(self, key: str) -> Result:
         ns, _, name = key.partition("/")
         svc = self.services.store.get(key)
-        api = self.ctx.client
-        if svc is None or not (svc.get("spec") or {}).get("selector"):
-            if svc is None:  # Service gone: its endpoints go too (slices by owner GC)
-                try:
-                    await api.delete("v1", "Endpoints", ns, name)
-                except errors.NotFound:
-                    pass
-            return Result.done()
-        selector = selector_from_dict({"matchLabels": svc["spec"]["selector"]})
-        pods = [
-            p
-            for p in self.pods.store.by_index("namespace", ns)
-            if selector.matches(p["metadata"].get("labels") or {})
-        ]
-        await self._write_endpoints(svc, decide_endpoints(svc, pods))
-        await self._write_slice(svc, *decide_slice_endpoints(svc, pods))
-        return Result.done()
-
-    async def _write_endpoints(self, svc: dict[str, Any], subsets: list[dict[str, Any]]) -> None:
-        ns, name = svc["metadata"]["namespace"], svc["metadata"]["name"]
-        current = self.endpoints.store.get(f"{ns}/{name}")
-        labels = dict(svc["metadata"].get("labels") or {})
-        if current is None:
-            body = {
-                "apiVersion": "v1",
-                "kind": "Endpoints",
-                "metadata": {"name": name, "namespace": ns, "labels": labels},
-                "subsets": subsets,
-            }
-            try:
-                await self.ctx.client.create(body)
-            except errors.AlreadyExists:
-                self.enqueue(f"{ns}/{name}")  # cache was behind: try again with it
-            return
-        if (current.get("subsets") or []) != subsets:
-            updated = {**current, "subsets": subsets}
-            await self.ctx.client.update(updated)
-
-    async def _write_slice(
-        self, svc: dict[str, Any], endpoints: list[dict[str, Any]], ports: list[dict[str, Any]]
-    ) -> None:
-        ns, name = svc["metadata"]["namespace"], svc["metadata"]["name"]
+        pods: list[dict[str, Any]] = []
+        selector_map = ((svc or {}).get("spec") or {}).get("selector")
+        if selector_map:
+            selector = selector_from_dict({"matchLabels": selector_map})
+            pods = [
+                p
+                for p in self.pods.store.by_index("namespace", ns)
+                if selector.matches(p["metadata"].get("labels") or {})
+            ]
         mine = [
             s
             for s in self.slices.store.by_index("namespace", ns)
             if (s["metadata"].get("labels") or {}).get(SERVICE_NAME_LABEL) == name
         ]
-        body_fields = {"addressType": "IPv4", "endpoints": endpoints, "ports": ports}
-        if not mine:
-            # Named after the Service: a second create, from a cache that has not seen
-            # the first yet, fails with AlreadyExists instead of making a duplicate slice.
-            await self._create_slice(
-                {
-                    "apiVersion": "discovery.k8s.io/v1",
-                    "kind": "EndpointSlice",
-                    "metadata": {
-                        "name": name,
-                        "namespace": ns,
-                        "labels": {SERVICE_NAME_LABEL: name, MANAGED_BY: CONTROLLER_NAME},
-                        "ownerReferences": [owner_reference(svc)],
-                    },
-                    **body_fields,
-                }
+        endpoints = self.endpoints.store.get(key)
+        actions = decide(svc, pods, endpoints, mine, name=name)
+        if actions:
+            owner = svc or endpoints
+            await self.apply(
+                actions,
+                owner,
+                decide=decide,
+                observed=f"{len(pods)} pods match the selector" if svc else "Service gone",
+                wanted=f"endpoints: {_addresses(decide_endpoints(svc, pods))}" if svc else "none",
             )
-            return
-        current = mine[0]
-        if any(current.get(k) != v for k, v in body_fields.items()):
-            await self.ctx.client.update({**current, **body_fields})
+        return Result.done()
 
-    async def _create_slice(self, body: dict[str, Any]) -> None:
+    @property
+    def handlers(self) -> dict[type, Handler]:  # type: ignore[override]
+        return {
+            CreateEndpoints: self._create_endpoints,
+            UpdateEndpoints: self._update_endpoints,
+            DeleteEndpoints: self._delete_endpoints,
+            CreateSlice: self._create_slice,
+            UpdateSlice: self._update_slice,
+        }
+
+    async def _create_endpoints(self, action: CreateEndpoints, step: Step) -> None:
+        svc = step.owner or {}
+        ns, name = svc["metadata"]["namespace"], svc["metadata"]["name"]
+        body = {
+            "apiVersion": "v1",
+            "kind": "Endpoints",
+            "metadata": {
+                "name": name,
+                "namespace": ns,
+                "labels": dict(svc["metadata"].get("labels") or {}),
+            },
+            "subsets": action.subsets,
+        }
         try:
-            await self.ctx.client.create(body)
+            await step.api.create(body)
+        except errors.AlreadyExists:
+            step.note = "the cache was behind; trying again with it"
+            self.enqueue(f"{ns}/{name}")
+            return
+        step.event("Normal", "UpdatedEndpoints", f"Endpoints {_addresses(action.subsets)}")
+
+    async def _update_endpoints(self, action: UpdateEndpoints, step: Step) -> None:
+        svc = step.owner or {}
+        ns, name = svc["metadata"]["namespace"], svc["metadata"]["name"]
+        current = self.endpoints.store.get(f"{ns}/{name}")
+        if current is None:
+            return
+        await step.api.update({**current, "subsets": action.subsets})
+        step.event("Normal", "UpdatedEndpoints", f"Endpoints {_addresses(action.subsets)}")
+
+    async def _delete_endpoints(self, action: DeleteEndpoints, step: Step) -> None:
+        owner = step.owner or {}
+        try:
+            await step.api.delete("v1", "Endpoints", owner["metadata"]["namespace"], action.name)
+        except errors.NotFound:
+            step.note = "already gone"
+            return
+        step.event("Normal", "DeletedEndpoints", f"Deleted Endpoints {action.name}: Service gone")
+
+    async def _create_slice(self, action: CreateSlice, step: Step) -> None:
+        svc = step.owner or {}
+        ns, name = svc["metadata"]["namespace"], svc["metadata"]["name"]
+        # Named after the Service: a second create, from a cache that has not seen
+        # the first yet, fails with AlreadyExists instead of making a duplicate slice.
+        body = {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": name,
+                "namespace": ns,
+                "labels": {SERVICE_NAME_LABEL: name, MANAGED_BY: CONTROLLER_NAME},
+                "ownerReferences": [owner_reference(svc)],
+            },
+            "addressType": "IPv4",
+            "endpoints": action.endpoints,
+            "ports": action.ports,
+        }
+        try:
+            await step.api.create(body)
         except errors.AlreadyExists:
             # The cache is behind: the slice exists. Reconcile again once it shows.
-            meta = body["metadata"]
-            self.queue.add_after(f"{meta['namespace']}/{meta['name']}", 0.5)
+            step.note = "the cache was behind; trying again with it"
+            self.queue.add_after(f"{ns}/{name}", 0.5)
+            return
+        step.event(
+            "Normal",
+            "UpdatedEndpointSlice",
+            f"EndpointSlice {name}: {len(action.endpoints)} endpoints",
+        )
+
+    async def _update_slice(self, action: UpdateSlice, step: Step) -> None:
+        svc = step.owner or {}
+        current = self.slices.store.get(f"{svc['metadata']['namespace']}/{action.name}")
+        if current is None:
+            return
+        fields = {"addressType": "IPv4", "endpoints": action.endpoints, "ports": action.ports}
+        await step.api.update({**current, **fields})
+        step.event(
+            "Normal",
+            "UpdatedEndpointSlice",
+            f"EndpointSlice {action.name}: {len(action.endpoints)} endpoints",
+        )

@@ -8,11 +8,13 @@ kind by kind; once nothing is left it removes the finalizer through the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from api import crd, resources
 from api.resources import RESOURCES
 from client import errors
+from client.actions import Handler, Step
 from client.controller import Context, Controller, Result
 
 FINALIZER = "kubernetes"
@@ -32,6 +34,37 @@ def decide(namespace: dict[str, Any], remaining: int) -> str:
     if FINALIZER not in ((namespace.get("spec") or {}).get("finalizers") or []):
         return "wait"
     return "finalize" if remaining == 0 else "delete-contents"
+
+
+@dataclass(frozen=True)
+class DeleteContent:
+    api_version: str
+    kind: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Finalize:
+    """Remove the `kubernetes` finalizer: the apiserver then deletes the namespace."""
+
+
+def decide_actions(
+    namespace: dict[str, Any], contents: list[tuple[str, str, dict[str, Any]]]
+) -> list[DeleteContent | Finalize]:
+    """The namespace controller's actions: delete what is left inside, then finalize.
+
+    Objects already being deleted are waited for, not deleted again.
+    """
+    step = decide(namespace, len(contents))
+    if step == "delete-contents":
+        return [
+            DeleteContent(api_version, kind, obj["metadata"]["name"])
+            for api_version, kind, obj in contents
+            if not obj["metadata"].get("deletionTimestamp")
+        ]
+    if step == "finalize":
+        return [Finalize()]
+    return []
 
 
 class NamespaceController(Controller):
@@ -71,20 +104,41 @@ class NamespaceController(Controller):
         if ns is None or not ns["metadata"].get("deletionTimestamp"):
             return Result.done()
         contents = await self._contents(key)
-        step = decide(ns, len(contents))
-        if step == "delete-contents":
-            for api_version, kind, obj in contents:
-                if obj["metadata"].get("deletionTimestamp"):
-                    continue
-                try:
-                    await self.ctx.client.delete(
-                        api_version, kind, key, obj["metadata"]["name"], propagation="Background"
-                    )
-                except errors.NotFound:
-                    pass
+        actions = decide_actions(ns, contents)
+        if actions:
+            await self.apply(
+                actions,
+                ns,
+                decide=decide_actions,
+                observed=f"being deleted, {len(contents)} objects left inside",
+                wanted="an empty namespace, then none",
+            )
+        if decide(ns, len(contents)) == "delete-contents":
             return Result(requeue_after=1.0)  # check again until it is empty
-        if step == "finalize":
-            finalizers = [f for f in ns.get("spec", {}).get("finalizers") or [] if f != FINALIZER]
-            body = {**ns, "spec": {**ns.get("spec", {}), "finalizers": finalizers}}
-            await self.ctx.client.update(body, sub="finalize")
         return Result.done()
+
+    @property
+    def handlers(self) -> dict[type, Handler]:  # type: ignore[override]
+        return {DeleteContent: self._delete_content, Finalize: self._finalize}
+
+    async def _delete_content(self, action: DeleteContent, step: Step) -> None:
+        namespace = (step.owner or {})["metadata"]["name"]
+        try:
+            await step.api.delete(
+                action.api_version, action.kind, namespace, action.name, propagation="Background"
+            )
+        except errors.NotFound:
+            step.note = "already gone"
+            return
+        step.event(
+            "Normal",
+            "NamespaceContentDeleted",
+            f"Deleted {action.kind} {action.name}: its namespace is being deleted",
+        )
+
+    async def _finalize(self, action: Finalize, step: Step) -> None:
+        ns = step.owner or {}
+        finalizers = [f for f in ns.get("spec", {}).get("finalizers") or [] if f != FINALIZER]
+        body = {**ns, "spec": {**ns.get("spec", {}), "finalizers": finalizers}}
+        await step.api.update(body, sub="finalize")
+        step.event("Normal", "NamespaceFinalized", "Namespace is empty: finalizer removed")

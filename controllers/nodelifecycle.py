@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import datetime
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from api.meta import parse_time
 from api.taints import matching_toleration
+from client.actions import Handler, Step
 from client.controller import Context, Controller, Result
 
 from .cidrset import CIDRSet
@@ -99,9 +100,102 @@ def eviction_time(pod: dict[str, Any], taints: list[dict[str, Any]]) -> datetime
     return due
 
 
+# -- actions -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AssignCIDR:
+    cidr: str
+
+
+@dataclass(frozen=True)
+class NoCIDRLeft:
+    cluster_cidr: str
+
+
+@dataclass(frozen=True)
+class MarkReadyUnknown:
+    """Ready=Unknown: the kubelet stopped posting node status."""
+
+    last_heartbeat: str | None
+    at: str
+
+
+@dataclass(frozen=True)
+class SetTaints:
+    taints: tuple[tuple[str, str, str], ...]  # (key, effect, timeAdded) of skiff's NoExecute
+    others: list[dict[str, Any]] = field(hash=False, default_factory=list)
+
+
+@dataclass(frozen=True)
+class EvictPod:
+    namespace: str
+    name: str
+
+
+Action = AssignCIDR | NoCIDRLeft | MarkReadyUnknown | SetTaints | EvictPod
+
+
+def decide(
+    node: dict[str, Any],
+    lease: dict[str, Any] | None,
+    pods: list[dict[str, Any]],
+    now: datetime.datetime,
+    *,
+    grace: float,
+    cidr: str | None,
+    cluster_cidr: str = "",
+) -> tuple[list[Action], float | None]:
+    """Everything node lifecycle does for one Node, and when to look again.
+
+    `cidr` is the pod CIDR the allocator holds or would give this Node (None:
+    the cluster CIDR is used up). A Node without `spec.podCIDR` gets it; a
+    silent Node gets Ready=Unknown and the unreachable taint, a NotReady one the
+    not-ready taint; pods on a tainted Node that do not tolerate the taint (or
+    whose tolerationSeconds ran out) are evicted. The float is the seconds
+    until the next pod's tolerationSeconds run out (None: none waiting).
+    """
+    spec = node.get("spec") or {}
+    actions: list[Action] = []
+    if not spec.get("podCIDR"):
+        actions.append(AssignCIDR(cidr) if cidr else NoCIDRLeft(cluster_cidr))
+    ready_status, want = decide_health(node, lease, now, grace)
+    if ready_status:
+        actions.append(
+            MarkReadyUnknown(
+                (_ready_condition(node) or {}).get("lastHeartbeatTime"),
+                now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            )
+        )
+    current = [
+        t
+        for t in spec.get("taints") or []
+        if t.get("key") in (UNREACHABLE, NOT_READY) and t.get("effect") == "NoExecute"
+    ]
+    if {t["key"] for t in current} != {t["key"] for t in want}:
+        others = [t for t in spec.get("taints") or [] if t not in current]
+        actions.append(
+            SetTaints(tuple((t["key"], t["effect"], t.get("timeAdded", "")) for t in want), others)
+        )
+    next_check: float | None = None
+    if want:
+        for pod in pods:
+            if pod["metadata"].get("deletionTimestamp"):
+                continue
+            due = eviction_time(pod, want)
+            if due is None:
+                continue
+            wait = (due - now).total_seconds()
+            if wait <= 0:
+                actions.append(EvictPod(pod["metadata"]["namespace"], pod["metadata"]["name"]))
+            else:
+                next_check = wait if next_check is None else min(next_check, wait)
+    return actions, next_check
+
+
 class NodeLifecycleController(Controller):
     name = "node-lifecycle-controller"
-    workers = 1
+    workers = 1  # one worker: the CIDR decide() picks is still free when its handler takes it
 
     def __init__(self, ctx: Context, settings: Settings | None = None) -> None:
         super().__init__(ctx)
@@ -128,94 +222,109 @@ class NodeLifecycleController(Controller):
         self.occupy_existing()  # before the first reconcile, as the range allocator does
         await super().run()
 
-    async def assign_cidr(self, node: dict[str, Any], key: str) -> None:
-        """Occupy a CIDR first, then write it; a failed write frees it again."""
-        cidr = self.cidrs.allocate(key)
-        if cidr is None:
-            await self.ctx.recorder.event(
-                node, "Warning", "CIDRNotAvailable",
-                f"Node {key}: no pod CIDR left in {self.settings.cluster_cidr}",
-            )  # fmt: skip
-            return
-        try:
-            await self.ctx.client.patch(
-                "v1", "Node", "", key, {"spec": {"podCIDR": cidr, "podCIDRs": [cidr]}}
-            )
-        except Exception:
-            self.cidrs.release(key)
-            raise
-        await self.ctx.recorder.event(
-            node, "Normal", "CIDRAssigned", f"Node {key} gets pod CIDR {cidr}"
-        )
-
     async def reconcile(self, key: str) -> Result:
         node = self.nodes.store.get(key)
         if node is None:
             return Result.done()
-        api = self.ctx.client
         spec = node.get("spec") or {}
         if spec.get("podCIDR"):
             self.cidrs.occupy(key, spec["podCIDR"])
-        else:
-            await self.assign_cidr(node, key)
         now = datetime.datetime.now(datetime.UTC)
         lease = self.leases.store.get(f"kube-node-lease/{key}")
-        ready_status, want = decide_health(node, lease, now, self.settings.grace_period)
-        log.debug("node %s: lease=%s ready=%r taints=%r", key, bool(lease), ready_status, want)
-        if ready_status:
-            conditions = [
-                c
-                for c in (node.get("status") or {}).get("conditions") or []
-                if c.get("type") != "Ready"
-            ]
-            conditions.append(
-                {
-                    "type": "Ready",
-                    "status": ready_status,
-                    "reason": "NodeStatusUnknown",
-                    "message": "Kubelet stopped posting node status.",
-                    "lastHeartbeatTime": (_ready_condition(node) or {}).get("lastHeartbeatTime"),
-                    "lastTransitionTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                }
+        actions, next_check = decide(
+            node,
+            lease,
+            self.pods.store.by_index("node", key),
+            now,
+            grace=self.settings.grace_period,
+            cidr=self.cidrs.peek(key),
+            cluster_cidr=self.settings.cluster_cidr,
+        )
+        log.debug("node %s: lease=%s actions=%r", key, bool(lease), actions)
+        if actions:
+            renewed = ((lease or {}).get("spec") or {}).get("renewTime") or "never"
+            await self.apply(
+                actions,
+                node,
+                decide=decide,
+                observed=f"lease renewed {renewed}, podCIDR {spec.get('podCIDR') or 'none'}",
+                wanted=f"a pod CIDR; heard from within {self.settings.grace_period:g}s",
             )
-            await api.patch(
-                "v1", "Node", "", key, {"status": {"conditions": conditions}}, sub="status"
-            )
-            await self.ctx.recorder.event(
-                node, "Normal", "NodeNotReady", f"Node {key} status is now: NodeNotReady"
-            )
-        current = [
-            t
-            for t in spec.get("taints") or []
-            if t.get("key") in (UNREACHABLE, NOT_READY) and t.get("effect") == "NoExecute"
-        ]
-        if {t["key"] for t in current} != {t["key"] for t in want}:
-            others = [t for t in spec.get("taints") or [] if t not in current]
-            await api.patch("v1", "Node", "", key, {"spec": {"taints": others + want or None}})
-        # Evict pods that do not (or no longer) tolerate the node's NoExecute taints.
-        next_check: float | None = None
-        if want:
-            for pod in self.pods.store.by_index("node", key):
-                if pod["metadata"].get("deletionTimestamp"):
-                    continue
-                due = eviction_time(pod, want)
-                if due is None:
-                    continue
-                wait = (due - now).total_seconds()
-                if wait <= 0:
-                    await api.delete(
-                        "v1", "Pod", pod["metadata"]["namespace"], pod["metadata"]["name"]
-                    )
-                    await self.ctx.recorder.event(
-                        pod,
-                        "Normal",
-                        "TaintManagerEviction",
-                        f"Marking for deletion Pod "
-                        f"{pod['metadata']['namespace']}/"
-                        f"{pod['metadata']['name']}",
-                    )
-                else:
-                    next_check = wait if next_check is None else min(next_check, wait)
         # Come back to check the lease again before the grace period could pass.
         period = min(self.settings.grace_period / 4, 5.0)
         return Result(requeue_after=min(next_check, period) if next_check else period)
+
+    @property
+    def handlers(self) -> dict[type, Handler]:  # type: ignore[override]
+        return {
+            AssignCIDR: self._assign_cidr,
+            NoCIDRLeft: self._no_cidr_left,
+            MarkReadyUnknown: self._mark_ready_unknown,
+            SetTaints: self._set_taints,
+            EvictPod: self._evict_pod,
+        }
+
+    async def _assign_cidr(self, action: AssignCIDR, step: Step) -> None:
+        """Occupy the CIDR first, then write it; a failed write frees it again."""
+        key = (step.owner or {})["metadata"]["name"]
+        self.cidrs.occupy(key, action.cidr)
+        try:
+            await step.api.patch(
+                "v1", "Node", "", key, {"spec": {"podCIDR": action.cidr, "podCIDRs": [action.cidr]}}
+            )
+        except Exception:
+            self.cidrs.release(key)
+            raise
+        step.event("Normal", "CIDRAssigned", f"Node {key} gets pod CIDR {action.cidr}")
+
+    async def _no_cidr_left(self, action: NoCIDRLeft, step: Step) -> None:
+        key = (step.owner or {})["metadata"]["name"]
+        step.event(
+            "Warning", "CIDRNotAvailable", f"Node {key}: no pod CIDR left in {action.cluster_cidr}"
+        )
+
+    async def _mark_ready_unknown(self, action: MarkReadyUnknown, step: Step) -> None:
+        node = step.owner or {}
+        key = node["metadata"]["name"]
+        conditions = [
+            c
+            for c in (node.get("status") or {}).get("conditions") or []
+            if c.get("type") != "Ready"
+        ]
+        conditions.append(
+            {
+                "type": "Ready",
+                "status": "Unknown",
+                "reason": "NodeStatusUnknown",
+                "message": "Kubelet stopped posting node status.",
+                "lastHeartbeatTime": action.last_heartbeat,
+                "lastTransitionTime": action.at,
+            }
+        )
+        await step.api.patch(
+            "v1", "Node", "", key, {"status": {"conditions": conditions}}, sub="status"
+        )
+        step.event("Normal", "NodeNotReady", f"Node {key} status is now: NodeNotReady")
+
+    async def _set_taints(self, action: SetTaints, step: Step) -> None:
+        key = (step.owner or {})["metadata"]["name"]
+        want = [{"key": k, "effect": e, "timeAdded": t} for k, e, t in action.taints]
+        await step.api.patch(
+            "v1", "Node", "", key, {"spec": {"taints": action.others + want or None}}
+        )
+        names = ", ".join(k for k, _, _ in action.taints) or "none"
+        step.event("Normal", "TaintsChanged", f"Node {key} NoExecute taints now: {names}")
+
+    async def _evict_pod(self, action: EvictPod, step: Step) -> None:
+        await step.api.delete("v1", "Pod", action.namespace, action.name)
+        pod = self.pods.store.get(f"{action.namespace}/{action.name}") or {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": action.name, "namespace": action.namespace},
+        }
+        step.event(
+            "Normal",
+            "TaintManagerEviction",
+            f"Marking for deletion Pod {action.namespace}/{action.name}",
+            on=pod,
+        )

@@ -25,6 +25,7 @@ from api.meta import controller_of, namespaced_key, owner_reference, parse_time
 from api.pods import is_active, is_available, is_ready, ready_since
 from api.selectors import selector_from_dict
 from client import errors
+from client.actions import Handler, Step
 from client.controller import Context, Controller, Result
 
 BURST = 500  # at most this many creates or deletes per sync, as Kubernetes
@@ -292,73 +293,107 @@ class ReplicaSetController(Controller):
         pods = self.pods.store.by_index("namespace", namespace)
         now = datetime.datetime.now(datetime.UTC)
         actions = decide(rs, pods, now, may_scale=self.expectations.satisfied(key))
-        await self._carry_out(key, rs, actions)
+        if actions:
+            owned = [
+                p for p in pods if (controller_of(p) or {}).get("uid") == rs["metadata"]["uid"]
+            ]
+            await self.apply(
+                actions,
+                rs,
+                decide=decide,
+                observed=f"{sum(1 for p in owned if is_active(p))} active pods",
+                wanted=f"{int((rs.get('spec') or {}).get('replicas', 1))} replicas",
+            )
         wait = seconds_until_available(rs, pods, now)
         return Result(requeue_after=wait) if wait is not None else Result.done()
 
-    async def _carry_out(self, key: str, rs: dict[str, Any], actions: list[Action]) -> None:
-        api, ns, name = self.ctx.client, rs["metadata"]["namespace"], rs["metadata"]["name"]
-        for action in actions:
-            if isinstance(action, CreatePods):
-                await self._create(key, rs, action.count)
-            elif isinstance(action, DeletePod):
-                self.expectations.expect(key, deletes=1)
-                try:
-                    await api.delete("v1", "Pod", ns, action.name, uid=action.uid)
-                except errors.NotFound:
-                    self.expectations.observed(key, deleted=1)
-                await self.ctx.recorder.event(
-                    rs, "Normal", "SuccessfulDelete", f"Deleted pod: {action.name}"
-                )
-            elif isinstance(action, AdoptPod):
-                pod = self.pods.store.get(f"{ns}/{action.name}")
-                if pod is not None:
-                    refs = [*(pod["metadata"].get("ownerReferences") or []), owner_reference(rs)]
-                    await api.patch(
-                        "v1", "Pod", ns, action.name, {"metadata": {"ownerReferences": refs}}
-                    )
-            elif isinstance(action, ReleasePod):
-                pod = self.pods.store.get(f"{ns}/{action.name}")
-                if pod is not None:
-                    refs = [
-                        r
-                        for r in pod["metadata"].get("ownerReferences") or []
-                        if r.get("uid") != rs["metadata"]["uid"]
-                    ]
-                    await api.patch(
-                        "v1",
-                        "Pod",
-                        ns,
-                        action.name,
-                        {"metadata": {"ownerReferences": refs or None}},
-                    )
-            elif isinstance(action, UpdateStatus):
-                await api.patch(
-                    self.api_version, self.kind, ns, name, {"status": action.status}, sub="status"
-                )
+    @property
+    def handlers(self) -> dict[type, Handler]:  # type: ignore[override]
+        return {
+            CreatePods: self._create_pods,
+            DeletePod: self._delete_pod,
+            AdoptPod: self._adopt_pod,
+            ReleasePod: self._release_pod,
+            UpdateStatus: self._update_status,
+        }
 
-    async def _create(self, key: str, rs: dict[str, Any], count: int) -> None:
+    async def _delete_pod(self, action: DeletePod, step: Step) -> None:
+        rs = step.owner or {}
+        key, ns = namespaced_key(rs), rs["metadata"]["namespace"]
+        self.expectations.expect(key, deletes=1)
+        try:
+            await step.api.delete("v1", "Pod", ns, action.name, uid=action.uid)
+        except errors.NotFound:
+            self.expectations.observed(key, deleted=1)
+            step.note = "already gone"
+        step.event("Normal", "SuccessfulDelete", f"Deleted pod: {action.name}")
+
+    async def _adopt_pod(self, action: AdoptPod, step: Step) -> None:
+        rs = step.owner or {}
+        ns = rs["metadata"]["namespace"]
+        pod = self.pods.store.get(f"{ns}/{action.name}")
+        if pod is None:
+            step.note = "pod gone from the cache"
+            return
+        refs = [*(pod["metadata"].get("ownerReferences") or []), owner_reference(rs)]
+        await step.api.patch("v1", "Pod", ns, action.name, {"metadata": {"ownerReferences": refs}})
+        step.event("Normal", "AdoptedPod", f"Adopted pod {action.name}: it matches the selector")
+
+    async def _release_pod(self, action: ReleasePod, step: Step) -> None:
+        rs = step.owner or {}
+        ns = rs["metadata"]["namespace"]
+        pod = self.pods.store.get(f"{ns}/{action.name}")
+        if pod is None:
+            step.note = "pod gone from the cache"
+            return
+        refs = [
+            r
+            for r in pod["metadata"].get("ownerReferences") or []
+            if r.get("uid") != rs["metadata"]["uid"]
+        ]
+        await step.api.patch(
+            "v1", "Pod", ns, action.name, {"metadata": {"ownerReferences": refs or None}}
+        )
+        step.event(
+            "Normal",
+            "ReleasedPod",
+            f"Released pod {action.name}: its labels no longer match the selector",
+        )
+
+    async def _update_status(self, action: UpdateStatus, step: Step) -> None:
+        rs = step.owner or {}
+        meta = rs["metadata"]
+        await step.api.patch(
+            self.api_version,
+            self.kind,
+            meta["namespace"],
+            meta["name"],
+            {"status": action.status},
+            sub="status",
+        )
+
+    async def _create_pods(self, action: CreatePods, step: Step) -> None:
         """Slow start: batches of 1, 2, 4, ...; a failed batch ends the sync."""
+        rs = step.owner or {}
+        key, count = namespaced_key(rs), action.count
         created, batch = 0, 1
         self.expectations.expect(key, creates=count)
         while created < count:
             size = min(batch, count - created)
             results = await asyncio.gather(
-                *(self.ctx.client.create(pod_from_template(rs)) for _ in range(size)),
+                *(step.api.create(pod_from_template(rs)) for _ in range(size)),
                 return_exceptions=True,
             )
             failures = [r for r in results if isinstance(r, BaseException)]
             for r in results:
                 if not isinstance(r, BaseException):
-                    await self.ctx.recorder.event(
-                        rs, "Normal", "SuccessfulCreate", f"Created pod: {r['metadata']['name']}"
+                    step.event(
+                        "Normal", "SuccessfulCreate", f"Created pod: {r['metadata']['name']}"
                     )
             created += size
             if failures:
                 # Never-to-be-seen pods: this batch's failures and all skipped ones.
                 self.expectations.observed(key, created=len(failures) + count - created)
-                await self.ctx.recorder.event(
-                    rs, "Warning", "FailedCreate", f"Error creating: {failures[0]}"
-                )
+                step.event("Warning", "FailedCreate", f"Error creating: {failures[0]}")
                 raise failures[0]
             batch *= 2

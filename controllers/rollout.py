@@ -10,9 +10,43 @@ maxSurge and maxUnavailable turn into "scale the new ReplicaSet up by 2" and
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 RS = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A Deployment's rollout parameters, worked out once per decision.
+
+    Everything below reads these numbers instead of the Deployment, so a reader
+    following one change sees maxSurge and maxUnavailable resolved in one place.
+    """
+
+    replicas: int
+    strategy: str  # RollingUpdate | Recreate
+    max_surge: int  # pods above `replicas` allowed during a rollout
+    max_unavailable: int  # pods below `replicas` allowed to be unavailable
+
+    @property
+    def max_total(self) -> int:
+        return self.replicas + self.max_surge
+
+    @property
+    def min_available(self) -> int:
+        return self.replicas - self.max_unavailable
+
+
+def plan(deployment: dict[str, Any]) -> Plan:
+    spec = deployment.get("spec") or {}
+    surge, unavailable = surge_and_unavailable(deployment)
+    return Plan(
+        replicas=int(spec.get("replicas", 1)),
+        strategy=(spec.get("strategy") or {}).get("type", "RollingUpdate"),
+        max_surge=surge,
+        max_unavailable=unavailable,
+    )
 
 
 def resolve(value: int | str | None, total: int, *, round_up: bool) -> int:
@@ -48,29 +82,26 @@ def available(rs: RS) -> int:
     return int((rs.get("status") or {}).get("availableReplicas", 0))
 
 
-def new_rs_target(deployment: dict[str, Any], new: RS, all_rs: list[RS]) -> int:
+def new_rs_target(p: Plan, new: RS, all_rs: list[RS]) -> int:
     """How big the new ReplicaSet may be now (NewRSNewReplicas)."""
-    replicas = int(deployment["spec"].get("replicas", 1))
+    replicas = p.replicas
     current = spec_replicas(new)
     if current >= replicas:
         return replicas
-    surge, _ = surge_and_unavailable(deployment)
     total = sum(spec_replicas(rs) for rs in all_rs)
-    room = replicas + surge - total
+    room = p.max_total - total
     if room <= 0:
         return current
     return current + min(room, replicas - current)
 
 
-def old_rs_scale_down(deployment: dict[str, Any], new: RS | None, old: list[RS]) -> dict[str, int]:
+def old_rs_scale_down(p: Plan, new: RS | None, old: list[RS]) -> dict[str, int]:
     """New sizes for old ReplicaSets (only those that shrink), oldest first.
 
     Unhealthy old pods go first (they count against nothing), then available
     ones, as far as `replicas - maxUnavailable` available pods allow.
     """
-    replicas = int(deployment["spec"].get("replicas", 1))
-    _, max_unavailable = surge_and_unavailable(deployment)
-    min_available = replicas - max_unavailable
+    min_available = p.min_available
     all_rs = [*old, *([new] if new else [])]
     total = sum(spec_replicas(rs) for rs in all_rs)
     new_unavailable = (spec_replicas(new) - available(new)) if new else 0
@@ -106,15 +137,13 @@ def old_rs_scale_down(deployment: dict[str, Any], new: RS | None, old: list[RS])
     }
 
 
-def proportional(deployment: dict[str, Any], active: list[RS]) -> dict[str, int]:
+def proportional(p: Plan, active: list[RS]) -> dict[str, int]:
     """Scale several active ReplicaSets together when replicas change mid-rollout.
 
     Each gets a share of the change proportional to its size; the rounding
     leftover goes to the largest (Kubernetes' proportional scaling).
     """
-    replicas = int(deployment["spec"].get("replicas", 1))
-    surge, _ = surge_and_unavailable(deployment)
-    allowed = replicas + surge
+    allowed = p.max_total
     current = sum(spec_replicas(rs) for rs in active)
     delta = allowed - current
     if delta == 0 or current == 0:

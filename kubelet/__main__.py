@@ -25,8 +25,10 @@ import grpc
 from client.config import ConfigError, load_config
 from client.events import EventRecorder
 from client.informer import Informer
+from client.loopcontrol import LoopControl
 from client.rest import Client
 from client.run import run_until_signalled
+from client.trace import Tracer
 from proto import DEFAULT_SOCKET, connect
 from proto import runtime_pb2 as pb
 from proto import runtime_pb2_grpc as pb_grpc
@@ -204,6 +206,8 @@ async def run(args: argparse.Namespace) -> None:
 
         static = StaticPods(client, args.pod_manifest_path, args.node_name)
         static.refresh()
+        tracer = Tracer(client, f"kubelet-{args.node_name}")
+        loop = LoopControl(client, f"kubelet-{args.node_name}")
         workers = PodWorkers(
             client=client,
             runtime=runtime,
@@ -231,9 +235,13 @@ async def run(args: argparse.Namespace) -> None:
                 get_volume=get_volume,
             ),
             static_pods=static,
+            tracer=tracer,
+            loop=loop,
         )
         for informer in informers:
             informer.start()
+        tracer.start()
+        loop.start()
         for informer in informers:
             await informer.wait_for_sync()
         server = await start_server(args, channel, workers, client)
@@ -257,6 +265,8 @@ async def run(args: argparse.Namespace) -> None:
             if server is not None:
                 await server.stop()
             await workers.stop()
+            await tracer.stop()
+            await loop.stop()
             for informer in informers:
                 await informer.stop()
 

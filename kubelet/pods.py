@@ -33,9 +33,12 @@ import httpx
 
 from api.pods import qos_class
 from client import errors
+from client.actions import describe
 from client.events import EventRecorder
 from client.informer import Informer
+from client.loopcontrol import LoopControl
 from client.rest import Client
+from client.trace import Record, Tracer
 from proto import runtime_pb2 as pb
 
 from . import config as cfg
@@ -111,8 +114,13 @@ class PodWorkers:
         volumes: VolumeManager,
         static_pods: Callable[[], dict[str, dict[str, Any]]] | None = None,
         services: Informer | None = None,
+        tracer: Tracer | None = None,
+        loop: LoopControl | None = None,
     ) -> None:
         self.client, self.runtime, self.images = client, runtime, images
+        # The reconcile trace and loop control every loop shares (client/trace.py,
+        # client/loopcontrol.py): each acting sync is recorded; pause holds its actions.
+        self.tracer, self.loop = tracer, loop
         self.recorder, self.s = recorder, settings
         self.pods, self.configmaps, self.secrets = pods, configmaps, secrets
         self.volumes = volumes
@@ -306,16 +314,24 @@ class PodWorkers:
         if plan.actions:
             log.info("pod %s: %s", _name(pod or self._last_pod.get(uid), uid), plan.actions)
         subject = pod or self._last_pod.get(uid)
+        record = self._begin_trace(subject, observed, plan)
         kills = [a for a in plan.actions if isinstance(a, KillContainer)]
         if kills:  # stop them together, so a pod takes one grace period, not one per container
+            await self._gate(kills[0], record)
             await asyncio.gather(*(self._kill(subject, k, observed) for k in kills))
         progressed = bool(plan.actions)
         for action in plan.actions:
             if isinstance(action, KillContainer):
                 continue
+            await self._gate(action, record)
             if not await self._perform(uid, pod, action, observed, memory):
                 progressed = False
+                if record is not None:
+                    record.actions[-1]["error"] = "failed (see the pod's Events)"
+                    record.outcome = "error: a step failed; retried with back-off"
                 break  # a failed step: the ones after it depend on it
+        if record is not None and self.tracer is not None:
+            self.tracer.finish(record)
         if plan.finished or pod is None:
             return plan, progressed
         if progressed and not report and not any(isinstance(a, FailPod) for a in plan.actions):
@@ -327,6 +343,33 @@ class PodWorkers:
         self._keep_probers(pod, observed, memory)
         await self._write_status(pod, observed, memory, plan)
         return plan, progressed
+
+    def _begin_trace(
+        self, pod: dict[str, Any] | None, observed: Observed, plan: Plan
+    ) -> Record | None:
+        if self.tracer is None or not plan.actions:
+            if self.tracer is not None:
+                self.tracer.count_noop("pods")
+            return None
+        record = self.tracer.begin(
+            "pods",
+            pod,
+            decide=decide,
+            kind="Pod",
+            observed=f"{len(observed.sandboxes)} sandboxes, {len(observed.containers)} containers",
+            wanted="the pod's containers running as its spec says",
+        )
+        if plan.waiting:
+            record.details = {"waiting": {n: w.reason for n, w in plan.waiting.items()}}
+        return record
+
+    async def _gate(self, action: Action, record: Record | None) -> None:
+        """Loop control before each action, and the action into the trace record."""
+        text = describe(action)
+        if self.loop is not None:
+            await self.loop.gate("pods", text)
+        if record is not None:
+            record.actions.append({"action": text, "calls": [f"runtime {type(action).__name__}"]})
 
     async def _perform(
         self,

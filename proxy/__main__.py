@@ -15,8 +15,10 @@ import sys
 from client.config import ConfigError, load_config
 from client.controller import Context
 from client.events import EventRecorder
+from client.loopcontrol import LoopControl
 from client.rest import Client
 from client.run import run_until_signalled
+from client.trace import Tracer
 
 from .apply import ApplyError, Iptables, cleanup, detect_backend, ensure_sysctls
 from .metrics import HTTPServer, ProxyMetrics, healthz_route
@@ -96,14 +98,26 @@ async def run(args: argparse.Namespace) -> None:
 
     async def work() -> None:
         informers = ProxyInformers(client)
-        ctx = Context(client, informers, EventRecorder(client, "kube-proxy", node_name))
+        tracer = Tracer(client, f"kube-proxy-{node_name}")
+        loop = LoopControl(client, f"kube-proxy-{node_name}")
+        ctx = Context(
+            client,
+            informers,
+            EventRecorder(client, "kube-proxy", node_name),
+            tracer=tracer,
+            loop=loop,
+        )
         proxy = ProxyController(ctx, settings, iptables, metrics)
         for server in servers:
             await server.start()
         informers.start()
+        tracer.start()
+        loop.start()
         try:
             await proxy.run()
         finally:
+            await tracer.stop()
+            await loop.stop()
             await informers.stop()
             for server in servers:
                 await server.stop()

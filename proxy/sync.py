@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from client.controller import Context, Controller, Informers, Result
+from client.trace import Record, current_reconcile
 
 from . import rules
 from .apply import Iptables
@@ -319,19 +320,57 @@ class ProxyController(Controller):
         changed = self.changes.take()
         queued_since, self.metrics.queued_since = self.metrics.queued_since, None
         services = {service_key(s): s for s in self.services.store.list()}
-        if self.syncer.next_is_full(node, time.monotonic()):
+        full = self.syncer.next_is_full(node, time.monotonic())
+        if full:
             slices = rules.by_service(self.slices.store.list())
         else:  # only the changed Services are rendered again: only their slices matter
             slices = {
                 key: self.slices.store.by_index("service", f"{key[0]}/{key[1]}") for key in changed
             }
+        what = f"{'full' if full else 'partial'} sync, {len(changed)} Services changed"
+        loop = getattr(self.ctx, "loop", None)
+        if loop is not None:  # slow motion, pause and step hold the rules too
+            await loop.gate(self.short_name, what)
+        record = self._begin_trace(node, changed, services, what)
         try:
-            await asyncio.to_thread(self.sync_once, node, changed, services, slices)
-        except Exception:
+            plan = await asyncio.to_thread(self.sync_once, node, changed, services, slices)
+        except Exception as e:
             self.changes.services |= changed  # tried again, fully, after the backoff
             self.metrics.queued_since = self.metrics.queued_since or queued_since
+            if record is not None:
+                record.actions[-1]["error"] = str(e)
             raise
+        if record is not None:
+            record.actions[-1]["calls"] = [
+                f"iptables-restore --noflush: {plan.text.count(chr(10))} lines, "
+                f"{plan.rerendered} Services re-rendered"
+            ]
         return Result.done()
+
+    def _begin_trace(
+        self,
+        node: rules.Node,
+        changed: set[ServiceKey],
+        services: Mapping[ServiceKey, dict[str, Any]],
+        what: str,
+    ) -> Record | None:
+        """A trace record for this sync (client/trace.py); the worker finishes it."""
+        tracer, begun = getattr(self.ctx, "tracer", None), current_reconcile.get()
+        if tracer is None or begun is None:
+            return None
+        names = ", ".join(sorted(f"{ns}/{name}" for ns, name in changed)[:10])
+        record = tracer.begin(
+            self.short_name,
+            None,
+            decide=decide,
+            kind="Node",
+            name=node.name,
+            observed=f"{len(services)} Services; changed: {names or 'none'}",
+            wanted="this node's iptables rules matching Services and ready endpoints",
+        )
+        record.actions.append({"action": f"SyncRules({what})", "calls": []})
+        begun.append(record)
+        return record
 
     def sync_once(
         self,

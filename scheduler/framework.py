@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .cache import NodeInfo
@@ -47,6 +47,27 @@ SCORES = [
 class Decision:
     node: str | None  # None: unschedulable
     message: str = ""  # why not, in kube-scheduler's words
+    # Why, for `skiff explain pod/x`: per node, each filter's verdict ("" = passed)
+    # and each score plugin's raw, normalized (0-100) and weighted score.
+    filters: dict[str, list[tuple[str, str]]] = field(default_factory=dict, compare=False)
+    scores: dict[str, dict[str, tuple[float, float, float]]] = field(
+        default_factory=dict, compare=False
+    )
+
+    def explanation(self, limit: int = 20) -> dict[str, Any]:
+        """The verdicts and scores as the trace keeps them (at most `limit` nodes)."""
+        nodes = list(self.filters)[:limit]
+        return {
+            "node": self.node,
+            "message": self.message,
+            "nodesLookedAt": len(self.filters),
+            "filters": {n: [[p, r] for p, r in self.filters[n]] for n in nodes},
+            "scores": {
+                n: {p: {"raw": r, "normalized": round(z, 1), "weighted": round(w, 1)}
+                    for p, (r, z, w) in self.scores[n].items()}
+                for n in nodes if n in self.scores
+            },
+        }  # fmt: skip
 
 
 def failure_message(total: int, reasons: Counter[str]) -> str:
@@ -96,12 +117,20 @@ def schedule(
                 return Decision(None, f"0/{len(nodes)} nodes are available: {reason}.")
     feasible: list[NodeInfo] = []
     reasons: Counter[str] = Counter()
+    verdicts: dict[str, list[tuple[str, str]]] = {}
     wanted = feasible_nodes_to_find(len(nodes))
     offset = _Rotation.start % len(nodes) if nodes else 0
     looked = 0
     for node in nodes[offset:] + nodes[:offset]:
         looked += 1
-        reason = next((r for f in FILTERS if (r := f.filter(state, node)) is not None), None)
+        ran: list[tuple[str, str]] = []
+        reason = None
+        for plugin in FILTERS:  # the first filter that fails rules the node out
+            reason = plugin.filter(state, node)
+            ran.append((plugin.name, reason or ""))
+            if reason is not None:
+                break
+        verdicts[node.name] = ran
         if reason is None:
             feasible.append(node)
             if len(feasible) >= wanted:
@@ -110,10 +139,11 @@ def schedule(
             reasons[reason] += 1
     _Rotation.start = offset + looked
     if not feasible:
-        return Decision(None, failure_message(len(nodes), reasons))
+        return Decision(None, failure_message(len(nodes), reasons), verdicts)
     if len(feasible) == 1:
-        return Decision(feasible[0].name)
+        return Decision(feasible[0].name, filters=verdicts)
     totals = {n.name: 0.0 for n in feasible}
+    scores: dict[str, dict[str, tuple[float, float, float]]] = {n.name: {} for n in feasible}
     for plugin in SCORES:
         raw = {n.name: plugin.score(state, n) for n in feasible}
         low, high = min(raw.values()), max(raw.values())
@@ -122,5 +152,7 @@ def schedule(
             if plugin.reverse:
                 normalized = 100 - normalized if high != low else 100.0
             totals[name] += normalized * plugin.weight
+            scores[name][plugin.name] = (value, normalized, normalized * plugin.weight)
     best = max(totals.values())
-    return Decision(rng.choice(sorted(n for n, s in totals.items() if s == best)))
+    chosen = rng.choice(sorted(n for n, s in totals.items() if s == best))
+    return Decision(chosen, filters=verdicts, scores=scores)

@@ -11,17 +11,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from dataclasses import dataclass
 from typing import Any
 
 from api import storage as st
 from api.meta import namespaced_key, now_rfc3339
+from client import actions as shell
 from client import errors
 from client.events import EventRecorder
 from client.informer import Informer
+from client.loopcontrol import LoopControl
 from client.rest import Client
+from client.trace import Tracer
 
 from .cache import Cache
-from .framework import schedule
+from .framework import Decision, schedule
 from .plugins.volumebinding import Volumes, all_bound, claims_to_bind
 from .queue import SchedulingQueue
 
@@ -29,6 +33,24 @@ log = logging.getLogger("skiff.scheduler")
 SCHEDULER_NAME = "default-scheduler"
 MAX_INFLIGHT_BINDS = 16
 BIND_TIMEOUT_SECONDS = 600.0  # VolumeBinding's bindTimeoutSeconds: claims to get bound
+
+
+@dataclass(frozen=True)
+class Bind:
+    """POST pods/<name>/binding: the pod goes to `node` (after its volumes, if any)."""
+
+    node: str
+
+
+@dataclass(frozen=True)
+class MarkUnschedulable:
+    """PodScheduled=False with kube-scheduler's message, and a FailedScheduling Event."""
+
+    message: str
+
+
+class VolumesTimedOut(Exception):
+    """VolumeBinding's PreBind gave up waiting for the pod's claims to bind."""
 
 
 def is_ours(pod: dict[str, Any]) -> bool:
@@ -52,6 +74,8 @@ class Scheduler:
         self.cache = Cache()
         self.queue = SchedulingQueue()
         self.recorder = EventRecorder(client, "default-scheduler")
+        self.tracer = Tracer(client, "scheduler")
+        self.loop = LoopControl(client, "scheduler")
         self.rng = rng or random.Random()
         self.pods = Informer(client, "v1", "Pod")
         self.nodes = Informer(client, "v1", "Node")
@@ -129,6 +153,8 @@ class Scheduler:
         informers = (self.pods, self.nodes, self.claims, self.pvs, self.classes)
         for informer in informers:
             informer.start()
+        self.loop.start()
+        self.tracer.start()
         try:
             await asyncio.gather(*(i.wait_for_sync() for i in informers))
             log.info("caches synced; scheduling")
@@ -143,6 +169,8 @@ class Scheduler:
                 await informer.stop()
             for task in self._binds:
                 task.cancel()
+            await self.loop.stop()
+            await self.tracer.stop()
 
     async def schedule_one(self, key: str, pod: dict[str, Any]) -> None:
         # Wait for a binding slot first, so the decision sees every assumed pod.
@@ -150,40 +178,50 @@ class Scheduler:
         decision = schedule(pod, self.cache.schedulable_nodes(), self.rng, self.volumes)
         if decision.node is None:
             self._bind_slots.release()
-            await self._unschedulable(key, pod, decision.message)
+            await self._unschedulable(key, pod, decision.message, decision)
             return
         self.cache.assume(key, pod, decision.node)
-        task = asyncio.create_task(self._bind(key, pod, decision.node))
+        task = asyncio.create_task(self._bind(key, pod, decision))
         task.add_done_callback(lambda _: self._bind_slots.release())
         self._binds.add(task)
         task.add_done_callback(self._binds.discard)
 
-    async def _bind(self, key: str, pod: dict[str, Any], node: str) -> None:
-        meta = pod["metadata"]
-        binding = {
-            "apiVersion": "v1",
-            "kind": "Binding",
-            "metadata": {
-                "name": meta["name"],
-                "namespace": meta["namespace"],
-                "uid": meta.get("uid"),
-            },
-            "target": {"apiVersion": "v1", "kind": "Node", "name": node},
-        }
+    async def _apply(
+        self, action: Bind | MarkUnschedulable, pod: dict[str, Any], decision: Decision | None
+    ) -> None:
+        """The one shell (client/actions.py): loop control, Events, the trace."""
+        details = decision.explanation() if decision is not None else None
+        looked = len(decision.filters) if decision is not None else 0
+        await shell.apply(
+            [action],
+            client=self.client,
+            recorder=self.recorder,
+            handlers={Bind: self._do_bind, MarkUnschedulable: self._do_unschedulable},
+            owner=pod,
+            tracer=self.tracer,
+            loop=self.loop,
+            controller="scheduler",
+            decide=schedule,
+            observed=f"pending pod, {looked} nodes looked at",
+            wanted="a node that passes every filter, the best scored",
+            details=details,
+        )  # fmt: skip
+
+    async def _bind(self, key: str, pod: dict[str, Any], decision: Decision) -> None:
+        node = decision.node or ""
         try:
-            if not await self._bind_volumes(pod, node):
-                log.warning("binding volumes of %s on %s timed out", key, node)
-                self.cache.forget(key)
-                await self._unschedulable(
-                    key,
-                    pod,
-                    'running PreBind plugin "VolumeBinding": binding volumes: '
-                    "timed out waiting for the condition",
-                )
-                return
-            await self.client.create_subresource(
-                "v1", "Pod", meta["namespace"], meta["name"], "binding", binding
+            await self._apply(Bind(node), pod, decision)
+        except VolumesTimedOut:
+            log.warning("binding volumes of %s on %s timed out", key, node)
+            self.cache.forget(key)
+            await self._unschedulable(
+                key,
+                pod,
+                'running PreBind plugin "VolumeBinding": binding volumes: '
+                "timed out waiting for the condition",
+                None,
             )
+            return
         except errors.ApiError as e:
             log.warning("binding %s to %s failed: %s", key, node, e)
             self.cache.forget(key)
@@ -196,11 +234,32 @@ class Scheduler:
             self.queue.requeue_after_failure(key, unschedulable=False)
             return
         self.queue.done(key)
-        await self.recorder.event(
-            pod, "Normal", "Scheduled", f"Successfully assigned {key} to {node}"
+
+    async def _do_bind(self, action: Bind, step: shell.Step) -> None:
+        pod = step.owner or {}
+        meta = pod["metadata"]
+        if not await self._bind_volumes(pod, action.node, step):
+            raise VolumesTimedOut()
+        binding = {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+            },
+            "target": {"apiVersion": "v1", "kind": "Node", "name": action.node},
+        }
+        await step.api.create_subresource(
+            "v1", "Pod", meta["namespace"], meta["name"], "binding", binding
+        )
+        step.event(
+            "Normal",
+            "Scheduled",
+            f"Successfully assigned {meta['namespace']}/{meta['name']} to {action.node}",
         )
 
-    async def _bind_volumes(self, pod: dict[str, Any], node: str) -> bool:
+    async def _bind_volumes(self, pod: dict[str, Any], node: str, step: shell.Step) -> bool:
         """VolumeBinding's PreBind: mark the pod's unbound WaitForFirstConsumer claims with
         the chosen node, then wait (up to bindTimeoutSeconds) until all its claims are bound.
         """
@@ -208,7 +267,7 @@ class Scheduler:
         for claim in claims_to_bind(pod, self.volumes):
             annotations = claim["metadata"].get("annotations") or {}
             if annotations.get(st.SELECTED_NODE) != node:
-                await self.client.patch(
+                await step.api.patch(
                     "v1",
                     "PersistentVolumeClaim",
                     namespace,
@@ -223,8 +282,19 @@ class Scheduler:
             await asyncio.sleep(0.1)  # the informers move the claims along
         return True
 
-    async def _unschedulable(self, key: str, pod: dict[str, Any], message: str) -> None:
+    async def _unschedulable(
+        self, key: str, pod: dict[str, Any], message: str, decision: Decision | None
+    ) -> None:
+        try:
+            await self._apply(MarkUnschedulable(message), pod, decision)
+        except errors.ApiError as e:
+            log.warning("could not mark %s unschedulable: %s", key, e)
+        self.queue.requeue_after_failure(key, unschedulable=True)
+
+    async def _do_unschedulable(self, action: MarkUnschedulable, step: shell.Step) -> None:
+        pod = step.owner or {}
         meta = pod["metadata"]
+        message = action.message
         conditions = [
             c
             for c in (pod.get("status") or {}).get("conditions") or []
@@ -247,19 +317,15 @@ class Scheduler:
             None,
         )
         if not old or old.get("message") != message or old.get("status") != "False":
-            try:
-                await self.client.patch(
-                    "v1",
-                    "Pod",
-                    meta["namespace"],
-                    meta["name"],
-                    {"status": {"conditions": [*conditions, condition]}},
-                    sub="status",
-                )
-            except errors.ApiError as e:
-                log.warning("could not mark %s unschedulable: %s", key, e)
-        await self.recorder.event(pod, "Warning", "FailedScheduling", message)
-        self.queue.requeue_after_failure(key, unschedulable=True)
+            await step.api.patch(
+                "v1",
+                "Pod",
+                meta["namespace"],
+                meta["name"],
+                {"status": {"conditions": [*conditions, condition]}},
+                sub="status",
+            )
+        step.event("Warning", "FailedScheduling", message)
 
 
 def _waits_for_peers(pod: dict[str, Any]) -> bool:

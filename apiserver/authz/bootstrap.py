@@ -401,6 +401,12 @@ def cluster_roles() -> list[dict[str, Any]]:
         cluster_role("system:node", NODE),
         cluster_role("system:kubelet-api-admin", KUBELET_API_ADMIN),
         cluster_role("system:skiff:local-path-provisioner", LOCAL_PATH_PROVISIONER),
+        # skiff's own: every loop writes its reconcile trace and reads the loop
+        # control, both ConfigMaps in kube-system (docs/architecture.md).
+        cluster_role(
+            "system:skiff:loops",
+            [rule(["get", "list", "watch", "create", "update", "patch"], [""], ["configmaps"])],
+        ),
         # what a bootstrap token may do: ask for a node certificate (kubeadm's binding below)
         cluster_role(
             "system:node-bootstrapper",
@@ -449,6 +455,15 @@ def cluster_role_bindings() -> list[dict[str, Any]]:
             "system:skiff:local-path-provisioner",
             "system:skiff:local-path-provisioner",
             [("Group", "system:nodes")],
+        ),
+        binding(
+            "system:skiff:loops",
+            "system:skiff:loops",
+            [
+                ("User", "system:kube-scheduler"),
+                ("User", "system:kube-controller-manager"),
+                ("User", "system:kube-proxy"),
+            ],
         ),
         binding(
             "system:kube-apiserver-kubelet-client",

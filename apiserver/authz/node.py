@@ -85,6 +85,26 @@ def references(pod: dict[str, Any]) -> Iterator[tuple[str, str]]:
                 yield "configmap", env_from["configMapRef"]["name"]
 
 
+def loop_configmap(node: str, attrs: Attributes) -> bool:
+    """skiff's own: a node's kubelet and proxy read the loop control and write their
+    reconcile trace (client/loopcontrol.py, client/trace.py), ConfigMaps in
+    kube-system, and no other ConfigMap of that namespace."""
+    if not (
+        attrs.resource_request
+        and attrs.api_group == ""
+        and attrs.resource == "configmaps"
+        and attrs.namespace == "kube-system"
+        and not attrs.subresource
+    ):
+        return False
+    if attrs.name == "skiff-loop-control":
+        return attrs.verb in ("get", "list", "watch", "update", "patch")
+    own = (f"skiff-trace-kubelet-{node}", f"skiff-trace-kube-proxy-{node}")
+    if attrs.verb == "create":  # a create names its object only in the body
+        return True
+    return attrs.name in own and attrs.verb in ("get", "update", "patch")
+
+
 class NodeGraph:
     """Pods by node, from the pod cache; what each node's pods reference."""
 
@@ -127,6 +147,8 @@ class NodeAuthorizer:
         node = node_of(user)
         if not node:
             return NO_OPINION, ""
+        if loop_configmap(node, attrs):
+            return ALLOW, ""
         if attrs.resource_request and attrs.api_group == "" and attrs.resource in GRAPH_KINDS:
             kind = GRAPH_KINDS[attrs.resource]
             token = attrs.resource == "serviceaccounts" and attrs.subresource == "token"

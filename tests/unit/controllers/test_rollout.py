@@ -150,6 +150,6 @@ def test_proportional_scaling_mid_rollout() -> None:
     old = {"metadata": {"name": "a"}, "spec": {"replicas": 8}}
     new = {"metadata": {"name": "b"}, "spec": {"replicas": 5}}
     d["spec"]["replicas"] = 20  # allowed = 20 + surge(3) = 23; current 13; +10
-    sizes = rollout.proportional(d, [old, new])
+    sizes = rollout.proportional(rollout.plan(d), [old, new])
     assert sum(sizes.values()) == 23
     assert sizes["a"] > sizes["b"]
