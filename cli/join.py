@@ -15,6 +15,11 @@ What kubeadm's join does for a worker, in order:
 
 The node's agents (runtime, kubelet, proxy) then run with that kubeconfig;
 `skiff lab join` does all of it for a new lab node.
+
+With `--control-plane` the machine serves the control plane too: after
+discovery, the CAs copied from the first machine (kubeadm copies the same
+files with `--upload-certs`) are checked to be the cluster's, then `skiff up`
+starts apiserver, controller-manager and scheduler with the etcd flags given.
 """
 
 from __future__ import annotations
