@@ -362,8 +362,15 @@ class APIServer:
         try:
             await self.registry.create(info, namespace, obj, WriteOptions())
         except errors.ApiError as e:
-            if e.code != 409:
-                raise
+            if e.code == 409:
+                return
+            # Several apiservers on one etcd start at once: another one's create of
+            # the same object may win between our get and create, and ours then fails
+            # on what that one took (the `kubernetes` Service's IP: 422, not 409).
+            try:
+                await self.registry.get(info, namespace, obj["metadata"]["name"])
+            except errors.ApiError:
+                raise e from None
 
     async def start(self) -> None:
         cfg = self.config

@@ -75,7 +75,9 @@ def cluster(tmp_path: Path) -> Iterator[list[ApiServerProcess]]:
             s.stop()
 
 
-def test_three_members_replicate_and_survive_one_killed(cluster: list[ApiServerProcess]) -> None:
+def test_three_members_replicate_and_survive_one_killed(
+    cluster: list[ApiServerProcess], tmp_path: Path
+) -> None:
     one, two, three = cluster
     # Every member knows all three (etcdctl with the apiserver's etcd client cert).
     listed = one.etcdctl("member", "list")
@@ -127,3 +129,36 @@ def test_three_members_replicate_and_survive_one_killed(cluster: list[ApiServerP
         time.sleep(0.1)
     health = one.etcdctl("endpoint", "health")
     assert health.returncode == 0, health.stderr
+
+    # Replace the dead member, as docs/multi-vm-lab.md says: remove it, add the new
+    # one, start it with every member and `existing`, from the same etcd CA.
+    listed = one.etcdctl("member", "list").stdout.splitlines()
+    dead_id = next(line.split(", ")[0] for line in listed if line.split(", ")[2] == "m3")
+    removed = one.etcdctl("member", "remove", dead_id)
+    assert removed.returncode == 0, removed.stderr
+    peers = [line.split(", ")[3] for line in listed if line.split(", ")[2] != "m3"]
+    new_peer = f"https://127.0.0.1:{free_port()}"
+    # etcd refuses a new voting member until the others have been connected for a
+    # few seconds after the removal ("unhealthy cluster"): ask again until then.
+    deadline = time.monotonic() + 30
+    while (added := one.etcdctl("member", "add", "m4", f"--peer-urls={new_peer}")).returncode:
+        assert time.monotonic() < deadline, added.stderr
+        time.sleep(0.5)
+    etcd_dir = tmp_path / "m4" / "pki" / "etcd"
+    etcd_dir.mkdir(parents=True, mode=0o700)
+    for name in ("ca.crt", "ca.key"):
+        shutil.copy2(one.state_dir / "pki" / "etcd" / name, etcd_dir / name)
+    members = f"m1={peers[0]},m2={peers[1]},m4={new_peer}"
+    four = ApiServerProcess(
+        tmp_path / "m4",
+        "--etcd-name", "m4",
+        "--etcd-initial-cluster", members,
+        "--etcd-initial-cluster-state", "existing",
+        "--etcd-client-port", str(free_port()),
+    )  # fmt: skip
+    cluster.append(four)  # stopped by the fixture too
+    four.start(45.0)
+    assert _read_value(four, "before", time.monotonic() + 15) == "3"
+    assert _read_value(four, "after", time.monotonic() + 15) == "2"
+    started = [line.split(", ")[1:3] for line in four.etcdctl("member", "list").stdout.splitlines()]
+    assert sorted(started) == [["started", "m1"], ["started", "m2"], ["started", "m4"]]
