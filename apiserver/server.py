@@ -43,7 +43,15 @@ from .app import build_app
 from .auth import Authenticator, TokenEntry, UserInfo, load_token_file, write_token_file
 from .authz import setup as authz_setup
 from .crd.controller import CRDController
-from .etcd_process import EtcdError, EtcdProcess, free_port, port_free, restart_delay
+from .etcd_process import (
+    EtcdError,
+    EtcdProcess,
+    free_port,
+    parse_initial_cluster,
+    port_free,
+    restart_delay,
+    split_url,
+)
 from .kubelet_certs import ensure_kubelet_client
 from .kubelet_proxy import KubeletConnector
 from .registry import Registry, WriteOptions, storage_prefix
@@ -70,6 +78,13 @@ class ServerConfig:
     etcd_cafile: Path | None = None
     etcd_certfile: Path | None = None
     etcd_keyfile: Path | None = None
+    # The embedded etcd as one member of several (see docs/multi-vm-lab.md): its
+    # name, every member as `name=https://ip:2380,...`, `new` or `existing`, and
+    # its client port (0: a free one when alone, 2379 in a cluster).
+    etcd_name: str = "skiff"
+    etcd_initial_cluster: str = ""
+    etcd_initial_cluster_state: str = "new"
+    etcd_client_port: int = 0
     # /livez fails once etcd has not answered for this long (restarts take seconds).
     etcd_livez_grace: float = 60.0
     token_auth_file: Path | None = None
@@ -131,13 +146,17 @@ class APIServer:
             # Same ports as last time, so clients and the stored peer URL stay true.
             saved = json.loads(ports_file.read_text())
             client, peer = int(saved["client"]), int(saved["peer"])
+        cfg = self.config
+        if cfg.etcd_initial_cluster:
+            self._spawn_member(state)
+            return
         etcd = EtcdProcess(
             data_dir=state / "etcd",
             client_port=client,
             peer_port=peer,
             log_path=state / "etcd.log",
             pid_file=state / "etcd.pid",
-            pki=certs.ensure_etcd_pki(self.config.pki_dir),
+            pki=certs.ensure_etcd_pki(cfg.pki_dir),
         )
         etcd.stop_leftovers()  # a crashed apiserver's member holds our ports
         if not (client and peer and port_free(client) and port_free(peer)):
@@ -149,6 +168,45 @@ class APIServer:
             json.dump({"client": etcd.client_port, "peer": etcd.peer_port}, f)
         log.info("etcd started at %s (pid %s, data in %s)", etcd.url, etcd.proc and etcd.proc.pid,
                  etcd.data_dir)  # fmt: skip
+
+    def _spawn_member(self, state: Path) -> None:
+        """Start the embedded etcd as one member of a cluster of several.
+
+        Its peer address comes from its own entry in --etcd-initial-cluster, so
+        the ports are fixed (the other members know them) and its certificates
+        name that address. Every member's certificates must come from the same
+        etcd CA (pki/etcd/ca.crt and ca.key copied before the first start), or
+        the members refuse each other's peer connections.
+        """
+        cfg = self.config
+        members = parse_initial_cluster(cfg.etcd_initial_cluster)
+        if cfg.etcd_name not in members:
+            raise EtcdError(
+                f"--etcd-initial-cluster names no member {cfg.etcd_name!r} (--etcd-name)"
+            )
+        if cfg.etcd_initial_cluster_state not in ("new", "existing"):
+            raise EtcdError("--etcd-initial-cluster-state must be new or existing")
+        host, peer = split_url(members[cfg.etcd_name])
+        etcd = EtcdProcess(
+            data_dir=state / "etcd",
+            client_port=cfg.etcd_client_port or 2379,
+            peer_port=peer,
+            name=cfg.etcd_name,
+            log_path=state / "etcd.log",
+            pid_file=state / "etcd.pid",
+            pki=certs.ensure_etcd_pki(cfg.pki_dir, hosts=[host]),
+            host=host,
+            initial_cluster=cfg.etcd_initial_cluster,
+            initial_cluster_state=cfg.etcd_initial_cluster_state,
+        )
+        etcd.stop_leftovers()
+        etcd.spawn()
+        self.etcd = etcd
+        fd = os.open(state / "etcd-ports.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"client": etcd.client_port, "peer": etcd.peer_port}, f)
+        log.info("etcd member %s started at %s (pid %s), peers %s", etcd.name, etcd.url,
+                 etcd.proc and etcd.proc.pid, cfg.etcd_initial_cluster)  # fmt: skip
 
     def _lock_state_dir(self) -> None:
         """One apiserver per state directory while it runs its etcd.
@@ -324,8 +382,15 @@ class APIServer:
         try:
             await self.registry.create(info, namespace, obj, WriteOptions())
         except errors.ApiError as e:
-            if e.code != 409:
-                raise
+            if e.code == 409:
+                return
+            # Several apiservers on one etcd start at once: another one's create of
+            # the same object may win between our get and create, and ours then fails
+            # on what that one took (the `kubernetes` Service's IP: 422, not 409).
+            try:
+                await self.registry.get(info, namespace, obj["metadata"]["name"])
+            except errors.ApiError:
+                raise e from None
 
     async def start(self) -> None:
         cfg = self.config
@@ -336,7 +401,7 @@ class APIServer:
         endpoints = await self._start_etcd()
         self.store = Store(endpoints, tls=tls)
         await self.store.connect(retry_for=20.0)  # etcd may be starting too
-        if self.etcd is not None:
+        if self.etcd is not None and not self.etcd.clustered:
             await self._advertise_peer_url()
         certs.secure_permissions(cfg.state_dir)
         self.hubs = WatchHubs(self.store)

@@ -39,7 +39,25 @@ def _python_m(*argv: str) -> subprocess.CompletedProcess[str]:
 def apiserver_args(s: Layout) -> list[str]:
     args = ["--state-dir", str(s.state_dir), "--secure-port", str(s.secure_port),
             "--advertise-address", s.advertise_address]  # fmt: skip
-    return args + (["--etcd-servers", s.etcd_servers] if s.etcd_servers else [])
+    if s.etcd_servers:
+        return [*args, "--etcd-servers", s.etcd_servers, *etcd_client_cert_args(s)]
+    if s.etcd_initial_cluster:
+        args += ["--etcd-name", s.etcd_name or s.node_name,
+                 "--etcd-initial-cluster", s.etcd_initial_cluster,
+                 "--etcd-initial-cluster-state", s.etcd_initial_cluster_state or "new"]  # fmt: skip
+    return args
+
+
+def etcd_client_cert_args(s: Layout) -> list[str]:
+    """An https etcd wants the client certificate kubeadm names
+    pki/apiserver-etcd-client.* and etcd's CA, when they are in this state dir
+    (a machine joined with `skiff join --control-plane` has them)."""
+    pki = s.state_dir / "pki"
+    cert, key, ca = (pki / "apiserver-etcd-client.crt", pki / "apiserver-etcd-client.key",
+                     pki / "etcd" / "ca.crt")  # fmt: skip
+    if not (s.etcd_servers.startswith("https://") and cert.exists() and key.exists()):
+        return []
+    return ["--etcd-cafile", str(ca), "--etcd-certfile", str(cert), "--etcd-keyfile", str(key)]
 
 
 def kubeconfig_args(s: Layout) -> list[str]:

@@ -15,6 +15,11 @@ What kubeadm's join does for a worker, in order:
 
 The node's agents (runtime, kubelet, proxy) then run with that kubeconfig;
 `skiff lab join` does all of it for a new lab node.
+
+With `--control-plane` the machine serves the control plane too: after
+discovery, the CAs copied from the first machine (kubeadm copies the same
+files with `--upload-certs`) are checked to be the cluster's, then `skiff up`
+starts apiserver, controller-manager and scheduler with the etcd flags given.
 """
 
 from __future__ import annotations
@@ -207,6 +212,65 @@ def join(
     return write_kubeconfig(state_dir, server, ca, node, cert, key)
 
 
+# What a control-plane machine must share with the first one, copied by hand (kubeadm
+# copies the same set with --upload-certs); docs/multi-vm-lab.md section 5.
+SHARED_PKI = ("ca.crt", "ca.key", "sa.key", "sa.pub", "etcd/ca.crt", "etcd/ca.key")
+ETCD_CLIENT = ("apiserver-etcd-client.crt", "apiserver-etcd-client.key")
+
+
+def control_plane_refusal(pki: Path, cluster_ca: bytes, etcd_servers: str) -> str | None:
+    """Why this machine cannot serve the cluster's control plane yet, or None.
+
+    Its CAs must be the cluster's own (the copied ca.crt is the one discovery
+    verified), or its apiserver would issue certificates no one else trusts."""
+    missing = [n for n in SHARED_PKI if not (pki / n).exists()]
+    if etcd_servers.startswith("https://"):
+        missing += [n for n in ETCD_CLIENT if not (pki / n).exists()]
+    if missing:
+        return (
+            f"copy {', '.join(missing)} from the first machine's {pki} first "
+            "(docs/multi-vm-lab.md, section 5)"
+        )
+    theirs = x509.load_pem_x509_certificate(cluster_ca)
+    ours = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes())
+    if ours.fingerprint(hashes.SHA256()) != theirs.fingerprint(hashes.SHA256()):
+        return f"{pki / 'ca.crt'} is not the CA of the cluster joined; copy the first machine's"
+    return None
+
+
+def join_control_plane(a: argparse.Namespace) -> int:
+    """Discovery as for a node, the shared CAs checked, then `skiff up` with the etcd
+    flags: apiserver, controller-manager and scheduler (leader-elected) on this machine."""
+    if not (a.etcd_servers or a.etcd_initial_cluster):
+        print("skiff join: --control-plane needs --etcd-initial-cluster (a member of its own) "
+              "or --etcd-servers (the cluster's etcd)", file=sys.stderr)  # fmt: skip
+        return 1
+    try:
+        bootstrap.parse_token(a.token)
+        _advertised, ca = discover(a.server, a.token, a.ca_hash)
+    except (JoinError, bootstrap.TokenError) as e:
+        print(f"skiff join: {e}", file=sys.stderr)
+        return 1
+    why = control_plane_refusal(a.state_dir / "pki", ca, a.etcd_servers or "")
+    if why:
+        print(f"skiff join: {why}", file=sys.stderr)
+        return 1
+    from . import up
+
+    argv = ["--state-dir", str(a.state_dir), "--node-name", a.node_name]
+    if a.node_ip:
+        argv += ["--node-ip", a.node_ip]
+    if a.etcd_servers:
+        argv += ["--etcd-servers", a.etcd_servers]
+    else:
+        argv += ["--etcd-name", a.etcd_name or a.node_name,
+                 "--etcd-initial-cluster", a.etcd_initial_cluster,
+                 "--etcd-initial-cluster-state", a.etcd_initial_cluster_state]  # fmt: skip
+    print(f"skiff join: the CAs are the cluster's; starting the control plane: skiff up "
+          f"{' '.join(argv)}")  # fmt: skip
+    return up.main(argv)
+
+
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="skiff join", description=__doc__.split("\n")[0])
     p.add_argument("server", help="https://ADDR:6443 of the first machine")
@@ -215,7 +279,22 @@ def main(argv: list[str]) -> int:
     p.add_argument("--node-name", default=socket.gethostname().lower())
     p.add_argument("--state-dir", type=Path, default=Path("/var/lib/skiff"))
     p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument("--control-plane", action="store_true",
+                   help="run apiserver, controller-manager and scheduler here too (needs the "
+                   "first machine's CAs copied; docs/multi-vm-lab.md section 5)")  # fmt: skip
+    p.add_argument("--node-ip", default=None, help="with --control-plane: as for skiff up")
+    p.add_argument("--etcd-servers", default=None, help="with --control-plane: the etcd URLs")
+    p.add_argument("--etcd-name", default=None, help="with --control-plane: this etcd member")
+    p.add_argument(
+        "--etcd-initial-cluster",
+        default=None,
+        help="with --control-plane: every member, name=https://ip:2380,...",
+    )
+    p.add_argument("--etcd-initial-cluster-state", default="existing",
+                   choices=["new", "existing"])  # fmt: skip
     a = p.parse_args(argv)
+    if a.control_plane:
+        return join_control_plane(a)
     try:
         path = join(a.server, a.token, a.ca_hash, a.node_name, a.state_dir, a.timeout)
     except (JoinError, bootstrap.TokenError) as e:

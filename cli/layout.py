@@ -23,6 +23,10 @@ class Layout:
     node_ip: str = ""
     node_name: str = ""
     etcd_servers: str = ""  # empty: the apiserver runs an embedded etcd
+    # The embedded etcd as one member of several (docs/multi-vm-lab.md); empty: alone.
+    etcd_name: str = ""
+    etcd_initial_cluster: str = ""
+    etcd_initial_cluster_state: str = ""
     run_dir: Path = Path("/run/skiff")  # the runtime's socket, shims and pod namespaces
     cgroup_root: str = "/skiff"  # the runtime makes the pods' cgroups under it
     pod_log_dir: Path = Path("/var/log/pods")

@@ -46,6 +46,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--etcd-servers", default=None,
                    help="comma-separated URLs of an existing etcd cluster (default: an "
                    "embedded etcd with its data in the state dir)")  # fmt: skip
+    p.add_argument("--etcd-name", default=None,
+                   help="this machine's member of a multi-member embedded etcd (default: the "
+                   "node name)")  # fmt: skip
+    p.add_argument("--etcd-initial-cluster", default=None,
+                   help="every embedded etcd member, name=https://ip:2380,...; the machines "
+                   "share pki/ (see docs/multi-vm-lab.md)")  # fmt: skip
+    p.add_argument(
+        "--etcd-initial-cluster-state",
+        default=None,
+        choices=["new", "existing"],
+        help="new: the members start together; existing: join a running cluster",
+    )
     p.add_argument("--foreground", action="store_true",
                    help="supervise from this process (systemd) instead of detaching")  # fmt: skip
     # Where the node's runtime files go; other values let several skiffs share a machine
@@ -69,6 +81,9 @@ def choose_layout(a: argparse.Namespace) -> tuple[Layout, list[str]]:
         "node_name": a.node_name,
         "node_ip": a.node_ip,
         "etcd_servers": a.etcd_servers,
+        "etcd_name": a.etcd_name,
+        "etcd_initial_cluster": a.etcd_initial_cluster,
+        "etcd_initial_cluster_state": a.etcd_initial_cluster_state,
         "run_dir": a.run_dir and a.run_dir.resolve(),
         "cgroup_root": a.cgroup_root,
         "pod_log_dir": a.pod_log_dir and a.pod_log_dir.resolve(),
