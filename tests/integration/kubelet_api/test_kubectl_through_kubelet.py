@@ -396,7 +396,19 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
             remove_tree(cgroup_root)
 
 
-def test_logs_tail_previous_and_follow(node: Node) -> None:
+@pytest.fixture(autouse=True)
+def _kubectl_of_this_run(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Stream tests that take `kubectl_binary` run once with each kubectl there is
+    (1.32 and the current release): kubectl's own protocols are what they test."""
+    global KUBECTL
+    default = KUBECTL
+    if "kubectl_binary" in request.fixturenames:
+        KUBECTL = request.getfixturevalue("kubectl_binary")
+    yield
+    KUBECTL = default
+
+
+def test_logs_tail_previous_and_follow(node: Node, kubectl_binary: str) -> None:
     out = node.kubectl("logs", POD, "-c", "main").stdout
     lines = out.splitlines()
     # stdout and stderr are separate pipes: their relative order is the shim's to pick.
@@ -425,7 +437,7 @@ def test_logs_follow_ends_when_the_container_exits(node: Node) -> None:
     assert node.kubectl("logs", "-f", POD, "-c", "short").stdout == "one\ntwo\n"
 
 
-def test_exec_output_and_exit_codes(node: Node) -> None:
+def test_exec_output_and_exit_codes(node: Node, kubectl_binary: str) -> None:
     ok = node.kubectl("exec", POD, "-c", "main", "--", "sh", "-c", "echo out; echo err >&2")
     assert ok.stdout == "out\n" and "err" in ok.stderr
     failed = node.kubectl("exec", POD, "-c", "main", "--", "sh", "-c", "exit 3", check=False)
@@ -472,7 +484,7 @@ def _read_until(fd: int, wanted: bytes, timeout: float = 30) -> bytes:
     return seen
 
 
-def test_exec_interactive_terminal(node: Node) -> None:
+def test_exec_interactive_terminal(node: Node, kubectl_binary: str) -> None:
     leader, follower = pty.openpty()
     proc = node.popen(
         "exec",
@@ -500,7 +512,7 @@ def test_exec_interactive_terminal(node: Node) -> None:
         os.close(leader)
 
 
-def test_attach_sends_input_and_shows_output(node: Node) -> None:
+def test_attach_sends_input_and_shows_output(node: Node, kubectl_binary: str) -> None:
     proc = node.popen(
         "attach",
         "-i",
@@ -524,7 +536,7 @@ def test_attach_sends_input_and_shows_output(node: Node) -> None:
         proc.wait()
 
 
-def test_attach_to_a_terminal(node: Node) -> None:
+def test_attach_to_a_terminal(node: Node, kubectl_binary: str) -> None:
     leader, follower = pty.openpty()
     # kubectl sends its terminal's size on the resize channel; the shell's sees it.
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
@@ -548,7 +560,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_port_forward_carries_requests_both_ways(node: Node) -> None:
+def test_port_forward_carries_requests_both_ways(node: Node, kubectl_binary: str) -> None:
     web, sink = _free_port(), _free_port()
     proc = node.popen(
         "port-forward",
@@ -594,7 +606,7 @@ def test_port_forward_carries_requests_both_ways(node: Node) -> None:
             proc.wait()
 
 
-def test_top_nodes_and_pods(node: Node) -> None:
+def test_top_nodes_and_pods(node: Node, kubectl_binary: str) -> None:
     nodes = node.kubectl("top", "nodes").stdout.splitlines()
     assert nodes[0].split()[:2] == ["NAME", "CPU(cores)"]
     assert nodes[1].split()[0] == NODE and nodes[1].split()[1].endswith("m")
