@@ -8,6 +8,7 @@ writes, once, under the state directory:
     kubeconfigs/scheduler.kubeconfig          CN system:kube-scheduler
     kubeconfigs/controller-manager.kubeconfig CN system:kube-controller-manager
     kubeconfigs/kube-proxy.kubeconfig         CN system:kube-proxy
+    kubeconfigs/dns.kubeconfig                CN system:skiff:dns
     kubeconfigs/kubelet.kubeconfig            CN system:node:<this node>, O system:nodes
 
 Only admin.kubeconfig is `system:masters`. For another node or a person:
@@ -36,6 +37,7 @@ COMPONENTS = {
     "scheduler": ("system:kube-scheduler", ()),
     "controller-manager": ("system:kube-controller-manager", ()),
     "kube-proxy": ("system:kube-proxy", ()),
+    "dns": ("system:skiff:dns", ()),
 }
 NODES_GROUP = "system:nodes"
 NODE_PREFIX = "system:node:"

@@ -9,9 +9,8 @@ before each start and on `skiff down`.
 The scheduler, the controller-manager, the proxy and the kubelet run with
 identities of their own (client certificates from the cluster CA, bound to
 system:kube-scheduler, system:kube-controller-manager, system:node-proxier and,
-for the kubelet, system:node:<name> in group system:nodes, as kubeadm does).
-DNS still uses the admin kubeconfig: it writes kube-dns' Service and
-EndpointSlice, and waits for a role of its own.
+for the kubelet, system:node:<name> in group system:nodes, as kubeadm does);
+DNS runs as system:skiff:dns. Only admin.kubeconfig is system:masters.
 """
 
 from __future__ import annotations
@@ -79,7 +78,8 @@ def proxy_args(s: Layout) -> list[str]:
 
 def dns_args(s: Layout) -> list[str]:
     """DNS answers on the node's address; kube-dns' EndpointSlice points pods at it."""
-    return [*kubeconfig_args(s), "--node-name", s.node_name, "--advertise-address", s.node_ip]
+    return [*own_kubeconfig("dns")(s), "--node-name", s.node_name,
+            "--advertise-address", s.node_ip]  # fmt: skip
 
 
 def runtime_args(s: Layout) -> list[str]:

@@ -234,7 +234,7 @@ def control_plane_argv(state: dict[str, Any], name: str) -> list[str] | None:
         return lab_procs.module(
             "proxy.dns",
             "--kubeconfig",
-            str(admin_kubeconfig(state)),
+            component_kubeconfig(state, "dns"),
             "--node-name",
             n1["name"],
             "--advertise-address",

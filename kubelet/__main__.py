@@ -207,7 +207,7 @@ async def run(args: argparse.Namespace) -> None:
         static = StaticPods(client, args.pod_manifest_path, args.node_name)
         static.refresh()
         tracer = Tracer(client, f"kubelet-{args.node_name}")
-        loop = LoopControl(client, f"kubelet-{args.node_name}")
+        loop_control = LoopControl(client, f"kubelet-{args.node_name}")
         workers = PodWorkers(
             client=client,
             runtime=runtime,
@@ -236,12 +236,12 @@ async def run(args: argparse.Namespace) -> None:
             ),
             static_pods=static,
             tracer=tracer,
-            loop=loop,
+            loop=loop_control,
         )
         for informer in informers:
             informer.start()
         tracer.start()
-        loop.start()
+        loop_control.start()
         for informer in informers:
             await informer.wait_for_sync()
         server = await start_server(args, channel, workers, client)
@@ -266,7 +266,7 @@ async def run(args: argparse.Namespace) -> None:
                 await server.stop()
             await workers.stop()
             await tracer.stop()
-            await loop.stop()
+            await loop_control.stop()
             for informer in informers:
                 await informer.stop()
 

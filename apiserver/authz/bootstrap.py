@@ -282,6 +282,15 @@ NODE_PROXIER = [
     rule(["list", "watch"], ["discovery.k8s.io"], ["endpointslices"]),
 ]
 
+# skiff's cluster DNS (proxy/dns.py, `skiff dns`): CoreDNS's read rights, and it
+# registers itself: the kube-dns Service and an EndpointSlice per server.
+DNS = [
+    rule(["list", "watch"], [""], ["services", "endpoints", "namespaces", "pods"]),
+    rule(["list", "watch"], ["discovery.k8s.io"], ["endpointslices"]),
+    rule(["get", "create", "update", "patch"], [""], ["services"]),
+    rule(["get", "create", "update", "patch", "delete"], ["discovery.k8s.io"], ["endpointslices"]),
+]
+
 # What the Node authorizer lets every kubelet do (then narrowed to its own
 # objects by the authorizer's graph and NodeRestriction).
 NODE = [
@@ -398,6 +407,7 @@ def cluster_roles() -> list[dict[str, Any]]:
         cluster_role("system:kube-scheduler", SCHEDULER),
         cluster_role("system:kube-controller-manager", CONTROLLER_MANAGER),
         cluster_role("system:node-proxier", NODE_PROXIER),
+        cluster_role("system:skiff:dns", DNS),
         cluster_role("system:node", NODE),
         cluster_role("system:kubelet-api-admin", KUBELET_API_ADMIN),
         cluster_role("system:skiff:local-path-provisioner", LOCAL_PATH_PROVISIONER),
@@ -445,6 +455,7 @@ def cluster_role_bindings() -> list[dict[str, Any]]:
             [("User", "system:kube-controller-manager")],
         ),
         binding("system:node-proxier", "system:node-proxier", [("User", "system:kube-proxy")]),
+        binding("system:skiff:dns", "system:skiff:dns", [("User", "system:skiff:dns")]),
         binding(
             "kubeadm:kubelet-bootstrap",
             "system:node-bootstrapper",
