@@ -118,14 +118,14 @@ def node_ready(layout: Layout) -> str:
 DNS_PROBE_NAME = "kubernetes.default.svc.cluster.local"
 
 
-def dns(layout: Layout, port: int = 53) -> str:
+def cluster_dns(layout: Layout, port: int = 53) -> str:
     """Cluster DNS answers: the A record of the `kubernetes` Service, asked of the DNS
     server on the node's address (what pods reach through kube-dns' EndpointSlice). A
     NXDOMAIN means it serves but has not yet seen the Service: not ready either."""
     query = dns.message.make_query(DNS_PROBE_NAME, dns.rdatatype.A)
     try:
         reply = dns.query.udp(query, layout.node_ip, port=port, timeout=1.0)
-    except (dns.exception.DNSException, OSError) as e:
+    except (dns.exception.DNSException, OSError, ValueError) as e:
         return f"{layout.node_ip}:{port} does not answer ({type(e).__name__})"
     if reply.rcode() != dns.rcode.NOERROR:
         return f"{DNS_PROBE_NAME}: {dns.rcode.to_text(reply.rcode())}"
