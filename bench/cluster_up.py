@@ -148,13 +148,18 @@ def main() -> int:
             shutil.rmtree(base, ignore_errors=True)
     med = {k: statistics.median(float(r[k]) for r in results)  # type: ignore[arg-type]
            for k in ("etcd", "cold", "warm")}  # fmt: skip
-    print(f"runs: {a.runs} (medians; each run in a fresh network namespace and state dir); "
-          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(
+        f"runs: {a.runs} (medians; each run in a fresh network namespace and state dir); "
+        f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+    )
     print(f"  etcd alone, to healthy          {med['etcd']:6.2f} s   (the floor)")
-    print(f"  skiff up (fresh) to node Ready  {med['cold']:6.2f} s   (target <= 10 s; k3s ~30 s)"
-          f"  runs: {', '.join(f'{float(r['cold']):.1f}' for r in results)}")
-    print(f"  skiff up after down, to Ready   {med['warm']:6.2f} s"
-          f"  runs: {', '.join(f'{float(r['warm']):.1f}' for r in results)}")
+    cold = ", ".join(f"{float(r['cold']):.1f}" for r in results)  # type: ignore[arg-type]
+    warm = ", ".join(f"{float(r['warm']):.1f}" for r in results)  # type: ignore[arg-type]
+    print(
+        f"  skiff up (fresh) to node Ready  {med['cold']:6.2f} s   (target <= 10 s; k3s ~30 s)"
+        f"  runs: {cold}"
+    )
+    print(f"  skiff up after down, to Ready   {med['warm']:6.2f} s  runs: {warm}")
     steps = results[len(results) // 2]["steps"]
     assert isinstance(steps, dict)
     print("  where a fresh up spends it (ready after the start of `up`):")
