@@ -1,4 +1,4 @@
-"""How long `skiff up` takes to a Ready node, beside starting etcd alone (the floor).
+"""How long `skiff up` takes to a Ready node with DNS answering, beside etcd alone (the floor).
 
     .venv/bin/python bench/cluster_up.py [--runs 3]
 
@@ -9,7 +9,8 @@ fresh temporary state directory:
 - etcd alone: the same etcd binary the apiserver embeds, on fresh data, until
   `etcdctl endpoint health` says healthy: no Kubernetes can be ready sooner;
 - `skiff up` cold: a fresh state directory (CA and certificates made, busybox
-  image built, etcd initialised) until `up` returns with the node Ready;
+  image built, etcd initialised) until `up` returns: the node Ready and
+  cluster DNS answering;
 - `skiff up` warm: `skiff down`, then `up` again on the same state;
 - then `skiff reset`, which leaves the namespace empty again.
 
@@ -147,10 +148,18 @@ def main() -> int:
             shutil.rmtree(base, ignore_errors=True)
     med = {k: statistics.median(float(r[k]) for r in results)  # type: ignore[arg-type]
            for k in ("etcd", "cold", "warm")}  # fmt: skip
-    print(f"runs: {a.runs} (medians; each run in a fresh network namespace and state dir)")
+    print(
+        f"runs: {a.runs} (medians; each run in a fresh network namespace and state dir); "
+        f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+    )
     print(f"  etcd alone, to healthy          {med['etcd']:6.2f} s   (the floor)")
-    print(f"  skiff up (fresh) to node Ready  {med['cold']:6.2f} s   (target <= 10 s; k3s ~30 s)")
-    print(f"  skiff up after down, to Ready   {med['warm']:6.2f} s")
+    cold = ", ".join(f"{float(r['cold']):.1f}" for r in results)  # type: ignore[arg-type]
+    warm = ", ".join(f"{float(r['warm']):.1f}" for r in results)  # type: ignore[arg-type]
+    print(
+        f"  skiff up (fresh) to node Ready  {med['cold']:6.2f} s   (target <= 10 s; k3s ~30 s)"
+        f"  runs: {cold}"
+    )
+    print(f"  skiff up after down, to Ready   {med['warm']:6.2f} s  runs: {warm}")
     steps = results[len(results) // 2]["steps"]
     assert isinstance(steps, dict)
     print("  where a fresh up spends it (ready after the start of `up`):")

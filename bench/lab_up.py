@@ -18,6 +18,7 @@ leaves them.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import subprocess
@@ -90,6 +91,7 @@ def main() -> int:
         f"(runs: {', '.join(f'{x[0]:.1f}' for x in labs)}; target <= 20 s, kind ~60 s)"
     )
     print(f"skiff lab down:                   median {med(x[2] for x in labs):6.2f} s")
+    print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     return 0
 
 

@@ -210,7 +210,7 @@ COMPONENTS: list[Component] = [
               describe="the node agent: registers the Node, runs its pods"),
     Component("proxy", "proxy", proxy_args, started, needs=("apiserver",),
               describe="this node's Services in iptables (kube-proxy's iptables mode)"),
-    Component("dns", "proxy.dns", dns_args, started, needs=("apiserver",),
+    Component("dns", "proxy.dns", dns_args, health.cluster_dns, needs=("apiserver",),
               describe="cluster DNS at 10.96.0.10: <svc>.<ns>.svc.cluster.local"),
 ]  # fmt: skip
 

@@ -15,6 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import dns.exception
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
 import httpx
 
 from client.config import ConfigError, load_config
@@ -108,3 +113,22 @@ def node_ready(layout: Layout) -> str:
             state = "NotReady" if c.get("status") == "False" else "Unknown"
             return f"Node {state}: {c.get('message', '')}"
     return "Node has no Ready condition yet"
+
+
+DNS_PROBE_NAME = "kubernetes.default.svc.cluster.local"
+
+
+def cluster_dns(layout: Layout, port: int = 53) -> str:
+    """Cluster DNS answers: the A record of the `kubernetes` Service, asked of the DNS
+    server on the node's address (what pods reach through kube-dns' EndpointSlice). A
+    NXDOMAIN means it serves but has not yet seen the Service: not ready either."""
+    query = dns.message.make_query(DNS_PROBE_NAME, dns.rdatatype.A)
+    try:
+        reply = dns.query.udp(query, layout.node_ip, port=port, timeout=1.0)
+    except (dns.exception.DNSException, OSError, ValueError) as e:
+        return f"{layout.node_ip}:{port} does not answer ({type(e).__name__})"
+    if reply.rcode() != dns.rcode.NOERROR:
+        return f"{DNS_PROBE_NAME}: {dns.rcode.to_text(reply.rcode())}"
+    if not any(r.rdtype == dns.rdatatype.A for r in reply.answer):
+        return f"{DNS_PROBE_NAME}: no A record yet"
+    return ""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -316,10 +317,15 @@ def kubelet_certs(state: dict[str, Any], node: dict[str, Any]) -> dict[str, str]
 
 def start_agents(state: dict[str, Any], node: dict[str, Any]) -> None:
     """Runtime, kubelet, route agent and proxy of one node, in its namespace."""
+    start_runtime(state, node)
+    start_node_agents(state, node)
+
+
+def start_runtime(state: dict[str, Any], node: dict[str, Any]) -> None:
+    """The node's runtime only: it needs no apiserver, so `up` starts it beside one."""
     d = Path(node["dir"])
     logs = d / "logs"
     sock = d / "run" / "runtime.sock"
-    kc = node_kubeconfig(state, node)
     procs = node.setdefault("agents", {})
     sock.unlink(missing_ok=True)  # a stale socket must not pass for the new daemon's
     procs["runtime"] = lab_procs.spawn(
@@ -339,6 +345,19 @@ def start_agents(state: dict[str, Any], node: dict[str, Any]) -> None:
         netns=node["netns"],
         log=logs / "runtime.log",
     )
+    save_state(Path(state["state_dir"]), state)
+
+
+def start_node_agents(
+    state: dict[str, Any], node: dict[str, Any], certs: dict[str, str] | None = None
+) -> None:
+    """Kubelet, route agent and proxy, once the node's runtime listens (`certs`: the
+    kubelet's serving certificate flags when already issued)."""
+    d = Path(node["dir"])
+    logs = d / "logs"
+    sock = d / "run" / "runtime.sock"
+    kc = node_kubeconfig(state, node)
+    procs = node.setdefault("agents", {})
     wait_for(f"{node['name']}'s runtime", sock.exists, 60, [procs["runtime"]])
     if has_module("kubelet"):
         args = [
@@ -356,7 +375,7 @@ def start_agents(state: dict[str, Any], node: dict[str, Any]) -> None:
             str(d / "pod-logs"),
         ]
         if has_module("kubelet.server"):
-            flags = kubelet_certs(state, node)
+            flags = certs if certs is not None else kubelet_certs(state, node)
             for flag, path in flags.items():
                 args += [f"--{flag}", path]
         procs["kubelet"] = lab_procs.spawn(
@@ -460,11 +479,20 @@ def up(state_dir: Path, nodes: int, simulated: int, sim_args: list[str], timeout
         for i in range(1, nodes + 1):
             new_node(state, i)
         print(f"skiff lab: {nodes} node namespaces on bridge lab0 ({lab_net.LAB_SUBNET})")
-        build_image(state)
-        start_control_plane(state)
-        print(f"skiff lab: control plane up on lab-1 (https://{state['nodes'][0]['ip']}:6443)")
-        for node in state["nodes"]:
-            start_agents(state, node)
+        # Independent steps side by side: the busybox image (built once for every node)
+        # and the runtimes need no apiserver; the kubelets' certificates need its CA.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(2, nodes)) as pool:
+            image = pool.submit(build_image, state)
+            for node in state["nodes"]:
+                start_runtime(state, node)
+            start_control_plane(state)
+            print(f"skiff lab: control plane up on lab-1 (https://{state['nodes'][0]['ip']}:6443)")
+            wanted = has_module("kubelet") and has_module("kubelet.server")
+            issued = [pool.submit(kubelet_certs, state, n) if wanted else None
+                      for n in state["nodes"]]  # fmt: skip
+            image.result()
+            for node, certs in zip(state["nodes"], issued, strict=True):
+                start_node_agents(state, node, certs.result() if certs else None)
         if simulated:
             start_simulated(state, simulated, sim_args)
         if has_module("kubelet"):

@@ -43,6 +43,7 @@ log = logging.getLogger("skiff.supervisor")
 PR_SET_PDEATHSIG = 1
 FIRST_DELAY, MAX_DELAY, RESET_AFTER = 1.0, 30.0, 60.0
 STOP_GRACE = 20.0  # seconds between SIGTERM and SIGKILL, as systemd's default is 90
+POLL = 0.1  # seconds between looks at exits and readiness: `up` is done the moment all are
 
 
 class Refused(Exception):
@@ -192,7 +193,7 @@ class Supervisor:
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"{what} within {timeout:.0f}s")
             self.tick()
-            time.sleep(0.25)
+            time.sleep(POLL)
 
     def wait_ready(self, names: tuple[str, ...], timeout: float) -> None:
         """Supervise until the named components are ready (the first time, once)."""
@@ -210,13 +211,36 @@ class Supervisor:
             self.write_status()
         return why
 
+    def _ready_now(self, name: str) -> bool:
+        """Ready (once is enough: what needs it waits for that, not for every later look)."""
+        if name in self.ready:
+            return True
+        c = next(c for c in self.components if c.name == name)
+        if self._not_ready(c):
+            return False
+        log.info("%s is ready", name)
+        self.ready.add(name)
+        return True
+
+    def start_due(self) -> bool:
+        """Start, in table order, every component not started yet whose needs are all
+        ready now (each as early as it can be, not behind an unrelated one); True once
+        every component was started."""
+        for component in self.components:
+            if component.name in self.children or self.stop_requested:
+                continue
+            if all(self._ready_now(n) for n in component.needs):
+                self.start(component)
+        return all(c.name in self.children for c in self.components)
+
     def start_all(self, timeout: float = 120.0) -> None:
         """Start each component once what it needs is ready; return when all are."""
-        for component in self.components:
-            self.wait_ready(component.needs, timeout)
-            if not self.stop_requested:
-                self.start(component)
-        self.wait_ready(tuple(c.name for c in self.components), timeout)
+        names = [c.name for c in self.components]
+        try:
+            self.run_until(self.start_due, timeout, "every component started")
+        except TimeoutError as e:  # say which one held the others back
+            raise TimeoutError(f"{e}: waiting for {self.waiting} (see {self.layout.logs})") from e
+        self.wait_ready(tuple(names), timeout)
         self.all_ready, self.waiting = not self.stop_requested, ""
         self.write_status()
 

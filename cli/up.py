@@ -226,7 +226,7 @@ def detach(layout: Layout, argv: list[str]) -> int:
         if why and why != last:
             print(f"skiff: waiting: {why}")
             last = why
-        time.sleep(0.5)
+        time.sleep(0.1)  # `up` returns the moment the supervisor says all are ready
     print(f"skiff up: the node was not Ready within {UP_TIMEOUT:.0f}s: {last} "
           f"(see {layout.logs}/)", file=sys.stderr)  # fmt: skip
     return 1

@@ -44,6 +44,7 @@ LEASE_NAMESPACE = "kube-node-lease"
 LEASE_DURATION = 40
 LEASE_RENEW_PERIOD = 10.0
 STATUS_CHECK_PERIOD = 10.0
+POD_CIDR_POLL = 0.25  # until there is a pod CIDR: Ready (what `up` waits for) waits on it
 STATUS_REPORT_PERIOD = 60.0
 MAX_PODS = 110
 KUBELET_VERSION = "v1.32.0-skiff"  # the apiserver's /version gitVersion
@@ -368,8 +369,8 @@ class NodeAgent:
                 log.warning("posting node status failed: %s", e)
             except grpc.aio.AioRpcError as e:
                 log.warning("asking the runtime for node status failed: %s", e.details())
-            # Until the node has a pod CIDR, look for it every second: pods wait on it.
-            await asyncio.sleep(STATUS_CHECK_PERIOD if self.pod_cidr else 1.0)
+            # Until the node has a pod CIDR, look for it often: pods and Ready wait on it.
+            await asyncio.sleep(STATUS_CHECK_PERIOD if self.pod_cidr else POD_CIDR_POLL)
 
     async def report_once(self) -> None:
         current = await self.client.get("v1", "Node", "", self.s.name)

@@ -473,10 +473,15 @@ async def register(
     client: Client, *, cluster_ip: str, node_name: str, address: str, port: int
 ) -> None:
     """Make sure kube-dns exists and that this server is one of its endpoints."""
+    # Look before creating: a create of an existing kube-dns fails on its fixed ClusterIP
+    # ("already allocated", Invalid) before the name is checked, as in Kubernetes.
     try:
-        service = await client.create(kube_dns_service(cluster_ip))
-    except errors.AlreadyExists:
         service = await client.get("v1", "Service", "kube-system", "kube-dns")
+    except errors.NotFound:
+        try:
+            service = await client.create(kube_dns_service(cluster_ip))
+        except errors.AlreadyExists:
+            service = await client.get("v1", "Service", "kube-system", "kube-dns")
     body = own_endpoint_slice(service, node_name=node_name, address=address, port=port)
     try:
         await client.create(body)

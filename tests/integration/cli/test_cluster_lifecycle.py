@@ -80,6 +80,32 @@ def test_status_lists_every_component_running_and_healthy(node: Node) -> None:
         assert "running" in rows[name] and " yes " in rows[name], out
 
 
+def test_up_is_done_only_once_cluster_dns_answers(node: Node) -> None:
+    """`up` waits for DNS too: once the supervisor says it is ready, a query for the
+    kubernetes Service on the node's address gets the Service's ClusterIP."""
+    import dns.message
+    import dns.query
+    import dns.rcode
+    import dns.rdatatype
+
+    status = wait_for(
+        lambda: (s := json.loads((node.state / "components.json").read_text()))
+        ["supervisor"]["ready"] and s,
+        "skiff up to be done",
+    )  # fmt: skip
+    query = dns.message.make_query("kubernetes.default.svc.cluster.local", dns.rdatatype.A)
+    reply = dns.query.udp(query, "127.0.0.1", port=53, timeout=5)
+    assert reply.rcode() == dns.rcode.NOERROR, reply
+    with node.api() as api:
+        cluster_ip = api.get("/api/v1/namespaces/default/services/kubernetes").json()[
+            "spec"]["clusterIP"]  # fmt: skip
+    assert [r.address for a in reply.answer for r in a] == [cluster_ip]
+    assert status["supervisor"]["waiting"] == ""
+    out = node.skiff("status", *node.flags())
+    dns_row = next(line for line in out.splitlines() if line.split()[:1] == ["dns"])
+    assert "running" in dns_row and " yes " in dns_row, out
+
+
 def test_up_again_says_what_is_up_and_changes_nothing(node: Node) -> None:
     before = node.components()
     out = node.skiff("up", *node.flags())

@@ -60,3 +60,29 @@ def test_a_component_that_keeps_dying_backs_off(tmp_path: Path) -> None:
         wait_for(lambda: child.proc is not None and child.proc.poll() is not None, "the exit")
     finally:
         sup.stop_all(remove_pods=False)
+
+
+def test_each_component_starts_once_its_needs_are_ready_not_behind_others(
+    tmp_path: Path,
+) -> None:
+    """`slow` is not ready until a file appears; what needs it waits, what comes after it in
+    the table but needs only `fast` starts at once."""
+    flag = tmp_path / "slow-ready"
+
+    def ready_once_flagged(_: Layout) -> str:
+        return "" if flag.exists() else "not yet"
+
+    slow = Component("slow", "timeit", sleeper("slow").args, ready_once_flagged)
+    waits = Component("waits", "timeit", sleeper("waits").args, lambda _: "", needs=("slow",))
+    fast = sleeper("fast")
+    free = Component("free", "timeit", sleeper("free").args, lambda _: "", needs=("fast",))
+    sup = Supervisor(Layout(state_dir=tmp_path), [slow, fast, waits, free])
+    try:
+        wait_for(lambda: sup.start_due() or "free" in sup.children, "free to start", 30)
+        assert "waits" not in sup.children
+        assert not sup.all_ready
+        flag.write_text("")
+        sup.start_all(timeout=30)
+        assert set(sup.children) == {"slow", "fast", "waits", "free"} and sup.all_ready
+    finally:
+        sup.stop_all(remove_pods=False)
