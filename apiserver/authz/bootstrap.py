@@ -331,6 +331,15 @@ NODE = [
     ),
 ]
 
+# The local-path provisioner runs in each kubelet (kubelet/localpath.py), as
+# k3s's runs with a role of its own: it watches claims, makes and removes the
+# volumes of its node and the default class. Bound to every node (system:nodes).
+LOCAL_PATH_PROVISIONER = [
+    rule(READ, [""], ["persistentvolumeclaims"]),
+    rule([*READ, "create", "delete"], [""], ["persistentvolumes"]),
+    rule([*READ, "create"], ["storage.k8s.io"], ["storageclasses"]),
+]
+
 KUBELET_API_ADMIN = [
     rule(["get", "list", "watch", "proxy"], [""], ["nodes"]),
     rule(
@@ -413,6 +422,7 @@ def cluster_roles() -> list[dict[str, Any]]:
         cluster_role("system:node-proxier", NODE_PROXIER),
         cluster_role("system:node", NODE),
         cluster_role("system:kubelet-api-admin", KUBELET_API_ADMIN),
+        cluster_role("system:local-path-provisioner", LOCAL_PATH_PROVISIONER),
         # what a bootstrap token may do: ask for a node certificate (kubeadm's binding below)
         cluster_role(
             "system:node-bootstrapper",
@@ -457,6 +467,11 @@ def cluster_role_bindings() -> list[dict[str, Any]]:
             [("Group", "system:bootstrappers")],
         ),
         binding("system:node", "system:node", []),
+        binding(
+            "system:local-path-provisioner",
+            "system:local-path-provisioner",
+            [("Group", "system:nodes")],
+        ),
         binding(
             "system:kube-apiserver-kubelet-client",
             "system:kubelet-api-admin",
