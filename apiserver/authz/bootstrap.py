@@ -206,7 +206,9 @@ SCHEDULER = [
     rule(["delete", "get", "list", "watch"], [""], ["pods"]),
     rule(["create"], [""], ["bindings", "pods/binding"]),
     rule(["patch", "update"], [""], ["pods/status"]),
-    rule(READ, [""], ["persistentvolumeclaims", "persistentvolumes"]),
+    # Kubernetes' system:volume-scheduler: binding a WaitForFirstConsumer claim
+    # annotates it with the chosen node (volume.kubernetes.io/selected-node).
+    rule([*READ, "patch", "update"], [""], ["persistentvolumeclaims", "persistentvolumes"]),
     rule(READ, ["apps"], ["replicasets", "statefulsets"]),
     rule(READ, ["policy"], ["poddisruptionbudgets"]),
     rule(READ, ["storage.k8s.io"], ["csinodes", "storageclasses", "csidrivers"]),

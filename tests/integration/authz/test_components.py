@@ -73,6 +73,18 @@ def test_components_have_their_own_names_not_masters(cluster: tuple[Any, httpx.C
         check=False,
     )
     assert scheduler.startswith("no")
+    claims = server.kubectl(
+        "--kubeconfig",
+        str(configs / "scheduler.kubeconfig"),
+        "auth",
+        "can-i",
+        "patch",
+        "persistentvolumeclaims",  # selected-node of a WaitForFirstConsumer claim
+        "-n",
+        "default",
+        check=False,
+    )
+    assert claims.startswith("yes")
     proxy = server.kubectl(
         "--kubeconfig",
         str(configs / "kube-proxy.kubeconfig"),
