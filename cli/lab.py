@@ -732,11 +732,11 @@ def main(argv: list[str]) -> int:
         # everything after the command is its own (kubectl's, token's, join's), flags included
         i = argv.index(passthrough)
         a = parse(argv[: i + 1])
-        if passthrough == "kubectl":
-            return kubectl(a.state_dir, argv[i + 1 :])
         from . import lab_join
 
         try:
+            if passthrough == "kubectl":
+                return kubectl(a.state_dir, argv[i + 1 :])
             return lab_join.lab_main(a.state_dir, passthrough, argv[i + 1 :])
         except (LabError, lab_net.NetError) as e:
             print(f"skiff lab: {e}", file=sys.stderr)

@@ -156,7 +156,9 @@ class NodeAuthorizer:
             if not (reading or (token and attrs.verb == "create")):
                 return NO_OPINION, ""
             if not attrs.name or not attrs.namespace:
-                return DENY, "can only read individual objects"
+                # Kubernetes' node authorizer has no opinion here: RBAC may still
+                # allow it (the local-path provisioner lists claims).
+                return NO_OPINION, "can only read individual objects"
             if self.graph.related(node, kind, attrs.namespace, attrs.name):
                 return ALLOW, ""
             return DENY, f"no relationship found between node '{node}' and this object"

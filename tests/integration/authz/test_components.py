@@ -73,6 +73,18 @@ def test_components_have_their_own_names_not_masters(cluster: tuple[Any, httpx.C
         check=False,
     )
     assert scheduler.startswith("no")
+    claims = server.kubectl(
+        "--kubeconfig",
+        str(configs / "scheduler.kubeconfig"),
+        "auth",
+        "can-i",
+        "patch",
+        "persistentvolumeclaims",  # selected-node of a WaitForFirstConsumer claim
+        "-n",
+        "default",
+        check=False,
+    )
+    assert claims.startswith("yes")
     proxy = server.kubectl(
         "--kubeconfig",
         str(configs / "kube-proxy.kubeconfig"),
@@ -177,3 +189,38 @@ def test_every_namespace_gets_kube_root_ca(cluster: tuple[Any, httpx.Client]) ->
     eventually(lambda: api.get(url).json()["data"]["ca.crt"] == server.ca.read_text(), what="fix")
     assert api.delete(url).status_code == 200
     eventually(lambda: api.get(url).status_code == 200, what="recreated")
+
+
+CONTROLLER_WRITES = [
+    ("create", "controllerrevisions.apps"),  # DaemonSet and StatefulSet history
+    ("patch", "daemonsets.apps", "--subresource=status"),
+    ("update", "statefulsets.apps", "--subresource=status"),
+    ("update", "jobs.batch", "--subresource=status"),
+    ("create", "jobs.batch"),  # the CronJob controller
+    ("patch", "cronjobs.batch", "--subresource=status"),
+    ("create", "persistentvolumeclaims"),  # volumeClaimTemplates
+    ("update", "persistentvolumes", "--subresource=status"),  # the PV binder
+    ("update", "horizontalpodautoscalers.autoscaling", "--subresource=status"),
+]
+
+
+def test_controller_manager_may_write_what_its_controllers_write(
+    cluster: tuple[Any, httpx.Client],
+) -> None:
+    server, _ = cluster
+    configs = server.state_dir / "kubeconfigs"
+    refused = []
+    for verb_resource in CONTROLLER_WRITES:
+        out = server.kubectl(
+            "--kubeconfig",
+            str(configs / "controller-manager.kubeconfig"),
+            "auth",
+            "can-i",
+            *verb_resource,
+            "-n",
+            "default",
+            check=False,
+        )
+        if not out.startswith("yes"):
+            refused.append((verb_resource, out.strip()))
+    assert not refused

@@ -61,6 +61,12 @@ def test_node_reads_only_what_its_pods_use(api: httpx.Client, users: Users, uniq
     assert node.get(f"/api/v1/namespaces/{ns}/configmaps/b").status_code == 403
     assert node.get(f"/api/v1/namespaces/{ns}/secrets/unused").status_code == 403
     assert node.get(f"/api/v1/namespaces/{ns}/secrets").status_code == 403
+    # Its local-path provisioner lists claims and volumes (k3s's provisioner role), but
+    # a claim by name still needs a pod of this node that uses it.
+    assert node.get("/api/v1/persistentvolumeclaims").status_code == 200
+    assert node.get("/api/v1/persistentvolumes").status_code == 200
+    assert node.get("/apis/storage.k8s.io/v1/storageclasses").status_code == 200
+    assert node.get(f"/api/v1/namespaces/{ns}/persistentvolumeclaims/other").status_code == 403
     # The default ServiceAccount's token is its pods' to ask for.
     assert api.post(
         f"/api/v1/namespaces/{ns}/serviceaccounts", json={"metadata": {"name": "default"}}
