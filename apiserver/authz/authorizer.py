@@ -38,11 +38,7 @@ class Authorizer:
             if decision == ALLOW:
                 return True, reason
             if decision == DENY:
-                # Kubernetes' Node authorizer never denies: it has no opinion, with a
-                # reason, and RBAC may still allow (the local-path provisioner's role,
-                # bound to system:nodes, lists claims). Refused, the node's reason shows.
-                allowed, rbac_reason = self.rbac.authorize(user, attrs)
-                return (True, rbac_reason) if allowed else (False, reason)
+                return False, reason
         return self.rbac.authorize(user, attrs)
 
     def rules(self, user: UserInfo, namespace: str) -> list[dict[str, Any]]:
