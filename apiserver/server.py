@@ -387,10 +387,14 @@ class APIServer:
             # Several apiservers on one etcd start at once: another one's create of
             # the same object may win between our get and create, and ours then fails
             # on what that one took (the `kubernetes` Service's IP: 422, not 409).
-            try:
-                await self.registry.get(info, namespace, obj["metadata"]["name"])
-            except errors.ApiError:
-                raise e from None
+            # The winner may have taken the IP but not written its Service yet.
+            for _ in range(50):
+                try:
+                    await self.registry.get(info, namespace, obj["metadata"]["name"])
+                    return
+                except errors.ApiError:
+                    await asyncio.sleep(0.2)
+            raise e from None
 
     async def start(self) -> None:
         cfg = self.config

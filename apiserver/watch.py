@@ -226,6 +226,7 @@ class WatchHubs:
         self.hubs: dict[str, Hub] = {}
         self._lock = asyncio.Lock()
         self.start_revision = 0
+        self.compacted = 0  # the last revision skiff compacted etcd at
 
     async def hub(self, prefix: str) -> Hub:
         hub = self.hubs.get(prefix)
@@ -235,8 +236,13 @@ class WatchHubs:
                 if hub is None:
                     hub = Hub(self.store, prefix)
                     # From the server's start revision, so that any
-                    # resourceVersion a client saw since start can resume here.
-                    await hub.start(self.start_revision or await self.store.revision())
+                    # resourceVersion a client saw since start can resume here; a
+                    # hub made later (a custom resource's) from no earlier than the
+                    # last compaction, which etcd no longer has history before.
+                    start = self.start_revision or await self.store.revision()
+                    if self.compacted and start <= self.compacted:
+                        start = await self.store.revision()
+                    await hub.start(start)
                     self.hubs[prefix] = hub
         return hub
 
@@ -246,6 +252,7 @@ class WatchHubs:
 
     def forget_before(self, revision: int) -> None:
         """etcd was compacted at `revision`: watches from before it now get 410."""
+        self.compacted = max(self.compacted, revision)
         for hub in self.hubs.values():
             hub.forget_before(revision)
 
