@@ -8,20 +8,17 @@ it returns (watch events included) back.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from api import events, hpa, resources
 from api.resources import ResourceInfo
 
 from .crd.registry import CustomRegistry
-from .registry import DeleteOptions, ListOptions, Registry, WriteOptions
-from .storage import Stored
-
-Convert = Callable[[dict[str, Any]], dict[str, Any]]
+from .registry import Registry, WriteOptions
+from .views import Convert, StoredView
 
 
-class ConvertingRegistry:
+class ConvertingRegistry(StoredView):
     def __init__(
         self,
         registry: Registry,
@@ -30,13 +27,9 @@ class ConvertingRegistry:
         to_storage: Convert,
         from_storage: Convert,
     ) -> None:
-        self.registry = registry
-        self.served = served
-        self.stored = stored
+        super().__init__(registry, served, stored)
         self.to_storage = to_storage
         self.from_storage = from_storage
-        self.store = registry.store
-        self.clock = registry.clock
 
     def _out(self, obj: dict[str, Any]) -> dict[str, Any]:
         return self.from_storage(obj)
@@ -44,67 +37,6 @@ class ConvertingRegistry:
     def _in(self, obj: dict[str, Any], opts: WriteOptions) -> dict[str, Any]:
         self.registry._check_unknown_fields(self.served, obj, opts)
         return self.to_storage(obj)
-
-    async def get(self, _: ResourceInfo, namespace: str, name: str) -> Stored:
-        stored = await self.registry.get(self.stored, namespace, name)
-        return Stored(self._out(stored.obj), stored.revision)
-
-    async def list(
-        self, _: ResourceInfo, namespace: str, opts: ListOptions
-    ) -> tuple[list[dict], int, str, int | None]:
-        items, revision, token, remaining = await self.registry.list(self.stored, namespace, opts)
-        return [self._out(i) for i in items], revision, token, remaining
-
-    async def create(
-        self, _: ResourceInfo, namespace: str, obj: dict[str, Any], opts: WriteOptions
-    ) -> dict:
-        created = await self.registry.create(self.stored, namespace, self._in(obj, opts), opts)
-        return self._out(created)
-
-    async def update(
-        self,
-        _: ResourceInfo,
-        namespace: str,
-        name: str,
-        compute: Convert,
-        opts: WriteOptions,
-        *,
-        subresource: str = "",
-        replace: bool = False,
-    ) -> dict:
-        def stored_compute(current: dict[str, Any]) -> dict[str, Any]:
-            return self._in(compute(self._out(current)), opts)
-
-        updated = await self.registry.update(
-            self.stored,
-            namespace,
-            name,
-            stored_compute,
-            opts,
-            subresource=subresource,
-            replace=replace,
-        )
-        return self._out(updated)
-
-    async def delete(
-        self, _: ResourceInfo, namespace: str, name: str, opts: DeleteOptions
-    ) -> tuple[dict, bool]:
-        obj, gone = await self.registry.delete(self.stored, namespace, name, opts)
-        return self._out(obj), gone
-
-    async def delete_collection(
-        self, _: ResourceInfo, namespace: str, list_opts: ListOptions, opts: DeleteOptions
-    ) -> list[dict]:
-        deleted = await self.registry.delete_collection(self.stored, namespace, list_opts, opts)
-        return [self._out(d) for d in deleted]
-
-    async def watch(
-        self, _: ResourceInfo, namespace: str, opts: ListOptions, resource_version: str
-    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        async for event_type, obj in self.registry.watch(
-            self.stored, namespace, opts, resource_version
-        ):
-            yield event_type, obj if event_type == "PROGRESS" else self._out(obj)
 
 
 def registry_for(

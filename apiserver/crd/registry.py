@@ -10,17 +10,14 @@ version asked for.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from api import crd
 from api.resources import ResourceInfo
 
 from .. import errors, responses
-from ..registry import DeleteOptions, ListOptions, Registry, WriteOptions
-from ..storage import Stored
-
-Convert = Callable[[dict[str, Any]], dict[str, Any]]
+from ..registry import Registry, WriteOptions
+from ..views import StoredView
 
 
 def admit(info: ResourceInfo, obj: dict[str, Any], opts: WriteOptions) -> None:
@@ -48,20 +45,17 @@ def deprecation_warning(info: ResourceInfo) -> str:
     return responses.warning_header([text])
 
 
-class CustomRegistry:
+class CustomRegistry(StoredView):
     """The Registry's verbs for one served version of a custom resource."""
 
     def __init__(self, registry: Registry, served: ResourceInfo) -> None:
-        self.registry = registry
-        self.served = served
         custom: crd.CustomVersion = served.custom
-        self.stored = (
+        stored = (
             served
             if served.version == custom.storage_version or not custom.storage_version
             else dataclasses.replace(served, version=custom.storage_version)
         )
-        self.store = registry.store
-        self.clock = registry.clock
+        super().__init__(registry, served, stored)
 
     def _out(self, obj: dict[str, Any]) -> dict[str, Any]:
         if obj.get("apiVersion") != self.served.api_version:
@@ -73,16 +67,6 @@ class CustomRegistry:
         obj["apiVersion"] = self.stored.api_version
         obj["kind"] = self.served.kind
         return obj
-
-    async def get(self, _: ResourceInfo, namespace: str, name: str) -> Stored:
-        stored = await self.registry.get(self.stored, namespace, name)
-        return Stored(self._out(stored.obj), stored.revision)
-
-    async def list(
-        self, _: ResourceInfo, namespace: str, opts: ListOptions
-    ) -> tuple[list[dict], int, str, int | None]:
-        items, revision, token, remaining = await self.registry.list(self.stored, namespace, opts)
-        return [self._out(i) for i in items], revision, token, remaining
 
     async def create(
         self, _: ResourceInfo, namespace: str, obj: dict[str, Any], opts: WriteOptions
@@ -96,55 +80,4 @@ class CustomRegistry:
         obj.setdefault("metadata", {})
         if self.served.namespaced:
             obj["metadata"]["namespace"] = namespace
-        created = await self.registry.create(self.stored, namespace, self._in(obj, opts), opts)
-        return self._out(created)
-
-    async def update(
-        self,
-        _: ResourceInfo,
-        namespace: str,
-        name: str,
-        compute: Convert,
-        opts: WriteOptions,
-        *,
-        subresource: str = "",
-        replace: bool = False,
-    ) -> dict:
-
-        def stored_compute(current: dict[str, Any]) -> dict[str, Any]:
-            desired = compute(self._out(current))
-            if not isinstance(desired, dict):
-                return desired
-            desired.setdefault("metadata", {}).setdefault("name", name)
-            return self._in(desired, opts)
-
-        updated = await self.registry.update(
-            self.stored,
-            namespace,
-            name,
-            stored_compute,
-            opts,
-            subresource=subresource,
-            replace=replace,
-        )
-        return self._out(updated)
-
-    async def delete(
-        self, _: ResourceInfo, namespace: str, name: str, opts: DeleteOptions
-    ) -> tuple[dict, bool]:
-        obj, gone = await self.registry.delete(self.stored, namespace, name, opts)
-        return self._out(obj), gone
-
-    async def delete_collection(
-        self, _: ResourceInfo, namespace: str, list_opts: ListOptions, opts: DeleteOptions
-    ) -> list[dict]:
-        deleted = await self.registry.delete_collection(self.stored, namespace, list_opts, opts)
-        return [self._out(d) for d in deleted]
-
-    async def watch(
-        self, _: ResourceInfo, namespace: str, opts: ListOptions, resource_version: str
-    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        async for event_type, obj in self.registry.watch(
-            self.stored, namespace, opts, resource_version
-        ):
-            yield event_type, obj if event_type == "PROGRESS" else self._out(obj)
+        return await super().create(_, namespace, obj, opts)
