@@ -8,11 +8,14 @@ wait out its duration. Closing the client stays with the caller, who made it.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 
+from .config import ConfigError
 from .leaderelection import LeaderElector
 
 log = logging.getLogger("skiff.run")
@@ -54,3 +57,27 @@ async def run_until_signalled(
         finally:
             if elector is not None:
                 await elector.release()
+
+
+def component_main(
+    prog: str,
+    args: argparse.Namespace,
+    run: Callable[[argparse.Namespace], Awaitable[None]],
+    *,
+    exit_codes: dict[type[Exception], int] | None = None,
+) -> int:
+    """Every component's `main()`: its log format (`-v`/`--log-level`), then `run(args)`.
+
+    A kubeconfig that cannot be read (and whatever `exit_codes` names) is one
+    readable line and an exit code, never a traceback."""
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request is noise
+    codes: dict[type[Exception], int] = {ConfigError: 1, **(exit_codes or {})}
+    try:
+        asyncio.run(run(args))
+    except tuple(codes) as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return next(code for kind, code in codes.items() if isinstance(e, kind))
+    return 0

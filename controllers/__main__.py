@@ -10,19 +10,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import logging
 import socket
 import sys
 import uuid
 from pathlib import Path
 
-from client.config import ConfigError, load_config
+from client.config import load_config
 from client.controller import Context, Controller, Informers
 from client.events import EventRecorder
 from client.leaderelection import LeaderElector
 from client.loopcontrol import LoopControl
 from client.rest import Client
-from client.run import run_until_signalled
+from client.run import component_main, run_until_signalled
 from client.trace import Tracer
 
 from .certificates import CertificateController, Signing
@@ -187,16 +186,7 @@ async def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request is noise
-    try:
-        asyncio.run(run(args))
-    except ConfigError as e:
-        print(f"skiff controller-manager: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return component_main("skiff controller-manager", args, run)
 
 
 if __name__ == "__main__":

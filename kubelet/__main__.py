@@ -22,12 +22,12 @@ from typing import Any
 
 import grpc
 
-from client.config import ConfigError, load_config
+from client.config import load_config
 from client.events import EventRecorder
 from client.informer import Informer
 from client.loopcontrol import LoopControl
 from client.rest import Client
-from client.run import run_until_signalled
+from client.run import component_main, run_until_signalled
 from client.trace import Tracer
 from proto import DEFAULT_SOCKET, connect
 from proto import runtime_pb2 as pb
@@ -338,19 +338,7 @@ async def token_request(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    try:
-        asyncio.run(run(args))
-    except ConfigError as e:
-        print(f"skiff kubelet: {e}", file=sys.stderr)
-        return 1
-    except ValueError as e:
-        print(f"skiff kubelet: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return component_main("skiff kubelet", args, run, exit_codes={ValueError: 2})
 
 
 if __name__ == "__main__":

@@ -7,17 +7,16 @@ kube-proxy. Flags keep kube-proxy's names where they mean the same thing.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import socket
 import sys
 
-from client.config import ConfigError, load_config
+from client.config import load_config
 from client.controller import Context
 from client.events import EventRecorder
 from client.loopcontrol import LoopControl
 from client.rest import Client
-from client.run import run_until_signalled
+from client.run import component_main, run_until_signalled
 from client.trace import Tracer
 
 from .apply import ApplyError, Iptables, cleanup, detect_backend, ensure_sysctls
@@ -130,11 +129,8 @@ async def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.cleanup:
+        logging.basicConfig(level=args.log_level.upper())
         backend = args.iptables_backend if args.iptables_backend != "auto" else detect_backend()
         try:
             cleanup(Iptables(backend=backend))
@@ -142,12 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"skiff proxy: {e}", file=sys.stderr)
             return 1
         return 0
-    try:
-        asyncio.run(run(args))
-    except ConfigError as e:
-        print(f"skiff proxy: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return component_main("skiff proxy", args, run)
 
 
 if __name__ == "__main__":

@@ -54,10 +54,10 @@ import dns.rdtypes.IN.A
 import dns.rrset
 
 from client import errors
-from client.config import ConfigError, load_config
+from client.config import load_config
 from client.informer import Informer
 from client.rest import Client
-from client.run import run_until_signalled
+from client.run import component_main, run_until_signalled
 
 log = logging.getLogger("skiff.dns")
 
@@ -604,16 +604,7 @@ async def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    try:
-        asyncio.run(run(args))
-    except ConfigError as e:
-        print(f"skiff dns: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return component_main("skiff dns", args, run)
 
 
 if __name__ == "__main__":

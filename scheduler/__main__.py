@@ -7,16 +7,14 @@ two schedulers can run and only one binds.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import socket
 import sys
 import uuid
 
-from client.config import ConfigError, load_config
+from client.config import load_config
 from client.leaderelection import LeaderElector
 from client.rest import Client
-from client.run import run_until_signalled
+from client.run import component_main, run_until_signalled
 
 from .scheduler import Scheduler
 
@@ -57,16 +55,7 @@ async def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    try:
-        asyncio.run(run(args))
-    except ConfigError as e:
-        print(f"skiff scheduler: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return component_main("skiff scheduler", args, run)
 
 
 if __name__ == "__main__":
