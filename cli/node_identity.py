@@ -11,42 +11,18 @@ holds, saying how to pick another (`decide_conflicts` is pure).
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 import socket
-import subprocess
 from pathlib import Path
 from typing import Any
+
+from client import nodeaddress
 
 NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
-def _ip_json(*args: str) -> list[dict[str, Any]]:
-    r = subprocess.run(["ip", "-j", *args], capture_output=True, text=True, check=False)
-    try:
-        return list(json.loads(r.stdout or "[]"))
-    except ValueError:
-        return []
-
-
-def local_addresses() -> set[str]:
-    return {a["local"] for link in _ip_json("addr", "show") for a in link.get("addr_info") or []}
-
-
-def default_node_ip() -> tuple[str, str]:
-    """(address, how it was chosen): the default route's source address, else the
-    first global address, else loopback (as the kubelet chooses)."""
-    for route in _ip_json("-4", "route", "show", "default"):
-        if route.get("prefsrc"):
-            return route["prefsrc"], f"the default route's source address ({route['dev']})"
-        for link in _ip_json("-4", "addr", "show", "dev", route.get("dev", "")):
-            for a in link.get("addr_info") or []:
-                if a.get("scope") == "global":
-                    return a["local"], f"the address of the default route's device {route['dev']}"
-    for link in _ip_json("-4", "addr", "show", "scope", "global"):
-        for a in link.get("addr_info") or []:
-            return a["local"], f"the first global address ({link['ifname']}): no default route"
-    return "127.0.0.1", "loopback: this machine has no default route and no global address"
+local_addresses = nodeaddress.local_addresses
+default_node_ip = nodeaddress.default_node_ip
 
 
 def default_node_name() -> str:

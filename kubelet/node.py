@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import platform
 import socket
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +33,7 @@ from api.meta import now_rfc3339
 from api.quantity import milli_value, value
 from client import errors
 from client.lease import renew_lease
+from client.nodeaddress import default_node_ip
 from client.rest import Client
 from proto import runtime_pb2 as pb
 
@@ -104,33 +103,11 @@ def parse_reserved(text: str) -> dict[str, str]:
     return {k.strip(): v.strip() for k, v in pairs}
 
 
-def _ip_json(*args: str) -> list[dict[str, Any]]:
-    try:
-        out = subprocess.run(["ip", "-j", *args], capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        return []
-    try:
-        return list(json.loads(out.stdout or "[]"))
-    except ValueError:
-        return []
-
-
 def choose_node_ip(flag: str) -> tuple[str, str]:
-    """(address, how it was chosen): --node-ip, else the default route's source address,
-    else (an offline machine) the first global address, else loopback."""
+    """(address, how it was chosen): --node-ip, else client/nodeaddress.py's choice."""
     if flag:
         return flag, "from --node-ip"
-    for route in _ip_json("-4", "route", "show", "default"):
-        if route.get("prefsrc"):
-            return route["prefsrc"], f"the source address of the default route ({route['dev']})"
-        for link in _ip_json("-4", "addr", "show", "dev", route.get("dev", "")):
-            for a in link.get("addr_info") or []:
-                if a.get("scope") == "global":
-                    return a["local"], f"the address of the default route's device {route['dev']}"
-    for link in _ip_json("-4", "addr", "show", "scope", "global"):
-        for a in link.get("addr_info") or []:
-            return a["local"], f"the first global address ({link['ifname']}): no default route"
-    return "127.0.0.1", "loopback: this machine has no default route and no global address"
+    return default_node_ip()
 
 
 def _os_image() -> str:
