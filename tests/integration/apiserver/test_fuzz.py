@@ -623,7 +623,12 @@ def test_mutated_objects_never_break_the_server(start_apiserver: Any) -> None:
             name = url.rsplit("/", 1)[-1] + ("." + url.split("/")[2] if "/apis/" in url else "")
             for output in (["-o", "json"], []):
                 result = subprocess.run(
-                    ["kubectl", "--kubeconfig", str(server.kubeconfig), "get", name, "-A", *output],
+                    [
+                        server.kubectl_binary,
+                        "--kubeconfig",
+                        str(server.kubeconfig),
+                        *("get", name, "-A", *output),
+                    ],
                     capture_output=True,
                     text=True,
                     timeout=60,

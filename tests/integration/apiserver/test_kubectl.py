@@ -88,7 +88,8 @@ def test_apply_twice_and_validation(apiserver: Any, namespace: str) -> None:
 def test_get_deploy_watch_sees_change(apiserver: Any, namespace: str) -> None:
     apiserver.kubectl("create", "-n", namespace, "-f", "-", input=DEPLOYMENT)
     watch = subprocess.Popen(
-        ["kubectl", "--kubeconfig", str(apiserver.kubeconfig), "get", "deploy", "-n", namespace,
+        [apiserver.kubectl_binary, "--kubeconfig", str(apiserver.kubeconfig),
+         "get", "deploy", "-n", namespace,
          "-w", "--request-timeout=20s"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

@@ -80,7 +80,7 @@ def test_a_deployment_rolls_out(node: Node, ns: str) -> None:
     def rollout_status() -> None:
         result = subprocess.run(
             [
-                "kubectl",
+                node.server.kubectl_binary,
                 "--kubeconfig",
                 str(node.server.kubeconfig),
                 "-n",

@@ -45,7 +45,15 @@ from runtime.images.busybox import build_busybox
 from runtime.images.store import ImageStore
 
 ROOT = Path(__file__).resolve().parents[3]
-KUBECTL = shutil.which("kubectl")
+
+
+def _kubectl_in_venv() -> list[str]:
+    venv = ROOT / ".venv" / "bin" / "kubectl"
+    return [str(venv)] if venv.exists() else []
+
+
+# the system kubectl, else the current one scripts/install.sh puts into .venv/bin
+KUBECTL = shutil.which("kubectl") or next(iter(_kubectl_in_venv()), None)
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not Path("/bin/busybox").exists() or KUBECTL is None,
     reason="needs root, busybox-static and kubectl",
