@@ -242,7 +242,8 @@ def test_restarting_the_proxy_leaves_the_same_rules(services: Services, ns: str)
             if not line.startswith("#")
         )
 
-    wait_for(lambda: f"{ns}/web" in save(), "the Service's rules")
+    # The proxy has seen the endpoint, not just the Service (its REJECT rule would go).
+    wait_for(lambda: f"{ns}/web:http -> " in save(), "the Service's endpoint rules")
     before = save()
     services.proxy.kill()
     services.proxy = start_proxy(node, services.metrics)

@@ -206,7 +206,7 @@ def test_create_cronjob_and_a_job_from_it(server: Any, ns: str) -> None:
 def test_daemonset_apply_rollout_status_history_undo(
     server: Any, cp: httpx.Client, ns: str, nodes: Callable[[str, int], list[str]]
 ) -> None:
-    pool = uuid.uuid4().hex[:6]
+    pool = f"pool-{uuid.uuid4().hex[:6]}"  # a letter first: YAML reads "816171" as a number
     nodes(pool, 2)
     manifest = DAEMONSET.replace("POOL", pool)
     assert server.kubectl("apply", "-n", ns, "-f", "-", input=manifest).strip() == (
