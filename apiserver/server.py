@@ -43,6 +43,7 @@ from .app import build_app
 from .auth import Authenticator, TokenEntry, UserInfo, load_token_file, write_token_file
 from .authz import setup as authz_setup
 from .crd.controller import CRDController
+from .endpoint_reconciler import EndpointReconciler
 from .etcd_process import (
     EtcdError,
     EtcdProcess,
@@ -338,37 +339,15 @@ class APIServer:
             )
 
     async def _kubernetes_endpoints(self) -> None:
-        """The `kubernetes` Service has no selector: the apiserver says where it is."""
-        ep = resources.lookup("", "v1", "endpoints")
-        es = resources.lookup("discovery.k8s.io", "v1", "endpointslices")
-        assert ep is not None and es is not None
-        address, port = self.config.advertise_address, self.config.secure_port
-        await self._ensure(
-            ep,
-            "default",
-            {
-                "metadata": {"name": "kubernetes"},
-                "subsets": [
-                    {
-                        "addresses": [{"ip": address}],
-                        "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
-                    }
-                ],
-            },
+        """The `kubernetes` Service has no selector: the apiservers say where they are,
+        each keeping a lease in etcd (endpoint_reconciler.py). Once per apiserver
+        instance: with several worker processes, only in the first."""
+        assert self.store is not None and self.registry is not None
+        reconciler = EndpointReconciler(
+            self.store, self.registry, self.config.advertise_address, self.config.secure_port
         )
-        await self._ensure(
-            es,
-            "default",
-            {
-                "metadata": {
-                    "name": "kubernetes",
-                    "labels": {"kubernetes.io/service-name": "kubernetes"},
-                },
-                "addressType": "IPv4",
-                "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
-                "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
-            },
-        )
+        await reconciler.start()
+        self._tasks.append(asyncio.create_task(reconciler.run(), name="kubernetes endpoints"))
 
     async def _ensure(self, info: resources.ResourceInfo, namespace: str, obj: dict) -> None:
         assert self.registry is not None
