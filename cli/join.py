@@ -266,6 +266,9 @@ def join_control_plane(a: argparse.Namespace) -> int:
         argv += ["--etcd-name", a.etcd_name or a.node_name,
                  "--etcd-initial-cluster", a.etcd_initial_cluster,
                  "--etcd-initial-cluster-state", a.etcd_initial_cluster_state]  # fmt: skip
+    for flag in ("run_dir", "cgroup_root", "pod_log_dir"):  # several skiffs on one machine
+        if getattr(a, flag) is not None:
+            argv += [f"--{flag.replace('_', '-')}", str(getattr(a, flag))]
     print(f"skiff join: the CAs are the cluster's; starting the control plane: skiff up "
           f"{' '.join(argv)}")  # fmt: skip
     return up.main(argv)
@@ -292,6 +295,10 @@ def main(argv: list[str]) -> int:
     )
     p.add_argument("--etcd-initial-cluster-state", default="existing",
                    choices=["new", "existing"])  # fmt: skip
+    # With --control-plane, passed on to `skiff up` (the lab runs one in a namespace).
+    p.add_argument("--run-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--cgroup-root", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--pod-log-dir", type=Path, default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.control_plane:
         return join_control_plane(a)

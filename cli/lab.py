@@ -49,6 +49,7 @@ CLUSTER_CIDR = "10.244.0.0/16"
 # node is NotReady 20 s after its last heartbeat; pods that tolerate
 # not-ready/unreachable for 10 s (manifests/demo does) are then evicted.
 NODE_MONITOR_GRACE = 20
+ETCD_CLIENT_PORT, ETCD_PEER_PORT = 2379, 2380  # etcd's own, on lab-1's address
 AGENTS = ("kubelet", "hostgw", "proxy", "runtime")  # what `node stop` stops, in order
 
 
@@ -212,6 +213,14 @@ def control_plane_argv(state: dict[str, Any], name: str) -> list[str] | None:
             n1["ip"],
             "--bind-address",
             "0.0.0.0",
+            # Its etcd a one-member cluster on lab-1's bridge address (and loopback), as
+            # on a VM: another control plane (`skiff lab join --control-plane`) reaches it.
+            "--etcd-name",
+            n1["name"],
+            "--etcd-initial-cluster",
+            f"{n1['name']}=https://{n1['ip']}:{ETCD_PEER_PORT}",
+            "--etcd-client-port",
+            str(ETCD_CLIENT_PORT),
         )
     if name == "controller-manager":
         return lab_procs.module(
@@ -596,6 +605,16 @@ def down(state_dir: Path) -> int:
     state = load_state(state_dir)
     lab_procs.stop([state["simulated"]] if state.get("simulated") else [])
     # Every node at once: the agents, then (their kubelets gone) the pods, then the runtimes.
+    for node in state["nodes"]:  # a control plane joined with `skiff lab join --control-plane`
+        if node.get("control_plane"):
+            preexec = lab_net.preexec_in(node["netns"])
+            try:
+                subprocess.run(lab_procs.module("cli", "down", "--state-dir", node["dir"]),
+                               preexec_fn=preexec, capture_output=True, timeout=120)  # fmt: skip
+            except subprocess.TimeoutExpired:
+                pass  # what it left is killed below with everything in the namespaces
+            finally:
+                lab_net.close_preexec(preexec)
     agents = [n.get("agents", {}) for n in state["nodes"]]
     lab_procs.stop([a[k] for a in agents for k in ("kubelet", "hostgw", "proxy") if k in a])
     for node in state["nodes"]:
