@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from .control_plane_join import check_a_second_control_plane_joins_and_takes_over
+
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "manifests" / "demo"
 PAGE = "Hello from skiff"
@@ -242,6 +244,11 @@ def test_join_with_a_token_over_the_lab_bridge(lab: Any) -> None:
     out = lab.skiff("join", "--token", expired, "--discovery-token-ca-cert-hash", pin, check=False)
     assert "did not join" in out
     assert "unknown or expired" in out or "no JWS" in out
+
+
+def test_a_second_control_plane_joins_and_takes_over(lab: Any) -> None:
+    # Last before down: it kills lab-1's controller-manager and scheduler.
+    check_a_second_control_plane_joins_and_takes_over(lab)
 
 
 def test_down_leaves_nothing(lab: Any) -> None:

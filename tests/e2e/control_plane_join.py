@@ -1,7 +1,9 @@
 """A second control plane joins the lab with `skiff join --control-plane`, end to end.
 
-A one-node lab (its control plane on lab-1, whose etcd listens on lab-1's
-bridge address as on a VM), then `skiff lab join --control-plane`: a new node
+Run by tests/e2e/test_lab.py::test_a_second_control_plane_joins_and_takes_over
+on that module's lab (no lab of its own: the suite's time). On the lab (its
+control plane on lab-1, whose etcd listens on lab-1's bridge address as on a
+VM), `skiff lab join --control-plane`: a new node
 namespace on the lab bridge, the shared CAs copied into it as an operator
 copies them with scp, and `skiff join --control-plane --etcd-servers
 https://lab-1:2379` there, which hands over to `skiff up` (apiserver,
@@ -18,25 +20,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from cli import lab_net, lab_procs
 from cli.lab import kubectl_binary
 
-from .conftest import Lab, needs_kubelet
-
-pytestmark = needs_kubelet
-
-
-@pytest.fixture(scope="module")
-def lab(new_lab: Lab) -> Iterator[Lab]:
-    out = new_lab.skiff("up", "--nodes", "1", timeout=400)
-    assert "1 nodes Ready" in out or "1 node Ready" in out, out
-    yield new_lab
+from .conftest import Lab
 
 
 def kubectl_in(lab: Lab, node: dict[str, Any], *args: str) -> str:
@@ -63,7 +53,8 @@ def holders(lab: Lab) -> dict[str, str]:
     }
 
 
-def test_a_second_control_plane_joins_and_takes_over(lab: Lab) -> None:
+def check_a_second_control_plane_joins_and_takes_over(lab: Lab) -> None:
+    """The test's body (kills lab-1's controller-manager and scheduler: run it last)."""
     words = lab.skiff("token", "create", "--print-join-command").split()
     token, pin = words[words.index("--token") + 1], words[-1]
     out = lab.skiff(
