@@ -105,6 +105,13 @@ def decide(current: dict[str, Any] | None, desired: dict[str, Any], fields: tupl
     return "update"
 
 
+def one_line(e: BaseException) -> str:
+    """An etcd error as one log line (gRPC's own repr spans several)."""
+    if isinstance(e, rpc.AioRpcError):
+        return f"etcd: {e.code().name}: {e.details()}"
+    return str(e) or type(e).__name__
+
+
 ENDPOINTS_FIELDS = ("subsets",)
 SLICE_FIELDS = ("addressType", "endpoints", "ports")
 
@@ -245,7 +252,7 @@ class EndpointReconciler:
                 try:
                     await self.tick()
                 except Exception as e:  # etcd away: the next tick tries again
-                    log.warning("kubernetes endpoints: %s", e)
+                    log.warning("kubernetes endpoints: %s", one_line(e))
                     await asyncio.sleep(1.0)
         except asyncio.CancelledError:
             watcher.cancel()
@@ -254,7 +261,8 @@ class EndpointReconciler:
             try:
                 await asyncio.wait_for(self.leave(), 5.0)
             except Exception as e:
-                log.warning("removing this apiserver from the kubernetes endpoints: %s", e)
+                log.warning("removing this apiserver from the kubernetes endpoints: %s",
+                            one_line(e))  # fmt: skip
             raise
 
     async def leave(self) -> None:
