@@ -4,6 +4,7 @@
     skiff lab kubectl get nodes -o wide        # kubectl, run inside the lab's network
     skiff lab node stop lab-2 / node start lab-2
     skiff lab token create                     # then `skiff join` over the lab bridge
+    skiff lab join [--control-plane] --token T --discovery-token-ca-cert-hash H
     skiff lab down
 
 Each node is a network namespace with its own address on a lab bridge that has
@@ -604,9 +605,8 @@ def mounts_under(path: Path) -> list[str]:
 def down(state_dir: Path) -> int:
     state = load_state(state_dir)
     lab_procs.stop([state["simulated"]] if state.get("simulated") else [])
-    # Every node at once: the agents, then (their kubelets gone) the pods, then the runtimes.
     for node in state["nodes"]:  # a control plane joined with `skiff lab join --control-plane`
-        if node.get("control_plane"):
+        if node.get("control_plane"):  # its own supervisor stops its components and pods
             preexec = lab_net.preexec_in(node["netns"])
             try:
                 subprocess.run(lab_procs.module("cli", "down", "--state-dir", node["dir"]),
@@ -615,6 +615,7 @@ def down(state_dir: Path) -> int:
                 pass  # what it left is killed below with everything in the namespaces
             finally:
                 lab_net.close_preexec(preexec)
+    # Every node at once: the agents, then (their kubelets gone) the pods, then the runtimes.
     agents = [n.get("agents", {}) for n in state["nodes"]]
     lab_procs.stop([a[k] for a in agents for k in ("kubelet", "hostgw", "proxy") if k in a])
     for node in state["nodes"]:
