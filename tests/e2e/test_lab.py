@@ -189,7 +189,7 @@ def test_dashboard_shows_the_lab_scales_live_and_pauses_and_steps_its_loops(
                 "the lab's three nodes, Ready",
             )
             browser.eventually(lambda: browser.count(page, web) == 3, "the demo's 3 web pods")
-            assert browser.count(page, '#nodes .pod[title="default/client"]') == 1
+            assert browser.count(page, '#nodes .pod[title^="default/client:"]') == 1
             assert "web" in browser.text(page, "workloads")
 
             lab.kubectl("scale", "deploy/web", "--replicas=5")
@@ -203,7 +203,7 @@ def test_dashboard_shows_the_lab_scales_live_and_pauses_and_steps_its_loops(
                 "the Service's five endpoints",
             )
             # a pod selected: its spec beside its status
-            browser.click(page, '#nodes .pod[title="default/client"]')
+            browser.click(page, '#nodes .pod[title^="default/client:"]')
             browser.eventually(
                 lambda: '"phase": "Running"' in browser.text(page, "detail-status"),
                 "the client pod's status",
