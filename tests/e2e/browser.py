@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from tests.integration.controllers.test_workloads import eventually as poll
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -53,14 +54,7 @@ def chromium(profile: Path) -> Iterator[Any]:
 
 def eventually(check: Callable[[], Any], what: str, timeout: float = 15) -> Any:
     """Poll `check` until it is true (the page redraws on every watch event)."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s (last: {last!r})")
+    return poll(check, timeout, what)
 
 
 def click(driver: Any, selector: str) -> None:
@@ -90,3 +84,14 @@ def text(driver: Any, element_id: str) -> str:
 
 def count(driver: Any, selector: str) -> int:
     return len(driver.find_elements("css selector", selector))
+
+
+def endpoints(driver: Any, service_key: str) -> int:
+    """How many endpoints (addresses with a pod) the page lists under one Service."""
+    script = (
+        "const label = document.querySelector(`#services [data-key='${arguments[0]}']`);"
+        "if (!label) return 0;"
+        "return [...label.closest('li').querySelectorAll('ul li')]"
+        ".filter((li) => li.textContent.includes('(')).length;"
+    )
+    return int(driver.execute_script(script, service_key) or 0)

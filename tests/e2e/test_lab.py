@@ -199,7 +199,7 @@ def test_dashboard_shows_the_lab_scales_live_and_pauses_and_steps_its_loops(
             assert browser.count(page, '#workloads .pod[title^="default/web-"]') == 5
             assert "ScalingReplicaSet" in browser.text(page, "timeline")
             browser.eventually(
-                lambda: browser.text(page, "services").count("(web-") == 5,
+                lambda: browser.endpoints(page, "Service/default/web") == 5,
                 "the Service's five endpoints",
             )
             # a pod selected: its spec beside its status
