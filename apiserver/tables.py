@@ -301,9 +301,9 @@ def _node_row(node: dict[str, Any], now: datetime.datetime) -> Row:
         node.get("status") or {},
     )
     ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
-    state = "Unknown"
+    state = "Unknown"  # no Ready condition yet; False or Unknown print NotReady, as kubectl's
     if ready is not None:
-        state = {"True": "Ready", "False": "NotReady"}.get(ready.get("status"), "Unknown")
+        state = "Ready" if ready.get("status") == "True" else "NotReady"
     if spec.get("unschedulable"):
         state += ",SchedulingDisabled"
     labels = meta.get("labels") or {}
