@@ -301,9 +301,9 @@ def _node_row(node: dict[str, Any], now: datetime.datetime) -> Row:
         node.get("status") or {},
     )
     ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
-    state = "Unknown"
+    state = "Unknown"  # no Ready condition yet; False or Unknown print NotReady, as kubectl's
     if ready is not None:
-        state = {"True": "Ready", "False": "NotReady"}.get(ready.get("status"), "Unknown")
+        state = "Ready" if ready.get("status") == "True" else "NotReady"
     if spec.get("unschedulable"):
         state += ",SchedulingDisabled"
     labels = meta.get("labels") or {}
@@ -620,9 +620,38 @@ def table_for(
 ) -> dict[str, Any]:
     now = now or datetime.datetime.now(datetime.UTC)
     columns, printer = PRINTERS.get((group, kind), DEFAULT_PRINTER)
-    rows = []
-    for obj in objects:
-        row: dict[str, Any] = {"cells": printer(obj, now)}
+    return table(
+        [column(n, t, p, d, "name" if n == "Name" else "") for n, t, p, d in columns],
+        [(obj, printer(obj, now)) for obj in objects],
+        include_object, resource_version, continue_token, remaining,
+    )  # fmt: skip
+
+
+def column(name: str, kind: str, priority: int, description: str, fmt: str = "") -> dict[str, Any]:
+    """One of a Table's columnDefinitions."""
+    return {
+        "name": name,
+        "type": kind,
+        "format": fmt,
+        "description": description,
+        "priority": priority,
+    }
+
+
+def table(
+    definitions: list[dict[str, Any]],
+    rows: list[tuple[dict[str, Any], Row]],
+    include_object: str = "Metadata",
+    resource_version: str = "",
+    continue_token: str = "",
+    remaining: int | None = None,
+) -> dict[str, Any]:
+    """A meta.k8s.io/v1 Table of (object, cells) rows, each with the whole object, its
+    metadata (the default: what kubectl asks for) or nothing, as `includeObject` says;
+    shared by the built-in kinds and the custom resources (crd/tables.py)."""
+    out = []
+    for obj, cells in rows:
+        row: dict[str, Any] = {"cells": cells}
         if include_object == "Object":
             row["object"] = obj
         elif include_object != "None":
@@ -631,7 +660,7 @@ def table_for(
                 "apiVersion": "meta.k8s.io/v1",
                 "metadata": obj.get("metadata") or {},
             }
-        rows.append(row)
+        out.append(row)
     meta: dict[str, Any] = {}
     if resource_version:
         meta["resourceVersion"] = resource_version
@@ -643,17 +672,8 @@ def table_for(
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": meta,
-        "columnDefinitions": [
-            {
-                "name": n,
-                "type": t,
-                "format": "name" if n == "Name" else "",
-                "description": d,
-                "priority": p,
-            }
-            for n, t, p, d in columns
-        ],
-        "rows": rows,
+        "columnDefinitions": definitions,
+        "rows": out,
     }
 
 

@@ -9,10 +9,12 @@ file instead of guessing, so they act on exactly what `up` made.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-DEFAULT_STATE_DIR = Path("/var/lib/skiff")
+# SKIFF_STATE_DIR as scripts/up.sh and down.sh read it (and SKIFF_LAB_DIR for `skiff lab`)
+DEFAULT_STATE_DIR = Path(os.environ.get("SKIFF_STATE_DIR") or "/var/lib/skiff")
 
 
 @dataclass(frozen=True)

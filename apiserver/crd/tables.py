@@ -43,47 +43,17 @@ def table(
     custom: crd.CustomVersion = info.custom
     columns = custom.columns or DEFAULT_COLUMNS
     now = datetime.datetime.now(datetime.UTC)
-    rows = []
-    for obj in objects:
-        name = (obj.get("metadata") or {}).get("name", "")
-        row: dict[str, Any] = {"cells": [name, *(_cell(c, obj, now) for c in columns)]}
-        if include_object == "Object":
-            row["object"] = obj
-        elif include_object != "None":
-            row["object"] = {
-                "kind": "PartialObjectMetadata",
-                "apiVersion": "meta.k8s.io/v1",
-                "metadata": obj.get("metadata") or {},
-            }
-        rows.append(row)
-    meta: dict[str, Any] = {}
-    if resource_version:
-        meta["resourceVersion"] = resource_version
-    if continue_token:
-        meta["continue"] = continue_token
-    if remaining is not None:
-        meta["remainingItemCount"] = remaining
+    rows = [
+        (obj, [(obj.get("metadata") or {}).get("name", ""), *(_cell(c, obj, now) for c in columns)])
+        for obj in objects
+    ]
     definitions = [
-        {"name": "Name", "type": "string", "format": "name", "description": tables.NAME[3],
-         "priority": 0},
-        *(
-            {
-                "name": c.name,
-                "type": c.type,
-                "format": c.format,
-                "description": c.description,
-                "priority": c.priority,
-            }
-            for c in columns
-        ),
-    ]  # fmt: skip
-    return {
-        "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": meta,
-        "columnDefinitions": definitions,
-        "rows": rows,
-    }
+        tables.column("Name", "string", 0, tables.NAME[3], "name"),
+        *(tables.column(c.name, c.type, c.priority, c.description, c.format) for c in columns),
+    ]
+    return tables.table(
+        definitions, rows, include_object, resource_version, continue_token, remaining
+    )
 
 
 def _definition_row(definition: dict[str, Any], _now: datetime.datetime) -> tables.Row:

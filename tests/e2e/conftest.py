@@ -9,13 +9,15 @@ machine: no namespace, mount, cgroup or process of the lab remains.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +82,36 @@ class Lab:
     def assert_nothing_left(state: dict[str, Any]) -> None:
         assert_nothing_left(state)
 
+    def netns(self, node: str = "") -> Path:
+        """The network namespace of a node (default: the first, where the control plane runs)."""
+        nodes = self.state["nodes"]
+        name = next((n["netns"] for n in nodes if n["name"] == node), nodes[0]["netns"])
+        return Path("/run/netns") / name
+
+    def shell_env(self) -> dict[str, str]:
+        """What `skiff lab shell` gives a user: KUBECONFIG and skiff's venv on PATH; and
+        SKIFF_LAB_DIR, so `skiff lab ...` inside it finds this lab (a user's is the default)."""
+        return {
+            **os.environ,
+            "KUBECONFIG": str(Path(self.state["control_plane_dir"]) / "admin.kubeconfig"),
+            "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+            "SKIFF_LAB_DIR": str(self.state_dir),
+        }
+
+    def shell(
+        self, script: str, *, env: Mapping[str, str] | None = None, timeout: float = 400
+    ) -> subprocess.CompletedProcess[str]:
+        """`script` run by bash (-euo pipefail) as in `skiff lab shell`: in the first node's
+        network namespace, with the lab's kubeconfig."""
+        return subprocess.run(
+            ["nsenter", f"--net={self.netns()}", "--", "bash", "-euo", "pipefail", "-c", script],
+            env=dict(env or self.shell_env()),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=ROOT,
+        )
+
     def ready_nodes(self) -> dict[str, bool]:
         out = {}
         for n in self.get("nodes")["items"]:
@@ -123,6 +155,29 @@ def footprint(state: dict[str, Any]) -> dict[str, list[str]]:
 def assert_nothing_left(state: dict[str, Any]) -> None:
     left = {k: v for k, v in footprint(state).items() if v}
     assert not left, f"skiff lab down left behind: {left}"
+
+
+CLONE_NEWNET = 0x40000000
+
+
+@contextlib.contextmanager
+def in_netns(path: Path) -> Iterator[None]:
+    """This thread (and what it starts: processes, sockets) in the network namespace at
+    `path`, and back to where it was afterwards, also on failure."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    home = os.open(f"/proc/self/task/{threading.get_native_id()}/ns/net", os.O_RDONLY)
+    target = os.open(path, os.O_RDONLY)
+    try:
+        if libc.setns(target, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns {path}")
+        try:
+            yield
+        finally:
+            if libc.setns(home, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns back to the test's namespace")
+    finally:
+        os.close(target)
+        os.close(home)
 
 
 def has_module(path: str) -> bool:

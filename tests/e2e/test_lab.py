@@ -6,19 +6,27 @@ over the nodes; its client pod reaches the web pods on other nodes (host-gw
 routes), and the Service by ClusterIP, DNS name and NodePort (once the proxy
 and DNS are in the build); stopping one node's agents moves its web pods to
 the others within the lab's short grace (20 s) and toleration (10 s), and
-starting them brings the node back Ready. `skiff lab down` then leaves no
-namespace, mount, cgroup or process behind.
+starting them brings the node back Ready. `skiff dashboard` shows the lab in
+a real headless Chromium and drives its loops; the study guide's lab
+exercises run here as written. `skiff lab down` then leaves no namespace,
+mount, cgroup or process behind.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+
+from tests.e2e import browser
+from tests.e2e.conftest import in_netns
 
 from .control_plane_join import check_a_second_control_plane_joins_and_takes_over
 
@@ -93,6 +101,44 @@ def test_demo_runs_spread_over_the_nodes(lab: Any) -> None:
     lab.wait("client Running", lambda: lab.get("pod", "client")["status"]["phase"] == "Running")
 
 
+def loop_control(lab: Any) -> dict[str, str]:
+    out = lab.kubectl(
+        "get", "configmap", "skiff-loop-control", "-n", "kube-system", "-o", "json", check=False
+    )
+    return dict(json.loads(out).get("data") or {}) if out.startswith("{") else {}
+
+
+@contextlib.contextmanager
+def dashboard(lab: Any, log: Path) -> Iterator[str]:
+    """`skiff dashboard` with the lab's kubeconfig, started by a thread inside the first
+    node's namespace (the apiserver is reachable only in the lab); stopped afterwards."""
+    port = 8001  # the default: nothing else listens on it in the lab's namespace
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli", "dashboard", "--port", str(port)],
+            stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=lab.shell_env(),
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/"
+    try:
+
+        def up() -> bool:
+            assert proc.poll() is None, log.read_text()
+            try:
+                return httpx.get(url, timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        browser.eventually(up, "skiff dashboard answering", timeout=30)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def test_client_reaches_web_pods_on_other_nodes(lab: Any) -> None:
     client_node = lab.get("pod", "client")["spec"]["nodeName"]
     others = [p for p in web_pods(lab) if p["spec"]["nodeName"] != client_node]
@@ -118,6 +164,97 @@ def test_nodeport_answers_on_every_node(lab: Any) -> None:
     for node in lab.state["nodes"]:
         url = f"http://{node['ip']}:30080/"
         lab.wait(f"NodePort on {node['name']}", lambda u=url: PAGE in fetch(lab, u), timeout=60)
+
+
+@pytest.mark.skipif(not browser.has_browser(), reason=browser.MISSING)
+def test_dashboard_shows_the_lab_scales_live_and_pauses_and_steps_its_loops(
+    lab: Any, tmp_path: Path
+) -> None:
+    """The page of issue 16 on the lab: its three nodes holding the demo's pods, five
+    pods a few seconds after `kubectl scale`, pause and step from the page taken by the
+    real loops. The screenshot is kept beside the test's tmp dir (dashboard.png)."""
+    web = '#nodes .pod.ready[title^="default/web-"]'
+    shot = tmp_path / "dashboard.png"
+    try:
+        with (
+            in_netns(lab.netns()),
+            dashboard(lab, tmp_path / "dashboard.log") as url,
+            browser.chromium(tmp_path / "chromium") as page,
+        ):
+            page.get(url)
+            browser.eventually(lambda: browser.text(page, "conn") == "live", "the event stream")
+            browser.eventually(
+                lambda: (
+                    all(f"lab-{i}" in browser.text(page, "nodes") for i in (1, 2, 3))
+                    and "NotReady" not in browser.text(page, "nodes")
+                ),
+                "the lab's three nodes, Ready",
+            )
+            browser.eventually(lambda: browser.count(page, web) == 3, "the demo's 3 web pods")
+            assert browser.count(page, '#nodes .pod[title^="default/client:"]') == 1
+            assert "web" in browser.text(page, "workloads")
+
+            lab.kubectl("scale", "deploy/web", "--replicas=5")
+            browser.eventually(
+                lambda: browser.count(page, web) == 5, "five ready web pods on the page", 60
+            )
+            assert browser.count(page, '#workloads .pod[title^="default/web-"]') == 5
+            assert "ScalingReplicaSet" in browser.text(page, "timeline")
+            browser.eventually(
+                lambda: browser.endpoints(page, "Service/default/web") == 5,
+                "the Service's five endpoints",
+            )
+            # a pod selected: its spec beside its status
+            browser.click(page, '#nodes .pod[title^="default/client:"]')
+            browser.eventually(
+                lambda: '"phase": "Running"' in browser.text(page, "detail-status"),
+                "the client pod's status",
+            )
+            assert "busybox" in browser.text(page, "detail-spec")
+            # the Deployment's detail: the code that last decided about it, from the trace
+            browser.click(page, '#workloads [data-key="Deployment/default/web"]')
+            browser.eventually(
+                lambda: "controllers.deployment:decide" in browser.text(page, "detail-decide"),
+                "the Deployment controller's decide in the detail",
+            )
+
+            # Pause from the page, scale back: the loops hold; one step lets one through.
+            browser.click(page, "#btn-pause")
+            browser.eventually(lambda: loop_control(lab).get("mode") == "pause", "paused")
+            browser.eventually(lambda: "paused" in browser.text(page, "loop-state"), "shown")
+            granted = int(loop_control(lab).get("granted") or 0)
+            lab.kubectl("scale", "deploy/web", "--replicas=3")
+            browser.click(page, "#btn-step")
+            browser.eventually(
+                lambda: int(loop_control(lab).get("granted") or 0) == granted + 1,
+                "a loop took the step",
+            )
+            browser.eventually(
+                lambda: "last step:" in browser.text(page, "last-step"), "the step on the page"
+            )
+            page.save_screenshot(str(shot))
+            print(f"screenshot: {shot}")
+            browser.click(page, "#btn-resume")
+            browser.eventually(lambda: loop_control(lab).get("mode") == "run", "running again")
+            field = page.find_element("id", "slow-seconds")
+            field.clear()
+            field.send_keys("1.5")
+            browser.click(page, "#btn-slow")
+            browser.eventually(lambda: loop_control(lab).get("slow") == "1.5s", "slow motion")
+            browser.eventually(
+                lambda: "slow 1.5s" in browser.text(page, "loop-state"), "slow motion shown"
+            )
+    finally:  # the loop control is cluster-wide: the later tests need the loops running
+        lab.kubectl("delete", "configmap", "skiff-loop-control", "-n", "kube-system",
+                    "--ignore-not-found", check=False)  # fmt: skip
+        lab.kubectl("scale", "deploy/web", "--replicas=3", check=False)
+    assert shot.stat().st_size > 10_000
+
+    def settled() -> bool:
+        pods = web_pods(lab)
+        return len(pods) == 3 and all(ready(p) for p in pods)
+
+    lab.wait("the demo back at 3 web pods", settled, timeout=120)
 
 
 @needs_proxy
@@ -185,28 +322,40 @@ def test_rollout_completes_while_control_plane_is_sigkilled(lab: Any) -> None:
     assert sum(rs["status"].get("replicas", 0) for rs in sets) == 3
 
 
+def guide_blocks(needs: str) -> list[tuple[str, str]]:
+    from tests.e2e.test_study_guide import GUIDE, blocks
+
+    return [(block_id, commands) for block_id, n, commands in blocks(GUIDE) if n == needs]
+
+
 def test_stopped_node_loses_its_pods_and_comes_back(lab: Any) -> None:
+    """The study guide's "kill a node" exercise, run as written in `skiff lab shell`:
+    it stops a worker that does not run the client (not lab-1 either: the control plane
+    stays), waits for the web pods to move and starts the worker again."""
+    (block_id, commands), *more = guide_blocks("lab")
+    assert not more, "one lab exercise in the guide: run the others here too"
     client_node = lab.get("pod", "client")["spec"]["nodeName"]
-    victim = next(
-        n for n in ("lab-3", "lab-2") if n != client_node
-    )  # not lab-1: the control plane stays; not the client's node: it keeps asking
+    victim = next(n for n in ("lab-2", "lab-3") if n != client_node)  # the guide's choice
     assert any(p["spec"]["nodeName"] == victim for p in web_pods(lab))
-    out = lab.skiff("node", "stop", victim)
-    assert "stopped" in out
-    lab.wait(f"{victim} NotReady", lambda: lab.ready_nodes()[victim] is False, timeout=90)
+    result = lab.shell(commands)
+    print(f"--- {block_id}\n{result.stdout}")
+    assert result.returncode == 0, (
+        f"guide block {block_id} failed ({result.returncode}):\n{commands}\n--- stdout\n"
+        f"{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}\n{lab.logs()}"
+    )
+    assert f"stopping {victim}" in result.stdout
+    assert "TaintManagerEviction" in result.stdout
 
     def replaced() -> bool:
         pods = [p for p in web_pods(lab) if ready(p) and p["spec"]["nodeName"] != victim]
         return len(pods) == 3
 
-    # 20 s to NotReady, 10 s of toleration, then a new pod starts elsewhere
-    lab.wait(f"3 web pods Ready off {victim}", replaced, timeout=150)
+    lab.wait(f"3 web pods Ready off {victim}", replaced, timeout=60)
     if (ROOT / "proxy" / "__main__.py").exists():
         ip = lab.get("service", "web")["spec"]["clusterIP"]
         for _ in range(4):  # (the page may be the rolled-out one by now)
             assert "served by busybox httpd" in fetch(lab, f"http://{ip}/")
-    assert "started" in lab.skiff("node", "start", victim)
-    lab.wait(f"{victim} Ready again", lambda: lab.ready_nodes()[victim], timeout=90)
+    lab.wait(f"{victim} Ready again", lambda: lab.ready_nodes()[victim], timeout=60)
 
 
 def serves_csrs(lab: Any) -> bool:

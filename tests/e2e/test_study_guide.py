@@ -1,8 +1,10 @@
 """docs/study-guide.md stays true: every `file.py:function` it cites exists, the
 Korean edition carries the same commands, and every command block marked
-`{study}` runs, in order, on a one-node cluster in a private network namespace
-(contract F: tests/integration/kubelet/conftest.py's node, plus the proxy).
-Blocks marked `{study needs=...}` are skipped with the reason."""
+`{study}` runs, in order, on a node of `skiff up` (as the guide tells a user to
+make one) in a private network namespace (contract F:
+tests/integration/cli/conftest.py's node); its components are supervised, so the
+`{study needs=up}` block kills one and sees it come back. The `{study
+needs=lab}` blocks run in tests/e2e/test_lab.py, on the lab of three nodes."""
 
 from __future__ import annotations
 
@@ -15,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, ComponentProcess
-from tests.integration.kubelet.conftest import NODE, Node, one_node, wait_for
+from tests.conftest import ROOT
+from tests.integration.cli.conftest import Node, up_node, wait_for
 
 GUIDE = ROOT / "docs" / "study-guide.md"
 GUIDE_KO = ROOT / "docs" / "study-guide.ko.md"
@@ -66,19 +68,18 @@ def _has_loop_command() -> bool:
 
 
 SKIP = {
-    "lab": "needs the lab (several nodes); the test cluster has one",
-    "up": "needs the supervisor of `skiff up` (the test cluster's components are the "
-    "fixture's processes, stopped only by the fixture)",
+    "lab": "needs the lab (several nodes): run by tests/e2e/test_lab.py on its lab",
     "loop": "needs `skiff loop` (the loop control of issue 16), not in this tree",
 }
+RUN_HERE = ("", "up")  # this module's node is one of `skiff up`: supervised components
 
 
 @pytest.fixture(scope="module")
 def study_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Node, dict[str, str]]]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root (namespaces, cgroups, iptables)")
+    if os.geteuid() != 0 or not Path("/bin/busybox").exists():
+        pytest.skip("needs root (namespaces, cgroups, iptables) and busybox-static")
     base = tmp_path_factory.mktemp("study")
-    with one_node(base) as node:
+    with up_node(base) as node:  # this thread is in the node's namespace
         # A real node has a default route, so a ClusterIP is routed (and the nat OUTPUT
         # hook then rewrites it); this namespace has no route out and must not: the
         # service range is routed into a veth pair that leads nowhere, standing in for
@@ -90,14 +91,13 @@ def study_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Node,
             ["ip", "route", "add", "10.96.0.0/12", "dev", "svc0"],
         ):
             subprocess.run(argv, check=True)
-        proxy = ComponentProcess(
-            "proxy", node.server.kubeconfig, base / "proxy.log", "--hostname-override", NODE
-        ).start()
         try:
             env = {
                 **os.environ,
-                "KUBECONFIG": str(node.server.kubeconfig),
+                "KUBECONFIG": str(node.state / "admin.kubeconfig"),
                 "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+                # `skiff status` finds this node as a user's finds /var/lib/skiff
+                "SKIFF_STATE_DIR": str(node.state),
             }
             # The proxy has written its chains once it is up.
             wait_for(
@@ -111,7 +111,6 @@ def study_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Node,
             )
             yield node, env
         finally:
-            proxy.stop()
             last = Path("/tmp/study-bundle.last")
             if last.exists():  # a block failed before its own clean-up
                 subprocess.run(["rm", "-rf", last.read_text().strip(), str(last)], check=False)
@@ -127,7 +126,7 @@ def test_guide_block(
 ) -> None:  # fmt: skip
     if needs == "loop" and _has_loop_command():
         needs = ""
-    if needs:
+    if needs not in RUN_HERE:
         pytest.skip(f"{block_id}: {SKIP.get(needs, 'needs ' + needs)}")
     node, env = study_node
     result = subprocess.run(
@@ -137,6 +136,6 @@ def test_guide_block(
     print(f"--- {block_id}\n{result.stdout}")
     assert result.returncode == 0, (
         f"block {block_id} failed ({result.returncode}):\n{commands}\n--- stdout\n"
-        f"{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}\n--- kubelet\n"
-        f"{node.logs()[-2000:]}"
+        f"{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}\n--- node\n"
+        f"{node.output()[-4000:]}"
     )

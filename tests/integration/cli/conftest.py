@@ -12,6 +12,7 @@ The finalizer runs `skiff reset` and then removes by force whatever it left
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -158,12 +159,12 @@ def _force_cleanup(node: Node) -> None:
     remove_tree(node.cgroup_root)
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    if os.geteuid() != 0 or not Path("/bin/busybox").exists():
-        pytest.skip("needs root and busybox-static")
+@contextlib.contextmanager
+def up_node(base: Path) -> Iterator[Node]:
+    """A Ready node of `skiff up --foreground` in a namespace of its own under `base`; this
+    thread is in that namespace until the node is reset and removed (also on failure)."""
     uid = uuid.uuid4().hex[:8]
-    n = Node(tmp_path_factory.mktemp("skiff-up"), f"skifftest-up-{uid}", f"/skiff-uptest-{uid}")
+    n = Node(base, f"skifftest-up-{uid}", f"/skiff-uptest-{uid}")
     subprocess.run(["ip", "netns", "add", n.netns], check=True)
     subprocess.run(["ip", "-n", n.netns, "link", "set", "lo", "up"], check=True)
     home = os.open(f"/proc/{os.getpid()}/task/{os.getpid()}/ns/net", os.O_RDONLY)
@@ -186,3 +187,11 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         os.close(target)
         os.close(home)
         subprocess.run(["ip", "netns", "del", n.netns], check=False)
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    if os.geteuid() != 0 or not Path("/bin/busybox").exists():
+        pytest.skip("needs root and busybox-static")
+    with up_node(tmp_path_factory.mktemp("skiff-up")) as n:
+        yield n

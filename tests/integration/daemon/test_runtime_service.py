@@ -4,12 +4,10 @@ that can be killed without its containers noticing."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
 import shlex
-import shutil
 import signal
 import socket
 import subprocess
@@ -27,154 +25,13 @@ import pytest
 
 from proto import runtime_pb2 as pb
 from proto import runtime_pb2_grpc as pb_grpc
-from runtime.cgroups import remove_tree
-from runtime.images.busybox import build_busybox
 from runtime.images.store import ImageStore
+from tests.runtime_daemon import RuntimeDaemon
 
 ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not Path("/bin/busybox").exists(), reason="needs root and busybox-static"
 )
-
-
-class Daemon:
-    def __init__(
-        self, node: str, base: Path, oci_runtime: str = "skiff-runc", pod_cidr: str = ""
-    ) -> None:
-        self.node, self.base, self.oci_runtime = node, base, oci_runtime
-        self.pod_cidr = pod_cidr  # "" starts it without --pod-cidr
-        self.cgroup_root = f"skiff-test-{uuid.uuid4().hex[:8]}"
-        self.socket = base / "runtime.sock"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        # A socket left by a killed daemon must not pass for the new one's.
-        self.socket.unlink(missing_ok=True)
-        with open(self.base / "daemon.log", "ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    # nsenter, not `ip netns exec`: that remounts /sys for the namespace,
-                    # and the daemon would no longer see /sys/fs/cgroup.
-                    "nsenter",
-                    f"--net=/run/netns/{self.node}",
-                    sys.executable,
-                    "-m",
-                    "runtime.daemon",
-                    "--socket",
-                    str(self.socket),
-                    "--state-dir",
-                    str(self.base / "state"),
-                    "--run-dir",
-                    str(self.base / "run"),
-                    "--image-root",
-                    str(self.base / "images"),
-                    *(["--pod-cidr", self.pod_cidr] if self.pod_cidr else []),
-                    "--cgroup-root",
-                    f"/{self.cgroup_root}",
-                    "--oci-runtime",
-                    self.oci_runtime,
-                ],
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 30
-        while not self.socket.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.kill()
-                raise AssertionError(
-                    "the daemon never listened:\n" + (self.base / "daemon.log").read_text()
-                )
-            time.sleep(0.05)
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def client(self) -> pb_grpc.RuntimeServiceStub:
-        return pb_grpc.RuntimeServiceStub(grpc.insecure_channel(f"unix://{self.socket}"))
-
-
-@pytest.fixture
-def daemon(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Daemon]:
-    """A runtime daemon in a throwaway node namespace; skiff-runc unless a test asks
-    for another OCI runtime with `@pytest.mark.parametrize("daemon", [...], indirect=True)`.
-    Everything it made goes afterwards, also when the test failed or killed the daemon."""
-    oci_runtime = getattr(request, "param", "skiff-runc")
-    if not shutil.which(oci_runtime) and oci_runtime != "skiff-runc":
-        pytest.skip(f"{oci_runtime} is not installed")
-    if oci_runtime == "crun":  # crun 1.8 needs every controller off the v2 mount
-        request.getfixturevalue("v1_cgroups_for_crun")
-    node = f"skifftest-node-{uuid.uuid4().hex[:8]}"
-    pod_cidr = "" if request.node.get_closest_marker("no_pod_cidr") else "10.244.3.0/24"
-    d = Daemon(node, tmp_path, oci_runtime, pod_cidr)
-    try:
-        subprocess.run(["ip", "netns", "add", node], check=True)
-        build_busybox(ImageStore(tmp_path / "images"))
-        d.start()
-        yield d
-    finally:
-        cleanup_daemon(d)
-
-
-def cleanup_daemon(d: Daemon) -> None:
-    """Remove what a test's daemon made: through the daemon itself (restarted if the test
-    killed it), and then, whatever failed there, by force: shims and containers killed by
-    PID, mounts under the test's directory, the node namespace, the cgroup root."""
-    try:
-        if d.proc is not None and d.proc.poll() is not None and (d.base / "state").exists():
-            d.start()  # a test killed it: clean up through a fresh one
-        if d.proc is not None and d.proc.poll() is None:
-            api = d.client()
-            for s in api.ListPodSandbox(pb.ListPodSandboxRequest(), timeout=60).items:
-                api.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=s.id), timeout=60)
-    except (grpc.RpcError, AssertionError, OSError) as e:
-        print(f"cleanup through the daemon failed ({e}); removing by force", file=sys.stderr)
-    finally:
-        d.stop()
-        for pid_file in (d.base / "state" / "containers").glob("*/shim.pid"):
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pid_file.read_text()), signal.SIGKILL)
-        kill_cgroup_tree(d.cgroup_root)
-        unmount_below(d.base)
-        if Path(f"/run/netns/{d.node}").exists():
-            subprocess.run(["ip", "netns", "del", d.node], check=False)
-        remove_tree(d.cgroup_root)  # this test's cgroup root
-
-
-def kill_cgroup_tree(root: str) -> None:
-    """SIGKILL every process in the cgroup `root` (all hierarchies) and wait for them."""
-    deadline = time.monotonic() + 10
-    while True:
-        pids = {
-            int(pid)
-            for procs in Path("/sys/fs/cgroup").glob(f"*/{root}/**/cgroup.procs")
-            for pid in procs.read_text().split()
-        }
-        if not pids or time.monotonic() > deadline:
-            return
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.05)
-
-
-def unmount_below(base: Path) -> None:
-    """Lazily unmount every mount at or below `base`, deepest first."""
-    with open("/proc/self/mountinfo") as f:
-        points = [line.split()[4] for line in f]
-    prefix = str(base).rstrip("/") + "/"
-    for point in sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True):
-        subprocess.run(["umount", "-l", point], check=False, capture_output=True)
 
 
 def sandbox(api: Any, name: str) -> str:
@@ -210,7 +67,7 @@ def wait_state(api: Any, cid: str, state: int, timeout: float = 20) -> Any:
 
 
 @pytest.mark.parametrize("daemon", ["skiff-runc", "runc", "crun"], indirect=True)
-def test_sandbox_container_lifecycle_and_exec(daemon: Daemon) -> None:
+def test_sandbox_container_lifecycle_and_exec(daemon: RuntimeDaemon) -> None:
     api = daemon.client()
     sid = sandbox(api, "web")
     sb = api.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=sid)).status
@@ -248,7 +105,7 @@ def test_sandbox_container_lifecycle_and_exec(daemon: Daemon) -> None:
 
 
 @pytest.mark.parametrize("daemon", ["skiff-runc", "runc", "crun"], indirect=True)
-def test_memory_hog_is_oom_killed_and_reported(daemon: Daemon) -> None:
+def test_memory_hog_is_oom_killed_and_reported(daemon: RuntimeDaemon) -> None:
     api = daemon.client()
     sid = sandbox(api, "hog")
     config = pb.ContainerConfig(
@@ -268,7 +125,15 @@ def test_memory_hog_is_oom_killed_and_reported(daemon: Daemon) -> None:
     assert "survived" not in Path(done.log_path).read_text()
 
 
-def test_containers_survive_a_killed_daemon(daemon: Daemon) -> None:
+def catches(pid: int, sig: int) -> bool:
+    """Whether process `pid` has a handler for `sig` (/proc/PID/status, SigCgt)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    return False
+
+
+def test_containers_survive_a_killed_daemon(daemon: RuntimeDaemon) -> None:
     api = daemon.client()
     sid = sandbox(api, "survivor")
     long = container(api, sid, "long", ["sleep", "60"])
@@ -279,6 +144,12 @@ def test_containers_survive_a_killed_daemon(daemon: Daemon) -> None:
         api.StartContainer(pb.StartContainerRequest(container_id=cid))
     pid = wait_state(api, long, pb.CONTAINER_RUNNING).pid
     short_pid = wait_state(api, short, pb.CONTAINER_RUNNING).pid
+    # Running is reported once the process is there, maybe before `sh` set its trap: a
+    # USR1 sent before that is lost (or kills it). Wait for the handler (SigCgt).
+    deadline = time.monotonic() + 20
+    while not catches(short_pid, signal.SIGUSR1):
+        assert time.monotonic() < deadline, "`short` never set its USR1 trap"
+        time.sleep(0.05)
     daemon.kill()
     os.kill(short_pid, signal.SIGUSR1)
     deadline = time.monotonic() + 20
@@ -327,7 +198,7 @@ def exec_stream(
 
 
 @pytest.mark.parametrize("daemon", ["skiff-runc", "runc"], indirect=True)
-def test_streaming_exec_with_stdin_and_a_terminal(daemon: Daemon) -> None:
+def test_streaming_exec_with_stdin_and_a_terminal(daemon: RuntimeDaemon) -> None:
     api = daemon.client()
     sid = sandbox(api, "shell")
     cid = container(api, sid, "main", ["sleep", "60"])
@@ -374,7 +245,7 @@ def test_streaming_exec_with_stdin_and_a_terminal(daemon: Daemon) -> None:
     assert e.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-def test_reopen_container_log_after_rotation(daemon: Daemon) -> None:
+def test_reopen_container_log_after_rotation(daemon: RuntimeDaemon) -> None:
     api = daemon.client()
     sid = sandbox(api, "rotate")
     cid = container(
@@ -406,7 +277,7 @@ def test_reopen_container_log_after_rotation(daemon: Daemon) -> None:
     assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
-def test_image_config_is_honoured(daemon: Daemon, tmp_path: Path) -> None:
+def test_image_config_is_honoured(daemon: RuntimeDaemon, tmp_path: Path) -> None:
     """Entrypoint, Cmd, Env, WorkingDir and User from the image; the pod's env on top."""
     store = ImageStore(tmp_path / "images")
     busybox = store.get("busybox")
@@ -473,7 +344,7 @@ def test_image_config_is_honoured(daemon: Daemon, tmp_path: Path) -> None:
     assert set(os.listdir(daemon.base / "state" / "containers")) == before
 
 
-def test_host_network_pod_shares_the_node_namespace(daemon: Daemon) -> None:
+def test_host_network_pod_shares_the_node_namespace(daemon: RuntimeDaemon) -> None:
     api = daemon.client()
     config = pb.PodSandboxConfig(
         metadata=pb.PodSandboxMetadata(name="hostnet", uid=uuid.uuid4().hex, namespace="default"),
@@ -491,7 +362,7 @@ def test_host_network_pod_shares_the_node_namespace(daemon: Daemon) -> None:
         pb.ExecSyncRequest(container_id=cid, cmd=["readlink", "/proc/self/ns/net"])
     ).stdout.decode()
     node = subprocess.run(
-        ["ip", "netns", "exec", daemon.node, "readlink", "/proc/self/ns/net"],
+        ["ip", "netns", "exec", daemon.netns, "readlink", "/proc/self/ns/net"],
         capture_output=True,
         text=True,
         check=True,
@@ -503,7 +374,7 @@ def test_host_network_pod_shares_the_node_namespace(daemon: Daemon) -> None:
     assert hostname.stdout.decode().strip() == socket.gethostname()  # the node's, too
 
 
-def test_clear_errors_for_images_and_specs(daemon: Daemon) -> None:
+def test_clear_errors_for_images_and_specs(daemon: RuntimeDaemon) -> None:
     images = pb_grpc.ImageServiceStub(grpc.insecure_channel(f"unix://{daemon.socket}"))
     with pytest.raises(grpc.RpcError) as e:
         images.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image="Not/A Reference")))
@@ -524,7 +395,7 @@ def test_clear_errors_for_images_and_specs(daemon: Daemon) -> None:
 
 
 @pytest.mark.parametrize("daemon", ["skiff-runc", "runc"], indirect=True)
-def test_containers_of_a_pod_share_ipc_and_uts(daemon: Daemon) -> None:
+def test_containers_of_a_pod_share_ipc_and_uts(daemon: RuntimeDaemon) -> None:
     """As with Kubernetes' pause container: one IPC and UTS namespace per pod."""
     api = daemon.client()
 
@@ -551,7 +422,7 @@ def test_containers_of_a_pod_share_ipc_and_uts(daemon: Daemon) -> None:
 
 
 @pytest.mark.parametrize("daemon", ["skiff-runc", "runc"], indirect=True)
-def test_container_with_a_terminal(daemon: Daemon) -> None:
+def test_container_with_a_terminal(daemon: RuntimeDaemon) -> None:
     """`tty: true`: the process runs on a terminal of the container's own, and what it
     writes there is the container's log (one stream, stdout, as with containerd)."""
     api = daemon.client()
@@ -573,7 +444,7 @@ def test_container_with_a_terminal(daemon: Daemon) -> None:
     assert [text.rstrip("\r") for _, _, text in lines] == ["/dev/pts/0", "to-stderr"]
 
 
-def test_many_containers_created_at_once(daemon: Daemon) -> None:
+def test_many_containers_created_at_once(daemon: RuntimeDaemon) -> None:
     """Concurrent CreateContainer calls share the one spare shim without mixing up
     containers: each runs its own command and logs only its own output."""
     from concurrent.futures import ThreadPoolExecutor
@@ -595,7 +466,7 @@ def test_many_containers_created_at_once(daemon: Daemon) -> None:
         assert Path(done.log_path).read_text().split(" F ", 1)[1] == f"I am {i}\n"
 
 
-def test_many_sandboxes_at_once_get_distinct_addresses(daemon: Daemon) -> None:
+def test_many_sandboxes_at_once_get_distinct_addresses(daemon: RuntimeDaemon) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     api = daemon.client()
@@ -624,12 +495,12 @@ def test_many_sandboxes_at_once_get_distinct_addresses(daemon: Daemon) -> None:
         )
     assert api.ListPodSandbox(pb.ListPodSandboxRequest()).items == []
     links = subprocess.run(
-        ["ip", "-n", daemon.node, "-o", "link"], capture_output=True, text=True, check=True
+        ["ip", "-n", daemon.netns, "-o", "link"], capture_output=True, text=True, check=True
     ).stdout
     assert "veth" not in links  # every pod's veth went with it
 
 
-def test_skiff_crictl(daemon: Daemon) -> None:
+def test_skiff_crictl(daemon: RuntimeDaemon) -> None:
     """What a user runs on a node to look into it, as with crictl."""
     api = daemon.client()
     sid = sandbox(api, "looked-at")
@@ -683,7 +554,7 @@ def test_skiff_crictl(daemon: Daemon) -> None:
 
 
 @pytest.mark.no_pod_cidr
-def test_pod_cidr_from_update_runtime_config(daemon: Daemon) -> None:
+def test_pod_cidr_from_update_runtime_config(daemon: RuntimeDaemon) -> None:
     """The kubelet learns the node's pod CIDR from the Node object and tells the runtime,
     which remembers it across restarts."""
     api = daemon.client()
@@ -714,7 +585,7 @@ def test_pod_cidr_from_update_runtime_config(daemon: Daemon) -> None:
     assert ip2.startswith("10.244.5.") and ip2 != ip
 
 
-def test_skiff_crictl_runs_a_pod_from_config_files(daemon: Daemon, tmp_path: Path) -> None:
+def test_skiff_crictl_runs_a_pod_from_config_files(daemon: RuntimeDaemon, tmp_path: Path) -> None:
     """crictl's way of running something on a node by hand: config files in, IDs out."""
     pod = tmp_path / "pod.yaml"
     pod.write_text(

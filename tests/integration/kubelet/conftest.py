@@ -16,7 +16,6 @@ import contextlib
 import ctypes
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -26,16 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
 import httpx
 import pytest
 
 from proto import runtime_pb2 as pb
-from proto import runtime_pb2_grpc as pb_grpc
 from runtime.cgroups import remove_tree
 from runtime.images.busybox import build_busybox
 from runtime.images.store import ImageStore
 from tests.conftest import FAST_ELECTION, ROOT, ApiServerProcess, ComponentProcess
+from tests.runtime_daemon import RuntimeDaemon, unmount_below
 
 CLONE_NEWNET = 0x40000000
 NODE = "node-1"
@@ -69,51 +67,6 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
             return last
         time.sleep(0.3)
     raise AssertionError(f"timed out waiting for {what}: last={last!r}")
-
-
-class RuntimeDaemon:
-    def __init__(self, base: Path) -> None:
-        self.base = base
-        self.cgroup_root = f"skiff-test-{uuid.uuid4().hex[:8]}"
-        self.socket = base / "runtime.sock"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with open(self.base / "runtime.log", "ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "runtime.daemon",
-                    "--socket",
-                    str(self.socket),
-                    "--state-dir",
-                    str(self.base / "state"),
-                    "--run-dir",
-                    str(self.base / "run"),
-                    "--image-root",
-                    str(self.base / "images"),
-                    "--cgroup-root",
-                    f"/{self.cgroup_root}",
-                ],
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        wait_for(lambda: self.socket.exists() or self.proc.poll() is not None, "runtime socket")
-        assert self.proc.poll() is None, (self.base / "runtime.log").read_text()[-3000:]
-
-    def client(self) -> pb_grpc.RuntimeServiceStub:
-        return pb_grpc.RuntimeServiceStub(grpc.insecure_channel(f"unix://{self.socket}"))
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @dataclass
@@ -219,7 +172,7 @@ def one_node(base: Path, own_identity: bool = False) -> Iterator[Node]:
     home = os.open(f"/proc/{os.getpid()}/task/{os.getpid()}/ns/net", os.O_RDONLY)
     _setns(f"/run/netns/{netns}")
     server = ApiServerProcess(base / "apiserver")
-    runtime = RuntimeDaemon(base)
+    runtime = RuntimeDaemon(base, log="runtime.log")  # in this thread's namespace
     kubelet = _kubelet(base, server, runtime)
     n = Node(base, server, runtime, kubelet)
     try:
@@ -261,13 +214,9 @@ def one_node(base: Path, own_identity: bool = False) -> Iterator[Node]:
             kubelet.stop()
             for proc in n.others:
                 proc.stop()
-            if runtime.proc is not None and runtime.proc.poll() is None:
-                rt = runtime.client()
-                for s in rt.ListPodSandbox(pb.ListPodSandboxRequest(), timeout=60).items:
-                    rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=s.id), timeout=60)
-            runtime.stop()
+            runtime.cleanup()  # the pods, shims, their cgroups and mounts under base
             server.stop()
-            _unmount_under(base)
+            unmount_below(base)
         finally:
             _setns_fd(home)
             os.close(home)
@@ -279,13 +228,6 @@ def _setns_fd(fd: int) -> None:
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     if libc.setns(fd, CLONE_NEWNET) != 0:
         raise OSError(ctypes.get_errno(), "setns back to the original namespace")
-
-
-def _unmount_under(base: Path) -> None:
-    """Volumes (tmpfs, binds) the kubelet left mounted under the test's directory."""
-    mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
-    for m in sorted((m for m in mounts if m.startswith(str(base))), key=len, reverse=True):
-        subprocess.run(["umount", "-l", m], check=False)
 
 
 def _ready(api: httpx.Client) -> bool:

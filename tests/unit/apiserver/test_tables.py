@@ -95,3 +95,24 @@ def test_include_object_modes_and_accept() -> None:
     )
     assert accepts_table("application/json;as=Table;v=v1;g=meta.k8s.io,application/json")
     assert not accepts_table("application/json")
+
+
+@pytest.mark.parametrize(
+    ("conditions", "unschedulable", "printed"),
+    [
+        ([{"type": "Ready", "status": "True"}], False, "Ready"),
+        ([{"type": "Ready", "status": "False"}], False, "NotReady"),
+        # a node whose kubelet stopped: the controller sets Unknown, kubectl says NotReady
+        ([{"type": "Ready", "status": "Unknown"}], False, "NotReady"),
+        ([], False, "Unknown"),
+        ([{"type": "Ready", "status": "True"}], True, "Ready,SchedulingDisabled"),
+    ],
+)
+def test_node_status_column(conditions: list, unschedulable: bool, printed: str) -> None:
+    node = {
+        "metadata": {"name": "n1", "creationTimestamp": "2026-11-24T11:55:00Z"},
+        "spec": {"unschedulable": unschedulable},
+        "status": {"conditions": conditions},
+    }
+    table = table_for(group="", kind="Node", objects=[node], now=NOW)
+    assert table["rows"][0]["cells"][1] == printed
