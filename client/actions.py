@@ -120,6 +120,9 @@ class Step:
         self.owner = owner
         self.events: list[tuple[dict[str, Any], str, str, str]] = []
         self.note = ""  # a handler may say more than its calls (e.g. "already gone")
+        # A bookkeeping write Kubernetes records no Event for (a Job's tracking
+        # finalizer, a GC's finalizer): the trace shows it, `kubectl get events` not.
+        self.quiet = False
 
     def event(
         self, event_type: str, reason: str, message: str, *, on: dict[str, Any] | None = None
@@ -186,7 +189,13 @@ async def apply(
                 if step.note:
                     entry["note"] = step.note
                 if recorder is not None:
-                    if not step.events and step.api.changed and auto_events and owner is not None:
+                    if (
+                        not step.events
+                        and step.api.changed
+                        and auto_events
+                        and not step.quiet
+                        and owner is not None
+                    ):
                         step.event("Normal", type(action).__name__, text)
                     for obj, event_type, reason, message in step.events:
                         await recorder.event(obj, event_type, reason, message)
