@@ -71,6 +71,15 @@ class RecordingApi:
         if not status_only:
             self.changed = True
 
+    async def _write(self, text: str, call: Awaitable[Any], *, status_only: bool = False) -> Any:
+        """Note the call for the trace; it changed something only if it went through
+        (a delete that met NotFound changed nothing and is worth no Event)."""
+        self.calls.append(text)
+        out = await call
+        if not status_only:
+            self.changed = True
+        return out
+
     async def create(self, obj: dict[str, Any], **kw: Any) -> dict[str, Any]:
         meta = obj.get("metadata") or {}
         ns = kw.get("namespace") or meta.get("namespace", "")
@@ -82,16 +91,19 @@ class RecordingApi:
     async def create_subresource(
         self, api_version: str, kind: str, namespace: str, name: str, sub: str, body: Any
     ) -> dict[str, Any]:
-        self._note(f"POST {_target(api_version, kind, namespace, name, sub)}")
-        return await self._client.create_subresource(api_version, kind, namespace, name, sub, body)
+        return await self._write(
+            f"POST {_target(api_version, kind, namespace, name, sub)}",
+            self._client.create_subresource(api_version, kind, namespace, name, sub, body),
+        )
 
     async def update(self, obj: dict[str, Any], *, sub: str = "", **kw: Any) -> dict[str, Any]:
         meta = obj["metadata"]
         target = _target(
             obj["apiVersion"], obj["kind"], meta.get("namespace", ""), meta["name"], sub
         )
-        self._note(f"PUT {target}", status_only=sub == "status")
-        return await self._client.update(obj, sub=sub, **kw)
+        return await self._write(
+            f"PUT {target}", self._client.update(obj, sub=sub, **kw), status_only=sub == "status"
+        )
 
     async def update_status(self, obj: dict[str, Any], **kw: Any) -> dict[str, Any]:
         return await self.update(obj, sub="status", **kw)
@@ -101,14 +113,19 @@ class RecordingApi:
     ) -> dict[str, Any]:
         sub = kw.get("sub", "")
         target = _target(api_version, kind, namespace, name, sub)
-        self._note(f"PATCH {target}", status_only=sub == "status")
-        return await self._client.patch(api_version, kind, namespace, name, patch, **kw)
+        return await self._write(
+            f"PATCH {target}",
+            self._client.patch(api_version, kind, namespace, name, patch, **kw),
+            status_only=sub == "status",
+        )
 
     async def delete(
         self, api_version: str, kind: str, namespace: str, name: str, **kw: Any
     ) -> dict[str, Any]:
-        self._note(f"DELETE {_target(api_version, kind, namespace, name)}")
-        return await self._client.delete(api_version, kind, namespace, name, **kw)
+        return await self._write(
+            f"DELETE {_target(api_version, kind, namespace, name)}",
+            self._client.delete(api_version, kind, namespace, name, **kw),
+        )
 
 
 class Step:
