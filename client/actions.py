@@ -151,6 +151,19 @@ class Step:
 
 Handler = Callable[[Any, Step], Awaitable[None]]
 
+# A trace entry keeps this many of an action's calls and Events, then says how
+# many more: a CreatePods of 500 makes 500 POSTs, and the ring of 200 records is
+# serialized twice a second while loops are busy (bench/controllers.py measured
+# the unbounded lists as the trace's main cost).
+KEPT_PER_ACTION = 20
+
+
+def _bound(entry: dict[str, Any], key: str) -> None:
+    items = entry.get(key)
+    if items is not None and len(items) > KEPT_PER_ACTION:
+        more = len(items) - KEPT_PER_ACTION
+        entry[key] = [*items[:KEPT_PER_ACTION], f"... and {more} more"]
+
 
 async def apply(
     actions: list[Any],
@@ -217,6 +230,8 @@ async def apply(
                     for obj, event_type, reason, message in step.events:
                         await recorder.event(obj, event_type, reason, message)
                         entry.setdefault("events", []).append(f"{reason}: {message}")
+                _bound(entry, "calls")
+                _bound(entry, "events")
     except Exception as e:
         if record is not None:
             record.outcome = f"error: {e}"

@@ -404,3 +404,37 @@ def test_the_garbage_collector_reports_what_it_deletes_on_the_dependent() -> Non
     assert ("delete", "Pod", "web-1-a", "Foreground") in client.calls
     assert {g[0] for g in loop.gated} == {"garbage-collector"}
     assert tracer.records[0]["decide"] == "controllers.garbagecollector:decide_owner"
+
+
+def test_a_trace_entry_keeps_the_first_calls_of_a_big_action_and_counts_the_rest() -> None:
+    """A ReplicaSet's CreatePods of 500 is 500 POSTs: the ring stays small to write."""
+    from dataclasses import dataclass
+
+    from client.actions import KEPT_PER_ACTION, Step, apply
+
+    @dataclass(frozen=True)
+    class MakeMany:
+        count: int
+
+    async def make_many(action: MakeMany, step: Step) -> None:
+        for i in range(action.count):
+            await step.api.delete("v1", "Pod", "default", f"p{i}")
+            step.event("Normal", "SuccessfulDelete", f"Deleted pod: p{i}")
+
+    _ctx, client, recorder, _, tracer = context()
+    asyncio.run(
+        apply(
+            [MakeMany(KEPT_PER_ACTION + 5)],
+            client=client,  # type: ignore[arg-type]
+            recorder=recorder,  # type: ignore[arg-type]
+            handlers={MakeMany: make_many},
+            owner=JOB,
+            tracer=tracer,
+        )
+    )
+    (entry,) = tracer.records[0]["actions"]
+    assert entry["calls"][0] == "DELETE v1 Pod default/p0"
+    assert entry["calls"][-1] == "... and 5 more"
+    assert len(entry["calls"]) == KEPT_PER_ACTION + 1
+    assert entry["events"][-1] == "... and 5 more"
+    assert len(recorder.events) == KEPT_PER_ACTION + 5  # every Event is still recorded
