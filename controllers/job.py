@@ -710,7 +710,8 @@ class JobController(Controller):
         except errors.NotFound:
             step.note = "already gone"
             return
-        # What the TTL-after-finished controller says when it deletes a Job.
+        # Kubernetes' TTL-after-finished controller only logs this; an Event here lets
+        # `kubectl get events` say why the Job vanished (the Job's own events outlive it).
         step.event(
             "Normal", "Deleted", f"Job {meta['name']} deleted: its TTL after finishing expired"
         )
