@@ -116,6 +116,13 @@ async def _rolled_out(api: httpx.AsyncClient, n: int) -> bool:
     )
 
 
+def cpu_seconds(pid: int) -> float:
+    """A process's user + system CPU time so far: what tracing costs, however loaded
+    the machine is (wall-clock rates swing with the other work on a shared machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def scenario(n: int, *, trace: bool) -> dict[str, float]:
     """One fresh control plane, the three measurements; pods/s each (and trace records)."""
     out: dict[str, float] = {}
@@ -146,6 +153,8 @@ async def scenario(n: int, *, trace: bool) -> dict[str, float]:
                     )
                 out["raw"] = n / (time.perf_counter() - t0)
 
+                apiserver, controllers = (p.pid for p in cluster.procs[:2])
+                cpu0 = cpu_seconds(controllers), cpu_seconds(apiserver)
                 t0 = time.perf_counter()
                 await api.post(
                     "/apis/apps/v1/namespaces/ctl/deployments", json=deployment(n, "nginx:1")
@@ -174,6 +183,9 @@ async def scenario(n: int, *, trace: bool) -> dict[str, float]:
                 out["rollout"] = n / (time.perf_counter() - t0)
                 stop.set()
                 await helper
+                await asyncio.sleep(1.0)  # the trace's last ConfigMap write (0.5 s apart)
+                out["cm_cpu"] = cpu_seconds(controllers) - cpu0[0]
+                out["api_cpu"] = cpu_seconds(apiserver) - cpu0[1]
                 out["records"] = await _trace_records(api)
         finally:
             cluster.stop()
@@ -202,16 +214,19 @@ async def main() -> None:
     print(f"| measurement | {header} |" + (" tracing on vs off |" if len(modes) == 2 else ""))
     print("|---|" + "---|" * len(modes) + ("---|" if len(modes) == 2 else ""))
     rows = [
-        ("floor: raw pod creates, 32 clients (pods/s)", "raw"),
-        (f"Deployment applied -> {n} pods exist (pods/s)", "apply"),
-        (f"rolling update of the {n} pods to completion (pods/s)", "rollout"),
+        ("floor: raw pod creates, 32 clients (pods/s)", "raw", True),
+        (f"Deployment applied -> {n} pods exist (pods/s)", "apply", True),
+        (f"rolling update of the {n} pods to completion (pods/s)", "rollout", True),
+        ("controller-manager CPU for apply + rollout (s)", "cm_cpu", False),
+        ("apiserver CPU for apply + rollout (s)", "api_cpu", False),
     ]
-    for label, key in rows:
-        cells = " | ".join(f"{runs[m][key]:.0f}" for m in modes)
+    for label, key, rate in rows:
+        cells = " | ".join(f"{runs[m][key]:.0f}" if rate else f"{runs[m][key]:.1f}" for m in modes)
         extra = ""
         if len(modes) == 2:
             off, on = runs[False][key], runs[True][key]
-            extra = f" {(off / on - 1) * 100:+.1f}% time |"
+            change = (off / on - 1) if rate else (on / off - 1)
+            extra = f" {change * 100:+.1f}% {'time' if rate else 'CPU'} |"
         print(f"| {label} | {cells} |{extra}")
     for m in modes:
         apply_ratio = runs[m]["raw"] / runs[m]["apply"]
