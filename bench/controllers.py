@@ -1,6 +1,6 @@
 """Control loops at scale: a 1,000-replica Deployment, beside the raw create rate.
 
-    .venv/bin/python bench/controllers.py [--replicas 1000]
+    .venv/bin/python bench/controllers.py [--replicas 1000] [--trace both|on|off]
 
 Starts a fresh apiserver and controller-manager (no kubelets), then measures
 in the same run:
@@ -8,6 +8,12 @@ in the same run:
 - apply to N pods: a Deployment of N replicas until N pods exist;
 - a rolling update of it to completion, with a helper marking every new pod
   Running and Ready through the status subresource, as a hollow node would.
+
+With `--trace both` (the default) it does all of that twice, each time on a
+fresh control plane: once with the controller-manager's reconcile trace off
+(`SKIFF_TRACE=0`), once with it on (the default of a real cluster), and
+prints both columns and how much slower tracing made each step. About two
+minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -110,15 +116,29 @@ async def _rolled_out(api: httpx.AsyncClient, n: int) -> bool:
     )
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--replicas", type=int, default=1000)
-    args = parser.parse_args()
-    n = args.replicas
+def cpu_seconds(pid: int) -> float:
+    """A process's user + system CPU time so far: what tracing costs, however loaded
+    the machine is (wall-clock rates swing with the other work on a shared machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def scenario(n: int, *, trace: bool) -> dict[str, float]:
+    """One fresh control plane, the three measurements; pods/s each (and trace records)."""
+    out: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="skiff-bench-") as tmp:
         cluster = Cluster(Path(tmp))
         cluster.start_apiserver()
-        cluster.start_component("controllers")
+        # The switch is the controller-manager's environment (client/trace.py).
+        saved = os.environ.get("SKIFF_TRACE")
+        os.environ["SKIFF_TRACE"] = "1" if trace else "0"
+        try:
+            cluster.start_component("controllers")
+        finally:
+            if saved is None:
+                os.environ.pop("SKIFF_TRACE", None)
+            else:
+                os.environ["SKIFF_TRACE"] = saved
         try:
             async with cluster.client() as api:
                 await api.post("/api/v1/namespaces", json={"metadata": {"name": "raw"}})
@@ -131,20 +151,16 @@ async def main() -> None:
                             for j in range(i, min(i + 32, n))
                         )
                     )
-                raw = n / (time.perf_counter() - t0)
-                print(f"machine: {os.cpu_count()} cpus; {n} pods\n")
-                print(f"  floor: raw pod creates, 32 clients     {raw:8.0f} pods/s")
+                out["raw"] = n / (time.perf_counter() - t0)
 
+                apiserver, controllers = (p.pid for p in cluster.procs[:2])
+                cpu0 = cpu_seconds(controllers), cpu_seconds(apiserver)
                 t0 = time.perf_counter()
                 await api.post(
                     "/apis/apps/v1/namespaces/ctl/deployments", json=deployment(n, "nginx:1")
                 )
                 await poll(lambda: _enough(api, n), 0.25)
-                created = n / (time.perf_counter() - t0)
-                print(
-                    f"  Deployment apply -> {n} pods             {created:8.0f} pods/s"
-                    f"   ({raw / created:.2f}x the floor)"
-                )
+                out["apply"] = n / (time.perf_counter() - t0)
 
                 stop = asyncio.Event()
                 helper = asyncio.create_task(hollow_node(api, "ctl", stop))
@@ -164,15 +180,60 @@ async def main() -> None:
                     ),
                 )
                 await poll(lambda: _rolled_out(api, n), 0.5)
-                rolled = n / (time.perf_counter() - t0)
+                out["rollout"] = n / (time.perf_counter() - t0)
                 stop.set()
                 await helper
-                print(
-                    f"  rolling update to completion           {rolled:8.0f} pods/s"
-                    f"   (each pod: create, mark ready, delete an old one)"
-                )
+                await asyncio.sleep(1.0)  # the trace's last ConfigMap write (0.5 s apart)
+                out["cm_cpu"] = cpu_seconds(controllers) - cpu0[0]
+                out["api_cpu"] = cpu_seconds(apiserver) - cpu0[1]
+                out["records"] = await _trace_records(api)
         finally:
             cluster.stop()
+    return out
+
+
+async def _trace_records(api: httpx.AsyncClient) -> float:
+    """How many acting reconciles the controller-manager traced (its ring's `seq`)."""
+    r = await api.get("/api/v1/namespaces/kube-system/configmaps/skiff-trace-controller-manager")
+    if r.status_code != 200:
+        return 0.0
+    return float((r.json().get("data") or {}).get("seq") or 0)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--replicas", type=int, default=1000)
+    parser.add_argument("--trace", choices=("both", "on", "off"), default="both")
+    args = parser.parse_args()
+    n = args.replicas
+    modes = {"both": (False, True), "on": (True,), "off": (False,)}[args.trace]
+    runs = {mode: await scenario(n, trace=mode) for mode in modes}
+    print(f"machine: {os.cpu_count()} cpus; {n} pods; load average {os.getloadavg()[0]:.2f}\n")
+    names = {False: "tracing off", True: "tracing on"}
+    header = " | ".join(names[m] for m in modes)
+    print(f"| measurement | {header} |" + (" tracing on vs off |" if len(modes) == 2 else ""))
+    print("|---|" + "---|" * len(modes) + ("---|" if len(modes) == 2 else ""))
+    rows = [
+        ("floor: raw pod creates, 32 clients (pods/s)", "raw", True),
+        (f"Deployment applied -> {n} pods exist (pods/s)", "apply", True),
+        (f"rolling update of the {n} pods to completion (pods/s)", "rollout", True),
+        ("controller-manager CPU for apply + rollout (s)", "cm_cpu", False),
+        ("apiserver CPU for apply + rollout (s)", "api_cpu", False),
+    ]
+    for label, key, rate in rows:
+        cells = " | ".join(f"{runs[m][key]:.0f}" if rate else f"{runs[m][key]:.1f}" for m in modes)
+        extra = ""
+        if len(modes) == 2:
+            off, on = runs[False][key], runs[True][key]
+            change = (off / on - 1) if rate else (on / off - 1)
+            extra = f" {change * 100:+.1f}% {'time' if rate else 'CPU'} |"
+        print(f"| {label} | {cells} |{extra}")
+    for m in modes:
+        apply_ratio = runs[m]["raw"] / runs[m]["apply"]
+        print(
+            f"\n{names[m]}: apply is {apply_ratio:.2f}x the floor's time; "
+            f"{runs[m]['records']:.0f} reconciles traced"
+        )
 
 
 if __name__ == "__main__":

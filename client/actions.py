@@ -71,6 +71,15 @@ class RecordingApi:
         if not status_only:
             self.changed = True
 
+    async def _write(self, text: str, call: Awaitable[Any], *, status_only: bool = False) -> Any:
+        """Note the call for the trace; it changed something only if it went through
+        (a delete that met NotFound changed nothing and is worth no Event)."""
+        self.calls.append(text)
+        out = await call
+        if not status_only:
+            self.changed = True
+        return out
+
     async def create(self, obj: dict[str, Any], **kw: Any) -> dict[str, Any]:
         meta = obj.get("metadata") or {}
         ns = kw.get("namespace") or meta.get("namespace", "")
@@ -82,16 +91,19 @@ class RecordingApi:
     async def create_subresource(
         self, api_version: str, kind: str, namespace: str, name: str, sub: str, body: Any
     ) -> dict[str, Any]:
-        self._note(f"POST {_target(api_version, kind, namespace, name, sub)}")
-        return await self._client.create_subresource(api_version, kind, namespace, name, sub, body)
+        return await self._write(
+            f"POST {_target(api_version, kind, namespace, name, sub)}",
+            self._client.create_subresource(api_version, kind, namespace, name, sub, body),
+        )
 
     async def update(self, obj: dict[str, Any], *, sub: str = "", **kw: Any) -> dict[str, Any]:
         meta = obj["metadata"]
         target = _target(
             obj["apiVersion"], obj["kind"], meta.get("namespace", ""), meta["name"], sub
         )
-        self._note(f"PUT {target}", status_only=sub == "status")
-        return await self._client.update(obj, sub=sub, **kw)
+        return await self._write(
+            f"PUT {target}", self._client.update(obj, sub=sub, **kw), status_only=sub == "status"
+        )
 
     async def update_status(self, obj: dict[str, Any], **kw: Any) -> dict[str, Any]:
         return await self.update(obj, sub="status", **kw)
@@ -101,14 +113,19 @@ class RecordingApi:
     ) -> dict[str, Any]:
         sub = kw.get("sub", "")
         target = _target(api_version, kind, namespace, name, sub)
-        self._note(f"PATCH {target}", status_only=sub == "status")
-        return await self._client.patch(api_version, kind, namespace, name, patch, **kw)
+        return await self._write(
+            f"PATCH {target}",
+            self._client.patch(api_version, kind, namespace, name, patch, **kw),
+            status_only=sub == "status",
+        )
 
     async def delete(
         self, api_version: str, kind: str, namespace: str, name: str, **kw: Any
     ) -> dict[str, Any]:
-        self._note(f"DELETE {_target(api_version, kind, namespace, name)}")
-        return await self._client.delete(api_version, kind, namespace, name, **kw)
+        return await self._write(
+            f"DELETE {_target(api_version, kind, namespace, name)}",
+            self._client.delete(api_version, kind, namespace, name, **kw),
+        )
 
 
 class Step:
@@ -120,6 +137,9 @@ class Step:
         self.owner = owner
         self.events: list[tuple[dict[str, Any], str, str, str]] = []
         self.note = ""  # a handler may say more than its calls (e.g. "already gone")
+        # A bookkeeping write Kubernetes records no Event for (a Job's tracking
+        # finalizer, a GC's finalizer): the trace shows it, `kubectl get events` not.
+        self.quiet = False
 
     def event(
         self, event_type: str, reason: str, message: str, *, on: dict[str, Any] | None = None
@@ -130,6 +150,19 @@ class Step:
 
 
 Handler = Callable[[Any, Step], Awaitable[None]]
+
+# A trace entry keeps this many of an action's calls and Events, then says how
+# many more: a CreatePods of 500 makes 500 POSTs, and the ring of 200 records is
+# serialized twice a second while loops are busy (bench/controllers.py measured
+# the unbounded lists as the trace's main cost).
+KEPT_PER_ACTION = 20
+
+
+def _bound(entry: dict[str, Any], key: str) -> None:
+    items = entry.get(key)
+    if items is not None and len(items) > KEPT_PER_ACTION:
+        more = len(items) - KEPT_PER_ACTION
+        entry[key] = [*items[:KEPT_PER_ACTION], f"... and {more} more"]
 
 
 async def apply(
@@ -186,11 +219,19 @@ async def apply(
                 if step.note:
                     entry["note"] = step.note
                 if recorder is not None:
-                    if not step.events and step.api.changed and auto_events and owner is not None:
+                    if (
+                        not step.events
+                        and step.api.changed
+                        and auto_events
+                        and not step.quiet
+                        and owner is not None
+                    ):
                         step.event("Normal", type(action).__name__, text)
                     for obj, event_type, reason, message in step.events:
                         await recorder.event(obj, event_type, reason, message)
                         entry.setdefault("events", []).append(f"{reason}: {message}")
+                _bound(entry, "calls")
+                _bound(entry, "events")
     except Exception as e:
         if record is not None:
             record.outcome = f"error: {e}"

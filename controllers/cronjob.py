@@ -25,6 +25,7 @@ from typing import Any
 from api import cron
 from api.meta import controller_of, namespaced_key, owner_reference, parse_time
 from client import errors
+from client.actions import Handler, Step
 from client.controller import Context, Controller, Result
 
 SCHEDULED_ANNOTATION = "batch.kubernetes.io/cronjob-scheduled-timestamp"
@@ -295,6 +296,9 @@ class CronJobController(Controller):
             on_update=lambda _o, j: self._job_changed(j),
             on_delete=self._job_changed,
         )
+        # The Job a reconcile just created, by CronJob uid, for the status it writes next
+        # (a key is never reconciled by two workers at once).
+        self._created: dict[str, dict[str, Any]] = {}
 
     def _job_changed(self, job: dict[str, Any]) -> None:
         ref = controller_of(job)
@@ -305,53 +309,71 @@ class CronJobController(Controller):
         cronjob = self.cronjobs.store.get(key)
         if cronjob is None or cronjob["metadata"].get("deletionTimestamp"):
             return Result.done()
-        api, recorder = self.ctx.client, self.ctx.recorder
-        ns, name, uid = (
-            cronjob["metadata"]["namespace"],
-            cronjob["metadata"]["name"],
-            cronjob["metadata"]["uid"],
-        )
+        ns, uid = cronjob["metadata"]["namespace"], cronjob["metadata"]["uid"]
         jobs = [
             j
             for j in self.jobs.store.by_index("namespace", ns)
             if (controller_of(j) or {}).get("uid") == uid
         ]
         plan = decide(cronjob, jobs, datetime.datetime.now(datetime.UTC))
-        created: dict[str, Any] | None = None
-        for action in plan.actions:
-            if isinstance(action, CreateJob):
-                try:
-                    created = await api.create(action.job)
-                except errors.AlreadyExists:
-                    continue
-                except errors.ApiError as e:
-                    await recorder.event(
-                        cronjob, "Warning", "FailedCreate", f"Error creating job: {e}"
-                    )
-                    raise
-                await recorder.event(
-                    cronjob, "Normal", "SuccessfulCreate", f"Created job {action.name}"
+        if plan.actions:
+            try:
+                await self.apply(
+                    plan.actions,
+                    cronjob,
+                    decide=decide,
+                    observed=f"{len(jobs)} jobs",
+                    wanted=f"a job at each time of {(cronjob.get('spec') or {}).get('schedule')!r}",
                 )
-            elif isinstance(action, DeleteJob):
-                try:
-                    await api.delete("batch/v1", "Job", ns, action.name, propagation="Background")
-                except errors.NotFound:
-                    continue
-                await recorder.event(
-                    cronjob, "Normal", "SuccessfulDelete", f"Deleted job {action.name}"
-                )
-            elif isinstance(action, UpdateStatus):
-                status = action.status
-                if created is not None:
-                    status = {**status, "active": [*(status.get("active") or []), _ref(created)]}
-                await api.patch(
-                    "batch/v1",
-                    "CronJob",
-                    ns,
-                    name,
-                    {"status": {"active": None, **status}},
-                    sub="status",
-                )
-            elif isinstance(action, Event):
-                await recorder.event(cronjob, action.type, action.reason, action.message)
+            finally:
+                self._created.pop(uid, None)
         return Result(requeue_after=plan.requeue_after)
+
+    @property
+    def handlers(self) -> dict[type, Handler]:  # type: ignore[override]
+        return {
+            CreateJob: self._create_job,
+            DeleteJob: self._delete_job,
+            UpdateStatus: self._update_status,
+            Event: self._event,
+        }
+
+    async def _create_job(self, action: CreateJob, step: Step) -> None:
+        try:
+            created = await step.api.create(action.job)
+        except errors.AlreadyExists:
+            step.note = "this time has its Job already"
+            return
+        except errors.ApiError as e:
+            step.event("Warning", "FailedCreate", f"Error creating job: {e}")
+            raise
+        # The status written next lists it among the active Jobs (it needs its uid).
+        self._created[(step.owner or {})["metadata"]["uid"]] = _ref(created)
+        step.event("Normal", "SuccessfulCreate", f"Created job {action.name}")
+
+    async def _delete_job(self, action: DeleteJob, step: Step) -> None:
+        ns = (step.owner or {})["metadata"]["namespace"]
+        try:
+            await step.api.delete("batch/v1", "Job", ns, action.name, propagation="Background")
+        except errors.NotFound:
+            step.note = "already gone"
+            return
+        step.event("Normal", "SuccessfulDelete", f"Deleted job {action.name}")
+
+    async def _update_status(self, action: UpdateStatus, step: Step) -> None:
+        meta = (step.owner or {})["metadata"]
+        status = action.status
+        created = self._created.pop(meta["uid"], None)
+        if created is not None:
+            status = {**status, "active": [*(status.get("active") or []), created]}
+        await step.api.patch(
+            "batch/v1",
+            "CronJob",
+            meta["namespace"],
+            meta["name"],
+            {"status": {"active": None, **status}},
+            sub="status",
+        )
+
+    async def _event(self, action: Event, step: Step) -> None:
+        step.event(action.type, action.reason, action.message)

@@ -33,6 +33,7 @@ from api.nodeaffinity import pod_fits_node
 from api.pods import is_available, is_ready, ready_since
 from api.taints import tolerated
 from client import errors
+from client.actions import Handler, Step
 from client.controller import Context, Controller, Result
 
 from . import history
@@ -102,6 +103,7 @@ def node_of(pod: Pod) -> str:
 @dataclass(frozen=True)
 class CreatePod:
     node: str
+    revision_hash: str = ""  # the controller-revision-hash the new pod carries
 
 
 @dataclass(frozen=True)
@@ -181,7 +183,7 @@ def decide(
             deleted.add(pod["metadata"]["uid"])
         here = [p for p in here if p not in failed]
         if not here:
-            plan.actions.append(CreatePod(name))
+            plan.actions.append(CreatePod(name, current_hash))
             continue
         counts["current"] += 1
         # More than one pod: keep one new and one old at most (a surge in progress),
@@ -204,7 +206,9 @@ def decide(
 
     strategy = spec.get("updateStrategy") or {}
     if strategy.get("type", "RollingUpdate") == "RollingUpdate":
-        _rolling_update(ds, eligible, by_node_live(pods, deleted), is_new, min_ready, now, plan)
+        _rolling_update(
+            ds, eligible, by_node_live(pods, deleted), is_new, min_ready, now, plan, current_hash
+        )
 
     status = {
         "currentNumberScheduled": counts["current"],
@@ -263,6 +267,7 @@ def _rolling_update(
     min_ready: int,
     now: datetime.datetime,
     plan: Plan,
+    current_hash: str,
 ) -> None:
     """Replace old pods node by node within maxUnavailable (or maxSurge) budget."""
     desired = len(eligible)
@@ -313,7 +318,7 @@ def _rolling_update(
         else:
             waiting.append(node)
     for node in waiting[: max(max_surge - surging, 0)]:
-        plan.actions.append(CreatePod(node))
+        plan.actions.append(CreatePod(node, current_hash))
 
 
 def pod_for_node(ds: dict[str, Any], node: str, revision_hash: str) -> Pod:
@@ -398,84 +403,77 @@ class DaemonSetController(Controller):
         ds = self.daemonsets.store.get(key)
         if ds is None or ds["metadata"].get("deletionTimestamp"):
             return Result.done()
-        api = self.ctx.client
         ns, uid = ds["metadata"]["namespace"], ds["metadata"]["uid"]
         revisions = [
             r
             for r in self.revisions.store.by_index("namespace", ns)
             if (controller_of(r) or {}).get("uid") == uid
         ]
-        current = await store_current_revision(api, ds, revisions)
         pods = [
             p
             for p in self.pods.store.by_index("namespace", ns)
             if (controller_of(p) or {}).get("uid") == uid
         ]
-        plan = decide(
-            ds, self.nodes.store.list(), pods, current.hash, datetime.datetime.now(datetime.UTC)
-        )
-        for action in plan.actions:
-            if isinstance(action, CreatePod):
-                created = await api.create(pod_for_node(ds, action.node, current.hash))
-                await self.ctx.recorder.event(
-                    ds, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}"
-                )
-            elif isinstance(action, DeletePod):
-                if action.why:
-                    await self.ctx.recorder.event(ds, "Warning", "FailedDaemonPod", action.why)
-                try:
-                    await api.delete("v1", "Pod", ns, action.name, uid=action.uid)
-                except errors.NotFound:
-                    continue
-                await self.ctx.recorder.event(
-                    ds, "Normal", "SuccessfulDelete", f"Deleted pod: {action.name}"
-                )
-            elif isinstance(action, UpdateStatus):
-                await api.patch(
-                    "apps/v1",
-                    "DaemonSet",
-                    ns,
-                    ds["metadata"]["name"],
-                    {"status": action.status},
-                    sub="status",
-                )
+        current = history.plan_current(ds, revisions)
+        nodes = self.nodes.store.list()
+        plan = decide(ds, nodes, pods, current.hash, datetime.datetime.now(datetime.UTC))
         prefix = ds["metadata"]["name"]
-        live = {current.name} | {
-            f"{prefix}-{(p['metadata'].get('labels') or {}).get(history.HASH_LABEL)}" for p in pods
-        }
-        await prune_history(
-            api, ns, revisions, live, int(ds["spec"].get("revisionHistoryLimit", 10))
+        before, after = history.decide(
+            current,
+            revisions,
+            {
+                f"{prefix}-{(p['metadata'].get('labels') or {}).get(history.HASH_LABEL)}"
+                for p in pods
+            },
+            limit=int(ds["spec"].get("revisionHistoryLimit", 10)),
         )
+        actions = [*before, *plan.actions, *after]
+        if actions:
+            await self.apply(
+                actions,
+                ds,
+                decide=decide,
+                observed=f"{len(pods)} daemon pods on {len(nodes)} nodes",
+                wanted=f"one pod of revision {current.hash} on each eligible node",
+            )
         return Result(requeue_after=plan.requeue_after)
 
+    @property
+    def handlers(self) -> dict[type, Handler]:  # type: ignore[override]
+        return {
+            **history.HANDLERS,
+            CreatePod: self._create_pod,
+            DeletePod: self._delete_pod,
+            UpdateStatus: self._update_status,
+        }
 
-async def store_current_revision(
-    api: Any, owner: dict[str, Any], revisions: list[dict[str, Any]]
-) -> history.RevisionPlan:
-    """Make sure the owner's current template is stored as the newest revision."""
-    current = history.plan_current(owner, revisions)
-    if current.create is not None:
+    async def _create_pod(self, action: CreatePod, step: Step) -> None:
+        ds = step.owner or {}
         try:
-            await api.create(current.create)
-        except errors.AlreadyExists:
-            pass  # made by an earlier sync whose watch event has not arrived yet
-    elif current.renumber is not None:
-        name, number = current.renumber
-        await api.patch(
-            "apps/v1",
-            "ControllerRevision",
-            owner["metadata"]["namespace"],
-            name,
-            {"revision": number},
-        )
-    return current
+            created = await step.api.create(pod_for_node(ds, action.node, action.revision_hash))
+        except errors.ApiError as e:
+            step.event("Warning", "FailedCreate", f"Error creating: {e}")
+            raise
+        step.event("Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
 
-
-async def prune_history(
-    api: Any, namespace: str, revisions: list[dict[str, Any]], live: set[str], limit: int
-) -> None:
-    for name in history.history_to_delete(revisions, live, limit):
+    async def _delete_pod(self, action: DeletePod, step: Step) -> None:
+        if action.why:
+            step.event("Warning", "FailedDaemonPod", action.why)
+        ns = (step.owner or {})["metadata"]["namespace"]
         try:
-            await api.delete("apps/v1", "ControllerRevision", namespace, name)
+            await step.api.delete("v1", "Pod", ns, action.name, uid=action.uid)
         except errors.NotFound:
-            pass
+            step.note = "already gone"
+            return
+        step.event("Normal", "SuccessfulDelete", f"Deleted pod: {action.name}")
+
+    async def _update_status(self, action: UpdateStatus, step: Step) -> None:
+        meta = (step.owner or {})["metadata"]
+        await step.api.patch(
+            "apps/v1",
+            "DaemonSet",
+            meta["namespace"],
+            meta["name"],
+            {"status": action.status},
+            sub="status",
+        )

@@ -26,6 +26,7 @@ import httpx
 
 from api.meta import namespaced_key
 from client import errors
+from client.actions import Handler, Step
 from client.controller import Context, Controller, Result
 from client.informer import Informer
 
@@ -240,8 +241,17 @@ class GarbageCollector(Controller):
         if obj is None:
             return Result.done()
         api = self.ctx.client
-        for action in decide_owner(obj, self._dependents_of(obj["metadata"]["uid"])):
-            await self._do(action, obj)
+        dependents = self._dependents_of(obj["metadata"]["uid"])
+        actions = decide_owner(obj, dependents)
+        if actions:
+            await self.apply(
+                list(actions),
+                obj,
+                decide=decide_owner,
+                observed=f"deleting, finalizers {obj['metadata'].get('finalizers') or []}, "
+                f"{len(dependents)} dependents",
+                wanted="dependents handled as the propagation policy says, then the owner gone",
+            )
         refs = obj["metadata"].get("ownerReferences") or []
         exists = {r["uid"]: self._exists(r["uid"]) for r in refs if "uid" in r}
         # A cache can lag: confirm with the API before deleting for a missing owner.
@@ -258,48 +268,98 @@ class GarbageCollector(Controller):
                     exists[r["uid"]] = True  # a kind we cannot look up: leave it be
         action = decide_dependent(obj, exists)
         if action is not None:
-            await self._do(action, obj)
+            gone = ", ".join(f"{r.get('kind')}/{r.get('name')}" for r in refs)
+            await self.apply(
+                [action],
+                obj,
+                decide=decide_dependent,
+                observed=f"every owner is gone ({gone})",
+                wanted="no object without its owners",
+            )
         return Result.done()
 
-    async def _do(
-        self, action: DeleteDependent | Disown | RemoveFinalizer, obj: dict[str, Any]
-    ) -> None:
-        api = self.ctx.client
+    @property
+    def handlers(self) -> dict[type, Handler]:  # type: ignore[override]
+        return {
+            DeleteDependent: self._delete_dependent,
+            Disown: self._disown,
+            RemoveFinalizer: self._remove_finalizer,
+        }
+
+    async def _delete_dependent(self, action: DeleteDependent, step: Step) -> None:
         try:
-            if isinstance(action, DeleteDependent):
-                await api.delete(
-                    action.api_version,
-                    action.kind,
-                    action.namespace,
-                    action.name,
-                    uid=action.uid,
-                    propagation=action.propagation,
-                )
-            elif isinstance(action, Disown):
-                dependent = await api.get(
-                    action.api_version, action.kind, action.namespace, action.name
-                )
-                refs = [
-                    r
-                    for r in dependent["metadata"].get("ownerReferences") or []
-                    if r.get("uid") != action.owner_uid
-                ]
-                await api.patch(
-                    action.api_version,
-                    action.kind,
-                    action.namespace,
-                    action.name,
-                    {"metadata": {"ownerReferences": refs or None}},
-                )
-            elif isinstance(action, RemoveFinalizer):
-                meta = obj["metadata"]
-                finalizers = [f for f in meta.get("finalizers") or [] if f != action.finalizer]
-                await api.patch(
-                    obj["apiVersion"],
-                    obj["kind"],
-                    meta.get("namespace", ""),
-                    meta["name"],
-                    {"metadata": {"finalizers": finalizers or None}},
-                )
+            await step.api.delete(
+                action.api_version,
+                action.kind,
+                action.namespace,
+                action.name,
+                uid=action.uid,
+                propagation=action.propagation,
+            )
         except errors.NotFound:
-            pass  # already gone: the goal
+            step.note = "already gone"
+            return
+        # The Event goes on the deleted object: `kubectl get events` in its namespace
+        # says who removed it and why (the owner may be cluster-scoped or gone).
+        step.event(
+            "Normal",
+            "GarbageCollected",
+            f"Deleted {action.kind} {action.name}: its owner is being deleted or gone "
+            f"({action.propagation} propagation)",
+            on=_ref(action.api_version, action.kind, action.namespace, action.name, action.uid),
+        )
+
+    async def _disown(self, action: Disown, step: Step) -> None:
+        try:
+            dependent = await step.api.get(
+                action.api_version, action.kind, action.namespace, action.name
+            )
+            refs = [
+                r
+                for r in dependent["metadata"].get("ownerReferences") or []
+                if r.get("uid") != action.owner_uid
+            ]
+            await step.api.patch(
+                action.api_version,
+                action.kind,
+                action.namespace,
+                action.name,
+                {"metadata": {"ownerReferences": refs or None}},
+            )
+        except errors.NotFound:
+            step.note = "already gone"
+            return
+        step.event(
+            "Normal",
+            "Orphaned",
+            f"{action.kind} {action.name} orphaned: its owner was deleted with "
+            "propagationPolicy=Orphan",
+            on=dependent,
+        )
+
+    async def _remove_finalizer(self, action: RemoveFinalizer, step: Step) -> None:
+        obj = step.owner or {}
+        meta = obj["metadata"]
+        finalizers = [f for f in meta.get("finalizers") or [] if f != action.finalizer]
+        try:
+            await step.api.patch(
+                obj["apiVersion"],
+                obj["kind"],
+                meta.get("namespace", ""),
+                meta["name"],
+                {"metadata": {"finalizers": finalizers or None}},
+            )
+        except errors.NotFound:
+            step.note = "already gone"
+            return
+        step.event(
+            "Normal",
+            "FinalizerRemoved",
+            f"Removed finalizer {action.finalizer}: the dependents are handled",
+        )
+
+
+def _ref(api_version: str, kind: str, namespace: str, name: str, uid: str) -> dict[str, Any]:
+    """Enough of an object for an Event to name it."""
+    meta = {"name": name, "namespace": namespace, "uid": uid}
+    return {"apiVersion": api_version, "kind": kind, "metadata": meta}

@@ -10,17 +10,22 @@ patch. When the owner's template becomes equal to an old revision again (an
 undo), that revision is reused and renumbered as the newest, rather than a
 copy being made: so revision numbers say in which order templates were live.
 
-Everything here is pure; the DaemonSet and StatefulSet controllers call it.
+The decisions here are pure (`plan_current`, `decide`); the DaemonSet and
+StatefulSet controllers put the actions `decide` returns before and after
+their own, and carry them out with `HANDLERS` through the one shell. Storing
+or pruning a revision is bookkeeping Kubernetes records no Event for.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from api.meta import owner_reference
+from client import errors
+from client.actions import Handler, Step
 
 HASH_LABEL = "controller-revision-hash"
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' SafeEncodeString alphabet
@@ -106,3 +111,80 @@ def history_to_delete(revisions: list[dict[str, Any]], live: set[str], limit: in
     old = sorted((r for r in revisions if r["metadata"]["name"] not in live), key=revision_number)
     excess = len(old) - max(limit, 0)
     return [r["metadata"]["name"] for r in old[:excess]] if excess > 0 else []
+
+
+# -- actions: one API call each -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreateRevision:
+    name: str
+    revision: dict[str, Any] = field(hash=False, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class RenumberRevision:
+    name: str
+    revision: int
+
+
+@dataclass(frozen=True)
+class DeleteRevision:
+    name: str
+
+
+Action = CreateRevision | RenumberRevision | DeleteRevision
+
+
+def decide(
+    current: RevisionPlan,
+    revisions: list[dict[str, Any]],
+    live: set[str],
+    *,
+    limit: int,
+) -> tuple[list[Action], list[Action]]:
+    """(before, after): store the current revision first; prune old ones last.
+
+    `live` names the revisions pods still run (never pruned), and the current
+    one is live too.
+    """
+    before: list[Action] = []
+    if current.create is not None:
+        before.append(CreateRevision(current.name, current.create))
+    elif current.renumber is not None:
+        before.append(RenumberRevision(*current.renumber))
+    keep = live | {current.name}
+    after: list[Action] = [DeleteRevision(n) for n in history_to_delete(revisions, keep, limit)]
+    return before, after
+
+
+async def _create(action: CreateRevision, step: Step) -> None:
+    step.quiet = True
+    try:
+        await step.api.create(action.revision)
+    except errors.AlreadyExists:
+        step.note = "made by an earlier sync whose watch event has not arrived yet"
+
+
+async def _renumber(action: RenumberRevision, step: Step) -> None:
+    step.quiet = True
+    ns = (step.owner or {})["metadata"]["namespace"]
+    await step.api.patch(
+        "apps/v1", "ControllerRevision", ns, action.name, {"revision": action.revision}
+    )
+
+
+async def _delete(action: DeleteRevision, step: Step) -> None:
+    step.quiet = True
+    ns = (step.owner or {})["metadata"]["namespace"]
+    try:
+        await step.api.delete("apps/v1", "ControllerRevision", ns, action.name)
+    except errors.NotFound:
+        step.note = "already gone"
+
+
+HANDLERS: dict[type, Handler] = {
+    CreateRevision: _create,
+    RenumberRevision: _renumber,
+    DeleteRevision: _delete,
+}

@@ -31,6 +31,7 @@ from typing import Any
 from api.meta import controller_of, namespaced_key, owner_reference, parse_time
 from api.pods import is_ready
 from client import errors
+from client.actions import Handler, Step
 from client.controller import Context, Controller, Result
 
 TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
@@ -611,7 +612,18 @@ class JobController(Controller):
             if (controller_of(p) or {}).get("uid") == job["metadata"]["uid"]
         ]
         plan = decide(job, pods, datetime.datetime.now(datetime.UTC))
-        await self._carry_out(job, plan)
+        if plan.actions:
+            spec, status = job.get("spec") or {}, job.get("status") or {}
+            await self.apply(
+                plan.actions,
+                job,
+                decide=decide,
+                observed=(
+                    f"{status.get('active', 0)} active, {status.get('succeeded', 0)} succeeded, "
+                    f"{status.get('failed', 0)} failed pods"
+                ),
+                wanted=f"{spec.get('completions', 'any')} completions",
+            )
         return Result(requeue_after=plan.requeue_after)
 
     async def _release_orphan(self, pod_key: str) -> None:
@@ -628,59 +640,81 @@ class JobController(Controller):
             return  # the cache lags: the Job is there
         except errors.NotFound:
             pass
-        await self._remove_finalizer(pod)
+        await self.apply(
+            [RemoveTrackingFinalizer(pod["metadata"]["name"])],
+            pod,
+            observed="its Job is gone",
+            wanted="no finalizer left to hold the pod",
+        )
 
-    async def _remove_finalizer(self, pod: Pod) -> None:
+    @property
+    def handlers(self) -> dict[type, Handler]:  # type: ignore[override]
+        return {
+            UpdateStatus: self._update_status,
+            CreatePod: self._create_pod,
+            DeletePod: self._delete_pod,
+            RemoveTrackingFinalizer: self._remove_tracking_finalizer,
+            DeleteJob: self._delete_job,
+            Event: self._event,
+        }
+
+    async def _update_status(self, action: UpdateStatus, step: Step) -> None:
+        body = copy.deepcopy(step.owner or {})
+        body["status"] = action.status
+        await step.api.update(body, sub="status")  # guarded: a stale view fails, retried
+
+    async def _create_pod(self, action: CreatePod, step: Step) -> None:
+        job = step.owner or {}
+        try:
+            pod = await step.api.create(pod_from_template(job, action.index))
+        except errors.ApiError as e:
+            step.event("Warning", "FailedCreate", f"Error creating: {e}")
+            raise
+        step.event("Normal", "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}")
+
+    async def _delete_pod(self, action: DeletePod, step: Step) -> None:
+        ns = (step.owner or {})["metadata"]["namespace"]
+        try:
+            await step.api.delete("v1", "Pod", ns, action.name, uid=action.uid)
+        except errors.NotFound:
+            step.note = "already gone"
+            return
+        step.event("Normal", "SuccessfulDelete", f"Deleted pod: {action.name}")
+
+    async def _remove_tracking_finalizer(self, action: RemoveTrackingFinalizer, step: Step) -> None:
+        """Bookkeeping Kubernetes records no Event for (the trace still shows it)."""
+        step.quiet = True
+        ns = (step.owner or {})["metadata"]["namespace"]
+        pod = self.pods.store.get(f"{ns}/{action.name}")
+        if pod is None:
+            step.note = "pod gone from the cache"
+            return
         finalizers = [f for f in pod["metadata"].get("finalizers") or [] if f != TRACKING_FINALIZER]
         patch = [
             {"op": "test", "path": "/metadata/finalizers", "value": pod["metadata"]["finalizers"]},
             {"op": "replace", "path": "/metadata/finalizers", "value": finalizers},
         ]
         try:
-            await self.ctx.client.patch(
-                "v1",
-                "Pod",
-                pod["metadata"]["namespace"],
-                pod["metadata"]["name"],
-                patch,
-                patch_type="application/json-patch+json",
+            await step.api.patch(
+                "v1", "Pod", ns, action.name, patch, patch_type="application/json-patch+json"
             )
         except errors.NotFound:
-            pass
+            step.note = "already gone"
 
-    async def _carry_out(self, job: dict[str, Any], plan: Plan) -> None:
-        api, recorder = self.ctx.client, self.ctx.recorder
-        ns, name = job["metadata"]["namespace"], job["metadata"]["name"]
-        for action in plan.actions:
-            if isinstance(action, UpdateStatus):
-                body = copy.deepcopy(job)
-                body["status"] = action.status
-                await api.update(body, sub="status")  # guarded: a stale view fails, retried
-            elif isinstance(action, CreatePod):
-                try:
-                    pod = await api.create(pod_from_template(job, action.index))
-                except errors.ApiError as e:
-                    await recorder.event(job, "Warning", "FailedCreate", f"Error creating: {e}")
-                    raise
-                await recorder.event(
-                    job, "Normal", "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}"
-                )
-            elif isinstance(action, DeletePod):
-                try:
-                    await api.delete("v1", "Pod", ns, action.name, uid=action.uid)
-                except errors.NotFound:
-                    continue
-                await recorder.event(
-                    job, "Normal", "SuccessfulDelete", f"Deleted pod: {action.name}"
-                )
-            elif isinstance(action, RemoveTrackingFinalizer):
-                pod = self.pods.store.get(f"{ns}/{action.name}")
-                if pod is not None:
-                    await self._remove_finalizer(pod)
-            elif isinstance(action, DeleteJob):
-                try:
-                    await api.delete("batch/v1", "Job", ns, name, propagation="Foreground")
-                except errors.NotFound:
-                    pass
-            elif isinstance(action, Event):
-                await recorder.event(job, action.type, action.reason, action.message)
+    async def _delete_job(self, action: DeleteJob, step: Step) -> None:
+        meta = (step.owner or {})["metadata"]
+        try:
+            await step.api.delete(
+                "batch/v1", "Job", meta["namespace"], meta["name"], propagation="Foreground"
+            )
+        except errors.NotFound:
+            step.note = "already gone"
+            return
+        # Kubernetes' TTL-after-finished controller only logs this; an Event here lets
+        # `kubectl get events` say why the Job vanished (the Job's own events outlive it).
+        step.event(
+            "Normal", "Deleted", f"Job {meta['name']} deleted: its TTL after finishing expired"
+        )
+
+    async def _event(self, action: Event, step: Step) -> None:
+        step.event(action.type, action.reason, action.message)

@@ -36,6 +36,7 @@ from api.meta import namespaced_key
 from api.pods import is_ready, pod_requests
 from api.selectors import parse_label_selector
 from client import errors
+from client.actions import Handler, Step
 from client.controller import Context, Controller, Result
 
 SYNC_PERIOD = 15.0
@@ -55,12 +56,39 @@ class Observed:
     metrics_error: str = ""  # why the metrics API gave nothing
 
 
+# -- actions: one API call each -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rescale:
+    """Set the target's scale; the Event (SuccessfulRescale or FailedRescale) says why."""
+
+    replicas: int
+    reason: str  # "New size: 4; reason: cpu resource utilization ... above target"
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class UpdateStatus:
+    status: dict[str, Any]
+
+
+Action = Rescale | Event | UpdateStatus
+
+
 @dataclass
 class Plan:
     replicas: int | None = None  # new target replicas, when they change
     status: dict[str, Any] = field(default_factory=dict)
     events: list[tuple[str, str, str]] = field(default_factory=list)
     recommendation: int = 0  # for the stabilization window
+    actions: list[Action] = field(default_factory=list)  # the above, as the shell performs it
 
 
 def _usage_ratio(
@@ -157,7 +185,27 @@ def decide(
     """The replicas to set (if any) and the status, from what was observed.
 
     `recent` holds (time, recommendation) of earlier syncs, for the scale-down window.
+    `plan.actions` is the plan in the order Kubernetes carries it out: rescale
+    (its Event says why), the other Events, then the status if it changed.
     """
+    plan = _recommend(hpa, observed, recent, now)
+    for event_type, reason, message in plan.events:
+        if reason == "SuccessfulRescale" and plan.replicas is not None:
+            plan.actions.append(Rescale(plan.replicas, message))
+        else:
+            plan.actions.append(Event(event_type, reason, message))
+    if plan.status != hpa.get("status"):
+        plan.actions.append(UpdateStatus(plan.status))
+    return plan
+
+
+def _recommend(
+    hpa: dict[str, Any],
+    observed: Observed,
+    recent: list[tuple[datetime.datetime, int]],
+    now: datetime.datetime,
+) -> Plan:
+    """decide()'s reasoning: the replica count, the status and the Events."""
     spec = hpa.get("spec") or {}
     old = hpa.get("status") or {}
     old_conditions = old.get("conditions") or []
@@ -319,14 +367,18 @@ class HorizontalPodAutoscalerController(Controller):
         if hpa is None:
             self.recent.pop(key, None)
             return Result.done()
-        api, recorder = self.ctx.client, self.ctx.recorder
+        api = self.ctx.client
         ns = hpa["metadata"]["namespace"]
         ref = hpa["spec"]["scaleTargetRef"]
         api_version = ref.get("apiVersion") or "apps/v1"
         try:
             scale = await api.get(api_version, ref["kind"], ns, ref["name"], sub="scale")
         except (errors.ApiError, ValueError) as e:
-            await recorder.event(hpa, "Warning", "FailedGetScale", str(e))
+            await self.apply(
+                [Event("Warning", "FailedGetScale", str(e))],
+                hpa,
+                observed=f"no scale for {ref['kind']}/{ref['name']}",
+            )
             return Result(requeue_after=SYNC_PERIOD)
         selector_text = (scale.get("status") or {}).get("selector") or ""
         selector = parse_label_selector(selector_text)
@@ -354,16 +406,49 @@ class HorizontalPodAutoscalerController(Controller):
         ]
         plan = decide(hpa, observed, recent, now)
         self.recent[key] = [*recent, (now, plan.recommendation)]
-        if plan.replicas is not None:
-            body = {"spec": {"replicas": plan.replicas}}
-            await api.patch(api_version, ref["kind"], ns, ref["name"], body, sub="scale")
-        for event_type, reason, message in plan.events:
-            await recorder.event(hpa, event_type, reason, message)
-        body = copy.deepcopy(hpa)
-        body["status"] = plan.status
-        if plan.status != hpa.get("status"):
-            try:
-                await api.update(body, sub="status")
-            except errors.Conflict:
-                pass  # the next sync writes it
+        if plan.actions:
+            await self.apply(
+                plan.actions,
+                hpa,
+                decide=decide,
+                observed=f"{observed.replicas} replicas, {len(usage)} pods with metrics",
+                wanted=f"{plan.status.get('desiredReplicas')} replicas",
+            )
         return Result(requeue_after=SYNC_PERIOD)
+
+    @property
+    def handlers(self) -> dict[type, Handler]:  # type: ignore[override]
+        return {
+            Rescale: self._rescale,
+            Event: self._event,
+            UpdateStatus: self._update_status,
+        }
+
+    async def _rescale(self, action: Rescale, step: Step) -> None:
+        hpa = step.owner or {}
+        ref = hpa["spec"]["scaleTargetRef"]
+        body = {"spec": {"replicas": action.replicas}}
+        try:
+            await step.api.patch(
+                ref.get("apiVersion") or "apps/v1",
+                ref["kind"],
+                hpa["metadata"]["namespace"],
+                ref["name"],
+                body,
+                sub="scale",
+            )
+        except errors.ApiError as e:
+            step.event("Warning", "FailedRescale", f"{action.reason}; error: {e}")
+            raise
+        step.event("Normal", "SuccessfulRescale", action.reason)
+
+    async def _event(self, action: Event, step: Step) -> None:
+        step.event(action.type, action.reason, action.message)
+
+    async def _update_status(self, action: UpdateStatus, step: Step) -> None:
+        body = copy.deepcopy(step.owner or {})
+        body["status"] = action.status
+        try:
+            await step.api.update(body, sub="status")
+        except errors.Conflict:
+            step.note = "conflict: the next sync writes it"

@@ -34,10 +34,10 @@ from typing import Any
 from api.meta import controller_of, namespaced_key, owner_reference
 from api.pods import is_available, is_ready
 from client import errors
+from client.actions import Handler, Step
 from client.controller import Context, Controller, Result
 
 from . import history
-from .daemonset import prune_history, store_current_revision
 from .replicaset import seconds_until_available
 
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
@@ -333,18 +333,13 @@ class StatefulSetController(Controller):
         sts = self.sets.store.get(key)
         if sts is None or sts["metadata"].get("deletionTimestamp"):
             return Result.done()
-        api, recorder = self.ctx.client, self.ctx.recorder
-        ns, name, uid = (
-            sts["metadata"]["namespace"],
-            sts["metadata"]["name"],
-            sts["metadata"]["uid"],
-        )
+        ns, uid = sts["metadata"]["namespace"], sts["metadata"]["uid"]
         revisions = [
             r
             for r in self.revisions.store.by_index("namespace", ns)
             if (controller_of(r) or {}).get("uid") == uid
         ]
-        latest = await store_current_revision(api, sts, revisions)
+        latest = history.plan_current(sts, revisions)
         update = Revision(latest.name, sts["spec"]["template"])
         current_name = (sts.get("status") or {}).get("currentRevision") or latest.name
         stored = next((r for r in revisions if r["metadata"]["name"] == current_name), None)
@@ -356,74 +351,126 @@ class StatefulSetController(Controller):
         ]
         claims = {c["metadata"]["name"] for c in self.claims.store.by_index("namespace", ns)}
         now = datetime.datetime.now(datetime.UTC)
-        for action in decide(sts, pods, claims, current, update, now):
-            if isinstance(action, CreateClaim):
-                try:
-                    await api.create(action.claim)
-                except errors.AlreadyExists:
-                    pass
-                else:
-                    await recorder.event(
-                        sts,
-                        "Normal",
-                        "SuccessfulCreate",
-                        f"create Claim {action.name} Pod {action.pod} "
-                        f"in StatefulSet {name} success",
-                    )
-            elif isinstance(action, CreatePod):
-                try:
-                    await api.create(action.pod)
-                except errors.AlreadyExists:
-                    continue  # the old one is still terminating
-                await recorder.event(
-                    sts,
-                    "Normal",
-                    "SuccessfulCreate",
-                    f"create Pod {action.name} in StatefulSet {name} successful",
-                )
-            elif isinstance(action, DeletePod):
-                if action.reason == "failed":
-                    await recorder.event(
-                        sts,
-                        "Warning",
-                        "RecreatingFailedPod",
-                        f"StatefulSet {ns}/{name} is recreating failed Pod {action.name}",
-                    )
-                try:
-                    await api.delete("v1", "Pod", ns, action.name, uid=action.uid)
-                except errors.NotFound:
-                    continue
-                await recorder.event(
-                    sts,
-                    "Normal",
-                    "SuccessfulDelete",
-                    f"delete Pod {action.name} in StatefulSet {name} successful",
-                )
-            elif isinstance(action, ClaimOwnedByPod):
-                claim = self.claims.store.get(f"{ns}/{action.claim}")
-                if claim is not None:
-                    ref = {
-                        "apiVersion": "v1",
-                        "kind": "Pod",
-                        "name": action.pod,
-                        "uid": action.pod_uid,
-                        "controller": False,
-                        "blockOwnerDeletion": True,
-                    }
-                    refs = [*(claim["metadata"].get("ownerReferences") or []), ref]
-                    await api.patch(
-                        "v1", "PersistentVolumeClaim", ns, action.claim,
-                        {"metadata": {"ownerReferences": refs}},
-                    )  # fmt: skip
-            elif isinstance(action, UpdateStatus):
-                await api.patch(
-                    "apps/v1", "StatefulSet", ns, name, {"status": action.status}, sub="status"
-                )
-        live = {latest.name, current_name} | {revision_of(p) for p in pods}
-        await prune_history(
-            api, ns, revisions, live, int(sts["spec"].get("revisionHistoryLimit", 10))
+        before, after = history.decide(
+            latest,
+            revisions,
+            {current_name} | {revision_of(p) for p in pods},
+            limit=int(sts["spec"].get("revisionHistoryLimit", 10)),
         )
+        actions = [*before, *decide(sts, pods, claims, current, update, now), *after]
+        if actions:
+            await self.apply(
+                actions,
+                sts,
+                decide=decide,
+                observed=f"{len(pods)} pods",
+                wanted=f"{int(sts['spec'].get('replicas', 1))} replicas of revision {latest.name}",
+            )
         # availableReplicas moves when a pod has been Ready for minReadySeconds: no event
         # announces that moment, so come back then.
         wait = seconds_until_available(sts, pods, now)
         return Result(requeue_after=wait) if wait is not None else Result.done()
+
+    @property
+    def handlers(self) -> dict[type, Handler]:  # type: ignore[override]
+        return {
+            **history.HANDLERS,
+            CreateClaim: self._create_claim,
+            CreatePod: self._create_pod,
+            DeletePod: self._delete_pod,
+            ClaimOwnedByPod: self._claim_owned_by_pod,
+            UpdateStatus: self._update_status,
+        }
+
+    async def _create_claim(self, action: CreateClaim, step: Step) -> None:
+        name = (step.owner or {})["metadata"]["name"]
+        try:
+            await step.api.create(action.claim)
+        except errors.AlreadyExists:
+            step.note = "the claim exists already"
+            return
+        except errors.ApiError as e:
+            step.event(
+                "Warning",
+                "FailedCreate",
+                f"create Claim {action.name} for Pod {action.pod} in StatefulSet {name} "
+                f"failed error: {e}",
+            )
+            raise
+        step.event(
+            "Normal",
+            "SuccessfulCreate",
+            f"create Claim {action.name} Pod {action.pod} in StatefulSet {name} success",
+        )
+
+    async def _create_pod(self, action: CreatePod, step: Step) -> None:
+        name = (step.owner or {})["metadata"]["name"]
+        try:
+            await step.api.create(action.pod)
+        except errors.AlreadyExists:
+            step.note = "the old one is still terminating"
+            return
+        except errors.ApiError as e:
+            step.event(
+                "Warning",
+                "FailedCreate",
+                f"create Pod {action.name} in StatefulSet {name} failed error: {e}",
+            )
+            raise
+        step.event(
+            "Normal",
+            "SuccessfulCreate",
+            f"create Pod {action.name} in StatefulSet {name} successful",
+        )
+
+    async def _delete_pod(self, action: DeletePod, step: Step) -> None:
+        meta = (step.owner or {})["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        if action.reason == "failed":
+            step.event(
+                "Warning",
+                "RecreatingFailedPod",
+                f"StatefulSet {ns}/{name} is recreating failed Pod {action.name}",
+            )
+        try:
+            await step.api.delete("v1", "Pod", ns, action.name, uid=action.uid)
+        except errors.NotFound:
+            step.note = "already gone"
+            return
+        step.event(
+            "Normal",
+            "SuccessfulDelete",
+            f"delete Pod {action.name} in StatefulSet {name} successful",
+        )
+
+    async def _claim_owned_by_pod(self, action: ClaimOwnedByPod, step: Step) -> None:
+        """whenDeleted/whenScaled Delete: the claim goes with its pod (no Event in Kubernetes)."""
+        step.quiet = True
+        ns = (step.owner or {})["metadata"]["namespace"]
+        claim = self.claims.store.get(f"{ns}/{action.claim}")
+        if claim is None:
+            step.note = "claim gone from the cache"
+            return
+        ref = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "name": action.pod,
+            "uid": action.pod_uid,
+            "controller": False,
+            "blockOwnerDeletion": True,
+        }
+        refs = [*(claim["metadata"].get("ownerReferences") or []), ref]
+        await step.api.patch(
+            "v1", "PersistentVolumeClaim", ns, action.claim, {"metadata": {"ownerReferences": refs}}
+        )
+
+    async def _update_status(self, action: UpdateStatus, step: Step) -> None:
+        meta = (step.owner or {})["metadata"]
+        await step.api.patch(
+            "apps/v1",
+            "StatefulSet",
+            meta["namespace"],
+            meta["name"],
+            {"status": action.status},
+            sub="status",
+        )

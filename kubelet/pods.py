@@ -23,7 +23,7 @@ import dataclasses
 import logging
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,20 @@ IMAGE_LIST_TTL = 5.0
 MESSAGE_BYTES = 4096  # the kubelet's cap on a termination message
 LOG_TAIL_LINES, LOG_TAIL_BYTES = 80, 2048  # FallbackToLogsOnError's
 HOOK_HTTP_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class SyncStep:
+    """What a runtime action's handler gets: the sync it belongs to."""
+
+    uid: str
+    pod: dict[str, Any] | None
+    observed: Observed
+    memory: Memory
+
+
+# A runtime action's handler: True when the action went through.
+RuntimeHandler = Callable[[Any, SyncStep], Awaitable[bool]]
 
 
 @dataclass(frozen=True)
@@ -136,6 +150,7 @@ class PodWorkers:
         self._event_sender: asyncio.Task[None] | None = None
         self._images: frozenset[str] = frozenset()
         self._images_at = -IMAGE_LIST_TTL
+        self._handlers = self._runtime_handlers()
         pods.add_handlers(
             on_add=self._wake_for,
             on_update=lambda _, p: self._wake_for(p),
@@ -379,35 +394,68 @@ class PodWorkers:
         observed: Observed,
         memory: Memory,
     ) -> bool:
+        """One runtime action through its handler (the table in `_runtime_handlers`);
+        False when it did not go through (the sync stops there and retries)."""
+        handler = self._handlers[type(action)]
         try:
-            if isinstance(action, CreateSandbox):
-                assert pod is not None
-                return await self._create_sandbox(pod, action.attempt)
-            if isinstance(action, StartContainer):
-                assert pod is not None
-                return await self._start(pod, action, observed, memory)
-            if isinstance(action, KillSandbox):
-                await self.runtime.StopPodSandbox(
-                    pb.StopPodSandboxRequest(pod_sandbox_id=action.sandbox_id)
-                )
-            elif isinstance(action, RemoveSandbox):
-                await self.runtime.RemovePodSandbox(
-                    pb.RemovePodSandboxRequest(pod_sandbox_id=action.sandbox_id)
-                )
-            elif isinstance(action, RemoveContainer):
-                self._stop_prober(action.container_id)
-                await self.runtime.RemoveContainer(
-                    pb.RemoveContainerRequest(container_id=action.container_id)
-                )
-            elif isinstance(action, ConfirmDeletion):
-                assert pod is not None
-                await self._confirm_deletion(pod)
-            elif isinstance(action, ReleaseVolumes):
-                await self._release(uid)
-            # FailPod is carried out by the status this sync writes.
+            return await handler(action, SyncStep(uid, pod, observed, memory))
         except grpc.aio.AioRpcError as e:
             log.warning("%s failed: %s", action, e.details())
             return False
+
+    def _runtime_handlers(self) -> dict[type, RuntimeHandler]:
+        """Each runtime action and who carries it out: the shape every loop's shell has
+        (client/actions.py), no isinstance ladder. KillContainer is not here: a sync
+        stops its containers together (one grace period), see `sync`."""
+        return {
+            CreateSandbox: self._do_create_sandbox,
+            StartContainer: self._do_start,
+            KillSandbox: self._do_kill_sandbox,
+            RemoveSandbox: self._do_remove_sandbox,
+            RemoveContainer: self._do_remove_container,
+            ConfirmDeletion: self._do_confirm_deletion,
+            ReleaseVolumes: self._do_release_volumes,
+            FailPod: self._do_fail_pod,
+        }
+
+    async def _do_create_sandbox(self, action: CreateSandbox, step: SyncStep) -> bool:
+        assert step.pod is not None
+        return await self._create_sandbox(step.pod, action.attempt)
+
+    async def _do_start(self, action: StartContainer, step: SyncStep) -> bool:
+        assert step.pod is not None
+        return await self._start(step.pod, action, step.observed, step.memory)
+
+    async def _do_kill_sandbox(self, action: KillSandbox, step: SyncStep) -> bool:
+        await self.runtime.StopPodSandbox(
+            pb.StopPodSandboxRequest(pod_sandbox_id=action.sandbox_id)
+        )
+        return True
+
+    async def _do_remove_sandbox(self, action: RemoveSandbox, step: SyncStep) -> bool:
+        await self.runtime.RemovePodSandbox(
+            pb.RemovePodSandboxRequest(pod_sandbox_id=action.sandbox_id)
+        )
+        return True
+
+    async def _do_remove_container(self, action: RemoveContainer, step: SyncStep) -> bool:
+        self._stop_prober(action.container_id)
+        await self.runtime.RemoveContainer(
+            pb.RemoveContainerRequest(container_id=action.container_id)
+        )
+        return True
+
+    async def _do_confirm_deletion(self, action: ConfirmDeletion, step: SyncStep) -> bool:
+        assert step.pod is not None
+        await self._confirm_deletion(step.pod)
+        return True
+
+    async def _do_release_volumes(self, action: ReleaseVolumes, step: SyncStep) -> bool:
+        await self._release(step.uid)
+        return True
+
+    async def _do_fail_pod(self, action: FailPod, step: SyncStep) -> bool:
+        """Carried out by the status this sync writes (phase Failed, its reason)."""
         return True
 
     async def _refresh_volumes(self, pod: dict[str, Any], observed: Observed) -> None:

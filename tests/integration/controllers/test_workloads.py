@@ -5,6 +5,7 @@ pods Running, Ready, Succeeded or Failed through pods/status as kwok would."""
 from __future__ import annotations
 
 import datetime
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -103,6 +104,12 @@ def set_phase(cp: httpx.Client, pod: dict[str, Any], phase: str, exit_code: int 
     assert r.status_code == 200, r.text
 
 
+def trace_records(cp: httpx.Client) -> list[dict[str, Any]]:
+    """The controller-manager's reconcile trace, as `skiff trace` reads it."""
+    r = cp.get("/api/v1/namespaces/kube-system/configmaps/skiff-trace-controller-manager")
+    return json.loads((r.json().get("data") or {}).get("records") or "[]") if r.is_success else []
+
+
 def events(cp: httpx.Client, ns: str, name: str) -> list[dict[str, Any]]:
     params = {"fieldSelector": f"involvedObject.name={name}"}
     return cp.get(f"/api/v1/namespaces/{ns}/events", params=params).json()["items"]
@@ -165,6 +172,18 @@ def test_job_runs_its_completions_one_at_a_time_then_is_complete(cp: httpx.Clien
         lambda: (e := events(cp, ns, "pi")) and any(x["reason"] == "Completed" for x in e) and e
     )
     assert {e["source"]["component"] for e in evs} == {"job-controller"}
+    assert {e["reason"] for e in evs} >= {"SuccessfulCreate", "Completed"}
+    # The one shell traced it: which reconciles acted, what they did, which code decided.
+    traced = eventually(
+        lambda: [
+            r
+            for r in trace_records(cp)
+            if r["controller"] == "job" and r["namespace"] == ns and r["name"] == "pi"
+        ],
+        what="the Job's trace records",
+    )
+    assert {r["decide"] for r in traced} == {"controllers.job:decide"}
+    assert any(a["action"].startswith("CreatePod") for r in traced for a in r["actions"])
     table = cp.get(
         f"/apis/batch/v1/namespaces/{ns}/jobs",
         headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
