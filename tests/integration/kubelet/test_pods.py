@@ -251,7 +251,11 @@ def test_graceful_deletion_runs_prestop_then_sigterm_then_sigkill(node: Node, ns
     assert node.pod(ns, "grace") is not None
     wait_for(lambda: node.pod(ns, "grace") is None, "the pod to be gone", timeout=60)
     assert (hooks / "log").read_text().splitlines()[:2] == ["prestop", "TERM"]
-    assert not [c for c in node.containers() if c.labels.get(POD_NAME) == "grace"]
+    # The kubelet removes the stopped containers in its cleanup after the API delete.
+    wait_for(
+        lambda: not [c for c in node.containers() if c.labels.get(POD_NAME) == "grace"],
+        "the pod's containers to be removed",
+    )
 
 
 def test_waiting_reasons_say_what_is_wrong_and_the_node_stays_ready(node: Node, ns: str) -> None:
