@@ -141,7 +141,13 @@ class Handlers:
         return request.query_params.get("includeObject", "Metadata") or "Metadata"
 
     async def get(self, request: Request, info: ResourceInfo, path: ResourcePath) -> Response:
-        stored = await self._reg(info).get(info, path.namespace, path.name)
+        reg = self._reg(info)
+        version = request.query_params.get("resourceVersion", "")
+        read = getattr(reg, "read", None)  # the plain registry's; views read through get
+        if read is not None:
+            stored = await read(info, path.namespace, path.name, version)
+        else:
+            stored = await reg.get(info, path.namespace, path.name)
         mode = self._table_mode(request)
         if mode:
             return responses.send(responses.table(info, [stored.obj], mode))

@@ -114,15 +114,15 @@ def list_object(
         meta["continue"] = continue_token
     if remaining is not None:
         meta["remainingItemCount"] = remaining
-    for item in items:
-        # Items in a list carry no kind/apiVersion in Kubernetes' JSON.
-        item.pop("kind", None)
-        item.pop("apiVersion", None)
+    # Items in a list carry no kind/apiVersion in Kubernetes' JSON. Copies: the
+    # items may be the watch cache's own objects, which nothing may change.
     return {
         "kind": info.list_kind,
         "apiVersion": info.api_version,
         "metadata": meta,
-        "items": items,
+        "items": [
+            {k: v for k, v in item.items() if k != "kind" and k != "apiVersion"} for item in items
+        ],
     }
 
 
@@ -134,9 +134,11 @@ def table(
     continue_token: str = "",
     remaining: int | None = None,
 ) -> dict[str, Any]:
-    for obj in objects:
-        obj.setdefault("kind", info.kind)
-        obj.setdefault("apiVersion", info.api_version)
+    objects = [
+        obj if "kind" in obj and "apiVersion" in obj
+        else {"kind": info.kind, "apiVersion": info.api_version, **obj}
+        for obj in objects
+    ]  # fmt: skip
     if info.custom is not None:  # a CRD's additionalPrinterColumns
         return crd_tables.table(
             info,

@@ -174,6 +174,7 @@ class Page:
     revision: int  # the store revision the page was read at
     more: bool  # keys remain after the last one returned
     remaining: int  # how many keys remain after this page (before filtering)
+    keys: tuple[str, ...] = ()  # each item's etcd key
 
 
 @dataclass(frozen=True)
@@ -400,6 +401,31 @@ class Store:
         resp = await self._call("Range", rpc.RangeRequest(key=b"/", count_only=True))
         return int(resp.header.revision)
 
+    async def mod_revision(self, key: str) -> tuple[int, int]:
+        """(the key's mod_revision or 0 when absent, the store revision): a
+        keys-only read, so no value crosses the wire or is decoded."""
+        resp = await self._call("Range", rpc.RangeRequest(key=key.encode(), keys_only=True))
+        return (int(resp.kvs[0].mod_revision) if resp.kvs else 0), int(resp.header.revision)
+
+    async def changed_since(self, prefix: str, after: int) -> tuple[int, int, int]:
+        """What changed under `prefix` after revision `after`, cheaply:
+        (keys under the prefix now, the newest mod_revision above `after`, or 0
+        when no key was written after it, the store revision).
+
+        One keys-only range: etcd counts every key in the range but returns only
+        those modified after `after` (its `count` is taken before the
+        mod-revision filter), so nothing but a few keys crosses the wire.
+        """
+        raw = prefix.encode()
+        resp = await self._call(
+            "Range",
+            rpc.RangeRequest(
+                key=raw, range_end=prefix_end(raw), keys_only=True, min_mod_revision=after + 1
+            ),
+        )
+        newest = max((int(kv.mod_revision) for kv in resp.kvs), default=0)
+        return int(resp.count), newest, int(resp.header.revision)
+
     async def get(self, key: str) -> Stored | None:
         resp = await self._call("Range", rpc.RangeRequest(key=key.encode()))
         return _stored(resp.kvs[0]) if resp.kvs else None
@@ -420,7 +446,8 @@ class Store:
         items = [_stored(kv) for kv in resp.kvs]
         # A read at a past revision is a snapshot of that revision, not of now.
         at = revision or int(resp.header.revision)
-        return Page(items, at, bool(resp.more), int(resp.count) - len(items))
+        keys = tuple(kv.key.decode(errors="replace") for kv in resp.kvs)
+        return Page(items, at, bool(resp.more), int(resp.count) - len(items), keys)
 
     # -- guarded writes -----------------------------------------------------
 

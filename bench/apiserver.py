@@ -268,11 +268,26 @@ async def bench_watch(server: Server, watchers: int, writes: int) -> None:
     )
 
 
+def start_profiler(server: Server, out: str) -> subprocess.Popen[bytes]:
+    """py-spy sampling the server (collapsed stacks, one line per stack, to `out`)."""
+    assert server.proc is not None
+    return subprocess.Popen(
+        [shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
+         "record", "--pid", str(server.proc.pid), "--format", "raw",
+         "--rate", "200", "--nonblocking", "-o", out],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
 async def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--ops", type=int, default=2000, help="operations per measurement")
     p.add_argument("--watchers", type=int, default=100)
     p.add_argument("--watch-writes", type=int, default=50)
+    p.add_argument(
+        "--profile", metavar="FILE", default="",
+        help="sample the server with py-spy during the API rows; collapsed stacks to FILE",
+    )  # fmt: skip
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="skiff-bench-") as tmp:
         server = Server(Path(tmp))
@@ -282,7 +297,11 @@ async def main() -> None:
             print(f"machine: {os.cpu_count()} cpus; {args.ops} operations per row\n")
             await bench_etcd(etcd_port, args.ops, Path(tmp) / "pki")
             print()
+            spy = start_profiler(server, args.profile) if args.profile else None
             await bench_api(server, args.ops)
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(timeout=60)
             bench_api_with_ab(server, args.ops)
             await bench_list(server)
             await bench_watch(server, args.watchers, args.watch_writes)
