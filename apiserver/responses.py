@@ -7,7 +7,6 @@ the way kube-apiserver does it, falling back to JSON.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -16,18 +15,15 @@ from starlette.responses import Response
 
 from api.resources import ResourceInfo
 
-from . import tables
+from . import jsoncodec, tables
 from .crd import tables as crd_tables
 from .errors import ApiError, in_status_order
 
 
 def _dumps(obj: Any) -> bytes:
-    try:
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
-    except UnicodeEncodeError:
-        # A lone surrogate (input refuses them; this guards what is already stored):
-        # escaped, the answer is still JSON and still sent.
-        return json.dumps(obj, separators=(",", ":")).encode()
+    # A lone surrogate (input refuses them; this guards what is already stored) is
+    # escaped by jsoncodec: the answer is still JSON and still sent.
+    return jsoncodec.dumps(obj)
 
 
 # kube-apiserver's limits on warnings: all of them together at most 4 KiB; past

@@ -30,7 +30,6 @@ watches.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ import grpc
 from aetcd import rpc, watcher
 from aetcd.client import _handle_errors
 
+from . import jsoncodec
 from .metrics import ETCD_LATENCY
 
 
@@ -99,11 +99,11 @@ def encode(obj: dict[str, Any]) -> bytes:
     meta = obj.get("metadata")
     if meta and "resourceVersion" in meta:
         obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "resourceVersion"}}
-    return json.dumps(obj, separators=(",", ":")).encode()
+    return jsoncodec.dumps(obj)
 
 
 def decode(value: bytes, revision: int) -> dict[str, Any]:
-    obj = json.loads(value)
+    obj = jsoncodec.loads(value)
     obj.setdefault("metadata", {})["resourceVersion"] = str(revision)
     return obj
 
@@ -123,7 +123,7 @@ def _kinds_for(key: str, kinds: Mapping[str, frozenset[str]]) -> frozenset[str] 
 def decode_checked(key: str, value: bytes, revision: int) -> dict[str, Any]:
     """`decode`, or CorruptObjectError when the value is not an object this key can hold."""
     try:
-        obj = json.loads(value)
+        obj = jsoncodec.loads(value)
     except (ValueError, UnicodeDecodeError) as e:
         raise CorruptObjectError(key, revision, f"json parse error: {e}") from e
     if not isinstance(obj, dict):
@@ -451,17 +451,30 @@ class Store:
 
     # -- guarded writes -----------------------------------------------------
 
-    async def create(self, key: str, obj: dict[str, Any]) -> Stored | Conflict:
+    async def create(
+        self, key: str, obj: dict[str, Any], guard: tuple[str, int] | None = None
+    ) -> Stored | Conflict:
+        """Write `obj` only if `key` is absent (and, with a `guard` (key, revision),
+        only if that key is still at that mod_revision). A lost guard with the
+        key still absent answers Conflict(None)."""
         k = key.encode()
         value = encode(obj)
+        compare = [
+            rpc.Compare(key=k, result=rpc.Compare.EQUAL, target=rpc.Compare.VERSION, version=0)
+        ]
+        if guard is not None:
+            compare.append(
+                rpc.Compare(
+                    key=guard[0].encode(),
+                    result=rpc.Compare.EQUAL,
+                    target=rpc.Compare.MOD,
+                    mod_revision=guard[1],
+                )
+            )
         resp = await self._call(
             "Txn",
             rpc.TxnRequest(
-                compare=[
-                    rpc.Compare(
-                        key=k, result=rpc.Compare.EQUAL, target=rpc.Compare.VERSION, version=0
-                    )
-                ],
+                compare=compare,
                 success=[rpc.RequestOp(request_put=rpc.PutRequest(key=k, value=value))],
                 failure=[rpc.RequestOp(request_range=rpc.RangeRequest(key=k))],
             ),

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import deque
 from collections.abc import AsyncIterator
@@ -38,6 +37,7 @@ from typing import Any
 
 from aetcd import rpc
 
+from . import jsoncodec
 from .storage import CompactedError, CorruptObjectError, Store, Stored, decode_checked
 
 log = logging.getLogger("skiff.apiserver.watch")
@@ -364,4 +364,4 @@ class WatchHubs:
 
 
 def event_line(event_type: str, obj: dict[str, Any]) -> bytes:
-    return json.dumps({"type": event_type, "object": obj}, separators=(",", ":")).encode() + b"\n"
+    return jsoncodec.dumps({"type": event_type, "object": obj}) + b"\n"

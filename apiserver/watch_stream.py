@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import Any
 
 from api.resources import ResourceInfo
 
-from . import metrics, responses
+from . import jsoncodec, metrics, responses
 from .errors import ApiError, internal
 from .registry import PROGRESS, ListOptions, Registry
 from .watch import WatcherOverflow
@@ -44,7 +43,7 @@ class WatchRequest:
 
 
 def _line(event_type: str, obj: dict[str, Any]) -> bytes:
-    return json.dumps({"type": event_type, "object": obj}, separators=(",", ":")).encode() + b"\n"
+    return jsoncodec.dumps({"type": event_type, "object": obj}) + b"\n"
 
 
 def _bookmark(info: ResourceInfo, revision: int, initial_end: bool = False) -> dict[str, Any]:
