@@ -159,8 +159,12 @@ class Handlers:
         mode = self._table_mode(request)
         if mode:
             return responses.send(responses.table(info, items, mode, revision, token, remaining))
+        accept = request.headers.get("accept", "")
+        encoded = getattr(items, "encoded", None)  # from the watch cache (registry.CachedItems)
+        if encoded is not None and not (accept and responses.wants_yaml(accept)):
+            return responses.send_list(info, encoded, revision, token, remaining)
         body = responses.list_object(info, items, revision, token, remaining)
-        return responses.send(body, accept=request.headers.get("accept", ""))
+        return responses.send(body, accept=accept)
 
     async def watch(self, request: Request, info: ResourceInfo, path: ResourcePath) -> Response:
         q = request.query_params

@@ -152,6 +152,13 @@ def decode_continue(token: str, prefix: str) -> tuple[int, str]:
     return revision, prefix + start.rstrip("\x00")
 
 
+class CachedItems(list):  # type: ignore[type-arg]
+    """A list's items served from the watch cache, with each one's JSON already made
+    (`encoded`, in the same order): the response joins them instead of encoding."""
+
+    encoded: list[bytes]
+
+
 class Registry:
     def __init__(
         self,
@@ -358,13 +365,15 @@ class Registry:
         if prefix != hub.prefix:
             keys = [k for k in keys if k.startswith(prefix)]
         objects = hub.objects
-        items: list[dict] = []
+        items = CachedItems()
+        items.encoded = []
         filtering = opts.labels is not None or opts.fields is not None
         for i, key in enumerate(keys):
             obj = objects[key].obj
             if filtering and not self._matches(info, obj, opts):
                 continue
             items.append(obj)
+            items.encoded.append(hub.list_item(key))
             if opts.limit and len(items) == opts.limit:
                 if i == len(keys) - 1:
                     return items, revision, "", None

@@ -140,6 +140,9 @@ class Hub:
         self.objects: dict[str, Stored] = {}  # key -> object: the prefix's state at `latest`
         self.synced = False  # `objects` is complete (false while (re)listing)
         self._sorted: list[str] | None = None  # objects' keys in order, until the next change
+        # Each object's JSON as a list item (no kind/apiVersion), made at its first list
+        # and kept until it changes: a list from the cache joins bytes, encodes nothing.
+        self.list_items: dict[str, bytes] = {}
         self._moved = asyncio.Event()  # set (and replaced) whenever `latest` moves
         self._task: asyncio.Task[None] | None = None
         self._started = asyncio.Event()
@@ -173,9 +176,18 @@ class Hub:
                 start_after = key
             if not page.more or not page.items:
                 break
-        self.objects, self._sorted = objects, None
+        self.objects, self._sorted, self.list_items = objects, None, {}
         self.floor = self.latest = revision
         self.synced = True
+
+    def list_item(self, key: str) -> bytes:
+        """The object at `key` as JSON for a list's `items` (lists carry no kind/apiVersion)."""
+        encoded = self.list_items.get(key)
+        if encoded is None:
+            obj = self.objects[key].obj
+            item = {k: v for k, v in obj.items() if k != "kind" and k != "apiVersion"}
+            encoded = self.list_items[key] = jsoncodec.dumps(item)
+        return encoded
 
     def sorted_keys(self) -> list[str]:
         """The keys in etcd's order (byte order), kept until the next add or delete."""
@@ -223,7 +235,9 @@ class Hub:
                     change = change_from_event(event)
                     if change is None:
                         # Not decodable: the state no longer holds the old value either.
-                        if self.objects.pop(event.kv.key.decode(errors="replace"), None):
+                        key = event.kv.key.decode(errors="replace")
+                        self.list_items.pop(key, None)
+                        if self.objects.pop(key, None):
                             self._sorted = None
                         self._advance(int(event.kv.mod_revision))
                         continue
@@ -258,6 +272,7 @@ class Hub:
         if len(self.history) == self.history.maxlen:
             self.floor = self.history[0].revision
         self.history.append(change)
+        self.list_items.pop(change.key, None)
         if change.type == "DELETED":
             if self.objects.pop(change.key, None) is not None:
                 self._sorted = None
