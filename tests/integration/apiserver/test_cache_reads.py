@@ -213,3 +213,19 @@ async def test_a_cache_that_lags_is_not_served_as_current(apiserver: Any) -> Non
         await hubs.stop()
         await store.close()
         await asyncio.sleep(0)
+
+
+def test_a_create_right_after_its_namespace_is_deleted_is_refused(api: httpx.Client) -> None:
+    """A create checks its namespace against the watch cache, guarded in the create's
+    own etcd transaction: a namespace marked Terminating a moment ago (before the
+    cache can have seen it) still refuses new content."""
+    for i in range(5):
+        ns = f"going-{uuid.uuid4().hex[:8]}-{i}"
+        assert api.post("/api/v1/namespaces", json={"metadata": {"name": ns}}).status_code == 201
+        url = f"/api/v1/namespaces/{ns}/configmaps"
+        assert api.post(url, json=configmap("first")).status_code == 201
+        assert api.delete(f"/api/v1/namespaces/{ns}").status_code == 200
+        refused = api.post(url, json=configmap("late"))
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["details"]["causes"][0]["reason"] == "NamespaceTerminating"
+        assert api.get(f"{url}/late").status_code == 404
