@@ -141,23 +141,29 @@ class Observe:
             metrics.REQUESTS.labels(*labels, str(code)).inc()
             if verb != "watch":
                 metrics.LATENCY.labels(*labels).observe(elapsed)
-            user: UserInfo | None = state.get("user")
-            access_log.info(
-                json.dumps(
-                    {
-                        "ts": round(time.time(), 3),
-                        "verb": verb,
-                        "method": scope.get("method", "GET"),
-                        "path": scope["path"],
-                        "query": scope.get("query_string", b"").decode("latin-1"),
-                        "code": code,
-                        "ms": round(elapsed * 1000, 2),
-                        "user": user.name if user else "",
-                        "client": (scope.get("client") or ("", 0))[0],
-                    },
-                    separators=(",", ":"),
-                )
-            )
+            if access_log.isEnabledFor(logging.INFO):  # else do not build it: every request pays
+                _log_access(scope, state, verb, code, elapsed)
+
+
+def _log_access(scope: Scope, state: dict[str, Any], verb: str, code: int, elapsed: float) -> None:
+    """The access-log line: one JSON object per request."""
+    user: UserInfo | None = state.get("user")
+    access_log.info(
+        json.dumps(
+            {
+                "ts": round(time.time(), 3),
+                "verb": verb,
+                "method": scope.get("method", "GET"),
+                "path": scope["path"],
+                "query": scope.get("query_string", b"").decode("latin-1"),
+                "code": code,
+                "ms": round(elapsed * 1000, 2),
+                "user": user.name if user else "",
+                "client": (scope.get("client") or ("", 0))[0],
+            },
+            separators=(",", ":"),
+        )
+    )
 
 
 def storage_error(e: StorageError) -> errors.ApiError:

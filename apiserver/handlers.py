@@ -141,7 +141,13 @@ class Handlers:
         return request.query_params.get("includeObject", "Metadata") or "Metadata"
 
     async def get(self, request: Request, info: ResourceInfo, path: ResourcePath) -> Response:
-        stored = await self._reg(info).get(info, path.namespace, path.name)
+        reg = self._reg(info)
+        version = request.query_params.get("resourceVersion", "")
+        read = getattr(reg, "read", None)  # the plain registry's; views read through get
+        if read is not None:
+            stored = await read(info, path.namespace, path.name, version)
+        else:
+            stored = await reg.get(info, path.namespace, path.name)
         mode = self._table_mode(request)
         if mode:
             return responses.send(responses.table(info, [stored.obj], mode))
@@ -153,8 +159,12 @@ class Handlers:
         mode = self._table_mode(request)
         if mode:
             return responses.send(responses.table(info, items, mode, revision, token, remaining))
+        accept = request.headers.get("accept", "")
+        encoded = getattr(items, "encoded", None)  # from the watch cache (registry.CachedItems)
+        if encoded is not None and not (accept and responses.wants_yaml(accept)):
+            return responses.send_list(info, encoded, revision, token, remaining)
         body = responses.list_object(info, items, revision, token, remaining)
-        return responses.send(body, accept=request.headers.get("accept", ""))
+        return responses.send(body, accept=accept)
 
     async def watch(self, request: Request, info: ResourceInfo, path: ResourcePath) -> Response:
         q = request.query_params

@@ -30,7 +30,7 @@ from api.resources import ResourceInfo
 from api.schema import Schema
 from api.selectors import FieldSelector, LabelSelector
 
-from . import admission, errors, managed_fields, strategies
+from . import admission, errors, jsoncodec, managed_fields, strategies
 from .admission import ServiceAllocation, add_default_tolerations, check_namespace
 from .etcd_process import MAX_REQUEST_BYTES
 from .storage import CompactedError, Conflict, StorageError, Store, Stored
@@ -70,6 +70,10 @@ class ListOptions:
     continue_token: str = ""
     resource_version: int = 0  # 0: the latest
     resource_version_match: str = ""  # Exact | NotOlderThan | "" (as NotOlderThan)
+    # A client's list (requests.list_options) may be served from the watch cache:
+    # "any" for resourceVersion=0 (any state will do), "fresh" otherwise (a
+    # consistent read). The server's own lists ("") always read etcd.
+    from_cache: str = ""
 
 
 # etcd refuses a request over --max-request-bytes ("etcdserver: request is too
@@ -92,6 +96,10 @@ MAX_JSON_INT = 2**1024  # past float64's range: Go's JSON decoding fails on such
 LIST_PAGE = 500
 
 TOO_LARGE_RV_WAIT = 3.0  # seconds; kube-apiserver's blockTimeout for a future revision
+# How long a consistent read waits for the watch cache to catch up with etcd
+# before it reads etcd instead (kube-apiserver waits up to 3 s; a shorter wait
+# keeps a lagging cache from costing more than the etcd read it replaces).
+CACHE_CATCH_UP = 0.25
 
 
 def too_large_resource_version(wanted: int, current: int) -> errors.ApiError:
@@ -144,6 +152,13 @@ def decode_continue(token: str, prefix: str) -> tuple[int, str]:
     return revision, prefix + start.rstrip("\x00")
 
 
+class CachedItems(list):  # type: ignore[type-arg]
+    """A list's items served from the watch cache, with each one's JSON already made
+    (`encoded`, in the same order): the response joins them instead of encoding."""
+
+    encoded: list[bytes]
+
+
 class Registry:
     def __init__(
         self,
@@ -166,6 +181,45 @@ class Registry:
             raise errors.not_found(info.plural, info.group, name)
         return stored
 
+    async def read(
+        self, info: ResourceInfo, namespace: str, name: str, resource_version: str = ""
+    ) -> Stored:
+        """A client's GET, from the watch cache where kube-apiserver serves it from there.
+
+        `resourceVersion=0` (any version) and a version the cache has reached are
+        answered from the cache alone. A consistent read (no resourceVersion) asks
+        etcd for the key's mod_revision only (keys-only: no value, no decoding)
+        and answers from the cache once the cache holds that revision of the
+        object, so a read right after a write sees it, even when the write went
+        through another apiserver or worker; if the cache does not catch up
+        within CACHE_CATCH_UP it reads etcd, as before. The objects are shared
+        with the cache: callers must not change them.
+        """
+        key = object_key(info, namespace, name)
+        hub = await self.hubs.hub(storage_prefix(info))
+        if not hub.synced:
+            return await self.get(info, namespace, name)
+        wanted = int(resource_version) if resource_version.isdigit() else -1
+        if resource_version == "0" or 0 < wanted <= hub.latest:
+            cached = hub.objects.get(key)
+            if cached is None:
+                raise errors.not_found(info.plural, info.group, name)
+            return cached
+        mod, _ = await self.store.mod_revision(key)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CACHE_CATCH_UP
+        while hub.synced:
+            cached = hub.objects.get(key)
+            if mod == 0 and cached is None:
+                raise errors.not_found(info.plural, info.group, name)
+            if mod and cached is not None and cached.revision >= mod:
+                return cached
+            # The cache has not seen the write (or the delete) etcd reported yet.
+            left = deadline - loop.time()
+            if left <= 0 or not await hub.wait_moved(left):
+                break
+        return await self.get(info, namespace, name)
+
     def _matches(self, info: ResourceInfo, obj: dict[str, Any], opts: ListOptions) -> bool:
         if opts.labels is not None and not opts.labels.matches(
             obj.get("metadata", {}).get("labels") or {}
@@ -183,6 +237,10 @@ class Registry:
         kube-apiserver does; a continue token whose revision etcd has
         compacted away answers 410.
         """
+        if opts.from_cache and not opts.continue_token and opts.resource_version_match != "Exact":
+            served = await self._list_cached(info, namespace, opts)
+            if served is not None:
+                return served
         prefix = storage_prefix(info, namespace)
         revision, start_after = 0, ""
         if opts.continue_token:
@@ -243,6 +301,86 @@ class Registry:
             last = page.items[-1].obj["metadata"]
             start_after = object_key(info, last.get("namespace", ""), last["name"])
 
+    async def _list_cached(
+        self, info: ResourceInfo, namespace: str, opts: ListOptions
+    ) -> tuple[list[dict], int, str, int | None] | None:
+        """A list from the watch cache, or None when etcd must answer it.
+
+        `resourceVersion=0`, or one the cache has reached: the cache as it is,
+        at the revision it has seen. A consistent list (no resourceVersion, or
+        one the cache has not reached): one keys-only range over the list's
+        prefix tells how many keys etcd holds there and whether any was written
+        after the revision the cache has seen; none written and the same count
+        means the cache holds exactly etcd's current state (a delete lowers the
+        count, every other write is newer), so the list is served at etcd's
+        current revision. A cache that lags waits up to CACHE_CATCH_UP, then
+        etcd answers. Continue pages always come from etcd, at the token's revision.
+        """
+        hub = await self.hubs.hub(storage_prefix(info))
+        if not hub.synced:
+            return None
+        prefix = storage_prefix(info, namespace)
+        wanted = opts.resource_version
+        revision = hub.latest
+        if opts.from_cache == "any":
+            pass  # resourceVersion=0: any state will do
+        elif wanted and wanted <= hub.latest:
+            pass  # the cache has reached the version asked for
+        else:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + CACHE_CATCH_UP
+            while True:
+                seen = hub.latest
+                count, newest, current = await self.store.changed_since(prefix, seen)
+                if hub.synced and hub.latest == seen and newest == 0:
+                    if count == self._cached_count(hub, prefix):
+                        revision = max(current, seen)
+                        break
+                left = deadline - loop.time()
+                if left <= 0 or not hub.synced:
+                    return None
+                if newest:
+                    await hub.wait_for(newest, left)
+                else:
+                    await hub.wait_moved(left)
+                if loop.time() >= deadline:
+                    return None
+            if wanted > revision:
+                return None  # etcd has not reached it either: the etcd path waits, then 504
+        return self._page_from(hub, info, prefix, revision, opts)
+
+    @staticmethod
+    def _cached_count(hub: Any, prefix: str) -> int:
+        if prefix == hub.prefix:
+            return len(hub.objects)
+        return sum(1 for key in hub.objects if key.startswith(prefix))
+
+    def _page_from(
+        self, hub: Any, info: ResourceInfo, prefix: str, revision: int, opts: ListOptions
+    ) -> tuple[list[dict], int, str, int | None]:
+        """Items of the cache under `prefix`, filtered and cut at the limit as the
+        etcd path cuts them (a continue token at `revision`, remainingItemCount
+        when no selector filters)."""
+        keys = hub.sorted_keys()
+        if prefix != hub.prefix:
+            keys = [k for k in keys if k.startswith(prefix)]
+        objects = hub.objects
+        items = CachedItems()
+        items.encoded = []
+        filtering = opts.labels is not None or opts.fields is not None
+        for i, key in enumerate(keys):
+            obj = objects[key].obj
+            if filtering and not self._matches(info, obj, opts):
+                continue
+            items.append(obj)
+            items.encoded.append(hub.list_item(key))
+            if opts.limit and len(items) == opts.limit:
+                if i == len(keys) - 1:
+                    return items, revision, "", None
+                remaining = None if filtering else len(keys) - 1 - i
+                return items, revision, encode_continue(revision, key, prefix), remaining
+        return items, revision, "", None
+
     async def wait_for_revision(self, wanted: int) -> None:
         """Return once the store has reached `wanted`, or answer 504 after the wait
         kube-apiserver's watch cache allows (3 s), with its Status."""
@@ -296,7 +434,14 @@ class Registry:
         problems = validation.validate_create(info, obj)
         if problems:
             raise errors.invalid(info.kind, info.group, name, problems)
-        await check_namespace(self.store, info, namespace, name)
+        # The namespace as the watch cache holds it, made a condition of the write
+        # itself: one etcd request instead of two. Services allocate first, so
+        # they (and dry runs, which write nothing) check etcd before anything.
+        guard = None
+        if info.namespaced and not opts.dry_run and info.kind != "Service":
+            guard = self._namespace_guard(namespace)
+        if guard is None:
+            await check_namespace(self.store, info, namespace, name)
         if info.kind == "Service":
             problems = await self.services.on_create(obj, opts.dry_run)
             if problems:
@@ -307,15 +452,43 @@ class Registry:
         # A generated name that collides is generated again, as Kubernetes
         # (RetryGenerateName) does, before giving up with AlreadyExists.
         tries = 8 if meta.get("generateName") and name.startswith(str(meta["generateName"])) else 1
-        for _ in range(tries):
-            result = await self.store.create(object_key(info, namespace, name), obj)
+        attempt = 0
+        while attempt < tries:
+            result = await self.store.create(object_key(info, namespace, name), obj, guard)
             if not isinstance(result, Conflict):
                 return result.obj
+            if result.current is None and guard is not None:
+                # The namespace changed since the cache saw it: ask etcd, then try again.
+                guard = None
+                await check_namespace(self.store, info, namespace, name)
+                continue
+            attempt += 1
             if tries > 1:
                 name = meta["name"] = strategies.generate_name(str(meta["generateName"]))
         if info.kind == "Service":
             await self.services.on_delete(obj)
         raise errors.already_exists(info.plural, info.group, name)
+
+    def _namespace_guard(self, namespace: str) -> tuple[str, int] | None:
+        """(the namespace's key, its revision) when the watch cache holds it active.
+
+        A create guarded by "the namespace is still at that revision" is
+        refused by etcd itself if the namespace changed since (deleted, or
+        marked Terminating), so the cache cannot let a create into a namespace
+        that is going away; the create then checks etcd as before.
+        """
+        hub = self.hubs.hubs.get("/registry/namespaces/")
+        if hub is None or not hub.synced:
+            return None
+        key = f"/registry/namespaces/{namespace}"
+        stored = hub.objects.get(key)
+        if stored is None:
+            return None
+        if stored.obj.get("metadata", {}).get("deletionTimestamp"):
+            return None
+        if (stored.obj.get("status") or {}).get("phase") == "Terminating":
+            return None
+        return key, stored.revision
 
     # -- update and patch ---------------------------------------------------
 
@@ -667,10 +840,13 @@ def check_storable(key: str, obj: dict[str, Any]) -> None:
             f"the object nests objects and lists deeper than {MAX_STORED_DEPTH} levels, "
             "or holds a number no JSON reader can hold"
         )
+    body = jsoncodec.dumps(obj)  # orjson writes NaN and infinities as null: look closer
     try:
-        size = len(json.dumps(obj, separators=(",", ":"), allow_nan=False))
+        if b"null" in body:
+            json.dumps(obj, allow_nan=False)
     except ValueError as e:
         raise errors.bad_request(f"json: unsupported value: {e}") from e
+    size = len(body)
     limit = ETCD_MAX_REQUEST_BYTES - WRITE_OVERHEAD - 2 * len(key.encode())
     if size > limit:
         raise errors.ApiError(

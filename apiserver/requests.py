@@ -404,6 +404,7 @@ def list_options(info: ResourceInfo, request: Request, *, watch: bool = False) -
         continue_token=continue_token,
         resource_version=parse_resource_version(resource_version),
         resource_version_match=match,
+        from_cache="any" if resource_version == "0" else "fresh",
     )
 
 

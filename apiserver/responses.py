@@ -7,7 +7,6 @@ the way kube-apiserver does it, falling back to JSON.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -16,18 +15,15 @@ from starlette.responses import Response
 
 from api.resources import ResourceInfo
 
-from . import tables
+from . import jsoncodec, tables
 from .crd import tables as crd_tables
 from .errors import ApiError, in_status_order
 
 
 def _dumps(obj: Any) -> bytes:
-    try:
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
-    except UnicodeEncodeError:
-        # A lone surrogate (input refuses them; this guards what is already stored):
-        # escaped, the answer is still JSON and still sent.
-        return json.dumps(obj, separators=(",", ":")).encode()
+    # A lone surrogate (input refuses them; this guards what is already stored) is
+    # escaped by jsoncodec: the answer is still JSON and still sent.
+    return jsoncodec.dumps(obj)
 
 
 # kube-apiserver's limits on warnings: all of them together at most 4 KiB; past
@@ -114,16 +110,30 @@ def list_object(
         meta["continue"] = continue_token
     if remaining is not None:
         meta["remainingItemCount"] = remaining
-    for item in items:
-        # Items in a list carry no kind/apiVersion in Kubernetes' JSON.
-        item.pop("kind", None)
-        item.pop("apiVersion", None)
+    # Items in a list carry no kind/apiVersion in Kubernetes' JSON. Copies: the
+    # items may be the watch cache's own objects, which nothing may change.
     return {
         "kind": info.list_kind,
         "apiVersion": info.api_version,
         "metadata": meta,
-        "items": items,
+        "items": [
+            {k: v for k, v in item.items() if k != "kind" and k != "apiVersion"} for item in items
+        ],
     }
+
+
+def send_list(
+    info: ResourceInfo,
+    encoded: list[bytes],
+    revision: int,
+    continue_token: str = "",
+    remaining: int | None = None,
+) -> Response:
+    """`list_object` sent as JSON, from items already encoded: the same bytes
+    `send(list_object(...))` writes, without encoding the items again."""
+    head = _dumps(list_object(info, [], revision, continue_token, remaining))
+    body = head[: -len(b"[]}")] + b"[" + b",".join(encoded) + b"]}"
+    return Response(body, 200, media_type="application/json")
 
 
 def table(
@@ -134,9 +144,11 @@ def table(
     continue_token: str = "",
     remaining: int | None = None,
 ) -> dict[str, Any]:
-    for obj in objects:
-        obj.setdefault("kind", info.kind)
-        obj.setdefault("apiVersion", info.api_version)
+    objects = [
+        obj if "kind" in obj and "apiVersion" in obj
+        else {"kind": info.kind, "apiVersion": info.api_version, **obj}
+        for obj in objects
+    ]  # fmt: skip
     if info.custom is not None:  # a CRD's additionalPrinterColumns
         return crd_tables.table(
             info,

@@ -30,7 +30,6 @@ watches.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ import grpc
 from aetcd import rpc, watcher
 from aetcd.client import _handle_errors
 
+from . import jsoncodec
 from .metrics import ETCD_LATENCY
 
 
@@ -99,11 +99,11 @@ def encode(obj: dict[str, Any]) -> bytes:
     meta = obj.get("metadata")
     if meta and "resourceVersion" in meta:
         obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "resourceVersion"}}
-    return json.dumps(obj, separators=(",", ":")).encode()
+    return jsoncodec.dumps(obj)
 
 
 def decode(value: bytes, revision: int) -> dict[str, Any]:
-    obj = json.loads(value)
+    obj = jsoncodec.loads(value)
     obj.setdefault("metadata", {})["resourceVersion"] = str(revision)
     return obj
 
@@ -123,7 +123,7 @@ def _kinds_for(key: str, kinds: Mapping[str, frozenset[str]]) -> frozenset[str] 
 def decode_checked(key: str, value: bytes, revision: int) -> dict[str, Any]:
     """`decode`, or CorruptObjectError when the value is not an object this key can hold."""
     try:
-        obj = json.loads(value)
+        obj = jsoncodec.loads(value)
     except (ValueError, UnicodeDecodeError) as e:
         raise CorruptObjectError(key, revision, f"json parse error: {e}") from e
     if not isinstance(obj, dict):
@@ -174,6 +174,7 @@ class Page:
     revision: int  # the store revision the page was read at
     more: bool  # keys remain after the last one returned
     remaining: int  # how many keys remain after this page (before filtering)
+    keys: tuple[str, ...] = ()  # each item's etcd key
 
 
 @dataclass(frozen=True)
@@ -400,6 +401,31 @@ class Store:
         resp = await self._call("Range", rpc.RangeRequest(key=b"/", count_only=True))
         return int(resp.header.revision)
 
+    async def mod_revision(self, key: str) -> tuple[int, int]:
+        """(the key's mod_revision or 0 when absent, the store revision): a
+        keys-only read, so no value crosses the wire or is decoded."""
+        resp = await self._call("Range", rpc.RangeRequest(key=key.encode(), keys_only=True))
+        return (int(resp.kvs[0].mod_revision) if resp.kvs else 0), int(resp.header.revision)
+
+    async def changed_since(self, prefix: str, after: int) -> tuple[int, int, int]:
+        """What changed under `prefix` after revision `after`, cheaply:
+        (keys under the prefix now, the newest mod_revision above `after`, or 0
+        when no key was written after it, the store revision).
+
+        One keys-only range: etcd counts every key in the range but returns only
+        those modified after `after` (its `count` is taken before the
+        mod-revision filter), so nothing but a few keys crosses the wire.
+        """
+        raw = prefix.encode()
+        resp = await self._call(
+            "Range",
+            rpc.RangeRequest(
+                key=raw, range_end=prefix_end(raw), keys_only=True, min_mod_revision=after + 1
+            ),
+        )
+        newest = max((int(kv.mod_revision) for kv in resp.kvs), default=0)
+        return int(resp.count), newest, int(resp.header.revision)
+
     async def get(self, key: str) -> Stored | None:
         resp = await self._call("Range", rpc.RangeRequest(key=key.encode()))
         return _stored(resp.kvs[0]) if resp.kvs else None
@@ -420,21 +446,35 @@ class Store:
         items = [_stored(kv) for kv in resp.kvs]
         # A read at a past revision is a snapshot of that revision, not of now.
         at = revision or int(resp.header.revision)
-        return Page(items, at, bool(resp.more), int(resp.count) - len(items))
+        keys = tuple(kv.key.decode(errors="replace") for kv in resp.kvs)
+        return Page(items, at, bool(resp.more), int(resp.count) - len(items), keys)
 
     # -- guarded writes -----------------------------------------------------
 
-    async def create(self, key: str, obj: dict[str, Any]) -> Stored | Conflict:
+    async def create(
+        self, key: str, obj: dict[str, Any], guard: tuple[str, int] | None = None
+    ) -> Stored | Conflict:
+        """Write `obj` only if `key` is absent (and, with a `guard` (key, revision),
+        only if that key is still at that mod_revision). A lost guard with the
+        key still absent answers Conflict(None)."""
         k = key.encode()
         value = encode(obj)
+        compare = [
+            rpc.Compare(key=k, result=rpc.Compare.EQUAL, target=rpc.Compare.VERSION, version=0)
+        ]
+        if guard is not None:
+            compare.append(
+                rpc.Compare(
+                    key=guard[0].encode(),
+                    result=rpc.Compare.EQUAL,
+                    target=rpc.Compare.MOD,
+                    mod_revision=guard[1],
+                )
+            )
         resp = await self._call(
             "Txn",
             rpc.TxnRequest(
-                compare=[
-                    rpc.Compare(
-                        key=k, result=rpc.Compare.EQUAL, target=rpc.Compare.VERSION, version=0
-                    )
-                ],
+                compare=compare,
                 success=[rpc.RequestOp(request_put=rpc.PutRequest(key=k, value=value))],
                 failure=[rpc.RequestOp(request_range=rpc.RangeRequest(key=k))],
             ),

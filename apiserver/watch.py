@@ -18,14 +18,17 @@ skiff does the same, smaller:
   went silent;
 - when etcd goes away (killed, restarting), each hub re-establishes its watch
   with back-off and resumes after the last revision it saw, so watchers
-  neither lose nor repeat events.
+  neither lose nor repeat events;
+- each hub also keeps the current state of its prefix (`objects`): it lists
+  the prefix at its start revision and applies every event after it, so the
+  state is exactly etcd's at `latest`. Gets and lists are served from it as
+  kube-apiserver's watch cache serves them (registry.py decides when).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import deque
 from collections.abc import AsyncIterator
@@ -34,11 +37,13 @@ from typing import Any
 
 from aetcd import rpc
 
-from .storage import CompactedError, CorruptObjectError, Store, decode_checked
+from . import jsoncodec
+from .storage import CompactedError, CorruptObjectError, Store, Stored, decode_checked
 
 log = logging.getLogger("skiff.apiserver.watch")
 
 HISTORY = 10_000  # events kept per resource for resuming watchers
+FILL_PAGE = 500  # keys per etcd range while a hub lists its prefix
 QUEUE_LIMIT = 20_000  # events buffered per watcher before it is ended
 
 
@@ -132,13 +137,86 @@ class Hub:
         self.floor = 0  # every event after `floor` is in history or still coming
         self.latest = 0  # the newest revision this hub has seen for its prefix
         self.subscribers: set[Subscription] = set()
+        self.objects: dict[str, Stored] = {}  # key -> object: the prefix's state at `latest`
+        self.synced = False  # `objects` is complete (false while (re)listing)
+        self._sorted: list[str] | None = None  # objects' keys in order, until the next change
+        # Each object's JSON as a list item (no kind/apiVersion), made at its first list
+        # and kept until it changes: a list from the cache joins bytes, encodes nothing.
+        self.list_items: dict[str, bytes] = {}
+        self._moved = asyncio.Event()  # set (and replaced) whenever `latest` moves
         self._task: asyncio.Task[None] | None = None
         self._started = asyncio.Event()
 
     async def start(self, from_revision: int) -> None:
-        self.floor = self.latest = from_revision
+        try:
+            try:
+                await self._fill(from_revision)
+            except CompactedError:
+                await self._fill(0)  # the start revision is gone: the state as of now
+        except CorruptObjectError as e:
+            # A value that does not decode: watches still work, reads go to etcd.
+            log.error("no cached state for %s: %s", self.prefix, e)
+            self.objects, self.synced = {}, False
+            self.floor = self.latest = from_revision
         self._task = asyncio.create_task(self._run(), name=f"watch {self.prefix}")
         await self._started.wait()
+
+    async def _fill(self, revision: int) -> None:
+        """List the prefix at `revision` (0: now) into `objects`, in pages at one revision."""
+        self.synced = False
+        objects: dict[str, Stored] = {}
+        start_after = ""
+        while True:
+            page = await self.store.list(
+                self.prefix, start_after=start_after, limit=FILL_PAGE, revision=revision
+            )
+            revision = page.revision
+            for key, stored in zip(page.keys, page.items, strict=True):
+                objects[key] = stored
+                start_after = key
+            if not page.more or not page.items:
+                break
+        self.objects, self._sorted, self.list_items = objects, None, {}
+        self.floor = self.latest = revision
+        self.synced = True
+
+    def list_item(self, key: str) -> bytes:
+        """The object at `key` as JSON for a list's `items` (lists carry no kind/apiVersion)."""
+        encoded = self.list_items.get(key)
+        if encoded is None:
+            obj = self.objects[key].obj
+            item = {k: v for k, v in obj.items() if k != "kind" and k != "apiVersion"}
+            encoded = self.list_items[key] = jsoncodec.dumps(item)
+        return encoded
+
+    def sorted_keys(self) -> list[str]:
+        """The keys in etcd's order (byte order), kept until the next add or delete."""
+        if self._sorted is None:
+            self._sorted = sorted(self.objects, key=str.encode)
+        return self._sorted
+
+    async def wait_for(self, revision: int, seconds: float) -> bool:
+        """Wait until this hub has seen `revision`, or `seconds`: whether it has."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while self.latest < revision:
+            left = deadline - loop.time()
+            if left <= 0 or not await self.wait_moved(left):
+                return self.latest >= revision
+        return True
+
+    async def wait_moved(self, seconds: float) -> bool:
+        """Wait for the next event (or `seconds`): whether one came."""
+        try:
+            await asyncio.wait_for(self._moved.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    def _advance(self, revision: int) -> None:
+        self.latest = max(self.latest, revision)
+        moved, self._moved = self._moved, asyncio.Event()
+        moved.set()
 
     async def stop(self) -> None:
         if self._task:
@@ -156,7 +234,12 @@ class Hub:
                     backoff, failures = 0.1, 0
                     change = change_from_event(event)
                     if change is None:
-                        self.latest = max(self.latest, int(event.kv.mod_revision))
+                        # Not decodable: the state no longer holds the old value either.
+                        key = event.kv.key.decode(errors="replace")
+                        self.list_items.pop(key, None)
+                        if self.objects.pop(key, None):
+                            self._sorted = None
+                        self._advance(int(event.kv.mod_revision))
                         continue
                     self._publish(change)
             except asyncio.CancelledError:
@@ -166,6 +249,12 @@ class Hub:
                 # history any more. Tell every watcher to relist.
                 log.warning("watch on %s compacted at %s; restarting", self.prefix, e.compacted)
                 self._reset(e.compacted)
+                try:
+                    await self._fill(0)  # the state afresh; reads go to etcd meanwhile
+                except Exception as fill_error:
+                    log.warning("relisting %s failed (%s); retrying", self.prefix, fill_error)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 2.0)
             except Exception as e:
                 # While etcd is away every hub fails every 2 s: say it once a minute.
                 failures += 1
@@ -183,7 +272,15 @@ class Hub:
         if len(self.history) == self.history.maxlen:
             self.floor = self.history[0].revision
         self.history.append(change)
-        self.latest = change.revision
+        self.list_items.pop(change.key, None)
+        if change.type == "DELETED":
+            if self.objects.pop(change.key, None) is not None:
+                self._sorted = None
+        else:
+            if change.key not in self.objects:
+                self._sorted = None
+            self.objects[change.key] = Stored(change.obj, change.revision)
+        self._advance(change.revision)
         for sub in list(self.subscribers):
             sub.push(change)
 
@@ -282,4 +379,4 @@ class WatchHubs:
 
 
 def event_line(event_type: str, obj: dict[str, Any]) -> bytes:
-    return json.dumps({"type": event_type, "object": obj}, separators=(",", ":")).encode() + b"\n"
+    return jsoncodec.dumps({"type": event_type, "object": obj}) + b"\n"

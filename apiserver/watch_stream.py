@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from api.resources import ResourceInfo
 
-from . import metrics, responses
+from . import jsoncodec, metrics, responses
 from .errors import ApiError, internal
 from .registry import PROGRESS, ListOptions, Registry
 from .watch import WatcherOverflow
@@ -43,8 +43,22 @@ class WatchRequest:
     table: str = ""  # includeObject mode when the client wants Table rows, else ""
 
 
+# The last event lines made, by object: 100 watchers of one resource get the same
+# event, encoded once. Each entry holds its object, so the id cannot be reused
+# while the entry lives.
+_RECENT_LINES: OrderedDict[int, tuple[dict[str, Any], str, bytes]] = OrderedDict()
+RECENT_LINES_KEPT = 256
+
+
 def _line(event_type: str, obj: dict[str, Any]) -> bytes:
-    return json.dumps({"type": event_type, "object": obj}, separators=(",", ":")).encode() + b"\n"
+    entry = _RECENT_LINES.get(id(obj))
+    if entry is not None and entry[0] is obj and entry[1] == event_type:
+        return entry[2]
+    line = jsoncodec.dumps({"type": event_type, "object": obj}) + b"\n"
+    _RECENT_LINES[id(obj)] = (obj, event_type, line)
+    if len(_RECENT_LINES) > RECENT_LINES_KEPT:
+        _RECENT_LINES.popitem(last=False)
+    return line
 
 
 def _bookmark(info: ResourceInfo, revision: int, initial_end: bool = False) -> dict[str, Any]:

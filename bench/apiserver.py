@@ -1,13 +1,18 @@
 """API server throughput and latency, printed beside raw etcd on the same etcd.
 
-    .venv/bin/python bench/apiserver.py [--creates 2000] [--watchers 100]
+    .venv/bin/python bench/apiserver.py [--ops 2000] [--watchers 100] [--profile FILE]
 
 Starts a fresh apiserver (with its embedded etcd) in a temporary state
 directory on 127.0.0.1, then measures, for 1, 8 and 32 concurrent clients:
 creates and gets through the API (HTTPS, bearer token, keep-alive) and raw
-`aetcd` puts and gets against the very same etcd; a list of 1,000 objects;
-and how long a write takes to reach each of 100 watchers. Everything runs on
-this machine in this run, so the figures compare like with like.
+etcd puts and gets against the very same etcd; gets both consistent (no
+resourceVersion: a keys-only etcd check, then the watch cache) and with
+`resourceVersion=0` (the watch cache alone); the same creates and gets from
+`ab` (a C load generator, so the rows show the server, not the Python client);
+lists of 1,000 objects; and how long a write takes to reach each of 100
+watchers. Each row gives the CPU seconds the apiserver, etcd and the load
+generator spent on it. It ends with the targets of issue 17, each beside its
+raw-etcd anchor from this run. About 2-3 minutes on an idle 2-core machine.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -64,11 +70,52 @@ async def run_clients(
     return total / (time.perf_counter() - start), latencies
 
 
-def row(label: str, rate: float, lat: list[float]) -> str:
-    return (
-        f"  {label:<34} {rate:8.0f}/s   p50 {pct(lat, 50) * 1000:7.2f} ms"
-        f"   p99 {pct(lat, 99) * 1000:7.2f} ms"
-    )
+# Figures the summary compares with the targets: label -> (ops/s, p50 ms, p99 ms).
+RESULTS: dict[str, tuple[float, float, float]] = {}
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far; 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Cpu:
+    """CPU seconds spent by the apiserver, its etcd and the load generator (this
+    process and its children, e.g. ab) between two points."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+
+    def now(self) -> tuple[float, float, float]:
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        gen = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+        return proc_cpu(self.server.pid), proc_cpu(self.server.etcd_pid), gen
+
+    def since(self, start: tuple[float, float, float]) -> str:
+        end = self.now()
+        srv, etcd, gen = (b - a for a, b in zip(start, end, strict=True))
+        return f"   cpu: server {srv:5.1f}s etcd {etcd:5.1f}s load gen {gen:5.1f}s"
+
+
+CPU: Cpu | None = None
+
+
+def row(
+    label: str, rate: float, lat: list[float], cpu_from: tuple[float, float, float] | None = None
+) -> str:
+    p50, p99 = pct(lat, 50) * 1000, pct(lat, 99) * 1000
+    RESULTS[label] = (rate, p50, p99)
+    text = f"  {label:<40} {rate:8.0f}/s   p50 {p50:7.2f} ms   p99 {p99:7.2f} ms"
+    return text + (CPU.since(cpu_from) if CPU and cpu_from else "")
+
+
+def mark() -> tuple[float, float, float] | None:
+    return CPU.now() if CPU else None
 
 
 class Server:
@@ -94,6 +141,17 @@ class Server:
             except (OSError, httpx.HTTPError, ssl.SSLError):
                 time.sleep(0.2)
         raise RuntimeError("apiserver did not become ready")
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid if self.proc else 0
+
+    @property
+    def etcd_pid(self) -> int:
+        try:
+            return int((self.state / "etcd.pid").read_text())
+        except (OSError, ValueError):
+            return 0
 
     @property
     def url(self) -> str:
@@ -143,10 +201,12 @@ async def bench_etcd(port: int, total: int, pki: Path) -> None:
             async def get(i: int, c: int = clients) -> None:
                 await kv.Range(rpc.RangeRequest(key=f"/bench/raw/{c}/{i}".encode()))
 
+            start = mark()
             rate, lat = await run_clients(clients, total, put)
-            print(row(f"put, {clients} clients", rate, lat))
+            print(row(f"etcd put, {clients} clients", rate, lat, start))
+            start = mark()
             rate, lat = await run_clients(clients, total, get)
-            print(row(f"get, {clients} clients", rate, lat))
+            print(row(f"etcd get, {clients} clients", rate, lat, start))
 
 
 async def bench_api(server: Server, total: int) -> None:
@@ -167,46 +227,131 @@ async def bench_api(server: Server, total: int) -> None:
                 r = await api.get(f"{url}/c{i}")
                 assert r.status_code == 200
 
+            async def get_any(i: int, url: str = url) -> None:
+                r = await api.get(f"{url}/c{i}", params={"resourceVersion": "0"})
+                assert r.status_code == 200
+
+            start = mark()
             rate, lat = await run_clients(clients, total, create)
-            print(row(f"create, {clients} clients", rate, lat))
+            print(row(f"create, {clients} clients", rate, lat, start))
+            start = mark()
             rate, lat = await run_clients(clients, total, get)
-            print(row(f"get, {clients} clients", rate, lat))
+            print(row(f"get, {clients} clients", rate, lat, start))
+            start = mark()
+            rate, lat = await run_clients(clients, total, get_any)
+            print(row(f"get rv=0, {clients} clients", rate, lat, start))
+
+
+def run_ab(server: Server, label: str, args: list[str], url: str) -> None:
+    """One ab run (keep-alive, the admin token): a row like the others."""
+    config = yaml.safe_load((server.state / "admin.kubeconfig").read_text())
+    token = config["users"][0]["user"]["token"]
+    start = mark()
+    out = subprocess.run(
+        ["ab", "-q", "-k", "-l", *args, "-H", f"Authorization: Bearer {token}", server.url + url],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    fields: dict[str, str] = {}
+    for line in out.stdout.splitlines():
+        key, _, value = line.strip().partition(":")
+        if key in ("Requests per second", "Failed requests", "Non-2xx responses"):
+            fields[key] = value.split()[0]
+        elif line.strip().startswith(("50%", "99%")):
+            parts = line.split()
+            fields[parts[0]] = parts[1]
+    bad = int(fields.get("Failed requests", "0")) + int(fields.get("Non-2xx responses", "0"))
+    rate = float(fields.get("Requests per second", 0))
+    p50, p99 = float(fields.get("50%", "nan")), float(fields.get("99%", "nan"))
+    RESULTS[label] = (rate, p50, p99)
+    print(
+        f"  {label:<40} {rate:8.0f}/s   p50 {p50:7.0f} ms   p99 {p99:7.0f} ms"
+        + (CPU.since(start) if CPU and start else "")
+        + (f"   ({bad} failed)" if bad else "")
+    )
+
+
+WRK_SCRIPT = """
+wrk.method = os.getenv("WRK_METHOD")
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("WRK_TOKEN")
+wrk.headers["Content-Type"] = "application/json"
+local body = os.getenv("WRK_BODY")
+if body ~= "" then wrk.body = body end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %d %f %f %f %d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99),
+    summary.errors.status + summary.errors.connect + summary.errors.read
+    + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+def run_wrk(
+    server: Server, label: str, clients: int, url: str, body: str = "", seconds: int = 5
+) -> None:
+    """wrk (C, HTTP/1.1 keep-alive, 2 threads) for `seconds`: a row like the others."""
+    config = yaml.safe_load((server.state / "admin.kubeconfig").read_text())
+    script = server.state / "wrk.lua"
+    script.write_text(WRK_SCRIPT)
+    env = {**os.environ, "WRK_TOKEN": config["users"][0]["user"]["token"],
+           "WRK_METHOD": "POST" if body else "GET", "WRK_BODY": body}  # fmt: skip
+    start = mark()
+    out = subprocess.run(
+        ["wrk", "-t", str(min(2, clients)), "-c", str(clients), "-d", f"{seconds}s",
+         "-s", str(script), server.url + url],
+        capture_output=True, text=True, timeout=seconds + 120, env=env,
+    )  # fmt: skip
+    result = [line for line in out.stdout.splitlines() if line.startswith("RESULT")]
+    if not result:
+        print(f"  {label:<40} wrk failed: {out.stderr.strip() or out.stdout.strip()}")
+        return
+    n, duration_us, p50_us, p99_us, bad = result[0].split()[1:]
+    rate = int(n) / (float(duration_us) / 1e6)
+    p50, p99 = float(p50_us) / 1000, float(p99_us) / 1000
+    RESULTS[label] = (rate, p50, p99)
+    print(
+        f"  {label:<40} {rate:8.0f}/s   p50 {p50:7.2f} ms   p99 {p99:7.2f} ms"
+        + (CPU.since(start) if CPU and start else "")
+        + (f"   ({bad} failed)" if int(bad) else "")
+    )
+
+
+def bench_api_with_wrk(server: Server) -> None:
+    """Creates, gets and lists from wrk, a C load generator keeping HTTP/1.1
+    connections alive (as kubectl and client-go do): with the Python client on the
+    same two cores the client is the busier process, so these rows show the server."""
+    if not shutil.which("wrk"):
+        print("  (wrk not installed: Debian's wrk; server-only rows skipped)")
+        return
+    print("apiserver, from wrk (C, HTTP/1.1 keep-alive, 5 s per row; creates use generateName)")
+    body = json.dumps({"metadata": {"generateName": "wrk-"}, "data": {"k": "v" * 100}})
+    for clients in (1, 8, 32):
+        run_wrk(
+            server, f"wrk create, {clients} clients", clients,
+            "/api/v1/namespaces/default/configmaps", body,
+        )  # fmt: skip
+    one = "/api/v1/namespaces/bench-32/configmaps/c1"  # made by bench_api
+    for clients in (1, 32):
+        run_wrk(server, f"wrk get, {clients} clients", clients, one)
+        run_wrk(server, f"wrk get rv=0, {clients} clients", clients, one + "?resourceVersion=0")
 
 
 def bench_api_with_ab(server: Server, total: int) -> None:
-    """The same creates from ApacheBench, a C load generator: with httpx on the same two
-    cores the Python client is the busier process, so these rows show the server."""
+    """The same creates and gets from ApacheBench, a C load generator: with httpx on the
+    same two cores the Python client is the busier process, so these rows show the server."""
     if not shutil.which("ab"):
         print("  (ab not installed: apache2-utils; server-only rows skipped)")
         return
-    config = yaml.safe_load((server.state / "admin.kubeconfig").read_text())
-    token = config["users"][0]["user"]["token"]
     body = server.state / "ab-body.json"
     body.write_text(json.dumps({"metadata": {"generateName": "ab-"}, "data": {"k": "v" * 100}}))
-    print("apiserver, creates from ab (C, keep-alive; generateName)")
+    # ab speaks HTTP/1.0, whose keep-alive uvicorn does not honour: every ab request
+    # opens a new TLS connection, so these rows are dominated by TLS handshakes.
+    print("apiserver, from ab (C, HTTP/1.0: a new TLS connection per request; generateName)")
     for clients in (1, 8, 32):
-        out = subprocess.run(
-            ["ab", "-q", "-k", "-l", "-n", str(total), "-c", str(clients), "-p", str(body),
-             "-T", "application/json", "-H", f"Authorization: Bearer {token}",
-             f"{server.url}/api/v1/namespaces/default/configmaps"],
-            capture_output=True, text=True, timeout=600,
+        run_ab(
+            server, f"ab create, {clients} clients",
+            ["-n", str(total), "-c", str(clients), "-p", str(body), "-T", "application/json"],
+            "/api/v1/namespaces/default/configmaps",
         )  # fmt: skip
-        fields = {}
-        for line in out.stdout.splitlines():
-            key, _, value = line.strip().partition(":")
-            if key in ("Requests per second", "Failed requests", "Non-2xx responses"):
-                fields[key] = value.split()[0]
-            elif key in ("50%", "99%") or line.strip().startswith(("50%", "99%")):
-                parts = line.split()
-                fields[parts[0]] = parts[1]
-        bad = int(fields.get("Failed requests", "0")) + int(fields.get("Non-2xx responses", "0"))
-        rate = float(fields.get("Requests per second", 0))
-        label = f"create, {clients} clients"
-        print(
-            f"  {label:<34} {rate:8.0f}/s"
-            f"   p50 {fields.get('50%', '?'):>7} ms   p99 {fields.get('99%', '?'):>7} ms"
-            + (f"   ({bad} failed)" if bad else "")
-        )
 
 
 async def bench_list(server: Server) -> None:
@@ -219,12 +364,21 @@ async def bench_list(server: Server) -> None:
 
         await run_clients(16, 1000, create)
 
-        async def list_all(_: int) -> None:
-            r = await api.get(url)
-            assert len(r.json()["items"]) == 1000
+        for version in ("", "0"):
 
-        rate, lat = await run_clients(1, 20, list_all)
-        print(row("list of 1,000 objects, 1 client", rate, lat))
+            async def list_all(_: int, version: str = version) -> None:
+                r = await api.get(url, params={"resourceVersion": version} if version else None)
+                assert len(r.json()["items"]) == 1000
+
+            start = mark()
+            rate, lat = await run_clients(1, 40, list_all)
+            label = "list of 1,000 objects" + (" rv=0" if version else "")
+            print(row(label + ", 1 client", rate, lat, start))
+        if shutil.which("wrk"):
+            run_wrk(server, "wrk list of 1,000 objects, 1 client", 1, url)
+            run_wrk(
+                server, "wrk list of 1,000 objects rv=0, 1 client", 1, url + "?resourceVersion=0"
+            )
 
 
 async def bench_watch(server: Server, watchers: int, writes: int) -> None:
@@ -254,6 +408,7 @@ async def bench_watch(server: Server, watchers: int, writes: int) -> None:
                     if got == writes:
                         return
 
+        start = mark()
         tasks = [asyncio.create_task(watch()) for _ in range(watchers)]
         await all_ready.wait()
         await asyncio.sleep(0.5)
@@ -262,10 +417,69 @@ async def bench_watch(server: Server, watchers: int, writes: int) -> None:
             await api.post(url, json=body)
             await asyncio.sleep(0.05)
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=120)
+    p50, p99 = pct(delays, 50) * 1000, pct(delays, 99) * 1000
+    RESULTS["watch"] = (0.0, p50, p99)
+    label = f"watch delivery, {watchers} watchers x {writes} writes"
     print(
-        f"  watch delivery, {watchers} watchers x {writes} writes:"
-        f"   p50 {pct(delays, 50) * 1000:7.2f} ms   p99 {pct(delays, 99) * 1000:7.2f} ms"
+        f"  {label:<51} p50 {p50:7.2f} ms   p99 {p99:7.2f} ms"
+        + (CPU.since(start) if CPU and start else "")
     )
+
+
+def summary() -> None:
+    """The targets of issue 17, each beside its raw-etcd anchor measured in this run."""
+
+    def get(label: str) -> tuple[float, float, float] | None:
+        return RESULTS.get(label)
+
+    def best(*labels: str) -> tuple[str, tuple[float, float, float]] | None:
+        """The first of `labels` measured: wrk's rows show the server best (HTTP/1.1
+        keep-alive, C); ab's open a TLS connection per request."""
+        found = [(label, RESULTS[label]) for label in labels if label in RESULTS]
+        return found[0] if found else None
+
+    put32, get32 = get("etcd put, 32 clients"), get("etcd get, 32 clients")
+    lines: list[tuple[str, str, str, str, bool | None]] = []
+    create = best("wrk create, 32 clients", "create, 32 clients", "ab create, 32 clients")
+    if create and put32:
+        label, (rate, _, p99) = create
+        lines.append((f"creates/s, 32 clients ({label.split(',')[0]})", f"{rate:,.0f}/s",
+                      f"etcd puts {put32[0]:,.0f}/s", ">= 1,000/s", rate >= 1000))  # fmt: skip
+        ratio = p99 / put32[2] if put32[2] else float("inf")
+        lines.append((f"create p99, 32 clients ({label.split(',')[0]})", f"{p99:,.1f} ms",
+                      f"etcd put p99 {put32[2]:,.1f} ms (x{ratio:.1f})", "<= 4x etcd",
+                      ratio <= 4))  # fmt: skip
+    for kind in ("get", "get rv=0"):
+        found = best(f"wrk {kind}, 32 clients", f"{kind}, 32 clients")
+        if found and get32:
+            label, (rate, _, _) = found
+            lines.append((f"{kind}, per s, 32 clients ({label.split(' ')[0]})", f"{rate:,.0f}/s",
+                          f"etcd gets {get32[0]:,.0f}/s", ">= 2,000/s", rate >= 2000))  # fmt: skip
+    lists = [label for label in RESULTS if label.endswith("list of 1,000 objects, 1 client")]
+    lists += [label for label in RESULTS if label.endswith("objects rv=0, 1 client")]
+    for label in lists:
+        if label in RESULTS:
+            rate = RESULTS[label][0]
+            lines.append((label, f"{rate:,.0f}/s", "", ">= 200/s", rate >= 200))
+    if "watch" in RESULTS:
+        p99 = RESULTS["watch"][2]
+        lines.append(("watch delivery p99, 100 watchers", f"{p99:,.1f} ms", "", "< 50 ms",
+                      p99 < 50))  # fmt: skip
+    print("\nsummary: the targets of issue 17")
+    print(f"  {'':<44} {'measured':>12}   {'anchor (raw etcd, this run)':<34} {'target':<12} met")
+    for what, value, anchor, target, met in lines:
+        print(f"  {what:<44} {value:>12}   {anchor:<34} {target:<12} {'yes' if met else 'NO'}")
+
+
+def start_profiler(server: Server, out: str) -> subprocess.Popen[bytes]:
+    """py-spy sampling the server (collapsed stacks, one line per stack, to `out`)."""
+    assert server.proc is not None
+    return subprocess.Popen(
+        [shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
+         "record", "--pid", str(server.proc.pid), "--format", "raw",
+         "--rate", "200", "--nonblocking", "-o", out],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
 
 
 async def main() -> None:
@@ -273,19 +487,31 @@ async def main() -> None:
     p.add_argument("--ops", type=int, default=2000, help="operations per measurement")
     p.add_argument("--watchers", type=int, default=100)
     p.add_argument("--watch-writes", type=int, default=50)
+    p.add_argument(
+        "--profile", metavar="FILE", default="",
+        help="sample the server with py-spy during the API rows; collapsed stacks to FILE",
+    )  # fmt: skip
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="skiff-bench-") as tmp:
         server = Server(Path(tmp))
         server.start()
+        global CPU
+        CPU = Cpu(server)
         try:
             etcd_port = json.loads((Path(tmp) / "etcd-ports.json").read_text())["client"]
             print(f"machine: {os.cpu_count()} cpus; {args.ops} operations per row\n")
             await bench_etcd(etcd_port, args.ops, Path(tmp) / "pki")
             print()
+            spy = start_profiler(server, args.profile) if args.profile else None
             await bench_api(server, args.ops)
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(timeout=60)
+            bench_api_with_wrk(server)
             bench_api_with_ab(server, args.ops)
             await bench_list(server)
             await bench_watch(server, args.watchers, args.watch_writes)
+            summary()
         finally:
             server.stop()
 
