@@ -24,8 +24,10 @@ from typing import Any
 
 import pytest
 
+from proxy import nft_apply, nft_rules
 from proxy.apply import Iptables, cleanup, detect_backend, sync
-from proxy.rules import JUMPS, Node, service_ports, svc_chain
+from proxy.rules import JUMPS, Node, by_service, service_ports, svc_chain
+from proxy.sync import service_key
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("iptables-restore"),
@@ -68,11 +70,29 @@ print(json.dumps(seen))
 
 
 class Netns:
+    """One test namespace, and the proxy mode (an iptables backend, or nftables) aimed at it."""
+
     def __init__(self, name: str, backend: str) -> None:
         self.name = name
+        self.mode = backend
         self.enter = ["nsenter", f"--net=/run/netns/{name}"]
-        self.iptables = Iptables(backend=backend, prefix=tuple(self.enter))
+        self.iptables = Iptables(
+            backend=backend if backend != "nftables" else "nft", prefix=tuple(self.enter)
+        )
         self.tool = self.iptables.tool("iptables")
+        self.nft = nft_apply.Nft(prefix=tuple(self.enter))
+        self.syncer = nft_apply.NftSyncer(self.nft, NODE, 3600.0)
+        self.last: set[tuple[str, str]] = set()
+
+    def sync(self, services: list[dict[str, Any]], slices: list[dict[str, Any]]) -> None:
+        """One sync of the mode: a full iptables restore, or (after the first) a partial
+        nftables transaction naming every Service that is or was there."""
+        if self.mode != "nftables":
+            sync(services, slices, NODE, self.iptables)
+            return
+        by_key = {service_key(s): s for s in services}
+        self.syncer.sync(NODE, set(by_key) | self.last, by_key, by_service(slices))
+        self.last = set(by_key)
 
     def run(self, *argv: str, check: bool = True) -> str:
         done = subprocess.run(
@@ -99,9 +119,24 @@ class Netns:
 @pytest.fixture(params=["nft", "legacy"])
 def netns(request: pytest.FixtureRequest) -> Iterator[Netns]:
     """A fresh network namespace, once per iptables backend the proxy may find on a node."""
-    backend = request.param
-    if not shutil.which(f"iptables-{backend}-restore"):
-        pytest.skip(f"no iptables-{backend}")
+    yield from _netns(request.param)
+
+
+@pytest.fixture(params=["nft", "legacy", "nftables"])
+def any_mode(request: pytest.FixtureRequest) -> Iterator[Netns]:
+    """The same, and once more for the nftables mode."""
+    yield from _netns(request.param)
+
+
+@pytest.fixture
+def nftables() -> Iterator[Netns]:
+    yield from _netns("nftables")
+
+
+def _netns(backend: str) -> Iterator[Netns]:
+    tool = "nft" if backend == "nftables" else f"iptables-{backend}-restore"
+    if not shutil.which(tool):
+        pytest.skip(f"no {tool}")
     name = f"skiff-proxy-{uuid.uuid4().hex[:8]}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
@@ -121,9 +156,9 @@ def netns(request: pytest.FixtureRequest) -> Iterator[Netns]:
 
 
 @pytest.fixture
-def servers(netns: Netns, tmp_path: Path) -> Iterator[None]:
+def servers(any_mode: Netns, tmp_path: Path) -> Iterator[None]:
     ready = tmp_path / "ready"
-    proc = subprocess.Popen([*netns.enter, sys.executable, "-c", SERVER, str(ready), *PODS])
+    proc = subprocess.Popen([*any_mode.enter, sys.executable, "-c", SERVER, str(ready), *PODS])
     try:
         deadline = time.monotonic() + 20
         while not ready.exists():
@@ -236,7 +271,8 @@ def test_ruleset_loads_beside_foreign_rules_and_stale_chains_go(netns: Netns) ->
         assert rule in gone.splitlines()
 
 
-def test_connections_follow_the_rules(netns: Netns, servers: None) -> None:
+def test_connections_follow_the_rules(any_mode: Netns, servers: None) -> None:
+    netns = any_mode
     services = [
         service(
             "web",
@@ -253,7 +289,7 @@ def test_connections_follow_the_rules(netns: Netns, servers: None) -> None:
         endpoint_slice("empty", [], unready=["10.244.0.7"]),
         endpoint_slice("sticky", ["10.244.0.5", "10.244.0.6"]),
     ]
-    sync(services, slices, NODE, netns.iptables)
+    netns.sync(services, slices)
 
     seen = netns.connect("10.96.0.50", 80, n=200)
     assert set(seen) == {"10.244.0.5", "10.244.0.6"}, seen  # both ready ones, nothing else
@@ -271,5 +307,74 @@ def test_connections_follow_the_rules(netns: Netns, servers: None) -> None:
 
     # Scaling down: the rules follow.
     slices[0] = endpoint_slice("web", ["10.244.0.6"], unready=["10.244.0.5", "10.244.0.7"])
-    sync(services, slices, NODE, netns.iptables)
+    netns.sync(services, slices)
     assert netns.connect("10.96.0.50", 80, n=50) == {"10.244.0.6": 50}
+
+
+def test_nftables_table_partial_syncs_equal_a_full_one_and_others_rules_stay(
+    nftables: Netns,
+) -> None:
+    ns = nftables
+    # Rules skiff does not own: another nft table, and an iptables-nft rule.
+    ns.run("nft", "add", "table", "ip", "testuser")
+    ns.run("nft", "add", "chain", "ip", "testuser", "in", "{ type filter hook input priority 0 ; }")
+    ns.run("nft", "add", "rule", "ip", "testuser", "in", "tcp", "dport", "9", "accept")
+    ns.run("iptables-nft", "-w", "-A", "INPUT", "-p", "tcp", "--dport", "9999", "-j", "ACCEPT")
+
+    def foreign() -> tuple[str, str]:
+        return (
+            ns.run("nft", "list", "table", "ip", "testuser"),
+            "\n".join(
+                line
+                for line in ns.run("iptables-nft-save", "-t", "filter").splitlines()
+                if not line.startswith("#")
+            ),
+        )
+
+    before = foreign()
+    services = [
+        service("web", "10.96.0.50", sessionAffinity="ClientIP"),
+        service(
+            "np",
+            "10.96.0.51",
+            type="NodePort",
+            ports=[{"name": "http", "port": 80, "protocol": "TCP", "nodePort": 30080}],
+        ),
+    ]
+    slices = [
+        endpoint_slice("web", ["10.244.0.5", "10.244.0.6"]),
+        endpoint_slice("np", ["10.244.0.5"]),
+    ]
+    ns.sync(services, slices)
+    (sp,) = service_ports(services[0])
+    table = ns.nft.save()
+    assert f"chain {nft_rules.service_chain(sp)}" in table
+    assert "numgen random mod 2 vmap" in table
+    assert "tcp . 30080 : goto external-" in table
+
+    def fresh() -> str:
+        """What a restarted proxy's first (full) sync loads for the same state."""
+        restarted = nft_apply.NftSyncer(ns.nft, NODE, 3600.0)
+        by_key = {service_key(s): s for s in services}
+        restarted.sync(NODE, set(), by_key, by_service(slices))
+        return ns.nft.save()
+
+    # Partial syncs (an endpoint goes, one comes back unready, a Service goes) leave
+    # exactly what a full sync of the same state leaves, stale chains and sets included.
+    for step in range(3):
+        if step == 0:
+            slices[0] = endpoint_slice("web", ["10.244.0.6"])
+        elif step == 1:
+            slices[1] = endpoint_slice("np", [], unready=["10.244.0.5"])
+        else:
+            services.pop(0)
+        ns.sync(services, slices)
+        partial = ns.nft.save()
+        assert partial == fresh(), f"step {step}"
+    assert "10.244.0.5" not in partial and "default/web" not in partial
+    assert "tcp . 30080 : goto reject-chain" in partial
+    assert foreign() == before
+
+    nft_apply.cleanup(ns.nft)
+    assert ns.nft.save() == "" and not nft_apply.cleanup(ns.nft)
+    assert foreign() == before
