@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -67,6 +68,31 @@ for _ in range(n):
     seen[reply] = seen.get(reply, 0) + 1
 print(json.dumps(seen))
 """
+
+
+def canonical_nft(listing: str) -> str:
+    """`nft list table` output with its blocks (chains, sets, maps) and map elements
+    sorted: nft lists them in the order they were made, which differs between a
+    table built by one transaction and one kept up to date by many; what the
+    kernel does with them does not."""
+    lines: list[str] = []
+    for line in listing.splitlines():
+        if lines and "elements = {" in lines[-1] and not lines[-1].rstrip().endswith("}"):
+            lines[-1] += " " + line.strip()  # an element list, on one line
+        elif line.strip():
+            lines.append(line)
+    close = lines.pop() if lines and lines[-1] == "}" else ""  # the table's
+    blocks: list[list[str]] = [[]]
+    for line in lines:
+        if re.match(r"\t(chain|set|map) ", line):
+            blocks.append([])
+        match = re.match(r"(\s*elements = \{ )(.*) \}$", line)
+        if match:
+            items = sorted(i.strip() for i in match.group(2).split(","))
+            line = match.group(1) + ", ".join(items) + " }"
+        blocks[-1].append(line)
+    head, *rest = blocks
+    return "\n".join(line for block in [head, *sorted(rest)] for line in block) + "\n" + close
 
 
 class Netns:
@@ -357,7 +383,7 @@ def test_nftables_table_partial_syncs_equal_a_full_one_and_others_rules_stay(
         restarted = nft_apply.NftSyncer(ns.nft, NODE, 3600.0)
         by_key = {service_key(s): s for s in services}
         restarted.sync(NODE, set(), by_key, by_service(slices))
-        return ns.nft.save()
+        return canonical_nft(ns.nft.save())
 
     # Partial syncs (an endpoint goes, one comes back unready, a Service goes) leave
     # exactly what a full sync of the same state leaves, stale chains and sets included.
@@ -369,7 +395,7 @@ def test_nftables_table_partial_syncs_equal_a_full_one_and_others_rules_stay(
         else:
             services.pop(0)
         ns.sync(services, slices)
-        partial = ns.nft.save()
+        partial = canonical_nft(ns.nft.save())
         assert partial == fresh(), f"step {step}"
     assert "10.244.0.5" not in partial and "default/web" not in partial
     assert "tcp . 30080 : goto reject-chain" in partial
