@@ -262,7 +262,7 @@ def test_proxy_restart_same_rules(services: Services, ns: str) -> None:
             items = api.get("/api/v1/namespaces").json()["items"]
         return not any(n.get("status", {}).get("phase") == "Terminating" for n in items)
 
-    wait_for(quiet, "the earlier tests' namespaces to go")
+    wait_for(quiet, "the earlier tests' namespaces to go", timeout=120)
     # The proxy has seen the endpoint, not just the Service (its REJECT rule would go).
     mark = f"{ns}/web/tcp/http__" if services.mode == "nftables" else f"{ns}/web:http -> "
     wait_for(lambda: mark in save(), "the Service's endpoint rules")
