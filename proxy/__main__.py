@@ -84,9 +84,10 @@ def cleanup_iptables(args: argparse.Namespace) -> bool:
     return True
 
 
-def cleanup_nftables() -> bool:
-    """The nftables mode's table, if nft is there; whether there was one."""
-    return bool(shutil.which("nft")) and nft_apply.cleanup(nft_apply.Nft())
+def cleanup_nftables() -> None:
+    """The nftables mode's table, if nft is there."""
+    if shutil.which("nft"):
+        nft_apply.cleanup(nft_apply.Nft())
 
 
 def make_syncer(args: argparse.Namespace, node_name: str) -> AnySyncer:
@@ -102,8 +103,7 @@ def make_syncer(args: argparse.Namespace, node_name: str) -> AnySyncer:
         log.info("node %s, nftables mode (table ip skiff)", node_name)
         return nft_apply.NftSyncer(nft_apply.Nft(), node, args.full_sync_period)
     try:
-        if cleanup_nftables():
-            log.info("removed the nftables mode's table")
+        cleanup_nftables()
     except ApplyError as e:
         log.warning("could not remove the nftables mode's table: %s", e)
     backend = args.iptables_backend if args.iptables_backend != "auto" else detect_backend()

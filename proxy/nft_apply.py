@@ -46,24 +46,19 @@ class Nft:
         """One transaction: all of `text` or nothing."""
         self.run("-f", "-", stdin=text)
 
-    def has_table(self) -> bool:
-        tables = self.run("list", "tables", nft_rules.FAMILY).split("\n")
-        return f"table {nft_rules.T}" in (t.strip() for t in tables)
-
     def save(self) -> str:
-        """The table as `nft list` prints it (empty when there is none)."""
-        if not self.has_table():
-            return ""
-        return self.run("list", "table", nft_rules.FAMILY, nft_rules.TABLE)
+        """The table as `nft list` prints it (empty when there is none). Slow at scale
+        (nft reads every chain and rule): for tests and users, never in a sync."""
+        argv = [*self.prefix, "nft", "list", "table", nft_rules.FAMILY, nft_rules.TABLE]
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        return done.stdout if done.returncode == 0 else ""
 
 
-def cleanup(nft: Nft) -> bool:
-    """Remove skiff's table (`skiff proxy --cleanup`, a switch to the iptables mode).
-    Whether there was one."""
-    if not nft.has_table():
-        return False
+def cleanup(nft: Nft) -> None:
+    """Remove skiff's table, if there is one (`skiff proxy --cleanup`, a switch to the
+    iptables mode). Adding it first makes the deletion succeed either way, and
+    costs no listing of what the table holds."""
     nft.load(f"add table {nft_rules.T}\ndelete table {nft_rules.T}\n")
-    return True
 
 
 class NftSyncer:
@@ -107,14 +102,18 @@ class NftSyncer:
             else:
                 fragments[key] = nft_rules.service_fragment(svc, slices.get(key, ()), node)
         if not full and self.applied is not None:
-            ruleset = nft_rules.reassemble(self.applied, self.fragments, fragments, changed)
-            if not nft_rules.needs_full(self.applied, ruleset):
-                text = nft_rules.partial_text(self.applied, ruleset)
-                return Plan(text, ruleset, fragments, False, len(todo))  # type: ignore[arg-type]
+            old = {k: self.fragments.get(k) or nft_rules.Fragment() for k in changed}
+            new = {k: fragments.get(k) or nft_rules.Fragment() for k in changed}
+            before = nft_rules.Ruleset(sets={n: t for f in old.values() for n, t in f.sets.items()})
+            after = nft_rules.Ruleset(sets={n: t for f in new.values() for n, t in f.sets.items()})
+            if not nft_rules.needs_full(before, after):
+                text = nft_rules.delta_text(old, new, changed)
+                # the ruleset is brought up to date in place once loaded (see sync)
+                return Plan(text, None, fragments, False, len(todo))
             return self.decide(node, changed, services, slices, True)
         ruleset = nft_rules.assemble([fragments[k] for k in sorted(fragments)], node)
         text = nft_rules.full_text(ruleset, node)
-        return Plan(text, ruleset, fragments, True, len(todo))  # type: ignore[arg-type]
+        return Plan(text, ruleset, fragments, True, len(todo))
 
     def sync(
         self,
@@ -133,7 +132,12 @@ class NftSyncer:
         except Exception:
             self.applied = None  # whatever made it in, the next sync rewrites it all
             raise
-        self.node, self.fragments, self.applied = node, plan.fragments, plan.ruleset  # type: ignore[assignment]
+        if plan.ruleset is None:  # partial: what is loaded now, without copying it all
+            assert self.applied is not None
+            plan.ruleset = nft_rules.reassemble(
+                self.applied, self.fragments, plan.fragments, changed, in_place=True
+            )
+        self.node, self.fragments, self.applied = node, plan.fragments, plan.ruleset
         if plan.full:
             self.last_full_sync = started
         plan.seconds = time.monotonic() - started
@@ -141,4 +145,4 @@ class NftSyncer:
 
     @staticmethod
     def rule_count(plan: Plan) -> dict[str, int]:
-        return nft_rules.rule_count(plan.ruleset)  # type: ignore[arg-type]
+        return nft_rules.rule_count(plan.ruleset)

@@ -156,6 +156,7 @@ def test_one_endpoint_change_names_only_that_services_chains_and_elements() -> N
     desired = nr.reassemble(applied, frags, new, {keys[7]})
     assert desired == nr.assemble([new[k] for k in sorted(new)], NODE)
     text = nr.partial_text(applied, desired)
+    assert nr.delta_text(frags, new, {keys[7]}) == text  # from the fragments alone
     lines = text.splitlines()
     assert all("default/s7/" in line for line in lines), text
     gone = nr.endpoint_chain(sp_of(services[7]), Endpoint("10.244.0.5", 8080))
