@@ -405,3 +405,34 @@ def test_nftables_table_partial_syncs_equal_a_full_one_and_others_rules_stay(
     assert ns.nft.save() == ""
     nft_apply.cleanup(ns.nft)  # none left: nothing to do, and no error
     assert foreign() == before
+
+
+SWITCH = """
+import sys
+from proxy.__main__ import make_syncer, parse_args
+make_syncer(parse_args(["--proxy-mode", sys.argv[1], "--iptables-backend", "nft"]), "node-a")
+"""
+
+
+def test_starting_in_one_mode_removes_the_others_rules(nftables: Netns) -> None:
+    ns = nftables
+    web = [service("web", "10.96.0.50")]
+    slices = [endpoint_slice("web", ["10.244.0.5"])]
+    sync(web, slices, NODE, ns.iptables)  # the iptables mode ran here before
+    assert "SKIFF-SVC-" in ns.save()
+
+    ns.run(sys.executable, "-c", SWITCH, "nftables")
+    assert "SKIFF-" not in ns.save()
+    ns.sync(web, slices)
+    assert "default/web/tcp/http" in ns.nft.save()
+
+    ns.run(sys.executable, "-c", SWITCH, "iptables")
+    assert ns.nft.save() == ""
+
+    # --cleanup removes every mode's rules, and finds nothing to do the second time.
+    sync(web, slices, NODE, ns.iptables)
+    ns.syncer.applied = None
+    ns.sync(web, slices)
+    for _ in range(2):
+        ns.run(sys.executable, "-m", "proxy", "--cleanup", "--iptables-backend", "nft")
+        assert "SKIFF-" not in ns.save() and ns.nft.save() == ""
