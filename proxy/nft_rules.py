@@ -31,6 +31,9 @@ chains, elements and sets of the Services that changed, so that one endpoint
 change is a small transaction at 5,000 Services as at 50. `full_text`
 deletes and recreates the table in one transaction (`nft -f` applies a file
 atomically), so a restarted proxy converges to exactly what a render gives.
+(Unlike kube-proxy, which flushes its table's contents instead, that also
+forgets the ClientIP affinity sets' members: a client may be balanced anew
+once an hour, at the periodic full sync, or when the proxy restarts.)
 """
 
 from __future__ import annotations
