@@ -293,8 +293,8 @@ class DNSServer:
         self.upstream_port = upstream_port
         self._transports: list[Any] = []
         self._cache: dict[tuple[bool, bytes], bytes] = {}
-        # Service name (lower-case wire form) -> (answer count, answer records' bytes)
-        self._fast: dict[bytes, tuple[int, bytes]] = {}
+        # Service name (lower-case wire form) -> each answer record's bytes
+        self._fast: dict[bytes, tuple[bytes, ...]] = {}
 
     def answer(self, query: dns.message.Message) -> dns.message.Message | None:
         """Our answer, or None when the question must go to an upstream resolver."""
@@ -359,14 +359,16 @@ class DNSServer:
             self._fast.pop(key, None)
             return
         rr = struct.Struct("!HHHIH4s")
-        body = b"".join(rr.pack(0xC00C, 1, 1, TTL, 4, socket.inet_aton(r.data)) for r in records)
-        self._fast[key] = (len(records), body)
+        self._fast[key] = tuple(
+            rr.pack(0xC00C, 1, 1, TTL, 4, socket.inet_aton(r.data)) for r in records
+        )
 
     def fast(self, wire: bytes) -> bytes | None:
         """The answer to a plain A question (one question, class IN, at most an OPT
         record) for a Service name whose answer is precomputed: the query's header
         and question with the answer records appended, byte for byte what the
-        general path writes, without parsing the query into dnspython objects.
+        general path writes (a headless Service's records in a random order, as
+        there), without parsing the query into dnspython objects.
         None for anything else."""
         if len(wire) < 17 or wire[2] & 0xF8 or wire[4:10] != b"\x00\x01\x00\x00\x00\x00":
             return None  # a response, another opcode, or not exactly one question
@@ -398,7 +400,11 @@ class DNSServer:
         hit = self._fast.get(wire[12:end].lower())
         if hit is None:
             return None
-        count, body = hit
+        count = len(hit)
+        if count == 1:
+            body = hit[0]
+        else:  # in a new order each time, as dnspython writes an RRset (round robin)
+            body = b"".join(random.sample(hit, count))
         header = wire[:2] + bytes((0x84 | (wire[2] & 0x01), 0)) + b"\x00\x01"
         header += count.to_bytes(2, "big") + b"\x00\x00" + (b"\x00\x01" if opt else b"\x00\x00")
         return header + wire[12 : end + 4] + body + opt

@@ -233,7 +233,12 @@ def test_precomputed_answers_are_the_general_paths_bytes(
     query.flags |= dns.flags.RD
     fast = server.fast(query.to_wire())
     general = server.answer(query)
-    assert general is not None and fast == general.to_wire()
+    assert general is not None and fast is not None
+    if len(general.answer[0]) == 1:
+        assert fast == general.to_wire()
+    else:  # both shuffle the records of an RRset: the same bytes in some order
+        assert dns.message.from_wire(fast) == dns.message.from_wire(general.to_wire())
+        assert len(fast) == len(general.to_wire())
 
 
 def test_questions_the_precomputed_answers_do_not_cover_take_the_general_path() -> None:
