@@ -58,7 +58,10 @@ class Table:
 async def serve(kind: str, port: int, services: int) -> None:
     loop = asyncio.get_running_loop()
     if kind == "dns":
-        server = DNSServer(Table(services), upstreams=[])
+        table = Table(services)
+        server = DNSServer(table, upstreams=[])
+        for ns, name in table.services:  # as the informers' add events do at start
+            server.precompute(ns, name)
         await server.start("127.0.0.1", port)
     else:
 
@@ -79,6 +82,7 @@ class Client(asyncio.DatagramProtocol):
         self.sent: dict[int, float] = {}
         self.latencies: list[float] = []
         self.warm: list[float] = []  # answers to names asked before (served from the cache)
+        self.first: list[float] = []  # the first answer for each name
         self.waiters: dict[int, asyncio.Future[None]] = {}
         self.bad = 0
 
@@ -93,6 +97,8 @@ class Client(asyncio.DatagramProtocol):
         self.latencies.append(time.perf_counter() - started)
         if qid >= 1000:
             self.warm.append(self.latencies[-1])
+        else:
+            self.first.append(self.latencies[-1])
         if data[3] & 0x0F != dns.rcode.NOERROR:
             self.bad += 1
         waiter = self.waiters.pop(qid, None)
@@ -105,7 +111,9 @@ def query(qid: int) -> bytes:
     return q.to_wire()
 
 
-async def paced(port: int, rate: int, seconds: float) -> tuple[list[float], list[float], int, int]:
+async def paced(
+    port: int, rate: int, seconds: float
+) -> tuple[list[float], list[float], list[float], int, int]:
     loop = asyncio.get_running_loop()
     transport, client = await loop.create_datagram_endpoint(Client, remote_addr=("127.0.0.1", port))
     wires = [query(i) for i in range(65536)]
@@ -121,7 +129,7 @@ async def paced(port: int, rate: int, seconds: float) -> tuple[list[float], list
         transport.sendto(wires[qid])
     await asyncio.sleep(0.5)
     transport.close()
-    return client.latencies, client.warm, total - len(client.latencies), client.bad
+    return client.latencies, client.warm, client.first, total - len(client.latencies), client.bad
 
 
 async def flat_out(port: int, seconds: float, in_flight: int = 32) -> float:
@@ -172,10 +180,11 @@ def main() -> int:
         return 0
 
     print(
-        f"| server | paced {args.rate}/s: p50 | p99 | p99 of repeated names | lost "
+        f"| server | paced {args.rate}/s: p50 | p99 | p99 of first answers "
+        "| p99 of repeated names | lost "
         "| flat out (32 in flight) |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for kind in ("echo", "dns"):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.bind(("127.0.0.1", 0))
@@ -196,12 +205,13 @@ def main() -> int:
         )
         try:
             assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-            latencies, warm, lost, bad = asyncio.run(paced(port, args.rate, args.seconds))
+            latencies, warm, first, lost, bad = asyncio.run(paced(port, args.rate, args.seconds))
             assert bad == 0 or kind == "echo", f"{bad} answers were not NOERROR"
             qps = asyncio.run(flat_out(port, args.seconds))
             print(
                 f"| {kind} | {statistics.median(latencies) * 1000:.2f} ms "
-                f"| {pct(latencies, 0.99) * 1000:.2f} ms | {pct(warm, 0.99) * 1000:.2f} ms "
+                f"| {pct(latencies, 0.99) * 1000:.2f} ms | {pct(first, 0.99) * 1000:.2f} ms "
+                f"| {pct(warm, 0.99) * 1000:.2f} ms "
                 f"| {lost} | {qps:,.0f} answers/s |",
                 flush=True,
             )

@@ -1,12 +1,13 @@
 """The proxy's sync at scale, beside a plain restore of the same text (the floor).
 
-    .venv/bin/python bench/proxy_sync.py [--services 1000 5000] [--backends nft legacy]
+    .venv/bin/python bench/proxy_sync.py [--services 1000 5000] [--backends nft legacy nftables]
 
-For each backend and size, in a network namespace this script creates (and
+For each mode (the iptables mode on the nft and on the legacy backend, and
+the nftables mode) and size, in a network namespace this script creates (and
 deletes), with N Services x 4 ready endpoints:
 
-- floor: `iptables-restore -w --noflush` of the full rendered text into a
-  fresh namespace, nothing else;
+- floor: `iptables-restore -w --noflush` (nftables mode: `nft -f`) of the
+  full rendered text into a fresh namespace, nothing else;
 - full sync: the proxy's own `Syncer.sync` (iptables-save to find our chains,
   the jumps checked, render, restore) into another fresh namespace;
 - one endpoint change: one endpoint of one Service replaced, then the same
@@ -27,7 +28,9 @@ import time
 import uuid
 from typing import Any
 
+from proxy import nft_rules
 from proxy.apply import Iptables
+from proxy.nft_apply import Nft, NftSyncer
 from proxy.rules import Node, by_service, render
 from proxy.sync import Syncer, decide
 
@@ -71,9 +74,9 @@ class Netns:
     def __init__(self, backend: str) -> None:
         self.name = f"skiff-bench-{uuid.uuid4().hex[:8]}"
         subprocess.run(["ip", "netns", "add", self.name], check=True)
-        self.iptables = Iptables(
-            backend=backend, prefix=("nsenter", f"--net=/run/netns/{self.name}")
-        )
+        prefix = ("nsenter", f"--net=/run/netns/{self.name}")
+        self.iptables = Iptables(backend=backend, prefix=prefix)
+        self.nft = Nft(prefix=prefix)
 
     def close(self) -> None:
         subprocess.run(["ip", "netns", "del", self.name], check=False)
@@ -81,20 +84,28 @@ class Netns:
 
 def measure(backend: str, n: int) -> dict[str, float]:
     services, slices = cluster(n)
-    text = render(services.values(), [s for v in slices.values() for s in v], NODE)
+    nftables = backend == "nftables"
+    all_slices = [s for v in slices.values() for s in v]
+    if nftables:
+        text = nft_rules.render(services.values(), all_slices, NODE)
+    else:
+        text = render(services.values(), all_slices, NODE)
     out: dict[str, float] = {"lines": text.count("\n")}
 
+    # The floor's namespace is deleted only at the end: the kernel frees a big
+    # table in the background, which would otherwise slow the full sync after it.
     floor = Netns(backend)
+    ns: Netns | None = None
     try:
         started = time.perf_counter()
-        floor.iptables.restore(text)
+        floor.nft.load(text) if nftables else floor.iptables.restore(text)
         out["floor"] = time.perf_counter() - started
-    finally:
-        floor.close()
-
-    ns = Netns(backend)
-    try:
-        syncer = Syncer(ns.iptables, NODE, full_sync_period=3600)
+        ns = Netns(backend)
+        syncer: Any = (
+            NftSyncer(ns.nft, NODE, full_sync_period=3600)
+            if nftables
+            else Syncer(ns.iptables, NODE, full_sync_period=3600)
+        )
         started = time.perf_counter()
         syncer.sync(NODE, set(), services, slices)
         out["full"] = time.perf_counter() - started
@@ -106,14 +117,17 @@ def measure(backend: str, n: int) -> dict[str, float]:
             ips = [_pod(i, k) for k in range(3)] + [f"10.250.{j}.{i % 250 + 1}"]
             slices[key] = [endpoint_slice(key[1], ips)]
             started = time.perf_counter()
-            decide(
-                services=services,
-                slices_of=lambda k: slices.get(k, []),
-                node=NODE,
-                fragments=syncer.fragments,
-                applied=syncer.applied,
-                changed={key},
-            )
+            if nftables:
+                syncer.decide(NODE, {key}, services, slices, False)
+            else:
+                decide(
+                    services=services,
+                    slices_of=lambda k: slices.get(k, []),
+                    node=NODE,
+                    fragments=syncer.fragments,
+                    applied=syncer.applied,
+                    changed={key},
+                )
             decided.append(time.perf_counter() - started)  # skiff's own part, no iptables
             started = time.perf_counter()
             plan = syncer.sync(NODE, {key}, services, slices)
@@ -134,17 +148,25 @@ def measure(backend: str, n: int) -> dict[str, float]:
         out["service_added"] = time.perf_counter() - started
         assert by_service(slices[key])  # the slice names its Service
     finally:
-        ns.close()
+        if ns is not None:
+            ns.close()
+        floor.close()
     return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--services", type=int, nargs="+", default=[1000, 5000])
-    parser.add_argument("--backends", nargs="+", default=["nft", "legacy"])
+    parser.add_argument(
+        "--backends",
+        nargs="+",
+        default=["nft", "legacy", "nftables"],
+        help="nft, legacy: the iptables mode on that backend; nftables: the nftables mode",
+    )
     args = parser.parse_args()
     print(
-        "| backend | Services | restore lines | floor: plain restore | full sync | full / floor "
+        "| mode (backend) | Services | restore lines | floor: plain restore | full sync "
+        "| full / floor "
         "| one endpoint change (median, max of 20) | of which deciding (median) "
         "| one Service added |"
     )
@@ -152,8 +174,9 @@ def main() -> int:
     for backend in args.backends:
         for n in args.services:
             r = measure(backend, n)
+            mode = "nftables" if backend == "nftables" else f"iptables ({backend})"
             print(
-                f"| {backend} | {n:,} | {int(r['lines']):,} | {r['floor']:.2f} s "
+                f"| {mode} | {n:,} | {int(r['lines']):,} | {r['floor']:.2f} s "
                 f"| {r['full']:.2f} s | {r['full'] / r['floor']:.2f}x "
                 f"| {r['change_median'] * 1000:.0f} ms, "
                 f"{r['change_max'] * 1000:.0f} ms | {r['decide_median'] * 1000:.1f} ms "

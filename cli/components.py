@@ -73,7 +73,13 @@ def own_kubeconfig(name: str) -> Callable[[Layout], list[str]]:
 
 
 def proxy_args(s: Layout) -> list[str]:
-    return [*own_kubeconfig("kube-proxy")(s), "--hostname-override", s.node_name]
+    return [
+        *own_kubeconfig("kube-proxy")(s),
+        "--hostname-override",
+        s.node_name,
+        "--proxy-mode",
+        s.proxy_mode,
+    ]
 
 
 def dns_args(s: Layout) -> list[str]:
@@ -209,7 +215,7 @@ COMPONENTS: list[Component] = [
               needs=("apiserver", "runtime"), prepare=node_checks_and_cert,
               describe="the node agent: registers the Node, runs its pods"),
     Component("proxy", "proxy", proxy_args, started, needs=("apiserver",),
-              describe="this node's Services in iptables (kube-proxy's iptables mode)"),
+              describe="this node's Services in iptables or nftables (as kube-proxy)"),
     Component("dns", "proxy.dns", dns_args, health.cluster_dns, needs=("apiserver",),
               describe="cluster DNS at 10.96.0.10: <svc>.<ns>.svc.cluster.local"),
 ]  # fmt: skip

@@ -32,6 +32,7 @@ class Layout:
     run_dir: Path = Path("/run/skiff")  # the runtime's socket, shims and pod namespaces
     cgroup_root: str = "/skiff"  # the runtime makes the pods' cgroups under it
     pod_log_dir: Path = Path("/var/log/pods")
+    proxy_mode: str = "iptables"  # skiff proxy --proxy-mode: iptables or nftables
     # What preflight changed on the machine (sysctl -> value before), undone by reset.
     changed_sysctls: dict[str, str] = field(default_factory=dict)
 

@@ -58,6 +58,9 @@ def parser() -> argparse.ArgumentParser:
         choices=["new", "existing"],
         help="new: the members start together; existing: join a running cluster",
     )
+    p.add_argument("--proxy-mode", default=None, choices=["iptables", "nftables"],
+                   help="how the proxy programs Services (default: iptables, or as at the "
+                   "last skiff up)")  # fmt: skip
     p.add_argument("--foreground", action="store_true",
                    help="supervise from this process (systemd) instead of detaching")  # fmt: skip
     # Where the node's runtime files go; other values let several skiffs share a machine
@@ -87,6 +90,7 @@ def choose_layout(a: argparse.Namespace) -> tuple[Layout, list[str]]:
         "run_dir": a.run_dir and a.run_dir.resolve(),
         "cgroup_root": a.cgroup_root,
         "pod_log_dir": a.pod_log_dir and a.pod_log_dir.resolve(),
+        "proxy_mode": a.proxy_mode,
     }
     given = {name: value for name, value in flags.items() if value is not None}
     layout = dataclasses.replace(saved or Layout(), state_dir=state_dir, **given)

@@ -1,13 +1,16 @@
-"""`python -m proxy` (what `skiff proxy` runs): this node's Services in iptables.
+"""`python -m proxy` (what `skiff proxy` runs): this node's Services in iptables or nftables.
 
 One per node, no leader election (every node programs its own kernel), as
 kube-proxy. Flags keep kube-proxy's names where they mean the same thing.
+Starting in one mode removes the other mode's rules, and `--cleanup` removes
+both, as kube-proxy does.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import socket
 import sys
 
@@ -19,9 +22,11 @@ from client.rest import Client
 from client.run import component_main, run_until_signalled
 from client.trace import Tracer
 
+from . import nft_apply
 from .apply import ApplyError, Iptables, cleanup, detect_backend, ensure_sysctls
 from .metrics import HTTPServer, ProxyMetrics, healthz_route
-from .sync import ProxyController, ProxyInformers, Settings
+from .rules import Node
+from .sync import AnySyncer, ProxyController, ProxyInformers, Settings, Syncer
 
 log = logging.getLogger("skiff.proxy")
 
@@ -42,7 +47,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="this node's name, as the kubelet registered it (default: the hostname)",
     )
     p.add_argument("--cluster-cidr", default="10.244.0.0/16", help="the pods' addresses")
-    p.add_argument("--proxy-mode", default="iptables", choices=["iptables"])
+    p.add_argument(
+        "--proxy-mode",
+        default="iptables",
+        choices=["iptables", "nftables"],
+        help="nftables: one table `ip skiff` with verdict maps (needs the nft command)",
+    )
     p.add_argument(
         "--iptables-backend",
         default="auto",
@@ -65,11 +75,45 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-async def run(args: argparse.Namespace) -> None:
+def cleanup_iptables(args: argparse.Namespace) -> bool:
+    """The iptables mode's chains, if the iptables tools are there; whether it ran."""
+    if not shutil.which("iptables-save"):
+        return False
     backend = args.iptables_backend if args.iptables_backend != "auto" else detect_backend()
-    iptables = Iptables(backend=backend)
+    cleanup(Iptables(backend=backend))
+    return True
+
+
+def cleanup_nftables() -> None:
+    """The nftables mode's table, if nft is there."""
+    if shutil.which("nft"):
+        nft_apply.cleanup(nft_apply.Nft())
+
+
+def make_syncer(args: argparse.Namespace, node_name: str) -> AnySyncer:
+    """The syncer of the mode asked for, after removing the other mode's rules."""
+    node = Node(node_name, (), args.cluster_cidr)
+    if args.proxy_mode == "nftables":
+        if not shutil.which("nft"):
+            raise SystemExit("skiff proxy: --proxy-mode nftables needs nft (apt install nftables)")
+        try:
+            cleanup_iptables(args)
+        except ApplyError as e:  # not fatal: those rules stay, ours still work
+            log.warning("could not remove the iptables mode's rules: %s", e)
+        log.info("node %s, nftables mode (table ip skiff)", node_name)
+        return nft_apply.NftSyncer(nft_apply.Nft(), node, args.full_sync_period)
+    try:
+        cleanup_nftables()
+    except ApplyError as e:
+        log.warning("could not remove the nftables mode's table: %s", e)
+    backend = args.iptables_backend if args.iptables_backend != "auto" else detect_backend()
+    log.info("node %s, iptables mode, backend %s", node_name, backend)
+    return Syncer(Iptables(backend=backend), node, args.full_sync_period)
+
+
+async def run(args: argparse.Namespace) -> None:
     node_name = args.hostname_override or socket.gethostname()
-    log.info("node %s, iptables backend %s", node_name, backend)
+    syncer = make_syncer(args, node_name)
     for setting in ensure_sysctls():
         log.info("set %s", setting)
     client = Client(load_config(args.kubeconfig), user_agent="skiff-proxy")
@@ -106,7 +150,7 @@ async def run(args: argparse.Namespace) -> None:
             tracer=tracer,
             loop=loop,
         )
-        proxy = ProxyController(ctx, settings, iptables, metrics)
+        proxy = ProxyController(ctx, settings, None, metrics, syncer=syncer)
         for server in servers:
             await server.start()
         informers.start()
@@ -131,9 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.cleanup:
         logging.basicConfig(level=args.log_level.upper())
-        backend = args.iptables_backend if args.iptables_backend != "auto" else detect_backend()
-        try:
-            cleanup(Iptables(backend=backend))
+        try:  # every mode's rules, whichever mode ran, as kube-proxy --cleanup
+            cleanup_iptables(args)
+            cleanup_nftables()
         except ApplyError as e:
             print(f"skiff proxy: {e}", file=sys.stderr)
             return 1

@@ -36,6 +36,7 @@ import ipaddress
 import logging
 import random
 import socket
+import struct
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -66,6 +67,10 @@ TTL = 5  # CoreDNS's kubernetes plugin default
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 FORWARD = -1  # resolve()'s rcode for "not ours: ask the upstream resolvers"
 CACHE_SIZE = 10_000  # answers kept (by question) until the cluster changes
+FAST_MAX_RECORDS = 16  # precomputed A answers up to this many addresses (well within 512 bytes)
+# The OPT record of an answer to an EDNS query, as dnspython's make_response writes it
+# (version 0, no flags, a payload of 8192, no options).
+_OPT_REPLY = b"\x00\x00\x29\x20\x00\x00\x00\x00\x00\x00\x00"
 
 
 class ClusterView(Protocol):
@@ -288,6 +293,8 @@ class DNSServer:
         self.upstream_port = upstream_port
         self._transports: list[Any] = []
         self._cache: dict[tuple[bool, bytes], bytes] = {}
+        # Service name (lower-case wire form) -> each answer record's bytes
+        self._fast: dict[bytes, tuple[bytes, ...]] = {}
 
     def answer(self, query: dns.message.Message) -> dns.message.Message | None:
         """Our answer, or None when the question must go to an upstream resolver."""
@@ -321,9 +328,93 @@ class DNSServer:
     def invalidate(self) -> None:
         self._cache.clear()
 
+    def changed(self, obj: dict[str, Any]) -> None:
+        """An informer event for a Service or an EndpointSlice: every cached answer
+        goes (any name may depend on it), and the precomputed A answer of the one
+        Service it names is computed again, so that the next question for that name
+        costs no more than a repeated one."""
+        self._cache.clear()
+        meta = obj.get("metadata") or {}
+        if "addressType" in obj or "endpoints" in obj:  # an EndpointSlice: its Service's
+            name = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
+        else:
+            name = meta.get("name")
+        if name:
+            self.precompute(meta.get("namespace", ""), name)
+
+    def precompute(self, namespace: str, name: str) -> None:
+        """The A answer to `<name>.<namespace>.svc.<zone>` as answer records in wire
+        form (each naming the question by a pointer), or nothing when the answer is
+        not a plain list of addresses (then the general path answers)."""
+        fqdn = f"{name}.{namespace}.svc.{self.zone}."
+        key = dns.name.from_text(fqdn).to_wire().lower()
+        result = resolve(fqdn, "A", self.view, zone=self.zone)
+        records = result.answer
+        if (
+            result.rcode != dns.rcode.NOERROR
+            or not 0 < len(records) <= FAST_MAX_RECORDS
+            or result.additional
+            or any(r.type != "A" or r.name != fqdn for r in records)
+        ):
+            self._fast.pop(key, None)
+            return
+        rr = struct.Struct("!HHHIH4s")
+        self._fast[key] = tuple(
+            rr.pack(0xC00C, 1, 1, TTL, 4, socket.inet_aton(r.data)) for r in records
+        )
+
+    def fast(self, wire: bytes) -> bytes | None:
+        """The answer to a plain A question (one question, class IN, at most an OPT
+        record) for a Service name whose answer is precomputed: the query's header
+        and question with the answer records appended, byte for byte what the
+        general path writes (a headless Service's records in a random order, as
+        there), without parsing the query into dnspython objects.
+        None for anything else."""
+        if len(wire) < 17 or wire[2] & 0xF8 or wire[4:10] != b"\x00\x01\x00\x00\x00\x00":
+            return None  # a response, another opcode, or not exactly one question
+        i = 12
+        try:
+            while wire[i]:
+                if wire[i] & 0xC0:
+                    return None
+                i += wire[i] + 1
+        except IndexError:
+            return None
+        end = i + 1
+        if wire[end : end + 4] != b"\x00\x01\x00\x01":  # type A, class IN
+            return None
+        rest = wire[end + 4 :]
+        if wire[10:12] == b"\x00\x00" and not rest:
+            opt = b""
+        elif (
+            wire[10:12] == b"\x00\x01"
+            and len(rest) >= 11
+            and rest[:3] == b"\x00\x00\x29"
+            and rest[5] == 0  # extended rcode
+            and rest[6] == 0  # EDNS version 0 (another gets BADVERS from the general path)
+            and len(rest) == 11 + int.from_bytes(rest[9:11], "big")
+        ):
+            opt = _OPT_REPLY
+        else:
+            return None
+        hit = self._fast.get(wire[12:end].lower())
+        if hit is None:
+            return None
+        count = len(hit)
+        if count == 1:
+            body = hit[0]
+        else:  # in a new order each time, as dnspython writes an RRset (round robin)
+            body = b"".join(random.sample(hit, count))
+        header = wire[:2] + bytes((0x84 | (wire[2] & 0x01), 0)) + b"\x00\x01"
+        header += count.to_bytes(2, "big") + b"\x00\x00" + (b"\x00\x01" if opt else b"\x00\x00")
+        return header + wire[12 : end + 4] + body + opt
+
     def answer_wire(self, wire: bytes, *, tcp: bool) -> bytes | dns.message.Message | None:
         """Our answer in wire format; None for no answer at all (not DNS); the parsed
         query when it must be forwarded."""
+        hit = self.fast(wire)
+        if hit is not None:
+            return hit
         hit = self.cached(wire, tcp=tcp)
         if hit is not None:
             return hit
@@ -565,9 +656,9 @@ async def run(args: argparse.Namespace) -> None:
     )
     for informer in (services, slices):
         informer.add_handlers(
-            on_add=lambda _o: server.invalidate(),
-            on_update=lambda _o, _n: server.invalidate(),
-            on_delete=lambda _o: server.invalidate(),
+            on_add=server.changed,
+            on_update=lambda _o, new: server.changed(new),
+            on_delete=server.changed,
         )
 
     async def work() -> None:

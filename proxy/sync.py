@@ -32,7 +32,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from client.controller import Context, Controller, Informers, Result
 from client.trace import Record, current_reconcile
@@ -104,8 +104,8 @@ class Plan:
     """One sync, decided: the text to restore and the state it leaves behind."""
 
     text: str
-    ruleset: rules.Ruleset
-    fragments: dict[ServiceKey, rules.Fragment]
+    ruleset: Any  # rules.Ruleset, or nft_rules.Ruleset in the nftables mode
+    fragments: dict[ServiceKey, Any]
     full: bool
     rerendered: int  # Services whose fragments were rendered again
     seconds: float = 0.0  # how long the sync took, once done
@@ -165,8 +165,11 @@ class Syncer:
     """What the kernel holds, as far as the proxy knows, and one sync at a time on it.
 
     Separate from the controller so that a benchmark or a test drives the very
-    code the loop runs, without an apiserver.
+    code the loop runs, without an apiserver. (nft_apply.NftSyncer is the same
+    for the nftables mode.)
     """
+
+    tool = "iptables-restore --noflush"
 
     def __init__(self, iptables: Iptables, node: rules.Node, full_sync_period: float) -> None:
         self.iptables = iptables
@@ -221,6 +224,29 @@ class Syncer:
         plan.seconds = time.monotonic() - started
         return plan
 
+    @staticmethod
+    def rule_count(plan: Plan) -> dict[str, int]:
+        return rules.rule_count(plan.ruleset)
+
+
+class AnySyncer(Protocol):
+    """What the loop needs of a syncer, whichever the mode."""
+
+    tool: str
+    applied: Any
+
+    def next_is_full(self, node: rules.Node, now: float) -> bool: ...
+
+    def sync(
+        self,
+        node: rules.Node,
+        changed: set[ServiceKey],
+        services: Mapping[ServiceKey, dict[str, Any]],
+        slices: Mapping[ServiceKey, list[dict[str, Any]]],
+    ) -> Plan: ...
+
+    def rule_count(self, plan: Plan) -> dict[str, int]: ...
+
 
 @dataclass
 class Settings:
@@ -241,18 +267,19 @@ class ProxyController(Controller):
         self,
         ctx: Context,
         settings: Settings,
-        iptables: Iptables,
+        iptables: Iptables | None,
         metrics: ProxyMetrics,
         *,
         clock: Callable[[], float] = time.monotonic,
+        syncer: AnySyncer | None = None,
     ) -> None:
         super().__init__(ctx)
         self.settings = settings
         self.metrics = metrics
         self.clock = clock
         self.changes = ChangeTracker()
-        self.syncer = Syncer(
-            iptables,
+        self.syncer: AnySyncer = syncer or Syncer(
+            iptables or Iptables(),
             rules.Node(settings.node_name, (), settings.cluster_cidr),
             settings.full_sync_period,
         )
@@ -342,7 +369,7 @@ class ProxyController(Controller):
             raise
         if record is not None:
             record.actions[-1]["calls"] = [
-                f"iptables-restore --noflush: {plan.text.count(chr(10))} lines, "
+                f"{self.syncer.tool}: {plan.text.count(chr(10))} lines, "
                 f"{plan.rerendered} Services re-rendered"
             ]
         return Result.done()
@@ -385,7 +412,7 @@ class ProxyController(Controller):
         except Exception:
             self.metrics.sync_failures.labels(mode).inc()
             raise
-        self.metrics.synced(plan.seconds, plan.full, rules.rule_count(plan.ruleset))
+        self.metrics.synced(plan.seconds, plan.full, self.syncer.rule_count(plan))
         log.info(
             "%s sync: %d Services re-rendered, %d restore lines, %.3f s",
             "full" if plan.full else "partial",

@@ -14,6 +14,7 @@ declare -A PKG=(
     [etcd]=etcd-server
     [etcdctl]=etcd-client
     [iptables]=iptables
+    [nft]=nftables
     [ip]=iproute2
     [busybox]=busybox-static
     [runc]=runc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ class Services:
     proxy: ComponentProcess
     dns: ComponentProcess | None
     metrics: int
+    mode: str = "iptables"
 
     def syncs(self) -> float:
         text = httpx.get(f"http://127.0.0.1:{self.metrics}/metrics", timeout=5).text
@@ -29,13 +31,15 @@ class Services:
         return sum(float(c) for c in counts)  # full and partial
 
 
-def start_proxy(node: Node, metrics: int) -> ComponentProcess:  # noqa: F811
+def start_proxy(node: Node, metrics: int, mode: str = "iptables") -> ComponentProcess:  # noqa: F811
     proxy = ComponentProcess(
         "proxy",
         node.server.kubeconfig,
         node.base / "proxy.log",
         "--hostname-override",
         NODE,
+        "--proxy-mode",
+        mode,
         "--iptables-min-sync-period",
         "0.2",
         "--metrics-bind-address",
@@ -46,8 +50,14 @@ def start_proxy(node: Node, metrics: int) -> ComponentProcess:  # noqa: F811
     return proxy
 
 
-@pytest.fixture(scope="module")
-def services(node: Node) -> Iterator[Services]:  # noqa: F811
+@pytest.fixture(scope="module", params=["iptables", "nftables"])
+def services(node: Node, request: pytest.FixtureRequest) -> Iterator[Services]:  # noqa: F811
+    """The proxy on the module's node, once per mode: the iptables mode's tests run
+    first, then the proxy is stopped and started again in the nftables mode on the
+    same node (a node costs far more than a proxy: the suite's time is counted)."""
+    proxy_mode = request.param
+    if proxy_mode == "nftables" and not shutil.which("nft"):
+        pytest.skip("needs nft (nftables)")
     # A real node has a default route, so a packet to a ClusterIP without endpoints
     # is routed, meets the FORWARD hook and is REJECTed there. This namespace has
     # no route out (and must not): the service range is routed into a veth pair
@@ -60,7 +70,7 @@ def services(node: Node) -> Iterator[Services]:  # noqa: F811
     ):
         subprocess.run(argv, check=True)
     metrics = free_port()
-    s = Services(node, start_proxy(node, metrics), None, metrics)
+    s = Services(node, start_proxy(node, metrics, proxy_mode), None, metrics, proxy_mode)
     try:
         wait_for(lambda: s.syncs() >= 1, "the proxy's first sync")
         yield s

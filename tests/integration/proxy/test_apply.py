@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,8 +25,10 @@ from typing import Any
 
 import pytest
 
+from proxy import nft_apply, nft_rules
 from proxy.apply import Iptables, cleanup, detect_backend, sync
-from proxy.rules import JUMPS, Node, service_ports, svc_chain
+from proxy.rules import JUMPS, Node, by_service, service_ports, svc_chain
+from proxy.sync import service_key
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("iptables-restore"),
@@ -67,12 +70,55 @@ print(json.dumps(seen))
 """
 
 
+def canonical_nft(listing: str) -> str:
+    """`nft list table` output with its blocks (chains, sets, maps) and map elements
+    sorted: nft lists them in the order they were made, which differs between a
+    table built by one transaction and one kept up to date by many; what the
+    kernel does with them does not."""
+    lines: list[str] = []
+    for line in listing.splitlines():
+        if lines and "elements = {" in lines[-1] and not lines[-1].rstrip().endswith("}"):
+            lines[-1] += " " + line.strip()  # an element list, on one line
+        elif line.strip():
+            lines.append(line)
+    close = lines.pop() if lines and lines[-1] == "}" else ""  # the table's
+    blocks: list[list[str]] = [[]]
+    for line in lines:
+        if re.match(r"\t(chain|set|map) ", line):
+            blocks.append([])
+        match = re.match(r"(\s*elements = \{ )(.*) \}$", line)
+        if match:
+            items = sorted(i.strip() for i in match.group(2).split(","))
+            line = match.group(1) + ", ".join(items) + " }"
+        blocks[-1].append(line)
+    head, *rest = blocks
+    return "\n".join(line for block in [head, *sorted(rest)] for line in block) + "\n" + close
+
+
 class Netns:
+    """One test namespace, and the proxy mode (an iptables backend, or nftables) aimed at it."""
+
     def __init__(self, name: str, backend: str) -> None:
         self.name = name
+        self.mode = backend
         self.enter = ["nsenter", f"--net=/run/netns/{name}"]
-        self.iptables = Iptables(backend=backend, prefix=tuple(self.enter))
+        self.iptables = Iptables(
+            backend=backend if backend != "nftables" else "nft", prefix=tuple(self.enter)
+        )
         self.tool = self.iptables.tool("iptables")
+        self.nft = nft_apply.Nft(prefix=tuple(self.enter))
+        self.syncer = nft_apply.NftSyncer(self.nft, NODE, 3600.0)
+        self.last: set[tuple[str, str]] = set()
+
+    def sync(self, services: list[dict[str, Any]], slices: list[dict[str, Any]]) -> None:
+        """One sync of the mode: a full iptables restore, or (after the first) a partial
+        nftables transaction naming every Service that is or was there."""
+        if self.mode != "nftables":
+            sync(services, slices, NODE, self.iptables)
+            return
+        by_key = {service_key(s): s for s in services}
+        self.syncer.sync(NODE, set(by_key) | self.last, by_key, by_service(slices))
+        self.last = set(by_key)
 
     def run(self, *argv: str, check: bool = True) -> str:
         done = subprocess.run(
@@ -99,9 +145,24 @@ class Netns:
 @pytest.fixture(params=["nft", "legacy"])
 def netns(request: pytest.FixtureRequest) -> Iterator[Netns]:
     """A fresh network namespace, once per iptables backend the proxy may find on a node."""
-    backend = request.param
-    if not shutil.which(f"iptables-{backend}-restore"):
-        pytest.skip(f"no iptables-{backend}")
+    yield from _netns(request.param)
+
+
+@pytest.fixture(params=["nft", "legacy", "nftables"])
+def any_mode(request: pytest.FixtureRequest) -> Iterator[Netns]:
+    """The same, and once more for the nftables mode."""
+    yield from _netns(request.param)
+
+
+@pytest.fixture
+def nftables() -> Iterator[Netns]:
+    yield from _netns("nftables")
+
+
+def _netns(backend: str) -> Iterator[Netns]:
+    tool = "nft" if backend == "nftables" else f"iptables-{backend}-restore"
+    if not shutil.which(tool):
+        pytest.skip(f"no {tool}")
     name = f"skiff-proxy-{uuid.uuid4().hex[:8]}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
@@ -121,9 +182,9 @@ def netns(request: pytest.FixtureRequest) -> Iterator[Netns]:
 
 
 @pytest.fixture
-def servers(netns: Netns, tmp_path: Path) -> Iterator[None]:
+def servers(any_mode: Netns, tmp_path: Path) -> Iterator[None]:
     ready = tmp_path / "ready"
-    proc = subprocess.Popen([*netns.enter, sys.executable, "-c", SERVER, str(ready), *PODS])
+    proc = subprocess.Popen([*any_mode.enter, sys.executable, "-c", SERVER, str(ready), *PODS])
     try:
         deadline = time.monotonic() + 20
         while not ready.exists():
@@ -236,7 +297,8 @@ def test_ruleset_loads_beside_foreign_rules_and_stale_chains_go(netns: Netns) ->
         assert rule in gone.splitlines()
 
 
-def test_connections_follow_the_rules(netns: Netns, servers: None) -> None:
+def test_connections_follow_the_rules(any_mode: Netns, servers: None) -> None:
+    netns = any_mode
     services = [
         service(
             "web",
@@ -253,7 +315,7 @@ def test_connections_follow_the_rules(netns: Netns, servers: None) -> None:
         endpoint_slice("empty", [], unready=["10.244.0.7"]),
         endpoint_slice("sticky", ["10.244.0.5", "10.244.0.6"]),
     ]
-    sync(services, slices, NODE, netns.iptables)
+    netns.sync(services, slices)
 
     seen = netns.connect("10.96.0.50", 80, n=200)
     assert set(seen) == {"10.244.0.5", "10.244.0.6"}, seen  # both ready ones, nothing else
@@ -271,5 +333,106 @@ def test_connections_follow_the_rules(netns: Netns, servers: None) -> None:
 
     # Scaling down: the rules follow.
     slices[0] = endpoint_slice("web", ["10.244.0.6"], unready=["10.244.0.5", "10.244.0.7"])
-    sync(services, slices, NODE, netns.iptables)
+    netns.sync(services, slices)
     assert netns.connect("10.96.0.50", 80, n=50) == {"10.244.0.6": 50}
+
+
+def test_nftables_table_partial_syncs_equal_a_full_one_and_others_rules_stay(
+    nftables: Netns,
+) -> None:
+    ns = nftables
+    # Rules skiff does not own: another nft table, and an iptables-nft rule.
+    ns.run("nft", "add", "table", "ip", "testuser")
+    ns.run("nft", "add", "chain", "ip", "testuser", "in", "{ type filter hook input priority 0 ; }")
+    ns.run("nft", "add", "rule", "ip", "testuser", "in", "tcp", "dport", "9", "accept")
+    ns.run("iptables-nft", "-w", "-A", "INPUT", "-p", "tcp", "--dport", "9999", "-j", "ACCEPT")
+
+    def foreign() -> tuple[str, str]:
+        return (
+            ns.run("nft", "list", "table", "ip", "testuser"),
+            "\n".join(
+                line
+                for line in ns.run("iptables-nft-save", "-t", "filter").splitlines()
+                if not line.startswith("#")
+            ),
+        )
+
+    before = foreign()
+    services = [
+        service("web", "10.96.0.50", sessionAffinity="ClientIP"),
+        service(
+            "np",
+            "10.96.0.51",
+            type="NodePort",
+            ports=[{"name": "http", "port": 80, "protocol": "TCP", "nodePort": 30080}],
+        ),
+    ]
+    slices = [
+        endpoint_slice("web", ["10.244.0.5", "10.244.0.6"]),
+        endpoint_slice("np", ["10.244.0.5"]),
+    ]
+    ns.sync(services, slices)
+    (sp,) = service_ports(services[0])
+    table = ns.nft.save()
+    assert f"chain {nft_rules.service_chain(sp)}" in table
+    assert "numgen random mod 2 vmap" in table
+    assert "tcp . 30080 : goto external-" in table
+
+    def fresh() -> str:
+        """What a restarted proxy's first (full) sync loads for the same state."""
+        restarted = nft_apply.NftSyncer(ns.nft, NODE, 3600.0)
+        by_key = {service_key(s): s for s in services}
+        restarted.sync(NODE, set(), by_key, by_service(slices))
+        return canonical_nft(ns.nft.save())
+
+    # Partial syncs (an endpoint goes, one comes back unready, a Service goes) leave
+    # exactly what a full sync of the same state leaves, stale chains and sets included.
+    for step in range(3):
+        if step == 0:
+            slices[0] = endpoint_slice("web", ["10.244.0.6"])
+        elif step == 1:
+            slices[1] = endpoint_slice("np", [], unready=["10.244.0.5"])
+        else:
+            services.pop(0)
+        ns.sync(services, slices)
+        partial = canonical_nft(ns.nft.save())
+        assert partial == fresh(), f"step {step}"
+    assert "10.244.0.5" not in partial and "default/web" not in partial
+    assert "tcp . 30080 : goto reject-chain" in partial
+    assert foreign() == before
+
+    nft_apply.cleanup(ns.nft)
+    assert ns.nft.save() == ""
+    nft_apply.cleanup(ns.nft)  # none left: nothing to do, and no error
+    assert foreign() == before
+
+
+SWITCH = """
+import sys
+from proxy.__main__ import make_syncer, parse_args
+make_syncer(parse_args(["--proxy-mode", sys.argv[1], "--iptables-backend", "nft"]), "node-a")
+"""
+
+
+def test_starting_in_one_mode_removes_the_others_rules(nftables: Netns) -> None:
+    ns = nftables
+    web = [service("web", "10.96.0.50")]
+    slices = [endpoint_slice("web", ["10.244.0.5"])]
+    sync(web, slices, NODE, ns.iptables)  # the iptables mode ran here before
+    assert "SKIFF-SVC-" in ns.save()
+
+    ns.run(sys.executable, "-c", SWITCH, "nftables")
+    assert "SKIFF-" not in ns.save()
+    ns.sync(web, slices)
+    assert "default/web/tcp/http" in ns.nft.save()
+
+    ns.run(sys.executable, "-c", SWITCH, "iptables")
+    assert ns.nft.save() == ""
+
+    # --cleanup removes every mode's rules, and finds nothing to do the second time.
+    sync(web, slices, NODE, ns.iptables)
+    ns.syncer.applied = None
+    ns.sync(web, slices)
+    for _ in range(2):
+        ns.run(sys.executable, "-m", "proxy", "--cleanup", "--iptables-backend", "nft")
+        assert "SKIFF-" not in ns.save() and ns.nft.save() == ""

@@ -213,3 +213,62 @@ def test_upstreams_from_resolv_conf(tmp_path: Any) -> None:
     )
     assert upstream_resolvers(conf) == ["192.0.2.1", "192.0.2.2"]
     assert upstream_resolvers(tmp_path / "absent") == []
+
+
+@pytest.mark.parametrize(
+    "qname,rdtype,edns",
+    [
+        ("web.default.svc.cluster.local", "A", -1),
+        ("WeB.Default.svc.cluster.local", "A", 0),  # any case: the question is echoed
+        ("db.default.svc.cluster.local", "A", 0),  # headless: the ready endpoints
+    ],
+)
+def test_precomputed_answers_are_the_general_paths_bytes(
+    qname: str, rdtype: str, edns: int
+) -> None:
+    server = DNSServer(View(), upstreams=[])
+    for ns, name in server.view.services:
+        server.precompute(ns, name)
+    query = dns.message.make_query(qname, rdtype, use_edns=edns, id=4321)
+    query.flags |= dns.flags.RD
+    fast = server.fast(query.to_wire())
+    general = server.answer(query)
+    assert general is not None and fast is not None
+    if len(general.answer[0]) == 1:
+        assert fast == general.to_wire()
+    else:  # both shuffle the records of an RRset: the same bytes in some order
+        assert dns.message.from_wire(fast) == dns.message.from_wire(general.to_wire())
+        assert len(fast) == len(general.to_wire())
+
+
+def test_questions_the_precomputed_answers_do_not_cover_take_the_general_path() -> None:
+    server = DNSServer(View(), upstreams=[])
+    for ns, name in server.view.services:
+        server.precompute(ns, name)
+    for qname, rdtype in (
+        ("web.default.svc.cluster.local", "AAAA"),
+        ("_http._tcp.web.default.svc.cluster.local", "SRV"),
+        ("ext.other.svc.cluster.local", "A"),  # a CNAME
+        ("nope.default.svc.cluster.local", "A"),
+        ("example.org", "A"),
+    ):
+        assert server.fast(dns.message.make_query(qname, rdtype).to_wire()) is None, qname
+    assert server.fast(b"\x00\x01garbage") is None
+
+
+def test_a_changed_service_gets_its_new_answer_at_once() -> None:
+    view = View()
+    server = DNSServer(view, upstreams=[])
+    server.changed(view.services[("default", "web")])
+    wire = dns.message.make_query("web.default.svc.cluster.local", "A").to_wire()
+    assert dns.message.from_wire(server.answer_wire(wire, tcp=False)).answer[0][0].address == (
+        "10.96.0.20"
+    )
+    view.services[("default", "web")] = svc("web", clusterIP="10.96.0.99")
+    server.changed(view.services[("default", "web")])
+    reply = dns.message.from_wire(server.answer_wire(wire, tcp=False))
+    assert reply.answer[0][0].address == "10.96.0.99"
+    del view.services[("default", "web")]
+    server.changed(svc("web"))
+    assert server.fast(wire) is None
+    assert dns.message.from_wire(server.answer_wire(wire, tcp=False)).rcode() == NX
