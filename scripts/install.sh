@@ -15,6 +15,7 @@ declare -A PKG=(
     [etcdctl]=etcd-client
     [iptables]=iptables
     [nft]=nftables
+    [wrk]=wrk  # bench/apiserver.py: HTTP/1.1 keep-alive load (ab speaks HTTP/1.0: a TLS handshake per request)
     [ip]=iproute2
     [busybox]=busybox-static
     [runc]=runc
