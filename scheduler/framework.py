@@ -108,7 +108,7 @@ class Decision:
             "sampling": self.sampling(),
             "filters": {n: [[p, r] for p, r in self.filters[n]] for n in shown},
             "scores": {
-                n: {p: {"raw": r, "normalized": round(z, 1), "weighted": round(w, 1)}
+                n: {p: {"raw": round(r, 2), "normalized": round(z, 1), "weighted": round(w, 1)}
                     for p, (r, z, w) in plugins.items()}
                 for n, plugins in self.scores_of(shown).items()
             },
