@@ -6,6 +6,12 @@ reads the *current* object from the cache when it gets to the key). When the
 watch ends it resumes from the last resourceVersion seen (bookmarks keep that
 recent); when the server says 410 Gone it lists again, and handlers see the
 difference (adds, updates and deletes) as if they had been watching.
+
+Memory: by default each object is cached without `metadata.managedFields`, as
+kube-scheduler and kube-controller-manager cache theirs (client-go's
+TransformStripManagedFields): field ownership is a large part of every object,
+no loop reads it, and an update sent from a cached copy without it keeps the
+stored ownership (the server takes it from the stored object).
 """
 
 from __future__ import annotations
@@ -26,6 +32,16 @@ log = logging.getLogger("skiff.informer")
 
 Obj = dict[str, Any]
 Indexer = Callable[[Obj], list[str]]
+Transform = Callable[[Obj], Obj]
+
+
+def strip_managed_fields(obj: Obj) -> Obj:
+    """Drop field ownership from an object about to be cached (it is ours to change:
+    each object is decoded afresh from the list or the watch)."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        meta.pop("managedFields", None)
+    return obj
 
 
 def by_namespace(obj: Obj) -> list[str]:
@@ -94,8 +110,12 @@ class Informer:
         label_selector: str = "",
         field_selector: str = "",
         indexers: dict[str, Indexer] | None = None,
+        transform: Transform | None = strip_managed_fields,
     ) -> None:
+        """`transform` changes each object before it is cached and handed to the
+        handlers (None: keep objects exactly as the server sent them)."""
         self.client = client
+        self.transform = transform
         self.api_version, self.kind = api_version, kind
         self.namespace = namespace
         self.label_selector, self.field_selector = label_selector, field_selector
@@ -152,6 +172,8 @@ class Informer:
             label_selector=self.label_selector,
             field_selector=self.field_selector,
         )
+        if self.transform is not None:
+            items = [self.transform(i) for i in items]
         fresh = {namespaced_key(i): i for i in items}
         for key, old in list(self.store.items.items()):
             if key not in fresh:
@@ -203,6 +225,8 @@ class Informer:
             self.resource_version = rv
         if event_type == "BOOKMARK":
             return
+        if self.transform is not None:
+            obj = self.transform(obj)
         if event_type == "DELETED":
             old = self.store.remove(obj)
             self._emit_delete(old or obj)
