@@ -35,6 +35,8 @@ class NodeInfo:
 
     def __init__(self, node: Node) -> None:
         self.pods: dict[str, Pod] = {}  # key -> pod
+        # What each pod added, so that taking it away again needs no parsing.
+        self._added: dict[str, tuple[dict[str, int], set[tuple[str, str, int]]]] = {}
         self.requested: dict[str, int] = {}
         self.nonzero: dict[str, int] = {"cpu": 0, "memory": 0}
         self.ports: set[tuple[str, str, int]] = set()
@@ -70,11 +72,13 @@ class NodeInfo:
             self.remove(key)
         self.pods[key] = pod
         req = pod_requests(pod)
+        ports = host_ports(pod)
+        self._added[key] = (req, ports)
         for name, amount in req.items():
             self.requested[name] = self.requested.get(name, 0) + amount
         self.nonzero["cpu"] += req.get("cpu") or DEFAULT_CPU_MILLI
         self.nonzero["memory"] += req.get("memory") or DEFAULT_MEMORY
-        self.ports |= host_ports(pod)
+        self.ports |= ports
         affinity = (pod.get("spec") or {}).get("affinity") or {}
         if (affinity.get("podAntiAffinity") or {}).get(
             "requiredDuringSchedulingIgnoredDuringExecution"
@@ -86,12 +90,13 @@ class NodeInfo:
         self.with_anti_affinity.pop(key, None)
         if pod is None:
             return
-        req = pod_requests(pod)
+        req, ports = self._added.pop(key)
         for name, amount in req.items():
             self.requested[name] = self.requested.get(name, 0) - amount
         self.nonzero["cpu"] -= req.get("cpu") or DEFAULT_CPU_MILLI
         self.nonzero["memory"] -= req.get("memory") or DEFAULT_MEMORY
-        self.ports = set().union(*(host_ports(p) for p in self.pods.values()))
+        if ports:  # only then can the node's set of ports in use shrink
+            self.ports = set().union(*(p for _, p in self._added.values()))
 
 
 class Cache:
