@@ -4,6 +4,7 @@ kube-controller-manager's do), from the list and from the watch alike."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,6 +12,11 @@ from client.informer import Informer
 
 
 def pod(name: str, rv: str) -> dict[str, Any]:
+    """Decoded from JSON, as from the server: its own copy of every string."""
+    return json.loads(json.dumps(_pod(name, rv)))
+
+
+def _pod(name: str, rv: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -64,3 +70,12 @@ def test_cached_objects_have_no_managed_fields() -> None:
 def test_without_a_transform_objects_are_kept_as_sent() -> None:
     items = run(Informer(FakeClient(), "v1", "Pod", transform=None))  # type: ignore[arg-type]
     assert all("managedFields" in o["metadata"] for o in items.values())
+
+
+def test_cached_objects_share_their_keys_and_short_strings() -> None:
+    items = run(Informer(FakeClient(), "v1", "Pod"))  # type: ignore[arg-type]
+    a, b = items["ns/listed"], items["ns/watched"]
+    assert a["spec"]["nodeName"] is b["spec"]["nodeName"]  # one "n1" for both
+    key_a = next(k for k in a["metadata"] if k == "labels")
+    key_b = next(k for k in b["metadata"] if k == "labels")
+    assert key_a is key_b
