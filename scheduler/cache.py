@@ -13,11 +13,13 @@ from api import quantity
 from api.pods import host_ports, pod_requests
 
 Pod = dict[str, Any]
+Port = tuple[str, str, int]
 Node = dict[str, Any]
 # Kubernetes scores pods that request nothing as if they asked for this much.
 DEFAULT_CPU_MILLI = 100
 DEFAULT_MEMORY = 200 * 1024 * 1024
 HARD_EFFECTS = ("NoSchedule", "NoExecute")
+NO_PORTS: frozenset[Port] = frozenset()  # shared by the pods without host ports
 
 
 def allocatable(node: Node) -> dict[str, int]:
@@ -36,7 +38,7 @@ class NodeInfo:
     def __init__(self, node: Node) -> None:
         self.pods: dict[str, Pod] = {}  # key -> pod
         # What each pod added, so that taking it away again needs no parsing.
-        self._added: dict[str, tuple[dict[str, int], set[tuple[str, str, int]]]] = {}
+        self._added: dict[str, tuple[dict[str, int], frozenset[Port] | set[Port]]] = {}
         self.requested: dict[str, int] = {}
         self.nonzero: dict[str, int] = {"cpu": 0, "memory": 0}
         self.ports: set[tuple[str, str, int]] = set()
@@ -72,7 +74,7 @@ class NodeInfo:
             self.remove(key)
         self.pods[key] = pod
         req = pod_requests(pod)
-        ports = host_ports(pod)
+        ports = host_ports(pod) or NO_PORTS
         self._added[key] = (req, ports)
         for name, amount in req.items():
             self.requested[name] = self.requested.get(name, 0) + amount
