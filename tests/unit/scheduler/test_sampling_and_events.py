@@ -120,3 +120,20 @@ def test_events_are_queued_then_written_in_order_and_dropped_when_full() -> None
         await recorder.stop()
 
     asyncio.run(scenario())
+
+
+def test_skiff_explain_says_which_nodes_were_not_scored() -> None:
+    from cli.explain import scheduling_table, why_node
+
+    nodes = [NodeInfo(node(f"n{i:03d}")) for i in range(300)]
+    decision = schedule(pod(), nodes, random.Random(0))
+    record = {"details": decision.explanation(limit=6)}
+    lines = scheduling_table(record)
+    wanted = feasible_nodes_to_find(300)
+    assert lines[0] == (
+        f"  (looked at {wanted} of 300 nodes: stopped once {wanted} fit "
+        f"(percentageOfNodesToScore wants {wanted} at 300 nodes); the other "
+        f"{300 - wanted} were not filtered or scored; 6 shown)"
+    )
+    assert any(line.endswith("<- chosen") for line in lines)
+    assert why_node(record).startswith(f"{decision.node}: {wanted} of {wanted} nodes passed")
