@@ -76,6 +76,8 @@ class Decision:
         """Which nodes were looked at, as a person reads it."""
         looked, total = len(self.filters), self.nodes_total
         passed = sum(1 for v in self.filters.values() if not v[-1][1])
+        if looked == 0:  # no nodes, or a PreFilter ruled them all out at once
+            return f"no node of {total} was looked at one by one"
         if looked < total:
             text = (
                 f"looked at {looked} of {total} nodes: stopped once {passed} fit "
