@@ -35,8 +35,8 @@ SCHEDULER_NAME = "default-scheduler"
 # client's 16 kept-alive connections, so a burst reuses connections instead of paying
 # a TLS handshake (on both sides) for every binding.
 MAX_INFLIGHT_BINDS = 12
-TRACE_RECORDS = 100
-EXPLAINED_NODES = 6  # nodes whose verdicts and scores a trace record keeps
+TRACE_RECORDS = 50
+EXPLAINED_NODES = 4  # nodes whose verdicts and scores a trace record keeps
 BIND_TIMEOUT_SECONDS = 600.0  # VolumeBinding's bindTimeoutSeconds: claims to get bound
 
 
