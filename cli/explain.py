@@ -90,7 +90,9 @@ def why_node(record: dict[str, Any] | None) -> str:
         return ""
     scores = details.get("scores") or {}
     looked = details.get("nodesLookedAt", 0)
-    passed = sum(1 for v in (details.get("filters") or {}).values() if v and not v[-1][1])
+    passed = details.get("nodesPassed")  # the filters shown may be only some of them
+    if passed is None:
+        passed = sum(1 for v in (details.get("filters") or {}).values() if v and not v[-1][1])
     if not scores:
         return f"{node}: the only node of {looked} that passed every filter"
     total = {n: sum(p["weighted"] for p in plugins.values()) for n, plugins in scores.items()}
@@ -106,6 +108,9 @@ def why_node(record: dict[str, Any] | None) -> str:
 def scheduling_table(record: dict[str, Any]) -> list[str]:
     details = record.get("details") or {}
     lines = []
+    if details.get("sampling"):  # which nodes were looked at, and how many are shown
+        shown = len(details.get("filters") or {})
+        lines.append(f"  ({details['sampling']}; {shown} shown)")
     for node, verdicts in (details.get("filters") or {}).items():
         failed = next(((p, r) for p, r in verdicts if r), None)
         if failed:

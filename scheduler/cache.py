@@ -7,17 +7,19 @@ room for one while the watch catches up. A binding that fails is forgotten.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from api import quantity
 from api.pods import host_ports, pod_requests
 
 Pod = dict[str, Any]
+Port = tuple[str, str, int]
 Node = dict[str, Any]
 # Kubernetes scores pods that request nothing as if they asked for this much.
 DEFAULT_CPU_MILLI = 100
 DEFAULT_MEMORY = 200 * 1024 * 1024
+HARD_EFFECTS = ("NoSchedule", "NoExecute")
+NO_PORTS: frozenset[Port] = frozenset()  # shared by the pods without host ports
 
 
 def allocatable(node: Node) -> dict[str, int]:
@@ -28,44 +30,57 @@ def allocatable(node: Node) -> dict[str, int]:
     return out
 
 
-@dataclass
 class NodeInfo:
-    node: Node
-    pods: dict[str, Pod] = field(default_factory=dict)  # key -> pod
-    requested: dict[str, int] = field(default_factory=dict)
-    nonzero: dict[str, int] = field(default_factory=lambda: {"cpu": 0, "memory": 0})
-    ports: set[tuple[str, str, int]] = field(default_factory=set)
-    # Pods here with required anti-affinity, which every other pod must check (symmetry):
-    # kept apart so that a scheduling cycle need not look at every pod of the cluster.
-    with_anti_affinity: dict[str, Pod] = field(default_factory=dict)
+    """One node as the scheduler sees it: the Node's facts parsed once per version of the
+    Node (kube-scheduler's NodeInfo), and the pods counted on it, kept up to date
+    incrementally as pods are assumed, bound and deleted (never rebuilt per pod)."""
 
-    _allocatable: tuple[int, dict[str, int]] | None = None  # (id of node dict, values)
-
-    @property
-    def allocatable(self) -> dict[str, int]:
-        """Parsed once per version of the Node (quantities are costly to parse)."""
-        if self._allocatable is None or self._allocatable[0] != id(self.node):
-            self._allocatable = (id(self.node), allocatable(self.node))
-        return self._allocatable[1]
+    def __init__(self, node: Node) -> None:
+        self.pods: dict[str, Pod] = {}  # key -> pod
+        # What each pod added, so that taking it away again needs no parsing.
+        self._added: dict[str, tuple[dict[str, int], frozenset[Port] | set[Port]]] = {}
+        self.requested: dict[str, int] = {}
+        self.nonzero: dict[str, int] = {"cpu": 0, "memory": 0}
+        self.ports: set[tuple[str, str, int]] = set()
+        # Pods here with required anti-affinity, which every other pod must check (symmetry):
+        # kept apart so that a scheduling cycle need not look at every pod of the cluster.
+        self.with_anti_affinity: dict[str, Pod] = {}
+        self.node = node
 
     @property
-    def name(self) -> str:
-        return str(self.node["metadata"]["name"])
+    def node(self) -> Node:
+        return self._node
 
-    @property
-    def labels(self) -> dict[str, str]:
-        return dict(self.node["metadata"].get("labels") or {})
+    @node.setter
+    def node(self, node: Node) -> None:
+        """A new version of the Node: parse what the plugins read on every cycle."""
+        self._node = node
+        meta = node["metadata"]
+        spec = node.get("spec") or {}
+        self.name: str = str(meta["name"])
+        self.labels: dict[str, str] = meta.get("labels") or {}
+        self.exists = "uid" in meta  # a Node object, not just a name pods point at
+        self.unschedulable = bool(spec.get("unschedulable"))
+        self.taints: list[dict[str, Any]] = list(spec.get("taints") or [])
+        self.hard_taints = [t for t in self.taints if t.get("effect") in HARD_EFFECTS]
+        self.soft_taints = [t for t in self.taints if t.get("effect") == "PreferNoSchedule"]
+        self.allocatable = allocatable(node)
+        self.alloc_cpu = self.allocatable.get("cpu", 0)
+        self.alloc_memory = self.allocatable.get("memory", 0)
+        self.alloc_pods: float = self.allocatable.get("pods", float("inf"))
 
     def add(self, key: str, pod: Pod) -> None:
         if key in self.pods:
             self.remove(key)
         self.pods[key] = pod
         req = pod_requests(pod)
+        ports = host_ports(pod) or NO_PORTS
+        self._added[key] = (req, ports)
         for name, amount in req.items():
             self.requested[name] = self.requested.get(name, 0) + amount
         self.nonzero["cpu"] += req.get("cpu") or DEFAULT_CPU_MILLI
         self.nonzero["memory"] += req.get("memory") or DEFAULT_MEMORY
-        self.ports |= host_ports(pod)
+        self.ports |= ports
         affinity = (pod.get("spec") or {}).get("affinity") or {}
         if (affinity.get("podAntiAffinity") or {}).get(
             "requiredDuringSchedulingIgnoredDuringExecution"
@@ -77,12 +92,13 @@ class NodeInfo:
         self.with_anti_affinity.pop(key, None)
         if pod is None:
             return
-        req = pod_requests(pod)
+        req, ports = self._added.pop(key)
         for name, amount in req.items():
             self.requested[name] = self.requested.get(name, 0) - amount
         self.nonzero["cpu"] -= req.get("cpu") or DEFAULT_CPU_MILLI
         self.nonzero["memory"] -= req.get("memory") or DEFAULT_MEMORY
-        self.ports = set().union(*(host_ports(p) for p in self.pods.values()))
+        if ports:  # only then can the node's set of ports in use shrink
+            self.ports = set().union(*(p for _, p in self._added.values()))
 
 
 class Cache:
@@ -90,6 +106,7 @@ class Cache:
         self.nodes: dict[str, NodeInfo] = {}
         self.pod_node: dict[str, str] = {}  # pod key -> node name
         self.assumed: set[str] = set()
+        self._schedulable: list[NodeInfo] | None = None  # rebuilt only when nodes change
 
     def set_node(self, node: Node) -> None:
         name = node["metadata"]["name"]
@@ -97,9 +114,11 @@ class Cache:
             self.nodes[name].node = node
         else:
             self.nodes[name] = NodeInfo(node)
+        self._schedulable = None
 
     def remove_node(self, name: str) -> None:
         self.nodes.pop(name, None)
+        self._schedulable = None
 
     def add_pod(self, key: str, pod: Pod) -> None:
         """A pod bound to a node (from the watch): it counts there."""
@@ -114,6 +133,7 @@ class Cache:
         info = self.nodes.get(node_name)
         if info is None:
             info = self.nodes[node_name] = NodeInfo({"metadata": {"name": node_name}})
+            self._schedulable = None
         info.add(key, pod)
 
     def remove_pod(self, key: str) -> None:
@@ -132,5 +152,8 @@ class Cache:
             self.remove_pod(key)
 
     def schedulable_nodes(self) -> list[NodeInfo]:
-        """Nodes that exist as Node objects (not just names pods point at)."""
-        return [n for n in self.nodes.values() if "uid" in n.node["metadata"]]
+        """Nodes that exist as Node objects (not just names pods point at). The same list
+        serves every cycle until a node comes, goes or changes: callers must not change it."""
+        if self._schedulable is None:
+            self._schedulable = [n for n in self.nodes.values() if n.exists]
+        return self._schedulable

@@ -43,29 +43,76 @@ SCORES = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Decision:
     node: str | None  # None: unschedulable
     message: str = ""  # why not, in kube-scheduler's words
-    # Why, for `skiff explain pod/x`: per node, each filter's verdict ("" = passed)
-    # and each score plugin's raw, normalized (0-100) and weighted score.
+    # Why, for `skiff explain pod/x`: per node looked at, each filter's verdict ("" =
+    # passed), in the order they ran; and for the nodes scored, per score plugin its
+    # weight and the raw and normalized (0-100) score of each node, in `scored` order.
     filters: dict[str, list[tuple[str, str]]] = field(default_factory=dict, compare=False)
-    scores: dict[str, dict[str, tuple[float, float, float]]] = field(
-        default_factory=dict, compare=False
+    scored: list[str] = field(default_factory=list, compare=False)
+    table: list[tuple[str, int, list[float], list[float]]] = field(
+        default_factory=list, compare=False
     )
+    totals: list[float] = field(default_factory=list, compare=False)
+    nodes_total: int = field(default=0, compare=False)  # nodes in the cluster
+    wanted: int = field(default=0, compare=False)  # feasible nodes to find, then stop
+
+    @property
+    def scores(self) -> dict[str, dict[str, tuple[float, float, float]]]:
+        """Per scored node, per plugin: (raw, normalized, weighted)."""
+        return self.scores_of(self.scored)
+
+    def scores_of(self, names: list[str]) -> dict[str, dict[str, tuple[float, float, float]]]:
+        where = {n: i for i, n in enumerate(self.scored)}
+        return {
+            n: {p: (raw[where[n]], z[where[n]], z[where[n]] * w) for p, w, raw, z in self.table}
+            for n in names
+            if n in where
+        }
+
+    def sampling(self) -> str:
+        """Which nodes were looked at, as a person reads it."""
+        looked, total = len(self.filters), self.nodes_total
+        passed = sum(1 for v in self.filters.values() if not v[-1][1])
+        if looked == 0:  # no nodes, or a PreFilter ruled them all out at once
+            return f"no node of {total} was looked at one by one"
+        if looked < total:
+            text = (
+                f"looked at {looked} of {total} nodes: stopped once {passed} fit "
+                f"(percentageOfNodesToScore wants {self.wanted} at {total} nodes); "
+                f"the other {total - looked} were not filtered or scored"
+            )
+        else:
+            text = f"looked at all {total} nodes; {passed} passed the filters"
+        if passed == 1:
+            text += "; one node fit, so none was scored"
+        return text
 
     def explanation(self, limit: int = 20) -> dict[str, Any]:
-        """The verdicts and scores as the trace keeps them (at most `limit` nodes)."""
-        nodes = list(self.filters)[:limit]
+        """The verdicts and scores as the trace keeps them, for at most `limit` nodes:
+        the chosen one, the best of the rest, then nodes the filters ruled out."""
+        order = sorted(range(len(self.scored)), key=lambda i: -self.totals[i])
+        best = [self.scored[i] for i in order]
+        if self.node in best:
+            best.remove(self.node)
+            best.insert(0, self.node)
+        failed = [n for n, v in self.filters.items() if v[-1][1]]
+        shown = best[: limit // 2] + failed[: limit - min(len(best), limit // 2)]
+        shown += best[limit // 2 : limit - len(shown) + limit // 2]
         return {
             "node": self.node,
             "message": self.message,
+            "nodesTotal": self.nodes_total,
             "nodesLookedAt": len(self.filters),
-            "filters": {n: [[p, r] for p, r in self.filters[n]] for n in nodes},
+            "nodesPassed": len(self.filters) - len(failed),
+            "sampling": self.sampling(),
+            "filters": {n: [[p, r] for p, r in self.filters[n]] for n in shown},
             "scores": {
-                n: {p: {"raw": r, "normalized": round(z, 1), "weighted": round(w, 1)}
-                    for p, (r, z, w) in self.scores[n].items()}
-                for n in nodes if n in self.scores
+                n: {p: {"raw": round(r, 2), "normalized": round(z, 1), "weighted": round(w, 1)}
+                    for p, (r, z, w) in plugins.items()}
+                for n, plugins in self.scores_of(shown).items()
             },
         }  # fmt: skip
 
@@ -105,54 +152,82 @@ def schedule(
     rng: random.Random | None = None,
     volumes: Volumes | None = None,
 ) -> Decision:
+    """Filter nodes in turn until enough fit, score those, pick the best.
+
+    Per pod, a filter the pod asks nothing of is skipped (kube-scheduler's PreFilter
+    Skip) and a score that cannot differ between nodes is not computed per node, so a
+    plain pod costs a few comparisons per node on the cached NodeInfos.
+    """
     rng = rng or random.Random()
     state = CycleState(pod, nodes)
     if volumes is not None:
         state.data["volumes"] = volumes
+    total = len(nodes)
     if nodes:
         # A PreFilter that fails rules out every node at once, with one reason.
         for plugin in PRE_FILTERS:
             reason = plugin.pre_filter(state)
             if reason is not None:
-                return Decision(None, f"0/{len(nodes)} nodes are available: {reason}.")
+                return Decision(
+                    None, f"0/{total} nodes are available: {reason}.", nodes_total=total
+                )
+    active = [(i, p.name, p.filter) for i, p in enumerate(FILTERS) if not p.skip(state)]
+    all_pass = [(p.name, "") for p in FILTERS]  # one shared verdict list for nodes that fit
     feasible: list[NodeInfo] = []
     reasons: Counter[str] = Counter()
     verdicts: dict[str, list[tuple[str, str]]] = {}
-    wanted = feasible_nodes_to_find(len(nodes))
-    offset = _Rotation.start % len(nodes) if nodes else 0
+    wanted = feasible_nodes_to_find(total)
+    offset = _Rotation.start % total if nodes else 0
     looked = 0
     for node in nodes[offset:] + nodes[:offset]:
         looked += 1
-        ran: list[tuple[str, str]] = []
-        reason = None
-        for plugin in FILTERS:  # the first filter that fails rules the node out
-            reason = plugin.filter(state, node)
-            ran.append((plugin.name, reason or ""))
+        for i, plugin, check in active:  # the first filter that fails rules the node out
+            reason = check(state, node)
             if reason is not None:
+                verdicts[node.name] = [*all_pass[:i], (plugin, reason)]
+                reasons[reason] += 1
                 break
-        verdicts[node.name] = ran
-        if reason is None:
+        else:
+            verdicts[node.name] = all_pass
             feasible.append(node)
             if len(feasible) >= wanted:
                 break
-        else:
-            reasons[reason] += 1
     _Rotation.start = offset + looked
     if not feasible:
-        return Decision(None, failure_message(len(nodes), reasons), verdicts)
+        return Decision(
+            None, failure_message(total, reasons), verdicts, nodes_total=total, wanted=wanted
+        )
+    names = [n.name for n in feasible]
     if len(feasible) == 1:
-        return Decision(feasible[0].name, filters=verdicts)
-    totals = {n.name: 0.0 for n in feasible}
-    scores: dict[str, dict[str, tuple[float, float, float]]] = {n.name: {} for n in feasible}
+        return Decision(names[0], filters=verdicts, nodes_total=total, wanted=wanted)
+    totals = [0.0] * len(feasible)
+    same = 0.0  # what the plugins that score every node alike add to every total
+    table: list[tuple[str, int, list[float], list[float]]] = []
     for plugin in SCORES:
-        raw = {n.name: plugin.score(state, n) for n in feasible}
-        low, high = min(raw.values()), max(raw.values())
-        for name, value in raw.items():
-            normalized = 0.0 if high == low else (value - low) * 100 / (high - low)
+        raw = plugin.scores(state, feasible)
+        low, high = min(raw), max(raw)
+        weight = plugin.weight
+        if high == low:  # the same for every node: it cannot change the choice
+            value = 100.0 if plugin.reverse else 0.0
+            normalized = [value] * len(raw)
+            same += value * weight
+        else:
+            span = high - low
+            normalized = [(v - low) * 100 / span for v in raw]
             if plugin.reverse:
-                normalized = 100 - normalized if high != low else 100.0
-            totals[name] += normalized * plugin.weight
-            scores[name][plugin.name] = (value, normalized, normalized * plugin.weight)
-    best = max(totals.values())
-    chosen = rng.choice(sorted(n for n, s in totals.items() if s == best))
-    return Decision(chosen, filters=verdicts, scores=scores)
+                normalized = [100 - z for z in normalized]
+            totals = [t + z * weight for t, z in zip(totals, normalized, strict=True)]
+        table.append((plugin.name, weight, raw, normalized))
+    if same:
+        totals = [t + same for t in totals]
+    best = max(totals)
+    chosen = rng.choice([n for n, t in zip(names, totals, strict=True) if t == best])
+    return Decision(
+        chosen,
+        filters=verdicts,
+        scored=names,
+        table=table,
+        totals=totals,
+        nodes_total=total,
+        wanted=wanted,
+    )

@@ -18,20 +18,25 @@ from api import storage as st
 from api.meta import namespaced_key, now_rfc3339
 from client import actions as shell
 from client import errors
-from client.events import EventRecorder
 from client.informer import Informer
 from client.loopcontrol import LoopControl
 from client.rest import Client
-from client.trace import Tracer
+from client.trace import CAPACITY, Tracer
 
 from .cache import Cache
+from .events import QueuedRecorder
 from .framework import Decision, schedule
 from .plugins.volumebinding import Volumes, all_bound, claims_to_bind
 from .queue import SchedulingQueue
 
 log = logging.getLogger("skiff.scheduler")
 SCHEDULER_NAME = "default-scheduler"
-MAX_INFLIGHT_BINDS = 16
+# Bindings in flight at once. With the Event and trace writers this stays within the
+# client's 16 kept-alive connections, so a burst reuses connections instead of paying
+# a TLS handshake (on both sides) for every binding.
+MAX_INFLIGHT_BINDS = 12
+TRACE_RECORDS = 50
+EXPLAINED_NODES = 4  # nodes whose verdicts and scores a trace record keeps
 BIND_TIMEOUT_SECONDS = 600.0  # VolumeBinding's bindTimeoutSeconds: claims to get bound
 
 
@@ -73,8 +78,10 @@ class Scheduler:
         self.client = client
         self.cache = Cache()
         self.queue = SchedulingQueue()
-        self.recorder = EventRecorder(client, "default-scheduler")
-        self.tracer = Tracer(client, "scheduler")
+        self.recorder = QueuedRecorder(client, "default-scheduler")
+        # Each record carries a decision's explanation (a few KB): a ring of this many
+        # stays under the trace ConfigMap's size cap, so none is written only to be cut.
+        self.tracer = Tracer(client, "scheduler", capacity=min(CAPACITY, TRACE_RECORDS))
         self.loop = LoopControl(client, "scheduler")
         self.rng = rng or random.Random()
         self.pods = Informer(client, "v1", "Pod")
@@ -155,6 +162,7 @@ class Scheduler:
             informer.start()
         self.loop.start()
         self.tracer.start()
+        self.recorder.start()
         try:
             await asyncio.gather(*(i.wait_for_sync() for i in informers))
             log.info("caches synced; scheduling")
@@ -170,6 +178,7 @@ class Scheduler:
             for task in self._binds:
                 task.cancel()
             await self.loop.stop()
+            await self.recorder.stop()
             await self.tracer.stop()
 
     async def schedule_one(self, key: str, pod: dict[str, Any]) -> None:
@@ -190,7 +199,7 @@ class Scheduler:
         self, action: Bind | MarkUnschedulable, pod: dict[str, Any], decision: Decision | None
     ) -> None:
         """The one shell (client/actions.py): loop control, Events, the trace."""
-        details = decision.explanation() if decision is not None else None
+        details = decision.explanation(EXPLAINED_NODES) if decision is not None else None
         looked = len(decision.filters) if decision is not None else 0
         await shell.apply(
             [action],

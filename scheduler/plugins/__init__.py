@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from api.pods import host_ports, pod_requests
 from scheduler.cache import NodeInfo
 
 Pod = dict[str, Any]
@@ -22,10 +23,22 @@ class CycleState:
     pod: Pod
     all_nodes: list[NodeInfo]
     data: dict[str, Any] = field(default_factory=dict)
+    requests: dict[str, int] = field(init=False)
+    host_ports: set[tuple[str, str, int]] = field(init=False)
+    positive_requests: list[tuple[str, int]] = field(init=False)  # what a node must have
+
+    def __post_init__(self) -> None:
+        self.requests = pod_requests(self.pod)
+        self.host_ports = host_ports(self.pod)
+        self.positive_requests = [(k, v) for k, v in self.requests.items() if v > 0]
 
 
 class FilterPlugin(Protocol):
     name: str
+
+    def skip(self, state: CycleState) -> bool:
+        """PreFilter's Skip: this pod asks nothing of this plugin, every node passes it."""
+        ...
 
     def filter(self, state: CycleState, node: NodeInfo) -> str | None: ...
 
@@ -36,3 +49,8 @@ class ScorePlugin(Protocol):
     reverse: bool  # True when a lower raw score is better
 
     def score(self, state: CycleState, node: NodeInfo) -> float: ...
+
+    def scores(self, state: CycleState, nodes: list[NodeInfo]) -> list[float]:
+        """Raw scores of `nodes`, in order: one call per cycle, so a plugin whose score
+        cannot differ between nodes for this pod answers without looking at each."""
+        ...

@@ -23,6 +23,7 @@ namespace labels, which the scheduler's cache does not hold).
 from __future__ import annotations
 
 from collections import Counter
+from operator import attrgetter
 from typing import Any
 
 from api.selectors import selector_from_dict
@@ -31,6 +32,7 @@ from scheduler.cache import NodeInfo
 from . import CycleState
 
 Term = dict[str, Any]
+_WITH_ANTI_AFFINITY = attrgetter("with_anti_affinity")
 
 
 def _names(term: Term, owner: dict[str, Any], pod: dict[str, Any]) -> bool:
@@ -93,6 +95,22 @@ class InterPodAffinity:
     name = "InterPodAffinity"
     weight = 2
     reverse = False  # affinity counts up, anti-affinity down
+
+    def skip(self, state: CycleState) -> bool:
+        """Nothing to check when the pod has no required terms and no pod in the
+        cluster has required anti-affinity (the symmetric half)."""
+        return (
+            not _terms(state.pod, "podAntiAffinity", required=True)
+            and not _terms(state.pod, "podAffinity", required=True)
+            and not any(map(_WITH_ANTI_AFFINITY, state.all_nodes))
+        )
+
+    def scores(self, state: CycleState, nodes: list[NodeInfo]) -> list[float]:
+        if not _terms(state.pod, "podAffinity", required=False) and not _terms(
+            state.pod, "podAntiAffinity", required=False
+        ):
+            return [0.0] * len(nodes)
+        return [self.score(state, n) for n in nodes]
 
     def filter(self, state: CycleState, node: NodeInfo) -> str | None:
         labels = node.labels

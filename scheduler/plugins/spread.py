@@ -55,6 +55,14 @@ class PodTopologySpread:
     weight = 2
     reverse = True  # fewer matching pods in the domain is better
 
+    def skip(self, state: CycleState) -> bool:
+        return not _constraints(state, "DoNotSchedule")
+
+    def scores(self, state: CycleState, nodes: list[NodeInfo]) -> list[float]:
+        if not _constraints(state, "ScheduleAnyway"):
+            return [0.0] * len(nodes)
+        return [self.score(state, n) for n in nodes]
+
     def filter(self, state: CycleState, node: NodeInfo) -> str | None:
         for c in _constraints(state, "DoNotSchedule"):
             counts = _cached_counts(c, state)

@@ -105,6 +105,10 @@ class VolumeBinding:
         state.data["pod_claims"] = claims
         return None
 
+    def skip(self, state: CycleState) -> bool:
+        """After PreFilter: a pod without claims to check asks nothing of a node."""
+        return state.data.get("pod_claims") is None
+
     def filter(self, state: CycleState, node: NodeInfo) -> str | None:
         claims = state.data.get("pod_claims")
         if claims is None:

@@ -1,0 +1,285 @@
+"""Memory and scale: 10,000 pods on 500 Node objects, what the control plane holds.
+
+    .venv/bin/python bench/scale.py [--pods 10000] [--nodes 500]
+
+A fresh apiserver (with its etcd), controller-manager and scheduler; N Node
+objects (kwok-style: no kubelet, so the pods stay Pending-but-bound, as kwok
+without its status stages); then pods created 32 at a time in four equal
+steps, each step waited for until the scheduler has bound every pod (seen on a
+watch). After each step: the resident memory (RSS) of the apiserver (its
+process tree without etcd), the controller-manager and the scheduler, and at
+the end the etcd database size and the time to list every pod (one list, and
+paginated 500 at a time as kubectl does).
+
+The anchor is kwok's: one kube-apiserver holding 1,000 nodes and 100,000 pods
+on a laptop. The target is the three components under 500 MiB together at
+10,000 pods. Runs about 2-3 minutes on a quiet 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cluster import Cluster
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from client.informer import compact
+
+MIB = 1024 * 1024
+CONCURRENCY = 32
+KWOK = "kwok: 1,000 nodes and 100,000 pods on one kube-apiserver (its README's claim)"
+
+
+def pod(i: int) -> dict[str, Any]:
+    """A pod shaped like a Deployment's: labels, a port, requests, an env var or two."""
+    app = f"app{i % 50}"
+    return {
+        "metadata": {
+            "name": f"{app}-{i:05d}",
+            "labels": {"app": app, "pod-template-hash": "5d9c7b8f6d", "tier": "web"},
+        },
+        "spec": {
+            "containers": [
+                {
+                    "name": "web",
+                    "image": "registry.local/library/busybox:1.36",
+                    "command": ["sh", "-c", "httpd -f -p 8080"],
+                    "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+                    "env": [{"name": "APP", "value": app}, {"name": "TIER", "value": "web"}],
+                    "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+                }
+            ]
+        },
+    }
+
+
+def rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def descendants(pid: int) -> list[int]:
+    """`pid` and every process below it."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def db_size(state: Path) -> int:
+    """The etcd database file(s) under the state directory."""
+    return sum(p.stat().st_size for p in state.rglob("member/snap/db"))
+
+
+class Counter:
+    """Pods of one namespace seen bound on a watch."""
+
+    def __init__(self) -> None:
+        self.bound: set[str] = set()
+        self.changed = asyncio.Event()
+
+    async def run(self, api: httpx.AsyncClient, ns: str, rv: str) -> None:
+        params = {"watch": "1", "resourceVersion": rv}
+        async with api.stream(
+            "GET", f"/api/v1/namespaces/{ns}/pods", params=params, timeout=None
+        ) as r:
+            async for line in r.aiter_lines():
+                if line:
+                    obj = json.loads(line)["object"]
+                    if (obj.get("spec") or {}).get("nodeName"):
+                        self.bound.add(obj["metadata"]["name"])
+                        self.changed.set()
+
+    async def wait_for(self, n: int) -> None:
+        while len(self.bound) < n:
+            self.changed.clear()
+            await self.changed.wait()
+
+
+def cached_sizes(items: list[dict[str, Any]]) -> tuple[float, float]:
+    """Bytes per pod held in a Python process: decoded as sent, and as an informer
+    keeps it (client/informer.py's `compact`), each pod decoded on its own as a
+    watch event is."""
+    texts = [json.dumps(i) for i in items]
+    out = []
+    for keep in (json.loads, lambda t: compact(json.loads(t))):
+        gc.collect()
+        tracemalloc.start()
+        kept = [keep(t) for t in texts]
+        used = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        out.append(used / len(kept))
+        del kept
+    return out[0], out[1]
+
+
+async def run(nodes: int, pods: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="skiff-scale-") as tmp:
+        state = Path(tmp)
+        cluster = Cluster(state)
+        cluster.start_apiserver()
+        try:
+            apiserver = cluster.procs[0].pid
+            async with cluster.client() as api:
+                slots = asyncio.Semaphore(CONCURRENCY)
+
+                async def add_node(i: int) -> None:
+                    name = f"n{i:04d}"
+                    async with slots:
+                        made = (
+                            await api.post(
+                                "/api/v1/nodes",
+                                json={
+                                    "metadata": {
+                                        "name": name,
+                                        "labels": {"kubernetes.io/hostname": name},
+                                    }
+                                },
+                            )
+                        ).json()
+                        made["status"] = {
+                            "allocatable": {"cpu": "64", "memory": "256Gi", "pods": "110"},
+                            "capacity": {"cpu": "64", "memory": "256Gi", "pods": "110"},
+                        }
+                        await api.put(f"/api/v1/nodes/{name}/status", json=made)
+
+                await asyncio.gather(*(add_node(i) for i in range(nodes)))
+                await api.post("/api/v1/namespaces", json={"metadata": {"name": "scale"}})
+                cluster.start_component("controllers", "--leader-elect", "false")
+                manager = cluster.procs[-1].pid
+                cluster.start_component("scheduler", "--leader-elect", "false")
+                scheduler = cluster.procs[-1].pid
+                etcd_pid = int((state / "etcd.pid").read_text())
+
+                rv = (await api.get("/api/v1/namespaces/scale/pods")).json()["metadata"][
+                    "resourceVersion"
+                ]
+                counter = Counter()
+                watcher = asyncio.create_task(counter.run(api, "scale", rv))
+                # The baseline once both run: the controller-manager has made the
+                # namespace's default ServiceAccount, the scheduler has bound a pod.
+                deadline = time.monotonic() + 300
+                while (
+                    await api.get("/api/v1/namespaces/scale/serviceaccounts/default")
+                ).status_code != 200:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("no default ServiceAccount: controller-manager down?")
+                    await asyncio.sleep(0.5)
+                warm = pod(0)
+                warm["metadata"]["name"] = "warm"
+                (await api.post("/api/v1/namespaces/scale/pods", json=warm)).raise_for_status()
+                await asyncio.wait_for(counter.wait_for(1), 300)
+                counter.bound.discard("warm")
+
+                def sample(done: int) -> tuple[int, int, int, int, int]:
+                    tree = [p for p in descendants(apiserver) if p != etcd_pid]
+                    a = sum(rss(p) for p in tree)
+                    return done, a, rss(manager), rss(scheduler), rss(etcd_pid)
+
+                rows = [sample(0)]
+                t0 = time.perf_counter()
+                made = 0
+                for step in range(1, 5):
+                    target = pods * step // 4
+
+                    async def create(i: int) -> None:
+                        async with slots:
+                            r = await api.post("/api/v1/namespaces/scale/pods", json=pod(i))
+                            r.raise_for_status()
+
+                    await asyncio.gather(*(create(i) for i in range(made, target)))
+                    made = target
+                    await asyncio.wait_for(counter.wait_for(target), 900)
+                    rows.append(sample(target))
+                placed = time.perf_counter() - t0
+                watcher.cancel()
+
+                one_list, paged = [], []
+                for _ in range(3):
+                    t = time.perf_counter()
+                    got = (await api.get("/api/v1/pods")).json()["items"]
+                    one_list.append(time.perf_counter() - t)
+                    assert len(got) >= pods, len(got)
+                    t, cont, n = time.perf_counter(), "", 0
+                    while True:
+                        page = (
+                            await api.get("/api/v1/pods", params={"limit": "500", "continue": cont})
+                        ).json()
+                        n += len(page["items"])
+                        cont = page["metadata"].get("continue") or ""
+                        if not cont:
+                            break
+                    paged.append(time.perf_counter() - t)
+                sizes = cached_sizes(got)
+                db = db_size(state)
+        finally:
+            cluster.stop()
+
+    print("| pods | apiserver | controller-manager | scheduler | the three | etcd (RSS) |")
+    print("|---|---|---|---|---|---|")
+    for done, a, m, s, e in rows:
+        print(
+            f"| {done:,} | {a / MIB:.0f} MiB | {m / MIB:.0f} MiB | {s / MIB:.0f} MiB "
+            f"| **{(a + m + s) / MIB:.0f} MiB** | {e / MIB:.0f} MiB |"
+        )
+    first, last = rows[1], rows[-1]  # from the first step on: past start-up
+    grow = [(last[k] - first[k]) / max(last[0] - first[0], 1) / 1024 for k in (1, 2, 3)]
+    print(
+        f"\nper pod added: apiserver {grow[0]:.1f} KiB, controller-manager {grow[1]:.1f} KiB, "
+        f"scheduler {grow[2]:.1f} KiB; one pod in a Python process: "
+        f"{sizes[0] / 1024:.1f} KiB decoded as sent, {sizes[1] / 1024:.1f} KiB as an "
+        "informer keeps it"
+    )
+    print(
+        f"{pods:,} pods created and bound in {placed:.0f} s ({pods / placed:.0f} pods/s); "
+        f"etcd db {db / MIB:.0f} MiB; list all pods: "
+        f"{statistics.median(one_list):.2f} s in one list, "
+        f"{statistics.median(paged):.2f} s paginated by 500 (median of 3)"
+    )
+    total = (last[1] + last[2] + last[3]) / MIB
+    print(
+        f"target: the three under 500 MiB at 10,000 pods: {total:.0f} MiB at {last[0]:,} pods "
+        f"({'met' if total < 500 else 'NOT met'}); anchor: {KWOK}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pods", type=int, default=10000)
+    parser.add_argument("--nodes", type=int, default=500)
+    args = parser.parse_args()
+    print(
+        f"machine: {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f}; "
+        f"{args.pods:,} pods on {args.nodes} Node objects\n"
+    )
+    asyncio.run(run(args.nodes, args.pods))
+    print(f"(load average at the end: {os.getloadavg()[0]:.1f})")
+
+
+if __name__ == "__main__":
+    main()
