@@ -72,8 +72,9 @@ def row(label: str, rate: float, lat: list[float]) -> str:
 
 
 class Server:
-    def __init__(self, state: Path) -> None:
+    def __init__(self, state: Path, workers: int | None = None) -> None:
         self.state = state
+        self.workers = workers  # None: the apiserver's default (one per CPU, at most 4)
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -82,7 +83,8 @@ class Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "apiserver", "--state-dir", str(self.state),
              "--secure-port", str(self.port), "--bind-address", "127.0.0.1",
-             "--log-level", "warning"],
+             "--log-level", "warning",
+             *(["--workers", str(self.workers)] if self.workers else [])],
             stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
         )  # fmt: skip
         deadline = time.monotonic() + 60
@@ -273,13 +275,17 @@ async def main() -> None:
     p.add_argument("--ops", type=int, default=2000, help="operations per measurement")
     p.add_argument("--watchers", type=int, default=100)
     p.add_argument("--watch-writes", type=int, default=50)
+    p.add_argument(
+        "--workers", type=int, default=None, help="apiserver worker processes (default: its own)"
+    )
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="skiff-bench-") as tmp:
-        server = Server(Path(tmp))
+        server = Server(Path(tmp), args.workers)
         server.start()
         try:
             etcd_port = json.loads((Path(tmp) / "etcd-ports.json").read_text())["client"]
-            print(f"machine: {os.cpu_count()} cpus; {args.ops} operations per row\n")
+            print(f"machine: {os.cpu_count()} cpus; {args.ops} operations per row; "
+                  f"apiserver workers: {args.workers or 'default'}\n")  # fmt: skip
             await bench_etcd(etcd_port, args.ops, Path(tmp) / "pki")
             print()
             await bench_api(server, args.ops)
