@@ -44,7 +44,6 @@ from .admission import ServiceAllocation
 from .allocators import NodePorts, ServiceIPs
 from .app import build_app
 from .auth import Authenticator, TokenEntry, UserInfo, load_token_file, write_token_file
-from .authz import bootstrap as authz_bootstrap
 from .authz import setup as authz_setup
 from .crd.controller import CRDController
 from .etcd_process import (
@@ -454,7 +453,9 @@ class APIServer:
         """Authorization, the ASGI app and its uvicorn server (not yet listening)."""
         assert self.registry is not None
         cfg = self.config
-        self.authorization = await authz_setup.start(self.registry)
+        self.authorization = await authz_setup.start(
+            self.registry, reconcile_defaults=not self._is_worker
+        )
         # Service-account tokens (serviceaccounts.py): signed here, accepted as bearer tokens.
         self.authorization.issuer = TokenIssuer(
             ensure_signing_key(cfg.pki_dir), lookup=self.authorization.lookup
@@ -519,7 +520,8 @@ class APIServer:
         await self._registry(owner=True, follow_all=False)
         self._credentials()
         await self._bootstrap()
-        await self._reconcile_rbac()  # before N workers would each try at once
+        assert self.registry is not None
+        await authz_setup.reconcile_bootstrap(self.registry)  # once, not N times at once
         self._upkeep()
         if cfg.audit_log_path is not None:
             self._tasks.append(asyncio.create_task(self._rotate_audit(), name="audit rotation"))
@@ -559,16 +561,6 @@ class APIServer:
                 etcd_keyfile=pki.apiserver_client.key,
             )
         return config_to_json(worker)
-
-    async def _reconcile_rbac(self) -> None:
-        assert self.registry is not None
-        roles = resources.lookup("rbac.authorization.k8s.io", "v1", "clusterroles")
-        bindings = resources.lookup("rbac.authorization.k8s.io", "v1", "clusterrolebindings")
-        assert roles is not None and bindings is not None
-        for role in authz_bootstrap.cluster_roles():
-            await authz_setup.reconcile(self.registry, roles, role)
-        for binding in authz_bootstrap.cluster_role_bindings():
-            await authz_setup.reconcile(self.registry, bindings, binding)
 
     async def _supervise_workers(self) -> None:
         while True:
