@@ -41,3 +41,40 @@ def test_a_worker_gets_the_parents_config_back() -> None:
         workers=3,
     )
     assert config_from_json(config_to_json(config)) == config
+
+
+def test_two_audit_writers_and_a_rotating_parent_lose_and_mix_no_line(tmp_path: Path) -> None:
+    """Workers append (one write each line), the parent rotates: every line is
+    somewhere, whole, however the renames fall between the writes."""
+    import json
+    import threading
+
+    from apiserver.audit import RotatingWriter, rotate_if_full
+
+    path = tmp_path / "audit.log"
+    writers = [RotatingWriter(path, 0, 200, rotates=False) for _ in range(2)]
+    per_writer, done = 400, threading.Event()
+
+    def write(w: int) -> None:
+        for i in range(per_writer):
+            writers[w].write({"w": w, "i": i, "pad": "x" * (9000 if i % 20 == 0 else 100)})
+
+    def rotate() -> None:
+        while not done.is_set():
+            rotate_if_full(path, 30_000, 200)
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(2)]
+    rotator = threading.Thread(target=rotate)
+    rotator.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    done.set()
+    rotator.join()
+    files = [path, *tmp_path.glob("audit.log.*")]
+    assert len(files) > 3  # it did rotate, many times
+    seen = sorted(
+        (e["w"], e["i"]) for f in files for e in map(json.loads, f.read_text().splitlines())
+    )
+    assert seen == sorted((w, i) for w in range(2) for i in range(per_writer))
