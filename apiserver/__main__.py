@@ -14,7 +14,7 @@ from .audit import PolicyError, load_policy
 from .etcd_process import EtcdError
 from .server import ServerConfig, config_from_json, run, run_worker
 from .storage import StorageError
-from .workers import WORKER_ENV, default_workers, die_with_parent
+from .workers import WORKER_ENV, default_workers, die_with_parent, listen_socket, prefork
 
 
 def parse_args(argv: list[str]) -> ServerConfig:
@@ -155,13 +155,22 @@ def main(argv: list[str] | None = None) -> int:
     if spec is not None:
         return worker_main(spec)
     config = parse_args(sys.argv[1:] if argv is None else argv)
+    sock, preforked = None, None
+    if config.workers > 1:
+        # Bound and forked now, before any thread or event loop: see workers.py.
+        try:
+            sock = listen_socket(config.bind_address, config.secure_port)
+        except OSError as e:
+            print(f"skiff apiserver: {e}", file=sys.stderr)
+            return 1
+        preforked = prefork(config.workers, sock, worker_main)
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
     try:
         if config.audit_policy_file is not None:  # a bad policy stops us before etcd starts
             load_policy(config.audit_policy_file.read_text())
-        asyncio.run(run(config))
+        asyncio.run(run(config, sock, preforked))
     except (EtcdError, StorageError, OSError, PolicyError) as e:
         print(f"skiff apiserver: {e}", file=sys.stderr)
         return 1

@@ -513,8 +513,13 @@ class APIServer:
         self._upkeep()
         log.info("serving on https://%s:%d", cfg.bind_address, cfg.secure_port)
 
-    async def start_parent(self) -> None:
-        """The parent of workers: everything that happens once, then the workers."""
+    async def start_parent(
+        self,
+        sock: socket.socket | None = None,
+        preforked: list[tuple[workers.Forked, int]] | None = None,
+    ) -> None:
+        """The parent of workers: everything that happens once, then the workers
+        (on `sock`, bound by the caller, and `preforked` by it, when given)."""
         cfg = self.config
         await self._connect()
         await self._registry(owner=True, follow_all=False)
@@ -527,9 +532,10 @@ class APIServer:
             self._tasks.append(asyncio.create_task(self._rotate_audit(), name="audit rotation"))
         metrics_dir = cfg.state_dir / "metrics"
         workers.clean_metrics_dir(metrics_dir)
-        sock = workers.listen_socket(cfg.bind_address, cfg.secure_port)
+        if sock is None:
+            sock = workers.listen_socket(cfg.bind_address, cfg.secure_port)
         self.pool = workers.WorkerPool(
-            cfg.workers, sock, self._worker_config(), metrics_dir, Path.cwd()
+            cfg.workers, sock, self._worker_config(), metrics_dir, Path.cwd(), preforked
         )
         self.pool.start()  # the socket stays open here: a restarted worker inherits it too
         self._tasks.append(asyncio.create_task(self._supervise_workers(), name="workers"))
@@ -753,11 +759,15 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-async def run(config: ServerConfig) -> None:
+async def run(
+    config: ServerConfig,
+    sock: socket.socket | None = None,
+    preforked: list[tuple[workers.Forked, int]] | None = None,
+) -> None:
     """Serve until SIGTERM/SIGINT: alone (workers=1), or as the parent of workers."""
     server = APIServer(config)
     if config.workers > 1:
-        await _run_parent(server)
+        await _run_parent(server, sock, preforked)
         return
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
@@ -776,13 +786,17 @@ async def run(config: ServerConfig) -> None:
         await server.stop()
 
 
-async def _run_parent(server: APIServer) -> None:
+async def _run_parent(
+    server: APIServer,
+    sock: socket.socket | None,
+    preforked: list[tuple[workers.Forked, int]] | None,
+) -> None:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     try:
-        await server.start_parent()
+        await server.start_parent(sock, preforked)
         await stopping.wait()
     finally:
         await server.stop()  # workers (gracefully), then the rest, etcd last

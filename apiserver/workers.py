@@ -17,6 +17,13 @@ is still starting. With one queue, a worker that is busy simply accepts less
 and the idle one accepts more; a dead worker loses only the connections it
 had accepted.
 
+Start-up cost: the first N workers are forked from the parent before its event
+loop, etcd client or any thread exists (everything is imported by then, so a
+worker costs no second import); each waits on a pipe for its configuration,
+which the parent writes once etcd, PKI and the bootstrap objects are ready. A
+worker started again after dying is a fresh `python -m apiserver` instead (the
+parent has threads and a running loop by then, and must not fork).
+
 No orphans: each worker asks the kernel for SIGKILL when its parent dies
 (PR_SET_PDEATHSIG, then checks that the parent it was started by is still its
 parent, closing the race before the prctl).
@@ -33,6 +40,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,10 +88,92 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+class Forked:
+    """A worker forked by `prefork`: the part of Popen's interface the pool uses."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def _signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(str(self.pid), timeout or 0.0)
+            time.sleep(0.05)
+        assert self.returncode is not None
+        return self.returncode
+
+
+def prefork(
+    count: int, sock: socket.socket, child_main: Callable[[str], int]
+) -> list[tuple[Forked, int]]:
+    """Fork `count` workers now, before any event loop or thread exists; each
+    runs `child_main(spec)` with the spec the parent later writes to its pipe
+    (nothing written, EOF: the parent failed to start, the worker exits).
+    Returns each worker with the write end of its pipe."""
+    parent = os.getpid()
+    forked: list[tuple[Forked, int]] = []
+    for _ in range(count):
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 1
+            try:
+                os.close(w)
+                for _, other in forked:
+                    os.close(other)
+                die_with_parent(parent)
+                chunks = []
+                while chunk := os.read(r, 65536):
+                    chunks.append(chunk)
+                os.close(r)
+                if chunks:
+                    spec = b"".join(chunks).decode()
+                    os.environ[MULTIPROC_ENV] = json.loads(spec)["metrics_dir"]
+                    _use_multiprocess_metrics()
+                    sock.detach()  # run_worker's socket object owns the descriptor now
+                    code = child_main(spec)
+                else:
+                    code = 0
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        os.close(r)
+        forked.append((Forked(pid), w))
+    return forked
+
+
+def _use_multiprocess_metrics() -> None:
+    """prometheus_client chose in-memory values when the parent imported it; a
+    forked worker switches to the shared files (no metric has a value yet)."""
+    from prometheus_client import values
+
+    values.ValueClass = values.get_value_class()
+
+
 @dataclass
 class Worker:
     index: int
-    proc: subprocess.Popen[bytes] | None = None
+    proc: subprocess.Popen[bytes] | Forked | None = None
     started: float = 0.0
     delay: float | None = None  # the last restart back-off
     restart_at: float | None = None  # when a dead worker is started again
@@ -122,32 +212,49 @@ class WorkerPool:
     """The parent's workers: started, restarted when they die, stopped last-in."""
 
     def __init__(
-        self, count: int, sock: socket.socket, config_json: str, metrics_dir: Path, cwd: Path
+        self,
+        count: int,
+        sock: socket.socket,
+        config_json: str,
+        metrics_dir: Path,
+        cwd: Path,
+        preforked: list[tuple[Forked, int]] | None = None,
     ) -> None:
         self.sock = sock
+        self.preforked = list(preforked or [])
         self.config_json = config_json
         self.metrics_dir = metrics_dir
         self.cwd = cwd
         self.workers = [Worker(i) for i in range(count)]
         self.stopping = False
 
-    def _spawn(self, worker: Worker) -> None:
-        fd = self.sock.fileno()
-        env = {
-            **os.environ,
-            MULTIPROC_ENV: str(self.metrics_dir),
-            WORKER_ENV: json.dumps(
-                {
-                    "config": json.loads(self.config_json),
-                    "fd": fd,
-                    "index": worker.index,
-                    "parent": os.getpid(),
-                }
-            ),
-        }
-        worker.proc = subprocess.Popen(
-            [sys.executable, "-m", "apiserver"], pass_fds=(fd,), env=env, cwd=self.cwd
+    def _spec(self, worker: Worker) -> str:
+        return json.dumps(
+            {
+                "config": json.loads(self.config_json),
+                "fd": self.sock.fileno(),
+                "index": worker.index,
+                "parent": os.getpid(),
+                "metrics_dir": str(self.metrics_dir),
+            }
         )
+
+    def _spawn(self, worker: Worker) -> None:
+        if self.preforked:  # the first start: a worker forked before the loop, waiting
+            proc, pipe = self.preforked.pop(0)
+            with os.fdopen(pipe, "w") as f:
+                f.write(self._spec(worker))
+            worker.proc = proc
+        else:
+            fd = self.sock.fileno()
+            env = {
+                **os.environ,
+                MULTIPROC_ENV: str(self.metrics_dir),
+                WORKER_ENV: self._spec(worker),
+            }
+            worker.proc = subprocess.Popen(
+                [sys.executable, "-m", "apiserver"], pass_fds=(fd,), env=env, cwd=self.cwd
+            )
         worker.started = time.monotonic()
         worker.restart_at = None
         log.info("worker %d started (pid %d)", worker.index, worker.proc.pid)
@@ -189,7 +296,11 @@ class WorkerPool:
         """SIGTERM every worker (each drains its connections), SIGKILL any still
         there after `timeout`; reap them all."""
         self.stopping = True
+        for _, pipe in self.preforked:  # never configured (EOF): they exit by themselves
+            os.close(pipe)
         procs = [w.proc for w in self.workers if w.proc is not None]
+        procs += [proc for proc, _ in self.preforked]
+        self.preforked = []
         for proc in procs:
             if proc.poll() is None:
                 proc.terminate()
