@@ -281,6 +281,9 @@ class APIServer:
         tokens = load_token_file(token_file)
         if not write:
             return Authenticator(tokens)
+        # The service-account signing key too: workers made at once would each make
+        # their own, and a token one signed would fail on the other.
+        ensure_signing_key(cfg.pki_dir)
         admin_token = next((t.token for t in tokens if t.user.name == ADMIN_USER), None)
         client = certs.ensure_client_cert(cfg.pki_dir, ca, "admin", ADMIN_USER, ADMIN_GROUPS)
         certs.write_kubeconfig(

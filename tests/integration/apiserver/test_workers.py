@@ -159,6 +159,27 @@ def test_read_your_writes_across_workers(server: ApiServerProcess, ns: str) -> N
             )
 
 
+def test_a_token_issued_by_one_worker_is_accepted_by_the_other(
+    server: ApiServerProcess, ns: str
+) -> None:
+    """Every worker signs and checks service-account tokens with the one key."""
+    a, b = wait_for_workers(server, WORKERS)
+    with pinned(server, a, [a, b]) as via_a, pinned(server, b, [a, b]) as via_b:
+        sa = f"/api/v1/namespaces/{ns}/serviceaccounts"
+        assert via_a.post(sa, json={"metadata": {"name": "robot"}}).status_code == 201
+        r = via_a.post(f"{sa}/robot/token", json={"spec": {}})
+        assert r.status_code == 201, r.text
+        token = r.json()["status"]["token"]
+        pods = f"/api/v1/namespaces/{ns}/pods"
+        deadline = time.monotonic() + 20
+        while True:  # until the account is in the other worker's cache (milliseconds)
+            code = via_b.get(pods, headers={"Authorization": f"Bearer {token}"}).status_code
+            if code != 401 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert code == 403  # authenticated as the account, which may not list pods
+
+
 def _counter(text: str, resource: str) -> float:
     pattern = re.compile(
         r'^apiserver_request_total\{(?=[^}]*code="200")(?=[^}]*resource="' + resource + r'")'
