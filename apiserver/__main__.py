@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
+import os
 import sys
 from pathlib import Path
 
 from .audit import PolicyError, load_policy
 from .etcd_process import EtcdError
-from .server import ServerConfig, run
+from .server import ServerConfig, config_from_json, run, run_worker
 from .storage import StorageError
+from .workers import WORKER_ENV, default_workers, die_with_parent, listen_socket, prefork
 
 
 def parse_args(argv: list[str]) -> ServerConfig:
@@ -82,6 +85,13 @@ def parse_args(argv: list[str]) -> ServerConfig:
     p.add_argument("--audit-log-maxsize", type=int, default=100, help="MB before rotation")
     p.add_argument("--audit-log-maxbackup", type=int, default=5, help="rotated files kept")
     p.add_argument(
+        "--workers",
+        type=int,
+        default=default_workers(),
+        help="processes serving the port (default: one per CPU, at most 4); 1 serves "
+        "from this one process",
+    )
+    p.add_argument(
         "-v", "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
     a = p.parse_args(argv)
@@ -89,6 +99,8 @@ def parse_args(argv: list[str]) -> ServerConfig:
         p.error("--audit-policy-file and --audit-log-path go together")
     if a.etcd_initial_cluster and a.etcd_servers:
         p.error("--etcd-initial-cluster is for the embedded etcd; not with --etcd-servers")
+    if a.workers < 1:
+        p.error(f"--workers must be 1 or more, not {a.workers}")
     low, _, high = a.service_node_port_range.partition("-")
     if not (low.isdigit() and high.isdigit()):
         p.error(f"--service-node-port-range must be LOW-HIGH, not {a.service_node_port_range!r}")
@@ -115,18 +127,50 @@ def parse_args(argv: list[str]) -> ServerConfig:
         audit_log_path=a.audit_log_path,
         audit_log_maxsize=a.audit_log_maxsize,
         audit_log_maxbackup=a.audit_log_maxbackup,
+        workers=a.workers,
     )
 
 
+def worker_main(spec: str) -> int:
+    """A worker the parent started (workers.py): its configuration comes from it."""
+    given = json.loads(spec)
+    die_with_parent(int(given["parent"]))
+    config = config_from_json(json.dumps(given["config"]))
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        format=f"%(asctime)s %(name)s[w{given['index']}] %(levelname)s %(message)s",
+    )
+    try:
+        asyncio.run(run_worker(config, int(given["fd"])))
+    except (StorageError, OSError) as e:
+        print(f"skiff apiserver worker {given['index']}: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    spec = os.environ.pop(WORKER_ENV, None)
+    if spec is not None:
+        return worker_main(spec)
     config = parse_args(sys.argv[1:] if argv is None else argv)
+    sock, preforked = None, None
+    if config.workers > 1:
+        # Bound and forked now, before any thread or event loop: see workers.py.
+        try:
+            sock = listen_socket(config.bind_address, config.secure_port)
+        except OSError as e:
+            print(f"skiff apiserver: {e}", file=sys.stderr)
+            return 1
+        preforked = prefork(config.workers, sock, worker_main)
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
     try:
         if config.audit_policy_file is not None:  # a bad policy stops us before etcd starts
             load_policy(config.audit_policy_file.read_text())
-        asyncio.run(run(config))
+        asyncio.run(run(config, sock, preforked))
     except (EtcdError, StorageError, OSError, PolicyError) as e:
         print(f"skiff apiserver: {e}", file=sys.stderr)
         return 1

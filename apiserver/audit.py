@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import os
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -172,44 +173,81 @@ def load_policy(text: str) -> Policy:
 
 
 class RotatingWriter:
-    """JSON lines to `path`; at `max_bytes` the file becomes path.1 (path.2, ...)."""
+    """JSON lines to `path`; at `max_bytes` the file becomes path.1 (path.2, ...).
 
-    def __init__(self, path: Path, max_bytes: int = 100 << 20, backups: int = 5) -> None:
+    Each line is one write(2) on a descriptor opened with O_APPEND, so the
+    lines of several worker processes sharing the file never interleave. With
+    `rotates=False` (a worker of several, workers.py) this writer never
+    rotates: the parent does (`rotate_if_full`), and a writer that finds the
+    path naming another file than its own reopens it before its next line.
+    A line written between the parent's rename and that check lands at the
+    end of path.1: late by one rotation, never lost.
+    """
+
+    def __init__(
+        self, path: Path, max_bytes: int = 100 << 20, backups: int = 5, rotates: bool = True
+    ) -> None:
         self.path = path
         self.max_bytes = max_bytes
         self.backups = backups
+        self.rotates = rotates
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(path, "a", encoding="utf-8")
+        self._fd = self._open()
+
+    def _open(self) -> int:
+        return os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
     def write(self, event: dict[str, Any]) -> None:
-        line = json.dumps(event, separators=(",", ":")) + "\n"
+        line = (json.dumps(event, separators=(",", ":")) + "\n").encode()
         with self._lock:
-            if (
-                self.max_bytes
-                and self._file.tell() + len(line) > self.max_bytes
-                and self._file.tell()
-            ):
-                self._rotate()
-            self._file.write(line)
-            self._file.flush()
+            if self.rotates:
+                size = os.fstat(self._fd).st_size
+                if self.max_bytes and size and size + len(line) > self.max_bytes:
+                    os.close(self._fd)
+                    rotate(self.path, self.backups)
+                    self._fd = self._open()
+            else:
+                self._follow_rotation()
+            os.write(self._fd, line)
 
-    def _rotate(self) -> None:
-        self._file.close()
-        for i in range(self.backups, 0, -1):
-            older = self.path.with_name(f"{self.path.name}.{i}")
-            newer = self.path.with_name(f"{self.path.name}.{i - 1}") if i > 1 else self.path
-            if i == self.backups and older.exists():
-                older.unlink()
-            if newer.exists():
-                newer.rename(older)
-        if self.backups == 0:
-            self.path.unlink(missing_ok=True)
-        self._file = open(self.path, "a", encoding="utf-8")
+    def _follow_rotation(self) -> None:
+        try:
+            current = os.stat(self.path).st_ino
+        except FileNotFoundError:
+            current = -1
+        if current != os.fstat(self._fd).st_ino:
+            os.close(self._fd)
+            self._fd = self._open()
 
     def close(self) -> None:
         with self._lock:
-            self._file.close()
+            os.close(self._fd)
+
+
+def rotate(path: Path, backups: int) -> None:
+    """path -> path.1 -> ... -> path.`backups` (the oldest is dropped)."""
+    for i in range(backups, 0, -1):
+        older = path.with_name(f"{path.name}.{i}")
+        newer = path.with_name(f"{path.name}.{i - 1}") if i > 1 else path
+        if i == backups and older.exists():
+            older.unlink()
+        if newer.exists():
+            newer.rename(older)
+    if backups == 0:
+        path.unlink(missing_ok=True)
+
+
+def rotate_if_full(path: Path, max_bytes: int, backups: int) -> bool:
+    """The parent's side of rotation under several workers: rotate once full."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return False
+    if not max_bytes or size < max_bytes:
+        return False
+    rotate(path, backups)
+    return True
 
 
 def _now() -> str:

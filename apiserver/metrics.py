@@ -1,10 +1,22 @@
 """Prometheus metrics under Kubernetes' own names, so dashboards built for
 kube-apiserver (request rate by verb and code, latency, watch count, etcd
-latency) read skiff's `/metrics` unchanged."""
+latency) read skiff's `/metrics` unchanged.
+
+With several worker processes (workers.py) each worker counts in memory-mapped
+files under the directory `PROMETHEUS_MULTIPROC_DIR` names (prometheus_client's
+multiprocess mode, set by the parent before a worker starts), and `/metrics` on
+any worker reads all of them: the figures are the sum over every worker, also
+over workers that have died and been replaced (their counters stay counted).
+"""
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -26,6 +38,7 @@ WATCHES = Gauge(
     "Open long-running requests (watches).",
     ["verb", "group", "version", "resource", "scope"],
     registry=REGISTRY,
+    multiprocess_mode="livesum",  # open watches of the workers alive now
 )
 ETCD_LATENCY = Histogram(
     "etcd_request_duration_seconds",
@@ -37,4 +50,10 @@ ETCD_LATENCY = Histogram(
 
 
 def exposition() -> bytes:
-    return generate_latest(REGISTRY)
+    """The text format; under workers, the sum over every worker's files."""
+    directory = os.environ.get(MULTIPROC_ENV)
+    if not directory:
+        return generate_latest(REGISTRY)
+    summed = CollectorRegistry()
+    MultiProcessCollector(summed, path=directory)
+    return generate_latest(summed)

@@ -20,23 +20,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
 import json
 import logging
 import os
 import secrets
 import signal
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
 
 from api import resources
 
-from . import apiservices, audit, certs, errors, etcd_maintenance, identities, metrics_api
+from . import apiservices, audit, certs, errors, etcd_maintenance, identities, metrics_api, workers
 from .admission import ServiceAllocation
 from .allocators import NodePorts, ServiceIPs
 from .app import build_app
@@ -67,6 +70,7 @@ log = logging.getLogger("skiff.apiserver")
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 ADMIN_USER = "kubernetes-admin"
 ADMIN_GROUPS = ("system:masters",)
+COMPACTED_FILE = "etcd-compacted-revision"  # the parent's last compaction, for its workers
 
 
 @dataclass
@@ -97,6 +101,8 @@ class ServerConfig:
     audit_log_path: Path | None = None
     audit_log_maxsize: int = 100  # megabytes
     audit_log_maxbackup: int = 5
+    # Worker processes serving the port (workers.py); 1: this process serves, as before.
+    workers: int = 1
 
     @property
     def pki_dir(self) -> Path:
@@ -120,6 +126,9 @@ class APIServer:
         self.etcd_down_since: float | None = None
         self._lock_fd: int | None = None
         self.authorization: authz_setup.Authorization | None = None
+        self.pool: workers.WorkerPool | None = None  # the parent's workers
+        self._is_worker = False
+        self._sockets: list[socket.socket] | None = None  # a worker's inherited socket
 
     # -- start-up -------------------------------------------------------------
 
@@ -254,8 +263,12 @@ class APIServer:
         if changed:
             log.info("etcd member %s now advertises %s", self.etcd.name, self.etcd.peer_url)
 
-    def _credentials(self) -> Authenticator:
-        """The PKI and tokens: made on first start, reused afterwards."""
+    def _credentials(self, write: bool = True) -> Authenticator:
+        """The PKI and tokens: made on first start, reused afterwards.
+
+        A worker (`write=False`) only reads what its parent made: N workers
+        rewriting the kubeconfig at once could leave a client reading half of one.
+        """
         cfg = self.config
         ca = certs.ensure_ca(cfg.pki_dir)
         names = certs.serving_names([cfg.advertise_address, cfg.bind_address])
@@ -267,6 +280,11 @@ class APIServer:
             admin = TokenEntry(secrets.token_hex(24), UserInfo(ADMIN_USER, "admin", ADMIN_GROUPS))
             write_token_file(token_file, [admin])
         tokens = load_token_file(token_file)
+        if not write:
+            return Authenticator(tokens)
+        # The service-account signing key too: workers made at once would each make
+        # their own, and a token one signed would fail on the other.
+        ensure_signing_key(cfg.pki_dir)
         admin_token = next((t.token for t in tokens if t.user.name == ADMIN_USER), None)
         client = certs.ensure_client_cert(cfg.pki_dir, ca, "admin", ADMIN_USER, ADMIN_GROUPS)
         certs.write_kubeconfig(
@@ -375,7 +393,8 @@ class APIServer:
                     await asyncio.sleep(0.2)
             raise e from None
 
-    async def start(self) -> None:
+    async def _connect(self) -> None:
+        """The state directory, etcd (started here unless given) and our client of it."""
         cfg = self.config
         cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         certs.secure_permissions(cfg.state_dir)
@@ -387,26 +406,38 @@ class APIServer:
         if self.etcd is not None and not self.etcd.clustered:
             await self._advertise_peer_url()
         certs.secure_permissions(cfg.state_dir)
+
+    async def _registry(self, *, owner: bool, follow_all: bool) -> None:
+        """Watch caches, the registry and the CRD controller (which writes only
+        in the `owner`: the single process, or the parent of workers)."""
+        assert self.store is not None
+        cfg = self.config
         self.hubs = WatchHubs(self.store)
         self.hubs.start_revision = await self.store.revision()
         # Every resource's watch cache follows etcd from now on, as kube-apiserver's do:
         # a hub started only at its first watcher would first replay every write
         # since start, and that watcher's first events would wait behind the replay.
-        for prefix in sorted(
-            {storage_prefix(info) for info in resources.RESOURCES if "watch" in info.verbs}
-        ):
-            await self.hubs.hub(prefix)
+        if follow_all:
+            for prefix in sorted(
+                {storage_prefix(info) for info in resources.RESOURCES if "watch" in info.verbs}
+            ):
+                await self.hubs.hub(prefix)
         services = ServiceAllocation(
             ServiceIPs(self.store, cfg.service_cluster_ip_range),
             NodePorts(self.store, *cfg.service_node_port_range),
         )
         self.registry = Registry(self.store, self.hubs, services)
         # CustomResourceDefinitions: the kinds they add are served before the first request.
-        self.crds = CRDController(self.registry)
+        self.crds = CRDController(self.registry, writes=owner)
         await self.crds.start()
-        authenticator = self._credentials()
-        await self._bootstrap()
-        self.authorization = await authz_setup.start(self.registry)
+
+    async def _serving(self, authenticator: Authenticator) -> None:
+        """Authorization, the ASGI app and its uvicorn server (not yet listening)."""
+        assert self.registry is not None
+        cfg = self.config
+        self.authorization = await authz_setup.start(
+            self.registry, reconcile_defaults=not self._is_worker
+        )
         # Service-account tokens (serviceaccounts.py): signed here, accepted as bearer tokens.
         self.authorization.issuer = TokenIssuer(
             ensure_signing_key(cfg.pki_dir), lookup=self.authorization.lookup
@@ -442,13 +473,110 @@ class APIServer:
         )
         self._server = uvicorn.Server(uv_config)
         self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+
+    def _upkeep(self) -> None:
+        """What runs once per cluster member: compaction, etcd's supervision and upkeep."""
+        assert self.store is not None
         self._tasks.append(asyncio.create_task(self._compact_periodically(), name="compaction"))
         self._tasks.append(asyncio.create_task(self._watch_etcd_health(), name="etcd health"))
         if self.etcd is not None:
             self._tasks.append(asyncio.create_task(self._supervise_etcd(), name="etcd supervisor"))
         upkeep = etcd_maintenance.run(self.store, defragment=not self.config.etcd_servers)
         self._tasks.append(asyncio.create_task(upkeep, name="etcd-upkeep"))
+
+    async def start(self) -> None:
+        """One process that does everything and serves (--workers 1)."""
+        cfg = self.config
+        await self._connect()
+        await self._registry(owner=True, follow_all=True)
+        authenticator = self._credentials()
+        await self._bootstrap()
+        await self._serving(authenticator)
+        self._upkeep()
         log.info("serving on https://%s:%d", cfg.bind_address, cfg.secure_port)
+
+    async def start_parent(
+        self,
+        sock: socket.socket | None = None,
+        preforked: list[tuple[workers.Forked, int]] | None = None,
+    ) -> None:
+        """The parent of workers: everything that happens once, then the workers
+        (on `sock`, bound by the caller, and `preforked` by it, when given)."""
+        cfg = self.config
+        await self._connect()
+        await self._registry(owner=True, follow_all=False)
+        self._credentials()
+        await self._bootstrap()
+        assert self.registry is not None
+        await authz_setup.reconcile_bootstrap(self.registry)  # once, not N times at once
+        self._upkeep()
+        if cfg.audit_log_path is not None:
+            self._tasks.append(asyncio.create_task(self._rotate_audit(), name="audit rotation"))
+        metrics_dir = cfg.state_dir / "metrics"
+        workers.clean_metrics_dir(metrics_dir)
+        if sock is None:
+            sock = workers.listen_socket(cfg.bind_address, cfg.secure_port)
+        self.pool = workers.WorkerPool(
+            cfg.workers, sock, self._worker_config(), metrics_dir, Path.cwd(), preforked
+        )
+        self.pool.start()  # the socket stays open here: a restarted worker inherits it too
+        self._tasks.append(asyncio.create_task(self._supervise_workers(), name="workers"))
+        log.info("serving on https://%s:%d with %d workers", cfg.bind_address, cfg.secure_port,
+                 cfg.workers)  # fmt: skip
+
+    async def start_worker(self, sock: socket.socket) -> None:
+        """A worker: its own etcd client, watch caches and authorization caches."""
+        await self._connect()  # etcd_servers names the parent's etcd: nothing is started
+        await self._registry(owner=False, follow_all=True)
+        authenticator = self._credentials(write=False)
+        await self._serving(authenticator)
+        self._tasks.append(asyncio.create_task(self._watch_etcd_health(), name="etcd health"))
+        self._tasks.append(asyncio.create_task(self._follow_compaction(), name="compaction"))
+        self._sockets = [sock]
+
+    def _worker_config(self) -> str:
+        """The workers' configuration: ours, with etcd given (the embedded one's URL
+        and the apiserver's client certificate for it)."""
+        cfg = self.config
+        worker = dataclasses.replace(cfg, workers=1, etcd_initial_cluster="")
+        if self.etcd is not None:
+            pki = certs.ensure_etcd_pki(cfg.pki_dir)
+            worker = dataclasses.replace(
+                worker,
+                etcd_servers=[self.etcd.url],
+                etcd_cafile=pki.ca.cert,
+                etcd_certfile=pki.apiserver_client.cert,
+                etcd_keyfile=pki.apiserver_client.key,
+            )
+        return config_to_json(worker)
+
+    async def _supervise_workers(self) -> None:
+        while True:
+            await asyncio.sleep(0.2)
+            self.pool.check()
+
+    async def _rotate_audit(self) -> None:
+        """Workers append; the parent alone rotates (audit.RotatingWriter)."""
+        cfg = self.config
+        assert cfg.audit_log_path is not None
+        while True:
+            await asyncio.sleep(0.5)
+            with contextlib.suppress(OSError):
+                audit.rotate_if_full(
+                    cfg.audit_log_path, cfg.audit_log_maxsize << 20, cfg.audit_log_maxbackup
+                )
+
+    async def _follow_compaction(self) -> None:
+        """A worker's watch caches forget what the parent compacted away, so that a
+        watch from before it answers 410 on every worker alike."""
+        assert self.hubs is not None
+        path = self.config.state_dir / COMPACTED_FILE
+        while True:
+            await asyncio.sleep(0.5)
+            with contextlib.suppress(OSError, ValueError):
+                revision = int(path.read_text())
+                if revision > self.hubs.compacted:
+                    self.hubs.forget_before(revision)
 
     def _audit(self) -> Callable[[ASGIApp], ASGIApp] | None:
         """The audit layer when a policy and a log path are given (audit.py)."""
@@ -457,7 +585,10 @@ class APIServer:
             return None
         policy = audit.load_policy(cfg.audit_policy_file.read_text())
         writer = audit.RotatingWriter(
-            cfg.audit_log_path, cfg.audit_log_maxsize << 20, cfg.audit_log_maxbackup
+            cfg.audit_log_path,
+            cfg.audit_log_maxsize << 20,
+            cfg.audit_log_maxbackup,
+            rotates=not self._is_worker,  # under workers the parent rotates
         )
         self._audit_writer = writer
         log.info("audit log at %s", cfg.audit_log_path)
@@ -465,7 +596,7 @@ class APIServer:
 
     async def serve(self) -> None:
         assert self._server is not None
-        await self._server.serve()
+        await self._server.serve(sockets=self._sockets)
 
     async def _etcd_answers(self) -> bool:
         if self.store is None:
@@ -521,6 +652,8 @@ class APIServer:
                 await asyncio.to_thread(self.etcd.wait_listening)
                 if self.etcd.url != old_url:
                     await self.store.reconnect([self.etcd.url])
+                    if self.pool is not None:
+                        self.pool.replace_all(self._worker_config())
                 await self._advertise_peer_url()
             except Exception as e:  # the loop tries again after the next back-off
                 log.error("restarting etcd failed: %s", e)
@@ -540,6 +673,7 @@ class APIServer:
                 if previous:
                     await self.store.compact(previous)
                     self.hubs.forget_before(previous)
+                    _write_atomic(self.config.state_dir / COMPACTED_FILE, str(previous))
                     log.info("compacted etcd at revision %d", previous)
                 previous = current
             except Exception as e:
@@ -548,6 +682,8 @@ class APIServer:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.should_exit = True
+        if self.pool is not None:  # workers first, etcd last
+            await asyncio.to_thread(self.pool.stop)
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -578,14 +714,87 @@ def _kinds_by_prefix() -> dict[str, frozenset[str]]:
     return {prefix: frozenset(k) for prefix, k in kinds.items()}
 
 
-async def run(config: ServerConfig) -> None:
+def config_to_json(config: ServerConfig) -> str:
+    return json.dumps(dataclasses.asdict(config), default=str)
+
+
+def config_from_json(text: str) -> ServerConfig:
+    """The parent's ServerConfig as a worker gets it (paths and tuples restored)."""
+    raw = json.loads(text)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(ServerConfig):
+        if f.name not in raw:
+            continue
+        value = raw[f.name]
+        kind = str(f.type)
+        if value is not None and kind.startswith("Path"):
+            value = Path(value)
+        elif value is not None and kind.startswith("tuple"):
+            value = tuple(value)
+        values[f.name] = value
+    return ServerConfig(**values)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+async def run(
+    config: ServerConfig,
+    sock: socket.socket | None = None,
+    preforked: list[tuple[workers.Forked, int]] | None = None,
+) -> None:
+    """Serve until SIGTERM/SIGINT: alone (workers=1), or as the parent of workers."""
     server = APIServer(config)
+    if config.workers > 1:
+        await _run_parent(server, sock, preforked)
+        return
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     try:
         await server.start()
+        serving = asyncio.create_task(server.serve())
+        stopper = asyncio.create_task(stopping.wait())
+        await asyncio.wait({serving, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if server._server is not None:
+            server._server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
+    finally:
+        await server.stop()
+
+
+async def _run_parent(
+    server: APIServer,
+    sock: socket.socket | None,
+    preforked: list[tuple[workers.Forked, int]] | None,
+) -> None:
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        await server.start_parent(sock, preforked)
+        await stopping.wait()
+    finally:
+        await server.stop()  # workers (gracefully), then the rest, etcd last
+
+
+async def run_worker(config: ServerConfig, fd: int) -> None:
+    """One worker of several: serve on the inherited socket until SIGTERM."""
+    server = APIServer(config)
+    server._is_worker = True
+    sock = socket.socket(fileno=fd)
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        await server.start_worker(sock)
         serving = asyncio.create_task(server.serve())
         stopper = asyncio.create_task(stopping.wait())
         await asyncio.wait({serving, stopper}, return_when=asyncio.FIRST_COMPLETED)

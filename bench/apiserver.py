@@ -83,9 +83,20 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def children(pid: int) -> list[int]:
+    """The direct children of a process (its apiserver workers, its etcd)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
 class Cpu:
-    """CPU seconds spent by the apiserver, its etcd and the load generator (this
-    process and its children, e.g. ab) between two points."""
+    """CPU seconds spent by the apiserver (parent and workers), its etcd and the load
+    generator (this process and its children, e.g. ab) between two points."""
 
     def __init__(self, server: Server) -> None:
         self.server = server
@@ -94,7 +105,10 @@ class Cpu:
         own = resource.getrusage(resource.RUSAGE_SELF)
         kids = resource.getrusage(resource.RUSAGE_CHILDREN)
         gen = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-        return proc_cpu(self.server.pid), proc_cpu(self.server.etcd_pid), gen
+        etcd = self.server.etcd_pid
+        workers = [c for c in children(self.server.pid) if c != etcd]
+        server = proc_cpu(self.server.pid) + sum(proc_cpu(w) for w in workers)
+        return server, proc_cpu(etcd), gen
 
     def since(self, start: tuple[float, float, float]) -> str:
         end = self.now()
@@ -119,8 +133,9 @@ def mark() -> tuple[float, float, float] | None:
 
 
 class Server:
-    def __init__(self, state: Path) -> None:
+    def __init__(self, state: Path, workers: int | None = None) -> None:
         self.state = state
+        self.workers = workers  # None: the apiserver's default (one per CPU, at most 4)
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -129,7 +144,8 @@ class Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "apiserver", "--state-dir", str(self.state),
              "--secure-port", str(self.port), "--bind-address", "127.0.0.1",
-             "--log-level", "warning"],
+             "--log-level", "warning",
+             *(["--workers", str(self.workers)] if self.workers else [])],
             stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
         )  # fmt: skip
         deadline = time.monotonic() + 60
@@ -476,7 +492,7 @@ def start_profiler(server: Server, out: str) -> subprocess.Popen[bytes]:
     assert server.proc is not None
     return subprocess.Popen(
         [shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
-         "record", "--pid", str(server.proc.pid), "--format", "raw",
+         "record", "--pid", str(server.proc.pid), "--subprocesses", "--format", "raw",
          "--rate", "200", "--nonblocking", "-o", out],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -491,15 +507,19 @@ async def main() -> None:
         "--profile", metavar="FILE", default="",
         help="sample the server with py-spy during the API rows; collapsed stacks to FILE",
     )  # fmt: skip
+    p.add_argument(
+        "--workers", type=int, default=None, help="apiserver worker processes (default: its own)"
+    )
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="skiff-bench-") as tmp:
-        server = Server(Path(tmp))
+        server = Server(Path(tmp), args.workers)
         server.start()
         global CPU
         CPU = Cpu(server)
         try:
             etcd_port = json.loads((Path(tmp) / "etcd-ports.json").read_text())["client"]
-            print(f"machine: {os.cpu_count()} cpus; {args.ops} operations per row\n")
+            print(f"machine: {os.cpu_count()} cpus; {args.ops} operations per row; "
+                  f"apiserver workers: {args.workers or 'default'}\n")  # fmt: skip
             await bench_etcd(etcd_port, args.ops, Path(tmp) / "pki")
             print()
             spy = start_profiler(server, args.profile) if args.profile else None

@@ -104,6 +104,16 @@ class ServiceAccountAdmission:
         return await self.registry.create(info, namespace, obj, opts)
 
 
+async def reconcile_bootstrap(registry: Registry) -> None:
+    """The default cluster roles and bindings, created or repaired."""
+    roles_info = _info(GROUP, "clusterroles")
+    bindings_info = _info(GROUP, "clusterrolebindings")
+    for role in bootstrap.cluster_roles():
+        await reconcile(registry, roles_info, role)
+    for binding in bootstrap.cluster_role_bindings():
+        await reconcile(registry, bindings_info, binding)
+
+
 async def reconcile(registry: Registry, info: resources.ResourceInfo, want: dict[str, Any]) -> None:
     """Create a bootstrap object, or add back rules and subjects it lost.
 
@@ -141,13 +151,10 @@ async def reconcile(registry: Registry, info: resources.ResourceInfo, want: dict
     await registry.update(info, "", name, add, WriteOptions(field_manager="kube-apiserver"))
 
 
-async def start(registry: Registry) -> Authorization:
-    roles_info = _info(GROUP, "clusterroles")
-    bindings_info = _info(GROUP, "clusterrolebindings")
-    for role in bootstrap.cluster_roles():
-        await reconcile(registry, roles_info, role)
-    for binding in bootstrap.cluster_role_bindings():
-        await reconcile(registry, bindings_info, binding)
+async def start(registry: Registry, reconcile_defaults: bool = True) -> Authorization:
+    """`reconcile_defaults=False`: a worker of several, whose parent reconciled them."""
+    if reconcile_defaults:
+        await reconcile_bootstrap(registry)
     auth = Authorization(registry)
     for plural in ("roles", "clusterroles", "rolebindings", "clusterrolebindings"):
         auth.caches[plural] = ObjectCache(registry, _info(GROUP, plural))

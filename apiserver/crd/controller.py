@@ -115,8 +115,11 @@ def served(definitions: dict[str, dict[str, Any]]) -> list[ResourceInfo]:
 
 
 class CRDController:
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, writes: bool = True) -> None:
         self.registry = registry
+        # False in a worker of several (workers.py): it serves the definitions while
+        # the parent alone writes their status and cleans up, once, not N times.
+        self.writes = writes
         info = resources.lookup(crd.GROUP, "v1", "customresourcedefinitions")
         assert info is not None
         self.info = info
@@ -131,7 +134,8 @@ class CRDController:
             self.definitions[item["metadata"]["name"]] = item
         self._install()
         for item in items:
-            await self._sync(item)
+            if self.writes:
+                await self._sync(item)
         self._task = asyncio.create_task(self._follow(str(revision)), name="crd controller")
 
     async def stop(self) -> None:
@@ -160,7 +164,8 @@ class CRDController:
                         continue
                     self.definitions[name] = item
                     self._install()
-                    await self._sync(item)
+                    if self.writes:
+                        await self._sync(item)
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # etcd away, compaction: list again and go on

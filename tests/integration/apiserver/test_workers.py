@@ -1,0 +1,260 @@
+"""The apiserver as several worker processes on one port (apiserver/workers.py).
+
+Which worker takes a connection is the kernel's choice (one shared accept
+queue), so to make a request go through a given worker the tests stop the
+other one (SIGSTOP: it accepts nothing while stopped) for as long as it takes
+to open a connection, which the client then keeps (keep-alive) for the test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ApiServerProcess
+
+WORKERS = 2
+
+
+def _children(pid: int) -> list[int]:
+    kids: list[int] = []
+    with contextlib.suppress(FileNotFoundError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(FileNotFoundError):
+                kids += [
+                    int(k) for k in Path(f"/proc/{pid}/task/{task}/children").read_text().split()
+                ]
+    return kids
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    except FileNotFoundError:
+        return []
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def worker_pids(server: ApiServerProcess) -> list[int]:
+    assert server.proc is not None
+    return sorted(
+        p for p in _children(server.proc.pid) if "apiserver" in _cmdline(p) and _running(p)
+    )
+
+
+def wait_for_workers(server: ApiServerProcess, count: int, timeout: float = 30.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = worker_pids(server)
+        if len(pids) == count:
+            return pids
+        assert time.monotonic() < deadline, f"workers {pids}, wanted {count}"
+        time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def only(pid: int, others: list[int]) -> Iterator[None]:
+    """While inside, only worker `pid` accepts connections (the others are stopped)."""
+    stopped = [p for p in others if p != pid]
+    for p in stopped:
+        os.kill(p, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for p in stopped:
+            os.kill(p, signal.SIGCONT)
+
+
+@contextlib.contextmanager
+def pinned(server: ApiServerProcess, pid: int, pids: list[int]) -> Iterator[httpx.Client]:
+    """A client whose one kept-alive connection was accepted by worker `pid`."""
+    with server.client(limits=httpx.Limits(max_connections=1)) as client:
+        with only(pid, pids):
+            assert client.get("/version").status_code == 200
+        yield client
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServerProcess]:
+    server = ApiServerProcess(tmp_path_factory.mktemp("workers"), "--workers", str(WORKERS))
+    try:
+        server.start()
+        wait_for_workers(server, WORKERS)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def ns(server: ApiServerProcess) -> str:
+    name = f"w-{uuid.uuid4().hex[:8]}"
+    with server.client() as api:
+        assert api.post("/api/v1/namespaces", json={"metadata": {"name": name}}).status_code == 201
+    return name
+
+
+def test_watch_on_one_worker_sees_writes_through_the_other(
+    server: ApiServerProcess, ns: str
+) -> None:
+    a, b = wait_for_workers(server, WORKERS)
+    cms = f"/api/v1/namespaces/{ns}/configmaps"
+    with pinned(server, a, [a, b]) as writer, pinned(server, b, [a, b]) as watcher:
+        rv = watcher.get(cms).json()["metadata"]["resourceVersion"]
+        params = {"watch": "1", "resourceVersion": rv, "timeoutSeconds": "15"}
+        with watcher.stream("GET", cms, params=params) as r:
+            assert r.status_code == 200
+            names = [f"cm-{i}" for i in range(5)]
+            for name in names:
+                assert writer.post(cms, json={"metadata": {"name": name}}).status_code == 201
+            seen: list[str] = []
+            for line in r.iter_lines():
+                if line:
+                    event = json.loads(line)
+                    assert event["type"] == "ADDED", event
+                    seen.append(event["object"]["metadata"]["name"])
+                if len(seen) == len(names):
+                    break
+        assert seen == names
+
+
+def test_read_your_writes_across_workers(server: ApiServerProcess, ns: str) -> None:
+    """A write through one worker is in the very next read through the other."""
+    a, b = wait_for_workers(server, WORKERS)
+    cms = f"/api/v1/namespaces/{ns}/configmaps"
+    with pinned(server, a, [a, b]) as writer, pinned(server, b, [a, b]) as reader:
+        for i in range(20):
+            created = writer.post(cms, json={"metadata": {"name": f"c{i}"}, "data": {"i": str(i)}})
+            assert created.status_code == 201
+            got = reader.get(f"{cms}/c{i}")
+            assert got.status_code == 200, got.text
+            assert got.json()["data"] == {"i": str(i)}
+            listed = reader.get(cms).json()
+            assert f"c{i}" in [o["metadata"]["name"] for o in listed["items"]]
+            patched = writer.patch(
+                f"{cms}/c{i}",
+                json={"data": {"i": "x"}},
+                headers={"Content-Type": "application/merge-patch+json"},
+            )
+            assert (
+                reader.get(f"{cms}/c{i}").json()["metadata"]["resourceVersion"]
+                == (patched.json()["metadata"]["resourceVersion"])
+            )
+
+
+def test_a_token_issued_by_one_worker_is_accepted_by_the_other(
+    server: ApiServerProcess, ns: str
+) -> None:
+    """Every worker signs and checks service-account tokens with the one key."""
+    a, b = wait_for_workers(server, WORKERS)
+    with pinned(server, a, [a, b]) as via_a, pinned(server, b, [a, b]) as via_b:
+        sa = f"/api/v1/namespaces/{ns}/serviceaccounts"
+        assert via_a.post(sa, json={"metadata": {"name": "robot"}}).status_code == 201
+        r = via_a.post(f"{sa}/robot/token", json={"spec": {}})
+        assert r.status_code == 201, r.text
+        token = r.json()["status"]["token"]
+        pods = f"/api/v1/namespaces/{ns}/pods"
+        deadline = time.monotonic() + 20
+        while True:  # until the account is in the other worker's cache (milliseconds)
+            code = via_b.get(pods, headers={"Authorization": f"Bearer {token}"}).status_code
+            if code != 401 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert code == 403  # authenticated as the account, which may not list pods
+
+
+def _counter(text: str, resource: str) -> float:
+    pattern = re.compile(
+        r'^apiserver_request_total\{(?=[^}]*code="200")(?=[^}]*resource="' + resource + r'")'
+        r'(?=[^}]*verb="list")[^}]*\} (\S+)$',
+        re.M,
+    )
+    return sum(float(m) for m in pattern.findall(text))
+
+
+def test_metrics_add_up_across_workers(server: ApiServerProcess) -> None:
+    a, b = wait_for_workers(server, WORKERS)
+    url = "/api/v1/namespaces/default/replicationcontrollers"
+    with server.client() as api:
+        before = _counter(api.get("/metrics").text, "replicationcontrollers")
+    with pinned(server, a, [a, b]) as via_a, pinned(server, b, [a, b]) as via_b:
+        for _ in range(7):
+            assert via_a.get(url).status_code == 200
+        for _ in range(5):
+            assert via_b.get(url).status_code == 200
+        # Whichever worker answers /metrics, it shows both workers' requests.
+        assert _counter(via_a.get("/metrics").text, "replicationcontrollers") == before + 12
+        assert _counter(via_b.get("/metrics").text, "replicationcontrollers") == before + 12
+
+
+def test_a_killed_worker_is_replaced_and_the_other_serves_meanwhile(
+    server: ApiServerProcess,
+) -> None:
+    a, b = wait_for_workers(server, WORKERS)
+    url = "/api/v1/namespaces/default/replicationcontrollers"
+    with server.client() as api:
+        before = _counter(api.get("/metrics").text, "replicationcontrollers")
+    os.kill(a, signal.SIGKILL)
+    for _ in range(10):  # each on a new connection: all taken by the worker still there
+        with server.client() as api:
+            assert api.get(url).status_code == 200
+    deadline = time.monotonic() + 30
+    while True:
+        pids = worker_pids(server)
+        replacement = [p for p in pids if p not in (a, b)]
+        if replacement:
+            break
+        assert time.monotonic() < deadline, f"no worker replaced {a}: {pids}"
+        time.sleep(0.1)
+    # The new worker serves the port (the other is stopped: only it can accept);
+    # the dead worker's requests stay counted.
+    with only(replacement[0], [b, replacement[0]]), server.client() as api:
+        assert api.get(url).status_code == 200
+        assert _counter(api.get("/metrics").text, "replicationcontrollers") == before + 11
+
+
+def test_sigterm_stops_every_worker_and_etcd(server: ApiServerProcess) -> None:
+    assert server.proc is not None
+    children = [p for p in _children(server.proc.pid) if _running(p)]
+    assert len([p for p in children if "apiserver" in _cmdline(p)]) == WORKERS
+    assert any("etcd" in " ".join(_cmdline(p)) for p in children)  # (setpriv) etcd
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=30) == 0
+    deadline = time.monotonic() + 10
+    while any(_running(p) for p in children):
+        assert time.monotonic() < deadline, [p for p in children if _running(p)]
+        time.sleep(0.1)
+
+
+def test_workers_die_with_a_killed_parent(tmp_path: Path) -> None:
+    """kill -9 of the parent leaves no worker behind (PR_SET_PDEATHSIG)."""
+    server = ApiServerProcess(tmp_path / "s", "--workers", str(WORKERS))
+    try:
+        server.start()
+        assert server.proc is not None
+        pids = wait_for_workers(server, WORKERS)
+        server.proc.kill()
+        server.proc.wait()
+        deadline = time.monotonic() + 10
+        while any(_running(p) for p in pids):
+            assert time.monotonic() < deadline, [p for p in pids if _running(p)]
+            time.sleep(0.1)
+    finally:
+        server.stop()  # etcd, by the PID it recorded
