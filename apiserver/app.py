@@ -334,7 +334,7 @@ def build_app(
         if authorization.issuer is not None:
             inner = TokenRequests(inner, registry, authorization.issuer)
         inner = Reviews(inner, authorization.authorizer, authenticator.review_token)
-        inner = Authorize(inner, authorization.authorizer)
+        inner = Authorize(inner, authorization.authorizer, authorization.catch_up)
     if audit is not None:
         inner = audit(inner)  # audit.py: sees the user, the decision and the answer
     return Observe(Authenticate(inner, authenticator, BootstrapTokens(registry)))

@@ -36,6 +36,8 @@ class ObjectCache:
         self.synced = asyncio.Event()
         self.handlers: list[Handler] = []
         self.generation = 0  # counts changes, so readers can tell their derived data is stale
+        self.revision = 0  # the newest etcd revision applied
+        self._advanced = asyncio.Event()  # set (and replaced) whenever `revision` moves
         self._task: asyncio.Task[None] | None = None
 
     def get(self, key: str) -> dict[str, Any] | None:
@@ -47,6 +49,23 @@ class ObjectCache:
     def in_namespace(self, namespace: str) -> list[dict[str, Any]]:
         prefix = f"{namespace}/"
         return [v for k, v in self.items.items() if k.startswith(prefix)]
+
+    async def reached(self, revision: int, seconds: float) -> None:
+        """Wait (at most `seconds`) until this cache has applied the change at `revision`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while self.revision < revision:
+            left = deadline - loop.time()
+            if left <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._advanced.wait(), left)
+
+    def _advance(self, revision: int) -> None:
+        if revision > self.revision:
+            self.revision = revision
+            self._advanced.set()
+            self._advanced = asyncio.Event()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"authz-cache-{self.info.plural}")
@@ -76,6 +95,7 @@ class ObjectCache:
             listing = True
             try:
                 async for event, obj in self.registry.watch(self.info, "", ListOptions(), ""):
+                    rv = (obj.get("metadata") or {}).get("resourceVersion") or "0"
                     if listing:
                         if event == PROGRESS:
                             listing = False
@@ -83,13 +103,14 @@ class ObjectCache:
                                 self._set(key, None)
                             for key, value in fresh.items():
                                 self._set(key, value)
+                            self._advance(int(rv))
                             self.synced.set()
                         else:
                             fresh[key_of(obj)] = obj
                         continue
-                    if event == PROGRESS:
-                        continue
-                    self._set(key_of(obj), None if event == "DELETED" else obj)
+                    if event != PROGRESS:
+                        self._set(key_of(obj), None if event == "DELETED" else obj)
+                    self._advance(int(rv))
             except asyncio.CancelledError:
                 raise
             except Exception as e:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -94,9 +94,15 @@ def impersonated(
 
 
 class Authorize:
-    def __init__(self, app: ASGIApp, authorizer: Authorizer) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        authorizer: Authorizer,
+        catch_up: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.app = app
         self.authorizer = authorizer
+        self.catch_up = catch_up
 
     def _allowed(self, user: UserInfo, attrs: Attributes) -> bool:
         return self.authorizer.authorize(user, attrs)[0]
@@ -117,6 +123,9 @@ class Authorize:
             query = scope.get("query_string", b"").decode("latin-1")
             attrs = from_request(method, scope["path"], query)
             allowed, reason = self.authorizer.authorize(user, attrs)
+            if not allowed and self.catch_up is not None:
+                await self.catch_up()  # a grant written a moment ago, maybe via another worker
+                allowed, reason = self.authorizer.authorize(user, attrs)
             state["authz_decision"] = "allow" if allowed else "forbid"
             state["authz_reason"] = reason
             if not allowed:

@@ -16,7 +16,7 @@ from api import resources
 
 from .. import errors
 from ..certs import KeyPair
-from ..registry import Registry, WriteOptions
+from ..registry import Registry, WriteOptions, storage_prefix
 from ..serviceaccounts import TokenIssuer, admit_pod, random_suffix
 from . import (
     bootstrap,
@@ -48,6 +48,21 @@ class Authorization:
     graph: NodeGraph | None = None
     issuer: TokenIssuer | None = None
     ca: KeyPair | None = None  # signs approved CertificateSigningRequests
+
+    async def catch_up(self, seconds: float = 0.5) -> None:
+        """Before a refusal stands: let the caches reach etcd's current state.
+
+        With several apiserver workers a RoleBinding written through one worker reaches
+        another's caches a moment later (a watch delivery); a client that writes it and
+        then acts on it at once may land on the other. One keys-only etcd range per cache
+        says whether anything newer than the cache exists; the refusal is decided again
+        once the cache has it (or after `seconds`). Only refusals pay for this.
+        """
+        for cache in self.caches.values():
+            hub = await self.registry.hubs.hub(storage_prefix(cache.info))
+            _, newest, _ = await self.registry.store.changed_since(hub.prefix, hub.latest)
+            if newest and await hub.wait_for(newest, seconds):
+                await cache.reached(newest, seconds)
 
     def lookup(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
         """A live object from the caches (what service-account tokens are checked against)."""
