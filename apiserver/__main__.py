@@ -179,5 +179,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def exit_now(code: int) -> None:
+    """Exit without the interpreter's teardown: everything is stopped and flushed by
+    now, and collecting the garbage of a long-running server only made stopping
+    take seconds (the time an orderly restart or a supervisor waits)."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

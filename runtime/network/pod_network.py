@@ -102,6 +102,10 @@ class PodNetwork:
         elif _link_exists(peer):  # left on the node by an older set-up
             node_side.append(f"link set {peer} netns {netns_path} name eth0")
         node_side.append(f"link set {host_name} master {bridge} up")
+        # The address may have been a pod's that was just removed: the node's neighbour
+        # entry for it still names that pod's MAC, and would send the new pod's traffic
+        # (the kubelet's probes) nowhere until it expires (up to ~50 s).
+        node_side.append(f"neigh flush to {address} dev {bridge}")
         # Hairpin: a pod reaching itself through its Service comes back out of the port
         # it came in by (kubelet's --hairpin-mode=hairpin-veth).
         node_side.append(f"link set {host_name} type bridge_slave hairpin on")
@@ -113,7 +117,7 @@ class PodNetwork:
                 raise
             self.bridge_gone()  # removed behind our back: make it again, once
             self.ensure_bridge()
-            _ip_batch(node_side[-2:] if _link_exists(host_name) else node_side)
+            _ip_batch(node_side[-3:] if _link_exists(host_name) else node_side)
         # Inside the pod: address, up, default route ("replace": a rerun changes nothing).
         pod_side = (
             "link set lo up\n"

@@ -1,8 +1,10 @@
 """The store under faults and local users: etcd's TLS and permissions, crashes of
 the apiserver or of its etcd, and values in etcd that do not decode.
 
-Each test runs its own apiserver (and embedded etcd): they kill processes,
-write garbage into etcd, or start from a hand-made older state directory.
+Tests that kill the apiserver or its etcd, or start from a hand-made state
+directory, run their own apiserver (and embedded etcd). Tests whose faults heal
+(etcd stopped and continued, garbage written and deleted again) or that only look
+share one per module, each reading only the part of the log written during it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,7 @@ import pytest
 
 from apiserver import certs
 from apiserver.etcd_process import EtcdProcess, free_port, members_of
+from tests.conftest import ApiServerProcess
 
 pytestmark = pytest.mark.skipif(
     shutil.which("etcdctl") is None or shutil.which("runuser") is None,
@@ -120,11 +124,37 @@ def configmap(name: str, **data: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServerProcess]:
+    """One apiserver for the tests whose faults heal; a short livez grace period for
+    the test of health while etcd is unreachable (it changes nothing while etcd runs)."""
+    server = ApiServerProcess(
+        tmp_path_factory.mktemp("store-shared"), "--etcd-livez-grace-period", "2"
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def server(shared: ApiServerProcess) -> ApiServerProcess:
+    """The shared apiserver, ready again: a test before may have stopped its etcd."""
+    wait_for(lambda: health(shared, "/readyz").status_code == 200, 40, "readyz")
+    return shared
+
+
+def log_since(server: ApiServerProcess, start: int) -> str:
+    with open(server.log, "rb") as f:
+        f.seek(start)
+        return f.read().decode(errors="replace")
+
+
 # -- 1. etcd over TLS, root-only state ------------------------------------------
 
 
-def test_etcd_refuses_local_users_and_keys_are_root_only(start_apiserver: Any) -> None:
-    server = start_apiserver()
+def test_etcd_refuses_local_users_and_keys_are_root_only(server: ApiServerProcess) -> None:
     state = server.state_dir
     assert mode(state / "pki") == 0o700
     assert mode(state / "pki" / "etcd") == 0o700
@@ -273,113 +303,11 @@ def test_a_second_apiserver_on_the_same_state_dir_leaves_the_first_alone(
     assert health(first, "/readyz").status_code == 200
 
 
-# -- 3. etcd dies or hangs while the apiserver runs -----------------------------
+# -- 3. a value that does not decode --------------------------------------------
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "term"])
-def test_killed_etcd_is_restarted_and_watches_resume(start_apiserver: Any, sig: int) -> None:
-    """etcd killed, or stopped cleanly (which closes the watch stream without an
-    error): the apiserver starts it again and open watches miss nothing."""
-    server = start_apiserver()
-    with server.client() as api:
-        api.post("/api/v1/namespaces", json={"metadata": {"name": "w"}})
-        rv = api.get("/api/v1/namespaces/w/configmaps").json()["metadata"]["resourceVersion"]
-        watcher = Watcher(server, "/api/v1/namespaces/w/configmaps", rv)
-        try:
-            assert api.post("/api/v1/namespaces/w/configmaps", json=configmap("c1")).is_success
-            wait_for(lambda: "c1" in watcher.names(), 20, "c1 on the watch")
-            old = etcd_pid(server)
-            os.kill(old, sig)
-            wait_for(lambda: etcd_pid(server) != old, 30, "a new etcd")
-            wait_for(lambda: health(server, "/readyz").status_code == 200, 30, "readyz")
-            made = api.post("/api/v1/namespaces/w/configmaps", json=configmap("c2"))
-            assert made.status_code == 201, made.text
-            wait_for(lambda: "c2" in watcher.names(), 30, "c2 on the watch")
-            time.sleep(0.5)  # room for a repeated event to show up, if there were one
-        finally:
-            watcher.stop()
-    assert watcher.names() == ["c1", "c2"]
-    # etcd re-raises SIGTERM after its clean shutdown, so both end by the signal.
-    assert f"exited with code {-sig}; starting it again in 1s" in server.log.read_text()
-
-
-def test_etcd_moves_when_its_port_was_taken_meanwhile(start_apiserver: Any) -> None:
-    """Someone else listens on etcd's client port after etcd died: etcd comes back
-    on other ports, the apiserver follows it, and the peer URL is corrected."""
-    server = start_apiserver()
-    before = json.loads((server.state_dir / "etcd-ports.json").read_text())
-    pid = etcd_pid(server)
-    os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not running(pid), 10, "etcd to die")
-    with socket.socket() as squatter:
-        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-
-        def bound() -> bool:
-            # etcd's threads may still hold the port an instant after its leader exited.
-            try:
-                squatter.bind(("127.0.0.1", before["client"]))
-            except OSError:
-                return False
-            return True
-
-        wait_for(bound, 0.8, "etcd's port to be free")  # the apiserver waits 1 s
-        squatter.listen()
-        wait_for(lambda: etcd_pid(server) != pid, 30, "a new etcd")
-        wait_for(lambda: health(server, "/readyz").status_code == 200, 40, "readyz")
-        after = json.loads((server.state_dir / "etcd-ports.json").read_text())
-        assert after["client"] != before["client"]
-        with server.client() as api:
-            made = api.post("/api/v1/namespaces/default/configmaps", json=configmap("moved"))
-            assert made.status_code == 201, made.text
-
-    def member() -> dict[str, Any]:
-        listed = server.etcdctl("member", "list", "-w", "json")
-        assert listed.returncode == 0, listed.stderr
-        [only] = json.loads(listed.stdout)["members"]
-        return dict(only)
-
-    # The apiserver rewrites the stored peer URL just after the member is back.
-    peer_url = f"https://127.0.0.1:{after['peer']}"
-    wait_for(lambda: member()["peerURLs"] == [peer_url], 20, "the new peer URL")
-    assert member()["clientURLs"] == [f"https://127.0.0.1:{after['client']}"]
-
-
-def test_health_tells_the_truth_while_etcd_is_unreachable(start_apiserver: Any) -> None:
-    """A stopped (SIGSTOP) etcd does not answer: /readyz fails at once, /livez after
-    its grace period, requests answer 503 with a Status; SIGCONT heals everything."""
-    server = start_apiserver("--etcd-livez-grace-period", "2")
-    assert health(server, "/livez").text == "ok"
-    pid = etcd_pid(server)
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        ready = wait_for(lambda: (r := health(server, "/readyz")).status_code == 500 and r, 10)
-        assert "[-]etcd failed" in ready.text and "readyz check failed" in ready.text
-        live = wait_for(lambda: (r := health(server, "/livez")).status_code == 500 and r, 20)
-        assert "[+]ping ok" in live.text
-        assert "[-]etcd failed: reason withheld" in live.text
-        assert live.text.rstrip().endswith("livez check failed")
-        with server.client() as api:
-            r = api.get("/api/v1/namespaces/default/configmaps", timeout=30)
-        assert r.status_code == 503, r.text
-        status = r.json()
-        assert status["kind"] == "Status" and status["reason"] == "ServiceUnavailable"
-        assert "etcd" in status["message"]
-        assert r.headers.get("retry-after") == "1"
-    finally:
-        os.kill(pid, signal.SIGCONT)
-    wait_for(lambda: health(server, "/livez").status_code == 200, 30, "livez back")
-    wait_for(lambda: health(server, "/readyz").status_code == 200, 30, "readyz back")
-    with server.client() as api:
-        assert api.post("/api/v1/namespaces/default/configmaps", json=configmap("z")).is_success
-    verbose = health(server, "/livez?verbose")
-    assert verbose.status_code == 200 and "[+]etcd ok" in verbose.text
-
-
-# -- 4. a value that does not decode --------------------------------------------
-
-
-def test_an_undecodable_value_costs_one_object_never_the_stream(start_apiserver: Any) -> None:
-    server = start_apiserver()
+def test_an_undecodable_value_costs_one_object_never_the_stream(server: ApiServerProcess) -> None:
+    log_start = server.log.stat().st_size
     with server.client() as api:
         api.post("/api/v1/namespaces", json={"metadata": {"name": "other"}})
         rv = api.get("/api/v1/configmaps").json()["metadata"]["resourceVersion"]
@@ -419,18 +347,118 @@ def test_an_undecodable_value_costs_one_object_never_the_stream(start_apiserver:
             in_other.stop()
             everywhere.stop()
     assert "bad" not in everywhere.names() and "pod" not in everywhere.names()
-    log = server.log.read_text()
+    log = log_since(server, log_start)
     assert "watch on /registry/configmaps/ broke" not in log
     assert "skipping a watch event that does not decode" in log
+
+
+# -- 4. etcd dies or hangs while the apiserver runs -----------------------------
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "term"])
+def test_killed_etcd_is_restarted_and_watches_resume(start_apiserver: Any, sig: int) -> None:
+    """etcd killed, or stopped cleanly (which closes the watch stream without an
+    error): the apiserver starts it again and open watches miss nothing."""
+    server = start_apiserver()  # its own: each restart of etcd doubles the next delay
+    with server.client() as api:
+        api.post("/api/v1/namespaces", json={"metadata": {"name": "w"}})
+        rv = api.get("/api/v1/namespaces/w/configmaps").json()["metadata"]["resourceVersion"]
+        watcher = Watcher(server, "/api/v1/namespaces/w/configmaps", rv)
+        try:
+            assert api.post("/api/v1/namespaces/w/configmaps", json=configmap("c1")).is_success
+            wait_for(lambda: "c1" in watcher.names(), 20, "c1 on the watch")
+            old = etcd_pid(server)
+            os.kill(old, sig)
+            wait_for(lambda: etcd_pid(server) != old, 30, "a new etcd")
+            wait_for(lambda: health(server, "/readyz").status_code == 200, 30, "readyz")
+            made = api.post("/api/v1/namespaces/w/configmaps", json=configmap("c2"))
+            assert made.status_code == 201, made.text
+            wait_for(lambda: "c2" in watcher.names(), 30, "c2 on the watch")
+            time.sleep(0.5)  # room for a repeated event to show up, if there were one
+        finally:
+            watcher.stop()
+    assert watcher.names() == ["c1", "c2"]
+    # etcd re-raises SIGTERM after its clean shutdown, so both end by the signal.
+    assert f"exited with code {-sig}; starting it again in 1s" in server.log.read_text()
+
+
+def test_etcd_moves_when_its_port_was_taken_meanwhile(start_apiserver: Any) -> None:
+    """Someone else listens on etcd's client port after etcd died: etcd comes back
+    on other ports, the apiserver follows it, and the peer URL is corrected."""
+    server = start_apiserver()  # its own: the first restart of etcd waits 1 s
+    before = json.loads((server.state_dir / "etcd-ports.json").read_text())
+    pid = etcd_pid(server)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not running(pid), 10, "etcd to die")
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+
+        def bound() -> bool:
+            # etcd's threads may still hold the port an instant after its leader exited.
+            try:
+                squatter.bind(("127.0.0.1", before["client"]))
+            except OSError:
+                return False
+            return True
+
+        wait_for(bound, 0.8, "etcd's port to be free")  # the apiserver waits 1 s
+        squatter.listen()
+        wait_for(lambda: etcd_pid(server) != pid, 30, "a new etcd")
+        wait_for(lambda: health(server, "/readyz").status_code == 200, 40, "readyz")
+        after = json.loads((server.state_dir / "etcd-ports.json").read_text())
+        assert after["client"] != before["client"]
+        with server.client() as api:
+            made = api.post("/api/v1/namespaces/default/configmaps", json=configmap("moved"))
+            assert made.status_code == 201, made.text
+
+    def member() -> dict[str, Any]:
+        listed = server.etcdctl("member", "list", "-w", "json")
+        assert listed.returncode == 0, listed.stderr
+        [only] = json.loads(listed.stdout)["members"]
+        return dict(only)
+
+    # The apiserver rewrites the stored peer URL just after the member is back.
+    peer_url = f"https://127.0.0.1:{after['peer']}"
+    wait_for(lambda: member()["peerURLs"] == [peer_url], 20, "the new peer URL")
+    assert member()["clientURLs"] == [f"https://127.0.0.1:{after['client']}"]
+
+
+def test_health_tells_the_truth_while_etcd_is_unreachable(server: ApiServerProcess) -> None:
+    """A stopped (SIGSTOP) etcd does not answer: /readyz fails at once, /livez after
+    its grace period, requests answer 503 with a Status; SIGCONT heals everything."""
+    assert health(server, "/livez").text == "ok"
+    pid = etcd_pid(server)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        ready = wait_for(lambda: (r := health(server, "/readyz")).status_code == 500 and r, 10)
+        assert "[-]etcd failed" in ready.text and "readyz check failed" in ready.text
+        live = wait_for(lambda: (r := health(server, "/livez")).status_code == 500 and r, 20)
+        assert "[+]ping ok" in live.text
+        assert "[-]etcd failed: reason withheld" in live.text
+        assert live.text.rstrip().endswith("livez check failed")
+        with server.client() as api:
+            r = api.get("/api/v1/namespaces/default/configmaps", timeout=30)
+        assert r.status_code == 503, r.text
+        status = r.json()
+        assert status["kind"] == "Status" and status["reason"] == "ServiceUnavailable"
+        assert "etcd" in status["message"]
+        assert r.headers.get("retry-after") == "1"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_for(lambda: health(server, "/livez").status_code == 200, 30, "livez back")
+    wait_for(lambda: health(server, "/readyz").status_code == 200, 30, "readyz back")
+    with server.client() as api:
+        assert api.post("/api/v1/namespaces/default/configmaps", json=configmap("z")).is_success
+    verbose = health(server, "/livez?verbose")
+    assert verbose.status_code == 200 and "[+]etcd ok" in verbose.text
 
 
 # -- the size limits agree ------------------------------------------------------
 
 
-def test_objects_up_to_the_body_limit_are_stored(start_apiserver: Any) -> None:
+def test_objects_up_to_the_body_limit_are_stored(server: ApiServerProcess) -> None:
     """etcd's default request limit (1.5 MiB) is below the API's 3 MiB body limit:
     the embedded etcd accepts what the API accepts."""
-    server = start_apiserver()
     big = configmap("big", blob="x" * (2 * 1024 * 1024 + 512 * 1024))
     with server.client() as api:
         made = api.post("/api/v1/namespaces/default/configmaps", json=big)

@@ -183,7 +183,7 @@ def test_compacted_resource_version_answers_410(start_apiserver: Any) -> None:
             if events and events[0]["type"] == "ERROR":
                 break
             assert time.monotonic() < deadline, f"no 410 after compaction: {events[:1]}"
-            time.sleep(0.5)
+            time.sleep(0.1)
         status = events[0]["object"]
         assert status["kind"] == "Status"
         assert status["code"] == 410

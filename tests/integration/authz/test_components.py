@@ -13,6 +13,8 @@ import httpx
 import pytest
 import yaml
 
+from tests.conftest import ApiServerProcess, ComponentProcess
+
 from .conftest import eventually
 
 FAST = (
@@ -26,14 +28,27 @@ FAST = (
 RBAC = "/apis/rbac.authorization.k8s.io/v1"
 
 
-@pytest.fixture
-def cluster(start_apiserver: Any, start_component: Any) -> Iterator[tuple[Any, httpx.Client]]:
-    server = start_apiserver()
-    configs = server.state_dir / "kubeconfigs"
-    start_component("scheduler", configs / "scheduler.kubeconfig", *FAST)
-    start_component("controllers", configs / "controller-manager.kubeconfig", *FAST)
-    with server.client() as api:
-        yield server, api
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, httpx.Client]]:
+    """One apiserver, scheduler and controller-manager for the module: the tests use
+    names of their own (node-a, namespaces fresh and gone, the role widgets-view)."""
+    base = tmp_path_factory.mktemp("components")
+    server = ApiServerProcess(base / "apiserver")
+    components: list[ComponentProcess] = []
+    try:
+        server.start()
+        configs = server.state_dir / "kubeconfigs"
+        for module, config in (("scheduler", "scheduler"), ("controllers", "controller-manager")):
+            component = ComponentProcess(
+                module, configs / f"{config}.kubeconfig", base / f"{module}.log", *FAST
+            )
+            components.append(component.start())
+        with server.client() as api:
+            yield server, api
+    finally:
+        for component in components:
+            component.stop()
+        server.stop()
 
 
 def user_of(kubeconfig: Path) -> str:

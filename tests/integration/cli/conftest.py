@@ -53,7 +53,7 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = 90.0) -> Any:
             last = e
         if last and not isinstance(last, Exception):
             return last
-        time.sleep(0.3)
+        time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}: last={last!r}")
 
 

@@ -12,8 +12,20 @@ import json
 import time
 from pathlib import Path
 
+import httpx
+
 from tests.conftest import ApiServerProcess
 from tests.integration.crd.test_crd import crd_manifest, cron_tab
+
+
+def first_event_is_gone(api: httpx.Client, url: str, rv: str) -> bool:
+    """True when a watch from `rv` starts with an ERROR event: etcd compacted it."""
+    params = {"watch": "1", "resourceVersion": rv, "timeoutSeconds": "2"}
+    with api.stream("GET", url, params=params) as r:
+        for line in r.iter_lines():
+            if line:
+                return bool(json.loads(line)["type"] == "ERROR")
+    return False
 
 
 def test_a_crd_made_after_a_compaction_is_watched(tmp_path: Path) -> None:
@@ -21,13 +33,19 @@ def test_a_crd_made_after_a_compaction_is_watched(tmp_path: Path) -> None:
     server.start()
     try:
         with server.client() as api:
-            for i in range(20):  # history, then compactions of it
-                r = api.post(
-                    "/api/v1/namespaces/default/configmaps", json={"metadata": {"name": f"c{i}"}}
-                )
+            cms = "/api/v1/namespaces/default/configmaps"
+            first_rv = ""
+            for i in range(5):  # history, then a compaction of all of it
+                r = api.post(cms, json={"metadata": {"name": f"c{i}"}})
                 assert r.status_code == 201, r.text
-                time.sleep(0.3)
-            time.sleep(5)
+                first_rv = first_rv or r.json()["metadata"]["resourceVersion"]
+            # A watch from the first ConfigMap's revision answers 410 once etcd has
+            # compacted past it (and so past the server's start revision).
+            deadline = time.monotonic() + 30
+            while not first_event_is_gone(api, cms, first_rv):
+                assert time.monotonic() < deadline, "no compaction within 30 s"
+                api.post(cms, json={"metadata": {"generateName": "c-"}})  # history moves on
+                time.sleep(0.2)
             group = "late.example.com"
             server.kubectl("apply", "-f", "-", input=json.dumps(crd_manifest(group)))
             server.kubectl("wait", "--for=condition=Established", f"crd/crontabs.{group}")

@@ -655,38 +655,55 @@ def test_kubelet_authorizes_its_callers_through_the_apiserver(node: Node) -> Non
     ca = str(node.pki / "ca.crt")
     url = f"https://127.0.0.1:{node.kubelet_port}"
     who = f"monitor-{uuid.uuid4().hex[:6]}"
-    pair = certs.issue(
-        certs.KeyPair(node.pki / "ca.crt", node.pki / "ca.key"),
-        certs.KeyPair(node.pki / f"{who}.crt", node.pki / f"{who}.key"),
-        common_name=who,
-        client=True,
-    )
-    context = ssl.create_default_context(cafile=ca)
-    context.load_cert_chain(pair.cert, pair.key)
-    with httpx.Client(verify=context) as client:
+
+    def client_as(user: str) -> httpx.Client:
+        pair = certs.issue(
+            certs.KeyPair(node.pki / "ca.crt", node.pki / "ca.key"),
+            certs.KeyPair(node.pki / f"{user}.crt", node.pki / f"{user}.key"),
+            common_name=user,
+            client=True,
+        )
+        context = ssl.create_default_context(cafile=ca)
+        context.load_cert_chain(pair.cert, pair.key)
+        return httpx.Client(verify=context)
+
+    with client_as(who) as client:
         r = client.get(f"{url}/stats/summary")
         assert r.status_code == 403
         assert r.text == (f"Forbidden (user={who}, verb=get, resource=nodes, subresource=stats)")
         assert client.get(f"{url}/pods").status_code == 403
-        # Granted nodes/stats only: stats yes, logs and exec still no.
-        role = {
-            "metadata": {"name": f"{who}-stats"},
-            "rules": [{"apiGroups": [""], "resources": ["nodes/stats"], "verbs": ["get"]}],
-        }
-        with node.apiserver.client() as api:
-            made = api.post("/apis/rbac.authorization.k8s.io/v1/clusterroles", json=role)
-            assert made.status_code == 201, made.text
-        node.kubectl(
-            "create", "clusterrolebinding", who, f"--clusterrole={who}-stats", f"--user={who}"
-        )
-        # A denial is cached for up to 30 s, as the kubelet caches it.
+    # Granted nodes/stats only: stats yes, logs and exec still no. The grant goes to a
+    # user the kubelet has not seen: a denial is cached for 30 s, as the kubelet caches
+    # it (tests/unit/kubelet/test_authz_tokens.py), and waiting that out costs 30 s.
+    granted = f"{who}-granted"
+    role = {
+        "metadata": {"name": f"{who}-stats"},
+        "rules": [{"apiGroups": [""], "resources": ["nodes/stats"], "verbs": ["get"]}],
+    }
+    with node.apiserver.client() as api:
+        made = api.post("/apis/rbac.authorization.k8s.io/v1/clusterroles", json=role)
+        assert made.status_code == 201, made.text
+    node.kubectl(
+        "create", "clusterrolebinding", granted, f"--clusterrole={who}-stats", f"--user={granted}"
+    )
+    # The apiserver's authorizer has the binding (it is not cached there) before the
+    # kubelet is asked, so the kubelet's first question gets the answer "allowed".
+    attributes = {"verb": "get", "resource": "nodes", "subresource": "stats", "name": NODE}
+    sar = {"spec": {"user": granted, "resourceAttributes": attributes}}
+    with node.apiserver.client() as api:
         wait_for(
-            "the grant",
-            lambda: client.get(f"{url}/stats/summary").status_code == 200,
-            timeout=60,
-            interval=1,
+            "the grant in the apiserver",
+            lambda: (
+                api.post("/apis/authorization.k8s.io/v1/subjectaccessreviews", json=sar)
+                .json()
+                .get("status", {})
+                .get("allowed")
+            ),
         )
+    with client_as(granted) as client:
+        assert client.get(f"{url}/stats/summary").status_code == 200
         assert client.get(f"{url}/containerLogs/{NS}/{POD}/main").status_code == 403
+        assert client.get(f"{url}/pods").status_code == 403
 
 
 def test_port_forward_to_a_closed_port_says_why(node: Node) -> None:
