@@ -233,9 +233,15 @@ def build_app(
     live: Callable[[], Awaitable[bool]] | None = None,
     authorization: Authorization | None = None,
     audit: Callable[[ASGIApp], ASGIApp] | None = None,
+    kinds_caught_up: Callable[[], Awaitable[None]] | None = None,
 ) -> ASGIApp:
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, title="skiff apiserver")
-    handlers = Handlers(registry, wrap=authorization.guard if authorization else None)
+    guard = authorization.guard if authorization else None
+    handlers = Handlers(registry, wrap=guard, kinds_caught_up=kinds_caught_up)
+
+    async def caught_up() -> None:
+        if kinds_caught_up is not None:
+            await kinds_caught_up()
 
     def document(doc: dict[str, Any] | None) -> Response:
         if doc is None:
@@ -289,6 +295,7 @@ def build_app(
 
     @app.get("/apis")
     async def groups() -> Response:
+        await caught_up()  # kubectl's discovery: groups defined through another worker too
         return responses.send(discovery.api_group_list())
 
     @app.get("/openapi/v2")
@@ -313,6 +320,12 @@ def build_app(
 
     @app.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     async def discovery_or_not_found(request: Request, rest: str) -> Response:
+        try:
+            return discovery_document(request.url.path)
+        except errors.ApiError as e:
+            if e.code != 404 or kinds_caught_up is None:
+                raise
+        await caught_up()
         return discovery_document(request.url.path)
 
     def discovery_document(path: str) -> Response:

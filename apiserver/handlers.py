@@ -13,7 +13,7 @@ One function per verb, as kube-apiserver's `endpoints/handlers` has them.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -61,10 +61,15 @@ def _is_watch(request: Request, path: ResourcePath) -> bool:
 
 class Handlers:
     def __init__(
-        self, registry: Registry, wrap: Callable[[ResourceInfo, Any], Any] | None = None
+        self,
+        registry: Registry,
+        wrap: Callable[[ResourceInfo, Any], Any] | None = None,
+        kinds_caught_up: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.registry = registry
         self.wrap = wrap  # authz: RBAC kinds' writes pass the escalation check
+        # crd/controller.py's catch_up: a kind defined a moment ago through another worker
+        self.kinds_caught_up = kinds_caught_up
 
     def _reg(self, info: ResourceInfo) -> Registry | ConvertingRegistry | CustomRegistry:
         reg = registry_for(self.registry, info)
@@ -72,6 +77,9 @@ class Handlers:
 
     async def handle(self, request: Request, path: ResourcePath) -> Response:
         info = resources.lookup(path.group, path.version, path.resource)
+        if info is None and self.kinds_caught_up is not None:
+            await self.kinds_caught_up()
+            info = resources.lookup(path.group, path.version, path.resource)
         if info is None:
             raise errors.path_not_found()
         if info.custom is not None and info.custom.deprecated:

@@ -453,6 +453,7 @@ class APIServer:
             live=self.live,
             authorization=self.authorization,
             audit=self._audit(),
+            kinds_caught_up=self.crds.catch_up if self.crds is not None else None,
         )
         pki = (self.serving.cert, self.serving.key, self.ca.cert)
         uv_config = uvicorn.Config(

@@ -27,7 +27,14 @@ from api import crd, resources
 from api.resources import ResourceInfo
 
 from .. import errors
-from ..registry import DeleteOptions, ListOptions, Registry, WriteOptions, now_rfc3339
+from ..registry import (
+    DeleteOptions,
+    ListOptions,
+    Registry,
+    WriteOptions,
+    now_rfc3339,
+    storage_prefix,
+)
 
 log = logging.getLogger("skiff.apiserver.crd")
 MANAGER = "apiextensions-apiserver"
@@ -126,6 +133,8 @@ class CRDController:
         self.definitions: dict[str, dict[str, Any]] = {}
         self._task: asyncio.Task[None] | None = None
         self._cleanups: dict[str, asyncio.Task[None]] = {}
+        self.revision = 0  # the newest definition change served
+        self._advanced = asyncio.Event()  # set (and replaced) whenever `revision` moves
 
     async def start(self) -> None:
         """Serve what etcd holds before the apiserver answers its first request."""
@@ -133,6 +142,7 @@ class CRDController:
         for item in items:
             self.definitions[item["metadata"]["name"]] = item
         self._install()
+        self._advance(int(revision))
         for item in items:
             if self.writes:
                 await self._sync(item)
@@ -144,6 +154,29 @@ class CRDController:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+
+    def _advance(self, revision: int) -> None:
+        if revision > self.revision:
+            self.revision = revision
+            self._advanced.set()
+            self._advanced = asyncio.Event()
+
+    async def catch_up(self, seconds: float = 0.5) -> None:
+        """Serve every definition etcd holds now (waiting at most `seconds`).
+
+        Asked before a 404 for an unknown kind and before the group list: with
+        several apiserver workers a definition created through one worker reaches
+        the others a watch delivery later, and a client that created it (and saw
+        it Established) may ask the other at once. One keys-only etcd range says
+        whether a newer definition exists."""
+        _, newest, _ = await self.registry.store.changed_since(
+            storage_prefix(self.info), self.revision
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while self.revision < newest and (left := deadline - loop.time()) > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._advanced.wait(), left)
 
     def _install(self) -> None:
         resources.set_custom(served(self.definitions))
@@ -161,9 +194,11 @@ class CRDController:
                     if event == "DELETED":
                         self.definitions.pop(name, None)
                         self._install()
+                        self._advance(int(revision))
                         continue
                     self.definitions[name] = item
                     self._install()
+                    self._advance(int(revision))
                     if self.writes:
                         await self._sync(item)
             except asyncio.CancelledError:

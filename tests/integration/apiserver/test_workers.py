@@ -189,6 +189,78 @@ def _counter(text: str, resource: str) -> float:
     return sum(float(m) for m in pattern.findall(text))
 
 
+@contextlib.contextmanager
+def held(pid: int) -> Iterator[None]:
+    """Worker `pid` stopped while inside: what is written meanwhile waits in its watch."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def test_a_grant_made_through_one_worker_counts_at_once_on_the_other(
+    server: ApiServerProcess, ns: str
+) -> None:
+    a, b = wait_for_workers(server, WORKERS)
+    user = {"Impersonate-User": f"dana-{uuid.uuid4().hex[:6]}"}
+    cms = f"/api/v1/namespaces/{ns}/configmaps"
+    with pinned(server, a, [a, b]) as via_a, pinned(server, b, [a, b]) as via_b:
+        assert via_b.get(cms, headers=user).status_code == 403
+        binding = {
+            "metadata": {"name": "dana-views"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": "view"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                          "name": user["Impersonate-User"]}],
+        }  # fmt: skip
+        with held(b):
+            url = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings"
+            assert via_a.post(url, json=binding).status_code == 201
+        # b resumes with the binding still in its watch: the refusal is checked again.
+        assert via_b.get(cms, headers=user).status_code == 200
+
+
+def established(definition: dict) -> bool:
+    conditions = (definition.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+
+def test_a_kind_defined_through_one_worker_is_served_at_once_by_the_other(
+    server: ApiServerProcess, ns: str
+) -> None:
+    a, b = wait_for_workers(server, WORKERS)
+    group = f"w{uuid.uuid4().hex[:6]}.example.com"
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"gadgets.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
+            "versions": [{"name": "v1", "served": True, "storage": True,
+                          "schema": {"openAPIV3Schema": {"type": "object",
+                                     "x-kubernetes-preserve-unknown-fields": True}}}],
+        },
+    }  # fmt: skip
+    crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    gadgets = f"/apis/{group}/v1/namespaces/{ns}/gadgets"
+    with pinned(server, a, [a, b]) as via_a, pinned(server, b, [a, b]) as via_b:
+        try:
+            with held(b):
+                assert via_a.post(crds, json=crd).status_code == 201
+                deadline = time.monotonic() + 30
+                while not established(via_a.get(f"{crds}/gadgets.{group}").json()):
+                    assert time.monotonic() < deadline, "the definition to be Established"
+                    time.sleep(0.05)
+            # b resumes with the definition (and its Established status) still in its watch.
+            assert via_b.get(gadgets).status_code == 200
+            assert group in {g["name"] for g in via_b.get("/apis").json()["groups"]}
+        finally:
+            via_a.delete(f"{crds}/gadgets.{group}")
+
+
 def test_metrics_add_up_across_workers(server: ApiServerProcess) -> None:
     a, b = wait_for_workers(server, WORKERS)
     url = "/api/v1/namespaces/default/replicationcontrollers"
