@@ -341,6 +341,7 @@ class TraceReader:
         items, rv = await self.client.list(
             "v1", "ConfigMap", NAMESPACE, label_selector=f"{LABEL}=true"
         )
+
         # Shards in seq order within each component, so the per-component "last
         # seen" only moves forward and no record of an older shard is skipped.
         def order(cm: dict[str, Any]) -> tuple[str, str, int]:
