@@ -53,7 +53,7 @@ WATCHED: list[tuple[str, str, str, str, str]] = [
     ("v1", "ConfigMap", LOOP_NAMESPACE, f"metadata.name={LOOP_CONFIGMAP}", ""),
     # The reconcile trace (client/trace.py on the `study` branch, docs/architecture.md):
     # a few bounded ConfigMaps per component, kube-system/skiff-trace-<component>
-    # (the head) and skiff-trace-<component>-<k> (sealed shards), labelled
+    # (the head) and skiff-trace-<k>-<component> (sealed shards), labelled
     # skiff.io/trace=true, their `records` JSON lists. The page merges the
     # records of these objects by component and seq as they change.
     ("v1", "ConfigMap", LOOP_NAMESPACE, "", "skiff.io/trace=true"),

@@ -3,7 +3,7 @@
     skiff trace [-w] [--object kind/name] [--component c] [-n ns] [-o json]
 
 Each component keeps its last records in `kube-system/skiff-trace-<component>`
-and its sealed shards `skiff-trace-<component>-<k>` (client/trace.py); this
+and its sealed shards `skiff-trace-<k>-<component>` (client/trace.py); this
 merges them oldest first and, with `-w`, follows the watch on those
 ConfigMaps. One record reads:
 

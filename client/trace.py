@@ -7,8 +7,10 @@ ConfigMaps in `kube-system`, all labelled `skiff.io/trace=true`:
 - the head, `skiff-trace-<component>`, holds the newest records (at most a
   shard's worth); it is the only object rewritten while records trickle in;
 - when the head fills, its records are sealed into one of `SHARDS - 1` shards,
-  `skiff-trace-<component>-<k>` (k cycling 0, 1, 2: the oldest is overwritten),
-  written once, and the head starts empty again.
+  `skiff-trace-<k>-<component>` (k cycling 0, 1, 2: the oldest is overwritten),
+  written once, and the head starts empty again. The digit comes first because
+  no component name starts with one, while node names (in `kubelet-<node>`)
+  may end in `-0`: `skiff-trace-kubelet-w1-0` would be node `w1-0`'s head.
 
 Flushes are coalesced: the first record after a quiet spell is written at
 once, then at most one flush every `FLUSH_SECONDS` however busy the loops are,
@@ -52,6 +54,11 @@ MAX_BYTES = 512 * 1024  # all shards of one component together; well under 1 MiB
 SHARDS = 4  # the head plus three sealed shards
 SHARD_LABEL = "skiff.io/trace-shard"
 FLUSH_SECONDS = float(os.environ.get("SKIFF_TRACE_FLUSH_SECONDS", "2"))
+
+
+def shard_name(component: str, k: int) -> str:
+    """Sealed shard k of a component (apiserver/authz/node.py grants nodes these too)."""
+    return f"{PREFIX}{k}-{component}"
 
 
 def _stamp() -> str:
@@ -225,7 +232,7 @@ class Tracer:
             k = self.next_shard
             self.next_shard = (k + 1) % (SHARDS - 1)
             self.sealed = chunk[-1]["seq"]
-            out.append(self._shard_body(f"{self.name}-{k}", str(k), chunk))
+            out.append(self._shard_body(shard_name(self.component, k), str(k), chunk))
         out.append(self._shard_body(self.name, "head", pending))
         return out
 

@@ -105,7 +105,7 @@ function eventItem(e) {
     + (e.source?.component ? ` [${e.source.component}]` : "") + ((e.count || 1) > 1 ? ` ×${e.count}` : ""));
 }
 // The reconcile trace: ConfigMaps kube-system/skiff-trace-<component> (the head,
-// newest records) and skiff-trace-<component>-<k> (sealed shards), all labelled
+// newest records) and skiff-trace-<k>-<component> (sealed shards), all labelled
 // skiff.io/trace=true, each holding records as JSON. A record is known by its
 // component, the component's start time and seq: a shard being sealed may
 // briefly repeat what the head shows (client/trace.py).

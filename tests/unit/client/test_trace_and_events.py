@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
+from apiserver.authz.attributes import Attributes
+from apiserver.authz.node import loop_configmap
 from client import errors, trace
 from client.events import MAX_LRU_CACHE_ENTRIES, EventRecorder
-from client.trace import MAX_BYTES, SHARDS, Tracer, TraceReader, merge, records_of
+from client.trace import MAX_BYTES, SHARDS, Tracer, TraceReader, merge, records_of, shard_name
 
 OWNER = {"kind": "Thing", "metadata": {"name": "t", "namespace": "ns", "uid": "u1"}}
 
@@ -75,8 +77,8 @@ def test_a_burst_is_coalesced_into_one_flush_and_stop_flushes_the_rest(
         await until(lambda: seqs(merge(list(api.objects.values())))[-1:] == [51], "the burst")
         # One flush for the whole burst: the full shard sealed once, then the head.
         assert [name for _, name in api.writes[2:]] == [
-            "skiff-trace-test-0",
-            "skiff-trace-test-0",
+            "skiff-trace-0-test",
+            "skiff-trace-0-test",
             "skiff-trace-test",
         ]
         act(tracer, 52)  # the writer is sleeping: only stop() can write this one
@@ -107,7 +109,7 @@ def test_shards_stay_bounded_and_readers_see_every_record_once() -> None:
 
     asyncio.run(go())
     names = set(api.objects)
-    assert names == {"skiff-trace-test"} | {f"skiff-trace-test-{k}" for k in range(SHARDS - 1)}
+    assert names == {"skiff-trace-test"} | {f"skiff-trace-{k}-test" for k in range(SHARDS - 1)}
     for cm in api.objects.values():
         assert len(cm["data"]["records"]) <= MAX_BYTES // SHARDS
         assert cm["metadata"]["labels"]["skiff.io/trace"] == "true"
@@ -151,3 +153,26 @@ def test_the_event_caches_are_lrus_of_4096_entries() -> None:
     asyncio.run(go())
     (event,) = [o for o in api.objects.values() if o["involvedObject"]["name"] == "p0"]
     assert event["count"] == 7  # made at i=0, bumped at i=0, 1000, ..., 4000 and last
+
+
+@pytest.mark.parametrize(
+    ("node", "configmap", "allowed"),
+    [
+        ("w1", "skiff-trace-kubelet-w1", True),
+        ("w1", shard_name("kubelet-w1", 0), True),
+        ("w1", shard_name("kube-proxy-w1", SHARDS - 2), True),
+        ("w1", shard_name("kubelet-w2", 0), False),
+        ("w1", "skiff-trace-kubelet-w1-0", False),  # node w1-0's head, not w1's shard
+        ("w1-0", "skiff-trace-kubelet-w1-0", True),
+        ("w1", "skiff-trace-controller-manager", False),
+    ],
+)
+def test_a_node_writes_its_own_trace_shards_only(node: str, configmap: str, allowed: bool) -> None:
+    attrs = Attributes(
+        verb="patch",
+        api_version="v1",
+        resource="configmaps",
+        namespace="kube-system",
+        name=configmap,
+    )
+    assert loop_configmap(node, attrs) is allowed
