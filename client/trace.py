@@ -143,7 +143,7 @@ class Tracer:
         self.counts: dict[str, dict[str, int]] = {}
         self.seq = 0
         self.started = _stamp()
-        # A shard holds this many records; the head is sealed when it has that many.
+        # A shard holds this many records; the head is sealed when it has more.
         self.shard_records = max(1, -(-capacity // SHARDS))
         self.sealed = 0  # the last seq written into a sealed shard
         self.next_shard = 0  # which sealed shard the next seal overwrites
@@ -227,7 +227,7 @@ class Tracer:
         """
         pending = [r for r in self.records if r["seq"] > self.sealed]
         out: list[dict[str, Any]] = []
-        while len(pending) >= self.shard_records:
+        while len(pending) > self.shard_records:  # the head never goes empty
             chunk, pending = pending[: self.shard_records], pending[self.shard_records :]
             k = self.next_shard
             self.next_shard = (k + 1) % (SHARDS - 1)

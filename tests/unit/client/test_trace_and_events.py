@@ -103,6 +103,7 @@ def test_shards_stay_bounded_and_readers_see_every_record_once() -> None:
                 await tracer.flush()
                 for _, name in api.writes[before:]:
                     got.extend(reader._new(api.objects[name]))
+                assert records_of(api.objects["skiff-trace-test"])  # the head: never empty
         await tracer.flush()
         fresh, _ = await reader.snapshot()
         got.extend(fresh)
