@@ -16,7 +16,7 @@ relays their changes to each open page as Server-Sent Events.
                            writes the loop-control ConfigMap (kube-system/skiff-loop-control)
 
 The timeline merges Events with the reconcile trace, which the components keep
-in ConfigMaps labelled skiff.io/trace=true (one per component, bounded).
+in ConfigMaps labelled skiff.io/trace=true (a few per component, bounded).
 """
 
 from __future__ import annotations
@@ -52,9 +52,10 @@ WATCHED: list[tuple[str, str, str, str, str]] = [
     ("v1", "Event", "", "", ""),
     ("v1", "ConfigMap", LOOP_NAMESPACE, f"metadata.name={LOOP_CONFIGMAP}", ""),
     # The reconcile trace (client/trace.py on the `study` branch, docs/architecture.md):
-    # one bounded ConfigMap per component, kube-system/skiff-trace-<component>,
-    # labelled skiff.io/trace=true, its `records` a JSON list. The page reads
-    # the records from these objects as they change.
+    # a few bounded ConfigMaps per component, kube-system/skiff-trace-<component>
+    # (the head) and skiff-trace-<k>-<component> (sealed shards), labelled
+    # skiff.io/trace=true, their `records` JSON lists. The page merges the
+    # records of these objects by component and seq as they change.
     ("v1", "ConfigMap", LOOP_NAMESPACE, "", "skiff.io/trace=true"),
 ]
 

@@ -3,8 +3,9 @@
     skiff trace [-w] [--object kind/name] [--component c] [-n ns] [-o json]
 
 Each component keeps its last records in `kube-system/skiff-trace-<component>`
-(client/trace.py); this lists them oldest first and, with `-w`, follows the
-watch on those ConfigMaps. One record reads:
+and its sealed shards `skiff-trace-<k>-<component>` (client/trace.py); this
+merges them oldest first and, with `-w`, follows the watch on those
+ConfigMaps. One record reads:
 
     04:01:02.123 controller-manager/replicaset ReplicaSet default/web-7c9f  done 12.5ms
         saw 1 active pods; wanted 3 replicas  (controllers.replicaset:decide)

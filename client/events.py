@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections import OrderedDict
+from typing import Any, Generic, TypeVar
 
 from api.meta import now_rfc3339
 
@@ -22,19 +23,61 @@ REPEAT_WINDOW = 600.0
 # every 5 minutes. A 1,000-pod scale-up reports its first 25 pods, not 1,000.
 SPAM_BURST = 25
 SPAM_REFILL_SECONDS = 300.0
+# client-go's EventCorrelator caps its caches (the aggregator's, the logger's
+# and the spam filter's) at 4,096 entries each: a recorder that meets every pod
+# of a big cluster must not keep ~1 KiB per pod for ever. Forgetting a key only
+# means its next repeat makes a new Event instead of bumping `count`.
+MAX_LRU_CACHE_ENTRIES = 4096
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class LRU(Generic[K, V]):
+    """A dict capped at `size` entries that forgets the least recently used first."""
+
+    def __init__(self, size: int = MAX_LRU_CACHE_ENTRIES) -> None:
+        self.size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def __setitem__(self, key: K, value: V) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 class EventRecorder:
-    def __init__(self, client: Client, component: str, host: str = "") -> None:
+    def __init__(
+        self,
+        client: Client,
+        component: str,
+        host: str = "",
+        *,
+        cache_size: int = MAX_LRU_CACHE_ENTRIES,
+    ) -> None:
         self.client = client
         self.component = component
         self.host = host
-        self._seen: dict[tuple[str, ...], tuple[str, str, int, float]] = {}
-        self._tokens: dict[str, tuple[float, float]] = {}  # object uid -> (tokens, as of)
+        self._seen: LRU[tuple[str, ...], tuple[str, str, int, float]] = LRU(cache_size)
+        # object uid -> (tokens, as of)
+        self._tokens: LRU[str, tuple[float, float]] = LRU(cache_size)
 
     def _allowed(self, obj_key: str) -> bool:
         now = time.monotonic()
-        tokens, since = self._tokens.get(obj_key, (float(SPAM_BURST), now))
+        tokens, since = self._tokens.get(obj_key) or (float(SPAM_BURST), now)
         tokens = min(SPAM_BURST, tokens + (now - since) / SPAM_REFILL_SECONDS)
         if tokens < 1:
             self._tokens[obj_key] = (tokens, now)

@@ -1,16 +1,29 @@
 """The reconcile trace: what each loop saw, wanted and did, readable through the API.
 
 Each component process keeps the last N records of reconciles that acted in a
-ring (`collections.deque`) and one background task writes the ring to one
-ConfigMap, `kube-system/skiff-trace-<component>`, at most every half second
-and only when something new was recorded. That keeps the cost bounded twice:
-etcd holds one object per component however busy the cluster is, and the
-loops themselves only append to a deque (the write rate does not grow with
-the reconcile rate). Reconciles that decided nothing are counted, not kept.
+ring (`collections.deque`) and one background task writes them to a few
+ConfigMaps in `kube-system`, all labelled `skiff.io/trace=true`:
+
+- the head, `skiff-trace-<component>`, holds the newest records (at most a
+  shard's worth); it is the only object rewritten while records trickle in;
+- when the head fills, its records are sealed into one of `SHARDS - 1` shards,
+  `skiff-trace-<k>-<component>` (k cycling 0, 1, 2: the oldest is overwritten),
+  written once, and the head starts empty again. The digit comes first because
+  no component name starts with one, while node names (in `kubelet-<node>`)
+  may end in `-0`: `skiff-trace-kubelet-w1-0` would be node `w1-0`'s head.
+
+Flushes are coalesced: the first record after a quiet spell is written at
+once, then at most one flush every `FLUSH_SECONDS` however busy the loops are,
+and `stop()` flushes what is left. So a busy component costs etcd (and every
+ConfigMap watcher) one small write per few seconds instead of rewriting a
+512 KB ring twice a second, and the bound stays fixed: SHARDS objects per
+component, each under MAX_BYTES / SHARDS. Reconciles that decided nothing are
+counted, not kept.
 
 `TraceReader` is the other side: `skiff trace`, `skiff explain` and the web
-view list and watch those ConfigMaps and yield the records they have not
-seen yet. See docs/architecture.md, "Seeing the loops".
+view list and watch those ConfigMaps, merge each component's shards by
+`seq`, and yield the records they have not seen yet. See
+docs/architecture.md, "Seeing the loops".
 """
 
 from __future__ import annotations
@@ -37,8 +50,15 @@ NAMESPACE = "kube-system"
 LABEL = "skiff.io/trace"
 PREFIX = "skiff-trace-"
 CAPACITY = int(os.environ.get("SKIFF_TRACE_RECORDS", "200"))
-MAX_BYTES = 512 * 1024  # well under a ConfigMap's 1 MiB
-FLUSH_SECONDS = 0.5
+MAX_BYTES = 512 * 1024  # all shards of one component together; well under 1 MiB each
+SHARDS = 4  # the head plus three sealed shards
+SHARD_LABEL = "skiff.io/trace-shard"
+FLUSH_SECONDS = float(os.environ.get("SKIFF_TRACE_FLUSH_SECONDS", "2"))
+
+
+def shard_name(component: str, k: int) -> str:
+    """Sealed shard k of a component (apiserver/authz/node.py grants nodes these too)."""
+    return f"{PREFIX}{k}-{component}"
 
 
 def _stamp() -> str:
@@ -123,6 +143,11 @@ class Tracer:
         self.counts: dict[str, dict[str, int]] = {}
         self.seq = 0
         self.started = _stamp()
+        # A shard holds this many records; the head is sealed when it has more.
+        self.shard_records = max(1, -(-capacity // SHARDS))
+        self.sealed = 0  # the last seq written into a sealed shard
+        self.next_shard = 0  # which sealed shard the next seal overwrites
+        self.writes = 0  # ConfigMap writes made, for tests and benchmarks
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -166,16 +191,19 @@ class Tracer:
 
     # -- writing the ConfigMap ------------------------------------------------------
 
-    def body(self) -> dict[str, Any]:
-        records = list(self.records)
+    def _shard_body(self, name: str, shard: str, records: list[dict[str, Any]]) -> dict[str, Any]:
         text = json.dumps(records, separators=(",", ":"))
-        while len(text) > MAX_BYTES and records:
+        while len(text) > MAX_BYTES // SHARDS and records:
             records = records[len(records) // 4 or 1 :]  # drop the oldest quarter
             text = json.dumps(records, separators=(",", ":"))
         return {
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": {"name": self.name, "namespace": NAMESPACE, "labels": {LABEL: "true"}},
+            "metadata": {
+                "name": name,
+                "namespace": NAMESPACE,
+                "labels": {LABEL: "true", SHARD_LABEL: shard},
+            },
             "data": {
                 "component": self.component,
                 "started": self.started,
@@ -185,15 +213,44 @@ class Tracer:
             },
         }
 
-    async def flush(self) -> None:
-        if self.client is None:
-            return
-        body = self.body()
+    def body(self) -> dict[str, Any]:
+        """The head: the records not yet sealed into a shard (at most a shard's worth)."""
+        head = [r for r in self.records if r["seq"] > self.sealed][-self.shard_records :]
+        return self._shard_body(self.name, "head", head)
+
+    def plan(self) -> list[dict[str, Any]]:
+        """The ConfigMaps one flush writes, in order: any shards sealed now, then the head.
+
+        Sealed shards go first so a reader never sees a record vanish from the head
+        before it is in a shard. Records that overflowed the ring between two
+        flushes are gone (the ring is the bound), not written.
+        """
+        pending = [r for r in self.records if r["seq"] > self.sealed]
+        out: list[dict[str, Any]] = []
+        while len(pending) > self.shard_records:  # the head never goes empty
+            chunk, pending = pending[: self.shard_records], pending[self.shard_records :]
+            k = self.next_shard
+            self.next_shard = (k + 1) % (SHARDS - 1)
+            self.sealed = chunk[-1]["seq"]
+            out.append(self._shard_body(shard_name(self.component, k), str(k), chunk))
+        out.append(self._shard_body(self.name, "head", pending))
+        return out
+
+    async def _write(self, body: dict[str, Any]) -> None:
+        assert self.client is not None
+        name = body["metadata"]["name"]
+        self.writes += 1
         try:
-            await self.client.patch("v1", "ConfigMap", NAMESPACE, self.name, body)
+            await self.client.patch("v1", "ConfigMap", NAMESPACE, name, body)
         except errors.NotFound:
             with contextlib.suppress(errors.AlreadyExists):
                 await self.client.create(body)
+
+    async def flush(self) -> None:
+        if self.client is None:
+            return
+        for body in self.plan():
+            await self._write(body)
 
     def start(self) -> None:
         if self.enabled and self.client is not None and self._task is None:
@@ -209,6 +266,7 @@ class Tracer:
                 await self.flush()
 
     async def _run(self) -> None:
+        """Write at once after a quiet spell, then at most once every FLUSH_SECONDS."""
         while True:
             await self._dirty.wait()
             self._dirty.clear()
@@ -248,31 +306,62 @@ def matches(
     return not namespace or record.get("namespace") in (namespace, "")
 
 
+def merge(configmaps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every record of these trace ConfigMaps (heads and sealed shards), each once.
+
+    A record is known by (component, started, seq): a shard being sealed can
+    briefly hold what the head still shows, and a restarted component counts
+    seq from 1 again. Oldest first.
+    """
+    seen: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for cm in configmaps:
+        data = cm.get("data") or {}
+        component = data.get("component") or cm["metadata"]["name"]
+        started = data.get("started", "")
+        for r in records_of(cm):
+            seen.setdefault((component, started, int(r.get("seq", 0))), r)
+    return [seen[k] for k in sorted(seen, key=lambda k: (seen[k].get("time", ""), k))]
+
+
 class TraceReader:
-    """Records from every component's trace ConfigMap, each once, oldest first."""
+    """Records from every component's trace ConfigMaps, each once, oldest first."""
 
     def __init__(self, client: Client) -> None:
         self.client = client
-        self._seen: dict[str, tuple[str, int]] = {}  # configmap -> (started, last seq)
+        # (component, started) -> the last seq yielded. A shard sealed after its
+        # records were read from the head holds only seqs at or below it.
+        self._seen: dict[tuple[str, str], int] = {}
 
     def _new(self, cm: dict[str, Any]) -> list[dict[str, Any]]:
-        name = cm["metadata"]["name"]
-        started = (cm.get("data") or {}).get("started", "")
-        was_started, last = self._seen.get(name, ("", 0))
-        if started != was_started:
-            last = 0  # the component restarted: its seq began again
-        fresh = [r for r in records_of(cm) if int(r.get("seq", 0)) > last]
+        data = cm.get("data") or {}
+        key = (data.get("component") or cm["metadata"]["name"], data.get("started", ""))
+        last = self._seen.get(key, 0)
+        fresh = sorted(
+            (r for r in records_of(cm) if int(r.get("seq", 0)) > last),
+            key=lambda r: int(r.get("seq", 0)),
+        )
         if fresh:
-            last = int(fresh[-1].get("seq", last))
-        self._seen[name] = (started, last)
+            self._seen[key] = int(fresh[-1].get("seq", last))
         return fresh
 
     async def snapshot(self) -> tuple[list[dict[str, Any]], str]:
         items, rv = await self.client.list(
             "v1", "ConfigMap", NAMESPACE, label_selector=f"{LABEL}=true"
         )
+
+        # Shards in seq order within each component, so the per-component "last
+        # seen" only moves forward and no record of an older shard is skipped.
+        def order(cm: dict[str, Any]) -> tuple[str, str, int]:
+            data = cm.get("data") or {}
+            first = records_of(cm)[:1]
+            return (
+                data.get("component") or cm["metadata"]["name"],
+                data.get("started", ""),
+                int(first[0].get("seq", 0)) if first else 1 << 62,
+            )
+
         out: list[dict[str, Any]] = []
-        for cm in items:
+        for cm in sorted(items, key=order):
             out += self._new(cm)
         out.sort(key=lambda r: r.get("time", ""))
         return out, rv

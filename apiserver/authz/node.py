@@ -99,7 +99,12 @@ def loop_configmap(node: str, attrs: Attributes) -> bool:
         return False
     if attrs.name == "skiff-loop-control":
         return attrs.verb in ("get", "list", "watch", "update", "patch")
-    own = (f"skiff-trace-kubelet-{node}", f"skiff-trace-kube-proxy-{node}")
+    # The head and the sealed shards `skiff-trace-<k>-<component>` (client/trace.py).
+    own = tuple(
+        f"skiff-trace-{shard}{component}-{node}"
+        for shard in ("", "0-", "1-", "2-")
+        for component in ("kubelet", "kube-proxy")
+    )
     if attrs.verb == "create":  # a create names its object only in the body
         return True
     return attrs.name in own and attrs.verb in ("get", "update", "patch")

@@ -104,15 +104,23 @@ function eventItem(e) {
     `${io.kind || ""} ${io.namespace ? io.namespace + "/" : ""}${io.name || ""}: ${e.reason || ""} ${e.message || ""}`
     + (e.source?.component ? ` [${e.source.component}]` : "") + ((e.count || 1) > 1 ? ` ×${e.count}` : ""));
 }
-// The reconcile trace: ConfigMaps kube-system/skiff-trace-<component> (label
-// skiff.io/trace=true), each holding its component's last records as JSON.
+// The reconcile trace: ConfigMaps kube-system/skiff-trace-<component> (the head,
+// newest records) and skiff-trace-<k>-<component> (sealed shards), all labelled
+// skiff.io/trace=true, each holding records as JSON. A record is known by its
+// component, the component's start time and seq: a shard being sealed may
+// briefly repeat what the head shows (client/trace.py).
 function traceRecords() {
-  const out = [];
+  const byKey = new Map();
   for (const cm of ofKind("ConfigMap")) {
     if (cm.metadata.labels?.["skiff.io/trace"] !== "true") continue;
-    try { out.push(...JSON.parse(cm.data?.records || "[]")); } catch (e) { /* a torn write: skip */ }
+    let records = [];
+    try { records = JSON.parse(cm.data?.records || "[]"); } catch (e) { /* a torn write: skip */ }
+    for (const r of records) {
+      const key = `${cm.data?.component || cm.metadata.name} ${cm.data?.started || ""} ${r.seq}`;
+      if (!byKey.has(key)) byKey.set(key, r);
+    }
   }
-  return out;
+  return [...byKey.values()];
 }
 function traceItem(r) {
   const actions = (r.actions || []).map((a) => a.action + (a.error ? ` (error: ${a.error})` : "")).join("; ");

@@ -5,7 +5,6 @@ pods Running, Ready, Succeeded or Failed through pods/status as kwok would."""
 from __future__ import annotations
 
 import datetime
-import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,6 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from client.trace import merge
 
 MERGE = {"Content-Type": "application/merge-patch+json"}
 
@@ -105,9 +106,15 @@ def set_phase(cp: httpx.Client, pod: dict[str, Any], phase: str, exit_code: int 
 
 
 def trace_records(cp: httpx.Client) -> list[dict[str, Any]]:
-    """The controller-manager's reconcile trace, as `skiff trace` reads it."""
-    r = cp.get("/api/v1/namespaces/kube-system/configmaps/skiff-trace-controller-manager")
-    return json.loads((r.json().get("data") or {}).get("records") or "[]") if r.is_success else []
+    """The controller-manager's reconcile trace, as `skiff trace` reads it: the head
+    and its sealed shards (client/trace.py), merged."""
+    params = {"labelSelector": "skiff.io/trace=true"}
+    r = cp.get("/api/v1/namespaces/kube-system/configmaps", params=params)
+    if not r.is_success:
+        return []
+    items = r.json().get("items") or []
+    mine = [cm for cm in items if (cm.get("data") or {}).get("component") == "controller-manager"]
+    return merge(mine)
 
 
 def events(cp: httpx.Client, ns: str, name: str) -> list[dict[str, Any]]:

@@ -196,7 +196,7 @@ def test_the_ring_and_its_configmap_stay_bounded() -> None:
     assert body["metadata"] == {
         "name": "skiff-trace-test",
         "namespace": "kube-system",
-        "labels": {"skiff.io/trace": "true"},
+        "labels": {"skiff.io/trace": "true", "skiff.io/trace-shard": "head"},
     }
 
 
