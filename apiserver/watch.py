@@ -29,7 +29,10 @@ skiff does the same, smaller:
   state is exactly etcd's at `latest`. Gets and lists are served from it as
   kube-apiserver's watch cache serves them (registry.py decides when). The
   object before a change is taken from that state when it is the same
-  revision, not decoded a second time from etcd's prev_kv.
+  revision, not decoded a second time from etcd's prev_kv; and the objects it
+  keeps share their keys and short strings with each other (interned), as
+  the informers' caches do: a defaulted, bound pod otherwise carries its own
+  copy of "terminationMessagePath", "IfNotPresent", every managedFields path...
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -57,6 +61,8 @@ HISTORY_MIN = 300  # kept however old, so a quiet resource can still be resumed
 HISTORY_MAX = 10_000  # kept at most, however fast events come
 FILL_PAGE = 500  # keys per etcd range while a hub lists its prefix
 QUEUE_LIMIT = 20_000  # events buffered per watcher before it is ended
+SHORT = 64  # strings up to this long are interned: names, enums, paths, not blobs
+_intern = sys.intern
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,18 @@ class Change:
 
 class WatcherOverflow(Exception):
     """The watcher fell too far behind and was dropped."""
+
+
+def interned(value: Any) -> Any:
+    """`value` with its keys and short strings shared with every other object the
+    hubs keep (equal to it otherwise): one copy of each, not one per object."""
+    if isinstance(value, dict):
+        return {_intern(k): interned(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interned(v) for v in value]
+    if isinstance(value, str) and len(value) <= SHORT:
+        return _intern(value)
+    return value
 
 
 def _stub_from_key(key: str) -> dict[str, Any]:
@@ -113,8 +131,11 @@ def _decode(
     prev_value: bytes | None,
     prev_revision: int,
     known: Stored | None = None,
+    intern: bool = False,
 ) -> Change | None:
-    """The decoded change; the previous object is `known`'s when it is that revision."""
+    """The decoded change; the previous object is `known`'s when it is that revision.
+
+    `intern`: the object is one a hub keeps (see `interned`)."""
     prev = None
     if prev_value is not None:
         if known is not None and known.revision == prev_revision:
@@ -131,6 +152,8 @@ def _decode(
         return Change("DELETED", key, revision, obj, prev)
     try:
         obj = decode_checked(key, value, revision)
+        if intern:
+            obj = interned(obj)
     except CorruptObjectError as e:
         log.error("skipping a watch event that does not decode: %s", e)
         return None
@@ -166,7 +189,7 @@ def change_from_event(event: Any, known: Stored | None = None) -> Change | None:
     return _change_of(record_of(event), known)
 
 
-def _change_of(record: Recorded, known: Stored | None) -> Change | None:
+def _change_of(record: Recorded, known: Stored | None, intern: bool = False) -> Change | None:
     return _decode(
         record.type,
         record.key,
@@ -175,6 +198,7 @@ def _change_of(record: Recorded, known: Stored | None) -> Change | None:
         record.prev_value,
         record.prev_revision,
         known,
+        intern,
     )
 
 
@@ -253,7 +277,7 @@ class Hub:
             )
             revision = page.revision
             for key, stored in zip(page.keys, page.items, strict=True):
-                objects[key] = stored
+                objects[key] = Stored(interned(stored.obj), stored.revision)
                 start_after = key
             if not page.more or not page.items:
                 break
@@ -314,7 +338,7 @@ class Hub:
                 async for event in self.store.watch(self.prefix, self.latest + 1):
                     backoff, failures = 0.1, 0
                     record = record_of(event)
-                    change = _change_of(record, self.objects.get(record.key))
+                    change = _change_of(record, self.objects.get(record.key), intern=True)
                     if change is None:
                         # Not decodable: the state no longer holds the old value either.
                         self.list_items.pop(record.key, None)

@@ -89,3 +89,12 @@ def test_previous_object_is_the_known_one_not_a_second_decoded_copy() -> None:
     assert gone is not None and gone.type == "DELETED"
     assert gone.obj["metadata"]["resourceVersion"] == "4" and gone.obj["data"] == {"v": "3"}
     assert stale.obj["metadata"]["resourceVersion"] == "3"  # the shared object is not changed
+
+
+def test_objects_a_hub_keeps_share_their_short_strings() -> None:
+    """Two objects the hub keeps hold one copy of an equal short value, not two."""
+    a = watch._change_of(watch.record_of(_event(5, None)), None, intern=True)
+    b = watch._change_of(watch.record_of(_event(5, None)), None, intern=True)
+    assert a is not None and b is not None and a.obj == b.obj
+    assert a.obj["data"]["v"] is b.obj["data"]["v"]
+    assert a.obj["metadata"]["namespace"] is b.obj["metadata"]["namespace"]
