@@ -101,11 +101,14 @@ def _stub_from_key(key: str) -> dict[str, Any]:
     return {"metadata": meta}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Recorded:
     """One event in a hub's history, as etcd sent it: decoded only when replayed.
 
     `at` is when the hub saw it (monotonic), for sizing the history by time.
+    When the previous value is the value of the key's previous record in the
+    history, `prev_of` is that record and `prev_value` is not kept twice; both
+    are dropped when the record leaves the history (nobody replays it then).
     """
 
     type: str  # ADDED, MODIFIED, DELETED
@@ -115,11 +118,16 @@ class Recorded:
     prev_value: bytes | None  # the value before it, when etcd sent one
     prev_revision: int
     at: float
+    prev_of: Recorded | None = None
+
+    def previous(self) -> bytes | None:
+        """The value before this change, when etcd sent one."""
+        return self.prev_of.value if self.prev_of is not None else self.prev_value
 
     def change(self) -> Change | None:
         """The change as a watcher gets it (None only if it no longer decodes)."""
         return _decode(
-            self.type, self.key, self.revision, self.value, self.prev_value, self.prev_revision
+            self.type, self.key, self.revision, self.value, self.previous(), self.prev_revision
         )
 
 
@@ -195,7 +203,7 @@ def _change_of(record: Recorded, known: Stored | None, intern: bool = False) -> 
         record.key,
         record.revision,
         record.value,
-        record.prev_value,
+        record.previous(),
         record.prev_revision,
         known,
         intern,
@@ -239,6 +247,7 @@ class Hub:
         self.store = store
         self.prefix = prefix
         self.history: deque[Recorded] = deque()
+        self._newest: dict[str, Recorded] = {}  # key -> its newest record in `history`
         self.floor = 0  # every event after `floor` is in history or still coming
         self.latest = 0  # the newest revision this hub has seen for its prefix
         self.subscribers: set[Subscription] = set()
@@ -375,13 +384,22 @@ class Hub:
 
     def _publish(self, change: Change, record: Recorded) -> None:
         history = self.history
+        before = self._newest.get(record.key)
+        if (
+            before is not None
+            and record.prev_value is not None
+            and before.revision == record.prev_revision
+            and before.type != "DELETED"
+        ):
+            record.prev_of, record.prev_value = before, None  # those bytes, once
+        self._newest[record.key] = record
         history.append(record)
         # Older than the window (beyond the floor) or beyond the cap: dropped, and
         # a watch from before it is served by etcd (or answered 410) instead.
         while len(history) > HISTORY_MAX or (
             len(history) > HISTORY_MIN and record.at - history[0].at > HISTORY_WINDOW
         ):
-            self.floor = history.popleft().revision
+            self._drop_oldest()
         self.list_items.pop(change.key, None)
         if change.type == "DELETED":
             if self.objects.pop(change.key, None) is not None:
@@ -394,17 +412,26 @@ class Hub:
         for sub in list(self.subscribers):
             sub.push(change)
 
+    def _drop_oldest(self) -> None:
+        """The oldest record leaves the history; a newer record may still read its value."""
+        old = self.history.popleft()
+        self.floor = old.revision
+        old.prev_of = old.prev_value = None
+        if self._newest.get(old.key) is old:
+            del self._newest[old.key]
+
     def _reset(self, revision: int) -> None:
         gone = CompactedError(self.latest, revision)
         for sub in list(self.subscribers):
             sub.push(gone)
             sub.close()
         self.history.clear()
+        self._newest.clear()
         self.floor = self.latest = revision
 
     def forget_before(self, revision: int) -> None:
         while self.history and self.history[0].revision <= revision:
-            self.history.popleft()
+            self._drop_oldest()
         self.floor = max(self.floor, revision)
 
     def subscribe(self, after: int) -> Subscription | None:

@@ -44,7 +44,7 @@ def _event(revision: int, prev: int | None, kind: Any = rpc.Event.PUT) -> Simple
 
 def _publish(hub: watch.Hub, revision: int, at: float) -> None:
     record = watch.record_of(_event(revision, revision - 1 if revision > 1 else None))
-    record = watch.Recorded(**{**{f: getattr(record, f) for f in record.__slots__}, "at": at})
+    record.at = at
     change = record.change()
     assert change is not None
     hub._publish(change, record)
@@ -98,3 +98,18 @@ def test_objects_a_hub_keeps_share_their_short_strings() -> None:
     assert a is not None and b is not None and a.obj == b.obj
     assert a.obj["data"]["v"] is b.obj["data"]["v"]
     assert a.obj["metadata"]["namespace"] is b.obj["metadata"]["namespace"]
+
+
+def test_history_keeps_a_previous_value_once() -> None:
+    """A change's previous value is its predecessor's record, read from there on
+    replay, also after that record has left the history."""
+    hub = watch.Hub(store=None, prefix="/registry/configmaps/")  # type: ignore[arg-type]
+    for rev in range(1, watch.HISTORY_MIN + 21):
+        _publish(hub, rev, at=0.0)
+    _publish(hub, watch.HISTORY_MIN + 21, at=watch.HISTORY_WINDOW + 1)  # the old ones go
+    assert all(r.prev_value is None and r.prev_of is not None for r in hub.history)
+    sub = hub.subscribe(hub.floor)
+    assert sub is not None
+    first = sub.queue.get_nowait()
+    assert isinstance(first, watch.Change) and first.revision == hub.floor + 1
+    assert first.prev is not None and first.prev["data"] == {"v": str(hub.floor)}
