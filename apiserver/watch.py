@@ -5,7 +5,12 @@ buffer of recent events, and every client watch is served from that buffer.
 skiff does the same, smaller:
 
 - a `Hub` per stored resource (`/registry/pods/`) owns the one etcd watch on
-  that prefix and a bounded history of decoded events;
+  that prefix and a history of recent events, sized by time as kube-apiserver
+  sizes its cache (the last 75 s, at least a few hundred, at most a hard cap).
+  The history keeps each event as etcd sent it (the value bytes), not decoded:
+  live watchers get the decoded change as it happens, and only a watcher that
+  resumes from the history pays for decoding what it missed. Decoded, a pod's
+  create and binding held ~75 KiB of history; as bytes, a few KiB;
 - a watcher asking to start after revision X is served from the hub when the
   hub's history reaches back to X; otherwise it gets a dedicated etcd watch
   from X+1, which etcd answers with a compaction error when X is too old —
@@ -22,7 +27,12 @@ skiff does the same, smaller:
 - each hub also keeps the current state of its prefix (`objects`): it lists
   the prefix at its start revision and applies every event after it, so the
   state is exactly etcd's at `latest`. Gets and lists are served from it as
-  kube-apiserver's watch cache serves them (registry.py decides when).
+  kube-apiserver's watch cache serves them (registry.py decides when). The
+  object before a change is taken from that state when it is the same
+  revision, not decoded a second time from etcd's prev_kv; and the objects it
+  keeps share their keys and short strings with each other (interned), as
+  the informers' caches do: a defaulted, bound pod otherwise carries its own
+  copy of "terminationMessagePath", "IfNotPresent", every managedFields path...
 """
 
 from __future__ import annotations
@@ -30,6 +40,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
+import time
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -42,9 +54,15 @@ from .storage import CompactedError, CorruptObjectError, Store, Stored, decode_c
 
 log = logging.getLogger("skiff.apiserver.watch")
 
-HISTORY = 10_000  # events kept per resource for resuming watchers
+# The history per resource for resuming watchers: kube-apiserver's watch cache keeps
+# the events of the last 75 s (eventFreshDuration), between a floor and a cap.
+HISTORY_WINDOW = 75.0  # seconds of events kept
+HISTORY_MIN = 300  # kept however old, so a quiet resource can still be resumed
+HISTORY_MAX = 10_000  # kept at most, however fast events come
 FILL_PAGE = 500  # keys per etcd range while a hub lists its prefix
 QUEUE_LIMIT = 20_000  # events buffered per watcher before it is ended
+SHORT = 64  # strings up to this long are interned: names, enums, paths, not blobs
+_intern = sys.intern
 
 
 @dataclass(frozen=True)
@@ -62,6 +80,18 @@ class WatcherOverflow(Exception):
     """The watcher fell too far behind and was dropped."""
 
 
+def interned(value: Any) -> Any:
+    """`value` with its keys and short strings shared with every other object the
+    hubs keep (equal to it otherwise): one copy of each, not one per object."""
+    if isinstance(value, dict):
+        return {_intern(k): interned(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interned(v) for v in value]
+    if isinstance(value, str) and len(value) <= SHORT:
+        return _intern(value)
+    return value
+
+
 def _stub_from_key(key: str) -> dict[str, Any]:
     """What a key says about its object: name and namespace (for a corrupt one)."""
     parts = key.split("/")
@@ -71,30 +101,113 @@ def _stub_from_key(key: str) -> dict[str, Any]:
     return {"metadata": meta}
 
 
-def change_from_event(event: Any) -> Change | None:
-    """The decoded change, or None for a value that does not decode (logged)."""
-    kv = event.kv
-    key = kv.key.decode(errors="replace")
-    # etcd sends an empty KeyValue (not none) when there was no previous value.
-    has_prev = event.prev_kv is not None and bool(event.prev_kv.key)
+@dataclass(slots=True)
+class Recorded:
+    """One event in a hub's history, as etcd sent it: decoded only when replayed.
+
+    `at` is when the hub saw it (monotonic), for sizing the history by time.
+    When the previous value is the value of the key's previous record in the
+    history, `prev_of` is that record and `prev_value` is not kept twice; both
+    are dropped when the record leaves the history (nobody replays it then).
+    """
+
+    type: str  # ADDED, MODIFIED, DELETED
+    key: str
+    revision: int
+    value: bytes  # the value after the change (empty for DELETED)
+    prev_value: bytes | None  # the value before it, when etcd sent one
+    prev_revision: int
+    at: float
+    prev_of: Recorded | None = None
+
+    def previous(self) -> bytes | None:
+        """The value before this change, when etcd sent one."""
+        return self.prev_of.value if self.prev_of is not None else self.prev_value
+
+    def change(self) -> Change | None:
+        """The change as a watcher gets it (None only if it no longer decodes)."""
+        return _decode(
+            self.type, self.key, self.revision, self.value, self.previous(), self.prev_revision
+        )
+
+
+def _decode(
+    kind: str,
+    key: str,
+    revision: int,
+    value: bytes,
+    prev_value: bytes | None,
+    prev_revision: int,
+    known: Stored | None = None,
+    intern: bool = False,
+) -> Change | None:
+    """The decoded change; the previous object is `known`'s when it is that revision.
+
+    `intern`: the object is one a hub keeps (see `interned`)."""
     prev = None
-    if has_prev:
-        try:
-            prev = decode_checked(key, event.prev_kv.value, event.prev_kv.mod_revision)
-        except CorruptObjectError:
-            prev = None  # already reported when it was written
-    if event.type == rpc.Event.DELETE:
+    if prev_value is not None:
+        if known is not None and known.revision == prev_revision:
+            prev = known.obj  # shared with the hub's state: one decoded copy, not two
+        else:
+            try:
+                prev = decode_checked(key, prev_value, prev_revision)
+            except CorruptObjectError:
+                prev = None  # already reported when it was written
+    if kind == "DELETED":
         # The deleted object carries the deletion revision, as in Kubernetes.
         obj = dict(prev) if prev else _stub_from_key(key)
-        obj["metadata"] = {**obj.get("metadata", {}), "resourceVersion": str(kv.mod_revision)}
-        return Change("DELETED", key, kv.mod_revision, obj, prev)
+        obj["metadata"] = {**obj.get("metadata", {}), "resourceVersion": str(revision)}
+        return Change("DELETED", key, revision, obj, prev)
     try:
-        obj = decode_checked(key, kv.value, kv.mod_revision)
+        obj = decode_checked(key, value, revision)
+        if intern:
+            obj = interned(obj)
     except CorruptObjectError as e:
         log.error("skipping a watch event that does not decode: %s", e)
         return None
-    kind = "ADDED" if kv.create_revision == kv.mod_revision else "MODIFIED"
-    return Change(kind, key, kv.mod_revision, obj, prev)
+    return Change(kind, key, revision, obj, prev)
+
+
+def record_of(event: Any) -> Recorded:
+    """An etcd event as the history keeps it: its type, key and value bytes."""
+    kv = event.kv
+    # etcd sends an empty KeyValue (not none) when there was no previous value.
+    has_prev = event.prev_kv is not None and bool(event.prev_kv.key)
+    if event.type == rpc.Event.DELETE:
+        kind = "DELETED"
+    else:
+        kind = "ADDED" if kv.create_revision == kv.mod_revision else "MODIFIED"
+    return Recorded(
+        kind,
+        kv.key.decode(errors="replace"),
+        int(kv.mod_revision),
+        b"" if kind == "DELETED" else kv.value,
+        event.prev_kv.value if has_prev else None,
+        int(event.prev_kv.mod_revision) if has_prev else 0,
+        time.monotonic(),
+    )
+
+
+def change_from_event(event: Any, known: Stored | None = None) -> Change | None:
+    """The decoded change, or None for a value that does not decode (logged).
+
+    `known` is the object at the key as far as the caller knows it; it stands in
+    for etcd's copy of the previous value when it is the same revision.
+    """
+    return _change_of(record_of(event), known)
+
+
+def _change_of(record: Recorded, known: Stored | None, intern: bool = False) -> Change | None:
+    return _decode(
+        record.type,
+        record.key,
+        record.revision,
+        record.value,
+        record.previous(),
+        record.prev_revision,
+        known,
+        intern,
+    )
 
 
 class Subscription:
@@ -133,7 +246,8 @@ class Hub:
     def __init__(self, store: Store, prefix: str) -> None:
         self.store = store
         self.prefix = prefix
-        self.history: deque[Change] = deque(maxlen=HISTORY)
+        self.history: deque[Recorded] = deque()
+        self._newest: dict[str, Recorded] = {}  # key -> its newest record in `history`
         self.floor = 0  # every event after `floor` is in history or still coming
         self.latest = 0  # the newest revision this hub has seen for its prefix
         self.subscribers: set[Subscription] = set()
@@ -172,7 +286,7 @@ class Hub:
             )
             revision = page.revision
             for key, stored in zip(page.keys, page.items, strict=True):
-                objects[key] = stored
+                objects[key] = Stored(interned(stored.obj), stored.revision)
                 start_after = key
             if not page.more or not page.items:
                 break
@@ -232,16 +346,16 @@ class Hub:
                 self._started.set()
                 async for event in self.store.watch(self.prefix, self.latest + 1):
                     backoff, failures = 0.1, 0
-                    change = change_from_event(event)
+                    record = record_of(event)
+                    change = _change_of(record, self.objects.get(record.key), intern=True)
                     if change is None:
                         # Not decodable: the state no longer holds the old value either.
-                        key = event.kv.key.decode(errors="replace")
-                        self.list_items.pop(key, None)
-                        if self.objects.pop(key, None):
+                        self.list_items.pop(record.key, None)
+                        if self.objects.pop(record.key, None):
                             self._sorted = None
-                        self._advance(int(event.kv.mod_revision))
+                        self._advance(record.revision)
                         continue
-                    self._publish(change)
+                    self._publish(change, record)
             except asyncio.CancelledError:
                 raise
             except CompactedError as e:
@@ -268,10 +382,24 @@ class Hub:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
 
-    def _publish(self, change: Change) -> None:
-        if len(self.history) == self.history.maxlen:
-            self.floor = self.history[0].revision
-        self.history.append(change)
+    def _publish(self, change: Change, record: Recorded) -> None:
+        history = self.history
+        before = self._newest.get(record.key)
+        if (
+            before is not None
+            and record.prev_value is not None
+            and before.revision == record.prev_revision
+            and before.type != "DELETED"
+        ):
+            record.prev_of, record.prev_value = before, None  # those bytes, once
+        self._newest[record.key] = record
+        history.append(record)
+        # Older than the window (beyond the floor) or beyond the cap: dropped, and
+        # a watch from before it is served by etcd (or answered 410) instead.
+        while len(history) > HISTORY_MAX or (
+            len(history) > HISTORY_MIN and record.at - history[0].at > HISTORY_WINDOW
+        ):
+            self._drop_oldest()
         self.list_items.pop(change.key, None)
         if change.type == "DELETED":
             if self.objects.pop(change.key, None) is not None:
@@ -284,17 +412,26 @@ class Hub:
         for sub in list(self.subscribers):
             sub.push(change)
 
+    def _drop_oldest(self) -> None:
+        """The oldest record leaves the history; a newer record may still read its value."""
+        old = self.history.popleft()
+        self.floor = old.revision
+        old.prev_of = old.prev_value = None
+        if self._newest.get(old.key) is old:
+            del self._newest[old.key]
+
     def _reset(self, revision: int) -> None:
         gone = CompactedError(self.latest, revision)
         for sub in list(self.subscribers):
             sub.push(gone)
             sub.close()
         self.history.clear()
+        self._newest.clear()
         self.floor = self.latest = revision
 
     def forget_before(self, revision: int) -> None:
         while self.history and self.history[0].revision <= revision:
-            self.history.popleft()
+            self._drop_oldest()
         self.floor = max(self.floor, revision)
 
     def subscribe(self, after: int) -> Subscription | None:
@@ -304,13 +441,15 @@ class Hub:
         sub = Subscription(self, after)
         # Watchers mostly start from a recent list, so walk back from the newest event:
         # scanning the whole history for each of 100 new watchers held up delivery.
-        newer: list[Change] = []
-        for change in reversed(self.history):
-            if change.revision <= after:
+        newer: list[Recorded] = []
+        for record in reversed(self.history):
+            if record.revision <= after:
                 break
-            newer.append(change)
-        for change in reversed(newer):
-            sub.push(change)
+            newer.append(record)
+        for record in reversed(newer):
+            change = record.change()
+            if change is not None:
+                sub.push(change)
         self.subscribers.add(sub)
         return sub
 

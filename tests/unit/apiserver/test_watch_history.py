@@ -1,0 +1,115 @@
+"""The watch history: sized by time between a floor and a cap, kept as bytes.
+
+A watcher resuming from inside the history gets every change after its
+revision, decoded as a live watcher would; one from before the history gets
+None (the caller then asks etcd, which answers 410 when it is compacted too).
+"""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+from typing import Any
+
+from aetcd import rpc
+
+from apiserver import watch
+from apiserver.storage import Stored
+
+KEY = "/registry/configmaps/default/c"
+
+
+def _kv(revision: int, created: int, data: str) -> SimpleNamespace:
+    obj = {
+        "kind": "ConfigMap",
+        "metadata": {"name": "c", "namespace": "default"},
+        "data": {"v": data},
+    }
+    return SimpleNamespace(
+        key=KEY.encode(),
+        value=json.dumps(obj).encode(),
+        mod_revision=revision,
+        create_revision=created,
+    )
+
+
+def _event(revision: int, prev: int | None, kind: Any = rpc.Event.PUT) -> SimpleNamespace:
+    empty = SimpleNamespace(key=b"", value=b"", mod_revision=0, create_revision=0)
+    return SimpleNamespace(
+        type=kind,
+        kv=_kv(revision, 1 if prev else revision, str(revision)),
+        prev_kv=_kv(prev, 1, str(prev)) if prev else empty,
+    )
+
+
+def _publish(hub: watch.Hub, revision: int, at: float) -> None:
+    record = watch.record_of(_event(revision, revision - 1 if revision > 1 else None))
+    record.at = at
+    change = record.change()
+    assert change is not None
+    hub._publish(change, record)
+
+
+def test_history_keeps_the_window_and_at_least_the_floor() -> None:
+    hub = watch.Hub(store=None, prefix="/registry/configmaps/")  # type: ignore[arg-type]
+    old = watch.HISTORY_MIN + 50
+    for rev in range(1, old + 1):
+        _publish(hub, rev, at=0.0)  # long ago
+    for rev in range(old + 1, old + 11):
+        _publish(hub, rev, at=watch.HISTORY_WINDOW + 10)  # now
+    assert len(hub.history) == watch.HISTORY_MIN  # older ones dropped down to the floor count
+    assert hub.floor == hub.history[0].revision - 1
+    assert hub.subscribe(hub.floor - 1) is None  # before the history: not served from it
+    sub = hub.subscribe(old)
+    assert sub is not None
+    got = [sub.queue.get_nowait() for _ in range(sub.queue.qsize())]
+    assert [c.revision for c in got] == list(range(old + 1, old + 11))
+    assert got[0].type == "MODIFIED" and got[0].obj["data"] == {"v": str(old + 1)}
+    assert got[0].prev is not None and got[0].prev["metadata"]["resourceVersion"] == str(old)
+
+
+def test_history_is_capped_however_fast_events_come() -> None:
+    hub = watch.Hub(store=None, prefix="/registry/configmaps/")  # type: ignore[arg-type]
+    for rev in range(1, watch.HISTORY_MAX + 6):
+        _publish(hub, rev, at=1.0)
+    assert len(hub.history) == watch.HISTORY_MAX
+    assert hub.floor == 5 and hub.history[0].revision == 6
+
+
+def test_previous_object_is_the_known_one_not_a_second_decoded_copy() -> None:
+    first = watch.change_from_event(_event(1, None))
+    assert first is not None and first.type == "ADDED" and first.prev is None
+    known = Stored(first.obj, 1)
+    second = watch.change_from_event(_event(2, 1), known)
+    assert second is not None and second.prev is first.obj
+    stale = watch.change_from_event(_event(3, 2), known)  # known is revision 1, not 2
+    assert stale is not None and stale.prev is not first.obj
+    assert stale.prev is not None and stale.prev["data"] == {"v": "2"}
+    gone = watch.change_from_event(_event(4, 3, rpc.Event.DELETE), Stored(stale.obj, 3))
+    assert gone is not None and gone.type == "DELETED"
+    assert gone.obj["metadata"]["resourceVersion"] == "4" and gone.obj["data"] == {"v": "3"}
+    assert stale.obj["metadata"]["resourceVersion"] == "3"  # the shared object is not changed
+
+
+def test_objects_a_hub_keeps_share_their_short_strings() -> None:
+    """Two objects the hub keeps hold one copy of an equal short value, not two."""
+    a = watch._change_of(watch.record_of(_event(5, None)), None, intern=True)
+    b = watch._change_of(watch.record_of(_event(5, None)), None, intern=True)
+    assert a is not None and b is not None and a.obj == b.obj
+    assert a.obj["data"]["v"] is b.obj["data"]["v"]
+    assert a.obj["metadata"]["namespace"] is b.obj["metadata"]["namespace"]
+
+
+def test_history_keeps_a_previous_value_once() -> None:
+    """A change's previous value is its predecessor's record, read from there on
+    replay, also after that record has left the history."""
+    hub = watch.Hub(store=None, prefix="/registry/configmaps/")  # type: ignore[arg-type]
+    for rev in range(1, watch.HISTORY_MIN + 21):
+        _publish(hub, rev, at=0.0)
+    _publish(hub, watch.HISTORY_MIN + 21, at=watch.HISTORY_WINDOW + 1)  # the old ones go
+    assert all(r.prev_value is None and r.prev_of is not None for r in hub.history)
+    sub = hub.subscribe(hub.floor)
+    assert sub is not None
+    first = sub.queue.get_nowait()
+    assert isinstance(first, watch.Change) and first.revision == hub.floor + 1
+    assert first.prev is not None and first.prev["data"] == {"v": str(hub.floor)}
