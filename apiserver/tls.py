@@ -190,6 +190,10 @@ class ClientCertProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
+        if self.parser.get_method() == b"CONNECT" or self.parser.should_upgrade():
+            # httptools parses nothing after CONNECT or an upgrade (what follows is a
+            # tunnel's bytes, which uvicorn drops), so they are never a request head.
+            return
         self._in_head, self._head_bytes = True, 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
