@@ -32,7 +32,7 @@ from proxy import nft_rules
 from proxy.apply import Iptables
 from proxy.nft_apply import Nft, NftSyncer
 from proxy.rules import Node, by_service, render
-from proxy.sync import Syncer, decide
+from proxy.sync import Syncer
 
 NODE = Node("bench-node", ("192.168.50.2",), "10.244.0.0/16")
 
@@ -117,17 +117,7 @@ def measure(backend: str, n: int) -> dict[str, float]:
             ips = [_pod(i, k) for k in range(3)] + [f"10.250.{j}.{i % 250 + 1}"]
             slices[key] = [endpoint_slice(key[1], ips)]
             started = time.perf_counter()
-            if nftables:
-                syncer.decide(NODE, {key}, services, slices, False)
-            else:
-                decide(
-                    services=services,
-                    slices_of=lambda k: slices.get(k, []),
-                    node=NODE,
-                    fragments=syncer.fragments,
-                    applied=syncer.applied,
-                    changed={key},
-                )
+            syncer.plan(NODE, {key}, services, slices, False)
             decided.append(time.perf_counter() - started)  # skiff's own part, no iptables
             started = time.perf_counter()
             plan = syncer.sync(NODE, {key}, services, slices)

@@ -17,14 +17,13 @@ from __future__ import annotations
 import logging
 import shlex
 import subprocess
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import nft_rules, rules
 from .apply import ApplyError
-from .sync import Plan, ServiceKey, wants_full_sync
+from .sync import Plan, ServiceKey, Syncer
 
 log = logging.getLogger("skiff.proxy")
 
@@ -61,9 +60,9 @@ def cleanup(nft: Nft) -> None:
     nft.load(f"add table {nft_rules.T}\ndelete table {nft_rules.T}\n")
 
 
-class NftSyncer:
-    """The nftables counterpart of sync.Syncer: what the table holds, as far as the
-    proxy knows, and one sync at a time on it (a benchmark or test drives it too)."""
+class NftSyncer(Syncer):
+    """The nftables counterpart of sync.Syncer: the same sync, with plans made by
+    nft_rules and loaded by `nft -f`."""
 
     tool = "nft -f"
 
@@ -71,20 +70,11 @@ class NftSyncer:
         self.nft = nft
         self.node = node
         self.full_sync_period = full_sync_period
-        self.fragments: dict[ServiceKey, nft_rules.Fragment] = {}
-        self.applied: nft_rules.Ruleset | None = None  # None: the next sync is a full one
+        self.fragments: dict[ServiceKey, Any] = {}
+        self.applied: Any = None  # None: the next sync is a full one
         self.last_full_sync = float("-inf")
 
-    def next_is_full(self, node: rules.Node, now: float) -> bool:
-        return wants_full_sync(
-            synced=self.applied is not None,
-            node=node,
-            last_node=self.node,
-            since_full_sync=now - self.last_full_sync,
-            full_sync_period=self.full_sync_period,
-        )
-
-    def decide(
+    def plan(
         self,
         node: rules.Node,
         changed: set[ServiceKey],
@@ -110,38 +100,20 @@ class NftSyncer:
                 text = nft_rules.delta_text(old, new, changed)
                 # the ruleset is brought up to date in place once loaded (see sync)
                 return Plan(text, None, fragments, False, len(todo))
-            return self.decide(node, changed, services, slices, True)
+            return self.plan(node, changed, services, slices, True)
         ruleset = nft_rules.assemble([fragments[k] for k in sorted(fragments)], node)
         text = nft_rules.full_text(ruleset, node)
         return Plan(text, ruleset, fragments, True, len(todo))
 
-    def sync(
-        self,
-        node: rules.Node,
-        changed: set[ServiceKey],
-        services: Mapping[ServiceKey, dict[str, Any]],
-        slices: Mapping[ServiceKey, list[dict[str, Any]]],
-    ) -> Plan:
-        """Decide, then load (blocking: nft takes a while at scale)."""
-        started = time.monotonic()
-        full = self.next_is_full(node, started)
-        try:
-            plan = self.decide(node, changed, services, slices, full)
-            if plan.text:
-                self.nft.load(plan.text)
-        except Exception:
-            self.applied = None  # whatever made it in, the next sync rewrites it all
-            raise
+    def load(self, text: str) -> None:
+        self.nft.load(text)
+
+    def loaded(self, plan: Plan, changed: set[ServiceKey]) -> None:
         if plan.ruleset is None:  # partial: what is loaded now, without copying it all
             assert self.applied is not None
             plan.ruleset = nft_rules.reassemble(
                 self.applied, self.fragments, plan.fragments, changed, in_place=True
             )
-        self.node, self.fragments, self.applied = node, plan.fragments, plan.ruleset
-        if plan.full:
-            self.last_full_sync = started
-        plan.seconds = time.monotonic() - started
-        return plan
 
     @staticmethod
     def rule_count(plan: Plan) -> dict[str, int]:

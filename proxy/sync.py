@@ -165,8 +165,9 @@ class Syncer:
     """What the kernel holds, as far as the proxy knows, and one sync at a time on it.
 
     Separate from the controller so that a benchmark or a test drives the very
-    code the loop runs, without an apiserver. (nft_apply.NftSyncer is the same
-    for the nftables mode.)
+    code the loop runs, without an apiserver. The sync itself (decide, load,
+    remember what is loaded, or forget it all on a failure) is the same in both
+    modes; nft_apply.NftSyncer overrides only how a plan is made and loaded.
     """
 
     tool = "iptables-restore --noflush"
@@ -175,8 +176,8 @@ class Syncer:
         self.iptables = iptables
         self.node = node
         self.full_sync_period = full_sync_period
-        self.fragments: dict[ServiceKey, rules.Fragment] = {}
-        self.applied: rules.Ruleset | None = None  # None: the next sync is a full one
+        self.fragments: dict[ServiceKey, Any] = {}
+        self.applied: Any = None  # None: the next sync is a full one
         self.last_full_sync = float("-inf")
 
     def next_is_full(self, node: rules.Node, now: float) -> bool:
@@ -195,34 +196,51 @@ class Syncer:
         services: Mapping[ServiceKey, dict[str, Any]],
         slices: Mapping[ServiceKey, list[dict[str, Any]]],
     ) -> Plan:
-        """Decide, then restore (blocking: iptables calls take a while at scale)."""
+        """Decide, then load (blocking: the kernel tools take a while at scale)."""
         started = time.monotonic()
         full = self.next_is_full(node, started)
-        existing = None
         try:
-            if full:
-                existing = self.iptables.chains()
-                self.iptables.ensure_jumps(existing)
-            plan = decide(
-                services=services,
-                slices_of=lambda key: slices.get(key, ()),
-                node=node,
-                fragments=self.fragments,
-                applied=None if full else self.applied,
-                changed=changed,
-                existing=existing,
-            )
+            plan = self.plan(node, changed, services, slices, full)
             if plan.text:
-                self.iptables.restore(plan.text)
+                self.load(plan.text)
         except Exception:
             # Whatever made it into the kernel, the next sync rewrites it all.
             self.applied = None
             raise
+        self.loaded(plan, changed)
         self.node, self.fragments, self.applied = node, plan.fragments, plan.ruleset
-        if full:
+        if plan.full:
             self.last_full_sync = started
         plan.seconds = time.monotonic() - started
         return plan
+
+    def plan(
+        self,
+        node: rules.Node,
+        changed: set[ServiceKey],
+        services: Mapping[ServiceKey, dict[str, Any]],
+        slices: Mapping[ServiceKey, list[dict[str, Any]]],
+        full: bool,
+    ) -> Plan:
+        existing = None
+        if full:  # a full sync also deletes stale chains and checks the jumps into ours
+            existing = self.iptables.chains()
+            self.iptables.ensure_jumps(existing)
+        return decide(
+            services=services,
+            slices_of=lambda key: slices.get(key, ()),
+            node=node,
+            fragments=self.fragments,
+            applied=None if full else self.applied,
+            changed=changed,
+            existing=existing,
+        )
+
+    def load(self, text: str) -> None:
+        self.iptables.restore(text)
+
+    def loaded(self, plan: Plan, changed: set[ServiceKey]) -> None:
+        """After a successful load: anything the plan left to compute (nothing here)."""
 
     @staticmethod
     def rule_count(plan: Plan) -> dict[str, int]:
