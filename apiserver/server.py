@@ -752,21 +752,33 @@ async def run(
     if config.workers > 1:
         await _run_parent(server, sock, preforked)
         return
+    stopping = _signalled()
+    try:
+        await server.start()
+        await _serve_until(server, stopping)
+    finally:
+        await server.stop()
+
+
+def _signalled() -> asyncio.Event:
+    """An event that SIGTERM or SIGINT sets."""
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
-    try:
-        await server.start()
-        serving = asyncio.create_task(server.serve())
-        stopper = asyncio.create_task(stopping.wait())
-        await asyncio.wait({serving, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        if server._server is not None:
-            server._server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await serving
-    finally:
-        await server.stop()
+    return stopping
+
+
+async def _serve_until(server: APIServer, stopping: asyncio.Event) -> None:
+    """Serve HTTPS until `stopping` is set (then let uvicorn drain) or the server ends."""
+    serving = asyncio.create_task(server.serve())
+    stopper = asyncio.create_task(stopping.wait())
+    await asyncio.wait({serving, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if server._server is not None:
+        server._server.should_exit = True
+    with contextlib.suppress(asyncio.CancelledError):
+        await serving
 
 
 async def _run_parent(
@@ -774,10 +786,7 @@ async def _run_parent(
     sock: socket.socket | None,
     preforked: list[tuple[workers.Forked, int]] | None,
 ) -> None:
-    loop = asyncio.get_running_loop()
-    stopping = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
+    stopping = _signalled()
     try:
         await server.start_parent(sock, preforked)
         await stopping.wait()
@@ -790,18 +799,9 @@ async def run_worker(config: ServerConfig, fd: int) -> None:
     server = APIServer(config)
     server._is_worker = True
     sock = socket.socket(fileno=fd)
-    loop = asyncio.get_running_loop()
-    stopping = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
+    stopping = _signalled()
     try:
         await server.start_worker(sock)
-        serving = asyncio.create_task(server.serve())
-        stopper = asyncio.create_task(stopping.wait())
-        await asyncio.wait({serving, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        if server._server is not None:
-            server._server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await serving
+        await _serve_until(server, stopping)
     finally:
         await server.stop()
