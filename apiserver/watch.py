@@ -40,7 +40,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -48,6 +47,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from aetcd import rpc
+
+from api.interning import interned
 
 from . import jsoncodec
 from .storage import CompactedError, CorruptObjectError, Store, Stored, decode_checked
@@ -61,8 +62,6 @@ HISTORY_MIN = 300  # kept however old, so a quiet resource can still be resumed
 HISTORY_MAX = 10_000  # kept at most, however fast events come
 FILL_PAGE = 500  # keys per etcd range while a hub lists its prefix
 QUEUE_LIMIT = 20_000  # events buffered per watcher before it is ended
-SHORT = 64  # strings up to this long are interned: names, enums, paths, not blobs
-_intern = sys.intern
 
 
 @dataclass(frozen=True)
@@ -78,18 +77,6 @@ class Change:
 
 class WatcherOverflow(Exception):
     """The watcher fell too far behind and was dropped."""
-
-
-def interned(value: Any) -> Any:
-    """`value` with its keys and short strings shared with every other object the
-    hubs keep (equal to it otherwise): one copy of each, not one per object."""
-    if isinstance(value, dict):
-        return {_intern(k): interned(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [interned(v) for v in value]
-    if isinstance(value, str) and len(value) <= SHORT:
-        return _intern(value)
-    return value
 
 
 def _stub_from_key(key: str) -> dict[str, Any]:

@@ -24,10 +24,10 @@ import asyncio
 import contextlib
 import logging
 import random
-import sys
 from collections.abc import Callable
 from typing import Any
 
+from api.interning import interned
 from api.meta import namespaced_key
 
 from . import errors
@@ -49,24 +49,10 @@ def strip_managed_fields(obj: Obj) -> Obj:
     return obj
 
 
-SHORT = 64  # strings up to this long are interned: names, enums, paths, not blobs
-_intern = sys.intern
-
-
-def _interned(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {_intern(k): _interned(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_interned(v) for v in value]
-    if isinstance(value, str) and len(value) <= SHORT:
-        return _intern(value)
-    return value
-
-
 def compact(obj: Obj) -> Obj:
     """The object as an informer keeps it: no managedFields, keys and short strings
     shared with every other cached object (equal to the original otherwise)."""
-    return _interned(strip_managed_fields(obj))  # type: ignore[no-any-return]
+    return interned(strip_managed_fields(obj))  # type: ignore[no-any-return]
 
 
 def by_namespace(obj: Obj) -> list[str]:
