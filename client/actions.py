@@ -22,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from . import errors
 from .events import EventRecorder
 from .loopcontrol import LoopControl
 from .rest import Client
@@ -147,6 +148,19 @@ class Step:
         target = on if on is not None else self.owner
         if target is not None:
             self.events.append((target, event_type, reason, message))
+
+
+    async def delete_pod(self, name: str, uid: str | None = None) -> bool:
+        """Delete one of the owner's pods (only that very pod, by `uid`), with the
+        SuccessfulDelete Event Kubernetes' pod control records: whether it was there."""
+        namespace = (self.owner or {})["metadata"]["namespace"]
+        try:
+            await self.api.delete("v1", "Pod", namespace, name, uid=uid)
+        except errors.NotFound:
+            self.note = "already gone"
+            return False
+        self.event("Normal", "SuccessfulDelete", f"Deleted pod: {name}")
+        return True
 
 
 Handler = Callable[[Any, Step], Awaitable[None]]

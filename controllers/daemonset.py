@@ -459,13 +459,7 @@ class DaemonSetController(Controller):
     async def _delete_pod(self, action: DeletePod, step: Step) -> None:
         if action.why:
             step.event("Warning", "FailedDaemonPod", action.why)
-        ns = (step.owner or {})["metadata"]["namespace"]
-        try:
-            await step.api.delete("v1", "Pod", ns, action.name, uid=action.uid)
-        except errors.NotFound:
-            step.note = "already gone"
-            return
-        step.event("Normal", "SuccessfulDelete", f"Deleted pod: {action.name}")
+        await step.delete_pod(action.name, action.uid)
 
     async def _update_status(self, action: UpdateStatus, step: Step) -> None:
         meta = (step.owner or {})["metadata"]

@@ -673,13 +673,7 @@ class JobController(Controller):
         step.event("Normal", "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}")
 
     async def _delete_pod(self, action: DeletePod, step: Step) -> None:
-        ns = (step.owner or {})["metadata"]["namespace"]
-        try:
-            await step.api.delete("v1", "Pod", ns, action.name, uid=action.uid)
-        except errors.NotFound:
-            step.note = "already gone"
-            return
-        step.event("Normal", "SuccessfulDelete", f"Deleted pod: {action.name}")
+        await step.delete_pod(action.name, action.uid)
 
     async def _remove_tracking_finalizer(self, action: RemoveTrackingFinalizer, step: Step) -> None:
         """Bookkeeping Kubernetes records no Event for (the trace still shows it)."""

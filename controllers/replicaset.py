@@ -24,7 +24,6 @@ from typing import Any
 from api.meta import controller_of, namespaced_key, owner_reference, parse_time
 from api.pods import is_active, is_available, is_ready, ready_since
 from api.selectors import selector_from_dict
-from client import errors
 from client.actions import Handler, Step
 from client.controller import Context, Controller, Result
 
@@ -318,15 +317,10 @@ class ReplicaSetController(Controller):
         }
 
     async def _delete_pod(self, action: DeletePod, step: Step) -> None:
-        rs = step.owner or {}
-        key, ns = namespaced_key(rs), rs["metadata"]["namespace"]
+        key = namespaced_key(step.owner or {})
         self.expectations.expect(key, deletes=1)
-        try:
-            await step.api.delete("v1", "Pod", ns, action.name, uid=action.uid)
-        except errors.NotFound:
-            self.expectations.observed(key, deleted=1)
-            step.note = "already gone"
-        step.event("Normal", "SuccessfulDelete", f"Deleted pod: {action.name}")
+        if not await step.delete_pod(action.name, action.uid):
+            self.expectations.observed(key, deleted=1)  # no watch event will say so
 
     async def _adopt_pod(self, action: AdoptPod, step: Step) -> None:
         rs = step.owner or {}
