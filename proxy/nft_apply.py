@@ -68,11 +68,7 @@ class NftSyncer(Syncer):
 
     def __init__(self, nft: Nft, node: rules.Node, full_sync_period: float) -> None:
         self.nft = nft
-        self.node = node
-        self.full_sync_period = full_sync_period
-        self.fragments: dict[ServiceKey, Any] = {}
-        self.applied: Any = None  # None: the next sync is a full one
-        self.last_full_sync = float("-inf")
+        self._know_nothing(node, full_sync_period)
 
     def plan(
         self,

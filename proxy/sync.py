@@ -174,6 +174,10 @@ class Syncer:
 
     def __init__(self, iptables: Iptables, node: rules.Node, full_sync_period: float) -> None:
         self.iptables = iptables
+        self._know_nothing(node, full_sync_period)
+
+    def _know_nothing(self, node: rules.Node, full_sync_period: float) -> None:
+        """The state before the first sync: nothing known to be loaded."""
         self.node = node
         self.full_sync_period = full_sync_period
         self.fragments: dict[ServiceKey, Any] = {}
