@@ -6,26 +6,16 @@ The local-path provisioner runs on nodes: tests/integration/kubelet/test_storage
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import FAST_ELECTION
+from tests.polling import eventually
 
 MANUAL = "manual"
-
-
-def eventually(check: Callable[[], Any], timeout: float = 40.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what or check}: last={last!r}")
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +20,10 @@ import httpx
 import pytest
 
 from tests.conftest import FAST_ELECTION
+from tests.polling import eventually
 
 ROOT = Path(__file__).resolve().parents[3]
 MERGE = {"Content-Type": "application/merge-patch+json"}
-
-
-def eventually(check: Callable[[], Any], timeout: float = 40.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what or check}: last={last!r}")
 
 
 class Cluster:

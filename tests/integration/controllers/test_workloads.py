@@ -14,19 +14,9 @@ import httpx
 import pytest
 
 from client.trace import merge
+from tests.polling import eventually
 
 MERGE = {"Content-Type": "application/merge-patch+json"}
-
-
-def eventually(check: Callable[[], Any], timeout: float = 40.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what or check}: last={last!r}")
 
 
 def stamp(seconds_ago: float = 0) -> str:

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+
+from tests.polling import eventually
 
 FAST = (
     "--leader-elect-lease-duration",
@@ -18,17 +19,6 @@ FAST = (
     "--leader-elect-retry-period",
     "1",
 )
-
-
-def eventually(check: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}: last={last!r}")
 
 
 @pytest.fixture
