@@ -284,6 +284,16 @@ def test_two_schedulers_one_binds(start_apiserver: Any, start_component: Any) ->
             add_pod(api, f"p{i}")
         for i in range(10):
             assert eventually(lambda n=i: node_of(api, f"p{n}")) == "only"
+
+        def scheduled() -> list[tuple[str, int]]:
+            events = api.get(
+                "/api/v1/namespaces/default/events", params={"fieldSelector": "reason=Scheduled"}
+            ).json()["items"]
+            return sorted((e["involvedObject"]["name"], e.get("count", 1)) for e in events)
+
+        # Events are written beside the binding, not before it, and a SIGKILL loses those
+        # still queued (as kube-scheduler's event broadcaster does): wait for them first.
+        eventually(lambda: len(scheduled()) >= 10, what="the leader's Scheduled events")
         leader.kill()  # the one that leads: no clean release, the lease must expire
         assert survivor.proc.poll() is None
         new_holder = eventually(
@@ -293,14 +303,6 @@ def test_two_schedulers_one_binds(start_apiserver: Any, start_component: Any) ->
         add_pod(api, "after")
         assert eventually(lambda: node_of(api, "after"), timeout=30) == "only"
         expected = sorted([*(f"p{i}" for i in range(10)), "after"])
-
-        def scheduled() -> list[tuple[str, int]]:
-            events = api.get(
-                "/api/v1/namespaces/default/events", params={"fieldSelector": "reason=Scheduled"}
-            ).json()["items"]
-            return sorted((e["involvedObject"]["name"], e.get("count", 1)) for e in events)
-
-        # Events are written beside the binding, not before it: wait for all of them.
         eventually(lambda: len(scheduled()) >= len(expected), what="Scheduled events")
         # Every pod bound, each exactly once (one Scheduled event each, never a repeat).
         assert scheduled() == [(name, 1) for name in expected]
