@@ -351,9 +351,7 @@ class Registry:
 
     @staticmethod
     def _cached_count(hub: Any, prefix: str) -> int:
-        if prefix == hub.prefix:
-            return len(hub.objects)
-        return sum(1 for key in hub.objects if key.startswith(prefix))
+        return len(hub.objects) if prefix == hub.prefix else len(hub.keys_under(prefix))
 
     def _page_from(
         self, hub: Any, info: ResourceInfo, prefix: str, revision: int, opts: ListOptions
@@ -361,9 +359,7 @@ class Registry:
         """Items of the cache under `prefix`, filtered and cut at the limit as the
         etcd path cuts them (a continue token at `revision`, remainingItemCount
         when no selector filters)."""
-        keys = hub.sorted_keys()
-        if prefix != hub.prefix:
-            keys = [k for k in keys if k.startswith(prefix)]
+        keys = hub.keys_under(prefix)
         objects = hub.objects
         items = CachedItems()
         items.encoded = []

@@ -51,6 +51,7 @@ from aetcd import rpc
 from api.interning import interned
 
 from . import jsoncodec
+from .sorted_keys import SortedKeys
 from .storage import CompactedError, CorruptObjectError, Store, Stored, decode_checked
 
 log = logging.getLogger("skiff.apiserver.watch")
@@ -240,7 +241,7 @@ class Hub:
         self.subscribers: set[Subscription] = set()
         self.objects: dict[str, Stored] = {}  # key -> object: the prefix's state at `latest`
         self.synced = False  # `objects` is complete (false while (re)listing)
-        self._sorted: list[str] | None = None  # objects' keys in order, until the next change
+        self._sorted: SortedKeys | None = None  # objects' keys in order, made at the first list
         # Each object's JSON as a list item (no kind/apiVersion), made at its first list
         # and kept until it changes: a list from the cache joins bytes, encodes nothing.
         self.list_items: dict[str, bytes] = {}
@@ -290,11 +291,16 @@ class Hub:
             encoded = self.list_items[key] = jsoncodec.dumps(item)
         return encoded
 
-    def sorted_keys(self) -> list[str]:
-        """The keys in etcd's order (byte order), kept until the next add or delete."""
+    def keys_under(self, prefix: str) -> list[str]:
+        """The keys under `prefix` (the hub's own, or a namespace's) in etcd's order."""
         if self._sorted is None:
-            self._sorted = sorted(self.objects, key=str.encode)
-        return self._sorted
+            self._sorted = SortedKeys(self.objects)
+        return self._sorted.all() if prefix == self.prefix else self._sorted.under(prefix)
+
+    def _forget(self, key: str) -> None:
+        self.list_items.pop(key, None)
+        if self.objects.pop(key, None) is not None and self._sorted is not None:
+            self._sorted.discard(key)
 
     async def wait_for(self, revision: int, seconds: float) -> bool:
         """Wait until this hub has seen `revision`, or `seconds`: whether it has."""
@@ -337,9 +343,7 @@ class Hub:
                     change = _change_of(record, self.objects.get(record.key), intern=True)
                     if change is None:
                         # Not decodable: the state no longer holds the old value either.
-                        self.list_items.pop(record.key, None)
-                        if self.objects.pop(record.key, None):
-                            self._sorted = None
+                        self._forget(record.key)
                         self._advance(record.revision)
                         continue
                     self._publish(change, record)
@@ -387,13 +391,12 @@ class Hub:
             len(history) > HISTORY_MIN and record.at - history[0].at > HISTORY_WINDOW
         ):
             self._drop_oldest()
-        self.list_items.pop(change.key, None)
         if change.type == "DELETED":
-            if self.objects.pop(change.key, None) is not None:
-                self._sorted = None
+            self._forget(change.key)
         else:
-            if change.key not in self.objects:
-                self._sorted = None
+            self.list_items.pop(change.key, None)
+            if change.key not in self.objects and self._sorted is not None:
+                self._sorted.add(change.key)
             self.objects[change.key] = Stored(change.obj, change.revision)
         self._advance(change.revision)
         for sub in list(self.subscribers):

@@ -229,3 +229,34 @@ def test_a_create_right_after_its_namespace_is_deleted_is_refused(api: httpx.Cli
         assert refused.status_code == 403, refused.text
         assert refused.json()["details"]["causes"][0]["reason"] == "NamespaceTerminating"
         assert api.get(f"{url}/late").status_code == 404
+
+
+@pytest.mark.parametrize("version", ["", "0"])
+def test_a_namespaced_list_holds_its_namespace_only(api: httpx.Client, version: str) -> None:
+    """One namespace's list from the cache: its objects, in order, and not those of a
+    namespace whose name it starts (`x` and `x-b` sit side by side in the key order)."""
+    first = f"list-{uuid.uuid4().hex[:6]}"
+    spaces = [first, f"{first}-b"]
+    for ns in spaces:
+        assert api.post("/api/v1/namespaces", json={"metadata": {"name": ns}}).status_code == 201
+    try:
+        for i in range(12):
+            for ns in spaces:
+                url = f"/api/v1/namespaces/{ns}/configmaps"
+                assert api.post(url, json=configmap(f"c{i:02d}")).status_code == 201
+        for i in range(0, 12, 3):  # gone from the first namespace only
+            assert api.delete(f"/api/v1/namespaces/{first}/configmaps/c{i:02d}").status_code == 200
+        params = {"resourceVersion": version} if version else {}
+
+        def names(ns: str) -> list[str]:
+            listed = api.get(f"/api/v1/namespaces/{ns}/configmaps", params=params).json()
+            return [item["metadata"]["name"] for item in listed["items"]]
+
+        kept = [f"c{i:02d}" for i in range(12) if i % 3]
+        if version:  # any state will do: wait for the cache to have seen the deletes
+            eventually(lambda: names(first) == kept, what="the cache to see the deletes")
+        assert names(first) == kept
+        assert names(spaces[1]) == [f"c{i:02d}" for i in range(12)]
+    finally:
+        for ns in spaces:
+            api.delete(f"/api/v1/namespaces/{ns}")
