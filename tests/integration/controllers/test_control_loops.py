@@ -467,12 +467,16 @@ def test_service_endpoints_follow_ready_pods(cp: httpx.Client, ns: str) -> None:
         },
     }
     assert cp.post(f"/api/v1/namespaces/{ns}/services", json=svc).status_code == 201
+    # A Node that exists: pods bound to a missing one are orphans, which the pod
+    # garbage collector may delete at any moment of the test.
+    node = f"ep-{ns}"
+    assert cp.post("/api/v1/nodes", json={"metadata": {"name": node}}).status_code == 201
 
     def pod(name: str, ip: str, port: int, ready: bool) -> None:
         body = {
             "metadata": {"name": name, "labels": {"app": "ep"}},
             "spec": {
-                "nodeName": "n1",
+                "nodeName": node,
                 "containers": [
                     {
                         "name": "c",
@@ -488,7 +492,8 @@ def test_service_endpoints_follow_ready_pods(cp: httpx.Client, ns: str) -> None:
             "podIP": ip,
             "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
         }
-        cp.put(f"/api/v1/namespaces/{ns}/pods/{name}/status", json=made)
+        put = cp.put(f"/api/v1/namespaces/{ns}/pods/{name}/status", json=made)
+        assert put.status_code == 200, put.text
 
     pod("a", "10.244.0.10", 8080, True)
     pod("b", "10.244.0.11", 9090, False)
@@ -503,12 +508,15 @@ def test_service_endpoints_follow_ready_pods(cp: httpx.Client, ns: str) -> None:
     assert ready == {"10.244.0.10": 8080}  # the named port resolved per pod
     assert not_ready == {"10.244.0.11"}
 
-    slices = eventually(
-        lambda: cp.get(
+    def slices_of_web() -> list[dict[str, Any]]:
+        return cp.get(
             f"/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices",
             params={"labelSelector": "kubernetes.io/service-name=web"},
-        ).json()["items"],
-        what="endpointslice",
+        ).json()["items"]
+
+    slices = eventually(
+        lambda: (s := slices_of_web()) and len(s[0].get("endpoints") or []) == 2 and s,
+        what="an endpointslice with both pods",
     )
     by_ip = {e["addresses"][0]: e["conditions"] for e in slices[0]["endpoints"]}
     assert by_ip["10.244.0.10"]["ready"] is True and by_ip["10.244.0.11"]["ready"] is False
@@ -522,15 +530,10 @@ def test_service_endpoints_follow_ready_pods(cp: httpx.Client, ns: str) -> None:
         what="deleted pod removed",
     )
     eventually(
-        lambda: any(
-            e["conditions"].get("terminating")
-            for e in cp.get(
-                f"/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices",
-                params={"labelSelector": "kubernetes.io/service-name=web"},
-            ).json()["items"][0]["endpoints"]
-        ),
+        lambda: any(e["conditions"].get("terminating") for e in slices_of_web()[0]["endpoints"]),
         what="terminating in slice",
     )
+    cp.delete(f"/api/v1/nodes/{node}")
 
 
 def test_silent_node_goes_not_ready_is_tainted_and_its_pods_evicted(
