@@ -6,8 +6,10 @@ Node is deleted) it:
 - deletes pods bound to a Node that no longer exists (no kubelet is left to
   finish them, so they would stay Terminating forever): first marked Failed
   with a `DisruptionTarget` condition (reason `DeletionByPodGC`), then
-  deleted with no grace period. The Node's absence is confirmed with the API
-  before acting, since the cache may lag behind a Node just created;
+  deleted with no grace period. A Node counts as gone once it has been missing
+  for QUARANTINE seconds (Kubernetes' quarantineTime: a pod may name a Node
+  that is being created, or one that a restore brings back) and the API
+  confirms it, since the cache may lag behind a Node just created;
 - force-deletes terminating pods that were never scheduled (no kubelet will
   confirm their end);
 - once more than `--terminated-pod-gc-threshold` pods have terminated
@@ -21,6 +23,7 @@ import asyncio
 import contextlib
 import datetime
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +34,7 @@ from client.informer import Informer
 log = logging.getLogger("skiff.controllers.podgc")
 
 GC_PERIOD = 20.0  # kube-controller-manager's gcCheckPeriod
+QUARANTINE = 40.0  # podgc's quarantineTime: how long a Node is missing before it is gone
 DEFAULT_TERMINATED_THRESHOLD = 12500
 TERMINAL = ("Succeeded", "Failed")
 
@@ -51,10 +55,27 @@ def _pod(pod: dict[str, Any], why: str, orphaned: bool = False) -> Collect:
     return Collect(meta.get("namespace", ""), meta["name"], meta.get("uid", ""), why, orphaned)
 
 
-def decide(pods: list[dict[str, Any]], nodes: set[str], threshold: int) -> list[Collect]:
-    """Which pods to collect, given every pod, the names of the Nodes that exist and the
-    terminated-pod threshold. Orphans first, then unscheduled terminating pods, then the
-    oldest terminated pods past the threshold (a pod is named at most once)."""
+def quarantine(
+    pods: list[dict[str, Any]], nodes: set[str], missing_since: dict[str, float], now: float
+) -> tuple[dict[str, float], set[str]]:
+    """Since when each Node that pods name but that does not exist has been missing
+    (from `now` for one first seen missing; forgotten once it exists or no pod names
+    it), and which of them have been missing for QUARANTINE: those are gone."""
+    missing = {
+        node: missing_since.get(node, now)
+        for pod in pods
+        if (node := (pod.get("spec") or {}).get("nodeName")) and node not in nodes
+    }
+    return missing, {node for node, since in missing.items() if now - since >= QUARANTINE}
+
+
+def decide(
+    pods: list[dict[str, Any]], nodes: set[str], threshold: int, gone: set[str]
+) -> list[Collect]:
+    """Which pods to collect, given every pod, the names of the Nodes that exist, the
+    terminated-pod threshold and the Nodes past their quarantine (`quarantine`).
+    Orphans first, then unscheduled terminating pods, then the oldest terminated pods
+    past the threshold (a pod is named at most once)."""
     out: list[Collect] = []
     seen: set[str] = set()
 
@@ -65,7 +86,7 @@ def decide(pods: list[dict[str, Any]], nodes: set[str], threshold: int) -> list[
 
     for pod in pods:
         node = (pod.get("spec") or {}).get("nodeName")
-        if node and node not in nodes:
+        if node and node not in nodes and node in gone:
             add(_pod(pod, "orphaned", orphaned=True))
     for pod in pods:
         meta = pod["metadata"]
@@ -120,6 +141,7 @@ class PodGCController(Controller):
         self.nodes: Informer = ctx.informers.get("v1", "Node")
         self._wake = asyncio.Event()
         self.nodes.add_handlers(on_delete=lambda _node: self._wake.set())
+        self._missing_since: dict[str, float] = {}  # Node name -> monotonic time first missed
 
     async def run(self) -> None:
         await asyncio.gather(self.pods.wait_for_sync(), self.nodes.wait_for_sync())
@@ -133,11 +155,20 @@ class PodGCController(Controller):
                 log.warning("%s: pass failed: %s", self.name, e)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), GC_PERIOD)
+                await asyncio.wait_for(self._wake.wait(), self._next_pass())
+
+    def _next_pass(self) -> float:
+        """The GC period, or sooner when a missing Node's quarantine ends first (as
+        Kubernetes' node queue hands a Node back after quarantineTime)."""
+        now = time.monotonic()
+        ends = [since + QUARANTINE - now for since in self._missing_since.values()]
+        return max(0.1, min([GC_PERIOD, *ends]))
 
     async def reconcile(self, key: str) -> Result:
         nodes = {n["metadata"]["name"] for n in self.nodes.store.list()}
-        actions = decide(self.pods.store.list(), nodes, self.threshold)
+        pods = self.pods.store.list()
+        self._missing_since, gone = quarantine(pods, nodes, self._missing_since, time.monotonic())
+        actions = decide(pods, nodes, self.threshold, gone)
         confirmed: dict[str, bool] = {}
         for action in actions:
             pod = self.pods.store.get(f"{action.namespace}/{action.name}")

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from controllers.podgc import decide, failed_status
+from controllers.podgc import QUARANTINE, decide, failed_status, quarantine
 
 
 def pod(
@@ -68,7 +68,21 @@ def pod(
 def test_decide(
     pods: list[dict[str, Any]], nodes: set[str], threshold: int, want: list[tuple[str, str]]
 ) -> None:
-    assert [(c.name, c.why) for c in decide(pods, nodes, threshold)] == want
+    assert [(c.name, c.why) for c in decide(pods, nodes, threshold, {"gone"})] == want
+
+
+def test_a_missing_node_is_gone_only_after_its_quarantine() -> None:
+    pods = [pod("a", "late"), pod("b", "n1"), pod("c")]
+    missing, gone = quarantine(pods, {"n1"}, {}, now=100.0)
+    assert (missing, gone) == ({"late": 100.0}, set())  # first seen missing now
+    assert decide(pods, {"n1"}, 12500, gone) == []  # its pods stay meanwhile
+    missing, gone = quarantine(pods, {"n1"}, missing, now=100.0 + QUARANTINE - 1)
+    assert (missing, gone) == ({"late": 100.0}, set())
+    missing, gone = quarantine(pods, {"n1"}, missing, now=100.0 + QUARANTINE)
+    assert gone == {"late"}
+    assert [(c.name, c.why) for c in decide(pods, {"n1"}, 12500, gone)] == [("a", "orphaned")]
+    # The Node turns up (it was being created): forgotten, its clock starts again.
+    assert quarantine(pods, {"n1", "late"}, missing, now=500.0) == ({}, set())
 
 
 def test_orphans_are_marked_failed_with_a_disruption_condition() -> None:
