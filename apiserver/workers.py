@@ -74,6 +74,10 @@ def settle_gc() -> None:
     """
     gc.collect()
     gc.freeze()
+    # Once more, over nothing: CPython starts a full collection only when what was
+    # promoted since the last one exceeds a quarter of what that one kept, and the
+    # last one kept everything now frozen (it would have waited for ~100,000).
+    gc.collect()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
