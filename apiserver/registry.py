@@ -213,6 +213,20 @@ class Registry:
         within CACHE_CATCH_UP it reads etcd, as before. The object is decoded
         from the cache's bytes for this read: the caller may change it.
         """
+        found = await self._read(info, namespace, name, resource_version)
+        return found if isinstance(found, Stored) else Stored(found.obj, found.revision)
+
+    async def read_json(
+        self, info: ResourceInfo, namespace: str, name: str, resource_version: str = ""
+    ) -> bytes:
+        """`read`, as the JSON a GET answers with: from the cache, its bytes as they
+        are kept (nothing decoded or encoded)."""
+        found = await self._read(info, namespace, name, resource_version)
+        return found.json() if isinstance(found, Cached) else jsoncodec.dumps(found.obj)
+
+    async def _read(
+        self, info: ResourceInfo, namespace: str, name: str, resource_version: str
+    ) -> Stored | Cached:
         key = object_key(info, namespace, name)
         hub = await self.hubs.hub(storage_prefix(info))
         if not hub.synced:
@@ -222,7 +236,7 @@ class Registry:
             cached = hub.objects.get(key)
             if cached is None:
                 raise errors.not_found(info.plural, info.group, name)
-            return Stored(cached.obj, cached.revision)
+            return cached
         mod, _ = await self.store.mod_revision(key)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + CACHE_CATCH_UP
@@ -231,7 +245,7 @@ class Registry:
             if mod == 0 and cached is None:
                 raise errors.not_found(info.plural, info.group, name)
             if mod and cached is not None and cached.revision >= mod:
-                return Stored(cached.obj, cached.revision)
+                return cached
             # The cache has not seen the write (or the delete) etcd reported yet.
             left = deadline - loop.time()
             if left <= 0 or not await hub.wait_moved(left):

@@ -100,6 +100,8 @@ _NO_HEAD: tuple[tuple[int, str, Any], ...] = ()
 # The kind/apiVersion "heads" of cached objects: a few distinct ones, shared by all.
 _HEADS: dict[tuple[tuple[int, str, Any], ...], tuple[tuple[int, str, Any], ...]] = {}
 _TYPE_KEYS = ("apiVersion", "kind")
+# Each such head as the start of an object's JSON: b'{"apiVersion":"v1","kind":"Pod"'.
+_HEAD_JSON: dict[tuple[tuple[int, str, Any], ...], bytes] = {}
 
 
 def _short(value: str) -> str:
@@ -205,6 +207,22 @@ class Cached:
         for at, k, v in self.head:
             items.insert(at, (k, copy.deepcopy(v) if isinstance(v, dict | list) else v))
         return dict(items)
+
+    def json(self) -> bytes:
+        """The object's JSON, the bytes `jsoncodec.dumps(self.obj)` gives: kind and
+        apiVersion spliced in front of the kept item when they lead the object (they
+        do for every object the API wrote), else encoded from the decoded object."""
+        prefix = _HEAD_JSON.get(self.head)
+        if prefix is None:
+            head = self.head
+            if not (len(head) == 2 and head[0][0] == 0 and head[1][0] == 1):
+                return jsoncodec.dumps(self.obj)
+            if not all(isinstance(v, str) for _, _, v in head):
+                return jsoncodec.dumps(self.obj)
+            prefix = _HEAD_JSON[head] = jsoncodec.dumps({k: v for _, k, v in head})[:-1]
+        if self.item == b"{}":
+            return prefix + b"}"
+        return prefix + b"," + self.item[1:]
 
     def __repr__(self) -> str:
         return f"Cached(revision={self.revision}, {len(self.item)} bytes)"

@@ -13,7 +13,7 @@ from typing import Any
 
 from aetcd import rpc
 
-from apiserver import watch
+from apiserver import jsoncodec, watch
 
 KEY = "/registry/configmaps/default/c"
 
@@ -113,14 +113,23 @@ def test_a_cached_element_is_the_list_item_bytes_and_decodes_to_the_object() -> 
     assert cached.fields["metadata.namespace"] == "default"
     got = cached.obj
     assert got == pod and list(got) == list(pod)
+    assert cached.json() == jsoncodec.dumps(pod)  # a GET's answer, spliced from the item
     got["metadata"]["labels"]["app"] = "changed"  # a fresh copy: the cache is untouched
     assert cached.obj["metadata"]["labels"] == {"app": "web"}
     # kind and apiVersion anywhere in the object come back where they were.
     odd = {"metadata": {"name": "c", "resourceVersion": "3"}, "kind": "ConfigMap", "data": {}}
-    again = watch.Cached.of("/registry/configmaps/default/c", odd, 3).obj
-    assert again == odd and list(again) == list(odd)
+    odd_cached = watch.Cached.of("/registry/configmaps/default/c", odd, 3)
+    assert odd_cached.obj == odd and list(odd_cached.obj) == list(odd)
+    assert odd_cached.json() == jsoncodec.dumps(odd)
     bare = {"metadata": {"name": "c", "resourceVersion": "3"}}
     assert watch.Cached.of("/registry/configmaps/default/c", bare, 3).obj == bare
+    assert watch.Cached.of("/registry/configmaps/default/c", bare, 3).json() == jsoncodec.dumps(
+        bare
+    )
+    empty = {"apiVersion": "v1", "kind": "ConfigMap"}
+    assert watch.Cached.of("/registry/configmaps/default/c", empty, 3).json() == jsoncodec.dumps(
+        empty
+    )
 
 
 def test_history_keeps_a_previous_value_once() -> None:
