@@ -14,7 +14,14 @@ from .audit import PolicyError, load_policy
 from .etcd_process import EtcdError
 from .server import ServerConfig, config_from_json, run, run_worker
 from .storage import StorageError
-from .workers import WORKER_ENV, default_workers, die_with_parent, listen_socket, prefork
+from .workers import (
+    WORKER_ENV,
+    default_workers,
+    die_with_parent,
+    listen_socket,
+    prefork,
+    settle_gc,
+)
 
 
 def parse_args(argv: list[str]) -> ServerConfig:
@@ -163,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as e:
             print(f"skiff apiserver: {e}", file=sys.stderr)
             return 1
+        settle_gc()  # everything is imported: shared with the workers, never walked by them
         preforked = prefork(config.workers, sock, worker_main)
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"

@@ -20,7 +20,7 @@ import copy
 import datetime
 import json
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +34,7 @@ from . import admission, errors, jsoncodec, managed_fields, strategies
 from .admission import ServiceAllocation, add_default_tolerations, check_namespace
 from .etcd_process import MAX_REQUEST_BYTES
 from .storage import CompactedError, Conflict, StorageError, Store, Stored
-from .watch import Change, WatchHubs
+from .watch import Cached, Change, WatchHubs
 
 MAX_RETRIES = 200  # lost races on one object before giving up (patches retry)
 PROGRESS = "PROGRESS"  # a watch item that only moves the watcher's revision forward
@@ -152,11 +152,29 @@ def decode_continue(token: str, prefix: str) -> tuple[int, str]:
     return revision, prefix + start.rstrip("\x00")
 
 
-class CachedItems(list):  # type: ignore[type-arg]
-    """A list's items served from the watch cache, with each one's JSON already made
-    (`encoded`, in the same order): the response joins them instead of encoding."""
+class CachedItems(Sequence[dict[str, Any]]):
+    """A list's items served from the watch cache: each one's JSON already made
+    (`encoded`, in order: the response joins them instead of encoding), and the
+    objects decoded only when asked for (a Table, YAML, a converting view), a
+    fresh copy at each access."""
 
-    encoded: list[bytes]
+    def __init__(self, elements: list[Cached]) -> None:
+        self.elements = elements
+
+    @property
+    def encoded(self) -> list[bytes]:
+        return [e.item for e in self.elements]
+
+    def __len__(self) -> int:
+        return len(self.elements)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [e.obj for e in self.elements[i]]
+        return self.elements[i].obj
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (e.obj for e in self.elements)
 
 
 class Registry:
@@ -192,9 +210,23 @@ class Registry:
         and answers from the cache once the cache holds that revision of the
         object, so a read right after a write sees it, even when the write went
         through another apiserver or worker; if the cache does not catch up
-        within CACHE_CATCH_UP it reads etcd, as before. The objects are shared
-        with the cache: callers must not change them.
+        within CACHE_CATCH_UP it reads etcd, as before. The object is decoded
+        from the cache's bytes for this read: the caller may change it.
         """
+        found = await self._read(info, namespace, name, resource_version)
+        return found if isinstance(found, Stored) else Stored(found.obj, found.revision)
+
+    async def read_json(
+        self, info: ResourceInfo, namespace: str, name: str, resource_version: str = ""
+    ) -> bytes:
+        """`read`, as the JSON a GET answers with: from the cache, its bytes as they
+        are kept (nothing decoded or encoded)."""
+        found = await self._read(info, namespace, name, resource_version)
+        return found.json() if isinstance(found, Cached) else jsoncodec.dumps(found.obj)
+
+    async def _read(
+        self, info: ResourceInfo, namespace: str, name: str, resource_version: str
+    ) -> Stored | Cached:
         key = object_key(info, namespace, name)
         hub = await self.hubs.hub(storage_prefix(info))
         if not hub.synced:
@@ -227,9 +259,16 @@ class Registry:
             return False
         return opts.fields is None or opts.fields.matches(fields.field_labels(info, obj))
 
+    @staticmethod
+    def _selected(cached: Cached, opts: ListOptions) -> bool:
+        """`_matches` for a watch cache element: on its precomputed labels and fields."""
+        if opts.labels is not None and not opts.labels.matches(cached.labels):
+            return False
+        return opts.fields is None or opts.fields.matches(cached.fields)
+
     async def list(
         self, info: ResourceInfo, namespace: str, opts: ListOptions
-    ) -> tuple[list[dict], int, str, int | None]:
+    ) -> tuple[Sequence[dict], int, str, int | None]:
         """Items, the list's revision, a continue token and remainingItemCount.
 
         With a limit, pages are read at one revision (a consistent snapshot),
@@ -303,7 +342,7 @@ class Registry:
 
     async def _list_cached(
         self, info: ResourceInfo, namespace: str, opts: ListOptions
-    ) -> tuple[list[dict], int, str, int | None] | None:
+    ) -> tuple[Sequence[dict], int, str, int | None] | None:
         """A list from the watch cache, or None when etcd must answer it.
 
         `resourceVersion=0`, or one the cache has reached: the cache as it is,
@@ -355,27 +394,27 @@ class Registry:
 
     def _page_from(
         self, hub: Any, info: ResourceInfo, prefix: str, revision: int, opts: ListOptions
-    ) -> tuple[list[dict], int, str, int | None]:
+    ) -> tuple[Sequence[dict], int, str, int | None]:
         """Items of the cache under `prefix`, filtered and cut at the limit as the
         etcd path cuts them (a continue token at `revision`, remainingItemCount
-        when no selector filters)."""
+        when no selector filters). Selectors match the elements' precomputed
+        labels and fields: nothing is decoded."""
         keys = hub.keys_under(prefix)
         objects = hub.objects
-        items = CachedItems()
-        items.encoded = []
+        chosen: list[Cached] = []
         filtering = opts.labels is not None or opts.fields is not None
         for i, key in enumerate(keys):
-            obj = objects[key].obj
-            if filtering and not self._matches(info, obj, opts):
+            cached = objects[key]
+            if filtering and not self._selected(cached, opts):
                 continue
-            items.append(obj)
-            items.encoded.append(hub.list_item(key))
-            if opts.limit and len(items) == opts.limit:
+            chosen.append(cached)
+            if opts.limit and len(chosen) == opts.limit:
                 if i == len(keys) - 1:
-                    return items, revision, "", None
+                    return CachedItems(chosen), revision, "", None
                 remaining = None if filtering else len(keys) - 1 - i
-                return items, revision, encode_continue(revision, key, prefix), remaining
-        return items, revision, "", None
+                token = encode_continue(revision, key, prefix)
+                return CachedItems(chosen), revision, token, remaining
+        return CachedItems(chosen), revision, "", None
 
     async def wait_for_revision(self, wanted: int) -> None:
         """Return once the store has reached `wanted`, or answer 504 after the wait
@@ -480,9 +519,10 @@ class Registry:
         stored = hub.objects.get(key)
         if stored is None:
             return None
-        if stored.obj.get("metadata", {}).get("deletionTimestamp"):
+        obj = stored.obj
+        if obj.get("metadata", {}).get("deletionTimestamp"):
             return None
-        if (stored.obj.get("status") or {}).get("phase") == "Terminating":
+        if (obj.get("status") or {}).get("phase") == "Terminating":
             return None
         return key, stored.revision
 
@@ -755,17 +795,37 @@ class Registry:
     ) -> tuple[str, dict] | None:
         if opts.labels is None and opts.fields is None:
             return change.type, change.obj
-        now = self._matches(info, change.obj, opts)
-        before = change.prev is not None and self._matches(info, change.prev, opts)
+        if change.after is not None:
+            now = self._selected(change.after, opts)
+        else:
+            now = self._matches(info, change.obj, opts)
+        if change.before is not None:
+            before = self._selected(change.before, opts)
+        else:
+            before = change.prev is not None and self._matches(info, change.prev, opts)
         if change.type == "DELETED":
             return ("DELETED", change.obj) if before or now else None
         if now and not before:
             return "ADDED", change.obj
         if before and not now:
-            return "DELETED", change.obj
+            return "DELETED", self._left_selection(change)
         if now:
             return change.type if change.type != "ADDED" else "ADDED", change.obj
         return None
+
+    @staticmethod
+    def _left_selection(change: Change) -> dict[str, Any]:
+        """What a watcher gets when an object stops matching its selector: DELETED
+        with the object as it last matched, at the change's resourceVersion (as
+        kube-apiserver's cacheWatcher sends it)."""
+        if change.before is not None:
+            last = change.before.obj  # a fresh copy
+        elif change.prev is not None:
+            last = dict(change.prev)  # shared with other watchers: copied
+        else:
+            return change.obj
+        last["metadata"] = {**last.get("metadata", {}), "resourceVersion": str(change.revision)}
+        return last
 
 
 def check_decoded(info: ResourceInfo, obj: dict[str, Any]) -> None:

@@ -494,6 +494,7 @@ class APIServer:
         await self._bootstrap()
         await self._serving(authenticator)
         self._upkeep()
+        workers.settle_gc()  # the caches are filled
         log.info("serving on https://%s:%d", cfg.bind_address, cfg.secure_port)
 
     async def start_parent(
@@ -534,6 +535,7 @@ class APIServer:
         self._tasks.append(asyncio.create_task(self._watch_etcd_health(), name="etcd health"))
         self._tasks.append(asyncio.create_task(self._follow_compaction(), name="compaction"))
         self._sockets = [sock]
+        workers.settle_gc()  # the caches are filled
 
     def _worker_config(self) -> str:
         """The workers' configuration: ours, with etcd given (the embedded one's URL

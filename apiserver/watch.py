@@ -27,19 +27,26 @@ skiff does the same, smaller:
 - each hub also keeps the current state of its prefix (`objects`): it lists
   the prefix at its start revision and applies every event after it, so the
   state is exactly etcd's at `latest`. Gets and lists are served from it as
-  kube-apiserver's watch cache serves them (registry.py decides when). The
-  object before a change is taken from that state when it is the same
-  revision, not decoded a second time from etcd's prev_kv; and the objects it
-  keeps share their keys and short strings with each other (interned), as
-  the informers' caches do: a defaulted, bound pod otherwise carries its own
-  copy of "terminationMessagePath", "IfNotPresent", every managedFields path...
+  kube-apiserver's watch cache serves them (registry.py decides when). Like
+  kube-apiserver's storeElement, each object is kept as bytes with what a
+  list filter needs beside them (`Cached`): its JSON as a list item (the
+  stored value with its resourceVersion, without kind/apiVersion, which are
+  kept apart), its labels and its selectable fields. A list joins those bytes
+  and filters on the labels and fields; a GET splices kind and apiVersion
+  in front of the item (`Cached.json`), `.obj` decodes a fresh copy. Decoded,
+  a bound pod held ~23 KiB and 54 objects the garbage collector walks; as
+  bytes, ~4 KiB and one (bench/watch_cache.py). The object before a live
+  change is the hub's element at that revision: a selector decides on its
+  labels and fields, nothing is decoded a second time from etcd's prev_kv.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
+import sys
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -48,11 +55,13 @@ from typing import Any
 
 from aetcd import rpc
 
-from api.interning import interned
+from api import fields, resources
+from api.interning import SHORT, interned
+from api.resources import ResourceInfo
 
 from . import jsoncodec
 from .sorted_keys import SortedKeys
-from .storage import CompactedError, CorruptObjectError, Store, Stored, decode_checked
+from .storage import CompactedError, CorruptObjectError, Store, decode_checked
 
 log = logging.getLogger("skiff.apiserver.watch")
 
@@ -65,15 +74,160 @@ FILL_PAGE = 500  # keys per etcd range while a hub lists its prefix
 QUEUE_LIMIT = 20_000  # events buffered per watcher before it is ended
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Change:
-    """One etcd event, decoded: the object after (or, for DELETED, before) it."""
+    """One etcd event, decoded: the object after (or, for DELETED, before) it.
+
+    `prev` is the object before the change when it was decoded (a resumed
+    watcher's replay, a watch served by etcd itself); a hub's live change has
+    `before` instead, the hub's element at the previous revision, whose labels
+    and fields are all a selector needs. `after` is the hub's element made
+    from `obj` (its labels and fields), once the hub has stored it.
+    """
 
     type: str  # ADDED, MODIFIED, DELETED
     key: str
     revision: int
     obj: dict[str, Any]
-    prev: dict[str, Any] | None  # the object before the change, when known
+    prev: dict[str, Any] | None  # the object before the change, when decoded
+    before: Cached | None = None  # the hub's element before the change, when it had one
+    after: Cached | None = None  # the hub's element after it (not for DELETED)
+
+    def had_before(self) -> bool:
+        """Whether the object existed before this change, as far as is known."""
+        return self.before is not None or self.prev is not None
+
+
+_NO_HEAD: tuple[tuple[int, str, Any], ...] = ()
+# The kind/apiVersion "heads" of cached objects: a few distinct ones, shared by all.
+_HEADS: dict[tuple[tuple[int, str, Any], ...], tuple[tuple[int, str, Any], ...]] = {}
+_TYPE_KEYS = ("apiVersion", "kind")
+# Each such head as the start of an object's JSON: b'{"apiVersion":"v1","kind":"Pod"'.
+_HEAD_JSON: dict[tuple[tuple[int, str, Any], ...], bytes] = {}
+
+
+def _short(value: str) -> str:
+    return sys.intern(value) if len(value) <= SHORT else value
+
+
+def _kind_info(key: str, obj: dict[str, Any]) -> ResourceInfo | None:
+    """The stored kind of `obj` (what the registry filters it as), by its own
+    apiVersion and kind, else the first kind stored under its key's prefix."""
+    api_version, kind = obj.get("apiVersion"), obj.get("kind")
+    prefix = key[: key.index("/", len("/registry/")) + 1] if key.count("/") >= 3 else key
+    if isinstance(api_version, str) and isinstance(kind, str):
+        info = resources.by_kind(api_version, kind)
+        if info is not None and f"/registry/{info.storage or info.plural}/" == prefix:
+            return info
+    for info in resources.all_resources():
+        if f"/registry/{info.storage or info.plural}/" == prefix:
+            return info
+    return None
+
+
+def selectable_fields(key: str, obj: dict[str, Any]) -> dict[str, str]:
+    """The fields a field selector can choose `obj` by (api/fields.py), as the
+    registry computes them for its kind; for a kind it does not know (a custom
+    resource whose definition is gone), name and namespace."""
+    info = _kind_info(key, obj)
+    if info is not None:
+        found = fields.field_labels(info, obj)
+    else:
+        meta = obj.get("metadata") or {}
+        found = {"metadata.name": str(meta.get("name", ""))}
+        if key.count("/") == 4:
+            found["metadata.namespace"] = str(meta.get("namespace", ""))
+    return {sys.intern(k): _short(v) for k, v in found.items()}
+
+
+class Cached:
+    """One object of a hub's state, as kube-apiserver's watch cache keeps a
+    storeElement: bytes, with what list filters need precomputed and small.
+
+    `item` is the object's JSON as a list item: the stored value with its
+    resourceVersion, without kind/apiVersion (a list joins these bytes as
+    they are). `head` puts kind and apiVersion back where the object had them
+    when a GET decodes it. `labels` and `fields` are what label and field
+    selectors match on. `obj` decodes a fresh copy at every access: callers
+    may change it; read it once.
+    """
+
+    __slots__ = ("fields", "head", "item", "labels", "revision")
+
+    def __init__(
+        self,
+        item: bytes,
+        revision: int,
+        labels: dict[str, str] | None,
+        fields: dict[str, str],
+        head: tuple[tuple[int, str, Any], ...] = _NO_HEAD,
+    ) -> None:
+        self.item = item
+        self.revision = revision  # mod_revision: the object's resourceVersion
+        self.labels = labels
+        self.fields = fields
+        self.head = head
+
+    @classmethod
+    def of(cls, key: str, obj: dict[str, Any], revision: int) -> Cached:
+        """The element for `obj` (decoded, with its resourceVersion; not changed)."""
+        head_parts: list[tuple[int, str, Any]] = []
+        rest: dict[str, Any] = {}
+        for i, (k, v) in enumerate(obj.items()):
+            if k in _TYPE_KEYS:
+                head_parts.append((i, k, _short(v) if isinstance(v, str) else v))
+            else:
+                rest[k] = v
+        head = tuple(head_parts)
+        try:
+            head = _HEADS.setdefault(head, head)
+        except TypeError:  # a kind that is not a string (not hashable): kept as it is
+            pass
+        meta = obj.get("metadata")
+        labels = meta.get("labels") if isinstance(meta, dict) else None
+        # Copied to a bytes object of its own size: orjson's keeps the buffer it grew
+        # (16 KiB held for a 2 KB object, by tracemalloc; sys.getsizeof does not see it).
+        item = bytes(memoryview(jsoncodec.dumps(rest)))
+        return cls(
+            item,
+            revision,
+            interned(labels) if labels else None,
+            selectable_fields(key, obj),
+            head,
+        )
+
+    @property
+    def obj(self) -> dict[str, Any]:
+        """The object, decoded afresh (with kind, apiVersion and resourceVersion)."""
+        rest: dict[str, Any] = jsoncodec.loads(self.item)
+        if not self.head:
+            return rest
+        if len(self.head) == 2 and self.head[0][0] == 0 and self.head[1][0] == 1:
+            (_, k0, v0), (_, k1, v1) = self.head
+            return {k0: v0, k1: v1, **rest}
+        items = list(rest.items())
+        for at, k, v in self.head:
+            items.insert(at, (k, copy.deepcopy(v) if isinstance(v, dict | list) else v))
+        return dict(items)
+
+    def json(self) -> bytes:
+        """The object's JSON, the bytes `jsoncodec.dumps(self.obj)` gives: kind and
+        apiVersion spliced in front of the kept item when they lead the object (they
+        do for every object the API wrote), else encoded from the decoded object."""
+        prefix = _HEAD_JSON.get(self.head)
+        if prefix is None:
+            head = self.head
+            if not (len(head) == 2 and head[0][0] == 0 and head[1][0] == 1):
+                return jsoncodec.dumps(self.obj)
+            if not all(isinstance(v, str) for _, _, v in head):
+                return jsoncodec.dumps(self.obj)
+            prefix = _HEAD_JSON[head] = jsoncodec.dumps({k: v for _, k, v in head})[:-1]
+        if self.item == b"{}":
+            return prefix + b"}"
+        return prefix + b"," + self.item[1:]
+
+    def __repr__(self) -> str:
+        return f"Cached(revision={self.revision}, {len(self.item)} bytes)"
 
 
 class WatcherOverflow(Exception):
@@ -126,16 +280,16 @@ def _decode(
     value: bytes,
     prev_value: bytes | None,
     prev_revision: int,
-    known: Stored | None = None,
-    intern: bool = False,
+    known: Cached | None = None,
 ) -> Change | None:
-    """The decoded change; the previous object is `known`'s when it is that revision.
-
-    `intern`: the object is one a hub keeps (see `interned`)."""
+    """The decoded change. When `known` (a hub's element) is the previous
+    revision it stands for the previous object: nothing is decoded from
+    etcd's copy of it, but for a DELETED event, which carries that object."""
     prev = None
+    before = None
     if prev_value is not None:
         if known is not None and known.revision == prev_revision:
-            prev = known.obj  # shared with the hub's state: one decoded copy, not two
+            before = known
         else:
             try:
                 prev = decode_checked(key, prev_value, prev_revision)
@@ -143,17 +297,16 @@ def _decode(
                 prev = None  # already reported when it was written
     if kind == "DELETED":
         # The deleted object carries the deletion revision, as in Kubernetes.
-        obj = dict(prev) if prev else _stub_from_key(key)
+        last = before.obj if before is not None else prev
+        obj = dict(last) if last else _stub_from_key(key)
         obj["metadata"] = {**obj.get("metadata", {}), "resourceVersion": str(revision)}
-        return Change("DELETED", key, revision, obj, prev)
+        return Change("DELETED", key, revision, obj, prev, before)
     try:
         obj = decode_checked(key, value, revision)
-        if intern:
-            obj = interned(obj)
     except CorruptObjectError as e:
         log.error("skipping a watch event that does not decode: %s", e)
         return None
-    return Change(kind, key, revision, obj, prev)
+    return Change(kind, key, revision, obj, prev, before)
 
 
 def record_of(event: Any) -> Recorded:
@@ -176,7 +329,7 @@ def record_of(event: Any) -> Recorded:
     )
 
 
-def change_from_event(event: Any, known: Stored | None = None) -> Change | None:
+def change_from_event(event: Any, known: Cached | None = None) -> Change | None:
     """The decoded change, or None for a value that does not decode (logged).
 
     `known` is the object at the key as far as the caller knows it; it stands in
@@ -185,7 +338,7 @@ def change_from_event(event: Any, known: Stored | None = None) -> Change | None:
     return _change_of(record_of(event), known)
 
 
-def _change_of(record: Recorded, known: Stored | None, intern: bool = False) -> Change | None:
+def _change_of(record: Recorded, known: Cached | None) -> Change | None:
     return _decode(
         record.type,
         record.key,
@@ -194,7 +347,6 @@ def _change_of(record: Recorded, known: Stored | None, intern: bool = False) -> 
         record.previous(),
         record.prev_revision,
         known,
-        intern,
     )
 
 
@@ -239,12 +391,10 @@ class Hub:
         self.floor = 0  # every event after `floor` is in history or still coming
         self.latest = 0  # the newest revision this hub has seen for its prefix
         self.subscribers: set[Subscription] = set()
-        self.objects: dict[str, Stored] = {}  # key -> object: the prefix's state at `latest`
+        # key -> object (as bytes, with its labels and fields): the prefix's state at `latest`
+        self.objects: dict[str, Cached] = {}
         self.synced = False  # `objects` is complete (false while (re)listing)
         self._sorted: SortedKeys | None = None  # objects' keys in order, made at the first list
-        # Each object's JSON as a list item (no kind/apiVersion), made at its first list
-        # and kept until it changes: a list from the cache joins bytes, encodes nothing.
-        self.list_items: dict[str, bytes] = {}
         self._moved = asyncio.Event()  # set (and replaced) whenever `latest` moves
         self._task: asyncio.Task[None] | None = None
         self._started = asyncio.Event()
@@ -266,7 +416,7 @@ class Hub:
     async def _fill(self, revision: int) -> None:
         """List the prefix at `revision` (0: now) into `objects`, in pages at one revision."""
         self.synced = False
-        objects: dict[str, Stored] = {}
+        objects: dict[str, Cached] = {}
         start_after = ""
         while True:
             page = await self.store.list(
@@ -274,22 +424,17 @@ class Hub:
             )
             revision = page.revision
             for key, stored in zip(page.keys, page.items, strict=True):
-                objects[key] = Stored(interned(stored.obj), stored.revision)
+                objects[key] = Cached.of(key, stored.obj, stored.revision)
                 start_after = key
             if not page.more or not page.items:
                 break
-        self.objects, self._sorted, self.list_items = objects, None, {}
+        self.objects, self._sorted = objects, None
         self.floor = self.latest = revision
         self.synced = True
 
-    def list_item(self, key: str) -> bytes:
-        """The object at `key` as JSON for a list's `items` (lists carry no kind/apiVersion)."""
-        encoded = self.list_items.get(key)
-        if encoded is None:
-            obj = self.objects[key].obj
-            item = {k: v for k, v in obj.items() if k != "kind" and k != "apiVersion"}
-            encoded = self.list_items[key] = jsoncodec.dumps(item)
-        return encoded
+    def current(self, key: str) -> Cached | None:
+        """The object at `key` as this hub last saw it (`.obj` decodes it, `.revision`)."""
+        return self.objects.get(key)
 
     def keys_under(self, prefix: str) -> list[str]:
         """The keys under `prefix` (the hub's own, or a namespace's) in etcd's order."""
@@ -298,7 +443,6 @@ class Hub:
         return self._sorted.all() if prefix == self.prefix else self._sorted.under(prefix)
 
     def _forget(self, key: str) -> None:
-        self.list_items.pop(key, None)
         if self.objects.pop(key, None) is not None and self._sorted is not None:
             self._sorted.discard(key)
 
@@ -340,7 +484,7 @@ class Hub:
                 async for event in self.store.watch(self.prefix, self.latest + 1):
                     backoff, failures = 0.1, 0
                     record = record_of(event)
-                    change = _change_of(record, self.objects.get(record.key), intern=True)
+                    change = _change_of(record, self.objects.get(record.key))
                     if change is None:
                         # Not decodable: the state no longer holds the old value either.
                         self._forget(record.key)
@@ -394,10 +538,11 @@ class Hub:
         if change.type == "DELETED":
             self._forget(change.key)
         else:
-            self.list_items.pop(change.key, None)
             if change.key not in self.objects and self._sorted is not None:
                 self._sorted.add(change.key)
-            self.objects[change.key] = Stored(change.obj, change.revision)
+            change.after = self.objects[change.key] = Cached.of(
+                change.key, change.obj, change.revision
+            )
         self._advance(change.revision)
         for sub in list(self.subscribers):
             sub.push(change)

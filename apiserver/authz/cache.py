@@ -29,9 +29,18 @@ def key_of(obj: dict[str, Any]) -> str:
 
 
 class ObjectCache:
-    def __init__(self, registry: Registry, info: ResourceInfo) -> None:
+    """`keep`: what of each object the cache holds (all of it by default); the pod
+    cache keeps what the Node authorizer and token checks read, not every pod whole."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        info: ResourceInfo,
+        keep: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> None:
         self.registry = registry
         self.info = info
+        self.keep = keep
         self.items: dict[str, dict[str, Any]] = {}
         self.synced = asyncio.Event()
         self.handlers: list[Handler] = []
@@ -106,10 +115,11 @@ class ObjectCache:
                             self._advance(int(rv))
                             self.synced.set()
                         else:
-                            fresh[key_of(obj)] = obj
+                            fresh[key_of(obj)] = self.keep(obj) if self.keep else obj
                         continue
                     if event != PROGRESS:
-                        self._set(key_of(obj), None if event == "DELETED" else obj)
+                        kept = None if event == "DELETED" else self.keep(obj) if self.keep else obj
+                        self._set(key_of(obj), kept)
                     self._advance(int(rv))
             except asyncio.CancelledError:
                 raise

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api import resources
+from api.interning import interned
 
 from .. import errors
 from ..certs import KeyPair
@@ -166,6 +167,15 @@ async def reconcile(registry: Registry, info: resources.ResourceInfo, want: dict
     await registry.update(info, "", name, add, WriteOptions(field_manager="kube-apiserver"))
 
 
+def pod_for_authorizers(pod: dict[str, Any]) -> dict[str, Any]:
+    """What the Node authorizer (node.references, NodeGraph) and the bound-token check
+    read of a pod: name, namespace, uid and spec, with shared strings. Each worker
+    held every pod whole here, managedFields and status included (~18 KiB a pod)."""
+    meta = pod.get("metadata") or {}
+    kept = {k: meta[k] for k in ("name", "namespace", "uid") if k in meta}
+    return interned({"metadata": kept, "spec": pod.get("spec") or {}})
+
+
 async def start(registry: Registry, reconcile_defaults: bool = True) -> Authorization:
     """`reconcile_defaults=False`: a worker of several, whose parent reconciled them."""
     if reconcile_defaults:
@@ -173,7 +183,7 @@ async def start(registry: Registry, reconcile_defaults: bool = True) -> Authoriz
     auth = Authorization(registry)
     for plural in ("roles", "clusterroles", "rolebindings", "clusterrolebindings"):
         auth.caches[plural] = ObjectCache(registry, _info(GROUP, plural))
-    auth.caches["pods"] = ObjectCache(registry, _info("", "pods"))
+    auth.caches["pods"] = ObjectCache(registry, _info("", "pods"), keep=pod_for_authorizers)
     auth.caches["serviceaccounts"] = ObjectCache(registry, _info("", "serviceaccounts"))
     auth.graph = NodeGraph(auth.caches["pods"])
     for cache in auth.caches.values():

@@ -260,3 +260,92 @@ def test_a_namespaced_list_holds_its_namespace_only(api: httpx.Client, version: 
     finally:
         for ns in spaces:
             api.delete(f"/api/v1/namespaces/{ns}")
+
+
+def test_field_selectors_on_cached_reads(api: httpx.Client, namespace: str, build: Any) -> None:
+    """A kind's own selectable fields (a pod's node, its phase) filter lists served
+    from the cache as they filter lists from etcd, and follow the object's changes."""
+    url = f"/api/v1/namespaces/{namespace}/pods"
+    for name, node in [("on-a", "node-a"), ("on-b", "node-b"), ("nowhere", "")]:
+        made = api.post(url, json=build.pod(name, {"app": name}, node=node))
+        assert made.status_code == 201, made.text
+
+    def names(version: str, path: str = url, **params: str) -> list[str]:
+        r = api.get(path, params={"resourceVersion": version, **params})
+        assert r.status_code == 200, r.text
+        return [i["metadata"]["name"] for i in r.json()["items"]]
+
+    for version in ("", "0"):
+        eventually(lambda v=version: len(names(v)) == 3, what="all three pods listed")
+        assert names(version, fieldSelector="spec.nodeName=node-a") == ["on-a"]
+        assert names(version, fieldSelector="spec.nodeName=") == ["nowhere"]
+        assert names(version, fieldSelector="status.phase=Pending") == ["nowhere", "on-a", "on-b"]
+        assert names(version, fieldSelector="spec.nodeName!=node-a", labelSelector="app=on-b") == [
+            "on-b"
+        ]
+        both = f"metadata.namespace={namespace},spec.nodeName=node-b"
+        assert names(version, "/api/v1/pods", fieldSelector=both) == ["on-b"]
+    # A binding moves the pod: the next consistent read and GET show it where it went.
+    binding = {
+        "apiVersion": "v1",
+        "kind": "Binding",
+        "metadata": {"name": "nowhere"},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": "node-c"},
+    }
+    assert api.post(f"{url}/nowhere/binding", json=binding).status_code == 201
+    assert names("", fieldSelector="spec.nodeName=node-c") == ["nowhere"]
+    assert names("", fieldSelector="spec.nodeName=") == []
+    got = api.get(f"{url}/nowhere").json()
+    assert got["spec"]["nodeName"] == "node-c"
+    assert got["kind"] == "Pod" and got["apiVersion"] == "v1"
+
+
+def test_a_watch_with_a_selector_sees_an_object_leave_and_return(
+    api: httpx.Client, namespace: str
+) -> None:
+    """Live changes through a label selector: an object that stops matching is
+    DELETED for the watcher, as it last matched, at the change's resourceVersion
+    (as kube-apiserver sends it); one that starts matching is ADDED."""
+    url = f"/api/v1/namespaces/{namespace}/configmaps"
+    merge = {"Content-Type": "application/merge-patch+json"}
+    rv = api.get(url).json()["metadata"]["resourceVersion"]
+    params = {"watch": "1", "resourceVersion": rv, "labelSelector": "watched=yes",
+              "timeoutSeconds": "20"}  # fmt: skip
+    with api.stream("GET", url, params=params) as r:
+        assert r.status_code == 200
+        events = (json.loads(line) for line in r.iter_lines() if line)
+        assert api.post(url, json=configmap("w", {"watched": "yes"})).status_code == 201
+        first = next(events)
+        assert (first["type"], first["object"]["metadata"]["name"]) == ("ADDED", "w")
+        # The watch is being served as changes happen from here on.
+        assert api.post(url, json=configmap("other", {"watched": "no"})).status_code == 201
+        api.patch(f"{url}/w", json={"data": {"k": "2"}}, headers=merge)
+        modified = next(events)
+        assert modified["type"] == "MODIFIED" and modified["object"]["data"] == {"k": "2"}
+        left = api.patch(
+            f"{url}/w", json={"metadata": {"labels": {"watched": "no"}}}, headers=merge
+        )
+        assert left.status_code == 200
+        gone = next(events)
+        assert (gone["type"], gone["object"]["metadata"]["name"]) == ("DELETED", "w")
+        assert gone["object"]["metadata"]["labels"] == {"watched": "yes"}
+        assert gone["object"]["data"] == {"k": "2"}
+        assert (
+            gone["object"]["metadata"]["resourceVersion"]
+            == left.json()["metadata"]["resourceVersion"]
+        )
+        api.patch(f"{url}/other", json={"data": {"k": "x"}}, headers=merge)  # never matches
+        back = api.patch(f"{url}/w", json={"metadata": {"labels": {"watched": "yes"}}},
+                         headers=merge)  # fmt: skip
+        returned = next(events)
+        assert (returned["type"], returned["object"]["metadata"]["labels"]) == (
+            "ADDED",
+            {"watched": "yes"},
+        )
+        assert (
+            returned["object"]["metadata"]["resourceVersion"]
+            == back.json()["metadata"]["resourceVersion"]
+        )
+        assert api.delete(f"{url}/w").status_code == 200
+        deleted = next(events)
+        assert (deleted["type"], deleted["object"]["metadata"]["name"]) == ("DELETED", "w")

@@ -13,8 +13,7 @@ from typing import Any
 
 from aetcd import rpc
 
-from apiserver import watch
-from apiserver.storage import Stored
+from apiserver import jsoncodec, watch
 
 KEY = "/registry/configmaps/default/c"
 
@@ -76,28 +75,61 @@ def test_history_is_capped_however_fast_events_come() -> None:
     assert hub.floor == 5 and hub.history[0].revision == 6
 
 
-def test_previous_object_is_the_known_one_not_a_second_decoded_copy() -> None:
+def test_previous_object_is_the_known_element_not_a_second_decoded_copy() -> None:
     first = watch.change_from_event(_event(1, None))
-    assert first is not None and first.type == "ADDED" and first.prev is None
-    known = Stored(first.obj, 1)
+    assert first is not None and first.type == "ADDED" and not first.had_before()
+    known = watch.Cached.of(KEY, first.obj, 1)
     second = watch.change_from_event(_event(2, 1), known)
-    assert second is not None and second.prev is first.obj
+    assert second is not None and second.before is known and second.prev is None
     stale = watch.change_from_event(_event(3, 2), known)  # known is revision 1, not 2
-    assert stale is not None and stale.prev is not first.obj
+    assert stale is not None and stale.before is None
     assert stale.prev is not None and stale.prev["data"] == {"v": "2"}
-    gone = watch.change_from_event(_event(4, 3, rpc.Event.DELETE), Stored(stale.obj, 3))
+    gone = watch.change_from_event(
+        _event(4, 3, rpc.Event.DELETE), watch.Cached.of(KEY, stale.obj, 3)
+    )
     assert gone is not None and gone.type == "DELETED"
     assert gone.obj["metadata"]["resourceVersion"] == "4" and gone.obj["data"] == {"v": "3"}
-    assert stale.obj["metadata"]["resourceVersion"] == "3"  # the shared object is not changed
+    assert stale.obj["metadata"]["resourceVersion"] == "3"  # the change's object is not changed
 
 
-def test_objects_a_hub_keeps_share_their_short_strings() -> None:
-    """Two objects the hub keeps hold one copy of an equal short value, not two."""
-    a = watch._change_of(watch.record_of(_event(5, None)), None, intern=True)
-    b = watch._change_of(watch.record_of(_event(5, None)), None, intern=True)
-    assert a is not None and b is not None and a.obj == b.obj
-    assert a.obj["data"]["v"] is b.obj["data"]["v"]
-    assert a.obj["metadata"]["namespace"] is b.obj["metadata"]["namespace"]
+def test_a_cached_element_is_the_list_item_bytes_and_decodes_to_the_object() -> None:
+    """What a hub keeps per object: the list item's JSON, its labels and fields;
+    a GET decodes the object back exactly, kind and apiVersion where they were."""
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "default", "labels": {"app": "web"},
+                     "resourceVersion": "7"},
+        "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "busybox"}]},
+        "status": {"phase": "Running"},
+    }  # fmt: skip
+    key = "/registry/pods/default/p"
+    cached = watch.Cached.of(key, pod, 7)
+    item = {k: v for k, v in pod.items() if k not in ("apiVersion", "kind")}
+    assert json.loads(cached.item) == item
+    assert list(json.loads(cached.item)) == ["metadata", "spec", "status"]
+    assert cached.labels == {"app": "web"}
+    assert cached.fields["spec.nodeName"] == "n1" and cached.fields["status.phase"] == "Running"
+    assert cached.fields["metadata.namespace"] == "default"
+    got = cached.obj
+    assert got == pod and list(got) == list(pod)
+    assert cached.json() == jsoncodec.dumps(pod)  # a GET's answer, spliced from the item
+    got["metadata"]["labels"]["app"] = "changed"  # a fresh copy: the cache is untouched
+    assert cached.obj["metadata"]["labels"] == {"app": "web"}
+    # kind and apiVersion anywhere in the object come back where they were.
+    odd = {"metadata": {"name": "c", "resourceVersion": "3"}, "kind": "ConfigMap", "data": {}}
+    odd_cached = watch.Cached.of("/registry/configmaps/default/c", odd, 3)
+    assert odd_cached.obj == odd and list(odd_cached.obj) == list(odd)
+    assert odd_cached.json() == jsoncodec.dumps(odd)
+    bare = {"metadata": {"name": "c", "resourceVersion": "3"}}
+    assert watch.Cached.of("/registry/configmaps/default/c", bare, 3).obj == bare
+    assert watch.Cached.of("/registry/configmaps/default/c", bare, 3).json() == jsoncodec.dumps(
+        bare
+    )
+    empty = {"apiVersion": "v1", "kind": "ConfigMap"}
+    assert watch.Cached.of("/registry/configmaps/default/c", empty, 3).json() == jsoncodec.dumps(
+        empty
+    )
 
 
 def test_history_keeps_a_previous_value_once() -> None:
