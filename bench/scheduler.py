@@ -70,8 +70,50 @@ def pod(name: str, scheduler: str = "") -> dict[str, Any]:
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants alive now (the apiserver's workers, its etcd)."""
+    out = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            for child in (task / "children").read_text().split():
+                out += process_tree(int(child))
+        except OSError:
+            continue
+    return out
+
+
+class CpuMeter:
+    """CPU seconds per part of the pipeline between two readings: the apiserver (all its
+    workers), etcd, the scheduler, and this process (the creator, the binder of the floor,
+    the watch that times it). Their sum per pod, against the machine's cores, is the
+    ceiling any scheduler reaches here whatever its own speed."""
+
+    def __init__(self, cluster: Cluster, state: Path) -> None:
+        self.cluster, self.state = cluster, state
+        self.scheduler = 0
+
+    def read(self) -> dict[str, float]:
+        etcd_file = self.state / "etcd.pid"
+        etcd = process_tree(int(etcd_file.read_text())) if etcd_file.exists() else []
+        api = [p for p in process_tree(self.cluster.procs[0].pid) if p not in etcd]
+        return {
+            "apiserver": sum(cpu_seconds(p) for p in api),
+            "etcd": sum(cpu_seconds(p) for p in etcd),
+            "scheduler": cpu_seconds(self.scheduler) if self.scheduler else 0.0,
+            "bench": time.process_time(),
+        }
+
+    @staticmethod
+    def per_pod(before: dict[str, float], after: dict[str, float], pods: int) -> dict[str, float]:
+        """Milliseconds of CPU per pod, per part."""
+        return {k: (after[k] - before[k]) * 1000 / pods for k in before}
 
 
 async def watch_bound(api: httpx.AsyncClient, ns: str, rv: str, want: int) -> float:
@@ -88,6 +130,19 @@ async def watch_bound(api: httpx.AsyncClient, ns: str, rv: str, want: int) -> fl
                 if len(bound) >= want:
                     return time.perf_counter()
     raise RuntimeError("the watch ended early")
+
+
+async def wait_for_events(api: httpx.AsyncClient, ns: str, want: int) -> None:
+    """Until `want` Scheduled Events are in `ns` (at most a minute: the count is a
+    report, a missing Event is not this bench's to fail on)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        r = await api.get(
+            f"/api/v1/namespaces/{ns}/events", params={"fieldSelector": "reason=Scheduled"}
+        )
+        if len(r.json().get("items") or []) >= want:
+            return
+        await asyncio.sleep(1.0)
 
 
 async def list_rv(api: httpx.AsyncClient, ns: str) -> str:
@@ -113,10 +168,11 @@ async def create_all(
     await asyncio.gather(*followers)
 
 
-async def measure(nodes: int, pods: int) -> dict[str, float]:
+async def measure(nodes: int, pods: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="skiff-bench-") as tmp:
         cluster = Cluster(Path(tmp))
         cluster.start_apiserver()
+        meter = CpuMeter(cluster, Path(tmp))
         try:
             async with cluster.client() as api:
                 slots = asyncio.Semaphore(CREATE_CONCURRENCY)
@@ -152,9 +208,11 @@ async def measure(nodes: int, pods: int) -> dict[str, float]:
                         )
                         r.raise_for_status()
 
+                cpu0 = meter.read()
                 t0 = time.perf_counter()
                 await create_all(api, "raw", [pod(f"r{i}", "nobody") for i in range(pods)], bind)
                 floor = pods / (time.perf_counter() - t0)
+                floor_cpu = CpuMeter.per_pod(cpu0, meter.read(), pods)
                 # The binding alone (pods created first), as this bench measured before.
                 await create_all(api, "bind", [pod(f"b{i}", "nobody") for i in range(pods)], None)
                 t0 = time.perf_counter()
@@ -162,7 +220,7 @@ async def measure(nodes: int, pods: int) -> dict[str, float]:
                 binding_only = pods / (time.perf_counter() - t0)
 
                 cluster.start_component("scheduler", "--leader-elect", "false")
-                sched_pid = cluster.procs[-1].pid
+                meter.scheduler = cluster.procs[-1].pid
                 # Ready when it has placed one pod (its caches are synced).
                 rv = await list_rv(api, "warm")
                 waiter = asyncio.create_task(watch_bound(api, "warm", rv, 1))
@@ -171,18 +229,25 @@ async def measure(nodes: int, pods: int) -> dict[str, float]:
 
                 rv = await list_rv(api, "sched")
                 waiter = asyncio.create_task(watch_bound(api, "sched", rv, pods))
-                cpu0 = cpu_seconds(sched_pid)
+                cpu0 = meter.read()
                 t0 = time.perf_counter()
                 await create_all(api, "sched", [pod(f"s{i}") for i in range(pods)], None)
                 created = time.perf_counter()
                 last = await asyncio.wait_for(waiter, 600)
-                cpu = cpu_seconds(sched_pid) - cpu0
+                bound = meter.read()
+                # The Scheduled Events trail the bindings (one writer): their CPU is part
+                # of the scheduler's work per pod, so wait until they are all written.
+                await wait_for_events(api, "sched", pods)
+                sched_cpu = CpuMeter.per_pod(cpu0, meter.read(), pods)
                 return {
                     "floor": floor,
                     "binding_only": binding_only,
                     "rate": pods / (last - t0),
                     "lag": last - created,
-                    "cpu_ms": cpu * 1000 / pods,
+                    "cpu_ms": sched_cpu["scheduler"],
+                    "cpu_ms_bound": CpuMeter.per_pod(cpu0, bound, pods)["scheduler"],
+                    "floor_cpu": floor_cpu,
+                    "sched_cpu": sched_cpu,
                 }
         finally:
             cluster.stop()
@@ -231,9 +296,11 @@ async def main() -> None:
         "| kube-scheduler (scheduler_perf) |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
+    rows: list[tuple[int, dict[str, Any]]] = []
     for nodes in args.nodes:
         decided = decision_ms(nodes)
         got = await measure(nodes, args.pods)
+        rows.append((nodes, got))
         print(
             f"| {nodes:,} | {feasible_nodes_to_find(nodes)} | {decided:.2f} ms "
             f"| {got['floor']:.0f} pods/s | {got['binding_only']:.0f} pods/s "
@@ -246,6 +313,25 @@ async def main() -> None:
         "\ntargets: decision < 1 ms/pod; ≥ 300 pods/s; floor ÷ skiff ≤ 1.3 "
         f"(load average now {os.getloadavg()[0]:.1f})"
     )
+    cores = os.cpu_count() or 1
+    print(
+        "\nCPU per pod, by part of the pipeline (ms; `bench` is this process: the creator, "
+        "the floor's binder, the timing watch). The ceiling is what the machine's "
+        f"{cores} cores allow at that total, whatever each part's speed:\n"
+    )
+    print(
+        "| nodes | run | apiserver | etcd | scheduler (with its Events) | bench | total "
+        "| ceiling: cores ÷ total |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for nodes, got in rows:
+        for run, cpu in (("raw floor", got["floor_cpu"]), ("skiff scheduler", got["sched_cpu"])):
+            total = sum(cpu.values())
+            sched = f"{cpu['scheduler']:.2f}" if run == "skiff scheduler" else "-"
+            print(
+                f"| {nodes:,} | {run} | {cpu['apiserver']:.2f} | {cpu['etcd']:.2f} | {sched} "
+                f"| {cpu['bench']:.2f} | {total:.2f} | {cores * 1000 / total:.0f} pods/s |"
+            )
 
 
 if __name__ == "__main__":

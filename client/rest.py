@@ -11,6 +11,7 @@ Failures raise the typed errors of `client.errors`.
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,7 +20,7 @@ import httpx
 from api.resources import ResourceInfo, by_kind
 from api.schema import Schema
 
-from . import errors
+from . import errors, http1, jsoncodec
 from .config import ClientConfig
 
 MERGE = "application/merge-patch+json"
@@ -56,15 +57,26 @@ class Client:
         self, config: ClientConfig, *, user_agent: str = "skiff", timeout: float = 30.0
     ) -> None:
         self.config = config
+        verify = config.ssl_context()
+        headers = {**config.headers(), "User-Agent": user_agent}
+        # Every call that is not a stream goes through this lighter path (see http1.py);
+        # watches stay on httpx.
+        self.pool = http1.Pool(
+            config.server, ssl_context=_context(verify), headers=headers, timeout=timeout
+        )
         self.http = httpx.AsyncClient(
             base_url=config.server,
-            verify=config.ssl_context(),
-            headers={**config.headers(), "User-Agent": user_agent},
+            verify=verify,
+            headers=headers,
             timeout=timeout,
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+            # As many kept alive as may be open: httpcore closes an idle connection
+            # whenever the pool holds more than max_keepalive (idle or not), so with
+            # long-lived watches in the pool a burst paid a TLS handshake per request.
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
         )
 
     async def close(self) -> None:
+        await self.pool.close()
         await self.http.aclose()
 
     async def _call(
@@ -76,11 +88,11 @@ class Client:
         body: Any = None,
         content_type: str = "application/json",
     ) -> Any:
-        content = None if body is None else json.dumps(body).encode()
+        content = None if body is None else jsoncodec.dumps(body)
         headers = {"Content-Type": content_type} if content is not None else {}
-        r = await self.http.request(method, path, params=params, content=content, headers=headers)
+        r = await self.pool.request(method, path, params=params, content=content, headers=headers)
         try:
-            data = r.json()
+            data = jsoncodec.loads(r.content)
         except ValueError:
             data = {"message": r.text}
         if r.status_code >= 400:
@@ -291,10 +303,8 @@ class Client:
                     raise errors.from_status(r.status_code, json.loads(body))
                 except ValueError:
                     raise errors.from_status(r.status_code, {"message": body.decode()}) from None
-            async for line in r.aiter_lines():
-                if not line:
-                    continue
-                event = json.loads(line)
+            async for line in _lines(r):
+                event = jsoncodec.loads(line)
                 if event["type"] == "ERROR":
                     status = event.get("object") or {}
                     raise errors.from_status(int(status.get("code") or 500), status)
@@ -303,6 +313,36 @@ class Client:
                     obj.setdefault("apiVersion", api_version)
                     obj.setdefault("kind", kind)
                 yield event["type"], obj
+
+
+async def _lines(r: httpx.Response) -> AsyncIterator[bytes]:
+    """The non-empty lines of a watch stream, as bytes: one JSON event each. Split here
+    rather than by `aiter_lines`, which first decodes every chunk to text (and splits on
+    any line break): the decoder reads UTF-8 bytes itself."""
+    pending = b""
+    async for chunk in r.aiter_bytes():
+        if b"\n" not in chunk:
+            pending += chunk
+            continue
+        *lines, rest = (pending + chunk).split(b"\n")
+        pending = rest
+        for line in lines:
+            if line.strip():
+                yield line
+    if pending.strip():
+        yield pending
+
+
+def _context(verify: ssl.SSLContext | bool) -> ssl.SSLContext:
+    """httpx's `verify` as an SSL context: False (kubeconfig insecure-skip-tls-verify)
+    still speaks TLS, without checking the server's certificate."""
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    context = ssl.create_default_context()
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def _write_params(field_manager: str = "", dry_run: bool = False) -> dict[str, str]:
