@@ -21,10 +21,12 @@ retried on its own (a POST may already have been carried out).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import time
 import zlib
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
@@ -36,6 +38,7 @@ MAX_HEAD_BYTES = 64 * 1024
 # Characters left as they are in a request path (RFC 3986 pchar and "/", and "%" so
 # that a path escaped by the caller is not escaped twice), as httpx leaves them.
 _PATH_SAFE = "/:@!$&'()*+,;=-._~%"
+P = TypeVar("P", bound=asyncio.Protocol)
 
 
 class Response:
@@ -160,26 +163,10 @@ class _Connection(asyncio.Protocol):
     def _parse(self, *, eof: bool) -> Response | None:
         """The whole answer once it is here, else None (more bytes to come)."""
         buf = self._buffer
-        while self._head is None:
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buf) > MAX_HEAD_BYTES:
-                    raise ValueError("header section too long")
+        if self._head is None:
+            self._head = _parse_head(buf)
+            if self._head is None:
                 return None
-            lines = bytes(buf[:end]).decode("latin-1").split("\r\n")
-            version, _, rest = lines[0].partition(" ")
-            if not version.startswith("HTTP/1."):
-                raise ValueError(f"not HTTP/1.x: {lines[0][:40]!r}")
-            status = int(rest[:3])
-            if 100 <= status < 200:  # an interim answer (100 Continue): the real one follows
-                del buf[: end + 4]
-                continue
-            headers: dict[str, str] = {}
-            for line in lines[1:]:
-                name, _, value = line.partition(":")
-                name, value = name.strip().lower(), value.strip()
-                headers[name] = f"{headers[name]}, {value}" if name in headers else value
-            self._head = (status, headers, end + 4)
         status, headers, start = self._head
         if status in (204, 304):
             body: bytes | None = b""
@@ -199,6 +186,176 @@ class _Connection(asyncio.Protocol):
         elif encoding == "deflate":
             body = zlib.decompress(body)
         return Response(status, headers, body)
+
+
+def _parse_head(buf: bytearray) -> tuple[int, dict[str, str], int] | None:
+    """(status, headers with lower-case names, where the body starts) once the header
+    section is all here, else None. Interim answers (100 Continue) are dropped."""
+    while True:
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            if len(buf) > MAX_HEAD_BYTES:
+                raise ValueError("header section too long")
+            return None
+        lines = bytes(buf[:end]).decode("latin-1").split("\r\n")
+        version, _, rest = lines[0].partition(" ")
+        if not version.startswith("HTTP/1."):
+            raise ValueError(f"not HTTP/1.x: {lines[0][:40]!r}")
+        status = int(rest[:3])
+        if 100 <= status < 200:  # an interim answer: the real one follows
+            del buf[: end + 4]
+            continue
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            name, value = name.strip().lower(), value.strip()
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        return status, headers, end + 4
+
+
+class _Stream(asyncio.Protocol):
+    """One streamed answer (a watch) on a connection of its own: the head, then the
+    body's bytes as they arrive, de-chunked. Closed when the stream ends."""
+
+    def __init__(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.head: asyncio.Future[tuple[int, dict[str, str]]] = loop.create_future()
+        self._buffer = bytearray()  # bytes as received, not yet decoded
+        self._body = bytearray()  # decoded body bytes not yet taken
+        self._chunked = False
+        self._remaining: int | None = None  # Content-Length left to read
+        # Bytes of the current chunk still to come; 0: its CRLF; -1: a size line next.
+        self._chunk_left = -1
+        self._done = False
+        self._error: Exception | None = None
+        self._wake: asyncio.Future[None] | None = None
+        self.last_read = time.monotonic()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.last_read = time.monotonic()
+        self._buffer += data
+        try:
+            if not self.head.done():
+                parsed = _parse_head(self._buffer)
+                if parsed is None:
+                    return
+                status, headers, start = parsed
+                del self._buffer[:start]
+                self._chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+                if not self._chunked and "content-length" in headers:
+                    self._remaining = int(headers["content-length"])
+                self.head.set_result((status, headers))
+            self._decode()
+        except ValueError as e:
+            self.fail(httpx.RemoteProtocolError(f"malformed answer: {e}"))
+            return
+        self._wakeup()
+
+    def eof_received(self) -> bool:
+        if not self._done and not self._chunked and self._remaining is None:
+            self._done = True  # a body without length ends with the connection
+        self.connection_lost(None)
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._done and self._error is None:
+            if not self.head.done():
+                self.fail(httpx.RemoteProtocolError("Server disconnected without an answer."))
+            else:
+                self.fail(httpx.RemoteProtocolError(f"the stream was cut: {exc or 'EOF'}"))
+        self._wakeup()
+
+    def fail(self, error: Exception) -> None:
+        if self._error is None and not self._done:
+            self._error = error
+        if not self.head.done():
+            self.head.set_exception(error)
+        self._wakeup()
+        self.close()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def _wakeup(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    def _decode(self) -> None:
+        """Move what has arrived of the body from the buffer to `_body`."""
+        buf = self._buffer
+        if not self._chunked:
+            if self._remaining is not None:
+                take = buf[: self._remaining]
+                self._remaining -= len(take)
+                self._done = self._remaining == 0
+            else:
+                take = buf[:]
+            self._body += take
+            buf.clear()
+            return
+        pos = 0
+        while not self._done:
+            if self._chunk_left == -1:  # a size line
+                eol = buf.find(b"\r\n", pos)
+                if eol < 0:
+                    break
+                size = int(bytes(buf[pos:eol]).split(b";", 1)[0], 16)
+                pos = eol + 2
+                if size == 0:
+                    self._done = True  # trailers, if any, are not read
+                    break
+                self._chunk_left = size
+            elif self._chunk_left == 0:  # the CRLF that ends a chunk
+                if len(buf) < pos + 2:
+                    break
+                pos += 2
+                self._chunk_left = -1
+            else:
+                data = buf[pos : pos + self._chunk_left]
+                if not data:
+                    break
+                self._body += data
+                pos += len(data)
+                self._chunk_left -= len(data)
+        del buf[:pos]
+
+    async def next_bytes(self) -> bytes:
+        """The body's bytes that came since the last call; b"" at its end."""
+        while True:
+            if self._body:
+                out = bytes(self._body)
+                self._body.clear()
+                return out
+            if self._error is not None:
+                raise self._error
+            if self._done:
+                return b""
+            self._wake = asyncio.get_running_loop().create_future()
+            try:
+                await self._wake
+            finally:
+                self._wake = None
+
+
+class StreamResponse:
+    """A streamed answer: status and headers first, then the body as it comes."""
+
+    def __init__(self, conn: _Stream, status_code: int, headers: dict[str, str]) -> None:
+        self._conn = conn
+        self.status_code = status_code
+        self.headers = headers
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        while data := await self._conn.next_bytes():
+            yield data
+
+    async def aread(self) -> bytes:
+        return b"".join([chunk async for chunk in self.aiter_bytes()])
 
 
 def _dechunk(buf: bytearray, pos: int) -> bytes | None:
@@ -268,22 +425,10 @@ class Pool:
         content: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> Response:
-        target = self.prefix + quote(path, safe=_PATH_SAFE)
-        if params:
-            query = {k: [_param(x) for x in v] if isinstance(v, list | tuple) else _param(v)
-                     for k, v in params.items()}  # fmt: skip
-            target += "?" + urlencode(query, doseq=True)
-        head = f"{method} {target} HTTP/1.1\r\n{self._fixed}"
-        for name, value in (headers or {}).items():
-            head += f"{name}: {value}\r\n"
-        if content is not None or method in ("POST", "PUT", "PATCH"):
-            head += f"Content-Length: {len(content or b'')}\r\n"
-        data = (head + "\r\n").encode()
-        if content:
-            data += content
+        data = self._request_bytes(method, path, params, content, headers)
         slots = self._slots_for_this_loop()
         async with slots:
-            conn = self._checkout() or await self._connect()
+            conn = self._checkout() or await self._open(_Connection, self.timeout)
             try:
                 response = await conn.send(data, self.timeout)
             except BaseException:
@@ -299,6 +444,46 @@ class Pool:
                 conn.idle_since = time.monotonic()
                 self._idle.append(conn)
             return response
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
+    ) -> AsyncIterator[StreamResponse]:
+        """A request whose answer is read as it comes (a watch), on a connection of its
+        own that is closed afterwards: a watch holds it for minutes, and a reconnect
+        per watch is cheap next to that."""
+        data = self._request_bytes(method, path, params, None, None)
+        loop = asyncio.get_running_loop()
+        conn: _Stream = await self._open(_Stream, connect_timeout)
+        timer: asyncio.TimerHandle | None = None
+
+        def check() -> None:
+            nonlocal timer
+            assert read_timeout is not None
+            quiet = time.monotonic() - conn.last_read
+            if quiet >= read_timeout:
+                conn.fail(httpx.ReadTimeout(f"nothing read for {read_timeout:g} s"))
+            else:
+                timer = loop.call_later(read_timeout - quiet, check)
+
+        try:
+            if read_timeout is not None:
+                conn.last_read = time.monotonic()
+                timer = loop.call_later(read_timeout, check)
+            assert conn.transport is not None
+            conn.transport.write(data)
+            status, headers = await conn.head
+            yield StreamResponse(conn, status, headers)
+        finally:
+            if timer is not None:
+                timer.cancel()
+            conn.close()
 
     async def close(self) -> None:
         self._closed = True
@@ -325,12 +510,34 @@ class Pool:
             conn.close()
         return None
 
-    async def _connect(self) -> _Connection:
+    def _request_bytes(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None,
+        content: bytes | None,
+        headers: dict[str, str] | None,
+    ) -> bytes:
+        """The whole request, head and body, for one write."""
+        target = self.prefix + quote(path, safe=_PATH_SAFE)
+        if params:
+            query = {k: [_param(x) for x in v] if isinstance(v, list | tuple) else _param(v)
+                     for k, v in params.items()}  # fmt: skip
+            target += "?" + urlencode(query, doseq=True)
+        head = f"{method} {target} HTTP/1.1\r\n{self._fixed}"
+        for name, value in (headers or {}).items():
+            head += f"{name}: {value}\r\n"
+        if content is not None or method in ("POST", "PUT", "PATCH"):
+            head += f"Content-Length: {len(content or b'')}\r\n"
+        data = (head + "\r\n").encode()
+        return data + content if content else data
+
+    async def _open(self, protocol: Callable[[], P], connect_timeout: float | None) -> P:
         loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(connect_timeout):
                 _, conn = await loop.create_connection(
-                    _Connection,
+                    protocol,
                     self.host,
                     self.port,
                     ssl=self.ssl_context,

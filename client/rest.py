@@ -15,8 +15,6 @@ import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
-
 from api.resources import ResourceInfo, by_kind
 from api.schema import Schema
 
@@ -57,27 +55,17 @@ class Client:
         self, config: ClientConfig, *, user_agent: str = "skiff", timeout: float = 30.0
     ) -> None:
         self.config = config
-        verify = config.ssl_context()
-        headers = {**config.headers(), "User-Agent": user_agent}
-        # Every call that is not a stream goes through this lighter path (see http1.py);
-        # watches stay on httpx.
+        # Every call, watches included, goes through client/http1.py: kept-alive
+        # HTTP/1.1 connections (at most 32 requests at once), one write per request.
         self.pool = http1.Pool(
-            config.server, ssl_context=_context(verify), headers=headers, timeout=timeout
-        )
-        self.http = httpx.AsyncClient(
-            base_url=config.server,
-            verify=verify,
-            headers=headers,
+            config.server,
+            ssl_context=_context(config.ssl_context()),
+            headers={**config.headers(), "User-Agent": user_agent},
             timeout=timeout,
-            # As many kept alive as may be open: httpcore closes an idle connection
-            # whenever the pool holds more than max_keepalive (idle or not), so with
-            # long-lived watches in the pool a burst paid a TLS handshake per request.
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
         )
 
     async def close(self) -> None:
         await self.pool.close()
-        await self.http.aclose()
 
     async def _call(
         self,
@@ -293,9 +281,12 @@ class Client:
             params["labelSelector"] = label_selector
         if field_selector:
             params["fieldSelector"] = field_selector
-        timeout = httpx.Timeout(10.0, read=timeout_seconds + 30.0)
-        async with self.http.stream(
-            "GET", path_for(info, namespace), params=params, timeout=timeout
+        async with self.pool.stream(
+            "GET",
+            path_for(info, namespace),
+            params=params,
+            connect_timeout=10.0,
+            read_timeout=timeout_seconds + 30.0,
         ) as r:
             if r.status_code >= 400:
                 body = await r.aread()
@@ -315,7 +306,7 @@ class Client:
                 yield event["type"], obj
 
 
-async def _lines(r: httpx.Response) -> AsyncIterator[bytes]:
+async def _lines(r: http1.StreamResponse) -> AsyncIterator[bytes]:
     """The non-empty lines of a watch stream, as bytes: one JSON event each. Split here
     rather than by `aiter_lines`, which first decodes every chunk to text (and splits on
     any line break): the decoder reads UTF-8 bytes itself."""
@@ -334,8 +325,8 @@ async def _lines(r: httpx.Response) -> AsyncIterator[bytes]:
 
 
 def _context(verify: ssl.SSLContext | bool) -> ssl.SSLContext:
-    """httpx's `verify` as an SSL context: False (kubeconfig insecure-skip-tls-verify)
-    still speaks TLS, without checking the server's certificate."""
+    """The config's SSL context; False (kubeconfig insecure-skip-tls-verify) still
+    speaks TLS, without checking the server's certificate."""
     if isinstance(verify, ssl.SSLContext):
         return verify
     context = ssl.create_default_context()

@@ -182,3 +182,47 @@ async def test_failures_are_httpx_errors(serve) -> None:  # type: ignore[no-unty
     pool = await started(garbage)
     with pytest.raises(httpx.RemoteProtocolError):
         await pool.request("GET", "/")
+
+
+async def test_a_stream_is_read_as_it_comes_whatever_the_packet_boundaries() -> None:
+    events = [b'{"type":"ADDED"}\n', b'{"type":"MODIFIED","object":{"a":"' + b"x" * 3000 + b'"}}\n']
+    body = b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in events) + b"0\r\n\r\n"
+    wire = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body
+    for step in (1, 7, 100, len(wire)):  # the same bytes, cut in packets of `step`
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            for i in range(0, len(wire), step):  # noqa: B023
+                writer.write(wire[i : i + step])  # noqa: B023
+                await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        pool = http1.Pool(f"http://127.0.0.1:{port}", ssl_context=None, headers={}, timeout=2)
+        async with pool.stream("GET", "/w", params={"watch": "1"}, read_timeout=5) as r:
+            assert r.status_code == 200
+            assert await r.aread() == b"".join(events)
+        server.close()
+
+
+async def test_a_silent_stream_times_out_and_an_error_answer_is_read_whole() -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await reader.readuntil(b"\r\n\r\n")
+        if b"/gone" in request:
+            writer.write(reply(410, b'{"code":410}'))
+        else:
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        await writer.drain()
+        await reader.read()  # holds the connection open until the client leaves
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pool = http1.Pool(f"http://127.0.0.1:{port}", ssl_context=None, headers={}, timeout=2)
+    async with pool.stream("GET", "/gone") as r:
+        assert (r.status_code, await r.aread()) == (410, b'{"code":410}')
+    with pytest.raises(httpx.ReadTimeout):
+        async with pool.stream("GET", "/w", read_timeout=0.2) as r:
+            await r.aread()
+    server.close()
