@@ -191,7 +191,7 @@ async def apply(
     decide: Any = None,
     observed: str = "",
     wanted: str = "",
-    details: dict[str, Any] | None = None,
+    details: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
     auto_events: bool = True,
 ) -> None:
     """Perform `actions` in order; on an error record it and re-raise (the queue retries).
