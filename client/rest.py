@@ -52,7 +52,12 @@ def path_for(info: ResourceInfo, namespace: str = "", name: str = "", sub: str =
 
 class Client:
     def __init__(
-        self, config: ClientConfig, *, user_agent: str = "skiff", timeout: float = 30.0
+        self,
+        config: ClientConfig,
+        *,
+        user_agent: str = "skiff",
+        timeout: float = 30.0,
+        max_connections: int = 32,
     ) -> None:
         self.config = config
         # Every call, watches included, goes through client/http1.py: kept-alive
@@ -62,6 +67,7 @@ class Client:
             ssl_context=_context(config.ssl_context()),
             headers={**config.headers(), "User-Agent": user_agent},
             timeout=timeout,
+            max_connections=max_connections,
         )
 
     async def close(self) -> None:
