@@ -188,6 +188,7 @@ class Pool:
                 connector=connector,
                 headers=self.headers,
                 auto_decompress=True,
+                trust_env=True,  # HTTPS_PROXY / NO_PROXY, as client-go's transport and httpx
                 skip_auto_headers=("User-Agent",) if "User-Agent" in self.headers else (),
             )
         return self._session
