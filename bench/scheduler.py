@@ -18,14 +18,18 @@ has them: no kubelet), then
   processes on the machine do not count against it).
 
 Prints a Markdown table for docs/benchmarks.md with kube-scheduler's published
-scheduler_perf figures beside ours.
+scheduler_perf figures beside ours, then a second one: the CPU per pod of each
+part of the pipeline (apiserver with its workers, etcd, the scheduler with its
+Scheduled Events, and this process, which creates the pods through skiff's own
+client as the controllers do) in the floor's run and in the scheduler's, and the
+rate the machine's cores allow at that total: the ceiling whatever any one part
+does. About a minute and a half a row on a quiet machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import sys
@@ -34,12 +38,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 from cluster import Cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from client.config import load_config  # noqa: E402
+from client.rest import Client  # noqa: E402
 from scheduler.cache import Cache  # noqa: E402
 from scheduler.framework import feasible_nodes_to_find, schedule  # noqa: E402
 from scheduler.scheduler import MAX_INFLIGHT_BINDS  # noqa: E402
@@ -66,46 +71,93 @@ def pod(name: str, scheduler: str = "") -> dict[str, Any]:
     }
     if scheduler:
         spec["schedulerName"] = scheduler
-    return {"metadata": {"name": name}, "spec": spec}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def watch_bound(api: httpx.AsyncClient, ns: str, rv: str, want: int) -> float:
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants alive now (the apiserver's workers, its etcd)."""
+    out = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            for child in (task / "children").read_text().split():
+                out += process_tree(int(child))
+        except OSError:
+            continue
+    return out
+
+
+class CpuMeter:
+    """CPU seconds per part of the pipeline between two readings: the apiserver (all its
+    workers), etcd, the scheduler, and this process (the creator, the binder of the floor,
+    the watch that times it). Their sum per pod, against the machine's cores, is the
+    ceiling any scheduler reaches here whatever its own speed."""
+
+    def __init__(self, cluster: Cluster, state: Path) -> None:
+        self.cluster, self.state = cluster, state
+        self.scheduler = 0
+
+    def read(self) -> dict[str, float]:
+        etcd_file = self.state / "etcd.pid"
+        etcd = process_tree(int(etcd_file.read_text())) if etcd_file.exists() else []
+        api = [p for p in process_tree(self.cluster.procs[0].pid) if p not in etcd]
+        return {
+            "apiserver": sum(cpu_seconds(p) for p in api),
+            "etcd": sum(cpu_seconds(p) for p in etcd),
+            "scheduler": cpu_seconds(self.scheduler) if self.scheduler else 0.0,
+            "bench": time.process_time(),
+        }
+
+    @staticmethod
+    def per_pod(before: dict[str, float], after: dict[str, float], pods: int) -> dict[str, float]:
+        """Milliseconds of CPU per pod, per part."""
+        return {k: (after[k] - before[k]) * 1000 / pods for k in before}
+
+
+async def watch_bound(api: Client, ns: str, rv: str, want: int) -> float:
     """Until `want` pods of `ns` have a node: the time the last one was seen bound."""
     bound: set[str] = set()
-    params = {"watch": "1", "resourceVersion": rv, "allowWatchBookmarks": "false"}
-    async with api.stream("GET", f"/api/v1/namespaces/{ns}/pods", params=params) as r:
-        async for line in r.aiter_lines():
-            if not line:
-                continue
-            obj = json.loads(line)["object"]
-            if (obj.get("spec") or {}).get("nodeName"):
-                bound.add(obj["metadata"]["name"])
-                if len(bound) >= want:
-                    return time.perf_counter()
+    async for _, obj in api.watch(
+        "v1", "Pod", ns, resource_version=rv, bookmarks=False, timeout_seconds=600
+    ):
+        if (obj.get("spec") or {}).get("nodeName"):
+            bound.add(obj["metadata"]["name"])
+            if len(bound) >= want:
+                return time.perf_counter()
     raise RuntimeError("the watch ended early")
 
 
-async def list_rv(api: httpx.AsyncClient, ns: str) -> str:
-    r = await api.get(f"/api/v1/namespaces/{ns}/pods", params={"limit": "1"})
-    return str(r.json()["metadata"]["resourceVersion"])
+async def wait_for_events(api: Client, ns: str, want: int) -> None:
+    """Until `want` Scheduled Events are in `ns` (at most a minute: the count is a
+    report, a missing Event is not this bench's to fail on)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        events, _ = await api.list("v1", "Event", ns, field_selector="reason=Scheduled")
+        if len(events) >= want:
+            return
+        await asyncio.sleep(1.0)
 
 
-async def create_all(
-    api: httpx.AsyncClient, ns: str, bodies: list[dict[str, Any]], then: Any
-) -> None:
+async def list_rv(api: Client, ns: str) -> str:
+    page = await api.get_path(f"/api/v1/namespaces/{ns}/pods", params={"limit": "1"})
+    return str(page["metadata"]["resourceVersion"])
+
+
+async def create_all(api: Client, ns: str, bodies: list[dict[str, Any]], then: Any) -> None:
     """Create the pods, CREATE_CONCURRENCY at a time; `then(name)` after each create."""
     slots = asyncio.Semaphore(CREATE_CONCURRENCY)
     followers: list[asyncio.Task[None]] = []
 
     async def one(body: dict[str, Any]) -> None:
         async with slots:
-            r = await api.post(f"/api/v1/namespaces/{ns}/pods", json=body)
-            r.raise_for_status()
+            await api.create(body, namespace=ns)
         if then is not None:
             followers.append(asyncio.create_task(then(body["metadata"]["name"])))
 
@@ -113,23 +165,36 @@ async def create_all(
     await asyncio.gather(*followers)
 
 
-async def measure(nodes: int, pods: int) -> dict[str, float]:
+async def measure(nodes: int, pods: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="skiff-bench-") as tmp:
         cluster = Cluster(Path(tmp))
         cluster.start_apiserver()
+        meter = CpuMeter(cluster, Path(tmp))
         try:
-            async with cluster.client() as api:
+            # skiff's own client, as the pods' real creators (the controllers) use it; its
+            # pool is made as wide as the creates and bindings this bench has in flight.
+            api = Client(
+                load_config(Path(tmp) / "admin.kubeconfig"),
+                user_agent="bench",
+                timeout=120,
+                max_connections=CREATE_CONCURRENCY + MAX_INFLIGHT_BINDS + 4,
+            )
+            try:
                 slots = asyncio.Semaphore(CREATE_CONCURRENCY)
 
                 async def add_node(i: int) -> None:
                     async with slots:
-                        made = (await api.post("/api/v1/nodes", json=node_body(i))).json()
+                        made = await api.create(
+                            {"apiVersion": "v1", "kind": "Node", **node_body(i)}
+                        )
                         made["status"] = NODE_STATUS
-                        await api.put(f"/api/v1/nodes/{made['metadata']['name']}/status", json=made)
+                        await api.update(made, sub="status")
 
                 await asyncio.gather(*(add_node(i) for i in range(nodes)))
                 for ns in ("raw", "bind", "sched", "warm"):
-                    await api.post("/api/v1/namespaces", json={"metadata": {"name": ns}})
+                    await api.create(
+                        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+                    )
 
                 # The floor: created → bound by this script, bindings MAX_INFLIGHT_BINDS at once.
                 binds = asyncio.Semaphore(MAX_INFLIGHT_BINDS)
@@ -141,20 +206,25 @@ async def measure(nodes: int, pods: int) -> dict[str, float]:
                 async def bind_in(ns: str, name: str) -> None:
                     target = f"n{next(counter) % nodes:04d}"
                     async with binds:
-                        r = await api.post(
-                            f"/api/v1/namespaces/{ns}/pods/{name}/binding",
-                            json={
+                        await api.create_subresource(
+                            "v1",
+                            "Pod",
+                            ns,
+                            name,
+                            "binding",
+                            {
                                 "apiVersion": "v1",
                                 "kind": "Binding",
                                 "metadata": {"name": name},
                                 "target": {"kind": "Node", "name": target},
                             },
                         )
-                        r.raise_for_status()
 
+                cpu0 = meter.read()
                 t0 = time.perf_counter()
                 await create_all(api, "raw", [pod(f"r{i}", "nobody") for i in range(pods)], bind)
                 floor = pods / (time.perf_counter() - t0)
+                floor_cpu = CpuMeter.per_pod(cpu0, meter.read(), pods)
                 # The binding alone (pods created first), as this bench measured before.
                 await create_all(api, "bind", [pod(f"b{i}", "nobody") for i in range(pods)], None)
                 t0 = time.perf_counter()
@@ -162,28 +232,37 @@ async def measure(nodes: int, pods: int) -> dict[str, float]:
                 binding_only = pods / (time.perf_counter() - t0)
 
                 cluster.start_component("scheduler", "--leader-elect", "false")
-                sched_pid = cluster.procs[-1].pid
+                meter.scheduler = cluster.procs[-1].pid
                 # Ready when it has placed one pod (its caches are synced).
                 rv = await list_rv(api, "warm")
                 waiter = asyncio.create_task(watch_bound(api, "warm", rv, 1))
-                await api.post("/api/v1/namespaces/warm/pods", json=pod("w"))
+                await api.create(pod("w"), namespace="warm")
                 await asyncio.wait_for(waiter, 60)
 
                 rv = await list_rv(api, "sched")
                 waiter = asyncio.create_task(watch_bound(api, "sched", rv, pods))
-                cpu0 = cpu_seconds(sched_pid)
+                cpu0 = meter.read()
                 t0 = time.perf_counter()
                 await create_all(api, "sched", [pod(f"s{i}") for i in range(pods)], None)
                 created = time.perf_counter()
                 last = await asyncio.wait_for(waiter, 600)
-                cpu = cpu_seconds(sched_pid) - cpu0
+                bound = meter.read()
+                # The Scheduled Events trail the bindings (one writer): their CPU is part
+                # of the scheduler's work per pod, so wait until they are all written.
+                await wait_for_events(api, "sched", pods)
+                sched_cpu = CpuMeter.per_pod(cpu0, meter.read(), pods)
                 return {
                     "floor": floor,
                     "binding_only": binding_only,
                     "rate": pods / (last - t0),
                     "lag": last - created,
-                    "cpu_ms": cpu * 1000 / pods,
+                    "cpu_ms": sched_cpu["scheduler"],
+                    "cpu_ms_bound": CpuMeter.per_pod(cpu0, bound, pods)["scheduler"],
+                    "floor_cpu": floor_cpu,
+                    "sched_cpu": sched_cpu,
                 }
+            finally:
+                await api.close()
         finally:
             cluster.stop()
 
@@ -231,9 +310,11 @@ async def main() -> None:
         "| kube-scheduler (scheduler_perf) |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
+    rows: list[tuple[int, dict[str, Any]]] = []
     for nodes in args.nodes:
         decided = decision_ms(nodes)
         got = await measure(nodes, args.pods)
+        rows.append((nodes, got))
         print(
             f"| {nodes:,} | {feasible_nodes_to_find(nodes)} | {decided:.2f} ms "
             f"| {got['floor']:.0f} pods/s | {got['binding_only']:.0f} pods/s "
@@ -246,6 +327,25 @@ async def main() -> None:
         "\ntargets: decision < 1 ms/pod; ≥ 300 pods/s; floor ÷ skiff ≤ 1.3 "
         f"(load average now {os.getloadavg()[0]:.1f})"
     )
+    cores = os.cpu_count() or 1
+    print(
+        "\nCPU per pod, by part of the pipeline (ms; `bench` is this process: the creator, "
+        "the floor's binder, the timing watch). The ceiling is what the machine's "
+        f"{cores} cores allow at that total, whatever each part's speed:\n"
+    )
+    print(
+        "| nodes | run | apiserver | etcd | scheduler (with its Events) | bench | total "
+        "| ceiling: cores ÷ total |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for nodes, got in rows:
+        for run, cpu in (("raw floor", got["floor_cpu"]), ("skiff scheduler", got["sched_cpu"])):
+            total = sum(cpu.values())
+            sched = f"{cpu['scheduler']:.2f}" if run == "skiff scheduler" else "-"
+            print(
+                f"| {nodes:,} | {run} | {cpu['apiserver']:.2f} | {cpu['etcd']:.2f} | {sched} "
+                f"| {cpu['bench']:.2f} | {total:.2f} | {cores * 1000 / total:.0f} pods/s |"
+            )
 
 
 if __name__ == "__main__":

@@ -149,7 +149,6 @@ class Step:
         if target is not None:
             self.events.append((target, event_type, reason, message))
 
-
     async def delete_pod(self, name: str, uid: str | None = None) -> bool:
         """Delete one of the owner's pods (only that very pod, by `uid`), with the
         SuccessfulDelete Event Kubernetes' pod control records: whether it was there."""
@@ -192,7 +191,7 @@ async def apply(
     decide: Any = None,
     observed: str = "",
     wanted: str = "",
-    details: dict[str, Any] | None = None,
+    details: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
     auto_events: bool = True,
 ) -> None:
     """Perform `actions` in order; on an error record it and re-raise (the queue retries).

@@ -11,15 +11,14 @@ Failures raise the typed errors of `client.errors`.
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any
-
-import httpx
 
 from api.resources import ResourceInfo, by_kind
 from api.schema import Schema
 
-from . import errors
+from . import errors, http1, jsoncodec
 from .config import ClientConfig
 
 MERGE = "application/merge-patch+json"
@@ -53,19 +52,26 @@ def path_for(info: ResourceInfo, namespace: str = "", name: str = "", sub: str =
 
 class Client:
     def __init__(
-        self, config: ClientConfig, *, user_agent: str = "skiff", timeout: float = 30.0
+        self,
+        config: ClientConfig,
+        *,
+        user_agent: str = "skiff",
+        timeout: float = 30.0,
+        max_connections: int = 32,
     ) -> None:
         self.config = config
-        self.http = httpx.AsyncClient(
-            base_url=config.server,
-            verify=config.ssl_context(),
+        # Every call, watches included, goes through client/http1.py: kept-alive
+        # HTTP/1.1 connections (at most 32 requests at once), one write per request.
+        self.pool = http1.Pool(
+            config.server,
+            ssl_context=_context(config.ssl_context()),
             headers={**config.headers(), "User-Agent": user_agent},
             timeout=timeout,
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+            max_connections=max_connections,
         )
 
     async def close(self) -> None:
-        await self.http.aclose()
+        await self.pool.close()
 
     async def _call(
         self,
@@ -76,11 +82,11 @@ class Client:
         body: Any = None,
         content_type: str = "application/json",
     ) -> Any:
-        content = None if body is None else json.dumps(body).encode()
+        content = None if body is None else jsoncodec.dumps(body)
         headers = {"Content-Type": content_type} if content is not None else {}
-        r = await self.http.request(method, path, params=params, content=content, headers=headers)
+        r = await self.pool.request(method, path, params=params, content=content, headers=headers)
         try:
-            data = r.json()
+            data = jsoncodec.loads(r.content)
         except ValueError:
             data = {"message": r.text}
         if r.status_code >= 400:
@@ -281,9 +287,12 @@ class Client:
             params["labelSelector"] = label_selector
         if field_selector:
             params["fieldSelector"] = field_selector
-        timeout = httpx.Timeout(10.0, read=timeout_seconds + 30.0)
-        async with self.http.stream(
-            "GET", path_for(info, namespace), params=params, timeout=timeout
+        async with self.pool.stream(
+            "GET",
+            path_for(info, namespace),
+            params=params,
+            connect_timeout=10.0,
+            read_timeout=timeout_seconds + 30.0,
         ) as r:
             if r.status_code >= 400:
                 body = await r.aread()
@@ -291,10 +300,8 @@ class Client:
                     raise errors.from_status(r.status_code, json.loads(body))
                 except ValueError:
                     raise errors.from_status(r.status_code, {"message": body.decode()}) from None
-            async for line in r.aiter_lines():
-                if not line:
-                    continue
-                event = json.loads(line)
+            async for line in _lines(r):
+                event = jsoncodec.loads(line)
                 if event["type"] == "ERROR":
                     status = event.get("object") or {}
                     raise errors.from_status(int(status.get("code") or 500), status)
@@ -303,6 +310,36 @@ class Client:
                     obj.setdefault("apiVersion", api_version)
                     obj.setdefault("kind", kind)
                 yield event["type"], obj
+
+
+async def _lines(r: http1.StreamResponse) -> AsyncIterator[bytes]:
+    """The non-empty lines of a watch stream, as bytes: one JSON event each. Split here
+    rather than by `aiter_lines`, which first decodes every chunk to text (and splits on
+    any line break): the decoder reads UTF-8 bytes itself."""
+    pending = b""
+    async for chunk in r.aiter_bytes():
+        if b"\n" not in chunk:
+            pending += chunk
+            continue
+        *lines, rest = (pending + chunk).split(b"\n")
+        pending = rest
+        for line in lines:
+            if line.strip():
+                yield line
+    if pending.strip():
+        yield pending
+
+
+def _context(verify: ssl.SSLContext | bool) -> ssl.SSLContext:
+    """The config's SSL context; False (kubeconfig insecure-skip-tls-verify) still
+    speaks TLS, without checking the server's certificate."""
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    context = ssl.create_default_context()
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def _write_params(field_manager: str = "", dry_run: bool = False) -> dict[str, str]:

@@ -37,11 +37,11 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import errors
+from . import errors, jsoncodec
 from .rest import Client
 
 log = logging.getLogger("skiff.trace")
@@ -87,12 +87,16 @@ class Record:
     observed: str = ""
     wanted: str = ""
     actions: list[dict[str, Any]] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)
+    # What the decision saw, for `skiff explain`; a callable is called only if the record
+    # is ever written (a burst makes more records than the ring keeps until its flush).
+    details: dict[str, Any] | Callable[[], dict[str, Any]] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     time: str = field(default_factory=_stamp)
     outcome: str = "done"
 
-    def as_dict(self, seq: int) -> dict[str, Any]:
+    def as_dict(self, seq: int, duration_ms: float | None = None) -> dict[str, Any]:
+        if duration_ms is None:
+            duration_ms = round((time.perf_counter() - self.started) * 1000, 2)
         out: dict[str, Any] = {
             "seq": seq,
             "time": self.time,
@@ -104,13 +108,34 @@ class Record:
             "observed": self.observed,
             "wanted": self.wanted,
             "actions": self.actions,
-            "durationMs": round((time.perf_counter() - self.started) * 1000, 2),
+            "durationMs": duration_ms,
             "outcome": self.outcome,
             "decide": self.decide,
         }
-        if self.details:
-            out["details"] = self.details
+        details = self.details() if callable(self.details) else self.details
+        if details:
+            out["details"] = details
         return out
+
+
+class _Kept:
+    """A finished record in the ring, turned into its dict only when someone reads it
+    (a flush, a test): at 300 pods a second most records leave the ring unread."""
+
+    __slots__ = ("_as_dict", "duration_ms", "record", "seq")
+
+    def __init__(self, record: Record, seq: int) -> None:
+        self.record: Record | None = record
+        self.seq = seq
+        self.duration_ms = round((time.perf_counter() - record.started) * 1000, 2)
+        self._as_dict: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        if self._as_dict is None:
+            assert self.record is not None
+            self._as_dict = self.record.as_dict(self.seq, self.duration_ms)
+            self.record = None  # what it held (a decision's verdicts) can go
+        return self._as_dict
 
 
 # The records a Controller worker's current reconcile has begun; the worker
@@ -139,7 +164,7 @@ class Tracer:
         self.verbose = (
             os.environ.get("SKIFF_TRACE_VERBOSE", "0") == "1" if verbose is None else verbose
         )
-        self.records: deque[dict[str, Any]] = deque(maxlen=capacity)
+        self._ring: deque[_Kept] = deque(maxlen=capacity)
         self.counts: dict[str, dict[str, int]] = {}
         self.seq = 0
         self.started = _stamp()
@@ -183,8 +208,16 @@ class Tracer:
         if not self.enabled or not (acted or self.verbose):
             return
         self.seq += 1
-        self.records.append(record.as_dict(self.seq))
+        self._ring.append(_Kept(record, self.seq))
         self._dirty.set()
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """The ring's records, oldest first."""
+        return [k.as_dict() for k in self._ring]
+
+    def _unsealed(self) -> list[dict[str, Any]]:
+        return [k.as_dict() for k in self._ring if k.seq > self.sealed]
 
     def count_noop(self, controller: str) -> None:
         self.counts.setdefault(controller, {"acted": 0, "noop": 0})["noop"] += 1
@@ -192,10 +225,10 @@ class Tracer:
     # -- writing the ConfigMap ------------------------------------------------------
 
     def _shard_body(self, name: str, shard: str, records: list[dict[str, Any]]) -> dict[str, Any]:
-        text = json.dumps(records, separators=(",", ":"))
+        text = jsoncodec.dumps(records).decode()
         while len(text) > MAX_BYTES // SHARDS and records:
             records = records[len(records) // 4 or 1 :]  # drop the oldest quarter
-            text = json.dumps(records, separators=(",", ":"))
+            text = jsoncodec.dumps(records).decode()
         return {
             "apiVersion": "v1",
             "kind": "ConfigMap",
@@ -215,7 +248,7 @@ class Tracer:
 
     def body(self) -> dict[str, Any]:
         """The head: the records not yet sealed into a shard (at most a shard's worth)."""
-        head = [r for r in self.records if r["seq"] > self.sealed][-self.shard_records :]
+        head = self._unsealed()[-self.shard_records :]
         return self._shard_body(self.name, "head", head)
 
     def plan(self) -> list[dict[str, Any]]:
@@ -225,7 +258,7 @@ class Tracer:
         before it is in a shard. Records that overflowed the ring between two
         flushes are gone (the ring is the bound), not written.
         """
-        pending = [r for r in self.records if r["seq"] > self.sealed]
+        pending = self._unsealed()
         out: list[dict[str, Any]] = []
         while len(pending) > self.shard_records:  # the head never goes empty
             chunk, pending = pending[: self.shard_records], pending[self.shard_records :]

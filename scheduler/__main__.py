@@ -55,7 +55,7 @@ async def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    return component_main("skiff scheduler", args, run)
+    return component_main("skiff scheduler", args, run, fast_loop=True)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import random
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from api import storage as st
@@ -199,7 +200,8 @@ class Scheduler:
         self, action: Bind | MarkUnschedulable, pod: dict[str, Any], decision: Decision | None
     ) -> None:
         """The one shell (client/actions.py): loop control, Events, the trace."""
-        details = decision.explanation(EXPLAINED_NODES) if decision is not None else None
+        # Explained only if the trace writes the record (see client/trace.py: _Kept).
+        details = partial(decision.explanation, EXPLAINED_NODES) if decision is not None else None
         looked = len(decision.filters) if decision is not None else 0
         await shell.apply(
             [action],
