@@ -191,6 +191,7 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
         _close_shared_node()
 
 
+@pytest.hookimpl(trylast=True)  # after pytest has torn down the fixtures still set up
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Also when the run stops early (-x, Ctrl-C): the node never outlives the session."""
     _close_shared_node()
