@@ -8,7 +8,8 @@ and DNS are in the build); stopping one node's agents moves its web pods to
 the others within the lab's short grace (20 s) and toleration (10 s), and
 starting them brings the node back Ready. `skiff dashboard` shows the lab in
 a real headless Chromium and drives its loops; the study guide's lab
-exercises run here as written. `skiff lab down` then leaves no namespace,
+exercises run here as written; so do tests/e2e/lab_workloads.py's Jobs,
+CronJob, DaemonSet and StatefulSet. `skiff lab down` then leaves no namespace,
 mount, cgroup or process behind.
 """
 
@@ -28,6 +29,7 @@ import pytest
 from tests.e2e import browser
 from tests.e2e.conftest import in_netns
 
+from . import lab_workloads
 from .control_plane_join import check_a_second_control_plane_joins_and_takes_over
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -255,6 +257,47 @@ def test_dashboard_shows_the_lab_scales_live_and_pauses_and_steps_its_loops(
         return len(pods) == 3 and all(ready(p) for p in pods)
 
     lab.wait("the demo back at 3 web pods", settled, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def workloads(lab: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """tests/e2e/lab_workloads.py's Jobs, CronJob, DaemonSet and StatefulSet, in their own
+    namespace on this lab while it still has its three nodes (one lab up and down fewer)."""
+    lab_workloads.apply(lab, tmp_path_factory.mktemp("workloads"))
+    return lab
+
+
+def test_job_runs_to_completion(workloads: Any) -> None:
+    lab_workloads.check_job_runs_to_completion(workloads)
+
+
+def test_daemonset_has_one_pod_on_each_node(workloads: Any) -> None:
+    lab_workloads.check_daemonset_has_one_pod_on_each_node(workloads)
+
+
+def test_cronjob_job_made_by_hand_completes(workloads: Any) -> None:
+    lab_workloads.check_cronjob_job_made_by_hand_completes(workloads)
+
+
+def test_statefulset_comes_up_in_order_with_claims(workloads: Any) -> None:
+    lab_workloads.check_statefulset_comes_up_in_order_with_claims(workloads)
+
+
+def test_statefulset_pods_resolve_each_other_through_cluster_dns(workloads: Any) -> None:
+    lab_workloads.check_statefulset_pods_resolve_each_other_through_cluster_dns(workloads)
+
+
+def test_deleted_statefulset_pod_comes_back_with_its_data(workloads: Any) -> None:
+    lab_workloads.check_deleted_statefulset_pod_comes_back_with_its_data(workloads)
+
+
+def test_cronjob_controller_fires_on_its_own(workloads: Any) -> None:
+    try:
+        lab_workloads.check_cronjob_controller_fires_on_its_own(workloads)
+    finally:
+        # The tests below stop a node and join more: without a CronJob firing every
+        # minute and a DaemonSet on every node, as on a lab of their own.
+        workloads.kubectl("delete", "namespace", lab_workloads.NS, "--wait=false")
 
 
 @needs_proxy

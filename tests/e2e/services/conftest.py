@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import ComponentProcess, free_port
-from tests.integration.kubelet.conftest import NODE, Node, node, ns, wait_for  # noqa: F401
+from tests.integration.kubelet.conftest import NODE, Node, ns, one_node, wait_for  # noqa: F401
 
 
 @dataclass
@@ -31,7 +31,7 @@ class Services:
         return sum(float(c) for c in counts)  # full and partial
 
 
-def start_proxy(node: Node, metrics: int, mode: str = "iptables") -> ComponentProcess:  # noqa: F811
+def start_proxy(node: Node, metrics: int, mode: str = "iptables") -> ComponentProcess:
     proxy = ComponentProcess(
         "proxy",
         node.server.kubeconfig,
@@ -50,8 +50,15 @@ def start_proxy(node: Node, metrics: int, mode: str = "iptables") -> ComponentPr
     return proxy
 
 
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    """The kubelet tests' node, for this module (theirs lasts for their directory)."""
+    with one_node(tmp_path_factory.mktemp("node")) as n:
+        yield n
+
+
 @pytest.fixture(scope="module", params=["iptables", "nftables"])
-def services(node: Node, request: pytest.FixtureRequest) -> Iterator[Services]:  # noqa: F811
+def services(node: Node, request: pytest.FixtureRequest) -> Iterator[Services]:
     """The proxy on the module's node, once per mode: the iptables mode's tests run
     first, then the proxy is stopped and started again in the nftables mode on the
     same node (a node costs far more than a proxy: the suite's time is counted)."""

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import FAST_ELECTION
+from tests.conftest import FAST_ELECTION, ApiServerProcess, ComponentProcess
 from tests.polling import eventually
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -90,20 +90,42 @@ def deployment(name: str, replicas: int, cpu: str = "100m") -> dict[str, Any]:
     }
 
 
+@pytest.fixture(scope="module")
+def control_plane_of_two_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One apiserver, controller-manager and scheduler with the nodes small and big for the
+    module (one per test cost a control plane each); the tests keep to namespaces of
+    their own."""
+    base = tmp_path_factory.mktemp("trace-and-loops")
+    server = ApiServerProcess(base / "apiserver")
+    components = [
+        ComponentProcess(
+            "controllers",
+            server.kubeconfig,
+            base / "controllers.log",
+            *FAST_ELECTION,
+            "--controllers",
+            "deployment,replicaset,garbagecollector,endpoints",
+        ),
+        ComponentProcess("scheduler", server.kubeconfig, base / "scheduler.log", *FAST_ELECTION),
+    ]
+    try:
+        server.start()
+        for component in components:
+            component.start()
+        with server.client() as api:
+            add_node(api, "small", "1")
+            add_node(api, "big", "8")
+        yield server
+    finally:
+        for component in components:
+            component.stop()
+        server.stop()
+
+
 @pytest.fixture
-def cluster(start_apiserver: Any, start_component: Any) -> Iterator[Cluster]:
-    server = start_apiserver()
-    start_component(
-        "controllers",
-        server.kubeconfig,
-        *FAST_ELECTION,
-        "--controllers",
-        "deployment,replicaset,garbagecollector,endpoints",
-    )
-    start_component("scheduler", server.kubeconfig, *FAST_ELECTION)
+def cluster(control_plane_of_two_nodes: Any) -> Iterator[Cluster]:
+    server = control_plane_of_two_nodes
     with server.client() as api:
-        add_node(api, "small", "1")
-        add_node(api, "big", "8")
         ns = f"see-{uuid.uuid4().hex[:6]}"
         assert api.post("/api/v1/namespaces", json={"metadata": {"name": ns}}).status_code == 201
         yield Cluster(server, api, ns)
@@ -134,9 +156,13 @@ def test_trace_and_explain_follow_a_deployments_chain(cluster: Cluster) -> None:
             ("ReplicaSet", "controllers.replicaset:decide"),
             ("Pod", "scheduler.framework:schedule"),
         }
-        return got if want <= kinds else None
+        # Both pods' binds: the scheduler's records are flushed in batches (at most
+        # one write per 2 s), so the second pod's may come a flush after the first's.
+        bound = {r["name"] for r in got if r["controller"] == "scheduler"}
+        pods = {p["metadata"]["name"] for p in cluster.pods("web")}
+        return got if want <= kinds and bound >= pods else None
 
-    got = eventually(chain, what="trace records for the Deployment, ReplicaSet and pods")
+    got = eventually(chain, what="trace records for the Deployment, ReplicaSet and both pods")
     create_rs = next(r for r in got if r["kind"] == "Deployment" and r["actions"])
     assert any("CreateReplicaSet" in a["action"] for a in create_rs["actions"])
     assert any(
@@ -208,40 +234,47 @@ def test_pause_holds_a_scale_up_until_step_and_resume(cluster: Cluster) -> None:
         what="the ReplicaSet counted its pod",
     )
 
-    out = cluster.skiff("loop", "pause", "--only", "replicaset")
-    assert "mode: pause" in out and "replicaset" in out
-    cm = api.get("/api/v1/namespaces/kube-system/configmaps/skiff-loop-control").json()
-    assert cm["data"]["mode"] == "pause"
+    try:
+        out = cluster.skiff("loop", "pause", "--only", "replicaset")
+        assert "mode: pause" in out and "replicaset" in out
+        cm = api.get("/api/v1/namespaces/kube-system/configmaps/skiff-loop-control").json()
+        assert cm["data"]["mode"] == "pause"
 
-    r = api.patch(
-        f"/apis/apps/v1/namespaces/{ns}/deployments/slow",
-        json={"spec": {"replicas": 3}},
-        headers=MERGE,
-    )
-    assert r.status_code == 200, r.text
-    # The Deployment controller is not paused: it scales the ReplicaSet up ...
-    eventually(
-        lambda: (cluster.replicaset_of("slow") or {}).get("spec", {}).get("replicas") == 3,
-        what="the ReplicaSet's spec at 3",
-    )
-    # ... and the paused ReplicaSet controller holds its create: one step lets it through.
-    assert len(cluster.pods("slow")) == 1
-    stepped = cluster.skiff("loop", "step")
-    assert "replicaset: CreatePods(count=2)" in stepped, stepped
-    eventually(lambda: len(cluster.pods("slow")) == 3, what="the two stepped pods")
-    # The next action (the status write) is held until resume.
-    status = (cluster.replicaset_of("slow") or {}).get("status") or {}
-    assert status.get("replicas") == 1
-    cluster.skiff("loop", "resume")
-    eventually(
-        lambda: ((cluster.replicaset_of("slow") or {}).get("status") or {}).get("replicas") == 3,
-        what="the status written after resume",
-    )
-    # The controller-manager kept its lease while paused (it still leads).
-    lease = api.get(
-        "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kube-controller-manager"
-    ).json()
-    assert lease["spec"].get("holderIdentity")
+        r = api.patch(
+            f"/apis/apps/v1/namespaces/{ns}/deployments/slow",
+            json={"spec": {"replicas": 3}},
+            headers=MERGE,
+        )
+        assert r.status_code == 200, r.text
+        # The Deployment controller is not paused: it scales the ReplicaSet up ...
+        eventually(
+            lambda: (cluster.replicaset_of("slow") or {}).get("spec", {}).get("replicas") == 3,
+            what="the ReplicaSet's spec at 3",
+        )
+        # ... and the paused ReplicaSet controller holds its create: one step lets it through.
+        assert len(cluster.pods("slow")) == 1
+        stepped = cluster.skiff("loop", "step")
+        assert "replicaset: CreatePods(count=2)" in stepped, stepped
+        eventually(lambda: len(cluster.pods("slow")) == 3, what="the two stepped pods")
+        # The next action (the status write) is held until resume.
+        status = (cluster.replicaset_of("slow") or {}).get("status") or {}
+        assert status.get("replicas") == 1
+        cluster.skiff("loop", "resume")
+        eventually(
+            lambda: (
+                ((cluster.replicaset_of("slow") or {}).get("status") or {}).get("replicas") == 3
+            ),
+            what="the status written after resume",
+        )
+        # The controller-manager kept its lease while paused (it still leads).
+        lease = api.get(
+            "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kube-controller-manager"
+        ).json()
+        assert lease["spec"].get("holderIdentity")
+    finally:
+        # (once more, should an assert above have failed: the module's next tests share
+        # this controller-manager)
+        cluster.skiff("loop", "resume", check=False)
 
 
 def test_trace_watch_prints_new_records_as_they_come(cluster: Cluster) -> None:

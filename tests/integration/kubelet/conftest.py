@@ -1,4 +1,4 @@
-"""One node for a test module: a private network namespace with etcd, apiserver,
+"""One node for the tests of this directory: a private network namespace with etcd, apiserver,
 controller-manager, scheduler, the runtime daemon and the kubelet inside it.
 
 The pytest main thread enters the namespace with setns(2) for the fixture's
@@ -155,10 +155,46 @@ def _kubelet(base: Path, server: ApiServerProcess, runtime: RuntimeDaemon) -> Co
     )
 
 
+# One node for every module of this directory. A node costs a whole control plane, a
+# runtime and a kubelet to start and to stop, and the tests keep apart by namespaces of
+# their own (`ns`). Not a "package" fixture: this directory is no package (it would be
+# named `kubelet` and hide the kubelet's own), and without one pytest keeps a package
+# fixture, and this thread in the node's namespace, to the end of the session. So the
+# node is closed by the hook below once the next test is outside this directory.
+_HERE = Path(__file__).resolve().parent
+_shared: list[contextlib.ExitStack | Node] = []
+
+
 @pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    with one_node(tmp_path_factory.mktemp("node")) as n:
-        yield n
+def node(tmp_path_factory: pytest.TempPathFactory) -> Node:
+    """The directory's node, started by the first module that needs it."""
+    if not _shared:
+        stack = contextlib.ExitStack()
+        n = stack.enter_context(one_node(tmp_path_factory.mktemp("node")))
+        _shared.extend([stack, n])
+    n = _shared[1]
+    assert isinstance(n, Node)
+    return n
+
+
+def _close_shared_node() -> None:
+    if _shared:
+        stack = _shared[0]
+        _shared.clear()
+        assert isinstance(stack, contextlib.ExitStack)
+        stack.close()
+
+
+@pytest.hookimpl(trylast=True)  # after the test's fixtures (their namespaces) are torn down
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    if nextitem is None or _HERE not in Path(nextitem.path).resolve().parents:
+        _close_shared_node()
+
+
+@pytest.hookimpl(trylast=True)  # after pytest has torn down the fixtures still set up
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Also when the run stops early (-x, Ctrl-C): the node never outlives the session."""
+    _close_shared_node()
 
 
 @contextlib.contextmanager

@@ -1,30 +1,23 @@
 """Jobs, CronJobs, DaemonSets and StatefulSets on a real three-node lab, driven by kubectl.
 
-One lab for the module (`skiff lab up --nodes 3`), everything through the
+Run by tests/e2e/test_lab.py on that module's lab (no lab of its own: a second
+three-node lab cost the suite a lab up and down), in a namespace of their own
+(`wl`), before that module stops a node or joins more. Everything through the
 real kubectl as a lab user types it: a Job runs to completion (`kubectl wait
 --for=condition=complete`); a CronJob's Job is made by hand (`kubectl create
 job --from=cronjob/x`) and the CronJob controller makes one of its own at
 the next minute; a DaemonSet puts one pod on each node; a StatefulSet with a
 headless Service and volumeClaimTemplates comes up in order, its pods find
 each other by `web-0.web.<ns>.svc.cluster.local`, and a deleted pod comes
-back with the data on its claim. The lab is brought down (and the machine
-checked) by the `new_lab` fixture.
+back with the data on its claim.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
 NS = "wl"
-
-pytestmark = pytest.mark.skipif(
-    not (ROOT / "kubelet" / "__main__.py").exists(), reason="the kubelet is not in this build yet"
-)
 
 MANIFESTS = f"""
 apiVersion: v1
@@ -106,15 +99,12 @@ spec:
 """
 
 
-@pytest.fixture(scope="module")
-def lab(new_lab: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    out = new_lab.skiff("up", "--nodes", "3", timeout=400)
-    assert "3 nodes Ready" in out
-    path = tmp_path_factory.mktemp("workloads") / "workloads.yaml"
+def apply(lab: Any, directory: Path) -> None:
+    """The workloads applied to the lab, once, before the checks below."""
+    path = directory / "workloads.yaml"
     path.write_text(MANIFESTS)
-    applied = new_lab.kubectl("apply", "-f", str(path))
+    applied = lab.kubectl("apply", "-f", str(path))
     assert "statefulset.apps/web created" in applied
-    yield new_lab
 
 
 def kubectl(lab: Any, *args: str, **kw: Any) -> str:
@@ -132,7 +122,7 @@ def ready(pod: dict[str, Any]) -> bool:
     )
 
 
-def test_job_runs_to_completion(lab: Any) -> None:
+def check_job_runs_to_completion(lab: Any) -> None:
     out = kubectl(lab, "wait", "--for=condition=complete", "job/pi", "--timeout=150s", timeout=170)
     assert "job.batch/pi condition met" in out
     job = get(lab, "job", "pi")
@@ -142,7 +132,7 @@ def test_job_runs_to_completion(lab: Any) -> None:
     assert kubectl(lab, "logs", "job/pi").startswith("done pi-")
 
 
-def test_daemonset_has_one_pod_on_each_node(lab: Any) -> None:
+def check_daemonset_has_one_pod_on_each_node(lab: Any) -> None:
     def covered() -> bool:
         pods = [p for p in get(lab, "pods", "-l", "app=agent")["items"] if ready(p)]
         return sorted(p["spec"]["nodeName"] for p in pods) == ["lab-1", "lab-2", "lab-3"]
@@ -159,7 +149,7 @@ def test_daemonset_has_one_pod_on_each_node(lab: Any) -> None:
     assert "successfully rolled out" in out
 
 
-def test_cronjob_job_made_by_hand_completes(lab: Any) -> None:
+def check_cronjob_job_made_by_hand_completes(lab: Any) -> None:
     out = kubectl(lab, "create", "job", "tick-manual", "--from=cronjob/tick")
     assert "job.batch/tick-manual created" in out
     job = get(lab, "job", "tick-manual")
@@ -172,7 +162,7 @@ def test_cronjob_job_made_by_hand_completes(lab: Any) -> None:
     assert "tick" in kubectl(lab, "logs", "job/tick-manual")
 
 
-def test_statefulset_comes_up_in_order_with_claims(lab: Any) -> None:
+def check_statefulset_comes_up_in_order_with_claims(lab: Any) -> None:
     lab.wait(
         "web-0 and web-1 Ready",
         lambda: all(ready(get(lab, "pod", f"web-{i}")) for i in (0, 1)),
@@ -189,7 +179,7 @@ def test_statefulset_comes_up_in_order_with_claims(lab: Any) -> None:
     assert kubectl(lab, "exec", "web-0", "--", "hostname").strip() == "web-0"
 
 
-def test_statefulset_pods_resolve_each_other_through_cluster_dns(lab: Any) -> None:
+def check_statefulset_pods_resolve_each_other_through_cluster_dns(lab: Any) -> None:
     kubectl(lab, "exec", "web-0", "--", "sh", "-c", "echo I am web-0 > /data/index.html")
     name = f"web-0.web.{NS}.svc.cluster.local"
     ip0 = get(lab, "pod", "web-0")["status"]["podIP"]
@@ -216,7 +206,7 @@ def test_statefulset_pods_resolve_each_other_through_cluster_dns(lab: Any) -> No
     assert "I am web-0" in page
 
 
-def test_deleted_statefulset_pod_comes_back_with_its_data(lab: Any) -> None:
+def check_deleted_statefulset_pod_comes_back_with_its_data(lab: Any) -> None:
     kubectl(lab, "exec", "web-1", "--", "sh", "-c", "echo kept by web-1 > /data/keep.txt")
     old = get(lab, "pod", "web-1")
     old_node = old["spec"]["nodeName"]
@@ -232,7 +222,7 @@ def test_deleted_statefulset_pod_comes_back_with_its_data(lab: Any) -> None:
     assert kubectl(lab, "exec", "web-1", "--", "cat", "/data/keep.txt").strip() == "kept by web-1"
 
 
-def test_cronjob_controller_fires_on_its_own(lab: Any) -> None:
+def check_cronjob_controller_fires_on_its_own(lab: Any) -> None:
     """`*/1` fires at the first minute after the CronJob was made: at most 60 s away."""
 
     def scheduled() -> list[str]:
