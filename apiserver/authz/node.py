@@ -11,7 +11,10 @@ As in Kubernetes:
 - everything else a kubelet may ask is what the `system:node` role lists;
 - NodeRestriction (admission) narrows the writes: a node may create, change
   and delete only its own Node and its own Lease, change the status of and
-  delete only pods bound to it.
+  delete only pods bound to it, and create only the mirror pods of its static
+  pods: bound to itself, owned by its own Node (the uid checked), and naming
+  no ServiceAccount, Secret, ConfigMap or claim (a node could otherwise read
+  any of them through the pod: the graph above trusts pods bound to it).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from api import resources
 from api.resources import ResourceInfo
 
 from .. import errors
@@ -30,6 +34,7 @@ from .bootstrap import NODE
 from .cache import ObjectCache
 from .rbac import rule_allows
 
+MIRROR = "kubernetes.io/config.mirror"
 NODES_GROUP = "system:nodes"
 NODE_PREFIX = "system:node:"
 GRAPH_KINDS = {
@@ -209,9 +214,10 @@ class NodeRestriction:
             )
         if info.plural == "pods":
             if verb == "create":
-                raise errors.forbidden(
-                    "pods", "", name, f'node "{node}" can only create mirror pods'
-                )
+                refusal = mirror_pod_refusal(node, obj or {})
+                if refusal:
+                    raise errors.forbidden("pods", "", name, refusal)
+                return
             if sub not in ("status", "") or (verb == "update" and sub != "status"):
                 raise errors.forbidden(
                     "pods", "", name, f'node "{node}" can only update pod status'
@@ -230,6 +236,22 @@ class NodeRestriction:
     ) -> dict:
         name = str((obj.get("metadata") or {}).get("name") or "")
         self._check(info, namespace, name, obj, "", "create")
+        node = self._node()
+        if node and info.plural == "pods":
+            owner = obj["metadata"]["ownerReferences"][0]  # one, to this Node: checked above
+            nodes = resources.lookup("", "v1", "nodes")
+            assert nodes is not None
+            try:
+                uid = (await self.registry.get(nodes, "", node)).obj["metadata"].get("uid")
+            except errors.ApiError:
+                uid = None
+            if owner.get("uid") != uid:
+                raise errors.forbidden(
+                    "pods",
+                    "",
+                    name,
+                    f'node "{node}" UID mismatch: expected {owner.get("uid")} got {uid}',
+                )
         return await self.registry.create(info, namespace, obj, opts)
 
     async def update(
@@ -262,3 +284,64 @@ class NodeRestriction:
 
 def guarded(info: ResourceInfo) -> bool:
     return (info.group, info.plural) in NodeRestriction.GUARDED
+
+
+def _references(spec: dict[str, Any]) -> Iterator[str]:
+    """The kinds of object a pod spec names that a node may not name in a mirror pod."""
+    if spec.get("serviceAccountName") or spec.get("serviceAccount"):
+        yield "a service account"
+    if spec.get("imagePullSecrets"):
+        yield "secrets"
+    for volume in spec.get("volumes") or []:
+        if not isinstance(volume, dict):
+            continue
+        if "secret" in volume:
+            yield "secrets"
+        if "configMap" in volume:
+            yield "configmaps"
+        if "persistentVolumeClaim" in volume or "ephemeral" in volume:
+            yield "persistentvolumeclaims"
+        for source in (volume.get("projected") or {}).get("sources") or []:
+            if isinstance(source, dict) and "secret" in source:
+                yield "secrets"
+            if isinstance(source, dict) and "configMap" in source:
+                yield "configmaps"
+    for key in ("initContainers", "containers", "ephemeralContainers"):
+        for c in spec.get(key) or []:
+            if not isinstance(c, dict):
+                continue
+            for env in c.get("env") or []:
+                source = (env or {}).get("valueFrom") or {}
+                if "secretKeyRef" in source:
+                    yield "secrets"
+                if "configMapKeyRef" in source:
+                    yield "configmaps"
+            for env_from in c.get("envFrom") or []:
+                if "secretRef" in (env_from or {}):
+                    yield "secrets"
+                if "configMapRef" in (env_from or {}):
+                    yield "configmaps"
+
+
+def mirror_pod_refusal(node: str, pod: dict[str, Any]) -> str:
+    """Why NodeRestriction refuses node `node` creating `pod` ("" when it may), in
+    Kubernetes' words: only a mirror pod, bound to the node and owned by it alone."""
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    if MIRROR not in (meta.get("annotations") or {}):
+        return f'pod does not have "{MIRROR}" annotation, node "{node}" can only create mirror pods'
+    if spec.get("nodeName") != node:
+        return f'node "{node}" can only create pods with spec.nodeName set to itself'
+    owners = meta.get("ownerReferences") or []
+    if len(owners) > 1:
+        return f'node "{node}" can only create pods with a single owner reference set to itself'
+    owner = owners[0] if owners else {}
+    if (owner.get("apiVersion"), owner.get("kind"), owner.get("name")) != ("v1", "Node", node):
+        return f'node "{node}" can only create pods with an owner reference set to itself'
+    if owner.get("controller") is not True:
+        return f'node "{node}" can only create pods with a controller owner reference set to itself'
+    if owner.get("blockOwnerDeletion") is True:
+        return f'node "{node}" must not set blockOwnerDeletion on an owner reference'
+    for kind in _references(spec):
+        return f'node "{node}" can not create pods that reference {kind}'
+    return ""

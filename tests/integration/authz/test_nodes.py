@@ -135,6 +135,64 @@ def test_node_changes_only_its_own_node_lease_and_pods(
     assert node.get("/api/v1/namespaces/default/secrets").status_code == 403
 
 
+def test_node_creates_only_mirror_pods_of_its_own(
+    api: httpx.Client, users: Users, unique: str
+) -> None:
+    """A kubelet shows its static pods as mirror pods: bound to it, owned by its Node,
+    naming nothing a node could not read otherwise; any other pod it may not create."""
+    ns = make_namespace(api, f"mirror-{unique}")
+    name = f"m1-{unique}"
+    node = users.client(f"system:node:{name}", ("system:nodes",))
+    made = node.post("/api/v1/nodes", json={"metadata": {"name": name}})
+    assert made.status_code == 201, made.text
+    owner = {"apiVersion": "v1", "kind": "Node", "name": name, "controller": True}
+    owner["uid"] = made.json()["metadata"]["uid"]
+
+    def mirror(pod: str, **spec: Any) -> dict[str, Any]:
+        return {
+            "metadata": {
+                "name": pod,
+                "annotations": {"kubernetes.io/config.mirror": "hash"},
+                "ownerReferences": [owner],
+            },
+            "spec": {"nodeName": name, "containers": [{"name": "c", "image": "busybox"}], **spec},
+        }
+
+    url = f"/api/v1/namespaces/{ns}/pods"
+    created = node.post(url, json=mirror(f"web-{name}"))
+    assert created.status_code == 201, created.text
+    assert "serviceAccountName" not in created.json()["spec"]  # no token for a mirror pod
+    refused = {
+        "plain": (
+            {"metadata": {"name": "plain"}, "spec": mirror("x")["spec"]},
+            f'node "{name}" can only create mirror pods',
+        ),
+        "elsewhere": (
+            {**mirror("elsewhere"), "spec": {**mirror("e")["spec"], "nodeName": "other"}},
+            f'node "{name}" can only create pods with spec.nodeName set to itself',
+        ),
+        "secret": (
+            mirror("secret", volumes=[{"name": "s", "secret": {"secretName": "any"}}]),
+            f'node "{name}" can not create pods that reference secrets',
+        ),
+        "account": (
+            mirror("account", serviceAccountName="admin"),
+            f'node "{name}" can not create pods that reference a service account',
+        ),
+    }
+    for pod_name, (body, message) in refused.items():
+        r = node.post(url, json=body)
+        assert r.status_code == 403, (pod_name, r.text)
+        assert message in r.json()["message"], (pod_name, r.json()["message"])
+    stale = mirror("stale")
+    stale["metadata"]["ownerReferences"] = [{**owner, "uid": "not-the-node"}]
+    r = node.post(url, json=stale)
+    assert r.status_code == 403 and "UID mismatch" in r.json()["message"]
+    assert api.get(f"{url}/plain").status_code == 404  # nothing refused was stored
+    # And it deletes its own mirror pod (a file removed from its manifest directory).
+    assert node.delete(f"{url}/web-{name}").status_code == 200
+
+
 def test_identities_command_makes_a_node_kubeconfig(apiserver: Any, tmp_path: Any) -> None:
     out = tmp_path / "n.kubeconfig"
     subprocess.run(
