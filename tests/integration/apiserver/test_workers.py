@@ -360,6 +360,31 @@ def test_a_pod_created_through_one_worker_is_bound_through_the_other(
             assert again.status_code == 409, again.text
 
 
+def test_a_pod_right_after_its_service_account_through_the_other_worker_gets_its_token(
+    server: ApiServerProcess, ns: str
+) -> None:
+    """ServiceAccount admission looks the account up in the watch cache first; an
+    account the cache has not seen yet is read from etcd, never taken as absent."""
+    a, b = wait_for_workers(server, WORKERS)
+    base = f"/api/v1/namespaces/{ns}"
+    with pinned(server, a, [a, b]) as via_a, pinned(server, b, [a, b]) as via_b:
+        for i in range(6):
+            first, second = (via_a, via_b) if i % 2 == 0 else (via_b, via_a)
+            made = first.post(f"{base}/serviceaccounts", json={"metadata": {"name": f"sa{i}"}})
+            assert made.status_code == 201, made.text
+            pod = {
+                "metadata": {"name": f"sa-pod-{i}"},
+                "spec": {
+                    "serviceAccountName": f"sa{i}",
+                    "containers": [{"name": "c", "image": "busybox:1.36"}],
+                },
+            }
+            created = second.post(f"{base}/pods", json=pod)
+            assert created.status_code == 201, created.text
+            volumes = [v["name"] for v in created.json()["spec"].get("volumes", [])]
+            assert any(v.startswith("kube-api-access-") for v in volumes), volumes
+
+
 def test_metrics_add_up_across_workers(server: ApiServerProcess) -> None:
     a, b = wait_for_workers(server, WORKERS)
     url = "/api/v1/namespaces/default/replicationcontrollers"
