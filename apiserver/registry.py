@@ -559,8 +559,10 @@ class Registry:
         warned = len(opts.warnings)
         for attempt in range(MAX_RETRIES):
             if attempt > 2:
-                # Many writers on one object: spread the retries out a little.
+                # Many writers on one object: spread the retries out a little,
+                # then start from what etcd holds after the pause.
                 await asyncio.sleep(random.random() * min(0.002 * attempt, 0.05))
+                current, cached = await self._from_etcd(info, namespace, name)
             del opts.warnings[warned:]  # each attempt warns afresh, once
             old = current.obj
             try:
