@@ -292,6 +292,24 @@ wrk.headers["Authorization"] = "Bearer " .. os.getenv("WRK_TOKEN")
 wrk.headers["Content-Type"] = "application/json"
 local body = os.getenv("WRK_BODY")
 if body ~= "" then wrk.body = body end
+-- WRK_PATCH=<collection path>/: each request a merge patch of a new value to one of 256
+-- objects <path>c0..c255 in turn (a new value each time: never a no-op).
+local patching = os.getenv("WRK_PATCH") or ""
+local threads = 0
+setup = function(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+if patching ~= "" then
+  local n = 0
+  local headers = {["Authorization"] = wrk.headers["Authorization"],
+                   ["Content-Type"] = "application/merge-patch+json"}
+  request = function()
+    n = n + 1
+    local body = string.format('{"data":{"n":"%d-%d"}}', tid, n)
+    return wrk.format("PATCH", patching .. "c" .. (n % 256), headers, body)
+  end
+end
 done = function(summary, latency, requests)
   io.write(string.format("RESULT %d %f %f %f %d\\n", summary.requests, summary.duration,
     latency:percentile(50), latency:percentile(99),
@@ -302,14 +320,22 @@ end
 
 
 def run_wrk(
-    server: Server, label: str, clients: int, url: str, body: str = "", seconds: int = 5
+    server: Server,
+    label: str,
+    clients: int,
+    url: str,
+    body: str = "",
+    seconds: int = 5,
+    patch: str = "",
 ) -> None:
-    """wrk (C, HTTP/1.1 keep-alive, 2 threads) for `seconds`: a row like the others."""
+    """wrk (C, HTTP/1.1 keep-alive, 2 threads) for `seconds`: a row like the others.
+    `patch`: a collection path whose objects c0..c255 each request patches in turn."""
     config = yaml.safe_load((server.state / "admin.kubeconfig").read_text())
     script = server.state / "wrk.lua"
     script.write_text(WRK_SCRIPT)
     env = {**os.environ, "WRK_TOKEN": config["users"][0]["user"]["token"],
-           "WRK_METHOD": "POST" if body else "GET", "WRK_BODY": body}  # fmt: skip
+           "WRK_METHOD": "POST" if body else "GET", "WRK_BODY": body,
+           "WRK_PATCH": patch}  # fmt: skip
     start = mark()
     out = subprocess.run(
         ["wrk", "-t", str(min(2, clients)), "-c", str(clients), "-d", f"{seconds}s",
@@ -338,7 +364,10 @@ def bench_api_with_wrk(server: Server, creates_only: bool = False) -> None:
     if not shutil.which("wrk"):
         print("  (wrk not installed: Debian's wrk; server-only rows skipped)")
         return
-    print("apiserver, from wrk (C, HTTP/1.1 keep-alive, 5 s per row; creates use generateName)")
+    print(
+        "apiserver, from wrk (C, HTTP/1.1 keep-alive, 5 s per row; creates use generateName;"
+        " patches a new value to 256 objects in turn)"
+    )
     body = json.dumps({"metadata": {"generateName": "wrk-"}, "data": {"k": "v" * 100}})
     for clients in (1, 8, 32):
         run_wrk(
@@ -351,6 +380,11 @@ def bench_api_with_wrk(server: Server, creates_only: bool = False) -> None:
     for clients in (1, 32):
         run_wrk(server, f"wrk get, {clients} clients", clients, one)
         run_wrk(server, f"wrk get rv=0, {clients} clients", clients, one + "?resourceVersion=0")
+    # Updates: a merge patch (read the current object, compute, CAS write) of 256
+    # objects in turn; made by bench_api (its --ops must be at least 256).
+    many = "/api/v1/namespaces/bench-32/configmaps/"
+    for clients in (1, 32):
+        run_wrk(server, f"wrk patch, {clients} clients", clients, many, patch=many)
 
 
 def bench_api_with_ab(server: Server, total: int) -> None:

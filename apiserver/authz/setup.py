@@ -108,16 +108,23 @@ class ServiceAccountAdmission:
         annotations = (obj.get("metadata") or {}).get("annotations") or {}
         if "kubernetes.io/config.mirror" not in annotations and isinstance(obj.get("spec"), dict):
             sa = obj["spec"].get("serviceAccountName") or obj["spec"].get("serviceAccount")
-            try:
-                account = (
-                    await self.registry.get(
-                        _info("", "serviceaccounts"), namespace, sa or "default"
-                    )
-                ).obj
-            except errors.ApiError:
-                account = None
+            account = await self._account(namespace, sa or "default")
             admit_pod(obj, account, random_suffix())
         return await self.registry.create(info, namespace, obj, opts)
+
+    async def _account(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The pod's ServiceAccount as Kubernetes' plugin finds it: from the watch
+        cache (its lister), else read from etcd (an account made a moment ago
+        through another worker), else None. Only read, never changed."""
+        info = _info("", "serviceaccounts")
+        try:
+            return (await self.registry.read(info, namespace, name, "0")).obj
+        except errors.ApiError:
+            pass
+        try:
+            return (await self.registry.get(info, namespace, name)).obj
+        except errors.ApiError:
+            return None
 
 
 async def reconcile_bootstrap(registry: Registry) -> None:

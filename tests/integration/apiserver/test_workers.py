@@ -16,6 +16,7 @@ import signal
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -24,6 +25,7 @@ import pytest
 from tests.conftest import ApiServerProcess
 
 WORKERS = 2
+INCREMENTS = 15  # per client, four clients (two per worker)
 
 
 def _children(pid: int) -> list[int]:
@@ -259,6 +261,128 @@ def test_a_kind_defined_through_one_worker_is_served_at_once_by_the_other(
             assert group in {g["name"] for g in via_b.get("/apis").json()["groups"]}
         finally:
             via_a.delete(f"{crds}/gadgets.{group}")
+
+
+def test_increments_through_both_workers_lose_nothing(server: ApiServerProcess, ns: str) -> None:
+    """Read-modify-write through both workers at once. Each worker computes an
+    update from its own watch cache, which may not hold the other's last write
+    yet: the write's CAS on the cached mod_revision catches that, so exactly N
+    increments land, and patches (no resourceVersion) all land too."""
+    a, b = wait_for_workers(server, WORKERS)
+    cms = f"/api/v1/namespaces/{ns}/configmaps"
+    counter, patched = f"{cms}/counter", f"{cms}/patched"
+    merge = {"Content-Type": "application/merge-patch+json"}
+    with contextlib.ExitStack() as stack:
+        clients = [stack.enter_context(pinned(server, pid, [a, b])) for pid in (a, b, a, b)]
+        for name in ("counter", "patched"):
+            made = clients[0].post(cms, json={"metadata": {"name": name}, "data": {"n": "0"}})
+            assert made.status_code == 201, made.text
+
+        def work(i: int) -> int:
+            client, conflicts = clients[i], 0
+            for j in range(INCREMENTS):
+                while True:
+                    current = client.get(counter).json()
+                    current["data"]["n"] = str(int(current["data"]["n"]) + 1)
+                    put = client.put(counter, json=current)
+                    if put.status_code == 200:
+                        break
+                    assert put.status_code == 409, put.text
+                    conflicts += 1
+                r = client.patch(patched, json={"data": {f"k{i}-{j}": "x"}}, headers=merge)
+                assert r.status_code == 200, r.text
+            return conflicts
+
+        with ThreadPoolExecutor(len(clients)) as pool:
+            conflicts = sum(pool.map(work, range(len(clients))))
+        final = clients[1].get(counter).json()
+        keys = set(clients[0].get(patched).json()["data"])
+    assert final["data"]["n"] == str(INCREMENTS * len(clients)), f"{conflicts} conflicts"
+    assert keys == {"n"} | {f"k{i}-{j}" for i in range(len(clients)) for j in range(INCREMENTS)}
+
+
+def test_a_put_with_the_resource_version_written_through_the_other_worker(
+    server: ApiServerProcess, ns: str
+) -> None:
+    """The resourceVersion a client just got from one worker is current on the
+    other too: a PUT naming it succeeds at once (no spurious 409 while that
+    worker's cache catches up), and one naming the version before it is 409."""
+    a, b = wait_for_workers(server, WORKERS)
+    url = f"/api/v1/namespaces/{ns}/configmaps/rv"
+    merge = {"Content-Type": "application/merge-patch+json"}
+    with pinned(server, a, [a, b]) as via_a, pinned(server, b, [a, b]) as via_b:
+        made = via_a.post(url.rsplit("/", 1)[0], json={"metadata": {"name": "rv"}, "data": {}})
+        assert made.status_code == 201, made.text
+        for i in range(15):
+            writer, putter = (via_a, via_b) if i % 2 == 0 else (via_b, via_a)
+            written = writer.patch(url, json={"data": {"by": str(i)}}, headers=merge)
+            assert written.status_code == 200, written.text
+            body = written.json()
+            body["data"]["put"] = str(i)
+            put = putter.put(url, json=body)
+            assert put.status_code == 200, put.text
+            assert put.json()["data"] == {"by": str(i), "put": str(i)}
+            # `written`'s resourceVersion is stale now, through either worker.
+            for client in (writer, putter):
+                stale = written.json()
+                stale["data"]["late"] = "yes"
+                refused = client.put(url, json=stale)
+                assert refused.status_code == 409, refused.text
+                assert refused.json()["reason"] == "Conflict"
+        assert "late" not in via_a.get(url).json()["data"]
+
+
+def test_a_pod_created_through_one_worker_is_bound_through_the_other(
+    server: ApiServerProcess, ns: str
+) -> None:
+    """What the scheduler does: its binding may reach a worker whose cache has
+    not seen the pod's create yet."""
+    a, b = wait_for_workers(server, WORKERS)
+    pods = f"/api/v1/namespaces/{ns}/pods"
+    with pinned(server, a, [a, b]) as via_a, pinned(server, b, [a, b]) as via_b:
+        for i in range(10):
+            creator, binder = (via_a, via_b) if i % 2 == 0 else (via_b, via_a)
+            pod = {
+                "metadata": {"name": f"p{i}"},
+                "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]},
+            }
+            assert creator.post(pods, json=pod).status_code == 201
+            binding = {
+                "apiVersion": "v1",
+                "kind": "Binding",
+                "metadata": {"name": f"p{i}"},
+                "target": {"kind": "Node", "name": f"node-{i}"},
+            }
+            bound = binder.post(f"{pods}/p{i}/binding", json=binding)
+            assert bound.status_code == 201, bound.text
+            assert creator.get(f"{pods}/p{i}").json()["spec"]["nodeName"] == f"node-{i}"
+            again = creator.post(f"{pods}/p{i}/binding", json=binding)
+            assert again.status_code == 409, again.text
+
+
+def test_a_pod_right_after_its_service_account_through_the_other_worker_gets_its_token(
+    server: ApiServerProcess, ns: str
+) -> None:
+    """ServiceAccount admission looks the account up in the watch cache first; an
+    account the cache has not seen yet is read from etcd, never taken as absent."""
+    a, b = wait_for_workers(server, WORKERS)
+    base = f"/api/v1/namespaces/{ns}"
+    with pinned(server, a, [a, b]) as via_a, pinned(server, b, [a, b]) as via_b:
+        for i in range(6):
+            first, second = (via_a, via_b) if i % 2 == 0 else (via_b, via_a)
+            made = first.post(f"{base}/serviceaccounts", json={"metadata": {"name": f"sa{i}"}})
+            assert made.status_code == 201, made.text
+            pod = {
+                "metadata": {"name": f"sa-pod-{i}"},
+                "spec": {
+                    "serviceAccountName": f"sa{i}",
+                    "containers": [{"name": "c", "image": "busybox:1.36"}],
+                },
+            }
+            created = second.post(f"{base}/pods", json=pod)
+            assert created.status_code == 201, created.text
+            volumes = [v["name"] for v in created.json()["spec"].get("volumes", [])]
+            assert any(v.startswith("kube-api-access-") for v in volumes), volumes
 
 
 def test_metrics_add_up_across_workers(server: ApiServerProcess) -> None:
