@@ -251,6 +251,17 @@ def make_client(url: str, tls: ClientTLS | None, timeout: float) -> aetcd.Client
 
 
 UNREACHABLE = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED"}
+RECONNECT_WAIT = 2.5  # seconds: a little over the channel's longest reconnect back-off
+
+
+def _never_sent(e: Any) -> bool:
+    """gRPC failed the call before sending it: no connection to etcd at that moment
+    (as opposed to a connection lost with the request in flight, which may have
+    been carried out and is never resent)."""
+    details = (e.details() or "").lower()
+    return e.code().name == "UNAVAILABLE" and (
+        "failed to connect" in details or "connection refused" in details
+    )
 
 
 class Store:
@@ -366,6 +377,18 @@ class Store:
             done.set()
             call.cancel()
 
+    async def _reconnected(self) -> bool:
+        """Wait (briefly: the reconnect back-off is at most 2 s) for the channel to
+        connect again; whether it did."""
+        channel = self.client.channel if self.client is not None else None
+        if channel is None:
+            return False
+        try:
+            await asyncio.wait_for(channel.channel_ready(), RECONNECT_WAIT)
+        except TimeoutError:
+            return False
+        return True
+
     @property
     def _cluster(self) -> Any:
         if self.client is None or self.client.clusterstub is None:
@@ -382,7 +405,14 @@ class Store:
         start = time.perf_counter()
         try:
             target = self._kv if stub == "kv" else self._cluster
-            return await getattr(target, method)(request, timeout=self.timeout)
+            try:
+                return await getattr(target, method)(request, timeout=self.timeout)
+            except rpc.AioRpcError as e:
+                if not _never_sent(e) or not await self._reconnected():
+                    raise
+                # The channel was between connections (etcd just came back): the
+                # request never left, so sending it now is safe, as clientv3 retries.
+                return await getattr(target, method)(request, timeout=self.timeout)
         except rpc.AioRpcError as e:
             details = e.details() or ""
             if "compacted" in details:
