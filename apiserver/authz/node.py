@@ -35,6 +35,7 @@ from .cache import ObjectCache
 from .rbac import rule_allows
 
 MIRROR = "kubernetes.io/config.mirror"
+REFERENCES = "references"  # where the pod cache keeps a pod's `references()`, worked out once
 NODES_GROUP = "system:nodes"
 NODE_PREFIX = "system:node:"
 GRAPH_KINDS = {
@@ -140,7 +141,7 @@ class NodeGraph:
         for pod in self.pods_on(node):
             if pod["metadata"].get("namespace") != namespace:
                 continue
-            if (kind, name) in references(pod):
+            if (kind, name) in pod.get(REFERENCES, ()):
                 return True
         return False
 
