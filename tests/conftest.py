@@ -146,17 +146,22 @@ class ApiServerProcess:
             timeout=30,
         )
 
-    def etcd_client(self) -> Any:
-        """An aetcd client on the embedded etcd, with the apiserver's client certificate."""
-        from apiserver.storage import ClientTLS, make_client
+    def etcd_tls(self) -> Any:
+        """The apiserver's own client certificate for its embedded etcd."""
+        from apiserver.storage import ClientTLS
 
         pki = self.state_dir / "pki"
-        tls = ClientTLS(
+        return ClientTLS(
             pki / "etcd" / "ca.crt",
             pki / "apiserver-etcd-client.crt",
             pki / "apiserver-etcd-client.key",
         )
-        return make_client(self.etcd_url, tls, timeout=10)
+
+    def etcd_client(self) -> Any:
+        """An aetcd client on the embedded etcd, with the apiserver's client certificate."""
+        from apiserver.storage import make_client
+
+        return make_client(self.etcd_url, self.etcd_tls(), timeout=10)
 
     def ssl_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca))

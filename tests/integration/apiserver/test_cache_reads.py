@@ -22,7 +22,7 @@ import pytest
 from api import resources
 from apiserver.admission import ServiceAllocation
 from apiserver.registry import ListOptions, Registry
-from apiserver.storage import ClientTLS, Store
+from apiserver.storage import Store
 from apiserver.watch import WatchHubs
 
 
@@ -170,13 +170,7 @@ def test_selectors_on_cached_reads(api: httpx.Client, namespace: str) -> None:
 async def test_a_cache_that_lags_is_not_served_as_current(apiserver: Any) -> None:
     """A watch cache that stopped following etcd: resourceVersion=0 reads show its
     (old) state, while consistent reads notice it lags and read etcd instead."""
-    pki = apiserver.state_dir / "pki"
-    tls = ClientTLS(
-        pki / "etcd" / "ca.crt",
-        pki / "apiserver-etcd-client.crt",
-        pki / "apiserver-etcd-client.key",
-    )
-    store = Store([apiserver.etcd_url], tls=tls)
+    store = Store([apiserver.etcd_url], tls=apiserver.etcd_tls())
     await store.connect(retry_for=10)
     hubs = WatchHubs(store)
     try:

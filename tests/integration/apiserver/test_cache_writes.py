@@ -24,7 +24,7 @@ from api.resources import ResourceInfo
 from apiserver import errors, subresources
 from apiserver.admission import ServiceAllocation
 from apiserver.registry import DeleteOptions, Registry, WriteOptions, now_rfc3339
-from apiserver.storage import ClientTLS, Store
+from apiserver.storage import Store
 from apiserver.watch import WatchHubs
 
 
@@ -50,13 +50,7 @@ PODS = _info("", "pods")
 async def setup(apiserver: Any) -> AsyncIterator[Setup]:
     """A Registry with its own watch caches on the apiserver's etcd; its etcd
     requests are counted by method."""
-    pki = apiserver.state_dir / "pki"
-    tls = ClientTLS(
-        pki / "etcd" / "ca.crt",
-        pki / "apiserver-etcd-client.crt",
-        pki / "apiserver-etcd-client.key",
-    )
-    store = Store([apiserver.etcd_url], tls=tls)
+    store = Store([apiserver.etcd_url], tls=apiserver.etcd_tls())
     await store.connect(retry_for=10)
     calls: Counter[str] = Counter()
     for method in ("get", "mod_revision", "update", "delete", "create", "list", "revision"):
