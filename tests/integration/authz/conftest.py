@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +19,11 @@ import httpx
 import pytest
 
 from apiserver import certs
+from tests.polling import eventually
+
+__all__ = ["eventually"]  # the tests here import it from this conftest
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def eventually(check: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
-    """Poll until `check()` is truthy: bindings reach the authorizer's cache in ms."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}: last={last!r}")
 
 
 class Users:

@@ -10,9 +10,8 @@ tests/unit/controllers/test_pod_cidr_race.py makes it happen every time.
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -20,19 +19,9 @@ import httpx
 import pytest
 
 from tests.conftest import FAST_ELECTION, ApiServerProcess, ComponentProcess
+from tests.polling import eventually
 
 NODES = 40
-
-
-def eventually(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}: last={last!r}")
 
 
 def node(name: str) -> dict[str, Any]:
@@ -78,7 +67,7 @@ def test_many_nodes_at_once_get_distinct_cidrs_also_after_a_restart(
     first = [f"n-{uuid.uuid4().hex[:6]}-{i}" for i in range(NODES)]
     register(server, first)
     with server.client() as api:
-        got = eventually(lambda: len(c := cidrs(api, first)) == NODES and c, "all pod CIDRs")
+        got = eventually(lambda: len(c := cidrs(api, first)) == NODES and c, what="all pod CIDRs")
     assert len(set(got.values())) == NODES, got
 
     # A new controller-manager knows only what the Nodes say.
@@ -87,7 +76,7 @@ def test_many_nodes_at_once_get_distinct_cidrs_also_after_a_restart(
     second = [f"m-{uuid.uuid4().hex[:6]}-{i}" for i in range(10)]
     register(server, second)
     with server.client() as api:
-        more = eventually(lambda: len(c := cidrs(api, second)) == 10 and c, "the new CIDRs")
+        more = eventually(lambda: len(c := cidrs(api, second)) == 10 and c, what="the new CIDRs")
         everything = cidrs(api, first + second)
     assert len(set(everything.values())) == NODES + 10, everything
     assert not set(more.values()) & set(got.values())

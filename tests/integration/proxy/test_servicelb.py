@@ -3,24 +3,12 @@ it the Ready nodes' addresses, as k3s's ServiceLB does, and kubectl shows them."
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 
 from tests.conftest import ApiServerProcess, ComponentProcess
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}: last={last!r}")
+from tests.polling import eventually
 
 
 def test_load_balancer_gets_the_nodes_addresses(
@@ -59,7 +47,7 @@ def test_load_balancer_gets_the_nodes_addresses(
             status = api.get(f"{svcs}/web").json().get("status") or {}
             return [i["ip"] for i in (status.get("loadBalancer") or {}).get("ingress") or []]
 
-        wait_for(lambda: "192.168.77.11" in ingress(), "the node's address as ingress")
+        eventually(lambda: "192.168.77.11" in ingress(), what="the node's address as ingress")
         shown = apiserver.kubectl("get", "svc", "-n", namespace, "web")
         assert "192.168.77.11" in shown and "<pending>" not in shown
 
@@ -67,6 +55,6 @@ def test_load_balancer_gets_the_nodes_addresses(
         current = api.get(f"/api/v1/nodes/{name}").json()
         current["status"]["conditions"] = [{"type": "Ready", "status": "False"}]
         assert api.put(f"/api/v1/nodes/{name}/status", json=current).status_code == 200
-        wait_for(lambda: "192.168.77.11" not in ingress(), "the address to go")
+        eventually(lambda: "192.168.77.11" not in ingress(), what="the address to go")
     finally:
         api.delete(f"/api/v1/nodes/{name}")
