@@ -14,6 +14,7 @@ iptables mode.
 
 from __future__ import annotations
 
+import json
 import logging
 import shlex
 import subprocess
@@ -52,6 +53,23 @@ class Nft:
         done = subprocess.run(argv, capture_output=True, text=True, check=False)
         return done.stdout if done.returncode == 0 else ""
 
+    def existing(self) -> nft_rules.Existing:
+        """skiff's chains and sets as the kernel holds them (none when there is no
+        table): names only, so it stays cheap at 25,000 chains, unlike `save`."""
+        chains: set[str] = set()
+        sets: dict[str, int | None] = {}
+        for kind in ("chains", "sets"):
+            listed = json.loads(self.run("-j", "list", kind, nft_rules.FAMILY) or "{}")
+            for item in listed.get("nftables", ()):
+                obj = item.get(kind[:-1])
+                if not obj or obj.get("table") != nft_rules.TABLE:
+                    continue
+                if kind == "chains":
+                    chains.add(obj["name"])
+                else:
+                    sets[obj["name"]] = obj.get("timeout")
+        return nft_rules.Existing(frozenset(chains), sets)
+
 
 def cleanup(nft: Nft) -> None:
     """Remove skiff's table, if there is one (`skiff proxy --cleanup`, a switch to the
@@ -78,7 +96,9 @@ class NftSyncer(Syncer):
         slices: Mapping[ServiceKey, list[dict[str, Any]]],
         full: bool,
     ) -> Plan:
-        """The transaction from what is applied to the current render. Pure."""
+        """The transaction from what is applied to the current render. A full one
+        first lists what the table holds (kube-proxy does too), so that it can keep
+        the affinity sets' members and delete what is stale."""
         fragments = {} if full else dict(self.fragments)
         todo = services.keys() if full else changed
         for key in todo:
@@ -98,7 +118,7 @@ class NftSyncer(Syncer):
                 return Plan(text, None, fragments, False, len(todo))
             return self.plan(node, changed, services, slices, True)
         ruleset = nft_rules.assemble([fragments[k] for k in sorted(fragments)], node)
-        text = nft_rules.full_text(ruleset, node)
+        text = nft_rules.full_text(ruleset, node, self.nft.existing())
         return Plan(text, ruleset, fragments, True, len(todo))
 
     def load(self, text: str) -> None:

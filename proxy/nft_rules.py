@@ -28,12 +28,14 @@ addresses, not on 127.0.0.1, as in kube-proxy's nftables mode.
 `Ruleset`/`Fragment` hold chains, map elements and affinity sets; the sync
 loop caches one Fragment per Service, and `partial_text` writes only the
 chains, elements and sets of the Services that changed, so that one endpoint
-change is a small transaction at 5,000 Services as at 50. `full_text`
-deletes and recreates the table in one transaction (`nft -f` applies a file
-atomically), so a restarted proxy converges to exactly what a render gives.
-(Unlike kube-proxy, which flushes its table's contents instead, that also
-forgets the ClientIP affinity sets' members: a client may be balanced anew
-once an hour, at the periodic full sync, or when the proxy restarts.)
+change is a small transaction at 5,000 Services as at 50. `full_text` rewrites
+the whole table in one transaction (`nft -f` applies a file atomically), so a
+restarted proxy converges to exactly what a render gives. Told what the table
+holds (`Existing`, listed by the shell), it does it as kube-proxy does:
+flushes every chain and map, writes them again, deletes what is no longer
+rendered, and keeps the ClientIP affinity sets with their members, so a full
+sync (once an hour, or at a restart) does not balance a stuck client anew.
+Not told, it deletes and recreates the table.
 """
 
 from __future__ import annotations
@@ -374,13 +376,37 @@ def _order(chains: Iterable[str]) -> list[str]:
     )
 
 
-def full_text(ruleset: Ruleset, node: Node) -> str:
-    """The whole table as `nft -f` input: the old table (if any) deleted and the new one
-    made, in one transaction, so nothing of a previous ruleset survives."""
-    lines = [f"add table {T}", f"delete table {T}", f"add table {T}"]
+@dataclass(frozen=True)
+class Existing:
+    """What the kernel's table holds before a full sync: its chains, and its sets
+    with their timeouts (None: a set without one), as `nft -j list` gives them."""
+
+    chains: frozenset[str] = frozenset()
+    sets: Mapping[str, int | None] = field(default_factory=dict)
+
+
+def full_text(ruleset: Ruleset, node: Node, existing: Existing | None = None) -> str:
+    """The whole table as `nft -f` input, in one transaction, so nothing of a previous
+    ruleset survives. With `existing` (what the table holds now), every chain and map
+    is flushed and written again, what is no longer rendered is deleted, and affinity
+    sets are kept with their members (one whose timeout changed is made anew: nft
+    cannot change it in place). Without it, the table is deleted and made anew."""
+    if existing is None:
+        lines = [f"add table {T}", f"delete table {T}", f"add table {T}"]
+    else:  # no rule names a set or chain once the table is flushed: all may go
+        lines = [f"add table {T}", f"flush table {T}"]
     lines += [f"add map {T} {m} {{ type {t} ; }}" for m, t in MAPS.items()]
     lines.append(f"add set {T} {NODEPORT_IPS} {{ type ipv4_addr ; }}")
+    if existing is not None:
+        lines += [f"flush map {T} {m}" for m in MAPS]
+        lines.append(f"flush set {T} {NODEPORT_IPS}")
     lines += _elements("add", NODEPORT_IPS, node_ips(node))
+    if existing is not None:
+        lines += [
+            f"delete set {T} {name}"
+            for name, timeout in sorted(existing.sets.items())
+            if name != NODEPORT_IPS and ruleset.sets.get(name, timeout) != timeout
+        ]
     lines += [_set_decl(name, t) for name, t in sorted(ruleset.sets.items())]
     fixed = [c for c in FIXED_CHAINS if c in ruleset.chains]
     others = _order(c for c in ruleset.chains if c not in BASE_CHAINS and c not in fixed)
@@ -389,6 +415,14 @@ def full_text(ruleset: Ruleset, node: Node) -> str:
         lines += [f"add rule {T} {chain} {r}" for r in ruleset.chains.get(chain, ())]
     for m, elements in ruleset.maps.items():
         lines += _elements("add", m, (f"{k} : {v}" for k, v in elements.items()))
+    if existing is not None:
+        stale = existing.chains - ruleset.chains.keys() - BASE_CHAINS.keys()
+        lines += [f"delete chain {T} {c}" for c in sorted(stale)]
+        lines += [
+            f"delete set {T} {name}"
+            for name in sorted(existing.sets)
+            if name != NODEPORT_IPS and name not in ruleset.sets
+        ]
     return "\n".join(lines) + "\n"
 
 

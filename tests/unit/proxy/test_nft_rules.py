@@ -142,6 +142,32 @@ def test_full_text_recreates_only_our_table_in_one_transaction() -> None:
     assert text == nr.render([service()], [endpoint_slice("web", ep("10.244.0.5"))], NODE)
 
 
+def test_full_text_over_an_existing_table_keeps_affinity_members_and_drops_the_stale() -> None:
+    sticky = service(
+        sessionAffinity="ClientIP", sessionAffinityConfig={"clientIP": {"timeoutSeconds": 60}}
+    )
+    rs = built([sticky], [endpoint_slice("web", ep("10.244.0.5"), ep("10.244.0.6"))])
+    sp = sp_of(sticky)
+    kept, changed = (nr.affinity_set(sp, Endpoint(ip, 8080)) for ip in ("10.244.0.5", "10.244.0.6"))
+    old_chain = nr.endpoint_chain(sp, Endpoint("10.244.0.9", 8080))
+    there = nr.Existing(
+        chains=frozenset({*rs.chains, old_chain}),
+        sets={nr.NODEPORT_IPS: None, kept: 60, changed: 10800, "affinity-gone": 60},
+    )
+    lines = nr.full_text(rs, NODE, there).splitlines()
+    assert lines[:2] == ["add table ip skiff", "flush table ip skiff"]
+    assert "delete table ip skiff" not in lines
+    # every map and the node's addresses are written afresh; the sets of clients are not
+    assert all(f"flush map ip skiff {m}" in lines for m in nr.MAPS)
+    assert f"delete set ip skiff {kept}" not in lines
+    assert f"flush set ip skiff {kept}" not in lines
+    # a timeout nft cannot change in place: the set is made anew, before it is declared
+    assert lines.index(f"delete set ip skiff {changed}") < lines.index(nr._set_decl(changed, 60))
+    # what is no longer rendered goes, after the rules that named it are rewritten
+    assert lines[-2:] == [f"delete chain ip skiff {old_chain}", "delete set ip skiff affinity-gone"]
+    assert f"delete set ip skiff {nr.NODEPORT_IPS}" not in lines
+
+
 def test_one_endpoint_change_names_only_that_services_chains_and_elements() -> None:
     services = [service(f"s{i}", ip=f"10.96.1.{i}") for i in range(50)]
     slices = [endpoint_slice(f"s{i}", ep("10.244.0.5"), ep("10.244.0.6")) for i in range(50)]
