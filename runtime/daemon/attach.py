@@ -34,7 +34,8 @@ class ShimGone(Exception):
     """The shim's socket is not there (the container has exited, or its shim died)."""
 
 
-async def connect(container_dir: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+def connect(container_dir: Path) -> socket.socket:
+    """The shim's attach socket, connected and non-blocking (for the loop's sock_* calls)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     dirfd = os.open(container_dir, os.O_PATH)
     try:
@@ -44,16 +45,33 @@ async def connect(container_dir: Path) -> tuple[asyncio.StreamReader, asyncio.St
         raise ShimGone(str(e)) from e
     finally:
         os.close(dirfd)
-    return await asyncio.open_unix_connection(sock=sock)
+    sock.setblocking(False)
+    return sock
 
 
-async def _read_frame(reader: asyncio.StreamReader) -> tuple[bytes, bytes] | None:
-    try:
-        head = await reader.readexactly(5)
-        payload = await reader.readexactly(int.from_bytes(head[1:], "big"))
-    except (asyncio.IncompleteReadError, ConnectionError):
-        return None
-    return head[:1], payload
+async def _frames(sock: socket.socket) -> AsyncIterator[tuple[bytes, bytes]]:
+    """The shim's messages until its side is closed.
+
+    Read from the socket itself, not through an asyncio stream: a stream whose
+    transport fails (the shim closed while our input was still on its way, so a
+    write gets EPIPE, or the shim's close reset the connection) raises at the next
+    read even though the shim's last output and exit message are in its buffer.
+    The kernel hands over everything the shim sent before it reports a reset.
+    """
+    loop = asyncio.get_running_loop()
+    buffer = b""
+    while True:
+        try:
+            data = await loop.sock_recv(sock, 65536)
+        except ConnectionError:
+            return
+        if not data:
+            return
+        buffer += data
+        while len(buffer) >= 5 and len(buffer) >= 5 + int.from_bytes(buffer[1:5], "big"):
+            size = int.from_bytes(buffer[1:5], "big")
+            yield buffer[:1], buffer[5 : 5 + size]
+            buffer = buffer[5 + size :]
 
 
 def first_frames(first: Any) -> bytes:
@@ -78,36 +96,30 @@ def input_frames(message: Any) -> bytes:
     return out
 
 
-async def _pump_input(inputs: AsyncIterator[Any], writer: asyncio.StreamWriter) -> None:
+async def _pump_input(inputs: AsyncIterator[Any], sock: socket.socket) -> None:
     """Client messages to the shim. The end of the client's stream is not the end of
-    its stdin (only stdin_close is): it may still be reading the output."""
-    with contextlib.suppress(Exception):  # the client or the shim went away: relay() ends
+    its stdin (only stdin_close is): it may still be reading the output. A failed
+    write ends the input only: the output is read on regardless (see `_frames`)."""
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(Exception):  # the client or the shim went away
         async for message in inputs:
             data = input_frames(message)
             if data:
-                writer.write(data)
-                await writer.drain()
+                await loop.sock_sendall(sock, data)
 
 
 async def relay(
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
-    first: Any,
-    inputs: AsyncIterator[Any],
+    sock: socket.socket, first: Any, inputs: AsyncIterator[Any]
 ) -> AsyncIterator[pb.AttachOutput | None]:
     """Output as AttachOutput messages; the exit as the last one. Yields None when the
     shim went away without saying how the container ended (the caller looks it up)."""
-    writer.write(first_frames(first))
-    pump = asyncio.create_task(_pump_input(inputs, writer))
+    loop = asyncio.get_running_loop()
+    pump: asyncio.Task[None] | None = None
     try:
-        with contextlib.suppress(ConnectionError):  # a closed shim reads as the end below
-            await writer.drain()
-        while True:
-            message = await _read_frame(reader)
-            if message is None:
-                yield None
-                return
-            kind, payload = message
+        with contextlib.suppress(OSError):  # a shim that closed already: its output is read
+            await loop.sock_sendall(sock, first_frames(first))
+        pump = asyncio.create_task(_pump_input(inputs, sock))
+        async for kind, payload in _frames(sock):
             if kind == b"O":
                 yield pb.AttachOutput(stdout=payload)
             elif kind == b"E":
@@ -115,8 +127,11 @@ async def relay(
             elif kind == b"X":
                 yield pb.AttachOutput(exited=True, exit_code=int(payload))
                 return
+        yield None
     finally:
-        pump.cancel()
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
+        try:
+            if pump is not None:
+                pump.cancel()
+                await asyncio.wait([pump])  # its pending write is withdrawn before the close
+        finally:
+            sock.close()

@@ -608,7 +608,7 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
                     f"container {c['id']} is not running: cannot attach",
                 )
             try:
-                reader, writer = await attach.connect(cdir)
+                sock = attach.connect(cdir)
             except attach.ShimGone as e:
                 if (cdir / "exit.json").exists():  # it exited just now
                     raise Failure(
@@ -620,20 +620,22 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
                 ) from e
         except Failure as e:
             await context.abort(e.code, e.message)
-        async for out in attach.relay(reader, writer, first, request_iterator):
-            if out is not None:
-                yield out
-                continue
-            # The shim closed without an exit message: it had just exited (its record
-            # is written first), or it was killed.
-            exit_file = cdir / "exit.json"
-            if await _until(exit_file.exists, 2):
-                code = int(json.loads(exit_file.read_text())["exit_code"])
-                yield pb.AttachOutput(exited=True, exit_code=code)
-            else:
-                await context.abort(
-                    grpc.StatusCode.UNAVAILABLE, f"the shim of container {c['id']} went away"
-                )
+        async with contextlib.aclosing(attach.relay(sock, first, request_iterator)) as outputs:
+            async for out in outputs:
+                if out is not None:
+                    yield out
+                    continue
+                # The shim closed without an exit message, after all it had sent was
+                # relayed: it was killed (its record says how the container ended, if
+                # it got that far).
+                exit_file = cdir / "exit.json"
+                if await _until(exit_file.exists, 2):
+                    code = int(json.loads(exit_file.read_text())["exit_code"])
+                    yield pb.AttachOutput(exited=True, exit_code=code)
+                else:
+                    await context.abort(
+                        grpc.StatusCode.UNAVAILABLE, f"the shim of container {c['id']} went away"
+                    )
 
     async def PortForward(
         self, request_iterator: Any, context: Any

@@ -328,24 +328,60 @@ class Attachments:
                 self._flush(client)
 
     def finish(self, exit_code: int) -> None:
-        """The container exited: tell every client (waiting at most a few seconds for
-        each to take the rest of its output), then stop listening."""
+        """The container exited: give every client the rest of its output and the exit
+        message, then wait (a few seconds at most, for all) until it closes its side.
+
+        Meanwhile what a client still sends is read and dropped: input of a session
+        that had not ended when the container exited on its own (kubectl's stdin_close
+        after `read x` already had its line). Closing with that input unread would
+        reset the connection, and closing before it arrives would fail its write: a
+        daemon seeing either could give up on output it had received but not relayed.
+        """
         self.server.close()
         try:
             os.unlink(self.path)
         except OSError:
             pass
-        for client in list(self.clients.values()):
-            client.queued += frame(b"X", str(exit_code).encode())
-            try:
-                client.sock.settimeout(5)
-                client.sock.sendall(client.queued)
-            except OSError:
-                pass
-            self._drop(client)
         if self.stdin >= 0 and not self.tty:
             os.close(self.stdin)
-            self.stdin = -1
+        self.stdin = -1  # input has nowhere to go now
+        clients, self.clients = self.clients, {}
+        for client in clients.values():
+            client.queued += frame(b"X", str(exit_code).encode())
+        deadline = time.monotonic() + 5
+        while clients and (left := deadline - time.monotonic()) > 0:
+            sending = [fd for fd, c in clients.items() if c.queued]
+            readable, writable, _ = select.select(list(clients), sending, [], left)
+            for fd in writable:
+                if not self._send_last(clients[fd]):
+                    clients.pop(fd).sock.close()
+            for fd in readable:
+                if fd in clients and not self._discard_input(clients[fd]):
+                    clients.pop(fd).sock.close()
+        for client in clients.values():
+            client.sock.close()
+
+    def _send_last(self, client: _Client) -> bool:
+        """Some of the last output; once all is sent, the end of it (shutdown for
+        writing). False: the client is gone."""
+        try:
+            del client.queued[: client.sock.send(client.queued)]
+            if not client.queued:
+                client.sock.shutdown(self._socket.SHUT_WR)
+        except BlockingIOError:
+            pass
+        except OSError:
+            return False
+        return True
+
+    def _discard_input(self, client: _Client) -> bool:
+        """False once the client has closed its side (or is gone)."""
+        try:
+            return bool(client.sock.recv(65536))
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
 
     def _accept(self) -> None:
         try:

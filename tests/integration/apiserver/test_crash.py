@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.polling import eventually
+
 ITERATIONS = 3
 
 
@@ -70,12 +72,12 @@ class Writer:
     def wait_for_progress(self, after: str, more: int = 10, timeout: float = 45.0) -> None:
         """Until the writer got `more` new acknowledgements: the cluster is back."""
         target = len(self.acknowledged) + more
-        deadline = time.monotonic() + timeout
-        while len(self.acknowledged) < target:
-            assert time.monotonic() < deadline, (
-                f"writes are not acknowledged again {after} (failures: {self.errors})"
-            )
-            time.sleep(0.05)
+        eventually(
+            lambda: len(self.acknowledged) >= target,
+            timeout,
+            lambda: f"writes acknowledged again {after} (failures: {self.errors})",
+            interval=0.05,
+        )
 
     def stop(self) -> None:
         self._stop.set()

@@ -30,21 +30,12 @@ import pytest
 from apiserver import certs
 from apiserver.etcd_process import EtcdProcess, free_port, members_of
 from tests.conftest import ApiServerProcess
+from tests.polling import eventually
 
 pytestmark = pytest.mark.skipif(
     shutil.which("etcdctl") is None or shutil.which("runuser") is None,
     reason="needs etcdctl (Debian's etcd-client) and runuser",
 )
-
-
-def wait_for(condition: Any, timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = condition()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def running(pid: int) -> bool:
@@ -141,7 +132,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServerProces
 @pytest.fixture
 def server(shared: ApiServerProcess) -> ApiServerProcess:
     """The shared apiserver, ready again: a test before may have stopped its etcd."""
-    wait_for(lambda: health(shared, "/readyz").status_code == 200, 40, "readyz")
+    eventually(lambda: health(shared, "/readyz").status_code == 200, 40, "readyz")
     return shared
 
 
@@ -250,7 +241,7 @@ def test_etcd_dies_with_a_killed_apiserver_and_restart_comes_up(start_apiserver:
     assert server.proc is not None
     server.proc.kill()
     server.proc.wait()
-    wait_for(lambda: not running(pid), 20, "the orphaned etcd to exit")
+    eventually(lambda: not running(pid), 20, "the orphaned etcd to exit")
 
     server.start()
     assert etcd_pid(server) != pid
@@ -281,7 +272,7 @@ def test_a_leftover_member_on_the_data_dir_is_stopped_first(start_apiserver: Any
         assert orphan.proc is not None
         assert not (server.state_dir / "etcd.pid").exists()
         server.start()
-        wait_for(lambda: orphan.proc is not None and orphan.proc.poll() is not None, 20, "orphan")
+        eventually(lambda: orphan.proc is not None and orphan.proc.poll() is not None, 20, "orphan")
         data_dir = (server.state_dir / "etcd").resolve()
         assert members_of(data_dir) == [etcd_pid(server)]
         with server.client() as api:
@@ -332,8 +323,8 @@ def test_an_undecodable_value_costs_one_object_never_the_stream(server: ApiServe
             assert api.get("/api/v1/namespaces/other/configmaps").status_code == 200
             made = api.post("/api/v1/namespaces/other/configmaps", json=configmap("after"))
             assert made.status_code == 201
-            wait_for(lambda: "after" in in_other.names(), 20, "the watch in another namespace")
-            wait_for(lambda: "after" in everywhere.names(), 20, "the cluster-wide watch")
+            eventually(lambda: "after" in in_other.names(), 20, "the watch in another namespace")
+            eventually(lambda: "after" in everywhere.names(), 20, "the cluster-wide watch")
 
             # Deleting the keys heals everything.
             assert server.etcdctl("del", bad).stdout.strip() == "1"
@@ -342,7 +333,7 @@ def test_an_undecodable_value_costs_one_object_never_the_stream(server: ApiServe
             assert api.get("/api/v1/namespaces/default/configmaps").status_code == 200
             assert api.get("/api/v1/namespaces/default/configmaps/bad").status_code == 404
             api.post("/api/v1/namespaces/default/configmaps", json=configmap("healed"))
-            wait_for(lambda: "healed" in everywhere.names(), 20, "a ConfigMap after healing")
+            eventually(lambda: "healed" in everywhere.names(), 20, "a ConfigMap after healing")
         finally:
             in_other.stop()
             everywhere.stop()
@@ -366,14 +357,14 @@ def test_killed_etcd_is_restarted_and_watches_resume(start_apiserver: Any, sig: 
         watcher = Watcher(server, "/api/v1/namespaces/w/configmaps", rv)
         try:
             assert api.post("/api/v1/namespaces/w/configmaps", json=configmap("c1")).is_success
-            wait_for(lambda: "c1" in watcher.names(), 20, "c1 on the watch")
+            eventually(lambda: "c1" in watcher.names(), 20, "c1 on the watch")
             old = etcd_pid(server)
             os.kill(old, sig)
-            wait_for(lambda: etcd_pid(server) != old, 30, "a new etcd")
-            wait_for(lambda: health(server, "/readyz").status_code == 200, 30, "readyz")
+            eventually(lambda: etcd_pid(server) != old, 30, "a new etcd")
+            eventually(lambda: health(server, "/readyz").status_code == 200, 30, "readyz")
             made = api.post("/api/v1/namespaces/w/configmaps", json=configmap("c2"))
             assert made.status_code == 201, made.text
-            wait_for(lambda: "c2" in watcher.names(), 30, "c2 on the watch")
+            eventually(lambda: "c2" in watcher.names(), 30, "c2 on the watch")
             time.sleep(0.5)  # room for a repeated event to show up, if there were one
         finally:
             watcher.stop()
@@ -389,7 +380,7 @@ def test_etcd_moves_when_its_port_was_taken_meanwhile(start_apiserver: Any) -> N
     before = json.loads((server.state_dir / "etcd-ports.json").read_text())
     pid = etcd_pid(server)
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not running(pid), 10, "etcd to die")
+    eventually(lambda: not running(pid), 10, "etcd to die")
     with socket.socket() as squatter:
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 
@@ -401,10 +392,10 @@ def test_etcd_moves_when_its_port_was_taken_meanwhile(start_apiserver: Any) -> N
                 return False
             return True
 
-        wait_for(bound, 0.8, "etcd's port to be free")  # the apiserver waits 1 s
+        eventually(bound, 0.8, "etcd's port to be free", interval=0.1)  # the apiserver waits 1 s
         squatter.listen()
-        wait_for(lambda: etcd_pid(server) != pid, 30, "a new etcd")
-        wait_for(lambda: health(server, "/readyz").status_code == 200, 40, "readyz")
+        eventually(lambda: etcd_pid(server) != pid, 30, "a new etcd")
+        eventually(lambda: health(server, "/readyz").status_code == 200, 40, "readyz")
         after = json.loads((server.state_dir / "etcd-ports.json").read_text())
         assert after["client"] != before["client"]
         with server.client() as api:
@@ -419,7 +410,7 @@ def test_etcd_moves_when_its_port_was_taken_meanwhile(start_apiserver: Any) -> N
 
     # The apiserver rewrites the stored peer URL just after the member is back.
     peer_url = f"https://127.0.0.1:{after['peer']}"
-    wait_for(lambda: member()["peerURLs"] == [peer_url], 20, "the new peer URL")
+    eventually(lambda: member()["peerURLs"] == [peer_url], 20, "the new peer URL")
     assert member()["clientURLs"] == [f"https://127.0.0.1:{after['client']}"]
 
 
@@ -430,9 +421,13 @@ def test_health_tells_the_truth_while_etcd_is_unreachable(server: ApiServerProce
     pid = etcd_pid(server)
     os.kill(pid, signal.SIGSTOP)
     try:
-        ready = wait_for(lambda: (r := health(server, "/readyz")).status_code == 500 and r, 10)
+        ready = eventually(
+            lambda: (r := health(server, "/readyz")).status_code == 500 and r, 10, "readyz 500"
+        )
         assert "[-]etcd failed" in ready.text and "readyz check failed" in ready.text
-        live = wait_for(lambda: (r := health(server, "/livez")).status_code == 500 and r, 20)
+        live = eventually(
+            lambda: (r := health(server, "/livez")).status_code == 500 and r, 20, "livez 500"
+        )
         assert "[+]ping ok" in live.text
         assert "[-]etcd failed: reason withheld" in live.text
         assert live.text.rstrip().endswith("livez check failed")
@@ -445,8 +440,8 @@ def test_health_tells_the_truth_while_etcd_is_unreachable(server: ApiServerProce
         assert r.headers.get("retry-after") == "1"
     finally:
         os.kill(pid, signal.SIGCONT)
-    wait_for(lambda: health(server, "/livez").status_code == 200, 30, "livez back")
-    wait_for(lambda: health(server, "/readyz").status_code == 200, 30, "readyz back")
+    eventually(lambda: health(server, "/livez").status_code == 200, 30, "livez back")
+    eventually(lambda: health(server, "/readyz").status_code == 200, 30, "readyz back")
     with server.client() as api:
         assert api.post("/api/v1/namespaces/default/configmaps", json=configmap("z")).is_success
     verbose = health(server, "/livez?verbose")

@@ -19,7 +19,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ import pytest
 from client.config import ConfigError, load_config
 from runtime.cgroups import remove_tree
 from tests.conftest import ROOT
+from tests.polling import eventually
 
 CLONE_NEWNET = 0x40000000
 NODE = "up-node"
@@ -43,18 +43,13 @@ def _setns_fd(fd: int) -> None:
         raise OSError(ctypes.get_errno(), "setns")
 
 
+# What the CLI's tests take for "not yet": a component or its kubeconfig not up yet.
+NOT_YET = (httpx.HTTPError, OSError, KeyError, ValueError, ConfigError)
+
+
 def wait_for(check: Callable[[], Any], what: str, timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except (httpx.HTTPError, OSError, KeyError, ValueError, ConfigError) as e:
-            last = e
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}: last={last!r}")
+    """tests/polling.py's eventually(), with the CLI tests' "not yet" exceptions."""
+    return eventually(check, timeout, what, interval=0.1, ignoring=NOT_YET)
 
 
 @dataclass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 import yaml
 
 from tests.conftest import ApiServerProcess
+from tests.polling import eventually
 
 DEADLINE = 30.0
 
@@ -87,17 +87,6 @@ def crd_manifest(group: str, *, scope: str = "Namespaced") -> dict[str, Any]:
             "versions": [version, beta],
         },
     }
-
-
-def wait_for(check: Any, what: str) -> Any:
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -413,10 +402,12 @@ def test_a_terminating_crd_waits_for_its_objects_finalizers(
         conditions = api.get(crd_url).json().get("status", {}).get("conditions") or []
         return any(c["type"] == "Terminating" for c in conditions)
 
-    wait_for(terminating, "the Terminating condition")
-    wait_for(
+    eventually(terminating, DEADLINE, "the Terminating condition", interval=0.1)
+    eventually(
         lambda: api.get(f"{url}/held").json()["metadata"].get("deletionTimestamp"),
+        DEADLINE,
         "the object to be deleted",
+        interval=0.1,
     )
     r = api.post(url, json=yaml.safe_load(cron_tab(group, "new")))
     assert r.status_code == 405, r.text
@@ -427,4 +418,4 @@ def test_a_terminating_crd_waits_for_its_objects_finalizers(
         headers={"Content-Type": "application/merge-patch+json"},
     )
     assert r.status_code == 200, r.text
-    wait_for(lambda: api.get(crd_url).status_code == 404, "the CRD to go")
+    eventually(lambda: api.get(crd_url).status_code == 404, DEADLINE, "the CRD to go", interval=0.1)

@@ -8,9 +8,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import pytest
 import yaml
 
 from tests.conftest import ApiServerProcess
+from tests.polling import eventually
 
 HERE = Path(__file__).parent
 DEADLINE = 60.0
@@ -64,16 +64,14 @@ def greeting_crd(group: str) -> dict[str, Any]:
     }
 
 
-def wait_for(check: Any, what: str, log: Path) -> Any:
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-            raise AssertionError(f"timed out waiting for {what}; operator log:\n{tail}")
-        time.sleep(0.2)
+def with_log(what: str, log: Path) -> Callable[[], str]:
+    """`what` and the tail of the operator's log, for a wait that timed out."""
+
+    def described() -> str:
+        tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+        return f"{what}; operator log:\n{tail}\n"
+
+    return described
 
 
 @pytest.fixture
@@ -120,7 +118,7 @@ def test_kopf_operator_reconciles_a_custom_resource(
         r = api.get(cm_url)
         return r.json() if r.status_code == 200 else None
 
-    cm = wait_for(configmap, "the operator's ConfigMap", log)
+    cm = eventually(configmap, DEADLINE, with_log("the operator's ConfigMap", log))
     assert cm["data"]["message"] == "Hello, world!"  # the schema's default reached kopf
     owner = cm["metadata"]["ownerReferences"][0]
     assert owner["kind"] == "Greeting" and owner["name"] == "world"
@@ -130,14 +128,15 @@ def test_kopf_operator_reconciles_a_custom_resource(
         status = api.get(url).json().get("status") or {}
         return status.get("reconcile")
 
-    assert wait_for(reconciled, "the handler's status", log)["message"] == "reconciled"
+    status = eventually(reconciled, DEADLINE, with_log("the handler's status", log))
+    assert status["message"] == "reconciled"
     # A change to the spec is reconciled too.
     apiserver.kubectl(
         "patch", "-n", namespace, f"greetings.{group}/world", "--type=merge",
         "-p", '{"spec": {"greeting": "Ahoy"}}',
     )  # fmt: skip
-    wait_for(
+    eventually(
         lambda: (configmap() or {}).get("data", {}).get("message") == "Ahoy, world!",
-        "the updated ConfigMap",
-        log,
+        DEADLINE,
+        with_log("the updated ConfigMap", log),
     )

@@ -7,7 +7,6 @@ removed afterwards, also on failure."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 
 from proto import runtime_pb2 as pb
+from tests.polling import eventually
 from tests.runtime_daemon import RuntimeDaemon, daemon_in_netns
 
 
@@ -48,13 +48,12 @@ class Node(RuntimeDaemon):
         return self.api.ContainerStatus(pb.ContainerStatusRequest(container_id=cid)).status
 
     def wait_state(self, cid: str, state: int, timeout: float = 20) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            s = self.status(cid)
-            if s.state == state:
-                return s
-            assert time.monotonic() < deadline, f"state stayed {s.state}"
-            time.sleep(0.05)
+        return eventually(
+            lambda: (s := self.status(cid)).state == state and s,
+            timeout,
+            lambda: f"state {state} of {cid[:13]}: it stayed {self.status(cid).state}",
+            interval=0.05,
+        )
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ terminal is resized; and a killed and restarted daemon attaches again."""
 from __future__ import annotations
 
 import queue
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import grpc
 import pytest
 
 from proto import runtime_pb2 as pb
+from tests.polling import eventually
 
 
 class Session:
@@ -61,13 +61,6 @@ def log_text(node: Any, cid: str) -> str:
     return Path(node.status(cid).log_path).read_text()
 
 
-def wait_for(check: Any, what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize("node", ["skiff-runc", "runc"], indirect=True)
 def test_attach_writes_to_stdin_and_every_session_reads_the_output(node: Any) -> None:
     sid = node.sandbox("cat")
@@ -92,7 +85,9 @@ def test_attach_writes_to_stdin_and_every_session_reads_the_output(node: Any) ->
     third.detach()
     assert node.status(cid).state == pb.CONTAINER_RUNNING
     # The log has it all, as it would without anyone attached.
-    wait_for(lambda: "got:four" in log_text(node, cid), "the log has the output")
+    eventually(
+        lambda: "got:four" in log_text(node, cid), 20, "the output in the log", interval=0.05
+    )
     lines = [line.split(" ", 3)[3] for line in log_text(node, cid).splitlines()]
     assert lines == ["got:one", "got:two", "got:three", "got:four"]
 

@@ -6,11 +6,11 @@ import json
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from proto import runtime_pb2 as pb
+from tests.polling import eventually
 
 ROOT = Path(__file__).resolve().parents[3]
 HTTPD = (
@@ -52,11 +52,10 @@ def test_crictl_stats_and_attach(node: Any) -> None:
 def test_crictl_port_forward(node: Any) -> None:
     sid = node.sandbox("forwarded")
     cid = node.run(sid, "httpd", ["sh", "-c", HTTPD])
-    deadline = time.monotonic() + 20
     netstat = pb.ExecSyncRequest(container_id=cid, cmd=["netstat", "-lnt"])
-    while b":8080 " not in node.api.ExecSync(netstat).stdout:
-        assert time.monotonic() < deadline, "httpd never listened"
-        time.sleep(0.1)
+    eventually(
+        lambda: b":8080 " in node.api.ExecSync(netstat).stdout, 20, "httpd to listen", interval=0.1
+    )
     forward = subprocess.Popen(
         crictl_command(node, "port-forward", sid[:8], "0:8080"),
         stdout=subprocess.PIPE,

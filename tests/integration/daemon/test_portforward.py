@@ -5,7 +5,6 @@ error for a port nobody listens on."""
 from __future__ import annotations
 
 import queue
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +12,7 @@ import grpc
 import pytest
 
 from proto import runtime_pb2 as pb
+from tests.polling import eventually
 
 HTTPD = (
     "mkdir -p /tmp/www && echo hello-from-the-pod > /tmp/www/index.html"
@@ -49,13 +49,13 @@ class Forward:
 
 def wait_listening(node: Any, cid: str, port: int) -> None:
     """Until the server in the container accepts connections (netstat inside the pod)."""
-    deadline = time.monotonic() + 20
-    while True:
-        out = node.api.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["netstat", "-lnt"]))
-        if f":{port} ".encode() in out.stdout:
-            return
-        assert time.monotonic() < deadline, out.stdout.decode()
-        time.sleep(0.1)
+    netstat = pb.ExecSyncRequest(container_id=cid, cmd=["netstat", "-lnt"])
+    eventually(
+        lambda: f":{port} ".encode() in node.api.ExecSync(netstat).stdout,
+        20,
+        lambda: f"port {port} listening: {node.api.ExecSync(netstat).stdout.decode()}",
+        interval=0.1,
+    )
 
 
 def test_port_forward_reaches_a_server_on_the_pods_loopback(node: Any) -> None:

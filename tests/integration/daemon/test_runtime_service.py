@@ -26,6 +26,7 @@ import pytest
 from proto import runtime_pb2 as pb
 from proto import runtime_pb2_grpc as pb_grpc
 from runtime.images.store import ImageStore
+from tests.polling import eventually
 from tests.runtime_daemon import RuntimeDaemon
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -57,13 +58,12 @@ def status(api: Any, cid: str) -> Any:
 
 
 def wait_state(api: Any, cid: str, state: int, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        s = status(api, cid)
-        if s.state == state:
-            return s
-        assert time.monotonic() < deadline, f"state stayed {s.state}"
-        time.sleep(0.1)
+    return eventually(
+        lambda: (s := status(api, cid)).state == state and s,
+        timeout,
+        lambda: f"state {state} of {cid[:13]}: it stayed {status(api, cid).state}",
+        interval=0.1,
+    )
 
 
 @pytest.mark.parametrize("daemon", ["skiff-runc", "runc", "crun"], indirect=True)
@@ -146,16 +146,15 @@ def test_containers_survive_a_killed_daemon(daemon: RuntimeDaemon) -> None:
     short_pid = wait_state(api, short, pb.CONTAINER_RUNNING).pid
     # Running is reported once the process is there, maybe before `sh` set its trap: a
     # USR1 sent before that is lost (or kills it). Wait for the handler (SigCgt).
-    deadline = time.monotonic() + 20
-    while not catches(short_pid, signal.SIGUSR1):
-        assert time.monotonic() < deadline, "`short` never set its USR1 trap"
-        time.sleep(0.05)
+    eventually(lambda: catches(short_pid, signal.SIGUSR1), 20, "`short`'s USR1 trap", interval=0.05)
     daemon.kill()
     os.kill(short_pid, signal.SIGUSR1)
-    deadline = time.monotonic() + 20
-    while Path(f"/proc/{short_pid}").exists():  # its shim reaps it, no daemon needed
-        assert time.monotonic() < deadline, "`short` did not exit while the daemon was down"
-        time.sleep(0.05)
+    eventually(  # its shim reaps it, no daemon needed
+        lambda: not Path(f"/proc/{short_pid}").exists(),
+        20,
+        "`short` to exit while the daemon is down",
+        interval=0.05,
+    )
     assert daemon.proc is not None and daemon.proc.poll() is not None  # still down
     daemon.start()
     api = daemon.client()
@@ -256,17 +255,18 @@ def test_reopen_container_log_after_rotation(daemon: RuntimeDaemon) -> None:
     )
     api.StartContainer(pb.StartContainerRequest(container_id=cid))
     log = Path(wait_state(api, cid, pb.CONTAINER_RUNNING).log_path)
-    deadline = time.monotonic() + 10
-    while "tick 3" not in (log.read_text() if log.exists() else ""):
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    eventually(
+        lambda: "tick 3" in (log.read_text() if log.exists() else ""), 10, "tick 3", interval=0.1
+    )
     rotated = log.with_name(log.name + ".1")
     log.rename(rotated)  # what the kubelet's log rotation does, then it asks to reopen
     api.ReopenContainerLog(pb.ReopenContainerLogRequest(container_id=cid))
-    deadline = time.monotonic() + 10
-    while len(log.read_text().splitlines() if log.exists() else []) < 2:
-        assert time.monotonic() < deadline, "nothing written to the reopened log"
-        time.sleep(0.1)
+    eventually(
+        lambda: len(log.read_text().splitlines() if log.exists() else []) >= 2,
+        10,
+        "two lines in the reopened log",
+        interval=0.1,
+    )
     old_lines, new_lines = rotated.read_text().splitlines(), log.read_text().splitlines()
     assert new_lines and all(" stdout F tick " in line for line in new_lines)
     last_old = int(old_lines[-1].rsplit(" ", 1)[1])
@@ -524,9 +524,12 @@ def test_skiff_crictl(daemon: RuntimeDaemon) -> None:
     ps = crictl("ps").stdout
     assert cid[:13] in ps and "Running" in ps and "looked-at" in ps
     assert "docker.io/library/busybox" in crictl("images").stdout
-    deadline = time.monotonic() + 10
-    while "out" not in (logs := crictl("logs", cid[:8])).stdout and time.monotonic() < deadline:
-        time.sleep(0.1)
+    logs = eventually(
+        lambda: "out" in (r := crictl("logs", cid[:8])).stdout and r,
+        10,
+        lambda: f"the output in `crictl logs`: {crictl('logs', cid[:8])}",
+        interval=0.1,
+    )
     assert logs.stdout == "out\n" and logs.stderr == "err\n"
     inside = crictl("exec", cid[:8], "hostname")
     assert inside.returncode == 0 and inside.stdout == "looked-at\n"

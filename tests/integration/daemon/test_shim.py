@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from runtime.images.busybox import build_busybox
 from runtime.images.rootfs import mount_rootfs, unmount_rootfs
 from runtime.images.store import ImageStore
 from runtime.runc import command as runc_command
+from tests.polling import eventually
 
 ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.skipif(
@@ -84,10 +84,9 @@ def container(tmp_path: Path) -> Iterator[Any]:
 
     def start(cdir: Path) -> None:
         cid = json.loads((cdir / "container.json").read_text())["id"]
-        deadline = time.monotonic() + 20
-        while not (cdir / "shim.pid").exists():
-            assert time.monotonic() < deadline, "the shim never created the container"
-            time.sleep(0.05)
+        eventually(
+            (cdir / "shim.pid").exists, 20, "the shim to create the container", interval=0.05
+        )
         subprocess.run(
             [sys.executable, "-m", "runtime.runc.main", "--root", str(state), "start", cid],
             check=True,
@@ -134,10 +133,7 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 
 
 def wait_exit(cdir: Path, timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while not (cdir / "exit.json").exists():
-        assert time.monotonic() < deadline, "no exit recorded"
-        time.sleep(0.05)
+    eventually((cdir / "exit.json").exists, timeout, "the exit recorded", interval=0.05)
     return json.loads((cdir / "exit.json").read_text())
 
 

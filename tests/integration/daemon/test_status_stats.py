@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 
 from proto import runtime_pb2 as pb
 from runtime.cgroups import detect
+from tests.polling import eventually
 
 MiB = 1024 * 1024
 
@@ -56,10 +56,12 @@ def test_container_stats_show_cpu_and_memory(node: Any) -> None:
     node.api.StopContainer(pb.StopContainerRequest(container_id=done, timeout=0))
     node.wait_state(done, pb.CONTAINER_EXITED)
     log = Path(node.status(hog).log_path)
-    deadline = time.monotonic() + 30
-    while "ready" not in (log.read_text() if log.exists() else ""):
-        assert time.monotonic() < deadline, "the hog never allocated"
-        time.sleep(0.1)
+    eventually(
+        lambda: "ready" in (log.read_text() if log.exists() else ""),
+        30,
+        "the hog to allocate",
+        interval=0.1,
+    )
     all_stats = stats(node)
     assert set(all_stats) == {hog, idle}  # running containers only
     s = all_stats[hog]

@@ -18,7 +18,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from runtime.cgroups import remove_tree
 from runtime.images.busybox import build_busybox
 from runtime.images.store import ImageStore
 from tests.conftest import FAST_ELECTION, ROOT, ApiServerProcess, ComponentProcess
+from tests.polling import eventually
 from tests.runtime_daemon import RuntimeDaemon, unmount_below
 
 CLONE_NEWNET = 0x40000000
@@ -55,18 +55,11 @@ def _setns(path: str) -> None:
 
 
 def wait_for(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    """Poll until `check()` returns something true; fail with the last value seen."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except (httpx.HTTPError, KeyError, IndexError) as e:
-            last = e
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}: last={last!r}")
+    """tests/polling.py's eventually(), with what the kubelet's tests take for "not
+    yet": the API not answering yet, a field or a list item not there yet."""
+    return eventually(
+        check, timeout, what, interval=0.3, ignoring=(httpx.HTTPError, KeyError, IndexError)
+    )
 
 
 @dataclass

@@ -43,6 +43,7 @@ from proto import runtime_pb2_grpc as pb_grpc
 from runtime.cgroups import remove_tree
 from runtime.images.busybox import build_busybox
 from runtime.images.store import ImageStore
+from tests.polling import eventually
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -87,16 +88,6 @@ def _setns(fd: int) -> None:
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     if libc.setns(fd, CLONE_NEWNET) != 0:
         raise OSError(ctypes.get_errno(), "setns failed")
-
-
-def wait_for(what: str, check: Any, timeout: float = 30.0, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(interval)
 
 
 @dataclass
@@ -211,7 +202,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
                 stderr=subprocess.STDOUT,
             )
         )
-        wait_for("the runtime's socket", sock.exists)
+        eventually(sock.exists, 30, "the runtime's socket", interval=0.1)
         api = pb_grpc.RuntimeServiceStub(grpc.insecure_channel(f"unix://{sock}"))
         # The kubelet's serving certificate, made the way `skiff up` makes it.
         certs = json.loads(
@@ -263,7 +254,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
                 stderr=subprocess.STDOUT,
             )
         )
-        wait_for("the kubelet's server", port_file.exists)
+        eventually(port_file.exists, 30, "the kubelet's server", interval=0.1)
         kubelet_port = int(port_file.read_text())
 
         client = apiserver.client()
@@ -323,7 +314,12 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         first = _start_container(
             api, sid, sandbox_config, uid, "main", 0, ["sh", "-c", "echo first life; exit 1"]
         )
-        wait_for("the first life to end", lambda: _state(api, first) == pb.CONTAINER_EXITED)
+        eventually(
+            lambda: _state(api, first) == pb.CONTAINER_EXITED,
+            30,
+            "the first life to end",
+            interval=0.1,
+        )
         ids = {
             "main": _start_container(
                 api,
@@ -354,13 +350,20 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
             ),
         }
         for cid in ids.values():
-            wait_for("a running container", lambda c=cid: _state(api, c) == pb.CONTAINER_RUNNING)
+            eventually(
+                lambda c=cid: _state(api, c) == pb.CONTAINER_RUNNING,
+                30,
+                "a running container",
+                interval=0.1,
+            )
 
         # A shell on a terminal, for `attach -it`.
         shell = _start_container(
             api, sid, sandbox_config, uid, "shell", 0, ["sh"], stdin=True, tty=True
         )
-        wait_for("the shell to run", lambda: _state(api, shell) == pb.CONTAINER_RUNNING)
+        eventually(
+            lambda: _state(api, shell) == pb.CONTAINER_RUNNING, 30, "the shell to run", interval=0.1
+        )
         # One that ends by itself, for `logs -f` to end with it.
         _start_container(
             api, sid, sandbox_config, uid, "short", 0, ["sh", "-c", "echo one; sleep 1; echo two"]
@@ -370,7 +373,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
             request = pb.ExecSyncRequest(container_id=ids["httpd"], cmd=["netstat", "-lnt"])
             return b":8080 " in api.ExecSync(request).stdout
 
-        wait_for("httpd to listen in the pod", listening)
+        eventually(listening, 30, "httpd to listen in the pod", interval=0.1)
         pod_obj = client.get(f"/api/v1/namespaces/{NS}/pods/{POD}").json()
         pod_obj["status"] = {
             "phase": "Running",
@@ -601,14 +604,16 @@ def test_port_forward_carries_requests_both_ways(node: Node, kubectl_binary: str
         with socket.create_connection(("127.0.0.1", sink), timeout=60) as conn:
             conn.sendall(big.content)
         digest = node.kubectl("exec", POD, "-c", "httpd", "--", "md5sum", "/tmp/www/big")
-        wait_for(
-            "the upload to arrive whole",
+        eventually(
             lambda: (
                 node.kubectl(
                     "exec", POD, "-c", "httpd", "--", "sh", "-c", "md5sum < /tmp/up", check=False
                 ).stdout.split()[:1]
                 == digest.stdout.split()[:1]
             ),
+            30,
+            "the upload to arrive whole",
+            interval=0.1,
         )
         assert proc.poll() is None
     finally:
@@ -697,14 +702,16 @@ def test_kubelet_authorizes_its_callers_through_the_apiserver(node: Node) -> Non
     attributes = {"verb": "get", "resource": "nodes", "subresource": "stats", "name": NODE}
     sar = {"spec": {"user": granted, "resourceAttributes": attributes}}
     with node.apiserver.client() as api:
-        wait_for(
-            "the grant in the apiserver",
+        eventually(
             lambda: (
                 api.post("/apis/authorization.k8s.io/v1/subjectaccessreviews", json=sar)
                 .json()
                 .get("status", {})
                 .get("allowed")
             ),
+            30,
+            "the grant in the apiserver",
+            interval=0.1,
         )
     with client_as(granted) as client:
         assert client.get(f"{url}/stats/summary").status_code == 200
@@ -818,9 +825,11 @@ def test_what_is_not_there_is_named(node: Node) -> None:
     try:
         # Until the kubelet has heard of the pod it does not exist there; then it waits.
         waiting = 'container "c" in pod "ghost" is waiting to start: ContainerCreating'
-        wait_for(
-            "the kubelet to know the pod",
+        eventually(
             lambda: waiting in node.kubectl("logs", "ghost", check=False).stderr,
+            30,
+            "the kubelet to know the pod",
+            interval=0.1,
         )
         forward = node.kubectl(
             "port-forward", "pod/ghost", f"{_free_port()}:80", check=False, timeout=60
@@ -874,7 +883,9 @@ def test_logs_follow_carries_on_after_rotation(node: Node) -> None:
         path = Path(status.status.log_path)
         path.rename(path.with_name(path.name + ".20261202-000000"))
         node.runtime.ReopenContainerLog(pb.ReopenContainerLogRequest(container_id=cid))
-        wait_for("the new log file to fill", lambda: path.exists() and path.read_text())
+        eventually(
+            lambda: path.exists() and path.read_text(), 30, "the new log file to fill", interval=0.1
+        )
         # A tick written after the rotation reaches the follower.
         after = int(path.read_text().split()[-1]) + 1
         _read_until(fd, f"tick {after}\n".encode())

@@ -28,6 +28,7 @@ from proto import runtime_pb2_grpc as pb_grpc
 from runtime.cgroups import remove_tree
 from runtime.images.busybox import build_busybox
 from runtime.images.store import ImageStore
+from tests.polling import eventually
 
 ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.skipif(
@@ -138,13 +139,6 @@ def node(tmp_path: Path) -> Iterator[Node]:
         n.stop()
 
 
-def until(condition: Any, what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
-
-
 def test_pod_sees_its_volumes_and_configmap_updates_in_place(node: Node) -> None:
     node.configmaps["ns", "cfg"] = {"data": {"app.conf": "v1", "nginx.conf": "server {}"}}
     node.secrets["ns", "creds"] = {"data": {"password": base64.b64encode(b"s3cret").decode()}}
@@ -178,8 +172,8 @@ def test_pod_sees_its_volumes_and_configmap_updates_in_place(node: Node) -> None
     }
     ids = node.run_pod(pod)
     writer, reader = ids["writer"], ids["reader"]
-    until(lambda: node.sh(writer, "true")[0] == 0, "the writer never ran")
-    until(lambda: node.sh(reader, "true")[0] == 0, "the reader never ran")
+    eventually(lambda: node.sh(writer, "true")[0] == 0, 20, "the writer to run", interval=0.1)
+    eventually(lambda: node.sh(reader, "true")[0] == 0, 20, "the reader to run", interval=0.1)
 
     assert node.sh(writer, "cat /etc/cfg/app.conf") == (0, "v1")
     assert node.sh(writer, "cat /etc/nginx.conf") == (0, "server {}")

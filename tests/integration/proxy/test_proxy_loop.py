@@ -19,9 +19,8 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ import pytest
 
 from tests.conftest import ApiServerProcess, ComponentProcess, free_port
 from tests.integration.proxy.test_apply import CLIENT, SERVER, canonical_nft
+from tests.polling import eventually
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("iptables-nft-restore"),
@@ -53,18 +53,8 @@ def _setns(fd: int) -> None:
         raise OSError(ctypes.get_errno(), "setns")
 
 
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except (httpx.HTTPError, OSError, KeyError, ValueError, dns.exception.DNSException) as e:
-            last = e
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}: last={last!r}")
+# What a wait takes for "not yet": the proxy, the servers or DNS not there yet.
+NOT_YET = (httpx.HTTPError, OSError, KeyError, ValueError, dns.exception.DNSException)
 
 
 def run(*argv: str) -> str:
@@ -130,7 +120,7 @@ class Cluster:
             "--metrics-bind-address",
             f"127.0.0.1:{self.metrics}",
         ).start()
-        wait_for(lambda: self.syncs() >= 1, "the proxy's first sync")
+        eventually(lambda: self.syncs() >= 1, what="the proxy's first sync", ignoring=NOT_YET)
 
 
 @pytest.fixture(scope="module", params=["iptables", "nftables"])
@@ -160,7 +150,7 @@ def cluster(
         run("ip", "route", "add", "10.96.0.0/12", "dev", "node0")
         ready = base / "servers-ready"
         procs.append(subprocess.Popen([sys.executable, "-c", SERVER, str(ready), *PODS]))
-        wait_for(ready.exists, "the test servers")
+        eventually(ready.exists, what="the test servers", ignoring=NOT_YET)
         server.start()
         with c.api() as api:
             node = {
@@ -220,23 +210,36 @@ def test_cluster_ip_follows_endpoints_and_refuses_without(cluster: Cluster) -> N
     with cluster.api() as api:
         ip = api.post(SERVICES, json=service("web")).json()["spec"]["clusterIP"]
         put_slice(api, endpoint_slice("web", ["10.244.0.5", "10.244.0.6"], ["10.244.0.7"]))
-        wait_for(lambda: cluster.connect(ip, 80).keys() <= set(PODS), "the ClusterIP to answer")
+        eventually(
+            lambda: cluster.connect(ip, 80).keys() <= set(PODS),
+            what="the ClusterIP to answer",
+            ignoring=NOT_YET,
+        )
         seen = cluster.connect(ip, 80, n=200)
         assert set(seen) == {"10.244.0.5", "10.244.0.6"}, seen  # never the unready one
 
         put_slice(api, endpoint_slice("web", list(PODS)))  # scaled up
-        wait_for(lambda: "10.244.0.7" in cluster.connect(ip, 80, n=30), "the new endpoint")
+        eventually(
+            lambda: "10.244.0.7" in cluster.connect(ip, 80, n=30),
+            what="the new endpoint",
+            ignoring=NOT_YET,
+        )
         assert set(cluster.connect(ip, 80, n=200)) == set(PODS)
 
         put_slice(api, endpoint_slice("web", ["10.244.0.6"]))  # scaled down
-        wait_for(lambda: cluster.connect(ip, 80, n=20) == {"10.244.0.6": 20}, "scale down")
+        eventually(
+            lambda: cluster.connect(ip, 80, n=20) == {"10.244.0.6": 20},
+            what="scale down",
+            ignoring=NOT_YET,
+        )
         assert cluster.connect(ip, 80, n=200) == {"10.244.0.6": 200}
 
         empty = api.post(SERVICES, json=service("empty")).json()["spec"]["clusterIP"]
         put_slice(api, endpoint_slice("empty", [], ["10.244.0.7"]))
-        wait_for(
+        eventually(
             lambda: cluster.connect(empty, 80) == {"ConnectionRefusedError": 1},
-            "a Service without endpoints to refuse",
+            what="a Service without endpoints to refuse",
+            ignoring=NOT_YET,
         )
 
         np = service(
@@ -246,7 +249,11 @@ def test_cluster_ip_follows_endpoints_and_refuses_without(cluster: Cluster) -> N
         )
         assert api.post(SERVICES, json=np).status_code == 201
         put_slice(api, endpoint_slice("np", ["10.244.0.5", "10.244.0.6"]))
-        wait_for(lambda: cluster.connect(NODE_IP, 30080).keys() <= set(PODS), "the NodePort")
+        eventually(
+            lambda: cluster.connect(NODE_IP, 30080).keys() <= set(PODS),
+            what="the NodePort",
+            ignoring=NOT_YET,
+        )
         assert set(cluster.connect(NODE_IP, 30080, n=100)) == {"10.244.0.5", "10.244.0.6"}
 
 
@@ -272,7 +279,11 @@ def test_bursts_coalesce_foreign_rules_survive_and_a_restart_converges(cluster: 
     with cluster.api() as api:
         ip = api.post(SERVICES, json=service("burst")).json()["spec"]["clusterIP"]
         put_slice(api, endpoint_slice("burst", ["10.244.0.5"]))
-        wait_for(lambda: cluster.connect(ip, 80) == {"10.244.0.5": 1}, "the burst Service")
+        eventually(
+            lambda: cluster.connect(ip, 80) == {"10.244.0.5": 1},
+            what="the burst Service",
+            ignoring=NOT_YET,
+        )
     before = cluster.syncs()
 
     async def burst() -> None:
@@ -285,7 +296,11 @@ def test_bursts_coalesce_foreign_rules_survive_and_a_restart_converges(cluster: 
                 current = r.json()
 
     asyncio.run(burst())  # the last change names 10.244.0.6
-    wait_for(lambda: cluster.connect(ip, 80, n=5) == {"10.244.0.6": 5}, "the last change")
+    eventually(
+        lambda: cluster.connect(ip, 80, n=5) == {"10.244.0.6": 5},
+        what="the last change",
+        ignoring=NOT_YET,
+    )
     syncs = cluster.syncs() - before
     assert 1 <= syncs < 100, f"{syncs} syncs for 500 changes"
 
@@ -354,20 +369,25 @@ def test_dns_through_the_kube_dns_service(cluster: Cluster, tmp_path: Path) -> N
             headless = service("dnsdb", clusterIP="None")
             assert api.post(SERVICES, json=headless).status_code == 201
             put_slice(api, endpoint_slice("dnsdb", ["10.244.0.5", "10.244.0.6"]))
-        shown = wait_for(
+        shown = eventually(
             lambda: re.search(
                 r"kube-dns\s+ClusterIP\s+10\.96\.0\.10\s",
                 cluster.server.kubectl("get", "svc", "-n", "kube-system", "kube-dns", check=False),
             ),
+            30,
             "kubectl get svc kube-dns",
-            timeout=30,
+            ignoring=NOT_YET,
         )
         assert shown
 
         def ask(name: str, rdtype: str = "A") -> dns.message.Message:
             return dns.query.udp(dns.message.make_query(name, rdtype), "10.96.0.10", timeout=2)
 
-        reply = wait_for(lambda: ask("dnsweb.default.svc.cluster.local"), "DNS at 10.96.0.10")
+        reply = eventually(
+            lambda: ask("dnsweb.default.svc.cluster.local"),
+            what="DNS at 10.96.0.10",
+            ignoring=NOT_YET,
+        )
         assert [r.to_text() for r in reply.answer[0]] == [web]
         db = ask("dnsdb.default.svc.cluster.local")
         assert sorted(r.to_text() for r in db.answer[0]) == ["10.244.0.5", "10.244.0.6"]

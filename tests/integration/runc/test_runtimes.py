@@ -25,6 +25,7 @@ import pytest
 
 from runtime.cgroups import open_cgroup, remove_tree
 from runtime.runc import command as runc_command
+from tests.polling import eventually
 
 ROOT = Path(__file__).resolve().parents[3]
 SKIFF_RUNC = runc_command()  # the launcher users get as .venv/bin/skiff-runc
@@ -163,10 +164,9 @@ def test_memory_hog_is_oom_killed(runtime: list[str], bundle: Path, tmp_path: Pa
         skip_where_unsupported(runtime, out.read_text())
         assert created.returncode == 0, out.read_text()
         subprocess.run([*runtime, "start", cid], check=True, cwd=ROOT, timeout=30)
-        deadline = time.monotonic() + 60
-        while state(runtime, cid)["status"] != "stopped":
-            assert time.monotonic() < deadline, "the hog never stopped"
-            time.sleep(0.05)
+        eventually(
+            lambda: state(runtime, cid)["status"] == "stopped", 60, "the hog to stop", interval=0.05
+        )
         cgroup = json.loads((bundle / "config.json").read_text())["linux"]["cgroupsPath"]
         assert open_cgroup(cgroup).oom_killed() >= 1  # the kernel's own count
         assert "survived" not in out.read_text()
@@ -230,10 +230,12 @@ def test_create_start_kill_delete(runtime: list[str], bundle: Path, tmp_path: Pa
         )
         assert failing.returncode == 3
         subprocess.run([*runtime, "kill", cid, "KILL"], check=True, cwd=ROOT, timeout=30)
-        deadline = time.monotonic() + 10
-        while state(runtime, cid)["status"] != "stopped" and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert state(runtime, cid)["status"] == "stopped"
+        eventually(
+            lambda: state(runtime, cid)["status"] == "stopped",
+            10,
+            lambda: f"the container stopped: {state(runtime, cid)}",
+            interval=0.05,
+        )
     finally:
         subprocess.run(
             [*runtime, "delete", "--force", cid], cwd=ROOT, timeout=30, capture_output=True

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import select
 import socket
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,18 @@ def client(directory: Path, flags: int) -> socket.socket:
     sock.connect(str(directory / "attach.sock"))
     sock.sendall(frame(b"A", bytes([flags])))
     return sock
+
+
+def finishing(attachments: Attachments, exit_code: int) -> threading.Thread:
+    """`finish` in the background: it waits for the clients to close their side."""
+    thread = threading.Thread(target=attachments.finish, args=(exit_code,))
+    thread.start()
+    return thread
+
+
+def finished(thread: threading.Thread) -> bool:
+    thread.join(10)
+    return not thread.is_alive()
 
 
 def read_frames(sock: socket.socket, count: int) -> list[tuple[bytes, bytes]]:
@@ -57,9 +70,12 @@ def test_output_input_and_stdin_once(tmp_path: Path) -> None:
     serve_until(attachments, lambda: attachments.stdin < 0)  # stdin_once: closed after C
     assert os.read(stdin_r, 100) == b"hello\n"
     assert os.read(stdin_r, 100) == b""  # end-of-file for the container
-    attachments.finish(3)
+    finish = finishing(attachments, 3)
     assert read_frames(writer, 1) == [(b"X", b"3")]
     assert read_frames(watcher, 1) == [(b"X", b"3")]
+    writer.close()
+    watcher.close()
+    assert finished(finish)
     assert not (tmp_path / "attach.sock").exists()
 
 
@@ -80,7 +96,10 @@ def test_stdin_stays_open_without_stdin_once(tmp_path: Path) -> None:
     second.sendall(frame(b"I", b"two\n"))
     serve_until(attachments, readable)
     assert os.read(stdin_r, 100) == b"two\n"  # the same stdin, still open
-    attachments.finish(0)
+    finish = finishing(attachments, 0)
+    assert read_frames(second, 1) == [(b"X", b"0")]
+    second.close()
+    assert finished(finish)
     assert os.read(stdin_r, 100) == b""  # closed once the container has exited
 
 
@@ -96,3 +115,23 @@ def test_a_client_that_does_not_read_is_dropped(tmp_path: Path) -> None:
     assert not attachments.clients  # dropped; the container's output was never held up
     slow.close()
     attachments.finish(0)
+
+
+def test_the_last_output_and_input_after_the_exit(tmp_path: Path) -> None:
+    """`read x` had its line and the container exited before the session's stdin_close:
+    the session gets the last output and the exit, then the end of the output, and the
+    shim still takes that input (closing before it came would fail the write, closing
+    with it unread would reset the connection: the daemon could lose the output)."""
+    stdin_r, stdin_w = os.pipe()
+    attachments = Attachments(str(tmp_path), stdin=stdin_w, terminal=-1, stdin_once=True)
+    session = client(tmp_path, 1 | 2 | 4)
+    session.sendall(frame(b"I", b"hi\n"))
+    serve_until(attachments, lambda: bool(select.select([stdin_r], [], [], 0)[0]))
+    attachments.output("stderr", b"bye\n")  # its last words; then it exits
+    finish = finishing(attachments, 4)
+    assert read_frames(session, 2) == [(b"E", b"bye\n"), (b"X", b"4")]
+    assert session.recv(1) == b""  # the end of the output
+    session.sendall(frame(b"C"))  # the session's stdin_close: still taken
+    session.close()
+    assert finished(finish)
+    assert os.read(stdin_r, 100) == b"hi\n"
