@@ -58,7 +58,7 @@ from .etcd_process import (
 )
 from .kubelet_certs import ensure_kubelet_client
 from .kubelet_proxy import KubeletConnector
-from .registry import Registry, WriteOptions, storage_prefix
+from .registry import Registry, WriteOptions, storage_prefix, watch_cached
 from .serviceaccounts import TokenIssuer, ensure_signing_key
 from .storage import KINDS_BY_PREFIX, ClientTLS, StorageError, Store
 from .tls import ClientCertProtocol, server_context
@@ -419,7 +419,11 @@ class APIServer:
         # since start, and that watcher's first events would wait behind the replay.
         if follow_all:
             for prefix in sorted(
-                {storage_prefix(info) for info in resources.RESOURCES if "watch" in info.verbs}
+                {
+                    storage_prefix(info)
+                    for info in resources.RESOURCES
+                    if "watch" in info.verbs and watch_cached(info)
+                }
             ):
                 await self.hubs.hub(prefix)
         services = ServiceAllocation(
