@@ -52,6 +52,9 @@ class WriteOptions:
     field_manager: str = ""
     applying: bool = False  # a server-side apply: managedFields were computed by the apply
     warnings: list[str] = field(default_factory=list)
+    # The kind a create's body was already type-checked as (check_decoded, by the
+    # handler, before admission reads it): not walked a second time for that kind.
+    typed_as: ResourceInfo | None = None
 
 
 @dataclass
@@ -464,7 +467,8 @@ class Registry:
     async def create(
         self, info: ResourceInfo, namespace: str, obj: dict[str, Any], opts: WriteOptions
     ) -> dict:
-        check_decoded(info, obj)
+        if opts.typed_as is not info:
+            check_decoded(info, obj)
         self._check_unknown_fields(info, obj, opts)
         meta = obj.setdefault("metadata", {})
         if info.namespaced:
