@@ -129,6 +129,12 @@ def too_large_resource_version(wanted: int, current: int) -> errors.ApiError:
 UNCACHED_PREFIXES = frozenset({"/registry/events/"})
 
 
+# Resources whose objects expire: Events, --event-ttl after their last write
+# (kube-apiserver's default is one hour), on etcd leases shared between them.
+EXPIRING_PREFIXES = frozenset({"/registry/events/"})
+EVENT_TTL = 3600
+
+
 def watch_cached(info: ResourceInfo) -> bool:
     """Whether the apiserver keeps a watch cache of this resource."""
     return storage_prefix(info) not in UNCACHED_PREFIXES
@@ -202,11 +208,18 @@ class Registry:
         services: ServiceAllocation,
         *,
         clock: Callable[[], str] = now_rfc3339,
+        event_ttl: int = EVENT_TTL,
     ) -> None:
         self.store = store
         self.hubs = hubs
         self.services = services
         self.clock = clock
+        self.event_ttl = event_ttl
+
+    def _ttl(self, info: ResourceInfo) -> int:
+        """Seconds a write of this resource lives in etcd (0: for ever): Events go after
+        --event-ttl, counted from their last write, as kube-apiserver's do."""
+        return self.event_ttl if storage_prefix(info) in EXPIRING_PREFIXES else 0
 
     # -- reads --------------------------------------------------------------
 
@@ -511,7 +524,9 @@ class Registry:
         tries = 8 if meta.get("generateName") and name.startswith(str(meta["generateName"])) else 1
         attempt = 0
         while attempt < tries:
-            result = await self.store.create(object_key(info, namespace, name), obj, guard)
+            result = await self.store.create(
+                object_key(info, namespace, name), obj, guard, ttl=self._ttl(info)
+            )
             if not isinstance(result, Conflict):
                 return result.obj
             if result.current is None and guard is not None:
@@ -664,7 +679,7 @@ class Registry:
                     continue
                 await self._after_delete(info, desired)
                 return desired
-            result = await self.store.update(key, desired, current.revision)
+            result = await self.store.update(key, desired, current.revision, ttl=self._ttl(info))
             if took is not None:  # a Service: give back what this write took or freed
                 lost = isinstance(result, Conflict)
                 await self.services.release(

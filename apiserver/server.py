@@ -96,6 +96,7 @@ class ServerConfig:
     service_cluster_ip_range: str = "10.96.0.0/12"
     service_node_port_range: tuple[int, int] = (30000, 32767)
     etcd_compaction_interval: float = 300.0  # kube-apiserver's default, 5 minutes
+    event_ttl: float = 3600.0  # --event-ttl: Events are kept this long after their last write
     log_level: str = "info"
     audit_policy_file: Path | None = None  # audit.py; with audit_log_path
     audit_log_path: Path | None = None
@@ -430,7 +431,9 @@ class APIServer:
             ServiceIPs(self.store, cfg.service_cluster_ip_range),
             NodePorts(self.store, *cfg.service_node_port_range),
         )
-        self.registry = Registry(self.store, self.hubs, services)
+        self.registry = Registry(
+            self.store, self.hubs, services, event_ttl=max(1, int(cfg.event_ttl))
+        )
         # CustomResourceDefinitions: the kinds they add are served before the first request.
         self.crds = CRDController(self.registry, writes=owner)
         await self.crds.start()
