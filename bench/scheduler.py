@@ -24,6 +24,11 @@ Scheduled Events, and this process, which creates the pods through skiff's own
 client as the controllers do) in the floor's run and in the scheduler's, and the
 rate the machine's cores allow at that total: the ceiling whatever any one part
 does. About a minute and a half a row on a quiet machine.
+
+`--requests` adds the API requests and the apiserver's etcd requests per pod in
+each run (from its /metrics, summed over its workers); `--profile DIR` records
+`py-spy record --format raw` of each apiserver process and the scheduler during
+each run (py-spy beside this python: `pip install py-spy` into the venv).
 """
 
 from __future__ import annotations
