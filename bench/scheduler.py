@@ -23,7 +23,7 @@ part of the pipeline (apiserver with its workers, etcd, the scheduler with its
 Scheduled Events, and this process, which creates the pods through skiff's own
 client as the controllers do) in the floor's run and in the scheduler's, and the
 rate the machine's cores allow at that total: the ceiling whatever any one part
-does. About a minute and a half a row on a quiet machine.
+does. About half a minute a row (25 s at load 4 on 2 cores).
 
 `--requests` adds the API requests and the apiserver's etcd requests per pod in
 each run (from its /metrics, summed over its workers); `--profile DIR` records
