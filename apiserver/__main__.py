@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -87,6 +88,12 @@ def parse_args(argv: list[str]) -> ServerConfig:
         default=300.0,
         help="seconds between compactions of etcd history",
     )
+    p.add_argument(
+        "--event-ttl",
+        type=duration_seconds,
+        default=3600.0,
+        help="how long Events are kept after their last write (1h0m0s, 30m, 90s)",
+    )
     p.add_argument("--audit-policy-file", type=Path, default=None, help="audit.k8s.io/v1 Policy")
     p.add_argument("--audit-log-path", type=Path, default=None, help="where audit events go")
     p.add_argument("--audit-log-maxsize", type=int, default=100, help="MB before rotation")
@@ -129,6 +136,7 @@ def parse_args(argv: list[str]) -> ServerConfig:
         service_cluster_ip_range=a.service_cluster_ip_range,
         service_node_port_range=(int(low), int(high)),
         etcd_compaction_interval=a.etcd_compaction_interval,
+        event_ttl=a.event_ttl,
         log_level=a.log_level,
         audit_policy_file=a.audit_policy_file,
         audit_log_path=a.audit_log_path,
@@ -136,6 +144,23 @@ def parse_args(argv: list[str]) -> ServerConfig:
         audit_log_maxbackup=a.audit_log_maxbackup,
         workers=a.workers,
     )
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
+_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def duration_seconds(text: str) -> float:
+    """A Go duration as kube-apiserver's flags take it (`1h0m0s`, `30m`, `90s`), or
+    plain seconds; argparse's error for anything else."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (like 1h0m0s, 30m or 90s)")
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
 
 
 def worker_main(spec: str) -> int:

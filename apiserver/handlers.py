@@ -225,6 +225,7 @@ class Handlers:
         obj = await requests.object_body(request, opts)
         requests.check_kind(info, obj)
         check_decoded(info, obj)
+        opts.typed_as = info  # the registry need not walk it again
         body_ns = (obj.get("metadata") or {}).get("namespace")
         if info.namespaced and body_ns and body_ns != path.namespace:
             raise errors.bad_request(

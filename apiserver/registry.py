@@ -18,6 +18,7 @@ import asyncio
 import base64
 import datetime
 import json
+import math
 import random
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from . import admission, errors, jsoncodec, managed_fields, strategies
 from .admission import ServiceAllocation, add_default_tolerations, check_namespace
 from .etcd_process import MAX_REQUEST_BYTES
 from .storage import CompactedError, Conflict, StorageError, Store, Stored
-from .watch import Cached, Change, WatchHubs
+from .watch import Cached, Change, WatchHubs, change_from_event
 
 MAX_RETRIES = 200  # lost races on one object before giving up (patches retry)
 PROGRESS = "PROGRESS"  # a watch item that only moves the watcher's revision forward
@@ -51,6 +52,9 @@ class WriteOptions:
     field_manager: str = ""
     applying: bool = False  # a server-side apply: managedFields were computed by the apply
     warnings: list[str] = field(default_factory=list)
+    # The kind a create's body was already type-checked as (check_decoded, by the
+    # handler, before admission reads it): not walked a second time for that kind.
+    typed_as: ResourceInfo | None = None
 
 
 @dataclass
@@ -114,6 +118,26 @@ def too_large_resource_version(wanted: int, current: int) -> errors.ApiError:
             "retryAfterSeconds": 1,
         },
     )
+
+
+# Resources kept in no watch cache, as kube-apiserver keeps none for Events
+# (DefaultWatchCacheSizes: events 0, core and events.k8s.io, which share one
+# storage prefix): one is written per pod scheduled, per image pulled, per
+# container started, and read only by whoever asks. Their gets and lists read
+# etcd, their watches are etcd watches of their own; no worker decodes and
+# keeps every Event as it is written.
+UNCACHED_PREFIXES = frozenset({"/registry/events/"})
+
+
+# Resources whose objects expire: Events, --event-ttl after their last write
+# (kube-apiserver's default is one hour), on etcd leases shared between them.
+EXPIRING_PREFIXES = frozenset({"/registry/events/"})
+EVENT_TTL = 3600
+
+
+def watch_cached(info: ResourceInfo) -> bool:
+    """Whether the apiserver keeps a watch cache of this resource."""
+    return storage_prefix(info) not in UNCACHED_PREFIXES
 
 
 def storage_prefix(info: ResourceInfo, namespace: str = "") -> str:
@@ -184,11 +208,18 @@ class Registry:
         services: ServiceAllocation,
         *,
         clock: Callable[[], str] = now_rfc3339,
+        event_ttl: int = EVENT_TTL,
     ) -> None:
         self.store = store
         self.hubs = hubs
         self.services = services
         self.clock = clock
+        self.event_ttl = event_ttl
+
+    def _ttl(self, info: ResourceInfo) -> int:
+        """Seconds a write of this resource lives in etcd (0: for ever): Events go after
+        --event-ttl, counted from their last write, as kube-apiserver's do."""
+        return self.event_ttl if storage_prefix(info) in EXPIRING_PREFIXES else 0
 
     # -- reads --------------------------------------------------------------
 
@@ -227,6 +258,8 @@ class Registry:
         self, info: ResourceInfo, namespace: str, name: str, resource_version: str
     ) -> Stored | Cached:
         key = object_key(info, namespace, name)
+        if not watch_cached(info):
+            return await self.get(info, namespace, name)
         hub = await self.hubs.hub(storage_prefix(info))
         if not hub.synced:
             return await self.get(info, namespace, name)
@@ -354,6 +387,8 @@ class Registry:
         current revision. A cache that lags waits up to CACHE_CATCH_UP, then
         etcd answers. Continue pages always come from etcd, at the token's revision.
         """
+        if not watch_cached(info):
+            return None
         hub = await self.hubs.hub(storage_prefix(info))
         if not hub.synced:
             return None
@@ -445,7 +480,8 @@ class Registry:
     async def create(
         self, info: ResourceInfo, namespace: str, obj: dict[str, Any], opts: WriteOptions
     ) -> dict:
-        check_decoded(info, obj)
+        if opts.typed_as is not info:
+            check_decoded(info, obj)
         self._check_unknown_fields(info, obj, opts)
         meta = obj.setdefault("metadata", {})
         if info.namespaced:
@@ -488,7 +524,9 @@ class Registry:
         tries = 8 if meta.get("generateName") and name.startswith(str(meta["generateName"])) else 1
         attempt = 0
         while attempt < tries:
-            result = await self.store.create(object_key(info, namespace, name), obj, guard)
+            result = await self.store.create(
+                object_key(info, namespace, name), obj, guard, ttl=self._ttl(info)
+            )
             if not isinstance(result, Conflict):
                 return result.obj
             if result.current is None and guard is not None:
@@ -641,7 +679,7 @@ class Registry:
                     continue
                 await self._after_delete(info, desired)
                 return desired
-            result = await self.store.update(key, desired, current.revision)
+            result = await self.store.update(key, desired, current.revision, ttl=self._ttl(info))
             if took is not None:  # a Service: give back what this write took or freed
                 lost = isinstance(result, Conflict)
                 await self.services.release(
@@ -707,7 +745,10 @@ class Registry:
         desired.setdefault("kind", info.kind)
         strategies.prepare_for_update(info, desired, old, subresource)
         defaults.apply_defaults(info, desired)
-        if not opts.applying:
+        # A binding is no update of the pod's fields by a manager: kube-apiserver's
+        # BindingREST writes nodeName straight to storage (assignPod), past the
+        # field manager, so a scheduled pod's managedFields gain no entry.
+        if not opts.applying and subresource != "binding":
             managed_fields.track_update(
                 info, old, desired, opts.field_manager or "unknown", subresource
             )
@@ -883,8 +924,12 @@ class Registry:
                 raise errors.bad_request(f"invalid resource version: {resource_version}") from e
         prefix = storage_prefix(info, namespace)
         resource_prefix = storage_prefix(info)
+        if watch_cached(info):
+            changes = self.hubs.changes(resource_prefix, revision)
+        else:
+            changes = self._etcd_changes(prefix, revision)
         try:
-            async for change in self.hubs.changes(resource_prefix, revision):
+            async for change in changes:
                 event = self._filter(info, change, opts) if change.key.startswith(prefix) else None
                 if event is None:
                     # Not for this watcher, but it has now seen everything up
@@ -894,6 +939,15 @@ class Registry:
                     yield event
         except CompactedError as e:
             raise errors.gone(f"too old resource version: {revision} ({e.compacted})") from e
+
+    async def _etcd_changes(self, prefix: str, after: int) -> AsyncIterator[Change]:
+        """Every change under `prefix` after `after`, from an etcd watch of this
+        watcher's own (a resource without a watch cache). CompactedError when etcd
+        no longer has `after`."""
+        async for event in self.store.watch(prefix, after + 1):
+            change = change_from_event(event)
+            if change is not None:
+                yield change
 
     def _filter(
         self, info: ResourceInfo, change: Change, opts: ListOptions
@@ -973,21 +1027,32 @@ def nesting_depth(value: Any, limit: int) -> int:
     A number no JSON reader can hold (an integer past float64's range) counts as
     too deep too: Go clients, kubectl included, could not decode the object.
     """
+    return _walk_stored(value, limit)[0]
+
+
+def _walk_stored(value: Any, limit: int) -> tuple[int, float | None]:
+    """`nesting_depth`, and the first float JSON cannot hold (NaN, an infinity) met
+    on the way, or None: one walk over the object for both."""
     deepest = 0
+    bad_float = None
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         node, depth = stack.pop()
         if isinstance(node, int) and not isinstance(node, bool) and abs(node) >= MAX_JSON_INT:
-            return limit + 1
+            return limit + 1, bad_float
+        if isinstance(node, float):
+            if bad_float is None and not math.isfinite(node):
+                bad_float = node
+            continue
         if not isinstance(node, dict | list):
             continue
         deepest = max(deepest, depth)
         if deepest > limit:
-            return deepest
+            return deepest, bad_float
         stack.extend(
             (sub, depth + 1) for sub in (node.values() if isinstance(node, dict) else node)
         )
-    return deepest
+    return deepest, bad_float
 
 
 def check_storable(key: str, obj: dict[str, Any]) -> None:
@@ -996,18 +1061,18 @@ def check_storable(key: str, obj: dict[str, Any]) -> None:
     Nothing is written that etcd would refuse (413 here, not a 500 from etcd),
     that JSON cannot hold (NaN, infinities), or that nests too deeply to read.
     """
-    if nesting_depth(obj, MAX_STORED_DEPTH) > MAX_STORED_DEPTH:
+    depth, bad_float = _walk_stored(obj, MAX_STORED_DEPTH)
+    if depth > MAX_STORED_DEPTH:
         raise errors.bad_request(
             f"the object nests objects and lists deeper than {MAX_STORED_DEPTH} levels, "
             "or holds a number no JSON reader can hold"
         )
-    body = jsoncodec.dumps(obj)  # orjson writes NaN and infinities as null: look closer
-    try:
-        if b"null" in body:
-            json.dumps(obj, allow_nan=False)
-    except ValueError as e:
-        raise errors.bad_request(f"json: unsupported value: {e}") from e
-    size = len(body)
+    if bad_float is not None:  # orjson would write it as null
+        raise errors.bad_request(
+            f"json: unsupported value: Out of range float values are not JSON compliant: "
+            f"{bad_float!r}"
+        )
+    size = len(jsoncodec.dumps(obj))
     limit = ETCD_MAX_REQUEST_BYTES - WRITE_OVERHEAD - 2 * len(key.encode())
     if size > limit:
         raise errors.ApiError(

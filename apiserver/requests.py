@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 import yaml
 from starlette.requests import ClientDisconnect, Request
 
@@ -214,8 +215,39 @@ def _aliasing() -> errors.ApiError:
     )
 
 
+# orjson reads an integer past 64 bits as a float: text with a run of 19 digits is
+# read by the standard library (as jsoncodec.loads decides).
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
+def _compact_json(body: bytes) -> dict[str, Any] | None:
+    """The object `body` holds when orjson writes it back as exactly `body`, else None."""
+    text = body.strip()
+    if not text.startswith(b"{") or _LONG_DIGITS.search(text):
+        return None
+    try:
+        loaded = orjson.loads(text)
+    except ValueError:
+        return None
+    try:
+        same = orjson.dumps(loaded) == text
+    except TypeError:
+        return None
+    return loaded if same else None
+
+
 def _json_with_duplicates(body: bytes) -> tuple[Any, list[str]]:
-    """JSON, noting every key an object repeats (Go's strict decoder refuses them)."""
+    """JSON, noting every key an object repeats (Go's strict decoder refuses them).
+
+    Most bodies are compact JSON as a client library writes it (orjson's, or Go's
+    without `<>&`): orjson reads those, and when writing back what it read gives the
+    very bytes received, no key was repeated (a repeat is dropped on reading) and
+    every value was read exactly. Any other body takes the standard library's
+    reader, which sees every key: about a fifth of a small create's CPU, before.
+    """
+    fast = _compact_json(body)
+    if fast is not None:
+        return check_tree(fast, len(body)), []
     duplicates: list[str] = []
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -58,7 +58,7 @@ from .etcd_process import (
 )
 from .kubelet_certs import ensure_kubelet_client
 from .kubelet_proxy import KubeletConnector
-from .registry import Registry, WriteOptions, storage_prefix
+from .registry import Registry, WriteOptions, storage_prefix, watch_cached
 from .serviceaccounts import TokenIssuer, ensure_signing_key
 from .storage import KINDS_BY_PREFIX, ClientTLS, StorageError, Store
 from .tls import ClientCertProtocol, server_context
@@ -96,6 +96,7 @@ class ServerConfig:
     service_cluster_ip_range: str = "10.96.0.0/12"
     service_node_port_range: tuple[int, int] = (30000, 32767)
     etcd_compaction_interval: float = 300.0  # kube-apiserver's default, 5 minutes
+    event_ttl: float = 3600.0  # --event-ttl: Events are kept this long after their last write
     log_level: str = "info"
     audit_policy_file: Path | None = None  # audit.py; with audit_log_path
     audit_log_path: Path | None = None
@@ -419,14 +420,20 @@ class APIServer:
         # since start, and that watcher's first events would wait behind the replay.
         if follow_all:
             for prefix in sorted(
-                {storage_prefix(info) for info in resources.RESOURCES if "watch" in info.verbs}
+                {
+                    storage_prefix(info)
+                    for info in resources.RESOURCES
+                    if "watch" in info.verbs and watch_cached(info)
+                }
             ):
                 await self.hubs.hub(prefix)
         services = ServiceAllocation(
             ServiceIPs(self.store, cfg.service_cluster_ip_range),
             NodePorts(self.store, *cfg.service_node_port_range),
         )
-        self.registry = Registry(self.store, self.hubs, services)
+        self.registry = Registry(
+            self.store, self.hubs, services, event_ttl=max(1, int(cfg.event_ttl))
+        )
         # CustomResourceDefinitions: the kinds they add are served before the first request.
         self.crds = CRDController(self.registry, writes=owner)
         await self.crds.start()

@@ -264,6 +264,56 @@ def _never_sent(e: Any) -> bool:
     )
 
 
+# kube-apiserver's storage/etcd3/lease_manager.go: keys written with a TTL share
+# one etcd lease for a while instead of each granting its own (an Event per pod
+# would otherwise cost etcd a LeaseGrant per pod, and keep one lease per Event).
+LEASE_REUSE_PERCENT = 0.05  # of the TTL asked for ...
+LEASE_REUSE_MAX_SECONDS = 60  # ... at most this long (leaseReuseDurationSeconds)
+
+
+class LeaseManager:
+    """Leases for keys that expire (Events): one granted lease serves every write
+    asking for the same TTL until it would no longer last that long.
+
+    A lease is granted for the TTL plus a reuse window (5% of the TTL, at most
+    60 s) and handed out while it still outlives the TTL asked for, so a key
+    lives at least its TTL and at most TTL + the window, as in kube-apiserver.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._leases: dict[int, tuple[int, float]] = {}  # ttl -> (lease ID, expires at)
+        self._lock = asyncio.Lock()
+        self.granted = 0  # leases granted so far (tests, metrics)
+
+    @staticmethod
+    def reuse_seconds(ttl: int) -> int:
+        return min(int(LEASE_REUSE_PERCENT * ttl), LEASE_REUSE_MAX_SECONDS)
+
+    async def lease(self, ttl: int) -> int:
+        """A lease ID that lives at least `ttl` seconds from now."""
+        now = time.monotonic()
+        held = self._leases.get(ttl)
+        if held is not None and now + ttl < held[1]:
+            return held[0]
+        async with self._lock:
+            now = time.monotonic()
+            held = self._leases.get(ttl)
+            if held is not None and now + ttl < held[1]:
+                return held[0]
+            granted = ttl + self.reuse_seconds(ttl)
+            resp = await self.store._call(
+                "LeaseGrant", rpc.LeaseGrantRequest(TTL=granted), stub="lease"
+            )
+            self.granted += 1
+            self._leases[ttl] = (int(resp.ID), now + granted)
+            return int(resp.ID)
+
+    def forget(self) -> None:
+        """Leases are gone (etcd replaced): grant afresh."""
+        self._leases.clear()
+
+
 class Store:
     """A connection to etcd speaking in objects and revisions."""
 
@@ -276,6 +326,7 @@ class Store:
         self.timeout = timeout
         self.tls = tls
         self.client: aetcd.Client | None = None
+        self.leases = LeaseManager(self)
 
     async def connect(self, retry_for: float = 0.0) -> None:
         """Connect to the first endpoint that answers (a cluster answers on any member),
@@ -333,6 +384,7 @@ class Store:
         """Move to other endpoints (the embedded etcd came back on new ports)."""
         old, self.client = self.client, None
         self.endpoints = list(endpoints)
+        self.leases.forget()
         if old is not None:
             await old.close()
         await self.connect(retry_for=20.0)
@@ -396,6 +448,12 @@ class Store:
         return self.client.clusterstub
 
     @property
+    def _lease(self) -> Any:
+        if self.client is None or self.client.leasestub is None:
+            raise UnavailableError("not connected to etcd")
+        return self.client.leasestub
+
+    @property
     def _kv(self) -> Any:
         if self.client is None or self.client.kvstub is None:
             raise UnavailableError("not connected to etcd")
@@ -404,7 +462,10 @@ class Store:
     async def _call(self, method: str, request: Any, *, stub: str = "kv") -> Any:
         start = time.perf_counter()
         try:
-            target = self._kv if stub == "kv" else self._cluster
+            if stub == "kv":
+                target = self._kv
+            else:
+                target = self._lease if stub == "lease" else self._cluster
             try:
                 return await getattr(target, method)(request, timeout=self.timeout)
             except rpc.AioRpcError as e:
@@ -415,6 +476,8 @@ class Store:
                 return await getattr(target, method)(request, timeout=self.timeout)
         except rpc.AioRpcError as e:
             details = e.details() or ""
+            if "lease not found" in details:
+                self.leases.forget()  # etcd lost it (replaced, restored): the next write asks anew
             if "compacted" in details:
                 raise CompactedError(0, 0) from e
             if "request is too large" in details or "larger than max" in details:
@@ -482,11 +545,18 @@ class Store:
     # -- guarded writes -----------------------------------------------------
 
     async def create(
-        self, key: str, obj: dict[str, Any], guard: tuple[str, int] | None = None
+        self,
+        key: str,
+        obj: dict[str, Any],
+        guard: tuple[str, int] | None = None,
+        *,
+        ttl: int = 0,
     ) -> Stored | Conflict:
         """Write `obj` only if `key` is absent (and, with a `guard` (key, revision),
         only if that key is still at that mod_revision). A lost guard with the
-        key still absent answers Conflict(None)."""
+        key still absent answers Conflict(None). With a `ttl` (seconds) the key
+        goes away on its own after it, on a lease shared with other such keys."""
+        lease = await self.leases.lease(ttl) if ttl else 0
         k = key.encode()
         value = encode(obj)
         compare = [
@@ -505,7 +575,9 @@ class Store:
             "Txn",
             rpc.TxnRequest(
                 compare=compare,
-                success=[rpc.RequestOp(request_put=rpc.PutRequest(key=k, value=value))],
+                success=[
+                    rpc.RequestOp(request_put=rpc.PutRequest(key=k, value=value, lease=lease))
+                ],
                 failure=[rpc.RequestOp(request_range=rpc.RangeRequest(key=k))],
             ),
         )
@@ -515,9 +587,13 @@ class Store:
         revision = int(resp.header.revision)
         return Stored(decode(value, revision), revision)
 
-    async def update(self, key: str, obj: dict[str, Any], expected: int) -> Stored | Conflict:
-        """Write `obj` only if the key's mod_revision is still `expected`."""
+    async def update(
+        self, key: str, obj: dict[str, Any], expected: int, *, ttl: int = 0
+    ) -> Stored | Conflict:
+        """Write `obj` only if the key's mod_revision is still `expected` (with a
+        `ttl`, on a lease again: the key lives `ttl` from this write)."""
         k = key.encode()
+        lease = await self.leases.lease(ttl) if ttl else 0
         value = encode(obj)
         resp = await self._call(
             "Txn",
@@ -530,7 +606,9 @@ class Store:
                         mod_revision=expected,
                     )
                 ],
-                success=[rpc.RequestOp(request_put=rpc.PutRequest(key=k, value=value))],
+                success=[
+                    rpc.RequestOp(request_put=rpc.PutRequest(key=k, value=value, lease=lease))
+                ],
                 failure=[rpc.RequestOp(request_range=rpc.RangeRequest(key=k))],
             ),
         )

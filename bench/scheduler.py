@@ -23,18 +23,27 @@ part of the pipeline (apiserver with its workers, etcd, the scheduler with its
 Scheduled Events, and this process, which creates the pods through skiff's own
 client as the controllers do) in the floor's run and in the scheduler's, and the
 rate the machine's cores allow at that total: the ceiling whatever any one part
-does. About a minute and a half a row on a quiet machine.
+does. About half a minute a row (25 s at load 4 on 2 cores).
+
+`--requests` adds the API requests and the apiserver's etcd requests per pod in
+each run (from its /metrics, summed over its workers); `--profile DIR` records
+`py-spy record --format raw` of each apiserver process and the scheduler during
+each run (py-spy beside this python: `pip install py-spy` into the venv).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
+import re
+import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -121,11 +130,74 @@ class CpuMeter:
         return {k: (after[k] - before[k]) * 1000 / pods for k in before}
 
 
+_SAMPLE = re.compile(r"^(\w+)\{([^}]*)\} ([0-9.e+]+)$")
+
+
+def request_counts(text: str) -> Counter[str]:
+    """From the apiserver's /metrics (summed over its workers): API requests by verb and
+    resource (`api POST pods`), etcd requests by operation and resource (`etcd Txn pods`)."""
+    out: Counter[str] = Counter()
+    for line in text.splitlines():
+        m = _SAMPLE.match(line)
+        if m is None:
+            continue
+        name, labels = m.group(1), dict(re.findall(r'(\w+)="([^"]*)"', m.group(2)))
+        if name == "apiserver_request_total":
+            sub = f"/{labels['subresource']}" if labels.get("subresource") else ""
+            key = f"api {labels.get('verb')} {labels.get('resource')}{sub}"
+        elif name == "etcd_request_duration_seconds_count":
+            key = f"etcd {labels.get('operation')} {labels.get('type') or '-'}"
+        else:
+            continue
+        out[key] += int(float(m.group(3)))
+    return out
+
+
+class Profiler:
+    """`py-spy record` on the apiserver's workers and the scheduler for one run (--profile)."""
+
+    def __init__(self, out: Path | None) -> None:
+        self.out, self.procs = out, []  # type: ignore[var-annotated]
+
+    def start(self, name: str, pids: dict[str, int]) -> None:
+        if self.out is None:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        spy = Path(sys.executable).parent / "py-spy"
+        for part, pid in pids.items():
+            argv = [str(spy), "record", "--format", "raw", "--nonblocking", "--rate", "200"]
+            out = str(self.out / f"{name}-{part}.txt")
+            self.procs.append(
+                subprocess.Popen(
+                    [*argv, "--pid", str(pid), "-o", out],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.send_signal(2)  # SIGINT: py-spy writes what it has
+        for p in self.procs:
+            p.wait(timeout=30)
+        self.procs = []
+
+
 async def watch_bound(api: Client, ns: str, rv: str, want: int) -> float:
-    """Until `want` pods of `ns` have a node: the time the last one was seen bound."""
+    """Until `want` pods of `ns` have a node: the time the last one was seen bound.
+
+    Only bound pods are asked for (`spec.nodeName!=`): the apiserver sends one event
+    per pod, its binding, not its creation too, so the timing costs the pipeline
+    little beside what it times."""
     bound: set[str] = set()
     async for _, obj in api.watch(
-        "v1", "Pod", ns, resource_version=rv, bookmarks=False, timeout_seconds=600
+        "v1",
+        "Pod",
+        ns,
+        resource_version=rv,
+        field_selector="spec.nodeName!=",
+        bookmarks=False,
+        timeout_seconds=600,
     ):
         if (obj.get("spec") or {}).get("nodeName"):
             bound.add(obj["metadata"]["name"])
@@ -134,15 +206,26 @@ async def watch_bound(api: Client, ns: str, rv: str, want: int) -> float:
     raise RuntimeError("the watch ended early")
 
 
-async def wait_for_events(api: Client, ns: str, want: int) -> None:
-    """Until `want` Scheduled Events are in `ns` (at most a minute: the count is a
-    report, a missing Event is not this bench's to fail on)."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        events, _ = await api.list("v1", "Event", ns, field_selector="reason=Scheduled")
-        if len(events) >= want:
-            return
-        await asyncio.sleep(1.0)
+async def wait_for_events(api: Client, ns: str, rv: str, want: int) -> None:
+    """Until `want` Scheduled Events have been written in `ns` since `rv`, seen on a
+    watch (lists polled while they trail would cost the apiserver more than the
+    Events do: Events are read from etcd). At most a minute: the count is a report,
+    a missing Event is not this bench's to fail on."""
+    seen = 0
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(60):
+            async for kind, _ in api.watch(
+                "v1",
+                "Event",
+                ns,
+                resource_version=rv,
+                field_selector="reason=Scheduled",
+                bookmarks=False,
+                timeout_seconds=60,
+            ):
+                seen += kind == "ADDED"
+                if seen >= want:
+                    return
 
 
 async def list_rv(api: Client, ns: str) -> str:
@@ -165,11 +248,26 @@ async def create_all(api: Client, ns: str, bodies: list[dict[str, Any]], then: A
     await asyncio.gather(*followers)
 
 
-async def measure(nodes: int, pods: int) -> dict[str, Any]:
+async def measure(nodes: int, pods: int, profile: Path | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="skiff-bench-") as tmp:
         cluster = Cluster(Path(tmp))
         cluster.start_apiserver()
         meter = CpuMeter(cluster, Path(tmp))
+        profiler = Profiler(profile)
+        scraper = cluster.client(2)
+
+        async def counts() -> Counter[str]:
+            return request_counts((await scraper.get("/metrics")).text)
+
+        def targets() -> dict[str, int]:
+            etcd_file = Path(tmp) / "etcd.pid"
+            etcd = process_tree(int(etcd_file.read_text())) if etcd_file.exists() else []
+            api = [p for p in process_tree(cluster.procs[0].pid) if p not in etcd]
+            found = {f"apiserver{i}": pid for i, pid in enumerate(api)}
+            if meter.scheduler:
+                found["scheduler"] = meter.scheduler
+            return found
+
         try:
             # skiff's own client, as the pods' real creators (the controllers) use it; its
             # pool is made as wide as the creates and bindings this bench has in flight.
@@ -194,6 +292,18 @@ async def measure(nodes: int, pods: int) -> dict[str, Any]:
                 for ns in ("raw", "bind", "sched", "warm"):
                     await api.create(
                         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+                    )
+                    # The account the controller-manager would make in every namespace (no
+                    # controller-manager runs here): pod admission finds it in its cache, as
+                    # in a cluster, instead of asking etcd for it once per pod. No token is
+                    # mounted, so the pods are what they were without it.
+                    await api.create(
+                        {
+                            "apiVersion": "v1",
+                            "kind": "ServiceAccount",
+                            "metadata": {"name": "default", "namespace": ns},
+                            "automountServiceAccountToken": False,
+                        }
                     )
 
                 # The floor: created → bound by this script, bindings MAX_INFLIGHT_BINDS at once.
@@ -220,11 +330,15 @@ async def measure(nodes: int, pods: int) -> dict[str, Any]:
                             },
                         )
 
+                profiler.start("floor", targets())
+                n0 = await counts()
                 cpu0 = meter.read()
                 t0 = time.perf_counter()
                 await create_all(api, "raw", [pod(f"r{i}", "nobody") for i in range(pods)], bind)
                 floor = pods / (time.perf_counter() - t0)
                 floor_cpu = CpuMeter.per_pod(cpu0, meter.read(), pods)
+                floor_counts = await counts() - n0
+                profiler.stop()
                 # The binding alone (pods created first), as this bench measured before.
                 await create_all(api, "bind", [pod(f"b{i}", "nobody") for i in range(pods)], None)
                 t0 = time.perf_counter()
@@ -241,6 +355,9 @@ async def measure(nodes: int, pods: int) -> dict[str, Any]:
 
                 rv = await list_rv(api, "sched")
                 waiter = asyncio.create_task(watch_bound(api, "sched", rv, pods))
+                events = asyncio.create_task(wait_for_events(api, "sched", rv, pods))
+                profiler.start("scheduler", targets())
+                n0 = await counts()
                 cpu0 = meter.read()
                 t0 = time.perf_counter()
                 await create_all(api, "sched", [pod(f"s{i}") for i in range(pods)], None)
@@ -249,8 +366,10 @@ async def measure(nodes: int, pods: int) -> dict[str, Any]:
                 bound = meter.read()
                 # The Scheduled Events trail the bindings (one writer): their CPU is part
                 # of the scheduler's work per pod, so wait until they are all written.
-                await wait_for_events(api, "sched", pods)
+                await events
                 sched_cpu = CpuMeter.per_pod(cpu0, meter.read(), pods)
+                sched_counts = await counts() - n0
+                profiler.stop()
                 return {
                     "floor": floor,
                     "binding_only": binding_only,
@@ -260,10 +379,14 @@ async def measure(nodes: int, pods: int) -> dict[str, Any]:
                     "cpu_ms_bound": CpuMeter.per_pod(cpu0, bound, pods)["scheduler"],
                     "floor_cpu": floor_cpu,
                     "sched_cpu": sched_cpu,
+                    "floor_counts": floor_counts,
+                    "sched_counts": sched_counts,
                 }
             finally:
                 await api.close()
         finally:
+            profiler.stop()
+            await scraper.aclose()
             cluster.stop()
 
 
@@ -298,6 +421,15 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pods", type=int, default=1000)
     parser.add_argument("--nodes", type=int, nargs="+", default=[1000])
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="a directory for py-spy profiles (raw) of each apiserver process and the scheduler",
+    )
+    parser.add_argument(
+        "--requests", action="store_true", help="also print API and etcd requests per pod"
+    )
     args = parser.parse_args()
     load = os.getloadavg()[0]
     print(
@@ -313,7 +445,7 @@ async def main() -> None:
     rows: list[tuple[int, dict[str, Any]]] = []
     for nodes in args.nodes:
         decided = decision_ms(nodes)
-        got = await measure(nodes, args.pods)
+        got = await measure(nodes, args.pods, args.profile)
         rows.append((nodes, got))
         print(
             f"| {nodes:,} | {feasible_nodes_to_find(nodes)} | {decided:.2f} ms "
@@ -346,6 +478,24 @@ async def main() -> None:
                 f"| {nodes:,} | {run} | {cpu['apiserver']:.2f} | {cpu['etcd']:.2f} | {sched} "
                 f"| {cpu['bench']:.2f} | {total:.2f} | {cores * 1000 / total:.0f} pods/s |"
             )
+
+    if args.requests:
+        print(
+            "\nRequests per pod, summed over the apiserver's workers (`api`: served by the "
+            "apiserver; `etcd`: the apiservers' requests to etcd; watches not counted):\n"
+        )
+        print("| nodes | request | raw floor | skiff scheduler |")
+        print("|---|---|---|---|")
+        for nodes, got in rows:
+            floor_n, sched_n = got["floor_counts"], got["sched_counts"]
+            for key in sorted(set(floor_n) | set(sched_n)):
+                a, b = floor_n[key] / args.pods, sched_n[key] / args.pods
+                if a >= 0.005 or b >= 0.005:
+                    print(f"| {nodes:,} | {key} | {a:.2f} | {b:.2f} |")
+            for kind in ("api", "etcd"):
+                a = sum(v for k, v in floor_n.items() if k.startswith(kind)) / args.pods
+                b = sum(v for k, v in sched_n.items() if k.startswith(kind)) / args.pods
+                print(f"| {nodes:,} | **{kind}, all** | {a:.2f} | {b:.2f} |")
 
 
 if __name__ == "__main__":

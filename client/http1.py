@@ -122,6 +122,7 @@ class Pool:
         self.max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._proxy: tuple[URL | None, aiohttp.BasicAuth | None] = (None, None)
 
     async def request(
         self,
@@ -138,8 +139,15 @@ class Pool:
         if content is None and method in ("POST", "PUT", "PATCH"):
             content = b""
         with _as_httpx_errors():
-            async with self._session_for_this_loop().request(
-                method, self._url(path, params), data=content, headers=headers, timeout=timeout
+            session = self._session_for_this_loop()
+            async with session.request(
+                method,
+                self._url(path, params),
+                data=content,
+                headers=headers,
+                timeout=timeout,
+                proxy=self._proxy[0],
+                proxy_auth=self._proxy[1],
             ) as r:
                 return Response(r.status, _headers(r), await r.read())
 
@@ -160,8 +168,13 @@ class Pool:
             total=None, sock_connect=connect_timeout, sock_read=read_timeout
         )
         with _as_httpx_errors():
-            response = await self._session_for_this_loop().request(
-                method, self._url(path, params), timeout=timeout
+            session = self._session_for_this_loop()
+            response = await session.request(
+                method,
+                self._url(path, params),
+                timeout=timeout,
+                proxy=self._proxy[0],
+                proxy_auth=self._proxy[1],
             )
         try:
             yield StreamResponse(response)
@@ -179,6 +192,10 @@ class Pool:
         loop = asyncio.get_running_loop()
         if self._session is None or self._session.closed or loop is not self._loop:
             self._loop = loop
+            try:
+                self._proxy = aiohttp.helpers.get_env_proxy_for_url(self.base)
+            except LookupError:
+                self._proxy = (None, None)
             connector = aiohttp.TCPConnector(
                 limit=self.max_connections,
                 ssl=self.ssl_context if self.ssl_context is not None else False,
@@ -188,7 +205,11 @@ class Pool:
                 connector=connector,
                 headers=self.headers,
                 auto_decompress=True,
-                trust_env=True,  # HTTPS_PROXY / NO_PROXY, as client-go's transport and httpx
+                # HTTPS_PROXY / NO_PROXY, as client-go's transport and httpx: looked up
+                # once per session (every request goes to one server), as Go's
+                # ProxyFromEnvironment reads the environment once; aiohttp's
+                # trust_env looked them up, ~/.netrc included, on every request.
+                trust_env=False,
                 skip_auto_headers=("User-Agent",) if "User-Agent" in self.headers else (),
             )
         return self._session

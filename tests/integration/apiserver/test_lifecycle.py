@@ -184,7 +184,7 @@ def test_dry_run_stores_nothing(api: httpx.Client, namespace: str, build: Any) -
 
 def test_binding_sets_node_once(api: httpx.Client, namespace: str, build: Any) -> None:
     pods = f"/api/v1/namespaces/{namespace}/pods"
-    api.post(pods, json=build.pod("tobind"))
+    made = api.post(pods, json=build.pod("tobind"), params={"fieldManager": "creator"}).json()
     binding = {
         "apiVersion": "v1",
         "kind": "Binding",
@@ -197,6 +197,8 @@ def test_binding_sets_node_once(api: httpx.Client, namespace: str, build: Any) -
     assert pod["spec"]["nodeName"] == "node-a"
     scheduled = [c for c in pod["status"]["conditions"] if c["type"] == "PodScheduled"]
     assert scheduled and scheduled[0]["status"] == "True"
+    # As kube-apiserver's BindingREST: the binding is no manager's update of the pod.
+    assert pod["metadata"]["managedFields"] == made["metadata"]["managedFields"]
     binding["target"]["name"] = "node-b"
     again = api.post(f"{pods}/tobind/binding", json=binding)
     assert again.status_code == 409

@@ -326,3 +326,22 @@ def test_a_body_of_many_strings_is_not_mistaken_for_aliasing() -> None:
 def test_numbers_no_json_reader_can_hold_are_not_stored() -> None:
     check_storable("/k", {"status": {"conditions": [{"n": 10**300}]}})
     assert refused(lambda: check_storable("/k", {"status": {"x": 10**400}})).code == 400
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"metadata":{"name":"a","name":"b"},"data":{}}',  # compact, as clients write
+        b'{"metadata": {"name": "a", "name": "b"}, "data": {}}',
+    ],
+)
+def test_a_repeated_key_is_noticed_in_compact_and_spaced_json(body: bytes) -> None:
+    obj, duplicates = requests._json_with_duplicates(body)
+    assert duplicates == ["name"]
+    assert obj["metadata"]["name"] == "b"
+
+
+def test_compact_json_reads_as_the_standard_library_reads_it() -> None:
+    body = b'{"a":1,"b":[1.5,"x\\u00e9",null,true],"c":{"d":-0.0,"e":1e-07}}'
+    obj, duplicates = requests._json_with_duplicates(body)
+    assert duplicates == [] and obj == json.loads(body)

@@ -116,8 +116,46 @@ def test_events_are_queued_then_written_in_order_and_dropped_when_full() -> None
         assert recorder.dropped == 1  # the queue holds two; the third is dropped
         recorder.start()
         await asyncio.wait_for(recorder.drain(), 5)
-        assert [e["message"] for e in client.created] == ["assigned ns/a", "assigned ns/b"]
+        assert sorted(e["message"] for e in client.created) == ["assigned ns/a", "assigned ns/b"]
         await recorder.stop()
+
+    asyncio.run(scenario())
+
+
+class SlowClient(FakeClient):
+    """A create that takes a while, so that writers overlap."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def create(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        await asyncio.sleep(0.01)
+        self.in_flight -= 1
+        return await super().create(body)
+
+
+def test_events_of_one_pod_are_written_in_order_while_pods_go_side_by_side() -> None:
+    async def scenario() -> None:
+        client = SlowClient()
+        recorder = QueuedRecorder(client, "default-scheduler")  # type: ignore[arg-type]
+        recorder.start()
+        pods = [pod(f"p{i}") for i in range(20)]
+        for p in pods:
+            await recorder.event(p, "Warning", "FailedScheduling", "0/3 nodes are available")
+        for p in pods:
+            await recorder.event(p, "Normal", "Scheduled", f"assigned {p['metadata']['name']}")
+        await asyncio.wait_for(recorder.drain(), 10)
+        await recorder.stop()
+        assert len(client.created) == 40
+        for p in pods:
+            name = p["metadata"]["name"]
+            reasons = [e["reason"] for e in client.created if e["involvedObject"]["name"] == name]
+            assert reasons == ["FailedScheduling", "Scheduled"]
+        assert client.most_in_flight > 1  # not one at a time
 
     asyncio.run(scenario())
 
