@@ -10,6 +10,10 @@ import httpx
 
 def test_metrics_count_requests_by_verb_resource_code(api: httpx.Client, namespace: str) -> None:
     api.get(f"/api/v1/namespaces/{namespace}/configmaps/missing")
+    # a watch of its own: the long-running gauge has a series once one has been served
+    api.get(
+        f"/api/v1/namespaces/{namespace}/configmaps", params={"watch": "1", "timeoutSeconds": "1"}
+    )
     text = api.get("/metrics").text
     lines = [line for line in text.splitlines() if line.startswith("apiserver_request_total{")]
     assert any(
