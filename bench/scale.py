@@ -10,11 +10,11 @@ after the creates is not 500 nodes going NotReady); then pods created 32 at a
 time in four equal steps, each step waited for until the scheduler has bound
 every pod (seen on a watch). After each step, and once more after `--settle`
 seconds at rest (the watch history holds the last 75 s of events): the resident
-memory (RSS) of the apiserver (its process tree without etcd), the controller-
-manager and the scheduler, and their proportional share (PSS), which counts
-once the pages the apiserver's workers share with the parent that forked them
-(a sum of RSS counts them in every worker); at the end the etcd database size
-and the time to list every pod (one list, and paginated 500 at a time as
+memory (RSS) of the apiserver (its process tree without etcd), the
+controller-manager and the scheduler, and their proportional share (PSS), which
+counts once the pages the apiserver's workers share with the parent that forked
+them (a sum of RSS counts them in every worker); at the end the etcd database
+size and the time to list every pod (one list, and paginated 500 at a time as
 kubectl does).
 
 The anchor is kwok's: one kube-apiserver holding 1,000 nodes and 100,000 pods
