@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from api.pods import host_ports, pod_requests
+from scheduler import pod_fields
 from scheduler.cache import Cache
 from scheduler.framework import schedule
 from scheduler.pod_fields import for_scheduler
@@ -60,15 +63,7 @@ KEPT = {
         "initContainers": [
             {"name": "init", "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}
         ],
-        "volumes": [
-            {"name": "data", "persistentVolumeClaim": {"claimName": "data-web-0"}},
-            {"name": "scratch"},
-            {"name": "tmp"},
-            {"name": "cfg"},
-            {"name": "creds"},
-            {"name": "info"},
-            {"name": "kube-api-access-x"},
-        ],
+        "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data-web-0"}}],
     },
     "status": {
         "phase": "Running",
@@ -118,3 +113,32 @@ def test_missing_and_null_fields_stay_missing_and_null() -> None:
         "spec": {"containers": None},
     }
     assert for_scheduler(bare) == bare
+
+
+def test_a_pod_without_claims_keeps_no_volumes() -> None:
+    p = pod()
+    p["spec"]["volumes"] = [v for v in p["spec"]["volumes"] if v["name"] != "data"]
+    assert "volumes" not in for_scheduler(p)["spec"]
+
+
+def test_equal_values_of_pods_are_kept_once() -> None:
+    a, b = for_scheduler(pod()), for_scheduler(pod())
+    assert a == b and a is not b
+    for part, name in [("spec", "containers"), ("spec", "tolerations"), ("metadata", "labels")]:
+        assert a[part][name] is b[part][name]
+    other = pod()
+    other["spec"]["containers"][0]["resources"]["requests"]["cpu"] = "20m"
+    c = for_scheduler(other)
+    assert c["spec"]["containers"] is not a["spec"]["containers"]
+    assert pod_requests(c)["cpu"] == 25  # 20m (more than the init container's 10m) + 5m overhead
+    assert c["spec"]["tolerations"] is a["spec"]["tolerations"]
+
+
+def test_the_table_of_shared_values_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pod_fields, "SHARED_MAX", 3)
+    monkeypatch.setattr(pod_fields, "_SHARED", {})
+    for i in range(10):
+        p = pod()
+        p["metadata"]["labels"]["i"] = str(i)
+        assert for_scheduler(p)["metadata"]["labels"]["i"] == str(i)
+        assert len(pod_fields._SHARED) <= 3
