@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 from collections.abc import Callable
@@ -98,6 +99,42 @@ def drop_fields(obj: Obj, shape: Shape) -> Obj:
         else:
             out[key] = value
     return out
+
+
+class SharedValues:
+    """Equal values of many cached objects, kept once: the pods of one template have
+    equal containers, tolerations, labels, owners... For a cache whose objects are
+    never changed in place (an informer's: whoever changes one copies it first).
+
+    Remembers at most `limit` distinct values (by their JSON); past that it starts
+    afresh, and what the objects already cached share they keep sharing."""
+
+    def __init__(self, limit: int = 20_000) -> None:
+        self.limit = limit
+        self.kept: dict[str, Any] = {}
+
+    def __call__(self, value: Any) -> Any:
+        """The one kept copy of `value` (a dict or list equal to it, JSON-wise)."""
+        if not value or not isinstance(value, dict | list):
+            return value
+        key = json.dumps(value, separators=(",", ":"))
+        kept = self.kept.get(key)
+        if kept is None:
+            if len(self.kept) >= self.limit:
+                self.kept.clear()
+            kept = self.kept[key] = value
+        return kept
+
+    def share(self, obj: Obj, where: dict[str, tuple[str, ...]]) -> Obj:
+        """`obj` (fresh, ours to change) with the values `where` names shared:
+        {"spec": ("containers", ...)} shares obj["spec"]["containers"]..."""
+        for part, names in where.items():
+            section = obj.get(part)
+            if isinstance(section, dict):
+                for name in names:
+                    if name in section:
+                        section[name] = self(section[name])
+        return obj
 
 
 def by_namespace(obj: Obj) -> list[str]:

@@ -15,13 +15,19 @@ read one of these must take it out of DROPPED
 
 Never send a pod from this cache back to the API whole (a PUT would erase what
 was dropped): controllers patch or delete pods, by name and uid.
+
+Pods of one template are alike, and no controller changes a cached pod in place
+(each copies what it changes, as client-go requires of its informers' objects):
+equal values (containers, tolerations, labels, owners...) are kept once, shared
+by every pod that has them. A defaulted Deployment pod: 6.9 KiB compacted, 3.4
+KiB without DROPPED, ~1.7 KiB with its equal values shared.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from client.informer import Shape, compact, drop_fields
+from client.informer import Shape, SharedValues, compact, drop_fields
 
 # A container's process, its files and its probes: the kubelet's business.
 _CONTAINER: Shape = {
@@ -71,7 +77,24 @@ DROPPED: Shape = {
 }
 
 
+# The values shared between pods, by where they are.
+SHARED: dict[str, tuple[str, ...]] = {
+    "metadata": ("labels", "ownerReferences", "finalizers"),
+    "spec": (
+        "containers",
+        "initContainers",
+        "tolerations",
+        "affinity",
+        "nodeSelector",
+        "topologySpreadConstraints",
+        "securityContext",
+    ),
+    "status": ("conditions",),
+}
+_SHARED = SharedValues()
+
+
 def for_controllers(pod: dict[str, Any]) -> dict[str, Any]:
     """The pod as the controller-manager's informer keeps it: without DROPPED, keys
-    and short strings shared with every other cached object."""
-    return compact(drop_fields(pod, DROPPED))
+    and short strings interned, equal values (SHARED) kept once."""
+    return _SHARED.share(compact(drop_fields(pod, DROPPED)), SHARED)

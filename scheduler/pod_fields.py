@@ -20,11 +20,10 @@ by every pod that has them (a defaulted Deployment pod: 3.1 KiB as kept fields,
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from api.interning import interned
-from client.informer import Shape, keep_fields
+from client.informer import Shape, SharedValues, keep_fields
 
 # Who reads each: the queue (priority, creationTimestamp), needs_scheduling and
 # the pod handlers (schedulerName, nodeName, deletionTimestamp, phase), the Event
@@ -64,7 +63,7 @@ FIELDS: Shape = {
 }
 
 
-# The values shared between pods, by where they are; each kept once in _SHARED.
+# The values shared between pods, by where they are.
 SHARED: dict[str, tuple[str, ...]] = {
     "metadata": ("labels",),
     "spec": (
@@ -78,21 +77,7 @@ SHARED: dict[str, tuple[str, ...]] = {
     ),
     "status": ("conditions",),
 }
-SHARED_MAX = 20_000  # distinct values remembered; past it the table starts afresh
-_SHARED: dict[str, Any] = {}
-
-
-def _shared(value: Any) -> Any:
-    """The one kept copy of `value` (a dict or list equal to it, JSON-wise)."""
-    if not value or not isinstance(value, dict | list):
-        return value
-    key = json.dumps(value, separators=(",", ":"))
-    kept = _SHARED.get(key)
-    if kept is None:
-        if len(_SHARED) >= SHARED_MAX:
-            _SHARED.clear()  # pods already cached keep sharing what they share
-        kept = _SHARED[key] = value
-    return kept
+_SHARED = SharedValues()
 
 
 def for_scheduler(pod: dict[str, Any]) -> dict[str, Any]:
@@ -109,10 +94,4 @@ def for_scheduler(pod: dict[str, Any]) -> dict[str, Any]:
             spec["volumes"] = claims
         else:
             del spec["volumes"]
-    for part, names in SHARED.items():
-        section = kept.get(part)
-        if isinstance(section, dict):
-            for name in names:
-                if name in section:
-                    section[name] = _shared(section[name])
-    return kept
+    return _SHARED.share(kept, SHARED)

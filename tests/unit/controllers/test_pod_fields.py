@@ -63,3 +63,19 @@ def test_keeps_what_the_controllers_read() -> None:
 def test_a_pod_without_the_dropped_fields_is_unchanged() -> None:
     bare = {"metadata": {"name": "p", "annotations": None}, "spec": {"containers": None}}
     assert for_controllers(copy.deepcopy(bare)) == bare
+
+
+def test_equal_values_of_pods_are_kept_once() -> None:
+    a, b = for_controllers(pod()), for_controllers(pod())
+    assert a == b and a is not b
+    for part, name in [
+        ("spec", "containers"),
+        ("spec", "tolerations"),
+        ("metadata", "labels"),
+        ("metadata", "ownerReferences"),
+    ]:
+        assert a[part][name] is b[part][name]
+    other = pod()
+    other["metadata"]["labels"]["app"] = "db"
+    assert for_controllers(other)["metadata"]["labels"]["app"] == "db"
+    assert a["metadata"]["labels"]["app"] == "web"

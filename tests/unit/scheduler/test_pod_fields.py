@@ -8,6 +8,7 @@ import random
 import pytest
 
 from api.pods import host_ports, pod_requests
+from client.informer import SharedValues
 from scheduler import pod_fields
 from scheduler.cache import Cache
 from scheduler.framework import schedule
@@ -135,10 +136,9 @@ def test_equal_values_of_pods_are_kept_once() -> None:
 
 
 def test_the_table_of_shared_values_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pod_fields, "SHARED_MAX", 3)
-    monkeypatch.setattr(pod_fields, "_SHARED", {})
+    monkeypatch.setattr(pod_fields, "_SHARED", SharedValues(limit=3))
     for i in range(10):
         p = pod()
         p["metadata"]["labels"]["i"] = str(i)
         assert for_scheduler(p)["metadata"]["labels"]["i"] == str(i)
-        assert len(pod_fields._SHARED) <= 3
+        assert len(pod_fields._SHARED.kept) <= 3
