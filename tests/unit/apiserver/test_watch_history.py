@@ -145,3 +145,64 @@ def test_history_keeps_a_previous_value_once() -> None:
     first = sub.queue.get_nowait()
     assert isinstance(first, watch.Change) and first.revision == hub.floor + 1
     assert first.prev is not None and first.prev["data"] == {"v": str(hub.floor)}
+
+
+def _pod(i: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"web-{i}",
+            "namespace": "default",
+            "labels": {"app": "web"},
+            "resourceVersion": str(10 + i),
+        },
+        "spec": {
+            "nodeName": f"n{i % 3}",
+            "containers": [
+                {
+                    "name": "web",
+                    "image": "registry.local/library/busybox:1.36",
+                    "terminationMessagePath": "/dev/termination-log",
+                    "imagePullPolicy": "IfNotPresent",
+                }
+            ],
+        },
+        "status": {"phase": "Pending"},
+    }
+
+
+def test_a_packed_element_reads_back_the_same_bytes_and_object() -> None:
+    """Packed (zlib, the packer's first item as its dictionary): smaller, and read
+    back exactly as the unpacked element would be; a tiny item is kept as it is."""
+    packer = watch.Packer()
+    for i in range(3):
+        key = f"/registry/pods/default/web-{i}"
+        plain = watch.Cached.of(key, _pod(i), 10 + i)
+        packed = watch.Cached.of(key, _pod(i), 10 + i, packer)
+        assert packed.zdict is packer.zdict is not None
+        assert len(packed._item) < len(plain.item) // 2
+        assert packed.item == plain.item
+        assert packed.obj == plain.obj == _pod(i) and packed.json() == plain.json()
+        assert packed.fields == plain.fields and packed.labels == plain.labels
+    small = {"metadata": {"name": "c", "resourceVersion": "3"}}
+    tiny = watch.Cached.of("/registry/configmaps/default/c", small, 3, packer)
+    assert tiny.zdict is None and tiny.obj == small
+
+
+def test_a_hub_packs_its_objects_once_it_holds_many(monkeypatch: Any) -> None:
+    monkeypatch.setattr(watch, "PACK_FROM", 5)
+    monkeypatch.setattr(watch, "PACK_MIN", 10)
+    hub = watch.Hub(store=None, prefix="/registry/configmaps/")  # type: ignore[arg-type]
+    for rev in range(1, 11):
+        record = watch.record_of(_event(rev, None))
+        record.key = f"/registry/configmaps/default/c{rev}"
+        change = record.change()
+        assert change is not None
+        change.key = record.key
+        hub._publish(change, record)
+    packed = [c.zdict is not None for c in hub.objects.values()]
+    assert packed == [False] * 5 + [True] * 5  # from the PACK_FROM-th object on
+    for rev in range(1, 11):
+        got = hub.objects[f"/registry/configmaps/default/c{rev}"].obj
+        assert got["data"] == {"v": str(rev)}
