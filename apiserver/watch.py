@@ -69,6 +69,7 @@ from api.resources import ResourceInfo
 from . import jsoncodec
 from .sorted_keys import SortedKeys
 from .storage import CompactedError, CorruptObjectError, Store, decode_checked
+from .workers import trim_heap
 
 log = logging.getLogger("skiff.apiserver.watch")
 
@@ -80,6 +81,28 @@ HISTORY_MAX = 10_000  # kept at most, however fast events come
 FILL_PAGE = 500  # keys per etcd range while a hub lists its prefix
 PACK_FROM = 1_000  # objects in a hub from which it keeps their JSON compressed
 PACK_MIN = 200  # bytes: a smaller item is kept as it is
+# After this many bytes of history dropped (by all hubs), and at most this often,
+# the C heap's free pages go back to the kernel (workers.trim_heap).
+TRIM_AFTER_BYTES = 16 * 1024 * 1024
+TRIM_EVERY = 10.0  # seconds
+
+
+class _Trim:
+    """How much history all hubs dropped since the heap was last trimmed."""
+
+    dropped = 0
+    last = 0.0
+
+
+def _dropped(size: int) -> None:
+    _Trim.dropped += size
+    if _Trim.dropped >= TRIM_AFTER_BYTES:
+        now = time.monotonic()
+        if now - _Trim.last >= TRIM_EVERY:
+            _Trim.dropped, _Trim.last = 0, now
+            trim_heap()
+
+
 QUEUE_LIMIT = 20_000  # events buffered per watcher before it is ended
 
 
@@ -612,6 +635,7 @@ class Hub:
         """The oldest record leaves the history; a newer record may still read its value."""
         old = self.history.popleft()
         self.floor = old.revision
+        _dropped(len(old.value) + len(old.prev_value or b""))
         old.prev_of = old.prev_value = None
         if self._newest.get(old.key) is old:
             del self._newest[old.key]
