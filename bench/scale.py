@@ -6,16 +6,16 @@ A fresh apiserver (with its etcd), controller-manager and scheduler; N Node
 objects (kwok-style: no kubelet, so the pods stay Pending-but-bound, as kwok
 without its status stages; kwok renews its nodes' Leases, here the node
 lifecycle controller is told to wait an hour for them instead, so that the rest
-after the creates is not 500 nodes going NotReady); then pods created 32 at a
-time in four equal steps, each step waited for until the scheduler has bound
-every pod (seen on a watch). After each step, and once more after `--settle`
-seconds at rest (the watch history holds the last 75 s of events): the resident
-memory (RSS) of the apiserver (its process tree without etcd), the
-controller-manager and the scheduler, and their proportional share (PSS), which
-counts once the pages the apiserver's workers share with the parent that forked
-them (a sum of RSS counts them in every worker); at the end the etcd database
-size and the time to list every pod (one list, and paginated 500 at a time as
-kubectl does).
+after the creates is not 500 nodes going NotReady, and the cluster CIDR has a
+/24 for each node); then pods created 32 at a time in four equal steps, each
+step waited for until the scheduler has bound every pod (seen on a watch).
+After each step, and once more after `--settle` seconds at rest (the watch
+history holds the last 75 s of events): the resident memory (RSS) of the
+apiserver (its process tree without etcd), the controller-manager and the
+scheduler, and their proportional share (PSS), which counts once the pages the
+apiserver's workers share with the parent that forked them (a sum of RSS counts
+them in every worker); at the end the etcd database size and the time to list
+every pod (one list, and paginated 500 at a time as kubectl does).
 
 The anchor is kwok's: one kube-apiserver holding 1,000 nodes and 100,000 pods
 on a laptop. The target is the three components under 500 MiB together at
@@ -198,8 +198,18 @@ async def run(nodes: int, pods: int, settle: float = 0.0) -> None:
 
                 await asyncio.gather(*(add_node(i) for i in range(nodes)))
                 await api.post("/api/v1/namespaces", json={"metadata": {"name": "scale"}})
+                # A pod CIDR (/24) for every node, as an operator sizes --cluster-cidr for
+                # a cluster this big: the default /16 has 256, and the nodes beyond them
+                # each get a CIDRNotAvailable Event again and again (~40 writes/s at rest).
+                bits = max(1, (nodes - 1).bit_length())
                 cluster.start_component(
-                    "controllers", "--leader-elect", "false", "--node-monitor-grace-period", "3600"
+                    "controllers",
+                    "--leader-elect",
+                    "false",
+                    "--node-monitor-grace-period",
+                    "3600",
+                    "--cluster-cidr",
+                    f"10.128.0.0/{24 - bits}",
                 )
                 manager = cluster.procs[-1].pid
                 cluster.start_component("scheduler", "--leader-elect", "false")
