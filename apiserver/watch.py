@@ -157,6 +157,29 @@ def _kind_info(key: str, obj: dict[str, Any]) -> ResourceInfo | None:
     return None
 
 
+# Label sets as cached elements keep them, one dict per distinct set: the pods of one
+# ReplicaSet have equal labels. Bounded: past the limit it starts afresh (what is
+# already cached keeps sharing what it shares).
+_LABEL_SETS: dict[tuple[tuple[str, Any], ...], dict[str, Any]] = {}
+LABEL_SETS_MAX = 50_000
+
+
+def _shared_labels(labels: Any) -> Any:
+    """The one kept copy of this label set (never changed: selectors only read it)."""
+    if not isinstance(labels, dict):
+        return interned(labels)
+    try:
+        key = tuple(labels.items())
+        kept = _LABEL_SETS.get(key)
+    except TypeError:  # a value that is not hashable (not a string): kept as it is
+        return interned(labels)
+    if kept is None:
+        if len(_LABEL_SETS) >= LABEL_SETS_MAX:
+            _LABEL_SETS.clear()
+        kept = _LABEL_SETS[key] = interned(labels)
+    return kept
+
+
 def selectable_fields(key: str, obj: dict[str, Any]) -> dict[str, str]:
     """The fields a field selector can choose `obj` by (api/fields.py), as the
     registry computes them for its kind; for a kind it does not know (a custom
@@ -267,7 +290,7 @@ class Cached:
         return cls(
             item,
             revision,
-            interned(labels) if labels else None,
+            _shared_labels(labels) if labels else None,
             selectable_fields(key, obj),
             head,
             zdict,

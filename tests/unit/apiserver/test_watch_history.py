@@ -206,3 +206,13 @@ def test_a_hub_packs_its_objects_once_it_holds_many(monkeypatch: Any) -> None:
     for rev in range(1, 11):
         got = hub.objects[f"/registry/configmaps/default/c{rev}"].obj
         assert got["data"] == {"v": str(rev)}
+
+
+def test_equal_label_sets_are_kept_once() -> None:
+    a = watch.Cached.of("/registry/pods/default/web-1", _pod(1), 11)
+    b = watch.Cached.of("/registry/pods/default/web-2", _pod(2), 12)
+    assert a.labels == b.labels == {"app": "web"} and a.labels is b.labels
+    other = _pod(3)
+    other["metadata"]["labels"] = {"app": "db"}
+    assert watch.Cached.of("/registry/pods/default/web-3", other, 13).labels == {"app": "db"}
+    assert a.labels == {"app": "web"}
