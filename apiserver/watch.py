@@ -56,7 +56,7 @@ import sys
 import time
 import zlib
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,6 +180,43 @@ def _shared_labels(labels: Any) -> Any:
     return kept
 
 
+class Fields(Mapping[str, str]):
+    """An element's selectable fields, small: their values in a tuple, their names
+    (and each name's place) shared by every element of the kind. A dict per
+    element held ~300 bytes for a pod's ten fields; this, ~170."""
+
+    __slots__ = ("_at", "_values")
+    # names -> {name: place}, one per distinct set of names (one or two per kind)
+    _LAYOUTS: dict[tuple[str, ...], dict[str, int]] = {}
+
+    def __init__(self, found: dict[str, str]) -> None:
+        names = tuple(found)
+        at = Fields._LAYOUTS.get(names)
+        if at is None:
+            at = Fields._LAYOUTS[names] = {name: i for i, name in enumerate(names)}
+        self._at = at
+        self._values = tuple(found.values())
+
+    def __getitem__(self, name: str) -> str:
+        return self._values[self._at[name]]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        i = self._at.get(name)
+        return default if i is None else self._values[i]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._at
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._at)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Fields({dict(self)!r})"
+
+
 def selectable_fields(key: str, obj: dict[str, Any]) -> dict[str, str]:
     """The fields a field selector can choose `obj` by (api/fields.py), as the
     registry computes them for its kind; for a kind it does not know (a custom
@@ -238,7 +275,7 @@ class Cached:
         item: bytes,
         revision: int,
         labels: dict[str, str] | None,
-        fields: dict[str, str],
+        fields: Mapping[str, str],
         head: tuple[tuple[int, str, Any], ...] = _NO_HEAD,
         zdict: bytes | None = None,
     ) -> None:
@@ -291,7 +328,7 @@ class Cached:
             item,
             revision,
             _shared_labels(labels) if labels else None,
-            selectable_fields(key, obj),
+            Fields(selectable_fields(key, obj)),
             head,
             zdict,
         )

@@ -216,3 +216,13 @@ def test_equal_label_sets_are_kept_once() -> None:
     other["metadata"]["labels"] = {"app": "db"}
     assert watch.Cached.of("/registry/pods/default/web-3", other, 13).labels == {"app": "db"}
     assert a.labels == {"app": "web"}
+
+
+def test_selectable_fields_read_as_a_mapping() -> None:
+    key = "/registry/pods/default/web-1"
+    cached = watch.Cached.of(key, _pod(1), 11)
+    assert dict(cached.fields) == watch.selectable_fields(key, _pod(1))
+    assert cached.fields.get("spec.nodeName", "") == "n1" and "status.phase" in cached.fields
+    assert cached.fields.get("spec.nope", "") == "" and "spec.nope" not in cached.fields
+    other = watch.Cached.of("/registry/pods/default/web-2", _pod(2), 12)
+    assert other.fields["metadata.name"] == "web-2" and len(other.fields) == len(cached.fields)
