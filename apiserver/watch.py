@@ -395,20 +395,32 @@ class Recorded:
     type: str  # ADDED, MODIFIED, DELETED
     key: str
     revision: int
-    value: bytes  # the value after the change (empty for DELETED)
+    value: bytes  # the value after the change (empty for DELETED); packed when `zdict`
     prev_value: bytes | None  # the value before it, when etcd sent one
     prev_revision: int
     at: float
     prev_of: Recorded | None = None
+    zdict: bytes | None = None  # the dictionary `value` was packed with (None: not packed)
+
+    def current(self) -> bytes:
+        """The value after the change, unpacked."""
+        if self.zdict is None:
+            return self.value
+        return zlib.decompressobj(zdict=self.zdict).decompress(self.value)
+
+    def pack(self, packer: Packer) -> None:
+        """Keep the value compressed by `packer` (its hub packs its objects)."""
+        if self.zdict is None and self.value:
+            self.value, self.zdict = packer.pack(self.value)
 
     def previous(self) -> bytes | None:
         """The value before this change, when etcd sent one."""
-        return self.prev_of.value if self.prev_of is not None else self.prev_value
+        return self.prev_of.current() if self.prev_of is not None else self.prev_value
 
     def change(self) -> Change | None:
         """The change as a watcher gets it (None only if it no longer decodes)."""
         return _decode(
-            self.type, self.key, self.revision, self.value, self.previous(), self.prev_revision
+            self.type, self.key, self.revision, self.current(), self.previous(), self.prev_revision
         )
 
 
@@ -482,7 +494,7 @@ def _change_of(record: Recorded, known: Cached | None) -> Change | None:
         record.type,
         record.key,
         record.revision,
-        record.value,
+        record.current(),
         record.previous(),
         record.prev_revision,
         known,
@@ -670,6 +682,9 @@ class Hub:
             and before.type != "DELETED"
         ):
             record.prev_of, record.prev_value = before, None  # those bytes, once
+        packing = len(self.objects) >= PACK_FROM
+        if packing:
+            record.pack(self.packer)  # decoded already: read again only by a replay
         self._newest[record.key] = record
         history.append(record)
         # Older than the window (beyond the floor) or beyond the cap: dropped, and
@@ -683,7 +698,7 @@ class Hub:
         else:
             if change.key not in self.objects and self._sorted is not None:
                 self._sorted.add(change.key)
-            packer = self.packer if len(self.objects) >= PACK_FROM else None
+            packer = self.packer if packing else None
             change.after = self.objects[change.key] = Cached.of(
                 change.key, change.obj, change.revision, packer
             )

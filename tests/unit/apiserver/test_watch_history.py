@@ -206,6 +206,22 @@ def test_a_hub_packs_its_objects_once_it_holds_many(monkeypatch: Any) -> None:
     for rev in range(1, 11):
         got = hub.objects[f"/registry/configmaps/default/c{rev}"].obj
         assert got["data"] == {"v": str(rev)}
+    # The history's records too, from then on; a resumed watcher reads them back.
+    assert [r.zdict is not None for r in hub.history] == [False] * 5 + [True] * 5
+    sub = hub.subscribe(0)
+    assert sub is not None
+    replayed = [sub.queue.get_nowait() for _ in range(sub.queue.qsize())]
+    assert [c.obj["data"] for c in replayed] == [{"v": str(rev)} for rev in range(1, 11)]
+    # A change whose previous value is a packed record's: read from there on replay.
+    record = watch.record_of(_event(11, 10))
+    record.key = "/registry/configmaps/default/c10"
+    change = record.change()
+    assert change is not None
+    change.key = record.key
+    hub._publish(change, record)
+    assert record.prev_of is not None and record.prev_of.zdict is not None
+    replay = record.change()
+    assert replay is not None and replay.prev is not None and replay.prev["data"] == {"v": "10"}
 
 
 def test_equal_label_sets_are_kept_once() -> None:
