@@ -81,9 +81,11 @@ HISTORY_MAX = 10_000  # kept at most, however fast events come
 FILL_PAGE = 500  # keys per etcd range while a hub lists its prefix
 PACK_FROM = 1_000  # objects in a hub from which it keeps their JSON compressed
 PACK_MIN = 200  # bytes: a smaller item is kept as it is
-# After this many bytes of history dropped (by all hubs), and at most this often,
-# the C heap's free pages go back to the kernel (workers.trim_heap).
-TRIM_AFTER_BYTES = 16 * 1024 * 1024
+# After this many bytes of history dropped (by all hubs; packed, when packed: some
+# thousands of events, whose requests and decoded objects were freed too), and at
+# most this often, the C heap's free pages go back to the kernel (workers.trim_heap,
+# 1-10 ms).
+TRIM_AFTER_BYTES = 1024 * 1024
 TRIM_EVERY = 10.0  # seconds
 
 
