@@ -43,7 +43,9 @@ skiff does the same, smaller:
   packed, `Packer`). Objects of one kind are alike, so a bound pod's 3.3 KB
   becomes a few hundred bytes; reading one back costs ~3 µs, which a list of
   10,000 pods (~1 s) does not notice and a small cache (a list of 1,000
-  ConfigMaps, ~2 ms) never pays.
+  ConfigMaps, ~2 ms) never pays. Its history records are packed the same way;
+- history that ages out is freed in bulk, below newer allocations, where glibc
+  keeps it resident: after enough of it, the heap is trimmed (`malloc_trim`).
 """
 
 from __future__ import annotations
