@@ -38,12 +38,12 @@ skiff does the same, smaller:
   bytes, ~4 KiB and one (bench/watch_cache.py). The object before a live
   change is the hub's element at that revision: a selector decides on its
   labels and fields, nothing is decoded a second time from etcd's prev_kv.
-- a hub that holds many objects (`PACK_FROM`, 1,000) keeps their JSON
+- a hub that has held many objects (`PACK_FROM`, 2,000) keeps their JSON
   compressed (zlib, with a preset dictionary: the first object the hub
-  packed, `Packer`). Objects of one kind are alike, so a bound pod's 3.3 KB
-  becomes a few hundred bytes; reading one back costs ~3 µs, which a list of
-  10,000 pods (~1 s) does not notice and a small cache (a list of 1,000
-  ConfigMaps, ~2 ms) never pays. Its history records are packed the same way;
+  packed, `Packer`), from then on, and its history records too. Objects of
+  one kind are alike, so a bound pod's 3.3 KB becomes ~130 bytes; reading
+  one back costs ~3 µs, which a list of 10,000 pods (~1 s) hardly notices
+  and a small cache (a list of 1,000 ConfigMaps, ~2 ms) never pays;
 - history that ages out is freed in bulk, below newer allocations, where glibc
   keeps it resident: after enough of it, the heap is trimmed (`malloc_trim`).
 """
@@ -81,7 +81,7 @@ HISTORY_WINDOW = 75.0  # seconds of events kept
 HISTORY_MIN = 300  # kept however old, so a quiet resource can still be resumed
 HISTORY_MAX = 10_000  # kept at most, however fast events come
 FILL_PAGE = 500  # keys per etcd range while a hub lists its prefix
-PACK_FROM = 1_000  # objects in a hub from which it keeps their JSON compressed
+PACK_FROM = 2_000  # objects in a hub from which it keeps their JSON compressed
 PACK_MIN = 200  # bytes: a smaller item is kept as it is
 # After this many bytes of history dropped (by all hubs; packed, when packed: some
 # thousands of events, whose requests and decoded objects were freed too), and at
@@ -551,6 +551,7 @@ class Hub:
         self.synced = False  # `objects` is complete (false while (re)listing)
         self._sorted: SortedKeys | None = None  # objects' keys in order, made at the first list
         self.packer = Packer()  # compresses the objects' JSON once there are PACK_FROM
+        self.packing = False  # the hub has held PACK_FROM objects: it packs all it keeps
         self._moved = asyncio.Event()  # set (and replaced) whenever `latest` moves
         self._task: asyncio.Task[None] | None = None
         self._started = asyncio.Event()
@@ -584,12 +585,21 @@ class Hub:
                 start_after = key
             if not page.more or not page.items:
                 break
-        if len(objects) >= PACK_FROM:
-            for cached in objects.values():
-                cached.pack(self.packer)
         self.objects, self._sorted = objects, None
         self.floor = self.latest = revision
         self.synced = True
+        self._pack_if_many()
+
+    def _pack_if_many(self) -> None:
+        """Once the hub holds PACK_FROM objects: pack them and its history (once,
+        ~15 µs each), and from then on everything it keeps."""
+        if self.packing or len(self.objects) < PACK_FROM:
+            return
+        self.packing = True
+        for cached in self.objects.values():
+            cached.pack(self.packer)
+        for record in self.history:
+            record.pack(self.packer)
 
     def current(self, key: str) -> Cached | None:
         """The object at `key` as this hub last saw it (`.obj` decodes it, `.revision`)."""
@@ -686,8 +696,7 @@ class Hub:
             and before.type != "DELETED"
         ):
             record.prev_of, record.prev_value = before, None  # those bytes, once
-        packing = len(self.objects) >= PACK_FROM
-        if packing:
+        if self.packing:
             record.pack(self.packer)  # decoded already: read again only by a replay
         self._newest[record.key] = record
         history.append(record)
@@ -702,10 +711,10 @@ class Hub:
         else:
             if change.key not in self.objects and self._sorted is not None:
                 self._sorted.add(change.key)
-            packer = self.packer if packing else None
             change.after = self.objects[change.key] = Cached.of(
-                change.key, change.obj, change.revision, packer
+                change.key, change.obj, change.revision, self.packer if self.packing else None
             )
+            self._pack_if_many()
         self._advance(change.revision)
         for sub in list(self.subscribers):
             sub.push(change)

@@ -201,13 +201,14 @@ def test_a_hub_packs_its_objects_once_it_holds_many(monkeypatch: Any) -> None:
         assert change is not None
         change.key = record.key
         hub._publish(change, record)
-    packed = [c.zdict is not None for c in hub.objects.values()]
-    assert packed == [False] * 5 + [True] * 5  # from the PACK_FROM-th object on
+        assert hub.packing == (rev >= 5)
+    assert hub.packing  # from the PACK_FROM-th object on: all of them
+    assert all(c.zdict is not None for c in hub.objects.values())
     for rev in range(1, 11):
         got = hub.objects[f"/registry/configmaps/default/c{rev}"].obj
         assert got["data"] == {"v": str(rev)}
     # The history's records too, from then on; a resumed watcher reads them back.
-    assert [r.zdict is not None for r in hub.history] == [False] * 5 + [True] * 5
+    assert all(r.zdict is not None for r in hub.history)
     sub = hub.subscribe(0)
     assert sub is not None
     replayed = [sub.queue.get_nowait() for _ in range(sub.queue.qsize())]
