@@ -39,11 +39,12 @@ skiff does the same, smaller:
   change is the hub's element at that revision: a selector decides on its
   labels and fields, nothing is decoded a second time from etcd's prev_kv.
 - a hub that has held many objects (`PACK_FROM`, 2,000) keeps their JSON
-  compressed (zlib, with a preset dictionary: the first object the hub
-  packed, `Packer`), from then on, and its history records too. Objects of
-  one kind are alike, so a bound pod's 3.3 KB becomes ~130 bytes; reading
-  one back costs ~3 µs, which a list of 10,000 pods (~1 s) hardly notices
-  and a small cache (a list of 1,000 ConfigMaps, ~2 ms) never pays;
+  compressed (raw deflate, with a preset dictionary: the first object the
+  hub packed, `Packer`), from then on, and its history records too. Objects
+  of one kind are alike, so a bound pod's 3.3 KB becomes ~130 bytes; reading
+  one back costs ~2.5 µs, which a list of 10,000 pods (~1 s over HTTP)
+  hardly notices and a small cache (a list of 1,000 ConfigMaps, ~2 ms)
+  never pays;
 - history that ages out is freed in bulk, below newer allocations, where glibc
   keeps it resident: after enough of it, the heap is trimmed (`malloc_trim`).
 """
@@ -81,8 +82,13 @@ HISTORY_WINDOW = 75.0  # seconds of events kept
 HISTORY_MIN = 300  # kept however old, so a quiet resource can still be resumed
 HISTORY_MAX = 10_000  # kept at most, however fast events come
 FILL_PAGE = 500  # keys per etcd range while a hub lists its prefix
+QUEUE_LIMIT = 20_000  # events buffered per watcher before it is ended
 PACK_FROM = 2_000  # objects in a hub from which it keeps their JSON compressed
 PACK_MIN = 200  # bytes: a smaller item is kept as it is
+# bytes: nor a larger one (a few big objects, rewritten often, as the trace ConfigMaps
+# are: compressing 512 KB twice a second per worker costs more than it saves)
+PACK_MAX = 64 * 1024
+ZDICT_MAX = 32 * 1024  # deflate's window: a longer dictionary's start is never used
 # After this many bytes of history dropped (by all hubs; packed, when packed: some
 # thousands of events, whose requests and decoded objects were freed too), and at
 # most this often, the C heap's free pages go back to the kernel (workers.trim_heap,
@@ -105,9 +111,6 @@ def _dropped(size: int) -> None:
         if now - _Trim.last >= TRIM_EVERY:
             _Trim.dropped, _Trim.last = 0, now
             trim_heap()
-
-
-QUEUE_LIMIT = 20_000  # events buffered per watcher before it is ended
 
 
 @dataclass(slots=True)
@@ -246,21 +249,21 @@ def unpack(packed: bytes, zdict: bytes) -> bytes:
 
 
 class Packer:
-    """How one hub compresses its objects' JSON: zlib with a preset dictionary, the
-    first item it was given (the objects of a prefix are of one kind and alike, so
-    most of an item is found in the dictionary: a bound pod, 3.3 KB, packs to a
-    few hundred bytes). The dictionary never changes: each packed item keeps a
-    reference to it (one shared bytes object), so it can always be read back."""
+    """How one hub compresses its objects' JSON: raw deflate with a preset dictionary,
+    the first item it packed (the objects of a prefix are of one kind and alike, so
+    most of an item is found in the dictionary: a bound pod, 3.3 KB, packs to ~130
+    bytes). The dictionary never changes: each packed item keeps a reference to it
+    (one shared bytes object), so it can always be read back."""
 
     def __init__(self) -> None:
         self.zdict: bytes | None = None
 
     def pack(self, item: bytes) -> tuple[bytes, bytes | None]:
         """(the bytes to keep, the dictionary they need; None: kept as they are)."""
-        if len(item) < PACK_MIN:
+        if not PACK_MIN <= len(item) <= PACK_MAX:
             return item, None
         if self.zdict is None:
-            self.zdict = item
+            self.zdict = item[-ZDICT_MAX:]
         c = zlib.compressobj(6, zlib.DEFLATED, RAW_DEFLATE, zdict=self.zdict)
         packed = c.compress(item) + c.flush()
         if len(packed) >= len(item):

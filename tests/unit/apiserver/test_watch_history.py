@@ -188,6 +188,9 @@ def test_a_packed_element_reads_back_the_same_bytes_and_object() -> None:
     small = {"metadata": {"name": "c", "resourceVersion": "3"}}
     tiny = watch.Cached.of("/registry/configmaps/default/c", small, 3, packer)
     assert tiny.zdict is None and tiny.obj == small
+    big = {"metadata": {"name": "t", "resourceVersion": "4"}, "data": {"x": "y" * watch.PACK_MAX}}
+    huge = watch.Cached.of("/registry/configmaps/default/t", big, 4, packer)
+    assert huge.zdict is None and huge.obj == big  # rewritten often, kept as it is
 
 
 def test_a_hub_packs_its_objects_once_it_holds_many(monkeypatch: Any) -> None:
