@@ -82,6 +82,27 @@ def settle_gc() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
+_libc: ctypes.CDLL | None = None
+
+
+def trim_heap() -> bool:
+    """Give the C heap's free pages back to the kernel (glibc's `malloc_trim(0)`):
+    whether anything was returned.
+
+    A watch history's records (value bytes of a few KB each: C heap, not Python's
+    small-object arenas) are freed in bulk as they age out of the 75 s window, but
+    glibc returns heap memory to the kernel only from its top: the pages freed
+    below stay resident, so a worker's RSS kept the size of its last burst. The
+    watch hubs call this after dropping enough of their history (watch.py)."""
+    global _libc
+    try:
+        if _libc is None:
+            _libc = ctypes.CDLL(None)
+        return bool(_libc.malloc_trim(0))
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        return False
+
+
 def default_workers(cpus: int | None = None) -> int:
     """One worker per CPU, at most MAX_DEFAULT_WORKERS (etcd and the other
     components need CPU too)."""

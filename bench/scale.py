@@ -4,10 +4,13 @@
 
 A fresh apiserver (with its etcd), controller-manager and scheduler; N Node
 objects (kwok-style: no kubelet, so the pods stay Pending-but-bound, as kwok
-without its status stages); then pods created 32 at a time in four equal
-steps, each step waited for until the scheduler has bound every pod (seen on a
-watch). After each step, and once more after `--settle` seconds at rest (the
-watch history holds the last 75 s of events): the resident memory (RSS) of the
+without its status stages; kwok renews its nodes' Leases, here the node
+lifecycle controller is told to wait an hour for them instead, so that the rest
+after the creates is not 500 nodes going NotReady, and the cluster CIDR has a
+/24 for each node); then pods created 32 at a time in four equal steps, each
+step waited for until the scheduler has bound every pod (seen on a watch).
+After each step, and once more after `--settle` seconds at rest (the watch
+history holds the last 75 s of events): the resident memory (RSS) of the
 apiserver (its process tree without etcd), the controller-manager and the
 scheduler, and their proportional share (PSS), which counts once the pages the
 apiserver's workers share with the parent that forked them (a sum of RSS counts
@@ -39,6 +42,8 @@ from cluster import Cluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from client.informer import compact
+from controllers.pod_fields import for_controllers
+from scheduler.pod_fields import for_scheduler
 
 MIB = 1024 * 1024
 CONCURRENCY = 32
@@ -138,13 +143,19 @@ class Counter:
             await self.changed.wait()
 
 
-def cached_sizes(items: list[dict[str, Any]]) -> tuple[float, float]:
-    """Bytes per pod held in a Python process: decoded as sent, and as an informer
-    keeps it (client/informer.py's `compact`), each pod decoded on its own as a
-    watch event is."""
+def cached_sizes(items: list[dict[str, Any]]) -> list[float]:
+    """Bytes per pod held in a Python process: decoded as sent, as an informer keeps
+    it by default (client/informer.py's `compact`), as the scheduler's and as the
+    controller-manager's pod informers keep it (their transforms), each pod decoded
+    on its own as a watch event is."""
     texts = [json.dumps(i) for i in items]
     out = []
-    for keep in (json.loads, lambda t: compact(json.loads(t))):
+    for keep in (
+        json.loads,
+        lambda t: compact(json.loads(t)),
+        lambda t: for_scheduler(json.loads(t)),
+        lambda t: for_controllers(json.loads(t)),
+    ):
         gc.collect()
         tracemalloc.start()
         kept = [keep(t) for t in texts]
@@ -152,7 +163,7 @@ def cached_sizes(items: list[dict[str, Any]]) -> tuple[float, float]:
         tracemalloc.stop()
         out.append(used / len(kept))
         del kept
-    return out[0], out[1]
+    return out
 
 
 async def run(nodes: int, pods: int, settle: float = 0.0) -> None:
@@ -187,7 +198,19 @@ async def run(nodes: int, pods: int, settle: float = 0.0) -> None:
 
                 await asyncio.gather(*(add_node(i) for i in range(nodes)))
                 await api.post("/api/v1/namespaces", json={"metadata": {"name": "scale"}})
-                cluster.start_component("controllers", "--leader-elect", "false")
+                # A pod CIDR (/24) for every node, as an operator sizes --cluster-cidr for
+                # a cluster this big: the default /16 has 256, and the nodes beyond them
+                # each get a CIDRNotAvailable Event again and again (~40 writes/s at rest).
+                bits = max(1, (nodes - 1).bit_length())
+                cluster.start_component(
+                    "controllers",
+                    "--leader-elect",
+                    "false",
+                    "--node-monitor-grace-period",
+                    "3600",
+                    "--cluster-cidr",
+                    f"10.128.0.0/{24 - bits}",
+                )
                 manager = cluster.procs[-1].pid
                 cluster.start_component("scheduler", "--leader-elect", "false")
                 scheduler = cluster.procs[-1].pid
@@ -280,8 +303,10 @@ async def run(nodes: int, pods: int, settle: float = 0.0) -> None:
     print(
         f"\nper pod added: apiserver {grow[0]:.1f} KiB, controller-manager {grow[1]:.1f} KiB, "
         f"scheduler {grow[2]:.1f} KiB; one pod in a Python process: "
-        f"{sizes[0] / 1024:.1f} KiB decoded as sent, {sizes[1] / 1024:.1f} KiB as an "
-        "informer keeps it"
+        f"{sizes[0] / 1024:.1f} KiB decoded as sent, {sizes[1] / 1024:.1f} KiB compacted "
+        f"(managedFields dropped, strings interned), {sizes[2] / 1024:.1f} KiB as the "
+        f"scheduler's informer keeps it, {sizes[3] / 1024:.1f} KiB as the "
+        "controller-manager's"
     )
     print(
         f"{pods:,} pods created and bound in {placed:.0f} s ({pods / placed:.0f} pods/s); "

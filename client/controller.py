@@ -21,7 +21,7 @@ from typing import Any
 
 from . import actions as shell
 from .events import EventRecorder
-from .informer import Indexer, Informer, by_node_name, by_owner_uid
+from .informer import Indexer, Informer, Transform, by_node_name, by_owner_uid, compact
 from .loopcontrol import LoopControl
 from .rest import Client
 from .trace import Record, Tracer, current_reconcile
@@ -48,15 +48,22 @@ class Informers:
         "EndpointSlice": {"owner": by_owner_uid},
     }
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, transforms: dict[str, Transform] | None = None) -> None:
+        """`transforms`: by kind, what each cached object is cut down to (default:
+        `compact`), e.g. only the pod fields the process's controllers read."""
         self.client = client
+        self.transforms = transforms or {}
         self._by_kind: dict[tuple[str, str], Informer] = {}
 
     def get(self, api_version: str, kind: str) -> Informer:
         key = (api_version, kind)
         if key not in self._by_kind:
             self._by_kind[key] = Informer(
-                self.client, api_version, kind, indexers=self.INDEXERS.get(kind)
+                self.client,
+                api_version,
+                kind,
+                indexers=self.INDEXERS.get(kind),
+                transform=self.transforms.get(kind, compact),
             )
         return self._by_kind[key]
 

@@ -35,6 +35,7 @@ from .job import JobController
 from .namespace import NamespaceController
 from .nodelifecycle import NodeLifecycleController, Settings
 from .persistentvolume import PersistentVolumeController
+from .pod_fields import for_controllers
 from .podautoscaler import HorizontalPodAutoscalerController
 from .podgc import PodGCController
 from .replicaset import ReplicaSetController
@@ -128,7 +129,7 @@ async def run(args: argparse.Namespace) -> None:
         raise SystemExit(f"skiff controller-manager: unknown controllers: {', '.join(unknown)}")
 
     async def lead() -> None:
-        informers = Informers(client)
+        informers = Informers(client, transforms={"Pod": for_controllers})
         host = socket.gethostname()
         tracer = Tracer(client, "controller-manager")
         loop = LoopControl(client, "controller-manager")

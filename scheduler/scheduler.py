@@ -28,6 +28,7 @@ from .cache import Cache
 from .events import QueuedRecorder
 from .framework import Decision, schedule
 from .plugins.volumebinding import Volumes, all_bound, claims_to_bind
+from .pod_fields import for_scheduler
 from .queue import SchedulingQueue
 
 log = logging.getLogger("skiff.scheduler")
@@ -85,7 +86,7 @@ class Scheduler:
         self.tracer = Tracer(client, "scheduler", capacity=min(CAPACITY, TRACE_RECORDS))
         self.loop = LoopControl(client, "scheduler")
         self.rng = rng or random.Random()
-        self.pods = Informer(client, "v1", "Pod")
+        self.pods = Informer(client, "v1", "Pod", transform=for_scheduler)
         self.nodes = Informer(client, "v1", "Node")
         self.claims = Informer(client, "v1", "PersistentVolumeClaim")
         self.pvs = Informer(client, "v1", "PersistentVolume")

@@ -145,3 +145,104 @@ def test_history_keeps_a_previous_value_once() -> None:
     first = sub.queue.get_nowait()
     assert isinstance(first, watch.Change) and first.revision == hub.floor + 1
     assert first.prev is not None and first.prev["data"] == {"v": str(hub.floor)}
+
+
+def _pod(i: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"web-{i}",
+            "namespace": "default",
+            "labels": {"app": "web"},
+            "resourceVersion": str(10 + i),
+        },
+        "spec": {
+            "nodeName": f"n{i % 3}",
+            "containers": [
+                {
+                    "name": "web",
+                    "image": "registry.local/library/busybox:1.36",
+                    "terminationMessagePath": "/dev/termination-log",
+                    "imagePullPolicy": "IfNotPresent",
+                }
+            ],
+        },
+        "status": {"phase": "Pending"},
+    }
+
+
+def test_a_packed_element_reads_back_the_same_bytes_and_object() -> None:
+    """Packed (zlib, the packer's first item as its dictionary): smaller, and read
+    back exactly as the unpacked element would be; a tiny item is kept as it is."""
+    packer = watch.Packer()
+    for i in range(3):
+        key = f"/registry/pods/default/web-{i}"
+        plain = watch.Cached.of(key, _pod(i), 10 + i)
+        packed = watch.Cached.of(key, _pod(i), 10 + i, packer)
+        assert packed.zdict is packer.zdict is not None
+        assert len(packed._item) < len(plain.item) // 2
+        assert packed.item == plain.item
+        assert packed.obj == plain.obj == _pod(i) and packed.json() == plain.json()
+        assert packed.fields == plain.fields and packed.labels == plain.labels
+    small = {"metadata": {"name": "c", "resourceVersion": "3"}}
+    tiny = watch.Cached.of("/registry/configmaps/default/c", small, 3, packer)
+    assert tiny.zdict is None and tiny.obj == small
+    big = {"metadata": {"name": "t", "resourceVersion": "4"}, "data": {"x": "y" * watch.PACK_MAX}}
+    huge = watch.Cached.of("/registry/configmaps/default/t", big, 4, packer)
+    assert huge.zdict is None and huge.obj == big  # rewritten often, kept as it is
+
+
+def test_a_hub_packs_its_objects_once_it_holds_many(monkeypatch: Any) -> None:
+    monkeypatch.setattr(watch, "PACK_FROM", 5)
+    monkeypatch.setattr(watch, "PACK_MIN", 10)
+    hub = watch.Hub(store=None, prefix="/registry/configmaps/")  # type: ignore[arg-type]
+    for rev in range(1, 11):
+        record = watch.record_of(_event(rev, None))
+        record.key = f"/registry/configmaps/default/c{rev}"
+        change = record.change()
+        assert change is not None
+        change.key = record.key
+        hub._publish(change, record)
+        assert hub.packing == (rev >= 5)
+    assert hub.packing  # from the PACK_FROM-th object on: all of them
+    assert all(c.zdict is not None for c in hub.objects.values())
+    for rev in range(1, 11):
+        got = hub.objects[f"/registry/configmaps/default/c{rev}"].obj
+        assert got["data"] == {"v": str(rev)}
+    # The history's records too, from then on; a resumed watcher reads them back.
+    assert all(r.zdict is not None for r in hub.history)
+    sub = hub.subscribe(0)
+    assert sub is not None
+    replayed = [sub.queue.get_nowait() for _ in range(sub.queue.qsize())]
+    assert [c.obj["data"] for c in replayed] == [{"v": str(rev)} for rev in range(1, 11)]
+    # A change whose previous value is a packed record's: read from there on replay.
+    record = watch.record_of(_event(11, 10))
+    record.key = "/registry/configmaps/default/c10"
+    change = record.change()
+    assert change is not None
+    change.key = record.key
+    hub._publish(change, record)
+    assert record.prev_of is not None and record.prev_of.zdict is not None
+    replay = record.change()
+    assert replay is not None and replay.prev is not None and replay.prev["data"] == {"v": "10"}
+
+
+def test_equal_label_sets_are_kept_once() -> None:
+    a = watch.Cached.of("/registry/pods/default/web-1", _pod(1), 11)
+    b = watch.Cached.of("/registry/pods/default/web-2", _pod(2), 12)
+    assert a.labels == b.labels == {"app": "web"} and a.labels is b.labels
+    other = _pod(3)
+    other["metadata"]["labels"] = {"app": "db"}
+    assert watch.Cached.of("/registry/pods/default/web-3", other, 13).labels == {"app": "db"}
+    assert a.labels == {"app": "web"}
+
+
+def test_selectable_fields_read_as_a_mapping() -> None:
+    key = "/registry/pods/default/web-1"
+    cached = watch.Cached.of(key, _pod(1), 11)
+    assert dict(cached.fields) == watch.selectable_fields(key, _pod(1))
+    assert cached.fields.get("spec.nodeName", "") == "n1" and "status.phase" in cached.fields
+    assert cached.fields.get("spec.nope", "") == "" and "spec.nope" not in cached.fields
+    other = watch.Cached.of("/registry/pods/default/web-2", _pod(2), 12)
+    assert other.fields["metadata.name"] == "web-2" and len(other.fields) == len(cached.fields)

@@ -8,7 +8,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from client.informer import Informer
+from client.informer import Informer, SharedValues, drop_fields, keep_fields
 
 
 def pod(name: str, rv: str) -> dict[str, Any]:
@@ -79,3 +79,55 @@ def test_cached_objects_share_their_keys_and_short_strings() -> None:
     key_a = next(k for k in a["metadata"] if k == "labels")
     key_b = next(k for k in b["metadata"] if k == "labels")
     assert key_a is key_b
+
+
+def test_a_shape_keeps_or_drops_fields_through_dicts_and_lists() -> None:
+    obj = {
+        "metadata": {"name": "p", "labels": {"a": "1"}, "managedFields": [{}]},
+        "spec": {
+            "containers": [{"name": "c", "image": "x", "env": [{"name": "E"}]}, "odd"],
+            "nodeName": None,
+        },
+    }
+    shape = {"metadata": {"name": True}, "spec": {"containers": [{"name": True}], "nodeName": {}}}
+    assert keep_fields(obj, shape) == {
+        "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "c"}, "odd"], "nodeName": None},
+    }
+    dropped = drop_fields(
+        obj, {"metadata": {"managedFields": True}, "spec": {"containers": [{"env": True}]}}
+    )
+    assert dropped == {
+        "metadata": {"name": "p", "labels": {"a": "1"}},
+        "spec": {"containers": [{"name": "c", "image": "x"}, "odd"], "nodeName": None},
+    }
+    assert "env" in obj["spec"]["containers"][0]  # the object given is not changed
+
+
+def test_an_informers_transform_applies_to_listed_and_watched_objects() -> None:
+    def names_only(obj: dict[str, Any]) -> dict[str, Any]:
+        return keep_fields(
+            obj, {"metadata": {"name": True, "namespace": True, "resourceVersion": True}}
+        )
+
+    items = run(Informer(FakeClient(), "v1", "Pod", transform=names_only))  # type: ignore[arg-type]
+    assert items["ns/listed"] == {
+        "metadata": {"name": "listed", "namespace": "ns", "resourceVersion": "3"}
+    }
+    assert items["ns/watched"] == {
+        "metadata": {"name": "watched", "namespace": "ns", "resourceVersion": "2"}
+    }
+
+
+def test_shared_values_are_kept_once_and_bounded() -> None:
+    shared = SharedValues(limit=2)
+    a, b = {"k": [1, 2]}, {"k": [1, 2]}
+    assert shared(a) is a and shared(b) is a
+    assert shared({"k": [3]}) == {"k": [3]} and len(shared.kept) == 2
+    assert shared({"k": [4]}) == {"k": [4]} and len(shared.kept) == 1  # started afresh
+    assert shared("text") == "text" and shared([]) == []
+    obj = {"spec": {"tolerations": [{"key": "a"}]}, "status": None}
+    other = {"spec": {"tolerations": [{"key": "a"}]}}
+    shared.share(obj, {"spec": ("tolerations",), "status": ("conditions",)})
+    shared.share(other, {"spec": ("tolerations",)})
+    assert obj["spec"]["tolerations"] is other["spec"]["tolerations"]
