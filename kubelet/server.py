@@ -470,8 +470,18 @@ class KubeletServer:
                 elif channel == streams.CLOSE and data[:1] == bytes([streams.STDIN]):
                     queue.put_nowait(message_type(stdin_close=True))
 
+        def ended(code: int) -> dict[str, Any]:
+            return streams.success() if attach else streams.exit_status(code, list(command))
+
         async def to_client() -> dict[str, Any]:
-            code = 0
+            """The output, then how the command ended.
+
+            The runtime's exit message is its last: from then on the outcome is
+            known and the call's own end is not waited for. When kubectl's input is
+            still flowing as the command exits, our write of it can lose the race with
+            the runtime's end of the call, and gRPC then fails the call (INTERNAL,
+            "Internal error from Core") although every output message has arrived.
+            """
             try:
                 async for out in call:
                     if out.stdout and stdout:
@@ -479,14 +489,12 @@ class KubeletServer:
                     if out.stderr and (stderr or tty):
                         await ws.send(streams.frame(streams.STDERR, out.stderr))
                     if out.exited:
-                        code = out.exit_code
+                        return ended(out.exit_code)
             except grpc.aio.AioRpcError as e:
                 if e.code() == grpc.StatusCode.CANCELLED:
                     return streams.success()
                 return streams.failure(f"error in {'attach' if attach else 'exec'}: {e.details()}")
-            if attach:
-                return streams.success()
-            return streams.exit_status(code, list(command))
+            return ended(0)
 
         reader = asyncio.create_task(from_client())
         writer = asyncio.create_task(to_client())
