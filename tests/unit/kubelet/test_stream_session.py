@@ -20,7 +20,14 @@ import grpc
 import pytest
 
 from kubelet import streams
-from kubelet.server import CONTAINER_NAME, POD_NAME, POD_NAMESPACE, KubeletServer, WebSocket
+from kubelet.server import (
+    CONTAINER_NAME,
+    INPUT_BACKLOG,
+    POD_NAME,
+    POD_NAMESPACE,
+    KubeletServer,
+    WebSocket,
+)
 from proto import runtime_pb2 as pb
 
 
@@ -167,3 +174,80 @@ async def test_a_call_that_fails_before_the_exit_is_reported_as_a_failure() -> N
     assert sent[0] == b"\x01got hi\n" and sent[2:] == ["close"]
     assert status(sent[1])["message"] == "error in exec: the shim of container c1 went away"
     assert status(sent[1])["status"] == "Failure"
+
+
+async def test_input_the_command_does_not_take_holds_the_client_back() -> None:
+    """`yes | kubectl exec -i pod -- sleep 60`: the kubelet stops reading the client once
+    INPUT_BACKLOG messages wait for the runtime (TCP then holds kubectl back), reads on
+    when the runtime takes some, and still ends with the command's output and exit."""
+    release = asyncio.Event()
+
+    class SlowRuntime(FakeRuntime):
+        def _call(self, requests: AsyncIterator[Any]) -> FakeCall:
+            call = HeldCall(requests, self.outputs, self.end)
+            self.calls.append(call)
+            return call
+
+        Exec = _call
+
+    class HeldCall(FakeCall):
+        async def _messages(self) -> AsyncIterator[Any]:
+            await release.wait()
+            async for out in super()._messages():
+                yield out
+
+    runtime = SlowRuntime([pb.ExecOutput(stdout=b"done\n"), EXITED_4], None)
+    channel = grpc.aio.insecure_channel("unix:///nonexistent-skiff-test.sock")
+    server = KubeletServer(
+        node_name="node-1",
+        channel=channel,
+        pods=lambda ns, name: None,
+        bind_address="127.0.0.1",
+        port=0,
+        cert_file="c",  # type: ignore[arg-type]
+        key_file="k",  # type: ignore[arg-type]
+        client_ca_file="ca",  # type: ignore[arg-type]
+    )
+    server._stub = runtime  # type: ignore[assignment]
+    incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    incoming.put_nowait({"type": "websocket.connect"})
+    for _ in range(100):
+        incoming.put_nowait({"type": "websocket.receive", "bytes": b"\x00y\n"})
+    taken = 0
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal taken
+        taken += 1
+        return await incoming.get()
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "websocket.send":
+            sent.append(message["bytes"])
+        elif message["type"] == "websocket.close":
+            sent.append("close")
+            incoming.put_nowait({"type": "websocket.disconnect", "code": 1000})
+
+    query = b"command=sleep&command=60&stdin=true&stdout=true"
+    scope = {"type": "websocket", "query_string": query, "subprotocols": [streams.V5]}
+    ws = WebSocket(scope, receive, send)  # type: ignore[arg-type]
+    held = INPUT_BACKLOG + 2  # the connect, the backlog, and one waiting for room
+    try:
+        running = asyncio.create_task(
+            server._stream_session(ws, streams.V5, False, "default", "web", "main")
+        )
+        for _ in range(1000):  # the loop's turns, not time: the reader runs until it waits
+            await asyncio.sleep(0)
+        assert taken == held
+        call = runtime.calls[0]
+        for _ in range(1 + 10):  # the runtime takes the first message and ten of input
+            await anext(call.requests)
+        for _ in range(1000):
+            await asyncio.sleep(0)
+        assert taken == held + 10
+        release.set()  # the command writes and exits
+        await asyncio.wait_for(running, timeout=10)
+    finally:
+        await channel.close()
+    assert sent[0] == b"\x01done\n" and sent[2:] == ["close"]
+    assert status(sent[1]) == streams.exit_status(4, ["sleep", "60"])
