@@ -299,16 +299,23 @@ class KubeletProxy:
                         await send({"type": "websocket.send", "text": data})
 
         async def up() -> None:
+            """The client's messages to the kubelet until the client leaves. A failed
+            write (the kubelet has closed: the command ended while input was still
+            coming) ends only the input: down() still relays what the kubelet sent."""
+            delivering = True
             while True:
                 message = await receive()
                 if message["type"] == "websocket.disconnect":
                     return
-                if message["type"] != "websocket.receive":
+                if message["type"] != "websocket.receive" or not delivering:
                     continue
-                if message.get("bytes") is not None:
-                    await upstream.send(message["bytes"])
-                elif message.get("text") is not None:
-                    await upstream.send(message["text"])
+                try:
+                    if message.get("bytes") is not None:
+                        await upstream.send(message["bytes"])
+                    elif message.get("text") is not None:
+                        await upstream.send(message["text"])
+                except websockets.exceptions.ConnectionClosed:
+                    delivering = False
 
         tasks = [asyncio.create_task(down()), asyncio.create_task(up())]
         try:

@@ -476,6 +476,44 @@ def test_exec_output_and_exit_codes(node: Node, kubectl_binary: str) -> None:
     assert piped.returncode == 0 and piped.stdout == "SHOUT\n", piped.stderr
 
 
+def test_exec_ends_with_its_output_and_exit_code_while_stdin_still_flows(
+    node: Node, kubectl_binary: str
+) -> None:
+    """The command reads a line and exits while kubectl is still sending (`yes`): its
+    last output and its exit code arrive all the same. The kubelet's write of more
+    input may fail against the runtime's finished call, and that failure must not take
+    the place of the exit code (tests/unit/kubelet/test_stream_session.py)."""
+    yes = subprocess.Popen(["yes", "hi"], stdout=subprocess.PIPE)
+    try:
+        run = subprocess.run(
+            [
+                KUBECTL or "kubectl",
+                "--kubeconfig",
+                str(node.apiserver.kubeconfig),
+                "exec",
+                "-i",
+                POD,
+                "-c",
+                "main",
+                "--",
+                "sh",
+                "-c",
+                "read x; echo got $x; echo bye >&2; exit 4",
+            ],
+            stdin=yes.stdout,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        yes.kill()
+        yes.wait()
+        if yes.stdout is not None:
+            yes.stdout.close()
+    assert run.returncode == 4, run.stderr
+    assert run.stdout == "got hi\n" and "bye\n" in run.stderr, run.stderr
+
+
 def _read_until(fd: int, wanted: bytes, timeout: float = 30) -> bytes:
     seen = b""
     deadline = time.monotonic() + timeout
