@@ -72,6 +72,10 @@ class Cluster:
             time.sleep(0.2)
         raise RuntimeError("the apiserver did not become ready")
 
+    def spawn(self, module: str, *args: str) -> None:
+        """`python -m module args...`, logged to the state directory, stopped by `stop`."""
+        self._spawn(module, [module, *args])
+
     def start_component(self, module: str, *extra: str) -> None:
         self._spawn(
             module,

@@ -1,16 +1,19 @@
-"""Memory and scale: 10,000 pods on 500 Node objects, what the control plane holds.
+"""Memory and scale: 10,000 pods on 500 simulated nodes, what the control plane holds.
 
-    .venv/bin/python bench/scale.py [--pods 10000] [--nodes 500]
+    .venv/bin/python bench/scale.py [--pods 10000] [--nodes 500] [--node-kind simulated|objects]
 
-A fresh apiserver (with its etcd), controller-manager and scheduler; N Node
-objects (kwok-style: no kubelet, so the pods stay Pending-but-bound, as kwok
-without its status stages; kwok renews its nodes' Leases, here the node
-lifecycle controller is told to wait an hour for them instead, so that the rest
-after the creates is not 500 nodes going NotReady, and the cluster CIDR has a
-/24 for each node); then pods created 32 at a time in four equal steps, each
-step waited for until the scheduler has bound every pod (seen on a watch).
-After each step, and once more after `--settle` seconds at rest (the watch
-history holds the last 75 s of events): the resident memory (RSS) of the
+A fresh apiserver (with its etcd), controller-manager and scheduler; N nodes,
+by default the lab's simulated nodes (`python -m simnode`, kwok's idea, as
+`skiff lab up --simulated-nodes` runs it: one process registers them, renews
+their Leases every 10 s and reports each pod bound to them Running and Ready a
+second later), or with `--node-kind objects` bare Node objects (no Leases: the
+node lifecycle controller is told to wait an hour for them, so that the rest
+after the creates is not 500 nodes going NotReady; pods stay
+Pending-but-bound). The cluster CIDR has a /24 for each node. Then pods are
+created 32 at a time in four equal steps, each step waited for until every
+pod is Running (simulated) or bound (objects), seen on a watch. After each
+step, and once more after `--settle` seconds at rest (the watch history holds
+the last 75 s of events): the resident memory (RSS) of the
 apiserver (its process tree without etcd), the controller-manager and the
 scheduler, and their proportional share (PSS), which counts once the pages the
 apiserver's workers share with the parent that forked them (a sum of RSS counts
@@ -119,11 +122,12 @@ def db_size(state: Path) -> int:
 
 
 class Counter:
-    """Pods of one namespace seen bound on a watch."""
+    """Pods of one namespace seen bound (or Running, with `running`) on a watch."""
 
-    def __init__(self) -> None:
+    def __init__(self, running: bool = False) -> None:
         self.bound: set[str] = set()
         self.changed = asyncio.Event()
+        self.running = running
 
     async def run(self, api: httpx.AsyncClient, ns: str, rv: str) -> None:
         params = {"watch": "1", "resourceVersion": rv}
@@ -133,7 +137,11 @@ class Counter:
             async for line in r.aiter_lines():
                 if line:
                     obj = json.loads(line)["object"]
-                    if (obj.get("spec") or {}).get("nodeName"):
+                    if self.running:
+                        done = (obj.get("status") or {}).get("phase") == "Running"
+                    else:
+                        done = bool((obj.get("spec") or {}).get("nodeName"))
+                    if done:
                         self.bound.add(obj["metadata"]["name"])
                         self.changed.set()
 
@@ -166,7 +174,50 @@ def cached_sizes(items: list[dict[str, Any]]) -> list[float]:
     return out
 
 
-async def run(nodes: int, pods: int, settle: float = 0.0) -> None:
+async def node_objects(api: httpx.AsyncClient, nodes: int) -> None:
+    """Bare Node objects with room for the pods: the scheduler's view, nothing behind it."""
+    slots = asyncio.Semaphore(CONCURRENCY)
+
+    async def add_node(i: int) -> None:
+        name = f"n{i:04d}"
+        async with slots:
+            made = (
+                await api.post(
+                    "/api/v1/nodes",
+                    json={"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}}},
+                )
+            ).json()
+            made["status"] = {
+                "allocatable": {"cpu": "64", "memory": "256Gi", "pods": "110"},
+                "capacity": {"cpu": "64", "memory": "256Gi", "pods": "110"},
+            }
+            await api.put(f"/api/v1/nodes/{name}/status", json=made)
+
+    await asyncio.gather(*(add_node(i) for i in range(nodes)))
+
+
+async def ready_nodes(api: httpx.AsyncClient, nodes: int, seconds: float = 300) -> None:
+    """Until `nodes` Nodes are Ready with a pod CIDR (simnode gives pods addresses from it)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        items = (await api.get("/api/v1/nodes")).json()["items"]
+        ready = [
+            n
+            for n in items
+            if (n.get("spec") or {}).get("podCIDR")
+            and any(
+                c.get("type") == "Ready" and c.get("status") == "True"
+                for c in (n.get("status") or {}).get("conditions") or []
+            )
+        ]
+        if len(ready) >= nodes:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{len(ready)} of {nodes} simulated nodes Ready")
+        await asyncio.sleep(1)
+
+
+async def run(nodes: int, pods: int, settle: float = 0.0, simulated: bool = True) -> None:
     with tempfile.TemporaryDirectory(prefix="skiff-scale-") as tmp:
         state = Path(tmp)
         cluster = Cluster(state)
@@ -175,51 +226,47 @@ async def run(nodes: int, pods: int, settle: float = 0.0) -> None:
             apiserver = cluster.procs[0].pid
             async with cluster.client() as api:
                 slots = asyncio.Semaphore(CONCURRENCY)
-
-                async def add_node(i: int) -> None:
-                    name = f"n{i:04d}"
-                    async with slots:
-                        made = (
-                            await api.post(
-                                "/api/v1/nodes",
-                                json={
-                                    "metadata": {
-                                        "name": name,
-                                        "labels": {"kubernetes.io/hostname": name},
-                                    }
-                                },
-                            )
-                        ).json()
-                        made["status"] = {
-                            "allocatable": {"cpu": "64", "memory": "256Gi", "pods": "110"},
-                            "capacity": {"cpu": "64", "memory": "256Gi", "pods": "110"},
-                        }
-                        await api.put(f"/api/v1/nodes/{name}/status", json=made)
-
-                await asyncio.gather(*(add_node(i) for i in range(nodes)))
+                if not simulated:
+                    await node_objects(api, nodes)
                 await api.post("/api/v1/namespaces", json={"metadata": {"name": "scale"}})
                 # A pod CIDR (/24) for every node, as an operator sizes --cluster-cidr for
                 # a cluster this big: the default /16 has 256, and the nodes beyond them
                 # each get a CIDRNotAvailable Event again and again (~40 writes/s at rest).
                 bits = max(1, (nodes - 1).bit_length())
+                # Bare Node objects renew no Lease: the lifecycle controller waits an hour.
+                grace = [] if simulated else ["--node-monitor-grace-period", "3600"]
                 cluster.start_component(
                     "controllers",
                     "--leader-elect",
                     "false",
-                    "--node-monitor-grace-period",
-                    "3600",
+                    *grace,
                     "--cluster-cidr",
                     f"10.128.0.0/{24 - bits}",
                 )
                 manager = cluster.procs[-1].pid
                 cluster.start_component("scheduler", "--leader-elect", "false")
                 scheduler = cluster.procs[-1].pid
+                if simulated:
+                    cluster.spawn(
+                        "simnode",
+                        "--kubeconfig",
+                        str(state / "admin.kubeconfig"),
+                        "--nodes",
+                        str(nodes),
+                        "--name-prefix",
+                        "n",
+                        "--cpu",
+                        "64",
+                        "--memory",
+                        "256Gi",
+                    )
+                    await ready_nodes(api, nodes)
                 etcd_pid = int((state / "etcd.pid").read_text())
 
                 rv = (await api.get("/api/v1/namespaces/scale/pods")).json()["metadata"][
                     "resourceVersion"
                 ]
-                counter = Counter()
+                counter = Counter(running=simulated)
                 watcher = asyncio.create_task(counter.run(api, "scale", rv))
                 # The baseline once both run: the controller-manager has made the
                 # namespace's default ServiceAccount, the scheduler has bound a pod.
@@ -309,7 +356,8 @@ async def run(nodes: int, pods: int, settle: float = 0.0) -> None:
         "controller-manager's"
     )
     print(
-        f"{pods:,} pods created and bound in {placed:.0f} s ({pods / placed:.0f} pods/s); "
+        f"{pods:,} pods created and {'Running' if simulated else 'bound'} in {placed:.0f} s "
+        f"({pods / placed:.0f} pods/s); "
         f"etcd db {db / MIB:.0f} MiB; list all pods: "
         f"{statistics.median(one_list):.2f} s in one list, "
         f"{statistics.median(paged):.2f} s paginated by 500 (median of 3)"
@@ -330,12 +378,20 @@ def main() -> None:
     parser.add_argument(
         "--settle", type=float, default=80.0, help="seconds at rest before the last sample"
     )
+    parser.add_argument(
+        "--node-kind",
+        choices=["simulated", "objects"],
+        default="simulated",
+        help="the lab's simulated nodes (pods Running), or bare Node objects (pods bound)",
+    )
     args = parser.parse_args()
+    simulated = args.node_kind == "simulated"
+    kind = "simulated nodes (simnode)" if simulated else "Node objects"
     print(
         f"machine: {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f}; "
-        f"{args.pods:,} pods on {args.nodes} Node objects\n"
+        f"{args.pods:,} pods on {args.nodes} {kind}\n"
     )
-    asyncio.run(run(args.nodes, args.pods, args.settle))
+    asyncio.run(run(args.nodes, args.pods, args.settle, simulated))
     print(f"(load average at the end: {os.getloadavg()[0]:.1f})")
 
 
