@@ -71,9 +71,10 @@ async def test_output_sent_before_the_kubelet_closed_reaches_a_slow_client() -> 
     assert received == ["websocket.accept", *FROM_KUBELET, "websocket.close"]
 
 
-async def _relay_to(kubelet: Any) -> list[dict[str, Any]]:
+async def _relay_to(kubelet: Any, relayed: asyncio.Event | None = None) -> list[dict[str, Any]]:
     """Everything the relay sent kubectl while relaying to `kubelet` (a websockets
-    handler); kubectl connects, sends nothing and stays until the relay closes."""
+    handler); kubectl connects, sends nothing and stays until the relay closes.
+    `relayed` is set when the relay has handed kubectl a message."""
     never = asyncio.Event()
     connected = False
     sent: list[dict[str, Any]] = []
@@ -88,6 +89,8 @@ async def _relay_to(kubelet: Any) -> list[dict[str, Any]]:
 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
+        if relayed is not None and message["type"] == "websocket.send":
+            relayed.set()
 
     async with serve(kubelet, "127.0.0.1", 0, subprotocols=["v5.channel.k8s.io"]) as server:  # type: ignore[list-item]
         port = server.sockets[0].getsockname()[1]
@@ -103,13 +106,14 @@ async def test_a_kubelet_that_drops_the_connection_is_not_a_clean_end() -> None:
     """The kubelet dies (no close frame): kubectl must not get the normal close that
     reads as exit 0, but a close client-go reports as an error, after the output."""
 
+    relayed = asyncio.Event()
+
     async def kubelet(ws: ServerConnection) -> None:
         await ws.send(b"\x01partial\n")
-        while ws.transport.get_write_buffer_size():  # the output has left: now cut
-            await asyncio.sleep(0.001)
+        await relayed.wait()  # the output has reached kubectl: now die
         ws.transport.abort()  # as a killed kubelet: TCP reset, no close frame
 
-    sent = await _relay_to(kubelet)
+    sent = await _relay_to(kubelet, relayed)
 
     assert [m["type"] for m in sent] == ["websocket.accept", "websocket.send", "websocket.close"]
     assert sent[1]["bytes"] == b"\x01partial\n"
