@@ -41,6 +41,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 from websockets.asyncio.client import connect as ws_connect
+from websockets.frames import EXTERNAL_CLOSE_CODES
 
 from api import resources
 
@@ -318,8 +319,11 @@ class KubeletProxy:
                     delivering = False
 
         tasks = [asyncio.create_task(down()), asyncio.create_task(up())]
+        code, reason = 1000, ""
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if tasks[0].done() and upstream.close_code is not None:
+                code, reason = client_close(upstream.close_code, upstream.close_reason or "")
         finally:
             for task in tasks:
                 task.cancel()
@@ -327,7 +331,7 @@ class KubeletProxy:
             with contextlib.suppress(Exception):
                 await upstream.close()
             with contextlib.suppress(Exception):
-                await send({"type": "websocket.close", "code": 1000})
+                await send({"type": "websocket.close", "code": code, "reason": reason})
 
     async def _no_spdy(self, kind: str, url: str) -> errors.ApiError:
         """The answer to kubectl's SPDY fallback, which it sends only after its WebSocket
@@ -387,6 +391,33 @@ async def _send_http_error(send: Send, error: errors.ApiError) -> None:
         }
     )
     await send({"type": "websocket.http.response.body", "body": body})
+
+
+def client_close(code: int, reason: str) -> tuple[int, str]:
+    """The close kubectl gets when the kubelet's WebSocket has ended with `code`.
+
+    kube-apiserver tunnels the kubelet's connection, so kubectl sees the kubelet's own
+    close, or the connection dropping when the kubelet died. client-go takes only 1000
+    as the end of the stream; any other close (or a drop, 1006) makes `kubectl exec`
+    fail with "error reading from error stream: next reader: websocket: close ...".
+    A code that may be sent is passed on; one that may not (1005 no status, 1006
+    dropped, 1015 TLS) becomes 1011 with a reason naming what happened, so an ended
+    kubelet never looks like a command that succeeded.
+    """
+    if code == 1000 or code in EXTERNAL_CLOSE_CODES or 3000 <= code < 5000:
+        return code, _truncate(reason)
+    what = {
+        1005: "closed without a status code",
+        1006: "connection to the kubelet was lost (no close frame)",
+        1015: "TLS failure on the connection to the kubelet",
+    }.get(code, f"closed with code {code}")
+    return 1011, _truncate(f"kubelet stream ended abnormally: {what}")
+
+
+def _truncate(reason: str) -> str:
+    """A close reason fits in a control frame: at most 123 bytes of UTF-8."""
+    data = reason.encode()
+    return data[:123].decode(errors="ignore") if len(data) > 123 else reason
 
 
 def _host(host: str) -> str:

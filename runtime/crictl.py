@@ -348,16 +348,24 @@ def _stream(
     if saved is not None:
         ttymod.setraw(0)
     code = 0
+    responses = call(inputs())
     try:
-        for out in call(inputs()):
+        for out in responses:
             if out.stdout:
                 os.write(1, out.stdout)
             if out.stderr:
                 os.write(2, out.stderr)
             if out.exited:
+                # The runtime's exit message is its last: the outcome is known, and the
+                # call's own end is not waited for (the kubelet does the same: with
+                # input still flowing, grpc.aio can fail that end with INTERNAL; this
+                # synchronous client has not shown it, but need not depend on it).
                 code = out.exit_code
                 break
     finally:
+        # Stops gRPC's thread that reads our stdin into the call (`yes | crictl exec
+        # -i ...` would feed it on); a no-op once the call has ended.
+        responses.cancel()
         if saved is not None:
             termios.tcsetattr(0, termios.TCSADRAIN, saved)
     return code

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import socket
 import subprocess
 import sys
@@ -77,3 +78,31 @@ def test_crictl_port_forward(node: Any) -> None:
     finally:
         forward.terminate()
         forward.wait(timeout=10)
+
+
+def _piped_yes(node: Any, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """`yes | skiff crictl ARGS`: input that never ends by itself."""
+    return subprocess.run(
+        "yes | " + shlex.join(crictl_command(node, *args)),
+        shell=True,
+        capture_output=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+
+
+def test_crictl_exit_code_while_stdin_still_flows(node: Any) -> None:
+    """The command reads one line and exits while input keeps coming: crictl reports
+    its output and exit code (the runtime's exit message is its last), not an error
+    from the call's end racing the input still being written. A few runs each, as
+    the race does not show every time."""
+    script = "read x; echo got $x; exit 4"
+    sid = node.sandbox("execin")
+    cid = node.run(sid, "sleeper", ["sleep", "3600"])
+    for _ in range(3):
+        piped = _piped_yes(node, "exec", "-i", cid[:8], "sh", "-c", script)
+        assert (piped.returncode, piped.stdout, piped.stderr) == (4, b"got y\n", b"")
+    for i in range(2):
+        reader = node.run(sid, f"reader{i}", ["sh", "-c", script], stdin=True)
+        attached = _piped_yes(node, "attach", "-i", reader[:8])
+        assert (attached.returncode, attached.stdout, attached.stderr) == (4, b"got y\n", b"")

@@ -27,6 +27,7 @@ import struct
 import subprocess
 import sys
 import termios
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -930,3 +931,103 @@ def test_logs_follow_carries_on_after_rotation(node: Node) -> None:
     finally:
         follow.kill()
         follow.wait()
+
+
+@dataclass
+class DeadKubelet:
+    """A kubelet's API that takes an exec stream, sends some output, and then dies:
+    the TCP connection is reset with no WebSocket close (as `kill -9` of the kubelet)."""
+
+    port: int
+    node: str = "node-gone"
+
+
+@pytest.fixture(scope="module")
+def dead_kubelet(node: Node) -> Iterator[DeadKubelet]:
+    certs = json.loads(
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "apiserver.kubelet_certs",
+                "serving",
+                "--state-dir",
+                str(node.apiserver.state_dir),
+                "--node",
+                "node-gone",
+                "--ip",
+                "127.0.0.1",
+                "--out",
+                str(node.base / "gone-pki"),
+            ],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certs["tls-cert-file"], certs["tls-private-key-file"])
+
+    def handler(ws: Any) -> None:
+        ws.send(b"\x01partial output\n")
+        # Reset, not close: SO_LINGER 0 makes close() send RST and nothing else.
+        raw = ws.socket
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        raw.close()
+
+    from websockets.sync.server import serve as ws_serve
+
+    # Made on this (the node's network namespace's) thread, so it listens in it.
+    server = ws_serve(
+        handler,
+        "127.0.0.1",
+        0,
+        ssl=context,
+        subprotocols=["v5.channel.k8s.io"],  # type: ignore[list-item]
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield DeadKubelet(server.socket.getsockname()[1])
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+def test_a_kubelet_dying_mid_exec_is_an_error_not_success(
+    node: Node, dead_kubelet: DeadKubelet, kubectl_binary: str
+) -> None:
+    """kube-apiserver tunnels the kubelet's connection, so kubectl sees it drop and
+    fails; a relay that closed normally instead made `kubectl exec` exit 0."""
+    client = node.apiserver.client()
+    name = dead_kubelet.node
+    client.post(
+        "/api/v1/nodes", json={"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}}
+    ).raise_for_status()
+    try:
+        node_obj = client.get(f"/api/v1/nodes/{name}").json()
+        node_obj["status"] = {
+            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": dead_kubelet.port}},
+        }
+        client.put(f"/api/v1/nodes/{name}/status", json=node_obj).raise_for_status()
+        client.post(
+            f"/api/v1/namespaces/{NS}/pods",
+            json={
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "on-gone"},
+                "spec": {"nodeName": name, "containers": [{"name": "c", "image": "busybox"}]},
+            },
+        ).raise_for_status()
+        pod_obj = client.get(f"/api/v1/namespaces/{NS}/pods/on-gone").json()
+        pod_obj["status"] = {"phase": "Running"}
+        client.put(f"/api/v1/namespaces/{NS}/pods/on-gone/status", json=pod_obj)
+        result = node.kubectl("exec", "on-gone", "--", "sleep", "3600", check=False)
+        assert result.stdout == "partial output\n"
+        assert result.returncode != 0, result.stderr
+        assert "kubelet" in result.stderr and "abnormally" in result.stderr, result.stderr
+    finally:
+        client.delete(f"/api/v1/namespaces/{NS}/pods/on-gone", params={"gracePeriodSeconds": 0})
+        client.delete(f"/api/v1/nodes/{name}")
