@@ -47,7 +47,7 @@ class Cluster:
                 )
             )
 
-    def start_apiserver(self) -> None:
+    def start_apiserver(self, *extra: str) -> None:
         self._spawn(
             "apiserver",
             [
@@ -60,6 +60,7 @@ class Cluster:
                 "127.0.0.1",
                 "--log-level",
                 "warning",
+                *extra,
             ],
         )
         deadline = time.monotonic() + 60

@@ -217,11 +217,13 @@ async def ready_nodes(api: httpx.AsyncClient, nodes: int, seconds: float = 300) 
         await asyncio.sleep(1)
 
 
-async def run(nodes: int, pods: int, settle: float = 0.0, simulated: bool = True) -> None:
+async def run(
+    nodes: int, pods: int, settle: float = 0.0, simulated: bool = True, workers: int = 0
+) -> None:
     with tempfile.TemporaryDirectory(prefix="skiff-scale-") as tmp:
         state = Path(tmp)
         cluster = Cluster(state)
-        cluster.start_apiserver()
+        cluster.start_apiserver(*(["--workers", str(workers)] if workers else []))
         try:
             apiserver = cluster.procs[0].pid
             async with cluster.client() as api:
@@ -384,14 +386,19 @@ def main() -> None:
         default="simulated",
         help="the lab's simulated nodes (pods Running), or bare Node objects (pods bound)",
     )
+    parser.add_argument(
+        "--workers", type=int, default=0, help="apiserver worker processes (default: its own)"
+    )
     args = parser.parse_args()
     simulated = args.node_kind == "simulated"
     kind = "simulated nodes (simnode)" if simulated else "Node objects"
     print(
         f"machine: {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f}; "
-        f"{args.pods:,} pods on {args.nodes} {kind}\n"
+        f"{args.pods:,} pods on {args.nodes} {kind}"
+        + (f"; apiserver --workers {args.workers}" if args.workers else "")
+        + "\n"
     )
-    asyncio.run(run(args.nodes, args.pods, args.settle, simulated))
+    asyncio.run(run(args.nodes, args.pods, args.settle, simulated, args.workers))
     print(f"(load average at the end: {os.getloadavg()[0]:.1f})")
 
 
