@@ -55,6 +55,7 @@ import asyncio
 import contextlib
 import copy
 import logging
+import os
 import sys
 import time
 import zlib
@@ -83,7 +84,9 @@ HISTORY_MIN = 300  # kept however old, so a quiet resource can still be resumed
 HISTORY_MAX = 10_000  # kept at most, however fast events come
 FILL_PAGE = 500  # keys per etcd range while a hub lists its prefix
 QUEUE_LIMIT = 20_000  # events buffered per watcher before it is ended
-PACK_FROM = 2_000  # objects in a hub from which it keeps their JSON compressed
+# Objects in a hub from which it keeps their JSON compressed. The environment may
+# lower it (tests run the cache's reads packed from the first object).
+PACK_FROM = int(os.environ.get("SKIFF_WATCH_PACK_FROM", "2000"))
 PACK_MIN = 200  # bytes: a smaller item is kept as it is
 # bytes: nor a larger one (a few big objects, rewritten often, as the trace ConfigMaps
 # are: compressing 512 KB twice a second per worker costs more than it saves)
