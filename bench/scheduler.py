@@ -248,10 +248,12 @@ async def create_all(api: Client, ns: str, bodies: list[dict[str, Any]], then: A
     await asyncio.gather(*followers)
 
 
-async def measure(nodes: int, pods: int, profile: Path | None = None) -> dict[str, Any]:
+async def measure(
+    nodes: int, pods: int, profile: Path | None = None, workers: int = 0
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="skiff-bench-") as tmp:
         cluster = Cluster(Path(tmp))
-        cluster.start_apiserver()
+        cluster.start_apiserver(*(["--workers", str(workers)] if workers else []))
         meter = CpuMeter(cluster, Path(tmp))
         profiler = Profiler(profile)
         scraper = cluster.client(2)
@@ -430,11 +432,16 @@ async def main() -> None:
     parser.add_argument(
         "--requests", action="store_true", help="also print API and etcd requests per pod"
     )
+    parser.add_argument(
+        "--workers", type=int, default=0, help="apiserver worker processes (default: its own)"
+    )
     args = parser.parse_args()
     load = os.getloadavg()[0]
     print(
         f"machine: {os.cpu_count()} cpus, load average {load:.1f}; {args.pods} pods; "
-        f"bindings in flight: {MAX_INFLIGHT_BINDS}\n"
+        f"bindings in flight: {MAX_INFLIGHT_BINDS}"
+        + (f"; apiserver --workers {args.workers}" if args.workers else "")
+        + "\n"
     )
     print(
         "| nodes | nodes scored per pod | decision (CPU/pod) | raw floor, created → bound "
@@ -445,7 +452,7 @@ async def main() -> None:
     rows: list[tuple[int, dict[str, Any]]] = []
     for nodes in args.nodes:
         decided = decision_ms(nodes)
-        got = await measure(nodes, args.pods, args.profile)
+        got = await measure(nodes, args.pods, args.profile, args.workers)
         rows.append((nodes, got))
         print(
             f"| {nodes:,} | {feasible_nodes_to_find(nodes)} | {decided:.2f} ms "

@@ -10,8 +10,10 @@ from apiserver.server import ServerConfig, config_from_json, config_to_json
 from apiserver.workers import Step, decide, default_workers
 
 
-@pytest.mark.parametrize(("cpus", "want"), [(1, 1), (2, 2), (4, 4), (16, 4), (0, 1)])
-def test_default_workers_is_one_per_cpu_at_most_four(cpus: int, want: int) -> None:
+@pytest.mark.parametrize(
+    ("cpus", "want"), [(1, 1), (2, 1), (3, 1), (4, 2), (8, 4), (16, 4), (0, 1)]
+)
+def test_default_workers_is_one_per_two_cpus_at_most_four(cpus: int, want: int) -> None:
     assert default_workers(cpus) == want
 
 
