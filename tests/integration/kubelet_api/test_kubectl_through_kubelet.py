@@ -102,13 +102,15 @@ class Node:
     pki: Path
 
     def kubectl(
-        self, *args: str, check: bool = True, timeout: float = 60
+        self, *args: str, check: bool = True, timeout: float = 60, **stdin: Any
     ) -> subprocess.CompletedProcess[str]:
+        """`stdin`: subprocess.run's `input=` or `stdin=`, for `exec -i`."""
         result = subprocess.run(
             [KUBECTL or "kubectl", "--kubeconfig", str(self.apiserver.kubeconfig), *args],
             capture_output=True,
             text=True,
             timeout=timeout,
+            **stdin,
         )
         if check:
             assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stderr}"
@@ -454,25 +456,18 @@ def test_exec_output_and_exit_codes(node: Node, kubectl_binary: str) -> None:
     assert ok.stdout == "out\n" and "err" in ok.stderr
     failed = node.kubectl("exec", POD, "-c", "main", "--", "sh", "-c", "exit 3", check=False)
     assert failed.returncode == 3
-    piped = subprocess.run(
-        [
-            KUBECTL or "kubectl",
-            "--kubeconfig",
-            str(node.apiserver.kubeconfig),
-            "exec",
-            "-i",
-            POD,
-            "-c",
-            "main",
-            "--",
-            "sh",
-            "-c",
-            "tr a-z A-Z",
-        ],
+    piped = node.kubectl(
+        "exec",
+        "-i",
+        POD,
+        "-c",
+        "main",
+        "--",
+        "sh",
+        "-c",
+        "tr a-z A-Z",
+        check=False,
         input="shout\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
     )
     assert piped.returncode == 0 and piped.stdout == "SHOUT\n", piped.stderr
 
@@ -486,25 +481,18 @@ def test_exec_ends_with_its_output_and_exit_code_while_stdin_still_flows(
     the place of the exit code (tests/unit/kubelet/test_stream_session.py)."""
     yes = subprocess.Popen(["yes", "hi"], stdout=subprocess.PIPE)
     try:
-        run = subprocess.run(
-            [
-                KUBECTL or "kubectl",
-                "--kubeconfig",
-                str(node.apiserver.kubeconfig),
-                "exec",
-                "-i",
-                POD,
-                "-c",
-                "main",
-                "--",
-                "sh",
-                "-c",
-                "read x; echo got $x; echo bye >&2; exit 4",
-            ],
+        run = node.kubectl(
+            "exec",
+            "-i",
+            POD,
+            "-c",
+            "main",
+            "--",
+            "sh",
+            "-c",
+            "read x; echo got $x; echo bye >&2; exit 4",
+            check=False,
             stdin=yes.stdout,
-            capture_output=True,
-            text=True,
-            timeout=60,
         )
     finally:
         yes.kill()
