@@ -216,9 +216,7 @@ async def wait_for_events(api: Client, ns: str, want: int) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(60):
             while True:
-                page = await api.get_path(
-                    f"/api/v1/namespaces/{ns}/events", params={"limit": "1"}
-                )
+                page = await api.get_path(f"/api/v1/namespaces/{ns}/events", params={"limit": "1"})
                 meta = page.get("metadata") or {}
                 if len(page.get("items") or []) + int(meta.get("remainingItemCount") or 0) >= want:
                     return
