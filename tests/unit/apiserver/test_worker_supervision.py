@@ -77,7 +77,9 @@ def test_two_audit_writers_and_a_rotating_parent_lose_and_mix_no_line(tmp_path: 
         t.join()
     done.set()
     rotator.join()
-    files = [path, *tmp_path.glob("audit.log.*")]
+    # audit.log itself may be gone: the parent's last rotation can fall after both
+    # writers' last lines (the next line written would create it again).
+    files = list(tmp_path.glob("audit.log*"))
     assert len(files) >= 3  # it did rotate while they wrote
     seen = sorted(
         (e["w"], e["i"]) for f in files for e in map(json.loads, f.read_text().splitlines())
