@@ -341,8 +341,13 @@ def start_component(tmp_path: Path) -> Iterator[Callable[..., ComponentProcess]]
 
 @pytest.fixture(scope="session")
 def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServerProcess]:
-    """One apiserver for the session; tests use their own namespaces to stay apart."""
-    server = ApiServerProcess(tmp_path_factory.mktemp("apiserver"))
+    """One apiserver for the session; tests use their own namespaces to stay apart.
+
+    Two workers, whatever the machine's default (one on 2 CPUs): the tests that
+    share it (watch order, 409s, resume, bookmarks, paging, every kind's CRUD)
+    then pass through a multi-worker apiserver, where a write and the watch or
+    read that follows it may land on different workers."""
+    server = ApiServerProcess(tmp_path_factory.mktemp("apiserver"), "--workers", "2")
     try:
         server.start()
         yield server

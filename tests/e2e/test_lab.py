@@ -28,6 +28,7 @@ import pytest
 
 from tests.e2e import browser
 from tests.e2e.conftest import in_netns
+from tests.polling import eventually
 
 from . import lab_workloads
 from .control_plane_join import check_a_second_control_plane_joins_and_takes_over
@@ -341,7 +342,15 @@ def test_rolling_update_drops_no_request(lab: Any, tmp_path: Path) -> None:
             loop.kill()
     assert results.count("OK") > 50
     assert "FAIL" not in results, f"{results.count('FAIL')} of {len(results)} requests failed"
-    assert "Hello again" in fetch(lab, "http://web/")
+    # `rollout status` ends when the old pods are terminating, as in Kubernetes; each
+    # proxy drops them from the Service once their EndpointSlice says so, a moment
+    # later (they still serve meanwhile: no request failed above).
+    eventually(
+        lambda: "Hello again" in fetch(lab, "http://web/"),
+        30,
+        "the Service to reach only the new pods",
+        interval=0.5,
+    )
 
 
 def test_rollout_completes_while_control_plane_is_sigkilled(lab: Any) -> None:

@@ -923,8 +923,10 @@ def test_logs_follow_carries_on_after_rotation(node: Node) -> None:
 
 @dataclass
 class DeadKubelet:
-    """A kubelet's API that takes an exec stream, sends some output, and then dies:
-    the TCP connection is reset with no WebSocket close (as `kill -9` of the kubelet)."""
+    """A kubelet's API that takes an exec stream, sends some output, and then ends it:
+    for pod `on-gone` it dies (the TCP connection reset with no WebSocket close, as
+    `kill -9` of the kubelet); for `on-leaving` it closes with 1001, going away (a
+    kubelet shutting down with the stream still open)."""
 
     port: int
     node: str = "node-gone"
@@ -959,6 +961,9 @@ def dead_kubelet(node: Node) -> Iterator[DeadKubelet]:
 
     def handler(ws: Any) -> None:
         ws.send(b"\x01partial output\n")
+        if "/on-leaving/" in ws.request.path:
+            ws.close(1001, "kubelet is shutting down")
+            return
         # Reset, not close: SO_LINGER 0 makes close() send RST and nothing else.
         raw = ws.socket
         raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -983,11 +988,17 @@ def dead_kubelet(node: Node) -> Iterator[DeadKubelet]:
         thread.join(timeout=10)
 
 
-def test_a_kubelet_dying_mid_exec_is_an_error_not_success(
-    node: Node, dead_kubelet: DeadKubelet, kubectl_binary: str
+@pytest.mark.parametrize(
+    ("pod", "says"),
+    [("on-gone", "abnormally"), ("on-leaving", "shutting down")],
+    ids=["dies", "shuts-down"],
+)
+def test_a_kubelet_ending_mid_exec_is_an_error_not_success(
+    node: Node, dead_kubelet: DeadKubelet, kubectl_binary: str, pod: str, says: str
 ) -> None:
-    """kube-apiserver tunnels the kubelet's connection, so kubectl sees it drop and
-    fails; a relay that closed normally instead made `kubectl exec` exit 0."""
+    """kube-apiserver tunnels the kubelet's connection, so kubectl sees it drop, or the
+    kubelet's own close, and fails; a relay that closed normally instead made
+    `kubectl exec` exit 0."""
     client = node.apiserver.client()
     name = dead_kubelet.node
     client.post(
@@ -1005,17 +1016,17 @@ def test_a_kubelet_dying_mid_exec_is_an_error_not_success(
             json={
                 "apiVersion": "v1",
                 "kind": "Pod",
-                "metadata": {"name": "on-gone"},
+                "metadata": {"name": pod},
                 "spec": {"nodeName": name, "containers": [{"name": "c", "image": "busybox"}]},
             },
         ).raise_for_status()
-        pod_obj = client.get(f"/api/v1/namespaces/{NS}/pods/on-gone").json()
+        pod_obj = client.get(f"/api/v1/namespaces/{NS}/pods/{pod}").json()
         pod_obj["status"] = {"phase": "Running"}
-        client.put(f"/api/v1/namespaces/{NS}/pods/on-gone/status", json=pod_obj)
-        result = node.kubectl("exec", "on-gone", "--", "sleep", "3600", check=False)
+        client.put(f"/api/v1/namespaces/{NS}/pods/{pod}/status", json=pod_obj)
+        result = node.kubectl("exec", pod, "--", "sleep", "3600", check=False, timeout=60)
         assert result.stdout == "partial output\n"
         assert result.returncode != 0, result.stderr
-        assert "kubelet" in result.stderr and "abnormally" in result.stderr, result.stderr
+        assert says in result.stderr, result.stderr
     finally:
-        client.delete(f"/api/v1/namespaces/{NS}/pods/on-gone", params={"gracePeriodSeconds": 0})
+        client.delete(f"/api/v1/namespaces/{NS}/pods/{pod}", params={"gracePeriodSeconds": 0})
         client.delete(f"/api/v1/nodes/{name}")
