@@ -42,7 +42,7 @@ class ApiError(Exception):
             "reason": self.reason,
             "code": self.code,
         }
-        if self.details:
+        if self.details is not None:  # {} too: kube-apiserver sends `"details": {}`
             body["details"] = self.details
         return in_status_order(body)
 
@@ -170,7 +170,13 @@ def unsupported_media_type(content_type: str) -> ApiError:
 
 
 def path_not_found() -> ApiError:
-    return ApiError(404, "NotFound", "the server could not find the requested resource")
+    """A path nothing serves. kube-apiserver's answer carries empty `details`, and
+    clients read them: kubectl debug tells a 404 of the ephemeralcontainers
+    subresource (the feature is off) from a missing pod by `details.name`, and
+    dereferences `details` to do so (without them it crashed)."""
+    return ApiError(
+        404, "NotFound", "the server could not find the requested resource", details={}
+    )
 
 
 def internal(message: str) -> ApiError:

@@ -82,6 +82,36 @@ def decode(body: bytes) -> dict[str, Any]:
     return obj
 
 
+# Go structs embedded with an empty JSON name (`VolumeSource \`json:""\``): in protobuf
+# a field of their own, in JSON their fields sit in the parent's object. Every
+# such embedding among the stable types of k8s.io/api (core/v1, networking/v1,
+# admissionregistration/v1); read as a field they became `volumeSource: {...}`,
+# and the volume of a `kubectl debug --copy-to` pod or node lost its source.
+_CORE = "k8s.io.api.core.v1."
+INLINE = frozenset(
+    {
+        (f"{_CORE}Volume", "volumeSource"),
+        (f"{_CORE}PersistentVolumeSpec", "persistentVolumeSource"),
+        (f"{_CORE}Probe", "handler"),
+        (f"{_CORE}EphemeralContainer", "ephemeralContainerCommon"),
+        *(
+            (f"{_CORE}{kind}", "localObjectReference")
+            for kind in (
+                "ConfigMapEnvSource",
+                "ConfigMapKeySelector",
+                "ConfigMapProjection",
+                "ConfigMapVolumeSource",
+                "SecretEnvSource",
+                "SecretKeySelector",
+                "SecretProjection",
+            )
+        ),
+        ("k8s.io.api.networking.v1.IngressRule", "ingressRuleValue"),
+        ("k8s.io.api.admissionregistration.v1.RuleWithOperations", "rule"),
+        ("k8s.io.api.admissionregistration.v1.NamedRuleWithOperations", "ruleWithOperations"),
+    }
+)
+
 GO_ZERO_TIME = -62135596800  # time.Time{} in Unix seconds: Go's "unset"
 
 
@@ -140,5 +170,8 @@ def _to_dict(message: Message) -> dict[str, Any]:
         elif message.HasField(field.name):
             if value == "" and field.type == FieldDescriptor.TYPE_STRING:
                 continue  # Go writes every string field; "" means unset, as in JSON
-            out[field.json_name] = _value(field, value)
+            if (descriptor.full_name, field.name) in INLINE:
+                out.update(_to_dict(value))
+            else:
+                out[field.json_name] = _value(field, value)
     return out

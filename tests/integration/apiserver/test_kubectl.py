@@ -133,3 +133,85 @@ def test_errors_are_one_readable_line(apiserver: Any, namespace: str) -> None:
 def test_server_version(apiserver: Any) -> None:
     out = apiserver.kubectl("version", "-o", "yaml")
     assert yaml.safe_load(out)["serverVersion"]["minor"] == "32"
+
+
+def test_kubectl_debug_says_ephemeral_containers_are_off(
+    apiserver: Any, namespace: str, kubectl_binary: str
+) -> None:
+    """skiff serves no `pods/ephemeralcontainers` (docs/kubectl.md): kubectl debug must
+    say so as against a cluster with the feature off. It reads the 404's empty
+    `details` to tell that from a missing pod; without them it crashed with a Go panic."""
+    apiserver.kubectl("apply", "-n", namespace, "-f", "-", input=POD)
+    out = apiserver.kubectl(
+        "debug", "hello", "-n", namespace, "--image=busybox", "--", "true", check=False
+    )
+    assert "ephemeral containers are disabled for this cluster" in out, out
+    assert "panic" not in out and "goroutine" not in out, out
+    # The pod is as it was.
+    pod = yaml.safe_load(apiserver.kubectl("get", "pod", "hello", "-n", namespace, "-o", "yaml"))
+    assert "ephemeralContainers" not in pod["spec"]
+
+
+EMBEDDING_POD = """
+apiVersion: v1
+kind: Pod
+metadata:
+  name: embeds
+spec:
+  containers:
+  - name: main
+    image: busybox
+    env:
+    - name: FROM_SECRET
+      valueFrom: {secretKeyRef: {name: creds, key: token}}
+    envFrom:
+    - configMapRef: {name: settings}
+    readinessProbe:
+      httpGet: {path: /ready, port: 8080}
+    volumeMounts:
+    - {name: content, mountPath: /www}
+  volumes:
+  - name: content
+    configMap: {name: web-content}
+"""
+
+
+def test_kubectl_debug_copies_and_node_pods_keep_their_embedded_fields(
+    apiserver: Any, namespace: str, kubectl_binary: str
+) -> None:
+    """kubectl debug writes its pods as protobuf, where a volume's source, a probe's
+    handler and a reference's name sit in a message of their own; in JSON they are
+    the parent's fields (Go's embedded structs). Read as fields, the copy's volume
+    lost its ConfigMap and the node pod its host path."""
+    apiserver.kubectl("apply", "-n", namespace, "-f", "-", input=EMBEDDING_POD)
+    out = apiserver.kubectl(
+        "debug", "embeds", "-n", namespace, "--copy-to=embeds-copy", "--keep-readiness",
+        "--image=busybox", "--container=dbg", "--attach=false", "--", "true",
+    )  # fmt: skip
+    assert "unknown field" not in out
+    original, copy = (
+        yaml.safe_load(apiserver.kubectl("get", "pod", name, "-n", namespace, "-o", "yaml"))
+        for name in ("embeds", "embeds-copy")
+    )
+    main = copy["spec"]["containers"][0]
+    assert copy["spec"]["volumes"][0]["configMap"]["name"] == "web-content"
+    assert main["env"] == original["spec"]["containers"][0]["env"]
+    assert main["envFrom"] == [{"configMapRef": {"name": "settings"}}]
+    assert main["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert [c["name"] for c in copy["spec"]["containers"]] == ["main", "dbg"]
+
+    apiserver.kubectl(
+        "apply", "-f", "-", input="apiVersion: v1\nkind: Node\nmetadata: {name: dbg-node}\n"
+    )
+    try:
+        out = apiserver.kubectl(
+            "debug", "node/dbg-node", "-n", namespace, "--image=busybox", "--attach=false",
+            "--", "true",
+        )  # fmt: skip
+        pods = yaml.safe_load(apiserver.kubectl("get", "pods", "-n", namespace, "-o", "yaml"))
+        (pod,) = [p for p in pods["items"] if p["metadata"]["name"].startswith("node-debugger-")]
+        assert pod["spec"]["nodeName"] == "dbg-node"
+        volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+        assert volumes["host-root"]["hostPath"]["path"] == "/", volumes
+    finally:
+        apiserver.kubectl("delete", "node", "dbg-node", "--wait=false", check=False)
