@@ -5,6 +5,7 @@ One function per verb, as kube-apiserver's `endpoints/handlers` has them.
 
     GET    collection → list (or watch with ?watch=1)   object → get
     POST   collection → create                          pods/x/binding → bind
+                                                        pods/x/eviction → evict
     PUT    object     → update (also /status, /scale, namespaces/x/finalize)
     PATCH  object     → patch (JSON Patch, merge patch)
     DELETE collection → deletecollection                object → delete
@@ -122,6 +123,8 @@ class Handlers:
             return responses.send(subresources.to_scale(stored.obj, info))
         if method == "POST" and path.subresource == "binding":
             return await self.bind(request, info, path)
+        if method == "POST" and path.subresource == "eviction" and info.kind == "Pod":
+            return await self.evict(request, info, path)
         if method == "PUT" and path.subresource in (
             "",
             STATUS_SUBRESOURCE,
@@ -248,6 +251,25 @@ class Handlers:
             opts,
             subresource="binding",
         )
+        status = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "code": 201,
+        }
+        return responses.send(status, 201)
+
+    async def evict(self, request: Request, info: ResourceInfo, path: ResourcePath) -> Response:
+        """pods/x/eviction (what `kubectl drain` posts): the pod is deleted with the
+        Eviction's deleteOptions. skiff serves no PodDisruptionBudgets, so no budget
+        can refuse it: Kubernetes evicts the same way a pod that no budget selects."""
+        eviction = await requests.object_body(request)
+        subresources.check_eviction(eviction, path.name)
+        opts = requests.delete_options_from(
+            eviction.get("deleteOptions") or {}, request.query_params, requests.dry_run(request)
+        )
+        await self._reg(info).delete(info, path.namespace, path.name, opts)
         status = {
             "kind": "Status",
             "apiVersion": "v1",

@@ -517,7 +517,14 @@ async def delete_options(request: Request) -> DeleteOptions:
         if not isinstance(decoded, dict):
             raise errors.bad_request("DeleteOptions must be an object")
         body = decoded
-    q = request.query_params
+    return delete_options_from(body, request.query_params, dry_run(request))
+
+
+def delete_options_from(
+    body: dict[str, Any], q: Mapping[str, str], query_dry_run: bool = False
+) -> DeleteOptions:
+    """DeleteOptions from a decoded body (a DELETE's, or an Eviction's
+    `deleteOptions`) and the query, the query winning."""
     grace: Any = q.get("gracePeriodSeconds", body.get("gracePeriodSeconds"))
     if isinstance(grace, float) and grace.is_integer():
         grace = int(grace)
@@ -543,5 +550,5 @@ async def delete_options(request: Request) -> DeleteOptions:
         grace_period=grace,
         propagation=propagation,
         preconditions={k: str(v) for k, v in preconditions.items() if v},
-        dry_run=dry_run(request) or body_dry == ["All"],
+        dry_run=query_dry_run or body_dry == ["All"],
     )

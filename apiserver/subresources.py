@@ -1,4 +1,4 @@
-"""Subresources that are views of their parent: scale, binding, finalize.
+"""Subresources that are views of their parent: scale, binding, eviction, finalize.
 
 Each is a small translation to and from the parent object, written through
 the same guarded update as every other write, so resourceVersion checks,
@@ -125,3 +125,23 @@ def finalize(namespace: dict[str, Any], body: Any) -> dict[str, Any]:
     if wanted_rv:
         namespace["metadata"]["resourceVersion"] = str(wanted_rv)
     return namespace
+
+
+EVICTION_VERSIONS = ("policy/v1", "policy/v1beta1")
+
+
+def check_eviction(eviction: Any, name: str) -> None:
+    """An Eviction body as kube-apiserver accepts it: policy/v1 (or v1beta1), naming
+    the pod of the URL, with deleteOptions an object when given."""
+    if not isinstance(eviction, dict):
+        raise errors.bad_request("the body of the request must be an Eviction object")
+    api_version, kind = eviction.get("apiVersion"), eviction.get("kind")
+    if kind not in (None, "Eviction") or api_version not in (None, *EVICTION_VERSIONS):
+        raise errors.bad_request(
+            f"expected policy/v1 Eviction, got {api_version or '?'} {kind or '?'}"
+        )
+    meta = eviction.get("metadata") or {}
+    if not isinstance(meta, dict) or meta.get("name") != name:
+        raise errors.bad_request("name in URL does not match name in Eviction object")
+    if not isinstance(eviction.get("deleteOptions") or {}, dict):
+        raise errors.bad_request("deleteOptions must be an object")

@@ -215,3 +215,57 @@ def test_kubectl_debug_copies_and_node_pods_keep_their_embedded_fields(
         assert volumes["host-root"]["hostPath"]["path"] == "/", volumes
     finally:
         apiserver.kubectl("delete", "node", "dbg-node", "--wait=false", check=False)
+
+
+def test_kubectl_drain_evicts_the_nodes_pods(
+    apiserver: Any, namespace: str, kubectl_binary: str
+) -> None:
+    """`kubectl drain` cordons the node and posts pods/x/eviction for each of its pods
+    (no kubelet runs here: a grace period of 0 deletes them at once)."""
+    node = "apiVersion: v1\nkind: Node\nmetadata: {name: drain-me}\n"
+    apiserver.kubectl("apply", "-f", "-", input=node)
+    try:
+        for name in ("a", "b"):
+            pod = POD.replace("name: hello", f"name: {name}").replace(
+                "spec:\n", "spec:\n  nodeName: drain-me\n", 1
+            )
+            apiserver.kubectl("apply", "-n", namespace, "-f", "-", input=pod)
+        apiserver.kubectl("apply", "-n", namespace, "-f", "-", input=POD)  # on no node
+        out = apiserver.kubectl(
+            "drain", "drain-me", "--force", "--grace-period=0", "--timeout=60s", check=False
+        )
+        assert "pod/a evicted" in out and "pod/b evicted" in out, out
+        assert "node/drain-me drained" in out, out
+        left = apiserver.kubectl("get", "pods", "-n", namespace, "-o", "name")
+        assert left.split() == ["pod/hello"]
+        assert "SchedulingDisabled" in apiserver.kubectl("get", "node", "drain-me")
+    finally:
+        apiserver.kubectl("delete", "node", "drain-me", "--wait=false", check=False)
+
+
+def test_an_eviction_is_checked_and_answered_as_kubernetes_does(api: Any, namespace: str) -> None:
+    pods = f"/api/v1/namespaces/{namespace}/pods"
+    r = api.post(pods, json=yaml.safe_load(POD))
+    assert r.status_code == 201, r.text
+
+    def evict(name: str, body: dict[str, Any]) -> Any:
+        return api.post(f"{pods}/{name}/eviction", json=body)
+
+    wrong = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "other"}}
+    r = evict("hello", wrong)
+    assert r.status_code == 400
+    assert r.json()["message"] == "name in URL does not match name in Eviction object"
+    assert api.get(f"{pods}/hello").status_code == 200  # untouched
+    r = evict("absent", {**wrong, "metadata": {"name": "absent"}})
+    assert r.status_code == 404 and r.json()["reason"] == "NotFound"
+    r = evict(
+        "hello", {**wrong, "metadata": {"name": "hello"}, "deleteOptions": {"dryRun": ["All"]}}
+    )
+    assert r.status_code == 201
+    assert api.get(f"{pods}/hello").status_code == 200  # a dry run evicts nothing
+    r = evict("hello", {**wrong, "metadata": {"name": "hello"}})
+    assert r.status_code == 201
+    assert r.json() == {
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201
+    }  # fmt: skip
+    assert api.get(f"{pods}/hello").status_code == 404  # unbound: gone at once
