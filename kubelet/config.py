@@ -60,6 +60,27 @@ def hostname(pod: dict[str, Any]) -> str:
     return (pod["spec"].get("hostname") or pod["metadata"]["name"])[:63].rstrip("-.")
 
 
+def host_domain(pod: dict[str, Any], cluster_domain: str) -> str:
+    """The pod's DNS domain when it names a subdomain (a StatefulSet's pods name their
+    headless Service): `<subdomain>.<namespace>.svc.<cluster domain>`, as the kubelet's
+    GeneratePodHostNameAndDomain; "" otherwise."""
+    subdomain = pod["spec"].get("subdomain")
+    if not subdomain:
+        return ""
+    namespace = pod["metadata"].get("namespace", "default")
+    return f"{str(subdomain)[:63]}.{namespace}.svc.{cluster_domain}"
+
+
+def host_aliases(pod: dict[str, Any]) -> list[pb.HostAlias]:
+    return [
+        pb.HostAlias(
+            ip=str(a.get("ip") or ""), hostnames=[str(h) for h in a.get("hostnames") or []]
+        )
+        for a in pod["spec"].get("hostAliases") or []
+        if a.get("ip") and a.get("hostnames")
+    ]
+
+
 def dns_config(
     pod: dict[str, Any], *, cluster_dns: str, cluster_domain: str, host_resolv: pb.DNSConfig
 ) -> pb.DNSConfig:
@@ -181,6 +202,8 @@ def sandbox_config(
             },
             resources=pod_resources(pod),
         ),
+        host_domain=host_domain(pod, cluster_domain),
+        host_aliases=host_aliases(pod),
     )
 
 

@@ -288,6 +288,8 @@ class Runtime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
             dns_servers=list(dns.servers),
             searches=list(dns.searches),
             options=list(dns.options),
+            host_aliases=[(a.ip, list(a.hostnames)) for a in config.host_aliases],
+            domain=config.host_domain,
         )
         record = {
             "id": sid,

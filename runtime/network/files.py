@@ -3,6 +3,7 @@ written the way the kubelet writes them (the runtime bind-mounts them in)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 CLUSTER_DNS = "10.96.0.10"
@@ -24,8 +25,11 @@ def write_pod_files(
     dns_servers: list[str],
     searches: list[str],
     options: list[str],
-    host_aliases: list[tuple[str, list[str]]] = (),
+    host_aliases: Sequence[tuple[str, Sequence[str]]] = (),
+    domain: str = "",
 ) -> dict[str, Path]:
+    """`domain`: the pod's DNS domain when it has one (a subdomain): its own line then
+    names it by FQDN first, as the kubelet writes it, so `hostname -f` gives the FQDN."""
     directory.mkdir(parents=True, exist_ok=True)
     hosts = [
         "# Kubernetes-managed hosts file.",
@@ -35,7 +39,7 @@ def write_pod_files(
         "fe00::0\tip6-mcastprefix",
         "fe00::1\tip6-allnodes",
         "fe00::2\tip6-allrouters",
-        f"{ip}\t{hostname}",
+        f"{ip}\t{hostname}.{domain}\t{hostname}" if domain else f"{ip}\t{hostname}",
     ]
     if host_aliases:
         hosts.append("")

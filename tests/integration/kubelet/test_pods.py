@@ -421,6 +421,28 @@ def test_kubectl_logs_and_exec_reach_the_pod_through_the_kubelet(node: Node, ns:
     assert node.kubectl("exec", "-n", ns, "talk", "--", "hostname").strip() == "talk"
 
 
+def test_a_pod_with_a_subdomain_knows_its_fqdn_and_its_host_aliases(node: Node, ns: str) -> None:
+    """As a StatefulSet's pods are made (hostname + the headless Service as subdomain):
+    /etc/hosts names the pod by its FQDN first, so `hostname -f` prints it (the
+    kubelet's hosts file), and hostAliases are appended."""
+    pod = make_pod(
+        "fqdn",
+        busybox("c"),
+        hostname="db-0",
+        subdomain="db",
+        hostAliases=[{"ip": "10.1.2.3", "hostnames": ["legacy.example", "legacy"]}],
+    )
+    create(node, ns, pod)
+    wait_for(lambda: status_of(node, ns, "fqdn").get("phase") == "Running", "Running")
+    fqdn = f"db-0.db.{ns}.svc.cluster.local"
+    assert node.kubectl("exec", "-n", ns, "fqdn", "--", "hostname").strip() == "db-0"
+    assert node.kubectl("exec", "-n", ns, "fqdn", "--", "hostname", "-f").strip() == fqdn
+    hosts = node.kubectl("exec", "-n", ns, "fqdn", "--", "cat", "/etc/hosts").splitlines()
+    ip = status_of(node, ns, "fqdn")["podIP"]
+    assert f"{ip}\t{fqdn}\tdb-0" in hosts
+    assert hosts[-2:] == ["# Entries added by HostAliases.", "10.1.2.3\tlegacy.example legacy"]
+
+
 def test_active_deadline_fails_the_pod(node: Node, ns: str) -> None:
     create(
         node,
