@@ -174,9 +174,7 @@ def path_not_found() -> ApiError:
     clients read them: kubectl debug tells a 404 of the ephemeralcontainers
     subresource (the feature is off) from a missing pod by `details.name`, and
     dereferences `details` to do so (without them it crashed)."""
-    return ApiError(
-        404, "NotFound", "the server could not find the requested resource", details={}
-    )
+    return ApiError(404, "NotFound", "the server could not find the requested resource", details={})
 
 
 def internal(message: str) -> ApiError:

@@ -251,14 +251,7 @@ class Handlers:
             opts,
             subresource="binding",
         )
-        status = {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Success",
-            "code": 201,
-        }
-        return responses.send(status, 201)
+        return responses.send(responses.created_status(), 201)
 
     async def evict(self, request: Request, info: ResourceInfo, path: ResourcePath) -> Response:
         """pods/x/eviction (what `kubectl drain` posts): the pod is deleted with the
@@ -270,14 +263,7 @@ class Handlers:
             eviction.get("deleteOptions") or {}, request.query_params, requests.dry_run(request)
         )
         await self._reg(info).delete(info, path.namespace, path.name, opts)
-        status = {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Success",
-            "code": 201,
-        }
-        return responses.send(status, 201)
+        return responses.send(responses.created_status(), 201)
 
     async def update(self, request: Request, info: ResourceInfo, path: ResourcePath) -> Response:
         opts = requests.write_options(request)

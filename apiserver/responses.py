@@ -79,6 +79,12 @@ def send_error(error: ApiError) -> Response:
     )
 
 
+def created_status() -> dict[str, Any]:
+    """What a create that makes no object of its own answers (pods/binding,
+    pods/eviction), as Kubernetes does."""
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+
+
 def success_status(info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
     """What a DELETE of a kind without ReturnDeletedObject answers, as Kubernetes does."""
     meta = obj.get("metadata", {})
