@@ -451,24 +451,19 @@ def test_logs_follow_ends_when_the_container_exits(node: Node) -> None:
     assert node.kubectl("logs", "-f", POD, "-c", "short").stdout == "one\ntwo\n"
 
 
+def exec_i(node: Node, script: str, **stdin: Any) -> subprocess.CompletedProcess[str]:
+    """`kubectl exec -i` of a shell script in the main container, fed `input=` or `stdin=`."""
+    return node.kubectl(
+        "exec", "-i", POD, "-c", "main", "--", "sh", "-c", script, check=False, **stdin
+    )
+
+
 def test_exec_output_and_exit_codes(node: Node, kubectl_binary: str) -> None:
     ok = node.kubectl("exec", POD, "-c", "main", "--", "sh", "-c", "echo out; echo err >&2")
     assert ok.stdout == "out\n" and "err" in ok.stderr
     failed = node.kubectl("exec", POD, "-c", "main", "--", "sh", "-c", "exit 3", check=False)
     assert failed.returncode == 3
-    piped = node.kubectl(
-        "exec",
-        "-i",
-        POD,
-        "-c",
-        "main",
-        "--",
-        "sh",
-        "-c",
-        "tr a-z A-Z",
-        check=False,
-        input="shout\n",
-    )
+    piped = exec_i(node, "tr a-z A-Z", input="shout\n")
     assert piped.returncode == 0 and piped.stdout == "SHOUT\n", piped.stderr
 
 
@@ -481,19 +476,7 @@ def test_exec_ends_with_its_output_and_exit_code_while_stdin_still_flows(
     the place of the exit code (tests/unit/kubelet/test_stream_session.py)."""
     yes = subprocess.Popen(["yes", "hi"], stdout=subprocess.PIPE)
     try:
-        run = node.kubectl(
-            "exec",
-            "-i",
-            POD,
-            "-c",
-            "main",
-            "--",
-            "sh",
-            "-c",
-            "read x; echo got $x; echo bye >&2; exit 4",
-            check=False,
-            stdin=yes.stdout,
-        )
+        run = exec_i(node, "read x; echo got $x; echo bye >&2; exit 4", stdin=yes.stdout)
     finally:
         yes.kill()
         yes.wait()
